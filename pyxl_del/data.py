@@ -1,0 +1,367 @@
+"""Stage 1 — data: read a loan-month panel, validate it, and aggregate it to sufficient statistics.
+
+Everything after this stage works on small arrays (segment x cohort x MOB x state, segment x MOB x state x
+state), so this is where the size of the book is paid for. The pandas path here is fully vectorised: one
+sort by (loan, mob), then bincounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import LOGICAL_COLUMNS, Config
+
+log = logging.getLogger(__name__)
+
+PORTFOLIO = "Portfolio"
+MAX_LISTED = 10  # rows or values quoted in one error message
+
+
+class PanelError(ValueError):
+    """The panel cannot be used as it is. ``problems`` lists every finding (not just the first)."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + ("\n  ".join([""] + problems) if len(problems) > 1 else problems[0]))
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a panel from a DataFrame, a CSV, a Parquet file or an .xlsx sheet; returns (frame, source name).
+
+    Only the mapped columns are loaded. A missing mapped column is an error naming the config key.
+    """
+    if isinstance(source, pd.DataFrame):
+        _require_columns(source.columns, config, "DataFrame")
+        return source[[config[k] for k in LOGICAL_COLUMNS]], "DataFrame"
+    path = Path(source)
+    name = str(path)
+    if not path.is_file():
+        raise PanelError(name, [f"file not found: {path}"])
+    wanted = [config[k] for k in LOGICAL_COLUMNS]
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".gz"):
+            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+            _require_columns(header, config, name)
+            # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
+            dtypes = {config[k]: "string" for k in ("loan_id", "cohort", "segment", "state")}
+            frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8")
+            first = frame.columns[0]
+            frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
+        elif suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            _require_columns(pq.read_schema(path).names, config, name)
+            frame = pd.read_parquet(path, columns=wanted)
+        elif suffix in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
+            _require_columns(frame.columns, config, f"{name} [sheet {sheet if sheet is not None else 1}]")
+            frame = frame[wanted]
+        else:
+            raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
+    except PanelError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise PanelError(name, [f"cannot read the file: {exc}"]) from exc
+    return frame, path.name
+
+
+def _require_columns(columns, config: Config, source: str) -> None:
+    present = set(map(str, columns))
+    missing = [f"[columns] {k} = {config[k]!r}" for k in LOGICAL_COLUMNS if config[k] not in present]
+    if missing:
+        shown = ", ".join(list(map(str, columns))[:20])
+        raise PanelError(
+            source,
+            [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
+             for m in missing],
+        )
+
+
+def fingerprint(source) -> str:
+    """A short content hash of a panel (file bytes, or the frame's values); the Run info sheet and the UDF
+    memo use it."""
+    h = hashlib.sha256()
+    if isinstance(source, pd.DataFrame):
+        h.update(pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes())
+        h.update("|".join(map(str, source.columns)).encode())
+    else:
+        with open(source, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------- validation
+
+
+def month_index(year, month):
+    return np.asarray(year, dtype=np.int64) * 12 + np.asarray(month, dtype=np.int64) - 1
+
+
+def month_label(index) -> list[str]:
+    index = np.asarray(index, dtype=np.int64)
+    return [f"{y:04d}-{m:02d}" for y, m in zip(index // 12, index % 12 + 1, strict=True)]
+
+
+def _rows(positions: np.ndarray) -> str:
+    """Row numbers as a spreadsheet shows them: the header is row 1, the first data row is row 2."""
+    positions = np.sort(np.asarray(positions))
+    shown = ", ".join(str(int(p) + 2) for p in positions[:MAX_LISTED])
+    more = f" and {len(positions) - MAX_LISTED} more" if len(positions) > MAX_LISTED else ""
+    return f"rows {shown}{more}"
+
+
+def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.ndarray:
+    """Month index per row; parses each distinct value once (a panel has few cohorts)."""
+    if isinstance(values.dtype, pd.PeriodDtype):
+        return month_index(values.dt.year.to_numpy(), values.dt.month.to_numpy())
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if pd.api.types.is_datetime64_any_dtype(uniques.dtype):
+        parsed = pd.DatetimeIndex(uniques)
+    elif pd.api.types.is_numeric_dtype(uniques.dtype):  # 202301-style integers
+        u = np.asarray(uniques, dtype=np.float64)
+        ok = (u == np.floor(u)) & (u % 100 >= 1) & (u % 100 <= 12)
+        parsed = pd.to_datetime(
+            pd.Series(np.where(ok, u, np.nan)).map(lambda v: f"{int(v) // 100:04d}-{int(v) % 100:02d}"
+                                                  if v == v else None), format="%Y-%m", errors="coerce")
+    else:
+        text = pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        retry = parsed.isna()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
+    parsed = pd.DatetimeIndex(parsed)
+    bad = np.flatnonzero(parsed.isna())
+    if len(bad) or (codes < 0).any():
+        labels = [repr(uniques[i]) for i in bad[:MAX_LISTED]]
+        rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
+        problems.append(
+            f"column {column!r} ([columns] cohort): {len(rows)} values are not a month "
+            f"(e.g. {', '.join(labels) or 'empty'}; expected '2023-01', a date or a period) in {_rows(rows)}"
+        )
+    idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
+    return np.where(codes >= 0, idx[np.maximum(codes, 0)], -1)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A validated panel as typed arrays, sorted by (loan, mob). States are codes into the bucket order."""
+
+    loan: np.ndarray  # int64 codes
+    cohort: np.ndarray  # int64 month index (year * 12 + month - 1)
+    mob: np.ndarray  # int64
+    segment: np.ndarray  # int64 codes into `segments`
+    state: np.ndarray  # int8 codes into config.buckets.order
+    ead: np.ndarray  # float64
+    segments: tuple[str, ...]
+    row: np.ndarray  # original row position of each sorted row (for messages and drill-down)
+    source: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.mob)
+
+
+def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame") -> Panel:
+    """Check every rule at once and raise one PanelError listing all problems; warnings go on the Panel."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if len(frame) == 0:
+        raise PanelError(source, ["the panel is empty (no data rows)"])
+    col = {k: config[k] for k in LOGICAL_COLUMNS}
+
+    loan_codes, _ = pd.factorize(frame[col["loan_id"]], use_na_sentinel=True)
+    if (loan_codes < 0).any():
+        problems.append(f"column {col['loan_id']!r} ([columns] loan_id) is empty in "
+                        f"{_rows(np.flatnonzero(loan_codes < 0))}")
+
+    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems)
+
+    mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw != np.floor(mob_raw))
+    if bad_mob.any():
+        problems.append(f"column {col['mob']!r} ([columns] mob) must be a whole number >= 0; not so in "
+                        f"{_rows(np.flatnonzero(bad_mob))}")
+    mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
+
+    seg_values = frame[col["segment"]]
+    seg_codes, seg_uniques = pd.factorize(seg_values, use_na_sentinel=True, sort=True)
+    segments = tuple(str(s) for s in seg_uniques)
+    if (seg_codes < 0).any():
+        problems.append(f"column {col['segment']!r} ([columns] segment) is empty in "
+                        f"{_rows(np.flatnonzero(seg_codes < 0))}")
+    if PORTFOLIO in segments:
+        problems.append(f"segment name {PORTFOLIO!r} is reserved for the portfolio aggregate; rename it in "
+                        f"column {col['segment']!r}")
+
+    order = list(config.buckets.order)
+    state_codes = pd.Categorical(frame[col["state"]], categories=order).codes.astype(np.int64)
+    if (state_codes < 0).any():
+        bad_rows = np.flatnonzero(state_codes < 0)
+        labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
+        problems.append(
+            f"column {col['state']!r} ([columns] state) has labels not in [buckets] order "
+            f"{order}: {', '.join(repr(v) for v in labels[:MAX_LISTED])} in {_rows(bad_rows)}"
+        )
+
+    ead_raw = frame[col["ead"]]
+    ead = pd.to_numeric(ead_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    non_numeric = ~np.isfinite(ead)
+    if non_numeric.any():
+        problems.append(f"column {col['ead']!r} ([columns] ead) is empty or not a number in "
+                        f"{_rows(np.flatnonzero(non_numeric))}")
+    negative = ead < 0
+    if negative.any():
+        problems.append(f"column {col['ead']!r} ([columns] ead) is negative in {_rows(np.flatnonzero(negative))}")
+
+    if problems:
+        raise PanelError(source, problems)
+
+    # One sort by (loan, mob) answers duplicates, gaps, and cohort/segment changes, and pairs transitions.
+    key = loan_codes.astype(np.int64) * (int(mob.max()) + 2) + mob
+    order_idx = np.argsort(key, kind="stable")
+    key_s = key[order_idx]
+    loan_s = loan_codes[order_idx].astype(np.int64)
+    same_loan = loan_s[1:] == loan_s[:-1]
+
+    dup = np.flatnonzero(key_s[1:] == key_s[:-1])
+    if len(dup):
+        rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
+        problems.append(f"{len(dup)} duplicate (loan, mob) rows ([columns] loan_id {col['loan_id']!r}, "
+                        f"mob {col['mob']!r}): {_rows(rows)}")
+    for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
+        v = values[order_idx]
+        changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
+        if len(changes):
+            loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
+            problems.append(
+                f"{len(loans)} loans change {key_name} (column {col[key_name]!r}) between months, e.g. "
+                f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {_rows(order_idx[changes + 1])}"
+            )
+    if problems:
+        raise PanelError(source, problems)
+
+    mob_s = mob[order_idx]
+    gaps = np.flatnonzero(same_loan & (mob_s[1:] - mob_s[:-1] > 1))
+    if len(gaps):
+        loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
+        warnings.append(
+            f"{len(gaps)} gaps in loans' MOB sequences ({len(loans)} loans, e.g. "
+            f"{', '.join(map(repr, loans[:5]))}); no transition is counted across a gap"
+        )
+        log.warning(warnings[-1])
+
+    panel = Panel(
+        loan=loan_s,
+        cohort=cohort[order_idx],
+        mob=mob_s,
+        segment=seg_codes[order_idx].astype(np.int64),
+        state=state_codes[order_idx].astype(np.int8),
+        ead=ead[order_idx],
+        segments=segments,
+        row=order_idx,
+        source=source,
+        warnings=tuple(warnings),
+    )
+    return panel
+
+
+# ------------------------------------------------------------------------------------------ aggregation
+
+
+@dataclass(frozen=True)
+class PanelStats:
+    """Sufficient statistics of a panel: everything the chain, calibration and DEL tables need.
+
+    Shapes: S segments, C cohorts, M = max_mob MOB steps (MOB 0..M), K states.
+    """
+
+    segments: tuple[str, ...]
+    cohorts: np.ndarray  # (C,) month index, ascending
+    states: tuple[str, ...]
+    ead: np.ndarray  # (S, C, M+1, K) EAD by state
+    n_loans: np.ndarray  # (S, C, M+1) rows (loans) observed
+    trans_count: np.ndarray  # (S, M, K, K) loans at m in i and at m+1 in j
+    trans_ead_from: np.ndarray  # (S, M, K, K) their EAD at m
+    trans_ead_to: np.ndarray  # (S, M, K, K) their EAD at m+1
+    n_rows: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def max_mob(self) -> int:
+        return self.ead.shape[2] - 1
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(S, C, M+1): the cohort-segment has actual rows at that MOB."""
+        return self.n_loans > 0
+
+    @property
+    def cohort_labels(self) -> list[str]:
+        return month_label(self.cohorts)
+
+
+def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
+    """Panel -> sufficient statistics with bincounts (no loops over loans)."""
+    max_mob = config.forecast.max_mob
+    n_states = len(config.buckets.order)
+    n_seg = len(panel.segments)
+    warnings = list(panel.warnings)
+
+    beyond = panel.mob > max_mob
+    if beyond.any():
+        warnings.append(f"{int(beyond.sum())} rows beyond [forecast] max_mob = {max_mob} are not used")
+
+    cohorts, cohort_code = np.unique(panel.cohort, return_inverse=True)
+    n_coh = len(cohorts)
+    keep = ~beyond
+    cell = ((panel.segment * n_coh + cohort_code) * (max_mob + 1) + panel.mob)[keep]
+    size = n_seg * n_coh * (max_mob + 1)
+    ead = np.bincount(cell * n_states + panel.state[keep], weights=panel.ead[keep], minlength=size * n_states)
+    n_loans = np.bincount(cell, minlength=size)
+
+    # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
+    pair = (panel.loan[1:] == panel.loan[:-1]) & (panel.mob[1:] == panel.mob[:-1] + 1) & (panel.mob[1:] <= max_mob)
+    i = np.flatnonzero(pair)
+    tkey = ((panel.segment[i] * max_mob + panel.mob[i]) * n_states + panel.state[i]) * n_states + panel.state[i + 1]
+    tsize = n_seg * max_mob * n_states * n_states
+    shape4 = (n_seg, max_mob, n_states, n_states)
+    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape4)
+    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape4)
+    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape4)
+
+    n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
+    no_mob0 = (n_loans.sum(axis=2) > 0) & (n_loans[:, :, 0] == 0)
+    if no_mob0.any():
+        s_idx, c_idx = np.nonzero(no_mob0)
+        listed = ", ".join(f"{panel.segments[s]} {month_label([cohorts[c]])[0]}" for s, c in zip(s_idx, c_idx))
+        warnings.append(
+            f"{len(s_idx)} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out "
+            f"of the DEL tables (their transitions still count): {listed}"
+        )
+        log.warning(warnings[-1])
+
+    return PanelStats(
+        segments=panel.segments,
+        cohorts=cohorts,
+        states=tuple(config.buckets.order),
+        ead=ead.reshape(n_seg, n_coh, max_mob + 1, n_states),
+        n_loans=n_loans,
+        trans_count=trans_count,
+        trans_ead_from=trans_from,
+        trans_ead_to=trans_to,
+        n_rows=panel.n_rows,
+        warnings=tuple(warnings),
+    )

@@ -59,15 +59,17 @@ def fit_stepwise_factors(stats: PanelStats, transition_matrix: np.ndarray, confi
     ead0 = stats.ead[:, :, 0, :].sum(axis=-1)  # (S, C)
     observed = stats.observed
     usable = observed[:, :, :-1] & observed[:, :, 1:] & (ead0 > 0)[:, :, None]  # (S, C, M) for m = 1..M
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         projected = np.einsum("scmk,smkj->scmj", stats.ead[:, :, :-1, :], transition_matrix)
         expected = projected[..., bad].sum(axis=-1) / ead0[:, :, None]
         actual = stats.ead[:, :, 1:, bad].sum(axis=-1) / ead0[:, :, None]
+    usable &= np.isfinite(expected) & np.isfinite(actual)  # a near-zero EAD0 can overflow the ratios
     n_used = usable.sum(axis=1)  # (S, M)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         expected_mean = np.where(usable, expected, 0).sum(axis=1) / n_used
         actual_mean = np.where(usable, actual, 0).sum(axis=1) / n_used
-        raw = np.where(expected_mean > 0, actual_mean / expected_mean, 1.0)
+        raw = actual_mean / expected_mean
+    raw = np.where((expected_mean > 0) & np.isfinite(raw), raw, 1.0)
     raw = np.where(n_used > 0, raw, 1.0)
     lo, hi = config.calibration.K_CLIP
     pad = np.ones((raw.shape[0], 1))
@@ -96,7 +98,7 @@ def apply_factors(transition_matrix: np.ndarray, k: np.ndarray, bad: np.ndarray,
     good_sum = good.sum(axis=-1, keepdims=True)
     room = row_sum - bad_sum
     absorbs = (good_sum > 0) & (room >= 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         good_scaled = good * np.where(absorbs, room / good_sum, 0.0)
         bad_filled = np.where(bad_sum > 0, scaled_bad * row_sum / bad_sum, scaled_bad)
     calibrated = np.where(absorbs, scaled_bad + good_scaled, bad_filled + np.where(bad_sum > 0, 0.0, good))

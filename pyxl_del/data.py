@@ -207,7 +207,9 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
                         f"column {col['segment']!r}")
 
     order = list(config.buckets.order)
-    state_codes = pd.Categorical(frame[col["state"]], categories=order).codes.astype(np.int64)
+    raw_codes, raw_labels = pd.factorize(frame[col["state"]], use_na_sentinel=True)
+    lookup = np.append(pd.Index(order).get_indexer(pd.Index(raw_labels, dtype=object)), -1)
+    state_codes = lookup[raw_codes]  # the -1 sentinel of a missing label picks the appended -1
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))

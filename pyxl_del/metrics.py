@@ -37,7 +37,7 @@ def del_rates(stats: PanelStats, ead_path: np.ndarray, config: Config) -> dict[s
     rates = {}
     for del_type in DEL_TYPES:
         bad = np.isin(config.buckets.order, config.buckets.bad(del_type))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mixed = ead_path[..., bad].sum(axis=-1) / np.where(present, ead0, np.nan)[..., None]
         rates[del_type] = DelRates(
             del_type=del_type,

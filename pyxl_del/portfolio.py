@@ -24,7 +24,7 @@ def aggregate_portfolio(mixed: np.ndarray, is_actual: np.ndarray, present: np.nd
     """mean (as specified) or EAD-at-MOB-0-weighted mean of the segments present for each cohort."""
     weights = np.where(present, ead0 if aggregation == "ead_weighted" else 1.0, 0.0)  # (S, C)
     total = weights.sum(axis=0)  # (C,)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         agg = np.einsum("sc,scm->cm", weights, np.nan_to_num(mixed)) / total[:, None]
     n_present = present.sum(axis=0)[:, None]
     n_actual = (is_actual & present[..., None]).sum(axis=0)

@@ -63,10 +63,12 @@ def _weights(stats: PanelStats, weighting: str) -> tuple[np.ndarray, np.ndarray]
 def _row_estimate(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> np.ndarray:
     """num / den per row; rows whose weights are all zero (e.g. zero balances) fall back to loan counts."""
     count_den = count.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         by_weight = num / den[..., None]
         by_count = count / count_den[..., None]
-    return np.where((den > 0)[..., None], by_weight, by_count)
+    # A denormal denominator can overflow the ratio; such a row has no usable weight either.
+    usable = (den > 0) & np.isfinite(by_weight).all(axis=-1)
+    return np.where(usable[..., None], by_weight, by_count)
 
 
 def _nearest(valid: np.ndarray) -> np.ndarray:

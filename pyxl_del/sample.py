@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyxl_del.config import Config
+from pyxl_del.config import LOGICAL_COLUMNS, Config
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def _id_prefixes(segments: Sequence[str]) -> list[str]:
             prefixes.append(j)
         else:
             prefixes.append(f"{j or 'SEG'}{i + 1}")
+    if len(set(prefixes)) != len(prefixes):  # a suffixed name met a real one
+        prefixes = [f"SEG{i + 1}" for i in range(len(segments))]
     return prefixes
 
 
@@ -201,8 +203,9 @@ def simulate_panel(
     mean ``ead0_mean`` and log-sd ``ead_sigma``; in non-absorbing states it follows the contractual
     schedule ead0 * max(0, 1 - amortisation * mob); an absorbing bad state (one listed in a DEL bucket,
     e.g. WRITEOFF) keeps the balance of the month before it was entered, and other absorbing states
-    (PREPAY) have EAD 0. Loan numbers start at ``id_start + 1`` (an int or per-segment mapping) so
-    that separate calls can produce disjoint ids. The frame is sorted by loan id, then MOB; the same seed gives the same frame.
+    (PREPAY) have EAD 0. Loans stay in the panel after absorption, one row a month up to ``as_of``.
+    Loan numbers start at ``id_start + 1`` (an int or per-segment mapping) so that separate calls can
+    produce disjoint ids. The frame is sorted by loan id, then MOB; the same seed gives the same frame.
     """
     cfg = config or Config()
     order = list(cfg.buckets.order)
@@ -333,7 +336,7 @@ def _simulate_states(
     # active[m] = number of loans observed at MOB m + 1
     active = np.searchsorted(-loan_last[by_last], -np.arange(T - 1), side="left")
 
-    states = np.full((n_loans, T), initial, dtype=np.int8)
+    states = np.full((n_loans, T), initial, dtype=np.int8 if K < 128 else np.int16)
     row_base = group * K
     for m in range(T - 1):
         n = int(active[m])
@@ -342,7 +345,7 @@ def _simulate_states(
         table = np.ascontiguousarray(thresholds[:, min(m, M - 1)].reshape(G * K, K - 1).T)
         row = row_base[:n] + states[:n, m]
         u = rng.random(n)
-        nxt = np.zeros(n, dtype=np.int8)
+        nxt = np.zeros(n, dtype=states.dtype)
         for j in range(K - 1):
             nxt += u >= table[j][row]
         states[:n, m + 1] = nxt
@@ -395,7 +398,12 @@ def iter_panel_parts(
         raise ValueError(f"parts must be >= 1, got {parts}")
     segments = [str(s) for s in segments]
     totals = _per_segment(loans_per_cohort, segments, "loans_per_cohort").astype(np.int64)
-    seeds = (seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)).spawn(parts)
+    # A fresh SeedSequence: spawning from the caller's object would advance it and break repeatability.
+    if isinstance(seed, np.random.SeedSequence):
+        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
+    else:
+        root = np.random.SeedSequence(seed)
+    seeds = root.spawn(parts)
     for p in range(parts):
         lo = totals * p // parts
         hi = totals * (p + 1) // parts
@@ -496,7 +504,7 @@ def realistic_matrices(
 
 
 def _scale_roll_forward(P: np.ndarray, factor: float | np.ndarray, cfg: Config) -> np.ndarray:
-    """Multiply the roll-forward probabilities by ``factor``, rescaling the rest of each row to keep it stochastic."""
+    """Roll-forward probabilities times ``factor``; the rest of each row is rescaled so it still sums to 1."""
     order = list(cfg.buckets.order)
     factor = np.asarray(factor, dtype=np.float64)
     lead = np.broadcast_shapes(P.shape[:-2], factor.shape)
@@ -568,14 +576,14 @@ def load_sample_panel(config: Config | None = None) -> pd.DataFrame:
     cfg = config or Config()
     default = Config()
     frame = pd.read_parquet(SAMPLE_PANEL_PATH)
-    return frame.rename(columns={default[k]: cfg[k] for k in ("loan_id", "cohort", "mob", "segment", "state", "ead")})
+    return frame.rename(columns={default[k]: cfg[k] for k in LOGICAL_COLUMNS})
 
 
 # --------------------------------------------------------------------------------------------------
 # writing
 
 
-def _part_paths(path: str, n: int) -> list[Path]:
+def _part_template(path: str) -> str:
     if "{part}" in path:
         template = path
     else:
@@ -583,8 +591,7 @@ def _part_paths(path: str, n: int) -> list[Path]:
         template = str(Path(path) / "part-{part}.parquet")
     if not template.endswith(".parquet"):
         raise ValueError(f"part files are written as parquet; {path!r} does not end in .parquet")
-    width = max(_PART_WIDTH, len(str(n - 1)))
-    return [Path(template.replace("{part}", f"{i:0{width}d}")) for i in range(n)]
+    return template
 
 
 def _split_by_loan(df: pd.DataFrame, n: int, loan_col: str | None) -> list[pd.DataFrame]:
@@ -635,16 +642,17 @@ def write_panel(
         n = None if parts is None else int(parts)
         frames = df
 
+    template = _part_template(path_text)
+    width = _PART_WIDTH if n is None else max(_PART_WIDTH, len(str(n - 1)))
     written: list[Path] = []
-    # Number of parts is unknown for a generator; name files as they come with a generous width.
-    targets = _part_paths(path_text, n if n is not None else 10**_PART_WIDTH)
     for i, frame in enumerate(frames):
-        if i >= len(targets):
+        if n is not None and i >= n:
             raise ValueError(f"more frames than parts={n}")
-        targets[i].parent.mkdir(parents=True, exist_ok=True)
-        _write_parquet(frame, targets[i], compression)
-        written.append(targets[i])
-        log.debug("wrote part %s (%d rows)", targets[i], len(frame))
+        target = Path(template.replace("{part}", f"{i:0{width}d}"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet(frame, target, compression)
+        written.append(target)
+        log.debug("wrote part %s (%d rows)", target, len(frame))
     if n is not None and len(written) != n:
         log.warning("wrote %d part files, expected parts=%d", len(written), n)
     return written

@@ -232,10 +232,16 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         raise PanelError(source, problems)
 
     # One sort by (loan, mob) answers duplicates, gaps, and cohort/segment changes, and pairs transitions.
-    key = loan_codes.astype(np.int64) * (int(mob.max()) + 2) + mob
-    order_idx = np.argsort(key, kind="stable")
-    key_s = key[order_idx]
-    loan_s = loan_codes[order_idx].astype(np.int64)
+    key = loan_codes.astype(np.int64, copy=False) * (int(mob.max()) + 2) + mob
+    # Panels usually arrive sorted by loan and month: then the sort and every gather below are skipped.
+    presorted = bool((key[1:] >= key[:-1]).all())
+    order_idx = np.arange(len(key)) if presorted else np.argsort(key, kind="stable")
+
+    def sort(values: np.ndarray) -> np.ndarray:
+        return values if presorted else values[order_idx]
+
+    key_s = sort(key)
+    loan_s = sort(loan_codes).astype(np.int64, copy=False)
     same_loan = loan_s[1:] == loan_s[:-1]
 
     dup = np.flatnonzero(key_s[1:] == key_s[:-1])
@@ -244,7 +250,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         problems.append(f"{len(dup)} duplicate (loan, mob) rows ([columns] loan_id {col['loan_id']!r}, "
                         f"mob {col['mob']!r}): {_rows(rows)}")
     for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
-        v = values[order_idx]
+        v = sort(values)
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
@@ -255,7 +261,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if problems:
         raise PanelError(source, problems)
 
-    mob_s = mob[order_idx]
+    mob_s = sort(mob)
     gaps = np.flatnonzero(same_loan & (mob_s[1:] - mob_s[:-1] > 1))
     if len(gaps):
         loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
@@ -267,11 +273,11 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
 
     panel = Panel(
         loan=loan_s,
-        cohort=cohort[order_idx],
+        cohort=sort(cohort),
         mob=mob_s,
-        segment=seg_codes[order_idx].astype(np.int64),
-        state=state_codes[order_idx].astype(np.int8),
-        ead=ead[order_idx],
+        segment=sort(seg_codes).astype(np.int64, copy=False),
+        state=sort(state_codes).astype(np.int8),
+        ead=sort(ead),
         segments=segments,
         row=order_idx,
         source=source,

@@ -1,0 +1,71 @@
+"""The headless command line: tables written, exit codes, messages."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from _panels import CHAIN, simulate
+
+from pyxl_del.cli import main
+
+
+@pytest.fixture(scope="module")
+def panel_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "panel.csv"
+    df = simulate(CHAIN, segments=("CASH LOAN", "Vay tiêu dùng"), cohorts=5, loans=200)
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_report_writes_the_three_tables(panel_csv, tmp_path, capsys):
+    out = tmp_path / "tables"
+    assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 0
+    long = pd.read_csv(out / "del_long.csv", keep_default_na=False)
+    assert list(long.columns) == ["segment", "del_type", "cohort", "mob", "actual", "forecast", "mixed", "flag"]
+    assert set(long["segment"]) == {"Portfolio", "CASH LOAN", "Vay tiêu dùng"}
+    assert set(long["cohort"]) == {f"2024-0{i}" for i in range(1, 6)}
+    # Empty where a value does not exist: an actual cell has no forecast and vice versa.
+    actual_rows = long[long["flag"] == "ACTUAL"]
+    assert (actual_rows["forecast"] == "").all() and (actual_rows["actual"] != "").all()
+    factors = pd.read_csv(out / "calibration_factors.csv")
+    assert list(factors.columns[:6]) == ["segment", "mob", "k", "n_cohorts_used", "expected_mean", "actual_mean"]
+    tm = pd.read_csv(out / "transition_matrices.csv")
+    assert list(tm.columns) == ["segment", "mob", "from_state", "to_state", "probability", "n_obs", "source"]
+    assert set(tm["source"]) <= {"estimated", "fallback", "tail"}
+    printed = capsys.readouterr().out
+    assert "rows/s" in printed and "wrote" in printed
+
+
+def test_bad_config_exits_2_and_names_the_key(panel_csv, tmp_path, capsys):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[calibration]\nmode = "sometimes"\n')
+    assert main(["report", str(panel_csv), "--config", str(cfg), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "[calibration] mode" in capsys.readouterr().err
+
+
+def test_bad_data_exits_2_with_rows(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("AGREEMENT_ID,DISBURSAL_MONTH,MOB,PRODUCT_TYPE,STATE_MODEL,PRINCIPLE_OUTSTANDING\n"
+                   "L1,2024-01,0,A,CURRENT,100\nL1,2024-01,1,A,LATE,-3\n")
+    assert main(["report", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'LATE'" in err and "negative" in err and "row 3" in err.replace("rows 3", "row 3")
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "none.parquet" in capsys.readouterr().err
+
+
+def test_sample_then_report_round_trip(tmp_path):
+    path = tmp_path / "sample.parquet"
+    assert main(["sample", "--out", str(path)]) == 0
+    out = tmp_path / "t"
+    assert main(["report", str(path), "--out", str(out), "-q"]) == 0
+    assert (out / "del_long.csv").stat().st_size > 0
+
+
+def test_console_script_entry_point():
+    done = subprocess.run([sys.executable, "-m", "pyxl_del.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "pyxl_del" in done.stdout

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del import Config
+from pyxl_del.sample import simulate_panel
 
 COLUMNS = ["AGREEMENT_ID", "DISBURSAL_MONTH", "MOB", "PRODUCT_TYPE", "STATE_MODEL", "PRINCIPLE_OUTSTANDING"]
 STATES = Config().buckets.order
@@ -25,27 +26,11 @@ def cfg(**sections) -> Config:
     return Config().with_overrides(**sections)
 
 
-def simulate(matrix: np.ndarray, *, segments=("A",), cohorts=6, loans=300, max_mob=6, seed=0,
-             amortisation=0.98) -> pd.DataFrame:
-    """A full loan x MOB grid from one (K, K) chain; cohort c observed up to MOB cohorts-1-c."""
-    rng = np.random.default_rng(seed)
-    k = matrix.shape[0]
-    cum = matrix.cumsum(axis=1)
-    parts = []
-    for s, segment in enumerate(segments):
-        for c in range(cohorts):
-            state = np.zeros(loans, dtype=np.int64)
-            ead = rng.uniform(500, 1500, loans)
-            ids = np.array([f"{segment}-{c}-{i}" for i in range(loans)], dtype=object)
-            for m in range(min(cohorts - 1 - c, max_mob) + 1):
-                parts.append(pd.DataFrame({
-                    COLUMNS[0]: ids, COLUMNS[1]: f"2024-{c + 1:02d}", COLUMNS[2]: m, COLUMNS[3]: segment,
-                    COLUMNS[4]: np.asarray(STATES, dtype=object)[state], COLUMNS[5]: ead.copy(),
-                }))
-                u = rng.random(loans)
-                state = np.minimum((u[:, None] > cum[state]).sum(axis=1), k - 1)
-                ead = np.where(state == k - 1, 0.0, ead * amortisation)
-    return pd.concat(parts, ignore_index=True)
+def simulate(matrix: np.ndarray, *, segments=("A",), cohorts=6, loans=300, max_mob=6, seed=0) -> pd.DataFrame:
+    """A full loan x MOB grid from one (K, K) chain: monthly cohorts from 2024-01, the last one at MOB 0."""
+    labels = [f"2024-{c + 1:02d}" for c in range(cohorts)]
+    return simulate_panel(matrix, cohorts=labels, as_of=labels[-1], loans_per_cohort=loans, segments=segments,
+                          seed=seed, max_mob=max_mob)
 
 
 CHAIN = np.array([

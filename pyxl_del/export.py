@@ -34,6 +34,10 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
         raise OutputError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); an output should get the permissions any new file would.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
         try:

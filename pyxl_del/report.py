@@ -1,0 +1,908 @@
+"""The report's layout: a DelResult as sheet layouts (values, formats, marks, charts), with no file I/O.
+
+One formatting implementation serves every output. `build_layouts(result)` returns plain dataclasses;
+`pyxl_del.excel.render_openpyxl` writes them into an openpyxl workbook (the CLI's .xlsx), and a renderer for a
+live workbook (xlwings, the ribbon) can write the very same layouts. Nothing here imports openpyxl or xlwings.
+
+How a renderer reads a layout:
+
+* ``blocks`` are rectangles of values. A ``str`` is always text, never a formula (segment names, cohorts,
+  warnings and config come from the user's data); numbers are numbers; ``None`` and NaN are empty cells.
+* ``formats`` are layers applied in order: each sets only the attributes its `Style` gives (a field left
+  ``None`` keeps what the layers before it set). This is how Excel's own range formatting behaves, so a live
+  renderer can apply them one by one; `resolve_styles` flattens them into one style per cell for renderers
+  that write cells (openpyxl).
+* ``color_scales`` are conditional formats; they paint the cell fill, so the ACTUAL / FORECAST / MIXED marks
+  use fonts and borders, never fills.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from .config import DEL_TYPES
+from .data import PORTFOLIO
+from .pipeline import DelResult
+
+# ----------------------------------------------------------------------------------------------- styling
+
+TITLE_COLOR = "002060"  # Excel's standard "Dark Blue"
+HEADER_FILL = "BDD7EE"  # light blue
+STEP_COLOR = "FF0000"  # the staircase: last ACTUAL month of a cohort
+FORECAST_COLOR = "595959"
+MIXED_COLOR = "7030A0"  # purple: some segments actual, some forecast
+NOTE_COLOR = "404040"
+WARN_COLOR = "C65911"
+SCALE_COLORS = ("63BE7B", "FFEB84", "F8696B")  # Excel's green - yellow - red scale: low is good
+MATRIX_SCALE_COLORS = ("FFFFFF", "5B9BD5")
+CURVE_COLORS = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B")
+TAB_COLORS = {"mixed": "1F4E78", "curves": "548235", "flags": "A6A6A6", "matrices": "A6A6A6",
+              "calibration": "A6A6A6", "run_info": "404040"}
+
+PERCENT = "0.00%"
+MOB_HEADER = '"MOB "0'
+COHORT_WIDTH = 10.0
+MOB_WIDTH = 8.5
+FLAG_WIDTH = 10.5
+MAX_CURVES = 6  # cohorts per DEL chart: more lines than this stop being readable
+CHART_WIDTH_CM, CHART_HEIGHT_CM = 18.0, 8.0  # three stacked charts fit one portrait A4 page
+MAX_SHEET_NAME = 31  # Excel counts UTF-16 code units
+MAX_CELL_TEXT = 32_767
+SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # openpyxl and Excel reject these in cells
+
+# The sheet-scoped defined name that marks a sheet as written by pyxl_del; a renderer that updates an existing
+# workbook replaces the sheets carrying it and leaves every other sheet alone.
+OWNER_NAME = "pyxl_del_sheet"
+
+FLAG_ACTUAL, FLAG_FORECAST, FLAG_MIXED = "ACTUAL", "FORECAST", "MIXED"
+
+WideTables = Callable[[str, str, str], pd.DataFrame]  # DelResult.wide, or a cached stand-in
+
+
+@dataclass(frozen=True)
+class Font:
+    name: str | None = None
+    size: float | None = None
+    bold: bool | None = None
+    italic: bool | None = None
+    color: str | None = None  # "RRGGBB"
+    underline: str | None = None  # "single" | "double"
+
+
+@dataclass(frozen=True)
+class Edge:
+    style: str  # "thin" | "medium" | "thick" | "dotted" | "dashed" | "hair"
+    color: str = "000000"
+
+
+@dataclass(frozen=True)
+class Border:
+    left: Edge | None = None
+    right: Edge | None = None
+    top: Edge | None = None
+    bottom: Edge | None = None
+
+
+@dataclass(frozen=True)
+class Style:
+    """Cell formatting; ``None`` means "not set by this layer"."""
+
+    number_format: str | None = None
+    font: Font | None = None
+    fill: str | None = None  # solid fill colour "RRGGBB"
+    border: Border | None = None
+    horizontal: str | None = None  # "left" | "center" | "right"
+    vertical: str | None = None  # "top" | "center" | "bottom"
+    wrap: bool | None = None
+    indent: int | None = None
+
+    def over(self, base: Style) -> Style:
+        """This layer applied on top of ``base``: fonts and borders merge attribute by attribute."""
+        return _merge(self, base)
+
+
+def _merge(top, base):
+    if top is None:
+        return base
+    if base is None:
+        return top
+    values = {}
+    for f in fields(top):
+        a, b = getattr(top, f.name), getattr(base, f.name)
+        values[f.name] = _merge(a, b) if isinstance(a, (Font, Border)) else (b if a is None else a)
+    return type(top)(**values)
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def column_letter(col: int) -> str:
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class Area:
+    """A rectangle of cells, 1-based and inclusive."""
+
+    first_row: int
+    first_col: int
+    last_row: int
+    last_col: int
+
+    def __post_init__(self):
+        if not (1 <= self.first_row <= self.last_row and 1 <= self.first_col <= self.last_col):
+            raise ValueError(f"empty or inverted area {self}")
+
+    @classmethod
+    def cell(cls, row: int, col: int) -> Area:
+        return cls(row, col, row, col)
+
+    @property
+    def ref(self) -> str:
+        start = f"{column_letter(self.first_col)}{self.first_row}"
+        if self.first_row == self.last_row and self.first_col == self.last_col:
+            return start
+        return f"{start}:{column_letter(self.last_col)}{self.last_row}"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.last_row - self.first_row + 1, self.last_col - self.first_col + 1
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Values written from (row, col) down and right; ``values`` is 2-D (object or float)."""
+
+    row: int
+    col: int
+    values: np.ndarray
+
+    @property
+    def area(self) -> Area:
+        n, m = self.values.shape
+        return Area(self.row, self.col, self.row + n - 1, self.col + m - 1)
+
+
+@dataclass(frozen=True)
+class Format:
+    area: Area
+    style: Style
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    """A 3-colour (or 2-colour) scale from the minimum through the median to the maximum of ``area``."""
+
+    area: Area
+    colors: tuple[str, ...] = SCALE_COLORS
+
+
+@dataclass(frozen=True)
+class Series:
+    title: str
+    values: Area  # one column on the same sheet
+    color: str
+    dashed: bool = False
+    in_legend: bool = True
+
+
+@dataclass(frozen=True)
+class LineChart:
+    title: str
+    anchor: tuple[int, int]  # top-left cell (row, col)
+    categories: Area
+    series: tuple[Series, ...]
+    x_title: str = "MOB"
+    y_title: str = ""
+    y_format: str = "0%"
+    width_cm: float = CHART_WIDTH_CM
+    height_cm: float = CHART_HEIGHT_CM
+
+
+@dataclass(frozen=True)
+class Page:
+    landscape: bool = True
+    fit_width: int = 1  # pages across
+    fit_height: int = 0  # 0: as many pages down as needed
+    repeat_rows: tuple[int, int] | None = None
+    repeat_cols: tuple[int, int] | None = None
+    print_area: Area | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SheetLayout:
+    name: str
+    kind: str  # mixed | curves | flags | matrices | calibration | run_info
+    title: str
+    segment: str | None = None
+    del_type: str | None = None
+    blocks: tuple[Block, ...] = ()
+    formats: tuple[Format, ...] = ()
+    color_scales: tuple[ColorScale, ...] = ()
+    charts: tuple[LineChart, ...] = ()
+    column_widths: Mapping[int, float] = field(default_factory=dict)
+    row_heights: Mapping[int, float] = field(default_factory=dict)
+    freeze: tuple[int, int] | None = None  # the first cell that scrolls (row, col)
+    show_gridlines: bool = False
+    page: Page = Page()
+    tab_color: str | None = None
+    autofilter: Area | None = None
+    areas: Mapping[str, Area] = field(default_factory=dict)  # named parts (values, header, ...) for callers
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """(last row, last column) that any block or format touches."""
+        rows, cols = [1], [1]
+        for part in [b.area for b in self.blocks] + [f.area for f in self.formats]:
+            rows.append(part.last_row)
+            cols.append(part.last_col)
+        return max(rows), max(cols)
+
+
+def resolve_styles(layout: SheetLayout) -> tuple[list[Style], np.ndarray]:
+    """Flatten the format layers: (palette, ids) with ids[r-1, c-1] indexing the palette (0 = unstyled).
+
+    Each layer maps the distinct styles under its area once, so the cost grows with layers x distinct styles,
+    not with cells.
+    """
+    n_rows, n_cols = layout.extent
+    ids = np.zeros((n_rows, n_cols), dtype=np.int32)
+    palette: list[Style] = [Style()]
+    index: dict[Style, int] = {Style(): 0}
+    for fmt in layout.formats:
+        a = fmt.area
+        view = ids[a.first_row - 1:a.last_row, a.first_col - 1:a.last_col]
+        old, inverse = np.unique(view, return_inverse=True)
+        new = np.empty(len(old), dtype=np.int32)
+        for i, o in enumerate(old):
+            style = fmt.style.over(palette[o])
+            if style not in index:
+                index[style] = len(palette)
+                palette.append(style)
+            new[i] = index[style]
+        view[...] = new[inverse].reshape(view.shape)
+    return palette, ids
+
+
+# ------------------------------------------------------------------------------------------------ naming
+
+
+def clean_text(value) -> str:
+    """Text from the data as a cell can hold it (no control characters, at most Excel's cell length)."""
+    return _CONTROL.sub("?", str(value))[:MAX_CELL_TEXT]
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _truncate(text: str, limit: int) -> str:
+    while _utf16_len(text) > limit:
+        text = text[:-1]
+    return text.rstrip()
+
+
+def sheet_stem(segment: str) -> str:
+    """A segment name as the start of a sheet name: characters Excel forbids become '-'."""
+    text = unicodedata.normalize("NFC", str(segment))
+    text = SHEET_NAME_FORBIDDEN.sub("-", _CONTROL.sub("", text))
+    text = " ".join(text.split()).strip("'").strip()
+    return text or "Segment"
+
+
+# Sheet-name suffixes by kind; "{n}" is the DEL threshold (30, 60, 90) of sheets made per DEL type. The flags
+# are the same for the three DEL types (they say which months were observed), so one flags sheet per segment
+# serves all three; "flags_by_del" names exist for the case where they differ.
+SUFFIXES = {"mixed": "_DEL{n}", "curves": "_curves", "flags": "_flags", "flags_by_del": "_flags{n}",
+            "matrices": "_matrices"}
+FIXED_SHEETS = {"calibration": "Calibration", "run_info": "Run info"}
+
+
+def unique_stems(segments: Sequence[str], limit: int) -> dict[str, str]:
+    """One stem per segment, at most ``limit`` UTF-16 units, unique ignoring case (as Excel compares names).
+
+    A stem that collides with an earlier one ("TW/Moto" and "TW:Moto", or two long names sharing a prefix) is
+    shortened and numbered: "TW-Moto", "TW-Moto~2".
+    """
+    used: set[str] = set()
+    stems = {}
+    for segment in segments:
+        base = sheet_stem(segment)
+        stem = _truncate(base, limit)
+        n = 1
+        while stem.casefold() in used:
+            n += 1
+            tag = f"~{n}"
+            stem = _truncate(base, limit - len(tag)) + tag
+        used.add(stem.casefold())
+        stems[segment] = stem
+    return stems
+
+
+def sheet_names(result: DelResult) -> dict[tuple[str, str, str | None], str]:
+    """(segment, kind, del_type or None) -> sheet name for every sheet the report may have.
+
+    The fixed sheets are keyed ("", kind, None).
+    """
+    longest = max(_utf16_len(s.format(n=d[3:])) for s in SUFFIXES.values() for d in DEL_TYPES)
+    stems = unique_stems(result.sheet_segments, MAX_SHEET_NAME - longest)
+    names = {}
+    used = {v.casefold() for v in FIXED_SHEETS.values()}
+    for segment in result.sheet_segments:
+        for kind, suffix in SUFFIXES.items():
+            if kind == "matrices" and segment == PORTFOLIO:
+                continue
+            for del_type in (DEL_TYPES if "{n}" in suffix else (None,)):
+                tail = suffix.format(n=del_type[3:] if del_type else "")
+                name = stems[segment] + tail
+                # Unique stems with fixed suffixes should not collide; this guard keeps names unique should a
+                # segment's stem ever end like another kind's suffix.
+                n = 1
+                while name.casefold() in used:
+                    n += 1
+                    tag = f"~{n}"
+                    name = _truncate(stems[segment], MAX_SHEET_NAME - longest - len(tag)) + tag + tail
+                used.add(name.casefold())
+                names[(segment, kind, del_type)] = name
+    for kind, name in FIXED_SHEETS.items():
+        names[("", kind, None)] = name
+    return names
+
+
+# ---------------------------------------------------------------------------------------- shared pieces
+
+TITLE_STYLE = Style(font=Font(size=20, bold=True, color=TITLE_COLOR), vertical="center")
+SUBTITLE_STYLE = Style(font=Font(size=14, bold=True, color=TITLE_COLOR), vertical="center")
+NOTE_STYLE = Style(font=Font(size=9, italic=True, color=NOTE_COLOR))
+HEADER_STYLE = Style(font=Font(bold=True), fill=HEADER_FILL, horizontal="center", vertical="center",
+                     border=Border(bottom=Edge("thin", "8EA9DB")))
+ROW_HEADER_STYLE = Style(font=Font(bold=True), fill=HEADER_FILL, horizontal="center")
+VALUE_STYLE = Style(number_format=PERCENT, horizontal="center")
+FORECAST_STYLE = Style(font=Font(italic=True, color=FORECAST_COLOR))
+MIXED_STYLE = Style(font=Font(bold=True, italic=True, color=MIXED_COLOR, underline="single"))
+STEP_STYLE = Style(border=Border(right=Edge("thick", STEP_COLOR), bottom=Edge("thick", STEP_COLOR)))
+STEP_NOTE_STYLE = Style(font=Font(size=9, bold=True, color=STEP_COLOR))
+
+
+def _text_grid(values) -> np.ndarray:
+    grid = np.empty((len(values), max((len(r) for r in values), default=0)), dtype=object)
+    for i, row in enumerate(values):
+        grid[i, :len(row)] = [clean_text(v) if isinstance(v, str) else v for v in row]
+    return grid
+
+
+def _cell(row: int, col: int, value) -> Block:
+    return Block(row, col, _text_grid([[value]]))
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """(row, first_col, last_col) of every horizontal run of True in a 2-D mask, 0-based."""
+    if mask.size == 0:
+        return np.empty((0, 3), dtype=np.int64)
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    starts = np.argwhere(edges == 1)  # argwhere is row-major, so starts and ends pair up
+    ends = np.argwhere(edges == -1)
+    return np.column_stack([starts[:, 0], starts[:, 1], ends[:, 1] - 1])
+
+
+def step_cells(flags: np.ndarray) -> np.ndarray:
+    """(row, col) 0-based of each last ACTUAL cell before a non-ACTUAL one in its row: the staircase."""
+    actual = flags == FLAG_ACTUAL
+    return np.argwhere(actual[:, :-1] & ~actual[:, 1:])
+
+
+def _flag_formats(flags: np.ndarray, top: int, left: int, styles: Mapping[str, Style]) -> list[Format]:
+    """One format per run of equal flags (usually one per row), then the staircase borders."""
+    out = []
+    for flag, style in styles.items():
+        for r, c0, c1 in _runs(flags == flag):
+            out.append(Format(Area(top + r, left + c0, top + r, left + c1), style))
+    for r, c in step_cells(flags):
+        out.append(Format(Area.cell(top + r, left + c), STEP_STYLE))
+    return out
+
+
+def _text_width(text: str, size: float = 11.0) -> float:
+    """Rough width of text in column-width units (characters of the default 11 pt font)."""
+    return len(text) * size / 11.0 * 1.05 + 1
+
+
+def _columns_spanning(widths: Mapping[int, float], units: float, first: int = 1, default: float = 8.43) -> int:
+    """The last column a text or picture ``units`` wide reaches when it starts in column ``first``."""
+    col, total = first - 1, 0.0
+    while total < units:
+        col += 1
+        total += widths.get(col, default)
+    return col
+
+
+def _cm_to_units(cm: float) -> float:
+    return (cm / 2.54 * 96 - 5) / 7  # Excel: ~7 px per width unit at 96 dpi
+
+
+def _legend(items: Sequence[tuple[str, Style]], widths: Mapping[int, float], last_col: int, overflow_row: int
+            ) -> tuple[list[Block], list[Format], int]:
+    """Legend entries side by side on row 2 (each spills over the empty cells to its right) as far as the table
+    is wide; the rest one per row from ``overflow_row`` down, so the legend never widens the printed page.
+    Returns the blocks, formats and the last row used."""
+    blocks, formats = [], []
+    col: int | None = 1
+    below, last_row = overflow_row, 2
+    for text, style in items:
+        end = _columns_spanning(widths, _text_width(text, 9) + 2, first=col or 1)
+        if col is not None and (end <= last_col or col == 1):
+            row, at, col = 2, col, end + 1
+        else:
+            col = None  # once one entry went below the table, the rest follow it, in order
+            row, at, below = below, 1, below + 1
+        blocks.append(_cell(row, at, text))
+        formats.append(Format(Area.cell(row, at), style))
+        last_row = max(last_row, row)
+    return blocks, formats, last_row
+
+
+def _segment_label(result: DelResult, segment: str) -> str:
+    if segment == PORTFOLIO:
+        return f"Portfolio ({result.config.portfolio.aggregation.replace('_', '-')} of the segments)"
+    return clean_text(segment)
+
+
+# ------------------------------------------------------------------------------------------ mixed sheets
+
+
+def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags_name: str, *,
+                wide: WideTables | None = None) -> SheetLayout:
+    """The vintage table: cohorts down, MOB across, actual where observed and forecast after the red step."""
+    wide = wide or result.wide
+    table = wide(segment, del_type, "mixed")
+    flags = wide(segment, del_type, "flags").to_numpy(dtype=object, na_value="")
+    cohorts = [str(c) for c in table.index]
+    mobs = [int(m) for m in table.columns]
+    n_rows, n_cols = len(cohorts), len(mobs)
+    header_row, top, left = 3, 4, 2
+    last_col = left + n_cols - 1
+    portfolio = segment == PORTFOLIO
+
+    blocks = [
+        _cell(1, 1, f"{clean_text(segment)}_{del_type} Actual & Forecast"),
+        Block(header_row, 1, _text_grid([["Cohort", *mobs]])),
+    ]
+    formats = [
+        Format(Area.cell(1, 1), TITLE_STYLE),
+        Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE),
+        Format(Area(header_row, left, header_row, last_col), Style(number_format=MOB_HEADER)),
+    ]
+    legend = [
+        ("ACTUAL: upright", Style(font=Font(size=9))),
+        ("FORECAST: italic grey", Style(font=Font(size=9, italic=True, color=FORECAST_COLOR))),
+    ]
+    if portfolio:
+        legend.append(("MIXED (some segments actual): purple bold italic underlined",
+                       Style(font=Font(size=9, bold=True, italic=True, color=MIXED_COLOR, underline="single"))))
+    legend += [
+        ("Red step: last ACTUAL month (right and bottom edge)", STEP_NOTE_STYLE),
+        ("Colour: green low, yellow middle, red high", Style(font=Font(size=9))),
+        (f"Flags of each cell: sheet '{flags_name}'", NOTE_STYLE),
+    ]
+    widths = {1: COHORT_WIDTH} | {left + i: MOB_WIDTH for i in range(n_cols)}
+    legend_blocks, legend_formats, legend_end = _legend(legend, widths, last_col, top + n_rows + 1)
+    blocks += legend_blocks
+    formats += legend_formats
+    # The printed page spans the table, or the title if that is wider; fit-to-width then scales to it.
+    print_cols = max(last_col, _columns_spanning(widths, _text_width(blocks[0].values[0, 0], 20)))
+
+    areas = {"title": Area.cell(1, 1), "header": Area(header_row, 1, header_row, last_col)}
+    color_scales = ()
+    if n_rows:
+        values = table.to_numpy(dtype=np.float64, na_value=np.nan)
+        blocks += [Block(top, 1, _text_grid([[c] for c in cohorts])), Block(top, left, values)]
+        value_area = Area(top, left, top + n_rows - 1, last_col)
+        formats += [
+            Format(Area(top, 1, top + n_rows - 1, 1), ROW_HEADER_STYLE),
+            Format(value_area, VALUE_STYLE),
+        ]
+        marks = {FLAG_FORECAST: FORECAST_STYLE} | ({FLAG_MIXED: MIXED_STYLE} if portfolio else {})
+        formats += _flag_formats(flags, top, left, marks)
+        color_scales = (ColorScale(value_area),)
+        areas |= {"cohorts": Area(top, 1, top + n_rows - 1, 1), "values": value_area}
+
+    return SheetLayout(
+        name=name, kind="mixed", title=blocks[0].values[0, 0], segment=segment, del_type=del_type,
+        blocks=tuple(blocks), formats=tuple(formats), color_scales=color_scales,
+        column_widths=widths, row_heights={1: 30.0}, freeze=(top, left), tab_color=TAB_COLORS["mixed"],
+        page=Page(repeat_rows=(header_row, header_row), repeat_cols=(1, 1),
+                  print_area=Area(1, 1, max(legend_end, top + n_rows - 1, header_row), print_cols)),
+        areas=areas,
+    )
+
+
+def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name: str, mixed_names: Sequence[str],
+                *, wide: WideTables | None = None) -> SheetLayout:
+    """ACTUAL / FORECAST (/ MIXED) of every cell of the mixed sheets ``mixed_names``, at the same addresses.
+
+    ``del_types`` are the DEL types whose sheets share these flags (one, or all three).
+    """
+    flags_frame = (wide or result.wide)(segment, del_types[0], "flags")
+    flags = flags_frame.to_numpy(dtype=object, na_value="")
+    cohorts = [str(c) for c in flags_frame.index]
+    mobs = [int(m) for m in flags_frame.columns]
+    n_rows, n_cols = flags.shape
+    header_row, top, left = 3, 4, 2
+    last_col = left + n_cols - 1
+    if len(del_types) == 1:
+        title = f"{clean_text(segment)}_{del_types[0]} Flags"
+    else:
+        title = f"{clean_text(segment)} Flags ({', '.join(del_types)})"
+    sheets = ", ".join(f"'{n}'" for n in mixed_names)
+    blocks = [
+        _cell(1, 1, title),
+        _cell(2, 1, f"Flags of {sheets} at the same cell addresses. ACTUAL = observed, FORECAST = projected"
+                    + (", MIXED = some segments observed." if segment == PORTFOLIO else ".")),
+        Block(header_row, 1, _text_grid([["Cohort", *mobs]])),
+    ]
+    formats = [
+        Format(Area.cell(1, 1), SUBTITLE_STYLE),
+        Format(Area.cell(2, 1), NOTE_STYLE),
+        Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE),
+        Format(Area(header_row, left, header_row, last_col), Style(number_format=MOB_HEADER)),
+    ]
+    areas = {"title": Area.cell(1, 1), "header": Area(header_row, 1, header_row, last_col)}
+    if n_rows:
+        blocks += [Block(top, 1, _text_grid([[c] for c in cohorts])), Block(top, left, _text_grid(flags.tolist()))]
+        value_area = Area(top, left, top + n_rows - 1, last_col)
+        formats += [
+            Format(Area(top, 1, top + n_rows - 1, 1), ROW_HEADER_STYLE),
+            Format(value_area, Style(font=Font(size=9), horizontal="center")),
+        ]
+        formats += _flag_formats(flags, top, left, {
+            FLAG_FORECAST: Style(font=Font(italic=True, color=FORECAST_COLOR), fill="F2F2F2"),
+            FLAG_MIXED: Style(font=Font(bold=True, italic=True, color=MIXED_COLOR), fill="E4DFEC"),
+        })
+        areas |= {"cohorts": Area(top, 1, top + n_rows - 1, 1), "values": value_area}
+    return SheetLayout(
+        name=name, kind="flags", title=title, segment=segment, del_type=del_types[0] if len(del_types) == 1 else None,
+        blocks=tuple(blocks),
+        formats=tuple(formats), column_widths={1: COHORT_WIDTH} | {left + i: FLAG_WIDTH for i in range(n_cols)},
+        row_heights={1: 24.0}, freeze=(top, left), tab_color=TAB_COLORS["flags"],
+        page=Page(repeat_rows=(header_row, header_row), repeat_cols=(1, 1),
+                  print_area=Area(1, 1, max(top + n_rows - 1, header_row), last_col)),
+        areas=areas,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ curves
+
+
+def curve_cohorts(n: int, k: int = MAX_CURVES) -> np.ndarray:
+    """Row positions of up to k cohorts spread evenly from the oldest to the newest."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64)) if n else np.empty(0, np.int64)
+
+
+def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables | None = None) -> SheetLayout:
+    """A line chart per DEL type: one colour per cohort, actual solid, forecast dashed from the last actual."""
+    wide = wide or result.wide
+    title = f"{clean_text(segment)} DEL curves by cohort"
+    chart_rows = 4
+    chart_height_rows = math.ceil(CHART_HEIGHT_CM / (15 / 72 * 2.54)) + 1  # default rows are 15 pt
+    data_top = chart_rows + chart_height_rows * len(DEL_TYPES) + 1
+    mobs = result.mobs
+    n_mob = len(mobs)
+    blocks = [
+        _cell(1, 1, title),
+        _cell(2, 1, "One line per cohort (oldest to newest, evenly spaced): solid = actual, dashed = forecast."),
+        _cell(data_top, 1, "Chart data"),
+    ]
+    formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
+               Format(Area.cell(data_top, 1), SUBTITLE_STYLE)]
+    header_row, first = data_top + 1, data_top + 2
+    last = first + n_mob - 1
+    blocks.append(Block(header_row, 1, _text_grid([["MOB"]])))
+    blocks.append(Block(first, 1, _text_grid([[int(m)] for m in mobs])))
+    formats.append(Format(Area(first, 1, last, 1), ROW_HEADER_STYLE))
+    charts, col = [], 2
+    for d, del_type in enumerate(DEL_TYPES):
+        mixed = wide(segment, del_type, "mixed")
+        flags = wide(segment, del_type, "flags").to_numpy(dtype=object, na_value="")
+        values = mixed.to_numpy(dtype=np.float64, na_value=np.nan)
+        series, headers, columns = [], [], []
+        for i, row in enumerate(curve_cohorts(len(mixed))):
+            actual = flags[row] == FLAG_ACTUAL
+            # The dashed line starts at the last actual point so the two pieces of a cohort join up.
+            joins = np.zeros_like(actual)
+            joins[:-1] = actual[:-1] & ~actual[1:]
+            cohort = str(mixed.index[row])
+            color = CURVE_COLORS[i % len(CURVE_COLORS)]
+            for suffix, mask, dashed in (("actual", actual, False), ("forecast", ~actual | joins, True)):
+                headers.append(f"{cohort} {suffix}")
+                columns.append(np.where(mask, values[row], np.nan))
+                area = Area(first, col + len(columns) - 1, last, col + len(columns) - 1)
+                series.append(Series(cohort if not dashed else f"{cohort} forecast", area, color, dashed,
+                                     in_legend=not dashed))
+        if columns:
+            blocks.append(Block(header_row, col, _text_grid([headers])))
+            blocks.append(Block(first, col, np.column_stack(columns)))
+            formats.append(Format(Area(first, col, last, col + len(columns) - 1), Style(number_format=PERCENT)))
+            charts.append(LineChart(
+                title=f"{clean_text(segment)} {del_type}",
+                anchor=(chart_rows + d * chart_height_rows, 1), categories=Area(first, 1, last, 1),
+                series=tuple(series), y_title=del_type,
+            ))
+        col += len(columns)
+    formats.append(Format(Area(header_row, 1, header_row, max(col - 1, 1)), HEADER_STYLE))
+    widths = {1: 8.0} | {c: 16.0 for c in range(2, col)}
+    return SheetLayout(
+        name=name, kind="curves", title=title, segment=segment, blocks=tuple(blocks), formats=tuple(formats),
+        charts=tuple(charts), column_widths=widths, row_heights={1: 24.0}, tab_color=TAB_COLORS["curves"],
+        # Printing the charts only: the wide data block would shrink them to fit the page width.
+        page=Page(landscape=False, fit_height=1,
+                  print_area=Area(1, 1, data_top - 1, max(
+                      _columns_spanning(widths, _cm_to_units(CHART_WIDTH_CM + 0.5)),
+                      _columns_spanning(widths, _text_width(title, 14))))),
+        areas={"data": Area(header_row, 1, last, max(col - 1, 1))},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- matrices
+
+
+def _notes(first_row: int, lines: Sequence[str]) -> tuple[list[Block], list[Format]]:
+    """Short explanatory lines under a title, one per row (a long single line would widen the printed page)."""
+    if not lines:
+        return [], []
+    area = Area(first_row, 1, first_row + len(lines) - 1, 1)
+    return [Block(first_row, 1, _text_grid([[line] for line in lines]))], [Format(area, NOTE_STYLE)]
+
+
+MATRIX_NOTES = (
+    "As applied in the forecast (after calibration). Row = state at MOB m, column = state at MOB m+1;",
+    "each row sums to 100%. n_obs = loans seen in the row's state at m and at m+1.",
+    "source: estimated = own data; fallback = pooled segments or nearest MOB; tail = last estimated step.",
+)
+MATRIX_HEADER_ROW = 2 + len(MATRIX_NOTES)
+
+
+def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
+    """Every MOB step's applied transition matrix as a block: from-state down, to-state across, in percent."""
+    s = result.segments.index(segment)
+    states = list(result.stats.states)
+    k = len(states)
+    matrices = result.transition_matrix[s]  # (M, K, K)
+    n_obs = result.transitions.n_obs[s]  # (M, K)
+    source = np.asarray(["estimated", "fallback", "tail"], dtype=object)[result.transitions.source[s]]
+    n_steps = matrices.shape[0]
+    header_row = MATRIX_HEADER_ROW
+    top = header_row + 1
+    stride = k + 2  # label row, K rows, a blank row
+    title = f"{clean_text(segment)} transition matrices"
+    last_col = k + 3
+    note_blocks, note_formats = _notes(2, MATRIX_NOTES)
+    blocks = [_cell(1, 1, title), *note_blocks,
+              Block(header_row, 1, _text_grid([["From \\ to", *states, "n_obs", "source"]]))]
+    formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,
+               Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE)]
+    n_rows = n_steps * stride
+    areas = {}
+    color_scales: tuple[ColorScale, ...] = ()
+    if n_steps:
+        grid = np.full((n_rows, last_col), None, dtype=object)
+        probs = np.full((n_rows, k), np.nan)
+        label_rows = np.arange(n_steps) * stride
+        grid[label_rows, 0] = [f"MOB {m} → {m + 1}" for m in range(n_steps)]
+        body = (label_rows[:, None] + 1 + np.arange(k)).ravel()
+        grid[body, 0] = states * n_steps
+        probs[body] = matrices.reshape(-1, k)
+        grid[body, k + 1] = n_obs.reshape(-1).astype(np.int64).tolist()
+        grid[body, k + 2] = source.reshape(-1).tolist()
+        blocks += [Block(top, 1, grid[:, :1]), Block(top, 2, probs), Block(top, k + 2, grid[:, k + 1:])]
+        end = top + n_rows - 2
+        prob_area = Area(top, 2, end, k + 1)
+        formats += [Format(prob_area, Style(number_format=PERCENT, horizontal="center")),
+                    Format(Area(top, k + 2, end, k + 2), Style(number_format="#,##0")),
+                    Format(Area(top, k + 3, end, k + 3), Style(horizontal="center"))]
+        for r in label_rows:
+            formats.append(Format(Area(top + r, 1, top + r, last_col),
+                                  Style(font=Font(bold=True, color=TITLE_COLOR), border=Border(bottom=Edge("thin")))))
+        formats += [Format(Area(top + r + 1, 1, top + r + k, 1), ROW_HEADER_STYLE) for r in label_rows]
+        fell_back = np.zeros(n_rows, dtype=bool)
+        fell_back[body] = source.reshape(-1) != "estimated"
+        for _, r0, r1 in _runs(fell_back[None, :]):
+            formats.append(Format(Area(top + r0, k + 3, top + r1, k + 3),
+                                  Style(font=Font(color=WARN_COLOR, bold=True))))
+        color_scales = (ColorScale(prob_area, MATRIX_SCALE_COLORS),)
+        areas = {"probabilities": prob_area}
+    return SheetLayout(
+        name=name, kind="matrices", title=title, segment=segment, blocks=tuple(blocks), formats=tuple(formats),
+        color_scales=color_scales,
+        column_widths={1: 14.0} | {c: 10.0 for c in range(2, k + 2)} | {k + 2: 9.0, k + 3: 11.0},
+        row_heights={1: 24.0}, freeze=(top, 2), tab_color=TAB_COLORS["matrices"],
+        page=Page(landscape=False, repeat_rows=(header_row, header_row),
+                  print_area=Area(1, 1, max(top + n_rows - 2, header_row), last_col)),
+        areas=areas,
+    )
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+CALIBRATION_COLUMNS = (("segment", "Segment", None, 22.0), ("mob", "MOB", "0", 7.0),
+                       ("k", "k", "0.0000", 9.0), ("k_unclipped", "k unclipped", "0.0000", 12.0),
+                       ("n_cohorts_used", "Cohorts used", "#,##0", 13.0),
+                       ("expected_mean", "Expected DEL", PERCENT, 13.0), ("actual_mean", "Actual DEL", PERCENT, 12.0))
+
+
+def calibration_sheet(result: DelResult) -> SheetLayout:
+    cal = result.config.calibration
+    table = result.calibration_factors
+    title = "Calibration factors (step-wise)"
+    n = len(table)
+    lines = [
+        "k at MOB m scales the bad-state probabilities of step m-1 → m, so that one step",
+        f"from the actual state matches the actual {cal.del_type} (mean over the cohorts used).",
+        f"Mode {cal.mode}; k is clipped to [{cal.k_clip[0]}, {cal.k_clip[1]}] (clipped rows in orange).",
+    ]
+    if not n:
+        lines.append("No factors: calibration is off, or no cohort had two consecutive actual months.")
+    header_row = 2 + len(lines)
+    top = header_row + 1
+    last_col = len(CALIBRATION_COLUMNS)
+    note_blocks, note_formats = _notes(2, lines)
+    blocks = [_cell(1, 1, title), *note_blocks, Block(header_row, 1, _text_grid([[c[1] for c in CALIBRATION_COLUMNS]]))]
+    formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,
+               Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE)]
+    if n:
+        for j, (column, _label, number_format, _width) in enumerate(CALIBRATION_COLUMNS, start=1):
+            if column == "segment":
+                blocks.append(Block(top, j, _text_grid([[s] for s in table[column].astype(str)])))
+            else:
+                blocks.append(Block(top, j, table[column].to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
+                formats.append(Format(Area(top, j, top + n - 1, j), Style(number_format=number_format)))
+        clipped = (table["k"] != table["k_unclipped"]).to_numpy()
+        for _, r0, r1 in _runs(clipped[None, :]):
+            formats.append(Format(Area(top + r0, 3, top + r1, 4), Style(font=Font(bold=True, color=WARN_COLOR))))
+    table_area = Area(header_row, 1, header_row + n, last_col)
+    return SheetLayout(
+        name=FIXED_SHEETS["calibration"], kind="calibration", title=title, blocks=tuple(blocks),
+        formats=tuple(formats), column_widths={j: c[3] for j, c in enumerate(CALIBRATION_COLUMNS, start=1)},
+        row_heights={1: 24.0}, freeze=(top, 1), tab_color=TAB_COLORS["calibration"],
+        page=Page(landscape=False, repeat_rows=(header_row, header_row),
+                  print_area=Area(1, 1, table_area.last_row, last_col)),
+        autofilter=table_area, areas={"table": table_area},
+    )
+
+
+# ------------------------------------------------------------------------------------------------ run info
+
+RUN_INFO_ITEMS = (("package_version", "Package version"), ("input", "Input file"), ("rows", "Rows read"),
+                  ("fingerprint", "Input fingerprint"), ("run_at", "Run at"), ("run_seconds", "Run time (s)"),
+                  ("segments", "Segments"), ("cohorts", "Cohorts"))
+KIND_DESCRIPTIONS = {
+    "mixed": "{del_type} by cohort and MOB: actual where observed, forecast after the red step",
+    "curves": "DEL30/60/90 curves of selected cohorts (charts)",
+    "flags": "ACTUAL / FORECAST{mixed} of each cell of the {del_type} sheets, same cell addresses",
+    "matrices": "transition matrices as applied, one block per MOB step",
+    "calibration": "step-wise calibration factors k by segment and MOB",
+    "run_info": "this sheet: what was run, on what, with which settings",
+}
+RUN_INFO_WIDTH = 110.0
+
+
+def _wrapped_height(text: str, width: float) -> float:
+    lines = sum(max(1, math.ceil(len(line) / (width * 1.1))) for line in text.split("\n"))
+    return 15.0 * lines
+
+
+def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayout:
+    info = result.run_info
+    cfg = result.config
+    rows: list[tuple[object, object, Style | None]] = []
+    for key, label in RUN_INFO_ITEMS:
+        value = info.get(key, "")
+        if key == "segments":
+            value = f"{len(result.segments)}: " + ", ".join(result.segments)
+        rows.append((label, value, Style(number_format="#,##0") if key == "rows" else
+                     Style(number_format="0.000") if key == "run_seconds" else None))
+    rows += [("Max MOB", int(result.stats.max_mob), None),
+             ("Calibration", f"{cfg.calibration.mode}, fitted on {cfg.calibration.del_type}, "
+                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]", None),
+             ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None)]
+
+    title = "Run info"
+    blocks = [_cell(1, 1, title)]
+    formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE)]
+    heights: dict[int, float] = {1: 24.0}
+    row = 3
+
+    def section(heading: str, header: Sequence[str]) -> None:
+        nonlocal row
+        blocks.append(_cell(row, 1, heading))
+        formats.append(Format(Area.cell(row, 1), Style(font=Font(size=12, bold=True, color=TITLE_COLOR))))
+        row += 1
+        if header:
+            blocks.append(Block(row, 1, _text_grid([list(header)])))
+            formats.append(Format(Area(row, 1, row, len(header)), HEADER_STYLE.over(Style(horizontal="left"))))
+            row += 1
+
+    section("Run", ("Item", "Value"))
+    for label, value, style in rows:
+        blocks.append(Block(row, 1, _text_grid([[label, value]])))
+        formats.append(Format(Area.cell(row, 1), Style(font=Font(bold=True))))
+        formats.append(Format(Area.cell(row, 2), (style or Style()).over(Style(horizontal="left"))))
+        row += 1
+    row += 1
+
+    section(f"Warnings ({len(result.warnings)}): validation findings and transition rows that fell back",
+            ("#", "Warning"))
+    for i, text in enumerate(result.warnings or ("none",), start=1):
+        blocks.append(Block(row, 1, _text_grid([[i if result.warnings else "", text]])))
+        formats.append(Format(Area.cell(row, 2), Style(wrap=True, vertical="top",
+                                                       font=Font(color=WARN_COLOR) if result.warnings else None)))
+        formats.append(Format(Area.cell(row, 1), Style(vertical="top", horizontal="left")))
+        heights[row] = _wrapped_height(text, RUN_INFO_WIDTH)
+        row += 1
+    row += 1
+
+    section("Sheets", ("Sheet", "Contents"))
+    for layout in [*index, SheetLayout(name=FIXED_SHEETS["run_info"], kind="run_info", title=title)]:
+        what = KIND_DESCRIPTIONS[layout.kind].format(
+            del_type=layout.del_type or "/".join(DEL_TYPES), mixed=" / MIXED" if layout.segment == PORTFOLIO else "")
+        if layout.segment is not None:
+            what = f"{_segment_label(result, layout.segment)}: {what}"
+        blocks.append(Block(row, 1, _text_grid([[layout.name, what]])))
+        row += 1
+    row += 1
+
+    section("Config used (TOML)", ())
+    config_text = info.get("config") or cfg.to_toml()
+    lines = config_text.rstrip("\n").split("\n")
+    blocks.append(Block(row, 2, _text_grid([[line] for line in lines])))
+    formats.append(Format(Area(row, 2, row + len(lines) - 1, 2), Style(font=Font(name="Consolas", size=10))))
+    row += len(lines)
+
+    return SheetLayout(
+        name=FIXED_SHEETS["run_info"], kind="run_info", title=title, blocks=tuple(blocks), formats=tuple(formats),
+        column_widths={1: 26.0, 2: RUN_INFO_WIDTH}, row_heights=heights, tab_color=TAB_COLORS["run_info"],
+        page=Page(landscape=False),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the book
+
+
+def build_layouts(result: DelResult) -> list[SheetLayout]:
+    """Every sheet of the report, in workbook order.
+
+    Portfolio first, then each segment: the DEL30, DEL60 and DEL90 mixed sheets and the curves sheet. Then the
+    companions: the flags of the mixed sheets (one sheet per segment, as the three DEL types share their
+    flags), the transition matrices per segment, the calibration factors and Run info.
+    """
+    names = sheet_names(result)
+    # Each wide table is read by several sheets; the frames are only read, never changed.
+    wide = functools.lru_cache(maxsize=None)(result.wide)
+    front, flags = [], []
+    for segment in result.sheet_segments:
+        tables = [wide(segment, d, "flags").to_numpy(dtype=object, na_value="") for d in DEL_TYPES]
+        shared = all(np.array_equal(t, tables[0]) for t in tables[1:])
+        groups = [DEL_TYPES] if shared else [(d,) for d in DEL_TYPES]
+        for group in groups:
+            flags_name = names[(segment, "flags", None)] if shared else names[(segment, "flags_by_del", group[0])]
+            mixed_names = [names[(segment, "mixed", d)] for d in group]
+            for del_type, mixed_name in zip(group, mixed_names, strict=True):
+                front.append(mixed_sheet(result, segment, del_type, mixed_name, flags_name, wide=wide))
+            flags.append(flags_sheet(result, segment, group, flags_name, mixed_names, wide=wide))
+        front.append(curves_sheet(result, segment, names[(segment, "curves", None)], wide=wide))
+    matrices = [matrices_sheet(result, s, names[(s, "matrices", None)]) for s in result.segments]
+    layouts = [*front, *flags, *matrices, calibration_sheet(result)]
+    layouts.append(run_info_sheet(result, layouts))
+    return layouts

@@ -22,6 +22,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt_install "${need[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test,spark]"
+python3 -m pip install -q --disable-pip-version-check -e ".[test,spark,serve]"
 
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -12,3 +12,17 @@ from .data import PanelError  # noqa: E402
 from .pipeline import DelResult, run  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "DelResult", "PanelError", "load_config", "run", "__version__"]
+
+
+def _register_envs() -> None:
+    """Make ``gymnasium.make("pyxl_del/Lending-v0")`` work after ``import pyxl_del``; the environment's module
+    (and the engine behind it) loads only when an environment is made. Without gymnasium this does nothing."""
+    try:
+        import gymnasium
+    except ImportError:
+        return
+    if "pyxl_del/Lending-v0" not in gymnasium.registry:
+        gymnasium.register(id="pyxl_del/Lending-v0", entry_point="pyxl_del.lending_env:LendingEnv")
+
+
+_register_envs()

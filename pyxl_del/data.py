@@ -22,6 +22,29 @@ log = logging.getLogger(__name__)
 PORTFOLIO = "Portfolio"
 MAX_LISTED = 10  # rows or values quoted in one error message
 
+# The wording of every input finding, shared by all backends (backends.py) so a rule reads the same whichever
+# engine checked it. `where` locates the rows: spreadsheet row numbers here, loan and MOB examples from SQL
+# (a glob of Parquet parts has no row numbers).
+MESSAGES = {
+    "empty_panel": "the panel is empty (no data rows)",
+    "empty": "column {column!r} ([columns] {key}) is empty in {where}",
+    "cohort": "column {column!r} ([columns] cohort): {n} values are not a month (e.g. {labels}; expected "
+              "'2023-01', a date or a period) in {where}",
+    "mob": "column {column!r} ([columns] mob) must be a whole number >= 0; not so in {where}",
+    "reserved": "segment name {name!r} is reserved for the portfolio aggregate; rename it in column {column!r}",
+    "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
+    "ead_nan": "column {column!r} ([columns] ead) is empty or not a number in {where}",
+    "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
+    "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
+    "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
+    "gaps": "{n} gaps in loans' MOB sequences ({loans} loans, e.g. {examples}); no transition is counted "
+            "across a gap",
+    "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used",
+    "no_mob0": "{n} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out of the DEL "
+               "tables (their transitions still count): {listed}",
+}
+GAP_EXAMPLES = 5  # loans named in the gap warning
+
 
 class PanelError(ValueError):
     """The panel cannot be used as it is. ``problems`` lists every finding (not just the first)."""
@@ -146,10 +169,8 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
     if len(bad) or (codes < 0).any():
         labels = [repr(uniques[i]) for i in bad[:MAX_LISTED]]
         rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
-        problems.append(
-            f"column {column!r} ([columns] cohort): {len(rows)} values are not a month "
-            f"(e.g. {', '.join(labels) or 'empty'}; expected '2023-01', a date or a period) in {_rows(rows)}"
-        )
+        problems.append(MESSAGES["cohort"].format(column=column, n=len(rows), labels=", ".join(labels) or "empty",
+                                                  where=_rows(rows)))
     idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
     return np.where(codes >= 0, idx[np.maximum(codes, 0)], -1)
 
@@ -179,32 +200,30 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     problems: list[str] = []
     warnings: list[str] = []
     if len(frame) == 0:
-        raise PanelError(source, ["the panel is empty (no data rows)"])
+        raise PanelError(source, [MESSAGES["empty_panel"]])
     col = {k: config[k] for k in LOGICAL_COLUMNS}
 
     loan_codes, _ = pd.factorize(frame[col["loan_id"]], use_na_sentinel=True)
     if (loan_codes < 0).any():
-        problems.append(f"column {col['loan_id']!r} ([columns] loan_id) is empty in "
-                        f"{_rows(np.flatnonzero(loan_codes < 0))}")
+        problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
+                                                 where=_rows(np.flatnonzero(loan_codes < 0))))
 
     cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems)
 
     mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw != np.floor(mob_raw))
     if bad_mob.any():
-        problems.append(f"column {col['mob']!r} ([columns] mob) must be a whole number >= 0; not so in "
-                        f"{_rows(np.flatnonzero(bad_mob))}")
+        problems.append(MESSAGES["mob"].format(column=col["mob"], where=_rows(np.flatnonzero(bad_mob))))
     mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
 
     seg_values = frame[col["segment"]]
     seg_codes, seg_uniques = pd.factorize(seg_values, use_na_sentinel=True, sort=True)
     segments = tuple(str(s) for s in seg_uniques)
     if (seg_codes < 0).any():
-        problems.append(f"column {col['segment']!r} ([columns] segment) is empty in "
-                        f"{_rows(np.flatnonzero(seg_codes < 0))}")
+        problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
+                                                 where=_rows(np.flatnonzero(seg_codes < 0))))
     if PORTFOLIO in segments:
-        problems.append(f"segment name {PORTFOLIO!r} is reserved for the portfolio aggregate; rename it in "
-                        f"column {col['segment']!r}")
+        problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
 
     order = list(config.buckets.order)
     raw_codes, raw_labels = pd.factorize(frame[col["state"]], use_na_sentinel=True)
@@ -213,20 +232,17 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(
-            f"column {col['state']!r} ([columns] state) has labels not in [buckets] order "
-            f"{order}: {', '.join(repr(v) for v in labels[:MAX_LISTED])} in {_rows(bad_rows)}"
-        )
+        problems.append(MESSAGES["state"].format(column=col["state"], order=order, where=_rows(bad_rows),
+                                                 labels=", ".join(repr(v) for v in labels[:MAX_LISTED])))
 
     ead_raw = frame[col["ead"]]
     ead = pd.to_numeric(ead_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
-        problems.append(f"column {col['ead']!r} ([columns] ead) is empty or not a number in "
-                        f"{_rows(np.flatnonzero(non_numeric))}")
+        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=_rows(np.flatnonzero(non_numeric))))
     negative = ead < 0
     if negative.any():
-        problems.append(f"column {col['ead']!r} ([columns] ead) is negative in {_rows(np.flatnonzero(negative))}")
+        problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=_rows(np.flatnonzero(negative))))
 
     if problems:
         raise PanelError(source, problems)
@@ -247,17 +263,16 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     dup = np.flatnonzero(key_s[1:] == key_s[:-1])
     if len(dup):
         rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
-        problems.append(f"{len(dup)} duplicate (loan, mob) rows ([columns] loan_id {col['loan_id']!r}, "
-                        f"mob {col['mob']!r}): {_rows(rows)}")
+        problems.append(MESSAGES["duplicates"].format(n=len(dup), loan=col["loan_id"], mob=col["mob"],
+                                                      where=_rows(rows)))
     for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
         v = sort(values)
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
-            problems.append(
-                f"{len(loans)} loans change {key_name} (column {col[key_name]!r}) between months, e.g. "
-                f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {_rows(order_idx[changes + 1])}"
-            )
+            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {_rows(order_idx[changes + 1])}"
+            problems.append(MESSAGES["changes"].format(n=len(loans), key=key_name, column=col[key_name],
+                                                       examples=examples))
     if problems:
         raise PanelError(source, problems)
 
@@ -265,11 +280,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     gaps = np.flatnonzero(same_loan & (mob_s[1:] - mob_s[:-1] > 1))
     if len(gaps):
         loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
-        warnings.append(
-            f"{len(gaps)} gaps in loans' MOB sequences ({len(loans)} loans, e.g. "
-            f"{', '.join(map(repr, loans[:5]))}); no transition is counted across a gap"
-        )
-        log.warning(warnings[-1])
+        warnings.append(gap_warning(len(gaps), loans))
 
     panel = Panel(
         loan=loan_s,
@@ -321,6 +332,28 @@ class PanelStats:
         return month_label(self.cohorts)
 
 
+def gap_warning(n_gaps: int, loans) -> str:
+    """The warning for gaps inside loans' MOB sequences; ``loans`` are the loans with a gap."""
+    text = MESSAGES["gaps"].format(n=n_gaps, loans=len(loans),
+                                   examples=", ".join(map(repr, loans[:GAP_EXAMPLES])))
+    log.warning(text)
+    return text
+
+
+def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.ndarray, max_mob: int) -> list[str]:
+    """Rows beyond max_mob and cohorts without a MOB 0 row; ``n_loans`` is (S, C, M+1) as in PanelStats."""
+    warnings = []
+    if n_beyond:
+        warnings.append(MESSAGES["beyond"].format(n=n_beyond, max_mob=max_mob))
+    no_mob0 = (n_loans.sum(axis=2) > 0) & (n_loans[:, :, 0] == 0)
+    if no_mob0.any():
+        s_idx, c_idx = np.nonzero(no_mob0)
+        listed = ", ".join(f"{segments[s]} {month_label([cohorts[c]])[0]}" for s, c in zip(s_idx, c_idx))
+        warnings.append(MESSAGES["no_mob0"].format(n=len(s_idx), listed=listed))
+        log.warning(warnings[-1])
+    return warnings
+
+
 def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     """Panel -> sufficient statistics with bincounts (no loops over loans)."""
     max_mob = config.forecast.max_mob
@@ -329,9 +362,6 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     warnings = list(panel.warnings)
 
     beyond = panel.mob > max_mob
-    if beyond.any():
-        warnings.append(f"{int(beyond.sum())} rows beyond [forecast] max_mob = {max_mob} are not used")
-
     cohorts, cohort_code = np.unique(panel.cohort, return_inverse=True)
     n_coh = len(cohorts)
     keep = ~beyond
@@ -351,15 +381,7 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape4)
 
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
-    no_mob0 = (n_loans.sum(axis=2) > 0) & (n_loans[:, :, 0] == 0)
-    if no_mob0.any():
-        s_idx, c_idx = np.nonzero(no_mob0)
-        listed = ", ".join(f"{panel.segments[s]} {month_label([cohorts[c]])[0]}" for s, c in zip(s_idx, c_idx))
-        warnings.append(
-            f"{len(s_idx)} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out "
-            f"of the DEL tables (their transitions still count): {listed}"
-        )
-        log.warning(warnings[-1])
+    warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
 
     return PanelStats(
         segments=panel.segments,

@@ -16,17 +16,10 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .backends import aggregate, choose_backend, fingerprint, source_name
 from .calibration import CalibrationFactors, calibrate
 from .config import DEL_TYPES, Config, load_config
-from .data import (
-    PORTFOLIO,
-    PanelStats,
-    aggregate_panel,
-    fingerprint,
-    month_label,
-    read_panel,
-    validate_panel,
-)
+from .data import PORTFOLIO, PanelStats, month_label
 from .forecast import forecast_ead
 from .metrics import DelRates, del_rates, ead_at_mob0
 from .portfolio import FLAG_LABELS, PortfolioRates, aggregate_portfolio
@@ -200,25 +193,24 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     )
 
 
-def run(data, config: Config | str | None = None, *, sheet=None, progress: Progress | None = None) -> DelResult:
-    """Panel (DataFrame or file path) + config -> DelResult."""
+def run(data, config: Config | str | None = None, *, sheet=None, progress: Progress | None = None,
+        backend: str = "auto", spark=None) -> DelResult:
+    """Panel + config -> DelResult. ``data``: a DataFrame, a .csv/.parquet/.xlsx file, a glob or a folder of
+    parts, or a Spark DataFrame. ``backend``: "auto" (DataFrame and .xlsx -> pandas, other files -> duckdb),
+    "pandas", "duckdb" or "spark" (``spark``: a SparkSession or a master URL); see backends.py."""
     started = time.perf_counter()
     cfg = config if isinstance(config, Config) else load_config(config)
     step = progress or (lambda _name: None)
-    step("read")
-    frame, source = read_panel(data, cfg, sheet=sheet)
-    step("validate")
-    panel = validate_panel(frame, cfg, source)
-    step("aggregate")
-    stats = aggregate_panel(panel, cfg)
-    del panel
+    chosen = choose_backend(data) if backend == "auto" else backend
+    stats = aggregate(data, cfg, chosen, spark=spark, progress=step, sheet=sheet)
     result = fit(stats, cfg, progress=step)
     elapsed = time.perf_counter() - started
     info = {
         "package_version": __version__,
-        "input": source,
+        "input": source_name(data),
+        "backend": chosen,
         "rows": int(stats.n_rows),
-        "fingerprint": fingerprint(frame if isinstance(data, pd.DataFrame) else data),
+        "fingerprint": fingerprint(data, cfg),
         "run_seconds": round(elapsed, 3),
         "run_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "segments": len(stats.segments),

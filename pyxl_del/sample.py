@@ -532,12 +532,16 @@ def generate_sample(
     as_of: str = "2025-12",
     config: Config | None = None,
     cohort_sd: float = SAMPLE_COHORT_SD,
+    score: bool = False,
 ) -> pd.DataFrame:
     """The realistic demo panel: CASH LOAN, CD and TW/Moto, ``n_cohorts`` monthly cohorts ending at ``as_of``.
 
     Roll rates come from `realistic_matrices`; each cohort's roll-forward rates are multiplied by a
     lognormal factor (log-sd ``cohort_sd``, drawn from the seed) so that cohorts differ a little in
     risk and calibration has something to fit. Loan sizes and amortisation differ by segment.
+
+    ``score=True`` adds an origination score and an APR column ([columns] score and apr) and lets the
+    score drive the chain: see `_scored_panel`. The bundled sample is the plain one.
     """
     cfg = config or Config()
     if n_cohorts < 1:
@@ -548,6 +552,8 @@ def generate_sample(
     factors = np.exp(np.random.default_rng(effect_seed).normal(0.0, cohort_sd, n_cohorts))
     base = realistic_matrices(cfg, SAMPLE_SEGMENTS)
     per_cohort = _scale_roll_forward(base[None], factors[:, None, None], cfg)
+    if score:
+        return _scored_panel(per_cohort, cohorts, as_of, loans_per_cohort, cfg, seed)
     return simulate_panel(
         per_cohort,
         cohorts=cohorts,
@@ -559,6 +565,57 @@ def generate_sample(
         ead0_mean=SAMPLE_EAD0_MEAN,
         amortisation=SAMPLE_AMORTISATION,
     )
+
+
+# The score of the demo: 600 + 50 z for a standard normal z. A loan in score band b rolls forward
+# exp(-SCORE_GAMMA * E[z | b] - SCORE_GAMMA^2 / 2) times as often as its segment (mean 1 over the bands),
+# so the lowest decile rolls about 2.6 times, the best about 0.3 times as often. APRs are risk-based.
+SAMPLE_SCORE_BANDS = 10
+SAMPLE_SCORE_MEAN, SAMPLE_SCORE_SD, SCORE_GAMMA = 600.0, 50.0, 0.6
+SAMPLE_BASE_APR: dict[str, float] = {"CASH LOAN": 0.36, "CD": 0.22, "TW/Moto": 0.28}
+
+
+def _scored_panel(per_cohort: np.ndarray, cohorts: list[str], as_of: str, loans_per_cohort: int, cfg: Config,
+                  seed: int) -> pd.DataFrame:
+    """The sample with SCORE and APR: each (segment, score band) is simulated as its own group of loans."""
+    from scipy.special import ndtri
+
+    from .economics import normal_band_means
+
+    if cfg["score"] is None or cfg["apr"] is None:
+        raise ValueError("a scored sample needs [columns] score and apr to be set")
+    n_bands = SAMPLE_SCORE_BANDS
+    risk = np.exp(-SCORE_GAMMA * normal_band_means(n_bands) - SCORE_GAMMA**2 / 2)
+    banded = _scale_roll_forward(per_cohort[:, :, None], risk[:, None], cfg)  # (C, S, B, M, K, K)
+    groups = [f"{s}|{b}" for s in SAMPLE_SEGMENTS for b in range(n_bands)]
+    per_band = np.diff(np.linspace(0, loans_per_cohort, n_bands + 1).round().astype(np.int64))
+    frame = simulate_panel(
+        banded.reshape(len(cohorts), len(groups), *banded.shape[3:]),
+        cohorts=cohorts,
+        as_of=as_of,
+        loans_per_cohort={g: int(per_band[i % n_bands]) for i, g in enumerate(groups)},
+        segments=groups,
+        seed=np.random.SeedSequence(seed).spawn(3)[1],
+        config=cfg,
+        ead0_mean={g: SAMPLE_EAD0_MEAN[g.rsplit("|", 1)[0]] for g in groups},
+        amortisation={g: SAMPLE_AMORTISATION[g.rsplit("|", 1)[0]] for g in groups},
+    )
+    group = frame[cfg["segment"]].str.rsplit("|", n=1)
+    segment, band = group.str[0], group.str[1].astype(np.int64).to_numpy()
+    loan_codes = pd.factorize(frame[cfg["loan_id"]])[0]
+    n_loans = int(loan_codes.max()) + 1
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    u, noise = rng.random(n_loans), rng.normal(0.0, 0.015, n_loans)
+    loan_band = np.zeros(n_loans, dtype=np.int64)
+    loan_band[loan_codes] = band
+    # A standard normal truncated to the band: uniform over the band's population quantiles.
+    z = np.clip(ndtri(np.clip((loan_band + u) / n_bands, 1e-12, 1 - 1e-12)), -4.0, 4.0)
+    loan_score = np.round(SAMPLE_SCORE_MEAN + SAMPLE_SCORE_SD * z)
+    base_apr = segment.map(SAMPLE_BASE_APR).to_numpy(dtype=np.float64)
+    frame[cfg["segment"]] = segment.astype(_STR_DTYPE)
+    frame[cfg["score"]] = loan_score[loan_codes]
+    frame[cfg["apr"]] = np.round(np.clip(base_apr - 0.04 * z[loan_codes] + noise[loan_codes], 0.05, None), 4)
+    return frame
 
 
 def regenerate_bundled_sample(path: str | Path = SAMPLE_PANEL_PATH) -> Path:

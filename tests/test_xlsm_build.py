@@ -13,7 +13,6 @@ import logging
 import shutil
 import subprocess
 import sys
-import types
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,14 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from xlsm import build  # noqa: E402
+from xlsm import build, xlwings_win  # noqa: E402
 from xlsm.build import BuildError  # noqa: E402
 
 #: The ribbon's actions (pyxl_del.ribbon.ACTIONS must offer each of them).
-EXPECTED_TAGS = ["run_forecast", "refresh_report", "backtest", "stress_test", "risk_dashboard",
-                 "open_config", "diagnostics"]
-#: Modules a RunPython command may name before they exist (written in a later phase).
-PENDING_MODULES = {"pyxl_del.ribbon"}
+EXPECTED_TAGS = ["run_forecast", "refresh_report", "backtest", "stress_test", "risk_dashboard", "drill_down",
+                 "abtest", "open_config", "diagnostics"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -72,9 +69,9 @@ def rezip(parts: dict[str, bytes], *, replace: dict[str, bytes] | None = None, o
     return out.getvalue()
 
 
-def importability_problems(calls: list[build.RunPythonCall]) -> tuple[list[str], list[str]]:
-    """(problems, pending): each called module must import and have the function (a callable)."""
-    problems, pending = [], []
+def importability_problems(calls: list[build.RunPythonCall]) -> list[str]:
+    """Each called module must import and have the function (a callable)."""
+    problems = []
     for call in calls:
         for module, function in call.calls:
             try:
@@ -82,13 +79,12 @@ def importability_problems(calls: list[build.RunPythonCall]) -> tuple[list[str],
             except ModuleNotFoundError:
                 spec = None
             if spec is None:
-                (pending if module in PENDING_MODULES else problems).append(
-                    f"{call.vba_module}: RunPython imports {module!r}, which is not importable")
+                problems.append(f"{call.vba_module}: RunPython imports {module!r}, which is not importable")
                 continue
             obj = getattr(importlib.import_module(module), function, None)
             if not callable(obj):
                 problems.append(f"{call.vba_module}: {module}.{function} is not a function")
-    return problems, pending
+    return problems
 
 
 def project_calls(modules: dict[str, str]) -> list[build.RunPythonCall]:
@@ -146,19 +142,26 @@ def test_ribbon_tags(parts):
 
 
 def test_ribbon_tags_are_actions():
-    """Each ribbon tag names an entry of pyxl_del.ribbon.ACTIONS (once that module exists)."""
-    tags = build.ribbon_tags((build.SRC_DIR / "customUI.xml").read_bytes())
-    try:
-        spec = importlib.util.find_spec("pyxl_del.ribbon")
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None:
-        pytest.skip("pyxl_del.ribbon does not exist yet; tags checked against EXPECTED_TAGS only")
-    ribbon = importlib.import_module("pyxl_del.ribbon")
-    missing = [t for t in tags if t not in ribbon.ACTIONS]
-    assert not missing, f"ribbon tags without an entry in pyxl_del.ribbon.ACTIONS: {missing}"
-    assert all(callable(ribbon.ACTIONS[t]) for t in tags)
+    """Each ribbon tag names an entry of pyxl_del.ribbon.ACTIONS, the table the one VBA callback dispatches to."""
+    from pyxl_del import ribbon
+
+    ui = (build.SRC_DIR / "customUI.xml").read_bytes()
+    assert build.unknown_actions(ui, ribbon.ACTIONS) == []
+    without_button = sorted(set(ribbon.ACTIONS) - set(build.ribbon_tags(ui)))
+    assert without_button == [], f"actions no ribbon button reaches (add a <button> to customUI.xml): {without_button}"
     assert callable(ribbon.run_action)
+
+
+def test_action_check_fails_for_a_tag_without_action(src_copy, tmp_path):
+    ui = src_copy / "customUI.xml"
+    text = ui.read_text().replace('tag="diagnostics"', 'tag="launch_rocket"')
+    from pyxl_del import ribbon
+
+    assert build.unknown_actions(text, ribbon.ACTIONS) == ["launch_rocket"]
+    assert build.unknown_actions(text, {**ribbon.ACTIONS, "launch_rocket": "not callable"}) == ["launch_rocket"]
+    ui.write_text(text)
+    with pytest.raises(BuildError, match="launch_rocket"):
+        build.build_workbook(tmp_path / "x.xlsm", src_dir=src_copy)
 
 
 def test_ribbon_tags_parser():
@@ -290,19 +293,14 @@ def test_runpython_commands_parse_and_import(vba):
     calls = project_calls(vba)
     assert [c.calls for c in calls] == [(("pyxl_del.ribbon", "run_action"),)]
     assert calls[0].command == f"import pyxl_del.ribbon; pyxl_del.ribbon.run_action('{build.VBA_EXPR}')"
-    problems, pending = importability_problems(calls)
-    assert not problems
-    if pending:
-        pytest.skip("not importable yet: " + "; ".join(pending))
+    assert importability_problems(calls) == []
 
 
 def test_importability_check_fails_for_unknown_module_or_function():
     calls = build.runpython_calls("M", 'Sub A()\n  RunPython "import os; os.no_such_function()"\n'
                                        '  RunPython ("import no_such_pkg_xyz; no_such_pkg_xyz.main()")\nEnd Sub')
-    problems, pending = importability_problems(calls)
-    assert pending == []
-    assert problems == ["M: os.no_such_function is not a function",
-                        "M: RunPython imports 'no_such_pkg_xyz', which is not importable"]
+    assert importability_problems(calls) == ["M: os.no_such_function is not a function",
+                                             "M: RunPython imports 'no_such_pkg_xyz', which is not importable"]
 
 
 @pytest.mark.parametrize("vba_line, expected", [
@@ -426,39 +424,10 @@ def test_data_frame_fills_data_sheet(tmp_path):
     assert rows[2] == ["A2", 2, None, datetime(2024, 2, 1)]
 
 
-@pytest.fixture
-def udf_vba_text():
-    """xlwings_udfs text as the lead will make it: generate_vba_wrapper with pywin32 stubbed."""
-    before = set(sys.modules)
-    saved = {k: sys.modules[k] for k in ("pythoncom", "pywintypes", "win32com", "win32com.client")
-             if k in sys.modules}
-
-    class ComError(Exception):
-        pass
-
-    stubs = {"pythoncom": types.SimpleNamespace(CoInitialize=lambda *a, **k: None, com_error=ComError),
-             "pywintypes": types.SimpleNamespace(com_error=ComError, TimeType=type("TimeType", (), {})),
-             "win32com.client": types.SimpleNamespace(Dispatch=lambda *a, **k: None)}
-    stubs["win32com"] = types.SimpleNamespace(client=stubs["win32com.client"])
-    sys.modules.update(stubs)
-    try:
-        udfs = importlib.import_module("xlwings.udfs")
-
-        @udfs.xlfunc
-        @udfs.xlarg("x", doc="a number")
-        def twice(x):
-            return 2 * x
-
-        module = types.SimpleNamespace(twice=twice)
-        buf = io.StringIO()
-        udfs.generate_vba_wrapper("udfs.del_udfs", module, buf, types.SimpleNamespace(Name="pyxl_del.xlsm"))
-        yield buf.getvalue()
-    finally:
-        for name in set(sys.modules) - before:
-            sys.modules.pop(name, None)
-        for name in stubs:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+@pytest.fixture(scope="module")
+def udf_vba_text() -> str:
+    """The xlwings_udfs module as the release build makes it (xlwings' generate_vba_wrapper, pywin32 stubbed)."""
+    return xlwings_win.udf_vba()
 
 
 def test_udf_vba_is_embedded(udf_vba_text, tmp_path):
@@ -466,9 +435,22 @@ def test_udf_vba_is_embedded(udf_vba_text, tmp_path):
     modules = build.read_vba_modules(out.read_bytes())
     udf = modules[build.UDF_MODULE_NAME]
     assert '#Const App = "Microsoft Excel"' in udf  # import_udfs puts it first; the build adds it
-    assert 'XLPy.CallUDF("udfs.del_udfs", "twice", Array(x), ThisWorkbook, Application.Caller)' in udf
+    assert ('XLPy.CallUDF("udfs.del_udfs", "DEL_FORECAST", Array(data, segment, del_type, calibrate, config), '
+            'ThisWorkbook, Application.Caller)') in udf
     assert {"xlwings", "Dictionary", "PyxlDel"} <= set(modules)
     build.verify_workbook(out.read_bytes(), epoch=build.source_epoch())
+
+
+def test_runtime_stand_in_is_undone():
+    """windows_udfs() leaves xlwings as it found it: no-op decorators, no engine, no xlwings.udfs."""
+    import xlwings
+
+    before = (xlwings.func, xlwings.arg, xlwings.ret, len(xlwings.engines))
+    with xlwings_win.windows_udfs() as runtime:
+        assert xlwings.func is runtime.udfs.xlfunc and "pythoncom" in sys.modules
+        assert hasattr(runtime.load().DEL_FORECAST, "__xlfunc__")
+    assert (xlwings.func, xlwings.arg, xlwings.ret, len(xlwings.engines)) == before
+    assert not {"pythoncom", "pywintypes", "win32com", "xlwings.udfs", "udfs.del_udfs"} & set(sys.modules)
 
 
 def test_udf_vba_with_other_module_name_is_refused():
@@ -482,11 +464,55 @@ def test_udf_vba_with_other_module_name_is_refused():
 # The committed artifact and LibreOffice
 # ---------------------------------------------------------------------------------------------------
 
-def test_committed_workbook_passes_the_checks():
-    path = build.DEFAULT_OUT
-    if not path.exists():
-        pytest.skip(f"{path} not built yet (python -m xlsm.build)")
-    build.verify_workbook(path.read_bytes(), epoch=build.source_epoch())
+@pytest.fixture(scope="module")
+def committed() -> bytes:
+    return build.DEFAULT_OUT.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def release(udf_vba_text) -> bytes:
+    """A fresh build from the release inputs (as python -m xlsm.build makes it)."""
+    inputs = build.release_inputs()
+    assert inputs["udf_vba"] == udf_vba_text
+    return build.build_bytes(**inputs)
+
+
+def test_committed_workbook_passes_the_checks(committed):
+    build.verify_workbook(committed, epoch=build.source_epoch())
+
+
+def test_committed_workbook_equals_a_fresh_build(committed, release):
+    assert committed == release, ("xlsm/pyxl_del.xlsm is not what the sources build: run python -m xlsm.build "
+                                  "and commit the result")
+
+
+def test_committed_workbook_embeds_the_current_udfs(committed, udf_vba_text):
+    embedded = build.read_vba_modules(committed)[build.UDF_MODULE_NAME]
+    drift = build.udf_vba_drift(embedded, build.normalize_udf_vba(udf_vba_text))
+    assert drift == [], "the UDF signatures changed; rebuild (python -m xlsm.build):\n" + "\n".join(drift)
+    assert sorted(build.vba_functions(embedded)) == ["DEL_ACTUAL", "DEL_CALIBRATION", "DEL_FLAGS", "DEL_FORECAST",
+                                                     "DEL_MATRIX", "DEL_SEGMENTS", "DEL_VERSION"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda v: v.replace(", Optional config)", ")", 1), "DEL_ACTUAL: changed"),
+    (lambda v: v.replace("DEL_VERSION", "DEL_RELEASE"), "DEL_RELEASE: not in the workbook (new UDF)"),
+    (lambda v: v.replace("Exit Function\r\n    #End If", "Application.Volatile\r\n    #End If", 1),
+     "DEL_ACTUAL: body changed"),
+])
+def test_udf_drift_is_detected(committed, change, expected):
+    embedded = build.read_vba_modules(committed)[build.UDF_MODULE_NAME]
+    drift = build.udf_vba_drift(embedded, change(build.normalize_udf_vba(embedded)))
+    assert drift and drift[0].startswith(expected), drift
+
+
+def test_committed_workbook_data_and_size(committed):
+    import openpyxl
+
+    assert len(committed) < 3_000_000
+    wb = openpyxl.load_workbook(io.BytesIO(committed), read_only=True, keep_vba=True)
+    assert wb.sheetnames == ["Instructions", "Data", "xlwings.conf"]
+    assert wb["Data"].max_row == len(build.sample_slice()) + 1 == 34_876
 
 
 @pytest.mark.libreoffice

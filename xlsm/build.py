@@ -32,6 +32,7 @@ import io
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
 import tomllib
@@ -41,6 +42,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
+
+if not __package__:  # run as a script (python xlsm/build.py): the repository root holds xlsm/ and udfs/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pyxl_del.opc import CUSTOMUI_PART, UI_RELATIONSHIP_TYPE, add_ribbon, canonical_order, read_parts, write_zip
 
 log = logging.getLogger("pyxl_del.xlsm.build")
 
@@ -54,10 +60,11 @@ XLWINGS_RUNTIME_MODULES = ("xlwings", "Dictionary")
 #: The template's sample module (``SampleCall``, a RunPython of ``import <workbook name>``): removed.
 TEMPLATE_SAMPLE_MODULES = ("Module1",)
 UDF_MODULE_NAME = "xlwings_udfs"
+#: Loans per segment and cohort of the bundled sample on the committed workbook's Data sheet (10% of the loans,
+#: 34,875 rows: a 1 MB workbook that builds in seconds; the full 348,750 rows would be about ten times that).
+SAMPLE_LOANS_PER_COHORT = 25
 
 MACRO_MAIN_CONTENT_TYPE = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
-UI_RELATIONSHIP_TYPE = "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility"
-CUSTOMUI_PART = "customUI/customUI.xml"
 CUSTOMUI_NAMESPACES = (
     "http://schemas.microsoft.com/office/2006/01/customui",
     "http://schemas.microsoft.com/office/2009/07/customui",
@@ -111,6 +118,11 @@ def ribbon_tags(customui_xml: str | bytes) -> list[str]:
     """
     root = _parse_customui(customui_xml)
     return [el.get("tag", "") for el in root.iter() if el.get("onAction")]
+
+
+def unknown_actions(customui_xml: str | bytes, actions: Mapping[str, object]) -> list[str]:
+    """Ribbon tags that name no action (``pyxl_del.ribbon.ACTIONS``): their button would fail when clicked."""
+    return [t for t in ribbon_tags(customui_xml) if t not in actions or not callable(actions[t])]
 
 
 def ribbon_callbacks(customui_xml: str | bytes) -> list[tuple[str, str, str]]:
@@ -379,6 +391,35 @@ def normalize_udf_vba(text: str) -> str:
     return _crlf("\n".join([*head, body]).rstrip() + "\n")
 
 
+def vba_functions(source: str) -> dict[str, str]:
+    """``{name: text}`` of each Function / Sub of a module (Attribute lines and line endings normalised)."""
+    found: dict[str, str] = {}
+    name, lines = None, []
+    for line in _body(source).split("\n"):
+        m = re.match(r"^(?:Public |Private )?(?:Function|Sub) (\w+)\(", line)
+        if m:
+            name, lines = m.group(1), []
+        if name is not None:
+            lines.append(line)
+            if re.match(r"^End (?:Function|Sub)\b", line):
+                found[name] = "\n".join(lines)
+                name = None
+    return found
+
+
+def udf_vba_drift(embedded: str, generated: str) -> list[str]:
+    """How the workbook's xlwings_udfs module differs from the VBA the UDF declarations generate now (one line
+    per function); empty when they match."""
+    old, new = vba_functions(embedded), vba_functions(generated)
+    drift = [f"{n}: not in the workbook (new UDF)" for n in sorted(new.keys() - old.keys())]
+    drift += [f"{n}: in the workbook but no longer a UDF" for n in sorted(old.keys() - new.keys())]
+    for n in sorted(old.keys() & new.keys()):
+        if old[n] != new[n]:
+            was, now = old[n].split("\n", 1)[0], new[n].split("\n", 1)[0]
+            drift.append(f"{n}: changed ({was!r} -> {now!r})" if was != now else f"{n}: body changed")
+    return drift
+
+
 def load_layout(path: Path = SRC_DIR / "layout.toml") -> list[dict]:
     """The sheets of layout.toml, checked."""
     with path.open("rb") as fh:
@@ -523,7 +564,9 @@ def write_sheets(template: bytes, layout: list[dict], data_frame=None, *, epoch:
             ws["A1"] = spec.get("title", spec["name"])
             ws["A1"].font = Font(bold=True, size=14)
             for i, line in enumerate(spec.get("lines", []), start=3):
-                ws.cell(row=i, column=1, value=line or None)
+                cell = ws.cell(row=i, column=1, value=line or None)
+                if line:
+                    cell.data_type = "s"  # openpyxl would store a line starting with "=" as a formula
             ws.column_dimensions["A"].width = spec.get("column_width", 100)
         elif kind == "table":
             header = list(spec.get("header", []))
@@ -601,62 +644,16 @@ def write_vba(package: bytes, modules: Mapping[str, str]) -> bytes:
         return dst.read_bytes()
 
 
-def _next_rid(rels_xml: str) -> str:
-    ids = [int(n) for n in re.findall(r'\bId="rId(\d+)"', rels_xml)]
-    return f"rId{max(ids, default=0) + 1}"
-
-
 def package(parts: Mapping[str, bytes], customui_xml: bytes, *, epoch: datetime) -> bytes:
     """Step 4: add the ribbon part + relationship, fix core.xml dates, write the zip deterministically."""
-    parts = dict(parts)
-    parts[CUSTOMUI_PART] = customui_xml
-
-    rels = parts["_rels/.rels"].decode("utf-8")
-    rels = re.sub(r'<Relationship\b[^>]*Type="' + re.escape(UI_RELATIONSHIP_TYPE) + r'"[^>]*/>', "", rels)
-    rel = (f'<Relationship Type="{UI_RELATIONSHIP_TYPE}" Target="{CUSTOMUI_PART}" Id="{_next_rid(rels)}" />')
-    if "</Relationships>" not in rels:
-        raise BuildError("_rels/.rels has no </Relationships>")
-    parts["_rels/.rels"] = rels.replace("</Relationships>", rel + "</Relationships>").encode("utf-8")
-
-    types = parts["[Content_Types].xml"].decode("utf-8")
-    if not re.search(r'<Default\b[^>]*Extension="xml"', types):
-        override = f'<Override PartName="/{CUSTOMUI_PART}" ContentType="application/xml" />'
-        types = types.replace("</Types>", override + "</Types>")
-    parts["[Content_Types].xml"] = types.encode("utf-8")
-
+    parts = add_ribbon(parts, customui_xml)
     stamp = epoch.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     core, n = re.subn(r"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)", rf"\g<1>{stamp}\g<2>",
                       parts["docProps/core.xml"].decode("utf-8"))
     if n != 1:
         raise BuildError("docProps/core.xml: expected one dcterms:modified")
     parts["docProps/core.xml"] = core.encode("utf-8")
-    return write_zip(parts, epoch=epoch)
-
-
-def canonical_order(names: Iterable[str]) -> list[str]:
-    """[Content_Types].xml, then _rels/.rels, then the other parts sorted by name."""
-    first = ["[Content_Types].xml", "_rels/.rels"]
-    names = list(names)
-    return [n for n in first if n in names] + sorted(n for n in names if n not in first)
-
-
-def write_zip(parts: Mapping[str, bytes], *, epoch: datetime) -> bytes:
-    """A zip whose bytes depend only on ``parts`` and ``epoch`` (and zlib's deflate output)."""
-    date_time = epoch.astimezone(timezone.utc).timetuple()[:6]
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name in canonical_order(parts):
-            info = zipfile.ZipInfo(name, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 0  # MS-DOS, as Office writes; ZipInfo's default depends on the OS
-            info.external_attr = 0
-            zf.writestr(info, parts[name], compresslevel=6)
-    return out.getvalue()
-
-
-def read_parts(package_bytes: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(package_bytes)) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
+    return write_zip(parts, stamp=epoch)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -793,6 +790,11 @@ def build_bytes(*, udf_vba: str | None = None, data_frame=None, src_dir: Path = 
     bad_tags = [t for t in ribbon_tags(customui) if not TAG_PATTERN.match(t)]
     if bad_tags:
         raise BuildError(f"customUI.xml: tags must match {TAG_PATTERN.pattern}: {bad_tags}")
+    from pyxl_del.ribbon import ACTIONS
+
+    unknown = unknown_actions(customui, ACTIONS)
+    if unknown:
+        raise BuildError(f"customUI.xml: buttons whose tag is not in pyxl_del.ribbon.ACTIONS: {unknown}")
     # Fail on the sources before building: callbacks must resolve, RunPython strings must parse.
     problems = unresolved_callbacks(customui, {**runtime, **modules})
     if problems:
@@ -828,18 +830,45 @@ def build_workbook(out_path: str | Path = DEFAULT_OUT, *, udf_vba: str | None = 
     return out
 
 
+def sample_slice(loans_per_cohort: int = SAMPLE_LOANS_PER_COHORT):
+    """The Data sheet of the committed workbook: every row of the first ``loans_per_cohort`` loans (by id) of each
+    segment and cohort of the bundled sample panel (pyxl_del/data/sample_panel.parquet)."""
+    import pandas as pd
+
+    from pyxl_del.config import Config
+    from pyxl_del.sample import SAMPLE_PANEL_PATH
+
+    cfg = Config()
+    frame = pd.read_parquet(SAMPLE_PANEL_PATH)
+    loans = frame[[cfg["loan_id"], cfg["segment"], cfg["cohort"]]].drop_duplicates(cfg["loan_id"])
+    loans = loans.sort_values(cfg["loan_id"])
+    chosen = loans.loc[loans.groupby([cfg["segment"], cfg["cohort"]]).cumcount() < loans_per_cohort, cfg["loan_id"]]
+    return frame[frame[cfg["loan_id"]].isin(chosen)].reset_index(drop=True)
+
+
+def release_inputs() -> dict:
+    """What the committed xlsm/pyxl_del.xlsm is built from besides src/: the xlwings_udfs module generated from
+    udfs.del_udfs (xlsm/xlwings_win.py) and the sample slice for the Data sheet."""
+    from xlsm.xlwings_win import udf_vba
+
+    return {"udf_vba": udf_vba(), "data_frame": sample_slice()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlsm.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default {DEFAULT_OUT})")
-    parser.add_argument("--udf-vba", type=Path, help="file with the xlwings_udfs VBA module text")
+    parser.add_argument("--udf-vba", type=Path, help="file with the xlwings_udfs VBA module text "
+                                                     "(default: generated from udfs.del_udfs)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    udf_vba = args.udf_vba.read_text(encoding="utf-8") if args.udf_vba else None
+    inputs = release_inputs()
+    if args.udf_vba:
+        inputs["udf_vba"] = args.udf_vba.read_text(encoding="utf-8")
     try:
-        out = build_workbook(args.out, udf_vba=udf_vba)
+        out = build_workbook(args.out, **inputs)
     except BuildError as exc:
         log.error("%s", exc)
         return 1

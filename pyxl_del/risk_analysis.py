@@ -1,0 +1,90 @@
+"""Every risk view of one fitted result (the portfolio's digital twin), each computed once, on first use.
+
+The CLI subcommands, the risk sheets and the ribbon share one `RiskAnalysis`, so the dashboard, which shows a
+little of everything, costs no more than the views it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .alerts import SEVERITIES, evaluate_alerts
+from .config import Config, ScenarioSpec
+from .data import PORTFOLIO
+from .pipeline import DelResult
+from .risk import ALL, Concentration, LossSimulation, capital, concentration, credit_var, expected_loss
+from .stress import StressResult, run_stress, scenario_set
+
+KPI_COLUMNS = ["kpi", "value", "unit"]  # unit: "pct" | "amount" | "count" | "ratio"
+
+
+@dataclass(frozen=True)
+class RiskAnalysis:
+    """Risk views of ``result`` under ``config`` (default: the result's own); ``scenarios`` extend the config's."""
+
+    result: DelResult
+    config: Config
+    extra_scenarios: tuple[ScenarioSpec, ...] = ()
+
+    @classmethod
+    def of(cls, result: DelResult, config: Config | None = None, scenarios=()) -> RiskAnalysis:
+        return cls(result, config or result.config, tuple(scenarios))
+
+    @cached_property
+    def el(self) -> pd.DataFrame:
+        return expected_loss(self.result, self.config)
+
+    @cached_property
+    def capital(self) -> pd.DataFrame:
+        return capital(self.result, self.config, el=self.el)
+
+    @cached_property
+    def concentration(self) -> Concentration:
+        return concentration(self.result, self.config)
+
+    @cached_property
+    def var(self) -> LossSimulation:
+        return credit_var(self.result, self.config)
+
+    @cached_property
+    def stress(self) -> StressResult:
+        return run_stress(self.result, self.config, scenario_set(self.config, self.extra_scenarios))
+
+    @cached_property
+    def alerts(self) -> pd.DataFrame:
+        return evaluate_alerts(self.result, self.config, concentration=self.concentration, capital=self.capital)
+
+    def portfolio_del_curve(self, segment: str = PORTFOLIO, del_type: str = "DEL30") -> np.ndarray:
+        """The mean over cohorts of a segment's (or the Portfolio's) mixed DEL at each MOB."""
+        return self.result.wide(segment, del_type).mean(axis=0).to_numpy(dtype=np.float64)
+
+    @cached_property
+    def kpis(self) -> pd.DataFrame:
+        """The dashboard's figures at a glance: KPI_COLUMNS."""
+        max_mob = self.result.stats.max_mob
+        curve = self.portfolio_del_curve()
+        el = self.el.set_index(["segment", "cohort"]).loc[(PORTFOLIO, ALL)]
+        cap = self.capital.set_index("segment").loc[PORTFOLIO]
+        top = max(self.config.risk.confidence)
+        rows = [(f"Portfolio DEL30 at MOB {m} (mean of cohorts)", curve[m], "pct")
+                for m in self.config.risk.key_mobs if m <= max_mob]
+        rows += [
+            ("Outstanding EAD", el["ead"], "amount"),
+            ("Expected loss, 12 months", el["el_12m"], "amount"),
+            ("Expected loss, lifetime", el["el_lifetime"], "amount"),
+            ("Lifetime EL / outstanding EAD", el["el_lifetime_rate"], "pct"),
+            (f"Credit VaR {top:.0%}, {self.var.horizon} months", self.var.var(top), "amount"),
+            (f"Expected shortfall {top:.0%}, {self.var.horizon} months", self.var.es(top), "amount"),
+            ("PD 12 months (performing EAD)", el["pd_12m"], "pct"),
+            ("NPL ratio", cap["npl_ratio"], "pct"),
+            ("Indicative IRB capital", cap["capital"], "amount"),
+            ("HHI of EAD by segment", self.concentration.value("segment", "hhi"), "ratio"),
+        ]
+        rows += [(f"Alerts: {s}", int((self.alerts["severity"] == s).sum()), "count") for s in reversed(SEVERITIES)]
+        frame = pd.DataFrame(rows, columns=KPI_COLUMNS)
+        frame["kpi"] = frame["kpi"].astype("string")
+        return frame

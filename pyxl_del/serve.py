@@ -1,0 +1,469 @@
+"""The local decision service: `pyxl-del serve` (optional extra ``pyxl_del[serve]``: FastAPI and uvicorn).
+
+Endpoints: POST /v1/decisions (one `Application`, or ``{"applications": [...]}``), GET /v1/policy, GET /healthz,
+and the OpenAPI docs (/docs, /openapi.json). Requests and answers are the pydantic models of pyxl_del.decide, the
+same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evaluate`'s.
+
+* Every path but /healthz needs the API key in the ``X-API-Key`` header, compared in constant time
+  (hmac.compare_digest). The key comes from the environment variable [decide] api_key_env or the file
+  [decide] api_key_file; never from config.toml itself, which is copied into report workbooks.
+* The server binds to loopback unless told otherwise; bodies over [decide] max_body_bytes get 413.
+* Bad input gets 422 naming the field and the reason (unknown segments included), never a 500 or a traceback.
+* Every decision is appended to the request log ([decide] request_log, JSON Lines): request id, application,
+  decision and policy version; each policy the service loads is logged there too, so any answer can be
+  reproduced from the log and the twin's data.
+* The policy reloads when config.toml changes (`pyxl-del apply` rewrites its [policy] section): a watcher thread
+  checks the file every [decide] reload_seconds, builds a new immutable snapshot (policy, twin, engine) and swaps
+  it in with one assignment. A request reads the snapshot once, so requests in flight finish on the policy they
+  started with. A config that does not load leaves the running policy in place (GET /v1/policy reports why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .config import Config, load_config
+from .decide import (
+    Application,
+    ApplicationBatch,
+    Decision,
+    DecisionBatch,
+    DecisionEngine,
+    DecisionInputError,
+    applied_engine,
+    config_folder,
+    default_data,
+    with_config,
+)
+from .decision_twin import Twin, fit_twin
+from .policy import Policy
+from .workbook import describe_error
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+REQUEST_ID_HEADER = "X-Request-ID"
+OPEN_PATHS = frozenset({"/healthz"})
+THREADED_BATCH = 256  # larger batches run off the event loop so single decisions keep their latency
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class ServeError(ValueError):
+    """The service cannot start as configured (no key, a port in use, ...); the message says why."""
+
+
+def _kind(body: Any) -> str:
+    return "batch" if isinstance(body, dict) and "applications" in body else "single"
+
+
+DecisionRequest = Annotated[Annotated[Application, Tag("single")] | Annotated[ApplicationBatch, Tag("batch")],
+                            Discriminator(_kind)]
+
+
+class PolicyInfo(BaseModel):
+    """GET /v1/policy: the policy decisions are made under now, and where it came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy_version: str
+    policy: Policy
+    segments: list[str]
+    loaded_at: str
+    config: str | None
+    data: str
+    reload_error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    policy_version: str
+
+
+class LoadedPolicy(BaseModel):
+    """The request log's line for a policy the service starts deciding under."""
+
+    event: Literal["policy"] = "policy"
+    time: str
+    policy_version: str
+    policy: Policy
+    config: str | None
+    data: str
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ----------------------------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """What one request decides with; replaced whole, never changed."""
+
+    engine: DecisionEngine
+    loaded_at: str
+
+
+class RequestLog:
+    """Append-only JSON Lines; one write per request, under a lock (requests are served from several threads)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the service's life
+
+    def write(self, lines: list[str]) -> None:
+        if self._file is None or not lines:
+            return
+        text = "\n".join(lines) + "\n"
+        with self._lock:
+            self._file.write(text)
+            self._file.flush()  # a line per decision is on disk before its answer leaves
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class PolicySource:
+    """The service's current snapshot, built from config.toml and the twin's data, and rebuilt when the file
+    changes (`check`, called by the watcher thread `start` runs)."""
+
+    def __init__(self, config_path: Path | None, data: Any = None, request_log: RequestLog | None = None):
+        self.config_path = config_path
+        self.request_log = request_log or RequestLog(None)
+        self.reload_error: str | None = None
+        self._data_arg = data
+        self._stamp = self._stat()
+        config = self._config()
+        self.data_label = ""
+        self._twin: Twin = fit_twin(self._data(config), config)
+        self.snapshot = self._build(self._twin)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _config(self) -> Config:
+        return load_config(self.config_path) if self.config_path is not None else Config()
+
+    def _data(self, config: Config):
+        """The panel the twin is fitted on (the one given, else [decide] data or the scored sample), labelled."""
+        data = self._data_arg if self._data_arg is not None else default_data(config, self.config_path)
+        if isinstance(data, (str, Path)):
+            self.data_label = str(data)
+        else:
+            self.data_label = "a DataFrame" if self._data_arg is not None else "the scored sample"
+        return data
+
+    def _stat(self) -> tuple | None:
+        try:
+            st = self.config_path.stat() if self.config_path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _build(self, twin: Twin) -> Snapshot:
+        engine = applied_engine(twin)
+        snapshot = Snapshot(engine=engine, loaded_at=_now())
+        self.request_log.write([LoadedPolicy(time=snapshot.loaded_at, policy_version=engine.version,
+                                             policy=engine.policy, config=self.config_label,
+                                             data=self.data_label).model_dump_json()])
+        log.info("deciding under policy %s", engine.version)
+        return snapshot
+
+    @property
+    def config_label(self) -> str | None:
+        return None if self.config_path is None else str(self.config_path)
+
+    def check(self) -> bool:
+        """Reload when the config file changed; True when a new snapshot is in place."""
+        stamp = self._stat()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            config = self._config()
+            try:
+                twin = with_config(self._twin, config)
+            except ValueError:  # more than the policy changed: the chains depend on it
+                twin = fit_twin(self._data(config), config)
+            snapshot = self._build(twin)
+        except (ValueError, OSError) as exc:
+            self.reload_error = describe_error(exc, one_line=True)
+            log.error("config %s changed but does not load; still deciding under policy %s: %s",
+                      self.config_path, self.snapshot.engine.version, self.reload_error)
+            return False
+        old = self.snapshot.engine.version
+        self._twin, self.snapshot, self.reload_error = twin, snapshot, None
+        log.info("policy reloaded from %s: %s -> %s", self.config_path, old, snapshot.engine.version)
+        return True
+
+    def start(self, interval: float) -> None:
+        if self.config_path is None or self._thread is not None:
+            return
+
+        def watch():
+            while not self._stop.wait(interval):
+                self.check()
+
+        self._thread = threading.Thread(target=watch, name="pyxl_del-policy-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+# ----------------------------------------------------------------------------------------------- the app
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _problem(loc, msg: str, kind: str) -> dict:
+    """One 422 entry; the tags that tell a single application from a batch are left out of the location."""
+    loc = [p for p in loc if p not in ("single", "batch")]
+    parts = loc[1:] if loc[:1] == ["body"] else loc
+    field = "body" if kind == "json_invalid" or not parts else ".".join(map(str, parts))
+    return {"loc": loc, "field": field, "msg": msg, "type": kind}
+
+
+class Guard:
+    """ASGI middleware in front of everything: request id, API key, body size. A request without the key or
+    too large never reaches parsing."""
+
+    def __init__(self, app, api_key: str, max_body_bytes: int):
+        self.app = app
+        self.key = api_key.encode("utf-8")
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                       (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+            await send(message)
+
+        async def reply(status: int, detail: str, extra: tuple = ()):
+            body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+            await send_with_id({"type": "http.response.start", "status": status,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode()), *extra]})
+            await send_with_id({"type": "http.response.body", "body": body})
+
+        if scope["path"] not in OPEN_PATHS:
+            key = headers.get(API_KEY_HEADER.lower().encode())
+            if key is None or not hmac.compare_digest(key, self.key):
+                return await reply(401, f"missing or invalid API key (header {API_KEY_HEADER})",
+                                   ((b"www-authenticate", b"ApiKey"),))
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await reply(413, f"request body over {self.max_body:,} bytes")
+        # The body is read here in full (every endpoint needs all of it) so a chunked one is held to the limit too.
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return await reply(413, f"request body over {self.max_body:,} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send_with_id)
+
+
+def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_000_000,
+               max_batch: int = 100_000):
+    """The FastAPI application over ``source``'s snapshots."""
+    app = FastAPI(title="pyxl_del decisions", version=__version__,
+                  description="Credit decisions under the applied policy (docs/decisions-realtime.md). "
+                              f"Send the API key in the {API_KEY_HEADER} header.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = [_problem(e.get("loc", ()), e.get("msg", "invalid"), e.get("type", "value_error"))
+                    for e in exc.errors()]
+        return _json(422, {"detail": problems, "request_id": request.state.request_id})
+
+    @app.exception_handler(DecisionInputError)
+    async def undecidable(request: Request, exc: DecisionInputError):
+        problems = [_problem(("body", *(() if p.index is None else ("applications", p.index)), p.field)
+                             if request.state.batch else ("body", p.field), p.message, "value_error")
+                    for p in exc.problems]
+        return _json(422, {"detail": problems, "request_id": request.state.request_id})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot even decode: bad input like any other
+            return _json(422, {"detail": [_problem(("body",), f"not JSON text: {exc.detail}", "json_invalid")],
+                               "request_id": request.state.request_id})
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):
+        request_id = getattr(request.state, "request_id", "?")
+        log.error("request %s failed", request_id, exc_info=exc)
+        return _json(500, {"detail": f"internal error; the service log has request {request_id}",
+                           "request_id": request_id})
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    async def healthz() -> Health:
+        return Health(policy_version=source.snapshot.engine.version)
+
+    @app.get("/v1/policy", response_model=PolicyInfo, tags=["decisions"])
+    async def policy() -> PolicyInfo:
+        snapshot = source.snapshot
+        engine = snapshot.engine
+        return PolicyInfo(policy_version=engine.version, policy=engine.policy, segments=list(engine.segments),
+                          loaded_at=snapshot.loaded_at, config=source.config_label, data=source.data_label,
+                          reload_error=source.reload_error)
+
+    @app.post("/v1/decisions", response_model=Decision | DecisionBatch, tags=["decisions"],
+              responses={401: {"description": "no or wrong API key"}, 413: {"description": "body too large"},
+                         422: {"description": "bad input: the field and the reason"}})
+    async def decisions(request: Request, body: Annotated[DecisionRequest, Body()]) -> Response:
+        """One application, or {"applications": [...]}; the answer is a Decision, or a DecisionBatch in order."""
+        engine = source.snapshot.engine  # read once: the whole request is decided under this policy
+        batch = isinstance(body, ApplicationBatch)
+        request.state.batch = batch
+        apps = body.applications if batch else [body]
+        if len(apps) > max_batch:
+            raise RequestValidationError([{"loc": ("body", "applications"), "type": "too_long",
+                                           "msg": f"at most {max_batch:,} applications per request"}])
+        if len(apps) > THREADED_BATCH:
+            answers = await run_in_threadpool(_decide_and_log, engine, apps, request.state.request_id,
+                                              source.request_log)
+        else:
+            answers = _decide_and_log(engine, apps, request.state.request_id, source.request_log)
+        content = (DecisionBatch.model_construct(policy_version=engine.version, decisions=answers) if batch
+                   else answers[0]).model_dump_json()
+        return Response(content=content, media_type="application/json")
+
+    return Guard(app, api_key, max_body_bytes)
+
+
+def _decide_and_log(engine: DecisionEngine, apps: list[Application], request_id: str,
+                    request_log: RequestLog) -> list[Decision]:
+    answers = engine.decide_many(apps)
+    # One line per decision: {"event": "decision", "time", "request_id", "policy_version", "application": an
+    # Application, "decision": a Decision}. The envelope's values are safe as they stand (a checked request id, a
+    # timestamp, a hex version); the two models are written by pydantic.
+    head = (f'{{"event":"decision","time":"{_now()}","request_id":"{request_id}",'
+            f'"policy_version":"{engine.version}","application":')
+    request_log.write([f'{head}{a.model_dump_json()},"decision":{d.model_dump_json()}}}'
+                       for a, d in zip(apps, answers, strict=True)])
+    return answers
+
+
+# ------------------------------------------------------------------------------------------- running it
+
+
+def api_key(config: Config, config_path: Path | None) -> str | None:
+    """The API key: the environment variable [decide] api_key_env, else the file [decide] api_key_file."""
+    settings = config.decide
+    value = os.environ.get(settings.api_key_env, "").strip()
+    if value:
+        return value
+    if settings.api_key_file:
+        path = Path(settings.api_key_file).expanduser()
+        path = path if path.is_absolute() else config_folder(config_path) / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ServeError(f"[decide] api_key_file {path}: {exc.strerror or exc}") from None
+    return value or None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: a free one, see ``getsockname()``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on connections whose protocol says TCP, and
+    # with it on every answer waits for a delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if not is_loopback(host):
+        log.warning("listening on %s: reachable from other machines, not only this one", host)
+    return sock
+
+
+def run(app, sock: socket.socket, *, on_started: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` on ``sock`` until interrupted (uvicorn; no access log: the request log has every decision)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    if on_started is not None:
+        async def serve():
+            task = asyncio.ensure_future(server.serve(sockets=[sock]))
+            while not server.started and not task.done():
+                await asyncio.sleep(0.01)
+            if server.started:
+                on_started()
+            await task
+
+        asyncio.run(serve())
+    else:
+        server.run(sockets=[sock])

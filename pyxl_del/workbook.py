@@ -1,0 +1,432 @@
+"""The workbook the ribbon actions work on: a small interface, over live Excel (xlwings) or a file (openpyxl).
+
+The ribbon's actions (pyxl_del.ribbon) are functions of a `Workbook`: read a range or a sheet as a DataFrame,
+the current selection, write report layouts, list and delete the sheets pyxl_del wrote, and a remembered name.
+`XlwingsBook` is the workbook a button was clicked in (``xw.Book.caller()``); `OpenpyxlBook` is a file on disk
+for ``pyxl-del ribbon ACTION --workbook FILE.xlsm``. Both write the same sheets: the layouts of pyxl_del.report,
+rendered by pyxl_del.excel.render_openpyxl (live Excel gets them by copying the sheets of a rendered scratch
+workbook, so formats, colour scales and charts are Excel's own and identical to the file's).
+
+Ownership: every sheet pyxl_del writes carries the hidden sheet-scoped name ``report.OWNER_NAME`` whose value is
+the layout's kind. Writing layouts replaces only owned sheets (those of the kinds being written, or of the same
+names) and refuses to touch a user's sheet that has one of the new names (`SheetConflictError`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from pydantic import ValidationError
+
+from . import report
+from .data import PanelError
+from .excel import SheetConflictError, owned_sheets, render_openpyxl
+from .export import atomic_replace
+from .opc import read_parts, restore_ribbon, write_zip
+
+log = logging.getLogger(__name__)
+
+#: Excel's cell errors: COM hands them over as these codes in a range's values (xlwings/_xlwindows.py cell_errors);
+#: openpyxl reads them as their text.
+CELL_ERRORS = {-2146826281: "#DIV/0!", -2146826246: "#N/A", -2146826259: "#NAME?", -2146826288: "#NULL!",
+               -2146826252: "#NUM!", -2146826265: "#REF!", -2146826273: "#VALUE!"}
+_ERROR_TEXTS = frozenset(CELL_ERRORS.values())
+MAX_MESSAGE = 255  # a cell message: Excel's own error texts and tooltips stay well below this
+MACRO_SUFFIXES = (".xlsm", ".xltm")
+
+
+class WorkbookError(ValueError):
+    """Input from a workbook (cells, a range address, a file) that cannot be used; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------- messages
+
+def describe_error(exc: BaseException, *, one_line: bool = False) -> str:
+    """What went wrong, for a person reading a cell or a message box (never a traceback).
+
+    The engine reports bad input (data, config, arguments, sheet names, files) as ValueError, KeyError or OSError
+    subclasses (PanelError, ConfigError, SheetConflictError, WorkbookError, ...) whose message is written for the
+    user; anything else is a bug, logged with its traceback and shown as "internal error".
+    """
+    if isinstance(exc, PanelError) and one_line and len(exc.problems) > 1:
+        text = f"{exc.source}: {exc.problems[0]} (and {len(exc.problems) - 1} more problems)"
+    elif isinstance(exc, ValidationError):
+        text = "; ".join(_describe_validation(e) for e in exc.errors())
+    elif isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])  # str(KeyError) would quote the message
+    elif isinstance(exc, (ValueError, LookupError, OSError)):
+        log.debug("pyxl_del: input error", exc_info=exc)
+        text = str(exc)
+    else:
+        log.error("pyxl_del: unexpected error", exc_info=exc)
+        text = f"internal error ({type(exc).__name__}: {exc}); the Python log has the details"
+    if one_line:
+        text = " ".join(text.split())
+        if len(text) > MAX_MESSAGE:
+            text = text[:MAX_MESSAGE - 1] + "…"
+    return text
+
+
+def _describe_validation(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "arguments"
+    got = f" (got {error['input']!r})" if error["type"] not in ("missing",) and "input" in error else ""
+    return f"{where}: {error['msg']}{got}"
+
+
+# ---------------------------------------------------------------------------------------------- ranges
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A sheet, or a range of a sheet ("A1:F100")."""
+
+    sheet: str
+    address: str | None = None
+
+    def __str__(self) -> str:
+        # Quoted as Excel quotes it: unless the name is a plain word that cannot be read as a cell address.
+        plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", self.sheet) and not re.fullmatch(
+            r"[A-Za-z]{1,3}\d+|[Rr]\d*[Cc]\d*", self.sheet)
+        name = self.sheet if plain else "'" + self.sheet.replace("'", "''") + "'"
+        return name if self.address is None else f"{name}!{self.address}"
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        """``Sheet!A1:F100``, ``'My sheet'!$A$1:$F$100`` or a bare sheet name."""
+        text = text.strip().removeprefix("=")
+        m = re.fullmatch(r"(?:'((?:[^']|'')+)'|([^!']+))(?:!\$?([A-Za-z]{1,3})\$?(\d+)(?::\$?([A-Za-z]{1,3})\$?(\d+))?)?",
+                         text)
+        if not m:
+            raise WorkbookError(f"not a sheet or range reference: {text!r} (expected e.g. Data!A1:F5000)")
+        sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
+        if m.group(3) is None:
+            return cls(sheet)
+        first = f"{m.group(3).upper()}{m.group(4)}"
+        last = f"{m.group(5).upper()}{m.group(6)}" if m.group(5) else first
+        return cls(sheet, f"{first}:{last}")
+
+
+def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
+    """A table with a header row, as cell values, to a DataFrame.
+
+    Blank trailing rows (a whole-column reference) and columns without a header are dropped. A cell error
+    (#N/A, #REF!, ...) is an error naming its column and rows: COM hands errors over as int codes (every number
+    it hands over is a float), so ``ints_are_errors`` for values from Excel; openpyxl gives them as their text.
+    Dates from COM carry a UTC time zone, which is dropped (Excel dates have none).
+    """
+    if not isinstance(rows, (list, tuple)) or not rows or not isinstance(rows[0], (list, tuple)):
+        raise WorkbookError("the data needs a header row and at least one row of data")
+    last = len(rows)
+    while last > 1 and all(v is None for v in rows[last - 1]):
+        last -= 1
+    if last < 2:
+        raise WorkbookError("the data needs a header row and at least one row of data")
+    frame: dict[str, Any] = {}
+    for name, values in zip(rows[0], zip(*rows[1:last], strict=True), strict=True):
+        if name is None or name == "":
+            continue
+        name = str(int(name)) if isinstance(name, float) and name.is_integer() else str(name)
+        kinds = set(map(type, values))
+        if ints_are_errors and int in kinds:
+            bad = [i for i, v in enumerate(values) if type(v) is int]
+        elif not ints_are_errors and str in kinds and not _ERROR_TEXTS.isdisjoint(values):
+            bad = [i for i, v in enumerate(values) if isinstance(v, str) and v in _ERROR_TEXTS]
+        else:
+            bad = []
+        if bad:
+            labels = sorted({CELL_ERRORS.get(values[i], values[i]) for i in bad})
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise WorkbookError(f"column {name!r} has cell errors ({', '.join(map(str, labels))}) in rows "
+                                f"{', '.join(str(i + 2) for i in bad[:10])}{more}")
+        if any(issubclass(k, datetime) for k in kinds):
+            values = [v.replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo is not None else v
+                      for v in values]
+        frame[name] = values
+    return pd.DataFrame(frame)
+
+
+# ---------------------------------------------------------------------------------------------- interface
+
+
+class Workbook(Protocol):
+    """What a ribbon action may do with a workbook."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def folder(self) -> Path | None:
+        """Where the workbook is saved (config.toml is looked for there); None for a new, unsaved book."""
+
+    def sheet_names(self) -> list[str]: ...
+
+    def read_rows(self, ref: Ref) -> list[tuple]:
+        """The cell values of a range (or of a sheet's used area), row by row."""
+
+    def read_frame(self, ref: Ref) -> pd.DataFrame:
+        """A range (or a sheet's used area) whose first row is the header, as a DataFrame."""
+
+    def selection(self) -> Ref | None:
+        """The selected range, when it is more than one cell."""
+
+    def own_sheets(self) -> dict[str, str]:
+        """Sheets pyxl_del wrote, in tab order: name -> layout kind."""
+
+    def delete_own_sheets(self, names: Iterable[str]) -> None: ...
+
+    def write_layouts(self, layouts: Sequence[report.SheetLayout],
+                      replace_kinds: Collection[str] | None = None) -> list[str]:
+        """Write the layouts, replacing owned sheets as `plan_replacement` says; returns the sheet names written."""
+
+    def get_name(self, name: str) -> Ref | None:
+        """The range a workbook-level name refers to, if it exists."""
+
+    def set_name(self, name: str, ref: Ref | None) -> None:
+        """Point a hidden workbook-level name at the range ``ref``, or delete it (None)."""
+
+
+def plan_replacement(sheet_names: Sequence[str], own: dict[str, str], layouts: Sequence[report.SheetLayout],
+                     replace_kinds: Collection[str] | None = None) -> list[str]:
+    """The owned sheets the layouts replace: those with a layout's name, and those of ``replace_kinds`` (default:
+    the layouts' kinds, so a report drops the sheets of a segment no longer in the data). Raises SheetConflictError
+    when a sheet pyxl_del did not write has a layout's name (compared as Excel does, ignoring case)."""
+    new = {layout.name.casefold() for layout in layouts}
+    kinds = {layout.kind for layout in layouts} if replace_kinds is None else set(replace_kinds)
+    clashes = [s for s in sheet_names if s not in own and s.casefold() in new]
+    if clashes:
+        raise SheetConflictError(
+            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write; "
+            f"rename or delete them and run again")
+    return [s for s, kind in own.items() if kind in kinds or s.casefold() in new]
+
+
+def _kind(attr_text: str) -> str:
+    return attr_text.strip().removeprefix("=").strip('"')
+
+
+# ---------------------------------------------------------------------------------------------- openpyxl
+
+
+class OpenpyxlBook:
+    """A workbook file, read and written with openpyxl; `save` replaces the file atomically and keeps the VBA
+    project (keep_vba) and the ribbon (re-added after openpyxl's save, see pyxl_del.opc)."""
+
+    def __init__(self, path: str | Path, *, selection: Ref | None = None):
+        import openpyxl
+
+        self.path = Path(path)
+        try:
+            content = self.path.read_bytes()
+        except OSError as exc:
+            raise WorkbookError(f"cannot read workbook {self.path}: {exc.strerror or exc}") from exc
+        self._original = read_parts(content)
+        self.wb = openpyxl.load_workbook(io.BytesIO(content), keep_vba=self.path.suffix.lower() in MACRO_SUFFIXES)
+        self._selection = selection
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def folder(self) -> Path | None:
+        return self.path.resolve().parent
+
+    def sheet_names(self) -> list[str]:
+        return list(self.wb.sheetnames)
+
+    def _sheet(self, name: str):
+        if name not in self.wb.sheetnames:
+            raise WorkbookError(f"{self.name} has no sheet {name!r} (sheets: {', '.join(self.wb.sheetnames)})")
+        return self.wb[name]
+
+    def read_rows(self, ref: Ref) -> list[tuple]:
+        ws = self._sheet(ref.sheet)
+        if ref.address is None:
+            return list(ws.iter_rows(values_only=True))
+        return [tuple(c.value for c in row) for row in ws[ref.address]]
+
+    def read_frame(self, ref: Ref) -> pd.DataFrame:
+        return cells_to_frame(self.read_rows(ref), ints_are_errors=False)
+
+    def selection(self) -> Ref | None:
+        """The selection given to the constructor, else the one saved in the file (active sheet)."""
+        if self._selection is not None:
+            return self._selection
+        ws = self.wb.active
+        sqref = str(ws.sheet_view.selection[0].sqref or "") if ws.sheet_view.selection else ""
+        if not sqref or " " in sqref or ":" not in sqref:  # one cell, or several areas: no table selected
+            return None
+        return Ref(ws.title, sqref)
+
+    def own_sheets(self) -> dict[str, str]:
+        return {ws.title: _kind(ws.defined_names[report.OWNER_NAME].attr_text) for ws in owned_sheets(self.wb)}
+
+    def delete_own_sheets(self, names: Iterable[str]) -> None:
+        own = self.own_sheets()
+        for name in names:
+            if name not in own:
+                raise WorkbookError(f"sheet {name!r} was not written by pyxl_del; it is left alone")
+            self.wb.remove(self.wb[name])
+
+    def write_layouts(self, layouts: Sequence[report.SheetLayout],
+                      replace_kinds: Collection[str] | None = None) -> list[str]:
+        own = self.own_sheets()
+        replaced = set(plan_replacement(self.sheet_names(), own, layouts, replace_kinds))
+        # render_openpyxl replaces every sheet carrying the owner name: hide it on the owned sheets that stay.
+        kept = [ws for ws in owned_sheets(self.wb) if ws.title not in replaced]
+        markers = [ws.defined_names.pop(report.OWNER_NAME) for ws in kept]
+        try:
+            written = render_openpyxl(layouts, self.wb)
+        finally:
+            for ws, marker in zip(kept, markers, strict=True):
+                ws.defined_names[report.OWNER_NAME] = marker
+        return [ws.title for ws in written]
+
+    def get_name(self, name: str) -> Ref | None:
+        defined = self.wb.defined_names.get(name)
+        if defined is None:
+            return None
+        for sheet, address in defined.destinations:
+            return Ref(sheet, address.replace("$", ""))
+        return None
+
+    def set_name(self, name: str, ref: Ref | None) -> None:
+        from openpyxl.workbook.defined_name import DefinedName
+
+        self.wb.defined_names.pop(name, None)
+        if ref is not None:
+            target = str(Ref(ref.sheet, _absolute(ref.address)))
+            self.wb.defined_names[name] = DefinedName(name, attr_text=target, hidden=True)
+
+    def save(self) -> Path:
+        """Write the workbook back in one rename; the ribbon part and relationship are restored."""
+        with atomic_replace(self.path) as tmp:
+            self.wb.save(tmp)
+            parts = restore_ribbon(read_parts(tmp.read_bytes()), self._original)
+            tmp.write_bytes(write_zip(parts, stamp=datetime.now(timezone.utc)))
+        log.info("saved %s", self.path)
+        return self.path
+
+
+def _absolute(address: str | None) -> str:
+    if address is None:
+        raise WorkbookError("a name can only refer to a range, not a whole sheet")
+    return re.sub(r"([A-Za-z]+)(\d+)", r"$\1$\2", address)
+
+
+# ---------------------------------------------------------------------------------------------- xlwings
+
+
+class XlwingsBook:
+    """The workbook open in Excel (xlwings; Windows and macOS). Nothing is saved: the user saves as usual."""
+
+    def __init__(self, book):
+        self.book = book
+
+    @classmethod
+    def caller(cls) -> XlwingsBook:
+        import xlwings as xw
+
+        return cls(xw.Book.caller())
+
+    @property
+    def name(self) -> str:
+        return self.book.name
+
+    @property
+    def folder(self) -> Path | None:
+        full = Path(self.book.fullname)
+        return full.parent if full.is_absolute() and full.parent.is_dir() else None
+
+    def sheet_names(self) -> list[str]:
+        return [s.name for s in self.book.sheets]
+
+    def read_rows(self, ref: Ref) -> list[tuple]:
+        if ref.sheet not in self.sheet_names():
+            raise WorkbookError(f"{self.name} has no sheet {ref.sheet!r}")
+        sheet = self.book.sheets[ref.sheet]
+        rng = sheet.used_range if ref.address is None else sheet.range(ref.address)
+        values = rng.raw_value  # COM values: a tuple of row tuples, or a scalar for one cell
+        return list(values) if isinstance(values, tuple) else [(values,)]
+
+    def read_frame(self, ref: Ref) -> pd.DataFrame:
+        # the same rules as the worksheet functions' data argument, which also arrives as COM values
+        return cells_to_frame(self.read_rows(ref), ints_are_errors=True)
+
+    def selection(self) -> Ref | None:
+        selected = self.book.selection
+        if selected is None or selected.sheet.book != self.book or selected.count < 2:
+            return None
+        return Ref(selected.sheet.name, selected.address.replace("$", ""))
+
+    def own_sheets(self) -> dict[str, str]:
+        own = {}
+        for sheet in self.book.sheets:
+            for defined in sheet.names:
+                if defined.name.rsplit("!", 1)[-1] == report.OWNER_NAME:
+                    own[sheet.name] = _kind(defined.refers_to)
+        return own
+
+    def delete_own_sheets(self, names: Iterable[str]) -> None:
+        own = self.own_sheets()
+        app = self.book.app
+        alerts, app.display_alerts = app.display_alerts, False  # no "delete this sheet?" prompt
+        try:
+            for name in names:
+                if name not in own:
+                    raise WorkbookError(f"sheet {name!r} was not written by pyxl_del; it is left alone")
+                self.book.sheets[name].delete()
+        finally:
+            app.display_alerts = alerts
+
+    def write_layouts(self, layouts: Sequence[report.SheetLayout],
+                      replace_kinds: Collection[str] | None = None) -> list[str]:
+        import openpyxl
+
+        names = self.sheet_names()
+        replaced = plan_replacement(names, self.own_sheets(), layouts, replace_kinds)
+        app = self.book.app
+        updating, app.screen_updating = app.screen_updating, False
+        with tempfile.TemporaryDirectory(prefix="pyxl_del_") as tmp:
+            scratch_path = Path(tmp) / "pyxl_del_sheets.xlsx"
+            scratch = openpyxl.Workbook()
+            scratch.remove(scratch.active)
+            render_openpyxl(layouts, scratch)
+            scratch.save(scratch_path)
+            scratch_book = app.books.open(str(scratch_path))
+            try:
+                position = names.index(replaced[0]) if replaced else len(names)
+                self.delete_own_sheets(replaced)
+                written = []
+                for sheet in scratch_book.sheets:  # Sheet.copy takes the sheet's local names (the marker) along
+                    sheets = self.book.sheets
+                    copy = (sheet.copy(before=sheets[position]) if position < len(sheets)
+                            else sheet.copy(after=sheets[len(sheets) - 1]))
+                    written.append(copy.name)
+                    position += 1
+            finally:
+                scratch_book.close()
+                app.screen_updating = updating
+        if written:
+            self.book.sheets[written[0]].activate()
+        return written
+
+    def get_name(self, name: str) -> Ref | None:
+        found = [n for n in self.book.names if n.name == name]
+        return Ref.parse(found[0].refers_to) if found else None
+
+    def set_name(self, name: str, ref: Ref | None) -> None:
+        for defined in [n for n in self.book.names if n.name == name]:
+            defined.delete()
+        if ref is not None:
+            defined = self.book.names.add(name, "=" + str(Ref(ref.sheet, _absolute(ref.address))))
+            defined.api.Visible = False

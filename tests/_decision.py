@@ -1,0 +1,31 @@
+"""Shared, cached fixtures of the decision-engine tests: small scored and unscored panels and their twins."""
+
+from __future__ import annotations
+
+import functools
+
+from pyxl_del import Config
+from pyxl_del.decision_twin import fit_twin
+from pyxl_del.sample import generate_sample
+
+SMALL = {"loans_per_cohort": 120, "n_cohorts": 24}
+
+
+@functools.cache
+def scored_panel():
+    return generate_sample(score=True, **SMALL)
+
+
+@functools.cache
+def scored_twin():
+    return fit_twin(scored_panel(), Config())
+
+
+@functools.cache
+def linked_twin():
+    return fit_twin(generate_sample(**SMALL), Config())
+
+
+def twin_with(**sections):
+    """The scored twin refitted under a config with some keys changed."""
+    return fit_twin(scored_panel(), Config().with_overrides(**sections))

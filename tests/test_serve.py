@@ -1,0 +1,231 @@
+"""The decision service, started for real (`pyxl-del serve` in a subprocess on a free loopback port).
+
+Auth, 422s with the field and the reason, 413, fuzzed bodies that never get a 5xx, the request log, a 10,000-
+application batch, a short load test (benchmarks/load_serve.py runs the 10-second one) and a policy reload while
+clients keep asking.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from pyxl_del.config import Config  # noqa: E402
+from pyxl_del.decide import Application, Decision, decide  # noqa: E402
+from pyxl_del.decision_twin import fit_twin  # noqa: E402
+from pyxl_del.optimise import current_policy  # noqa: E402
+from pyxl_del.sample import generate_sample  # noqa: E402
+from pyxl_del.serve import api_key, is_loopback  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from load_serve import run_load, start_server, time_batch  # noqa: E402
+
+KEY = "test-key-0123456789"
+MAX_BODY = 3_000_000
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("serve")
+    generate_sample(score=True, loans_per_cohort=40, n_cohorts=24).to_parquet(work / "panel.parquet")
+    (work / "config.toml").write_text(f'[decide]\ndata = "panel.parquet"\nreload_seconds = 0.2\n'
+                                      f"max_body_bytes = {MAX_BODY}\n", encoding="utf-8")
+    return work
+
+
+@pytest.fixture(scope="module")
+def server(workdir):
+    proc, url = start_server(["--config", str(workdir / "config.toml")], KEY, workdir)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def twin(workdir):
+    return fit_twin(workdir / "panel.parquet", Config())
+
+
+class Client:
+    def __init__(self, url: str):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        assert is_loopback(host)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def __call__(self, method: str, path: str, body=None, *, key: str | None = KEY, headers=None):
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", **({"X-API-Key": key} if key is not None else {}),
+                **(headers or {})}
+        self.conn.request(method, path, body=data, headers=sent)
+        response = self.conn.getresponse()
+        content = response.read()
+        return response.status, (json.loads(content) if content else None), dict(response.getheaders())
+
+
+@pytest.fixture
+def client(server):
+    c = Client(server)
+    yield c
+    c.conn.close()
+
+
+def test_key_required_except_health(client):
+    assert client("GET", "/healthz", key=None)[0] == 200
+    for method, path in (("GET", "/v1/policy"), ("POST", "/v1/decisions"), ("GET", "/docs"), ("GET", "/openapi.json")):
+        status, body, headers = client(method, path, {"segment": "CD"}, key=None)
+        assert status == 401 and "X-API-Key" in body["detail"], path
+        assert client(method, path, key="wrong")[0] == 401
+    assert client("GET", "/openapi.json")[0] == 200
+
+
+def test_single_decision_matches_the_library(client, twin):
+    app = {"application_id": "A-1", "segment": "CASH LOAN", "score": 598, "amount": 12000, "apr": 0.33}
+    status, body, headers = client("POST", "/v1/decisions", app, headers={"X-Request-ID": "req-42"})
+    assert status == 200 and headers["x-request-id"] == "req-42"
+    expected = decide(Application(**app), current_policy(twin), twin)
+    assert Decision.model_validate(body) == expected
+    status, info, _ = client("GET", "/v1/policy")
+    assert status == 200 and info["policy_version"] == expected.policy_version and info["reload_error"] is None
+
+
+def test_bad_input_is_422_with_field_and_reason(client):
+    status, body, _ = client("POST", "/v1/decisions", {"applications": [
+        {"segment": "CD", "score": 600, "amount": 100}, {"segment": "CD", "score": "high", "amount": -1}]})
+    assert status == 422
+    fields = {d["field"]: d["msg"] for d in body["detail"]}
+    assert set(fields) == {"applications.1.score", "applications.1.amount"} and "greater than 0" in \
+        fields["applications.1.amount"]
+    status, body, _ = client("POST", "/v1/decisions", {"applications": [{"segment": "CD", "score": 1, "amount": 1},
+                                                                        {"segment": "Boats", "score": 1, "amount": 1}]})
+    assert status == 422 and body["detail"][0]["field"] == "applications.1.segment"
+    assert "unknown segment 'Boats'" in body["detail"][0]["msg"]
+    status, body, _ = client("POST", "/v1/decisions", b'{"segment": "CD", "score": NaN, "amount": 5}')
+    assert status == 422 and body["detail"][0]["field"] == "score"
+    status, body, _ = client("POST", "/v1/decisions", b"{not json")
+    assert status == 422 and body["detail"][0]["field"] == "body"
+    assert client("POST", "/v1/decisions", {"applications": []})[0] == 422
+
+
+def test_oversized_body_is_413(client):
+    status, body, _ = client("POST", "/v1/decisions", b" " * (MAX_BODY + 1))
+    assert status == 413 and "over" in body["detail"]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                    max_leaves=20)
+FIELDS = st.fixed_dictionaries({}, optional={
+    "segment": st.one_of(st.sampled_from(["CD", "CASH LOAN", "TW/Moto", ""]), st.text(max_size=10), JSON),
+    "score": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.text(max_size=5), JSON),
+    "amount": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**30,
+                                                                                      max_value=10**30), JSON),
+    "apr": st.one_of(st.none(), st.floats(), JSON), "application_id": st.one_of(st.text(max_size=200), JSON),
+    "extra": JSON})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(FIELDS, st.fixed_dictionaries({"applications": st.lists(FIELDS, max_size=3)}), JSON,
+                      st.binary(max_size=64)))
+def test_fuzzed_bodies_never_get_a_5xx(server, body):
+    client = Client(server)
+    try:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        status, _, _ = client("POST", "/v1/decisions", data)
+    finally:
+        client.conn.close()
+    assert status in (200, 422), (status, body)
+
+
+def test_batch_of_10000_under_a_second(server, workdir):
+    elapsed, n = time_batch(server, KEY, 10_000)
+    assert n == 10_000
+    assert elapsed < 1.0, elapsed
+
+
+def test_short_load_no_errors_and_p99_under_100ms(server):
+    result = run_load(server, KEY, clients=8, seconds=2.0)
+    assert not result["errors"], result["errors"][:5]
+    assert result["requests"] > 100
+    assert result["p99_ms"] < 100, result
+
+
+def test_every_decision_is_logged(client, workdir):
+    client("POST", "/v1/decisions", {"segment": "CD", "score": 640, "amount": 2500}, headers={"X-Request-ID": "log-1"})
+    lines = [json.loads(line) for line in (workdir / "served_decisions.jsonl").read_text().splitlines()]
+    assert lines[0]["event"] == "policy" and "segments" in lines[0]["policy"]
+    mine = [r for r in lines if r.get("request_id") == "log-1"]
+    assert len(mine) == 1
+    record = mine[0]
+    Application.model_validate(record["application"])
+    decision = Decision.model_validate(record["decision"])
+    assert record["policy_version"] == decision.policy_version == lines[0]["policy_version"]
+
+
+def test_policy_reloads_without_dropping_requests(server, workdir, twin):
+    from pyxl_del.audit import apply_policy
+    from pyxl_del.policy import Policy
+
+    client = Client(server)
+    before = client("GET", "/v1/policy")[1]["policy_version"]
+    stop, failures, served = threading.Event(), [], []
+
+    def keep_asking():
+        c = Client(server)
+        while not stop.is_set():
+            status, body, _ = c("POST", "/v1/decisions", {"segment": "CASH LOAN", "score": 560, "amount": 9000})
+            (served if status == 200 else failures).append(body)
+        c.conn.close()
+
+    threads = [threading.Thread(target=keep_asking) for _ in range(4)]
+    for t in threads:
+        t.start()
+    base = current_policy(twin)
+    segments = {n: p.model_dump() for n, p in base.segments.items()}
+    segments["CASH LOAN"]["cutoff"] = 580.0
+    new = Policy.model_validate({"segments": segments, "budget": base.budget})
+    apply_policy(new, config_path=workdir / "config.toml", log_path=workdir / "decisions.jsonl")
+    deadline = time.monotonic() + 20
+    while client("GET", "/v1/policy")[1]["policy_version"] != new.version and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert client("GET", "/v1/policy")[1]["policy_version"] == new.version != before
+    assert not failures and served
+    versions = {b["policy_version"] for b in served}
+    assert versions == {before, new.version}
+    assert {b["reason_code"] for b in served if b["policy_version"] == new.version} == {"SCORE_BELOW_CUTOFF"}
+    # A config that no longer loads keeps the running policy and says why.
+    config = workdir / "config.toml"
+    config.write_text(config.read_text() + "\n[forecast]\nmax_mob = -1\n")
+    deadline = time.monotonic() + 20
+    while client("GET", "/v1/policy")[1]["reload_error"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    info = client("GET", "/v1/policy")[1]
+    assert info["policy_version"] == new.version and "max_mob" in info["reload_error"]
+    client.conn.close()
+
+
+def test_key_from_environment_or_file(tmp_path, monkeypatch):
+    cfg = Config().with_overrides(decide={"api_key_file": "key.txt"})
+    monkeypatch.delenv(cfg.decide.api_key_env, raising=False)
+    (tmp_path / "key.txt").write_text("from-file\n")
+    assert api_key(cfg, tmp_path / "config.toml") == "from-file"
+    monkeypatch.setenv(cfg.decide.api_key_env, "from-env")
+    assert api_key(cfg, tmp_path / "config.toml") == "from-env"
+    assert Config().decide.host == "127.0.0.1" and is_loopback("::1") and not is_loopback("0.0.0.0")

@@ -29,8 +29,7 @@ panel_bytes = int(frame.memory_usage(deep=True).sum())
 t_read = time.perf_counter() - t0
 del frame
 t0 = time.perf_counter()
-kwargs = {"backend": "pandas"} if "backend" in pyxl_del.run.__code__.co_varnames else {}
-result = pyxl_del.run(path, cfg, **kwargs)
+result = pyxl_del.run(path, cfg, backend="pandas")
 total = time.perf_counter() - t0
 print(json.dumps({"rows": result.stats.n_rows, "seconds": total, "read_seconds": t_read,
                   "panel_bytes": panel_bytes, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))

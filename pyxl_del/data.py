@@ -159,7 +159,11 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
             pd.Series(np.where(ok, u, np.nan)).map(lambda v: f"{int(v) // 100:04d}-{int(v) % 100:02d}"
                                                   if v == v else None), format="%Y-%m", errors="coerce")
     else:
-        text = pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
+        # The cohort is the calendar date as written: drop a time and zone (mixed offsets would not parse, and
+        # converting them would move a month-start to the month before); read 202301 as 2023-01.
+        text = (pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
+                .str.replace(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2})[T ].*$", r"\1", regex=True)
+                .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
         retry = parsed.isna()
         if retry.any():

@@ -52,6 +52,7 @@ LOAN_RULES = {
 _TIME = "(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 ISO_MONTH = "^([0-9]{4})(?:[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + _TIME + ")?)?$"
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
+COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numbers reads as text
 
 COHORT_KINDS = ("text", "number", "date")
 
@@ -77,15 +78,16 @@ DUCKDB = Dialect("duckdb", '"', backslash_escapes=False)
 SPARK = Dialect("spark", "`", backslash_escapes=True)
 
 
+_NUMBER_TYPES = {"TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "BYTE", "SHORT", "LONG"}
+
+
 def cohort_kind(type_name: str) -> str:
-    """The cohort parser for a column type as the engine names it (DuckDB or Spark spelling)."""
-    t = type_name.upper()
-    if t.startswith(("DATE", "TIMESTAMP")):
+    """The cohort parser for a column type as the engine names it ("TIMESTAMP_NS", "DECIMAL(6,0)", "bigint")."""
+    base = type_name.upper().split("(")[0].split()[0]
+    if base.startswith(("DATE", "TIMESTAMP")):
         return "date"
-    if t.startswith(("TINYINT", "SMALLINT", "INT", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                     "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "BYTE", "SHORT", "LONG")):
-        return "number"
-    return "text"
+    return "number" if base in _NUMBER_TYPES else "text"
 
 
 def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str) -> str:
@@ -101,10 +103,12 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str) -> str:
         FROM (SELECT raw, try_cast(raw AS DOUBLE) AS v FROM ({distinct}) AS distinct_cohorts) AS numbers"""
     if kind != "text":
         raise ValueError(f"unknown cohort kind {kind!r}; known: {', '.join(COHORT_KINDS)}")
-    iso, basic = d.literal(ISO_MONTH), d.literal(BASIC_DATE)
+    iso, basic, compact = d.literal(ISO_MONTH), d.literal(BASIC_DATE), d.literal(COMPACT_MONTH)
 
     def part(group: int) -> str:
+        from_compact = f"regexp_extract(t, {compact}, {group})" if group < 3 else "''"
         return (f"CASE WHEN regexp_extract(t, {basic}, 0) <> '' THEN regexp_extract(t, {basic}, {group}) "
+                f"WHEN regexp_extract(t, {compact}, 0) <> '' THEN {from_compact} "
                 f"ELSE regexp_extract(t, {iso}, {group}) END")
 
     return f"""SELECT raw,

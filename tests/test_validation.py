@@ -152,3 +152,13 @@ def test_file_inputs(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(PanelError, match="nowhere.csv"):
         run(tmp_path / "nowhere.csv")
+
+
+@pytest.mark.parametrize("backend", ["pandas", "duckdb"])
+def test_csv_cohorts_as_numbers_and_with_time_zones(tmp_path, backend):
+    df = frame(GOOD + loan("L3", "x", "A", [("CURRENT", 100), ("CURRENT", 100)]))
+    df["DISBURSAL_MONTH"] = ["202401"] * 6 + ["2024-02-01T00:00:00+07:00", "2024-02-01T00:00:00-05:00"]
+    path = tmp_path / "panel.csv"
+    df.to_csv(path, index=False)
+    r = pyxl_del.run(path, cfg(transitions={"min_count": 1}), backend=backend)
+    assert r.cohorts == ["2024-01", "2024-02"]

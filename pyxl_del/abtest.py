@@ -499,26 +499,19 @@ TAB_COLOR = "7030A0"
 UNIT_FORMATS = {"pct": report.PERCENT, "amount": "#,##0", "count": "#,##0"}
 
 
-def _grid(rows) -> np.ndarray:
-    grid = np.empty((len(rows), max(len(r) for r in rows)), dtype=object)
-    for i, row in enumerate(rows):
-        grid[i, :len(row)] = [report.clean_text(v) if isinstance(v, str) else v for v in row]
-    return grid
-
-
 def ab_sheet(title: str, arms: tuple[str, str], table: pd.DataFrame, power: pd.DataFrame, curve: np.ndarray,
              notes: tuple[str, ...]) -> report.SheetLayout:
     """The A/B sheet: the comparison table with 95% intervals, the power calculation and a DEL30 chart by MOB
     (solid observed, dashed forecast)."""
     from .report import Area, Block, Format, LineChart, Series, SheetLayout, Style
 
-    blocks = [Block(1, 1, _grid([[title]])), Block(2, 1, _grid([[n] for n in notes]))]
+    blocks = [Block(1, 1, report.text_grid([[title]])), Block(2, 1, report.text_grid([[n] for n in notes]))]
     formats = [Format(Area.cell(1, 1), report.TITLE_STYLE), Format(Area(2, 1, 1 + len(notes), 1), report.NOTE_STYLE)]
     top = 3 + len(notes)
     header = ["Metric", arms[0], arms[1], "Difference", "95% CI low", "95% CI high", "p-value"]
     body = [[r.metric, r.champion, r.challenger, r.difference, r.ci_low, r.ci_high, r.p_value]
             for r in table.itertuples(index=False)]
-    blocks.append(Block(top, 1, _grid([header, *body])))
+    blocks.append(Block(top, 1, report.text_grid([header, *body])))
     formats.append(Format(Area(top, 1, top, len(header)), report.HEADER_STYLE))
     for i, unit in enumerate(table["unit"], start=top + 1):
         formats.append(Format(Area(i, 2, i, 6), Style(number_format=UNIT_FORMATS.get(unit, "0.00"))))
@@ -527,7 +520,7 @@ def ab_sheet(title: str, arms: tuple[str, str], table: pd.DataFrame, power: pd.D
     p_header = ["Power (80%, 5% two-sided)", "Champion bad rate", "Challenger bad rate", "Difference",
                 "Champion bookings / month", "Challenger bookings / month", "Months needed", power.columns[-1]
                 .replace("_", " ").capitalize()]
-    blocks.append(Block(p_top, 1, _grid([p_header, *power.itertuples(index=False, name=None)])))
+    blocks.append(Block(p_top, 1, report.text_grid([p_header, *power.itertuples(index=False, name=None)])))
     formats.append(Format(Area(p_top, 1, p_top, len(p_header)), report.HEADER_STYLE))
     last = p_top + len(power)
     formats += [Format(Area(p_top + 1, 2, last, 4), Style(number_format=report.PERCENT)),
@@ -546,16 +539,17 @@ def ab_sheet(title: str, arms: tuple[str, str], table: pd.DataFrame, power: pd.D
             c = len(cols)
             series.append(Series(f"{arms[a]}" + (" forecast" if dashed else ""),
                                  Area(c_top + 1, c, c_top + len(mobs), c), color, dashed, in_legend=not dashed))
-    blocks.append(Block(c_top, 1, _grid([heads])))
+    blocks.append(Block(c_top, 1, report.text_grid([heads])))
     blocks.append(Block(c_top + 1, 1, np.column_stack(cols)))
     formats += [Format(Area(c_top, 1, c_top, len(heads)), report.HEADER_STYLE),
                 Format(Area(c_top + 1, 2, c_top + len(mobs), len(heads)), Style(number_format=report.PERCENT))]
     chart = LineChart(title="DEL30 by MOB per arm", anchor=(top, len(header) + 2),
                       categories=Area(c_top + 1, 1, c_top + len(mobs), 1), series=tuple(series), y_title="DEL30")
     widths = {1: 38.0} | {c: 15.0 for c in range(2, 9)}
-    return SheetLayout(name=SHEET_NAME, kind="abtest", title=title, blocks=tuple(blocks), formats=tuple(formats),
-                       charts=(chart,), column_widths=widths, row_heights={1: 30.0}, tab_color=TAB_COLOR,
-                       page=report.Page(landscape=True), areas={"table": Area(top, 1, top + len(body), len(header))})
+    return SheetLayout(name=SHEET_NAME, kind="abtest", owner="abtest", title=title, blocks=tuple(blocks),
+                       formats=tuple(formats), charts=(chart,), column_widths=widths, row_heights={1: 30.0},
+                       tab_color=TAB_COLOR, page=report.Page(landscape=True),
+                       areas={"table": Area(top, 1, top + len(body), len(header))})
 
 
 def simulation_sheet(sim: Simulation, mde: float = 0.01) -> report.SheetLayout:

@@ -201,13 +201,13 @@ def apply_policy(policy: Policy, *, config_path: str | Path, log_path: str | Pat
         raise ConfigError(f"{config_path}: not valid TOML after writing [policy]: {exc}") from None
     if dict(parsed.policy.segments) != dict(policy.segments):
         raise ConfigError(f"{config_path}: the [policy] written does not read back as the policy applied")
-    with atomic_replace(config_path) as tmp:
-        tmp.write_text(new_text, encoding="utf-8")
     effective = effective_from or time.strftime("%Y-%m")
     month_index(int(effective[:4]), int(effective[5:7]))  # checks the spelling early
     impact = None
-    if twin is not None:
+    if twin is not None:  # before writing: a policy the twin rejects (other segments) must leave config.toml as it was
         impact = {"figures": evaluate(twin, policy), "del30_by_mob": expected_del30_curve(twin, policy)}
+    with atomic_replace(config_path) as tmp:
+        tmp.write_text(new_text, encoding="utf-8")
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "user": _user(),

@@ -206,6 +206,8 @@ class _DuckDB:
             settings["memory_limit"] = limit
         self.con = duckdb.connect(config=settings)
         self.con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+        # What a file that cannot be read raises (missing, not Parquet, a CSV with ragged rows).
+        self.read_errors = (duckdb.IOException, duckdb.InvalidInputException)
 
     def register(self, source, config: Config, label: str) -> tuple[str, dict[str, str]]:
         if isinstance(source, pd.DataFrame):
@@ -215,10 +217,7 @@ class _DuckDB:
             listed = "[" + ", ".join(self.dialect.literal(p) for p in source.paths) + "]"
             relation = (f"read_parquet({listed}, union_by_name = true)" if source.kind == "parquet" else
                         f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true)")
-        try:
-            described = self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-        except Exception as exc:  # duckdb's IOException, InvalidInputException, ... share no useful base
-            raise PanelError(label, [f"cannot read the file: {exc}"]) from exc
+        described = self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         _require_columns([row[0] for row in described], config, label)
         select = panel_sql.select_columns(self.dialect, relation, _mapped(config))
         self.con.execute(f"CREATE TEMP VIEW pyxl_panel AS {select}")
@@ -243,7 +242,10 @@ class _Spark:
     """Temporary views on a SparkSession; the session is the caller's, or one made once and reused."""
 
     def __init__(self, spark):
+        from pyspark.errors import AnalysisException
+
         self.session = spark_session(spark)
+        self.read_errors = (AnalysisException,)
         # A session may treat backslashes in string literals literally; quote for the one we have.
         literal = self.session.conf.get("spark.sql.parser.escapedStringLiterals", "false") == "true"
         self.dialect = panel_sql.Dialect("spark", "`", backslash_escapes=not literal)
@@ -254,24 +256,19 @@ class _Spark:
         import pyarrow as pa
 
         read = self.session.read
-        try:
-            if isinstance(source, pd.DataFrame):
-                frame = self.session.createDataFrame(pa.Table.from_pandas(_sql_ready(source), preserve_index=False))
-            elif _is_spark_frame(source):
-                frame = source
-            elif source.kind == "parquet":
-                frame = read.option("mergeSchema", "true").parquet(*source.paths)
-            else:
-                # Spark's CSV reader takes the first file's header for all; read each and union by name instead.
-                parts = [read.csv(p, header=True, inferSchema=False, encoding="UTF-8") for p in source.paths]
-                parts = [p.withColumnRenamed(p.columns[0], p.columns[0].removeprefix("\ufeff")) for p in parts]
-                frame = parts[0]
-                for part in parts[1:]:
-                    frame = frame.unionByName(part, allowMissingColumns=True)
-        except Exception as exc:  # pyspark's AnalysisException and friends
-            if isinstance(exc, PanelError):
-                raise
-            raise PanelError(label, [f"cannot read the file: {exc}"]) from exc
+        if isinstance(source, pd.DataFrame):
+            frame = self.session.createDataFrame(pa.Table.from_pandas(_sql_ready(source), preserve_index=False))
+        elif _is_spark_frame(source):
+            frame = source
+        elif source.kind == "parquet":
+            frame = read.option("mergeSchema", "true").parquet(*source.paths)
+        else:
+            # Spark's CSV reader takes the first file's header for all; read each and union by name instead.
+            parts = [read.csv(p, header=True, inferSchema=False, encoding="UTF-8") for p in source.paths]
+            parts = [p.withColumnRenamed(p.columns[0], p.columns[0].removeprefix("\ufeff")) for p in parts]
+            frame = parts[0]
+            for part in parts[1:]:
+                frame = frame.unionByName(part, allowMissingColumns=True)
         _require_columns(frame.columns, config, label)
         raw = self._view(frame)
         view = self._view(self.session.sql(panel_sql.select_columns(self.dialect, self.dialect.ident(raw),
@@ -285,8 +282,8 @@ class _Spark:
         return name
 
     def query(self, sql: str) -> pd.DataFrame:
-        context = self.session.sparkContext
-        context.setJobGroup(self.group, "pyxl_del aggregate", interruptOnCancel=True)
+        # Job groups are per thread: set it where the query runs, so cancel() and progress() find its jobs.
+        self.session.sparkContext.setJobGroup(self.group, "pyxl_del aggregate", interruptOnCancel=True)
         return self.session.sql(sql).toArrow().to_pandas()
 
     def progress(self) -> float | None:
@@ -387,11 +384,14 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
     columns = {k: config[k] for k in LOGICAL_COLUMNS}
     states = list(config.buckets.order)
     step("read")
-    relation, types = engine.register(data, config, name)
-    kind = panel_sql.cohort_kind(types[config["cohort"]])
-    step("validate")
-    sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob)
-    result = _watch(engine, sql, step)
+    try:
+        relation, types = engine.register(data, config, name)
+        kind = panel_sql.cohort_kind(types[config["cohort"]])
+        step("validate")
+        sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob)
+        result = _watch(engine, sql, step)
+    except engine.read_errors as exc:
+        raise PanelError(name, [f"cannot read the data: {exc}"]) from exc
     step("aggregate")
 
     def fetch(rule: str) -> list[tuple[str, str]]:
@@ -436,7 +436,8 @@ def _where(count: int, rows: Sequence[tuple]) -> str:
     counted = "1 row" if count == 1 else f"{count:,} rows"
     if not rows:
         return counted
-    shown = ", ".join(f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} MOB {mob}" for loan, mob in rows[:MAX_LISTED])
+    shown = ", ".join(f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} MOB {mob}"
+                      for loan, mob in rows[:MAX_LISTED])
     return f"{counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
 
 

@@ -3,33 +3,28 @@
 `backtest_sheets(result)` returns plain `report.SheetLayout`s, so any renderer of the report (openpyxl for the
 CLI, a live-workbook renderer for the ribbon) writes them: a "Backtest" sheet with the Portfolio's MAE by months
 ahead per DEL type (table + line chart) and every segment's winners, then the full error tables by horizon and by
-MOB. `write_backtest(result, out)` writes them as a new .xlsx, or the tidy tables as CSVs into a folder.
+MOB. `write_backtest(result, out)` writes them as a new .xlsx (`excel.write_workbook`), or the tidy tables as CSVs
+into a folder.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from openpyxl import Workbook
 
-from . import __version__
 from .backtest import MODEL_LABELS, BacktestResult
 from .config import DEL_TYPES
 from .data import PORTFOLIO
-from .excel import render_openpyxl
-from .export import OutputError, atomic_replace
+from .excel import write_workbook
+from .export import write_frames
 from .report import (
     CURVE_COLORS,
-    HEADER_STYLE,
     NOTE_STYLE,
-    TITLE_COLOR,
+    SECTION_STYLE,
     TITLE_STYLE,
     Area,
-    Block,
     Font,
     Format,
     LineChart,
@@ -37,19 +32,16 @@ from .report import (
     Series,
     SheetLayout,
     Style,
-    _cell,
-    _text_grid,
+    cell_block,
+    frame_table,
+    widths_of,
 )
 
-log = logging.getLogger(__name__)
-
-KIND = "backtest"
+KIND = "backtest"  # the sheets' kind and their owner
 TAB_COLOR = "7F6000"
 SHEET_NAMES = ("Backtest", "Backtest by horizon", "Backtest by MOB")
 DEL_POINTS = "0.000%"
 WIN_STYLE = Style(font=Font(bold=True, color="375623"))
-SECTION_STYLE = Style(font=Font(size=12, bold=True, color=TITLE_COLOR))
-HEADER_WRAP_STYLE = Style(wrap=True).over(HEADER_STYLE)
 HEADER_HEIGHT = 42.0  # three lines of wrapped header text ("Last value carried forward")
 CHART_ROWS = 18  # rows a 9 cm chart covers at the default row height
 
@@ -68,24 +60,6 @@ def _origins_text(result: BacktestResult) -> str:
     return f"{len(o)} as-of month{'s' if len(o) > 1 else ''} ({o[0]}" + (f" .. {o[-1]})" if len(o) > 1 else ")")
 
 
-def _table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str | None, float]], top: int, left: int = 1
-           ) -> tuple[list[Block], list[Format], Area]:
-    """A header row at ``top`` and the frame's columns below it; returns blocks, formats and the table's area."""
-    blocks = [Block(top, left, _text_grid([[c[1] for c in columns]]))]
-    last_col = left + len(columns) - 1
-    formats = [Format(Area(top, left, top, last_col), HEADER_WRAP_STYLE)]
-    n = len(frame)
-    for j, (column, _header, number_format, _width) in enumerate(columns, start=left):
-        values = frame[column]
-        if number_format is None:
-            blocks.append(Block(top + 1, j, _text_grid([[v] for v in values.astype(str)])))
-        else:
-            blocks.append(Block(top + 1, j, values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
-            if n:
-                formats.append(Format(Area(top + 1, j, top + n, j), Style(number_format=number_format)))
-    return blocks, formats, Area(top, left, top + max(n, 1), last_col)
-
-
 def _labelled(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Model codes as the labels a reader knows."""
     out = frame.copy()
@@ -100,12 +74,12 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     labels = [MODEL_LABELS[m] for m in models]
     title = "Backtest: forecast error by months ahead"
     blocks = [
-        _cell(1, 1, title),
-        _cell(2, 1, f"{_origins_text(result)}: at each, the panel is cut to the rows known then, forecast as the "
+        cell_block(1, 1, title),
+        cell_block(2, 1, f"{_origins_text(result)}: at each, the panel is cut to the rows known then, forecast as the "
                     f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
                     f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
                     f"than the runner-up."),
-        _cell(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain with "
+        cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain with "
                     "[calibration] mode = none; Chain-ladder: volume-weighted development factors on each segment's "
                     "DEL curve; Last value: the last actual DEL carried forward. Definitions: docs/backtesting.md."),
     ]
@@ -124,9 +98,9 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     charts, row, heights = [], 5, {1: 30.0}
     for del_type in DEL_TYPES:
         part = winners[(winners["segment"] == PORTFOLIO) & (winners["del_type"] == del_type)]
-        blocks.append(_cell(row, 1, f"Portfolio {del_type}: MAE by months ahead"))
+        blocks.append(cell_block(row, 1, f"Portfolio {del_type}: MAE by months ahead"))
         formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
-        table_blocks, table_formats, area = _table(_labelled(part, ["winner"]), every[left - 1:-1], row + 1, left)
+        table_blocks, table_formats, area = frame_table(_labelled(part, ["winner"]), every[left - 1:-1], row + 1, left)
         heights[row + 1] = HEADER_HEIGHT
         blocks += table_blocks
         formats += table_formats
@@ -144,15 +118,15 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
             ))
         row = max(area.last_row, row + CHART_ROWS) + 2
 
-    blocks.append(_cell(row, 1, "Every segment: MAE by months ahead and the lowest (filter by segment and DEL)"))
+    blocks.append(cell_block(row, 1, "Every segment: MAE by months ahead and the lowest (filter by segment and DEL)"))
     formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
-    table_blocks, table_formats, area = _table(_labelled(winners, ["winner", "winner_ead"]), every, row + 1)
+    table_blocks, table_formats, area = frame_table(_labelled(winners, ["winner", "winner_ead"]), every, row + 1)
     heights[row + 1] = HEADER_HEIGHT
     blocks += table_blocks
     formats += table_formats
-    widths = {j: c[3] for j, c in enumerate(every, start=1)}
+    widths = widths_of(every)
     return SheetLayout(
-        name=SHEET_NAMES[0], kind=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
+        name=SHEET_NAMES[0], kind=KIND, owner=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
         charts=tuple(charts), column_widths=widths, row_heights=heights, tab_color=TAB_COLOR,
         page=Page(landscape=True), autofilter=area, areas={"winners": area},
     )
@@ -166,16 +140,16 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
     name = SHEET_NAMES[1] if by == "horizon" else SHEET_NAMES[2]
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
     blocks = [
-        _cell(1, 1, title),
-        _cell(2, 1, f"{_origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
+        cell_block(1, 1, title),
+        cell_block(2, 1, f"{_origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
                     f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
                     f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE)]
-    table_blocks, table_formats, area = _table(_labelled(frame, ["model"]), columns, 4)
+    table_blocks, table_formats, area = frame_table(_labelled(frame, ["model"]), columns, 4)
     return SheetLayout(
-        name=name, kind=KIND, title=title, blocks=tuple(blocks + table_blocks),
-        formats=tuple(formats + table_formats), column_widths={j: c[3] for j, c in enumerate(columns, start=1)},
+        name=name, kind=KIND, owner=KIND, title=title, blocks=tuple(blocks + table_blocks),
+        formats=tuple(formats + table_formats), column_widths=widths_of(columns),
         row_heights={1: 30.0, 4: HEADER_HEIGHT}, freeze=(5, 1), tab_color=TAB_COLOR,
         page=Page(landscape=False, repeat_rows=(4, 4)), autofilter=area, areas={"table": area},
     )
@@ -189,41 +163,10 @@ def backtest_sheets(result: BacktestResult) -> list[SheetLayout]:
 # ------------------------------------------------------------------------------------------------- files
 
 
-def write_backtest_workbook(result: BacktestResult, path: str | Path) -> Path:
-    """The backtest sheets as a new .xlsx, replaced in one rename or not at all."""
-    path = Path(path)
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    render_openpyxl(backtest_sheets(result), workbook)
-    workbook.properties.creator = f"pyxl_del {__version__}"
-    workbook.properties.title = "DEL forecast backtest"
-    with atomic_replace(path) as tmp:
-        try:
-            workbook.save(tmp)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
-
-
-def write_backtest_tables(result: BacktestResult, folder: str | Path) -> list[Path]:
-    """backtest_cells.csv, backtest_by_horizon.csv, backtest_by_mob.csv and backtest_winners.csv into ``folder``."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from exc
-    written = []
-    for stem, frame in result.tables().items():
-        target = folder / f"{stem}.csv"
-        with atomic_replace(target) as tmp:
-            frame.to_csv(tmp, index=False, na_rep="", encoding="utf-8")
-        written.append(target)
-    return written
-
-
 def write_backtest(result: BacktestResult, out: str | Path) -> list[Path]:
-    """A path ending in .xlsx gets the workbook; any other path is a folder for the CSV tables."""
+    """A path ending in .xlsx gets the workbook; any other path is a folder for the CSV tables (backtest_cells.csv,
+    backtest_by_horizon.csv, backtest_by_mob.csv and backtest_winners.csv)."""
     out = Path(out)
     if out.suffix.lower() == ".xlsx":
-        return [write_backtest_workbook(result, out)]
-    return write_backtest_tables(result, out)
+        return [write_workbook(backtest_sheets(result), out, title="DEL forecast backtest")]
+    return write_frames(result.tables(), out)

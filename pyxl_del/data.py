@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .config import LOGICAL_COLUMNS, Config
+from .panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def month_label(index) -> list[str]:
     return [f"{y:04d}-{m:02d}" for y, m in zip(index // 12, index % 12 + 1, strict=True)]
 
 
-def _rows(positions: np.ndarray) -> str:
+def row_numbers(positions: np.ndarray) -> str:
     """Row numbers as a spreadsheet shows them: the header is row 1, the first data row is row 2."""
     positions = np.sort(np.asarray(positions))
     shown = ", ".join(str(int(p) + 2) for p in positions[:MAX_LISTED])
@@ -162,7 +163,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
         # The cohort is the calendar date as written: drop a time and zone (mixed offsets would not parse, and
         # converting them would move a month-start to the month before); read 202301 as 2023-01.
         text = (pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
-                .str.replace(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2})[T ].*$", r"\1", regex=True)
+                .str.replace("^([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})" + TIME_SUFFIX + "$", r"\1", regex=True)
                 .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
         retry = parsed.isna()
@@ -174,7 +175,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
         labels = [repr(uniques[i]) for i in bad[:MAX_LISTED]]
         rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
         problems.append(MESSAGES["cohort"].format(column=column, n=len(rows), labels=", ".join(labels) or "empty",
-                                                  where=_rows(rows)))
+                                                  where=row_numbers(rows)))
     idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
     return np.where(codes >= 0, idx[np.maximum(codes, 0)], -1)
 
@@ -210,14 +211,14 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     loan_codes, _ = pd.factorize(frame[col["loan_id"]], use_na_sentinel=True)
     if (loan_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
-                                                 where=_rows(np.flatnonzero(loan_codes < 0))))
+                                                 where=row_numbers(np.flatnonzero(loan_codes < 0))))
 
     cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems)
 
     mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw != np.floor(mob_raw))
     if bad_mob.any():
-        problems.append(MESSAGES["mob"].format(column=col["mob"], where=_rows(np.flatnonzero(bad_mob))))
+        problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
     mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
 
     seg_values = frame[col["segment"]]
@@ -225,7 +226,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     segments = tuple(str(s) for s in seg_uniques)
     if (seg_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
-                                                 where=_rows(np.flatnonzero(seg_codes < 0))))
+                                                 where=row_numbers(np.flatnonzero(seg_codes < 0))))
     if PORTFOLIO in segments:
         problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
 
@@ -236,17 +237,17 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(MESSAGES["state"].format(column=col["state"], order=order, where=_rows(bad_rows),
+        problems.append(MESSAGES["state"].format(column=col["state"], order=order, where=row_numbers(bad_rows),
                                                  labels=", ".join(repr(v) for v in labels[:MAX_LISTED])))
 
     ead_raw = frame[col["ead"]]
     ead = pd.to_numeric(ead_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
-        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=_rows(np.flatnonzero(non_numeric))))
+        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=row_numbers(np.flatnonzero(non_numeric))))
     negative = ead < 0
     if negative.any():
-        problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=_rows(np.flatnonzero(negative))))
+        problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))
 
     if problems:
         raise PanelError(source, problems)
@@ -268,13 +269,13 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if len(dup):
         rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
         problems.append(MESSAGES["duplicates"].format(n=len(dup), loan=col["loan_id"], mob=col["mob"],
-                                                      where=_rows(rows)))
+                                                      where=row_numbers(rows)))
     for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
         v = sort(values)
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
-            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {_rows(order_idx[changes + 1])}"
+            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {row_numbers(order_idx[changes + 1])}"
             problems.append(MESSAGES["changes"].format(n=len(loans), key=key_name, column=col[key_name],
                                                        examples=examples))
     if problems:

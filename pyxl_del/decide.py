@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .config import Config, Decide, PolicySettings, load_config
-from .data import MAX_LISTED, _rows
+from .data import MAX_LISTED, row_numbers
 from .decision_twin import Twin, fit_twin
 from .optimise import current_policy
 from .sample import generate_sample
@@ -387,7 +387,7 @@ def _frame_columns(frame: pd.DataFrame, config: Config, source: str):
     ]
     for key, bad, what in checks:
         if bad.any():
-            where = _rows(np.flatnonzero(bad))
+            where = row_numbers(np.flatnonzero(bad))
             problems.append(Problem(int(np.argmax(bad)), key, f"column {found[key]!r} {what} in {where}"))
     if problems:
         raise DecisionInputError(source, problems)

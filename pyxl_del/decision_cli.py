@@ -30,31 +30,27 @@ def _twin(args: argparse.Namespace):
 
 def read_policy_file(path: str | Path, budget: float):
     """A Policy from policy.csv (`optimise --out DIR`) or the Policy sheet of a decision workbook."""
+    from .decision_report import read_policy_sheet
     from .policy import Policy
+    from .workbook import OpenpyxlBook
 
     path = Path(path)
     if not path.is_file():
         raise PanelError(str(path), [f"file not found: {path}"])
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        raw = pd.read_excel(path, sheet_name="Policy", header=None, engine="openpyxl")
-        header = raw.index[raw.iloc[:, 0].astype(str).str.strip().str.lower() == "segment"]
-        if not len(header):
-            raise PanelError(str(path), ["the Policy sheet has no header row starting with 'segment'"])
-        table = raw.iloc[header[0] + 1:].set_axis([str(c).strip() for c in raw.iloc[header[0]]], axis=1)
-        table = table.dropna(how="all")
-    else:
-        table = pd.read_csv(path)
-    return Policy.from_table(table, budget, source=str(path))
+        return read_policy_sheet(OpenpyxlBook(path), budget)
+    return Policy.from_table(pd.read_csv(path), budget, source=str(path))
 
 
 def cmd_optimise(args: argparse.Namespace) -> int:
-    from .decision_report import decision_layouts, write_decision_tables, write_decision_workbook
+    from .decision_report import decision_layouts, write_decision_tables
+    from .excel import write_workbook
     from .optimise import PORTFOLIO, optimise
 
     twin = _twin(args)
     rec = optimise(twin)
     out = Path(args.out)
-    written = ([write_decision_workbook(decision_layouts(rec), out)] if out.suffix.lower() == ".xlsx"
+    written = ([write_workbook(decision_layouts(rec), out)] if out.suffix.lower() == ".xlsx"
                else write_decision_tables(rec, twin, out))
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
     print(f"portfolio ROE: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
@@ -96,13 +92,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     from .audit import track
-    from .decision_report import tracking_sheet, write_decision_workbook
+    from .decision_report import tracking_sheet
+    from .excel import write_workbook
 
     config = load_config(args.config)
     table = track(_data(args), config, args.log, sheet=args.sheet)
     out = Path(args.out)
     if out.suffix.lower() == ".xlsx":
-        write_decision_workbook([tracking_sheet(table)], out)
+        write_workbook([tracking_sheet(table)], out)
     else:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "tracking.csv", index=False)
@@ -120,11 +117,12 @@ def _guarded(command):
     from .audit import AuditError
     from .optimise import InfeasibleError
     from .policy import PolicyError
+    from .workbook import WorkbookError
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (InfeasibleError, PolicyError, AuditError) as exc:
+        except (InfeasibleError, PolicyError, AuditError, WorkbookError) as exc:
             import sys
 
             print(f"error: {exc}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Sheets of the decision engine as report layouts: Recommendations, Frontier, Policy and Tracking.
 
-Built with `pyxl_del.report`'s layout classes, so `excel.render_openpyxl` writes them into a new .xlsx (the
-CLI) and a live-workbook renderer (the ribbon) can write the same layouts. `optimise_sheets` and
-`write_decision_workbook` are the plain functions the ribbon and the CLI call.
+Built with `pyxl_del.report`'s layout classes, so `excel.write_workbook` writes them into a new .xlsx (the CLI)
+and the ribbon into the workbook. `optimise_sheets` is what both call; `read_policy_sheet` reads the Policy sheet
+back as the user left it. The ribbon's Optimise and Apply policy buttons are `optimise_action` and `apply_action`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .audit import LOG_FILE_NAME, apply_policy
 from .config import Config
 from .decision_twin import Twin, fit_twin
-from .export import OutputError, atomic_replace
-from .optimise import PORTFOLIO, Recommendation, optimise
-from .policy import Policy
+from .export import write_frames
+from .optimise import PORTFOLIO, Recommendation, current_policy, optimise, resolve_budget
+from .policy import Policy, PolicyError
 from .report import (
     HEADER_STYLE,
     NOTE_STYLE,
@@ -33,8 +34,13 @@ from .report import (
     SheetLayout,
     Style,
     clean_text,
+    column_letter,
+    text_grid,
 )
+from .workbook import Ref, Workbook
 
+OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes
+POLICY_SHEET = "Policy"
 AMOUNT = "#,##0"
 RATE = "0.0000"
 SCORE = "0"
@@ -59,10 +65,7 @@ FRONTIER_FIELDS = (("segment", "Segment", None), ("cutoff", "Cut-off", SCORE), (
 
 
 def _grid(rows) -> np.ndarray:
-    grid = np.empty((len(rows), max(len(r) for r in rows)), dtype=object)
-    for i, row in enumerate(rows):
-        grid[i, :len(row)] = [clean_text(v) if isinstance(v, str) else _cell_value(v) for v in row]
-    return grid
+    return text_grid([[_cell_value(v) for v in row] for row in rows])
 
 
 def _cell_value(value):
@@ -122,7 +125,7 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     for c in range(4, last_col + 1, 3):
         formats.append(Format(Area(first, c, last_row, c), Style(font=Font(italic=True, color=CHANGE_COLOR))))
     return SheetLayout(
-        name="Recommendations", kind="recommendations", title="Recommendations", blocks=tuple(blocks),
+        name="Recommendations", kind="recommendations", owner=OWNER, title="Recommendations", blocks=tuple(blocks),
         formats=tuple(formats), column_widths={1: 24.0} | {c: 12.5 for c in range(2, last_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, page=Page(repeat_cols=(1, 1)),
         areas={"table": Area(header1, 1, last_row, last_col)},
@@ -163,9 +166,9 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
             categories=Area(lo, 2, hi, 2), series=(Series("Value / applicant", Area(lo, 6, hi, 6), "2CA02C"),),
             x_title="cut-off score", y_title="value", y_format="0.000", width_cm=14.0, height_cm=9.0))
     return SheetLayout(
-        name="Frontier", kind="frontier", title="Cut-off frontier", blocks=tuple(blocks), formats=tuple(formats),
-        charts=tuple(charts), column_widths={1: 18.0} | {c: 16.0 for c in range(2, n_col + 1)}, row_heights={1: 24.0},
-        freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
+        name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),
+        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: 16.0 for c in range(2, n_col + 1)},
+        row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
         areas={"table": Area(header, 1, last_row, n_col)},
     )
 
@@ -183,9 +186,9 @@ def policy_sheet(policy: Policy, title: str = "Policy") -> SheetLayout:
     formats += [Format(Area(header, 1, header, 4), HEADER_STYLE),
                 Format(Area(first, 2, last_row, 2), Style(number_format=SCORE)),
                 Format(Area(first, 3, last_row, 4), Style(number_format=PERCENT))]
-    return SheetLayout(name="Policy", kind="policy", title=title, blocks=tuple(blocks), formats=tuple(formats),
-                       column_widths={1: 18.0, 2: 10.0, 3: 10.0, 4: 14.0}, row_heights={1: 24.0},
-                       tab_color=TAB_COLOR, page=Page(landscape=False),
+    return SheetLayout(name=POLICY_SHEET, kind="policy", owner=OWNER, title=title, blocks=tuple(blocks),
+                       formats=tuple(formats), column_widths={1: 18.0, 2: 10.0, 3: 10.0, 4: 14.0},
+                       row_heights={1: 24.0}, tab_color=TAB_COLOR, page=Page(landscape=False),
                        areas={"table": Area(header, 1, last_row, 4)})
 
 
@@ -206,7 +209,7 @@ def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
     last_row = first + max(len(rows), 1) - 1
     formats.append(Format(Area(header, 1, header, len(columns)), HEADER_STYLE))
     formats.append(Format(Area(first, 4, last_row, 6), Style(number_format="#,##0.0000")))
-    return SheetLayout(name="Tracking", kind="tracking", title="Tracking", blocks=tuple(blocks),
+    return SheetLayout(name="Tracking", kind="tracking", owner="tracking", title="Tracking", blocks=tuple(blocks),
                        formats=tuple(formats), column_widths={1: 18.0, 2: 14.0} | {c: 14.0 for c in range(3, 8)},
                        row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR,
                        autofilter=Area(header, 1, last_row, len(columns)))
@@ -223,31 +226,53 @@ def optimise_sheets(data_or_twin, config: Config | str | None = None) -> tuple[l
     return decision_layouts(rec), rec
 
 
-def write_decision_workbook(layouts: Sequence[SheetLayout], path: str | Path) -> Path:
-    """The layouts as a new .xlsx at ``path``, replaced in one rename or not at all."""
-    from openpyxl import Workbook
-
-    from .excel import render_openpyxl
-
-    path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise OutputError(f"cannot write {path}: the decision workbook is a new .xlsx; use a path ending in .xlsx")
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    render_openpyxl(layouts, workbook)
-    with atomic_replace(path) as tmp:
-        workbook.save(tmp)
-    return path
-
-
 def write_decision_tables(rec: Recommendation, twin: Twin, folder: str | Path) -> list[Path]:
     """recommendations.csv, frontier.csv, policy.csv and bands.csv into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("recommendations.csv", rec.table()), ("frontier.csv", rec.frontier),
-                        ("policy.csv", rec.recommended.table()), ("bands.csv", twin.frame())):
-        with atomic_replace(folder / name) as tmp:
-            frame.to_csv(tmp, index=False, encoding="utf-8")
-        written.append(folder / name)
-    return written
+    return write_frames({"recommendations": rec.table(), "frontier": rec.frontier,
+                         "policy": rec.recommended.table(), "bands": twin.frame()}, folder)
+
+
+def read_policy_sheet(book: Workbook, budget: float) -> Policy:
+    """The Policy sheet (`policy_sheet`) as the user left it: the table under the header row whose first cell is
+    "segment". Errors say what to fix; their row numbers count that header as row 1, and name the segment."""
+    if POLICY_SHEET not in book.sheet_names():
+        raise PolicyError(f"{book.name} has no {POLICY_SHEET!r} sheet: run Optimise first (it writes "
+                          f"Recommendations, Frontier and {POLICY_SHEET}), edit the policy there, then apply it")
+    rows = book.read_rows(Ref(POLICY_SHEET))
+    header = next((i for i, row in enumerate(rows) if row and str(row[0]).strip().casefold() == "segment"), None)
+    if header is None:
+        raise PolicyError(f"{book.name} [{POLICY_SHEET}]: no header row starting with 'segment' (the sheet needs "
+                          f"the columns segment, cutoff, apr, budget_share; run Optimise to write it again)")
+    table = Ref(POLICY_SHEET, f"A{header + 1}:{column_letter(max(len(r) for r in rows))}{len(rows)}")
+    return Policy.from_table(book.read_frame(table), budget, source=f"{book.name} {table}")
+
+
+# ------------------------------------------------------------------------------------------------ ribbon
+
+
+def optimise_action(ctx):
+    """Ribbon: recommend cut-off, APR and budget share per segment in the twin of the last forecast's data; the
+    Recommendations, Frontier and Policy sheets."""
+    source = ctx.data_source()
+    layouts, rec = optimise_sheets(ctx.book.read_frame(source), ctx.config())
+    roe = [impact.set_index("segment").loc[PORTFOLIO, "roe"] for impact in (rec.current_impact,
+                                                                          rec.recommended_impact)]
+    return ctx.write(layouts, f"Optimise on {source}: portfolio ROE now {roe[0]:.1%}, recommended {roe[1]:.1%} "
+                              f"(policy {rec.recommended.version}); edit the {POLICY_SHEET} sheet if you like, then "
+                              f"Apply policy")
+
+
+def apply_action(ctx):
+    """Ribbon: the Policy sheet, validated, into config.toml's [policy] (the config in use, else a new one next to
+    the workbook) and the decision log beside it, with the expected impact in the twin of the last forecast's
+    data. Nothing is written to the workbook."""
+    from .ribbon import Outcome
+
+    source = ctx.data_source()
+    config = ctx.config()
+    twin = fit_twin(ctx.book.read_frame(source), config)
+    policy = read_policy_sheet(ctx.book, resolve_budget(twin))
+    target = ctx.config_file()
+    entry = apply_policy(policy, config_path=target, before=current_policy(twin), twin=twin)
+    return Outcome(f"Applied policy {entry['policy_version']} to {target} [policy], effective from "
+                   f"{entry['effective_from']}; logged in {target.with_name(LOG_FILE_NAME)}")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, ConfigError, load_config
-from .data import PanelError, _rows, read_panel
+from .data import PanelError, read_panel, row_numbers
 from .economics import discount_factors, linked_band_pd, normal_band_edges, normal_band_means, take_up
 from .pipeline import DelResult, run
 from .risk import irb_retail_capital, severity_order, vasicek_quantile
@@ -211,7 +211,7 @@ def _numeric_column(frame: pd.DataFrame, key: str, config: Config, source: str) 
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise PanelError(source, [f"column {column!r} ([columns] {key}) is empty or not a number in {_rows(bad)}; "
+        raise PanelError(source, [f"column {column!r} ([columns] {key}) is empty or not a number in {row_numbers(bad)}; "
                                   f"every row needs one (or set [columns] {key} = \"\" not to use it)"])
     return values
 
@@ -229,7 +229,7 @@ def fit_twin(data_or_result, config: Config | str | None = None, *, sheet=None) 
     apr = _numeric_column(frame, "apr", cfg, source) if cfg["apr"] in frame.columns else None
     if apr is not None and (apr < 0).any():
         raise PanelError(source, [f"column {cfg['apr']!r} ([columns] apr) is negative in "
-                                  f"{_rows(np.flatnonzero(apr < 0))}"])
+                                  f"{row_numbers(np.flatnonzero(apr < 0))}"])
     if apr is not None and np.median(apr) > 5:
         raise PanelError(source, [f"column {cfg['apr']!r} ([columns] apr) looks like percent (median "
                                   f"{np.median(apr):g}); give APRs as fractions, e.g. 0.24 for 24%"])

@@ -26,7 +26,7 @@ from .config import DEL_TYPES, Config
 from .data import PORTFOLIO, Panel, month_label, read_panel, validate_panel
 from .sample import EXCEL_MAX_ROWS
 from .udf import CellText, DataArgs, LruMemo, Inputs, excel_safe
-from .workbook import OpenpyxlBook, Ref, WorkbookError, XlwingsBook, cells_to_frame
+from .workbook import Ref, WorkbookError, cells_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +201,9 @@ def drill_sheet(cell: LoansCell, *, max_rows: int = EXCEL_MAX_ROWS) -> report.Sh
     if len(body):
         blocks.append(Block(top + 1, 1, body))
         formats.append(Format(Area(top + 1, 4, top + len(body), 4), Style(number_format="#,##0.00")))
-    return SheetLayout(name=SHEET_NAME, kind="drill", title=title, segment=cell.segment, blocks=tuple(blocks),
-                       formats=tuple(formats), column_widths={1: 24.0, 2: 18.0, 3: 12.0, 4: 14.0, 5: 15.0},
+    return SheetLayout(name=SHEET_NAME, kind="drill", owner="drill", title=title, segment=cell.segment,
+                       blocks=tuple(blocks), formats=tuple(formats),
+                       column_widths={1: 24.0, 2: 18.0, 3: 12.0, 4: 14.0, 5: 15.0},
                        row_heights={1: 30.0}, freeze=(top + 1, 1), tab_color="A6A6A6",
                        autofilter=Area(top, 1, top + max(len(body), 1), 5),
                        areas={"loans": Area(top, 1, top + max(len(body), 1), 5)})
@@ -211,32 +212,18 @@ def drill_sheet(cell: LoansCell, *, max_rows: int = EXCEL_MAX_ROWS) -> report.Sh
 # ------------------------------------------------------------------------------------------------ ribbon
 
 
-def selected_cell(book) -> Ref:
-    """The cell the user selected: the top-left cell of the selection (a single cell included)."""
-    ref = book.selection()
-    if ref is None and isinstance(book, XlwingsBook):
-        selected = book.book.selection  # Workbook.selection() answers only for ranges of two cells or more
-        ref = Ref(selected.sheet.name, selected.address.replace("$", ""))
-    if ref is None and isinstance(book, OpenpyxlBook):
-        ws = book.wb.active
-        active = ws.sheet_view.selection[0].activeCell if ws.sheet_view.selection else None
-        ref = Ref(ws.title, active) if active else None
-    if ref is None or ref.address is None:
-        raise WorkbookError("select a cell of a DEL sheet (a cohort row, a MOB column) and click Drill down")
-    return Ref(ref.sheet, ref.address.split(":")[0])
-
-
 def cell_of_sheet(book, ref: Ref) -> tuple[str, str, str, int]:
     """(segment label, DEL type, cohort, MOB) of a selected cell of a DEL sheet written by pyxl_del."""
-    if book.own_sheets().get(ref.sheet) != "mixed":
+    # The report's DEL sheets are the ones it owns whose title names a DEL type (not flags, curves, ...).
+    owned = book.own_sheets().get(ref.sheet) == report.OWNER
+    parsed = TITLE_PATTERN.fullmatch(str(book.read_frame(Ref(ref.sheet, "A1:A2")).columns[0])) if owned else None
+    if parsed is None:
         raise WorkbookError(f"sheet {ref.sheet!r} is not a DEL sheet written by pyxl_del: select a cell of one "
                             f"(e.g. CASH LOAN_DEL30) and click Drill down again")
     m = re.fullmatch(r"([A-Z]{1,3})(\d+)", ref.address)
     col = sum((ord(c) - 64) * 26**i for i, c in enumerate(reversed(m.group(1))))
     row = int(m.group(2))
-    title = str(book.read_frame(Ref(ref.sheet, "A1:A2")).columns[0])
-    parsed = TITLE_PATTERN.fullmatch(title)
-    if parsed is None or row < 4 or col < 2:
+    if row < 4 or col < 2:
         raise WorkbookError(f"{ref} is not a DEL value: select a cell under a MOB and right of a cohort")
     block = book.read_frame(Ref(ref.sheet, f"A3:{m.group(1)}{row}"))
     cohort = block.iloc[-1, 0]
@@ -251,7 +238,9 @@ def cell_of_sheet(book, ref: Ref) -> tuple[str, str, str, int]:
 
 def drill_down_action(ctx):
     """Ribbon: the loans behind the selected DEL cell, on a Drill sheet."""
-    ref = selected_cell(ctx.book)
+    ref = ctx.book.active_cell()
+    if ref is None:
+        raise WorkbookError("select a cell of a DEL sheet (a cohort row, a MOB column) and click Drill down")
     label, del_type, cohort, mob = cell_of_sheet(ctx.book, ref)
     config = ctx.config()
     source = ctx.data_source()

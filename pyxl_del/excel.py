@@ -1,19 +1,20 @@
 """Renderers: sheet layouts (pyxl_del.report) into a workbook.
 
 `render_openpyxl(layouts, workbook)` writes into an openpyxl Workbook, new or loaded with ``keep_vba=True``;
-`write_report(result, path)` is the CLI's one call: a new .xlsx, replaced atomically.
+`write_workbook(layouts, path)` is how every command writes sheets to a file: a new .xlsx, replaced atomically
+(`write_report(result, path)` is it for the report).
 
 The seam for a live workbook: a renderer is any callable ``(layouts, workbook) -> None`` that honours the
 contract written in pyxl_del.report (blocks are values, strings are never formulas, formats are ordered layers,
 colour scales are conditional formats, charts read cells of their own sheet) and the ownership rule below.
-An xlwings renderer for the ribbon walks the same layouts: ``sheet.range(area.ref).number_format = ...`` per
-format layer, ``.value`` per block (strings assigned with a leading apostrophe or after setting the range's
-number format to "@" so Excel cannot read them as formulas). Add it here as ``render_xlwings``, with the
-signature of ``Renderer``.
+pyxl_del.workbook.XlwingsBook gives live Excel the very sheets of this renderer by copying them from a rendered
+scratch workbook.
 
-Ownership: every sheet a renderer writes carries the hidden sheet-scoped name ``report.OWNER_NAME``. On a
-later run the renderer deletes exactly the sheets carrying it and writes the new ones where the first of them
-was, so the user's own sheets, VBA and named ranges elsewhere in the workbook are left alone.
+Ownership: every sheet a renderer writes carries the hidden sheet-scoped name ``report.OWNER_NAME`` whose value
+is the layout's ``owner`` (the run that wrote it: report, backtest, risk-stress, ...). A later run replaces the
+owned sheets of its own owners and those with its sheets' names (`plan_replacement`), writing the new sheets
+where the first replaced one was, so other runs' sheets, the user's own sheets, VBA and named ranges elsewhere in
+the workbook are left alone.
 """
 
 from __future__ import annotations
@@ -52,24 +53,44 @@ class SheetConflictError(ValueError):
     """The workbook already has a sheet of that name which pyxl_del did not write; it is left untouched."""
 
 
+def owner_of(marker: str) -> str:
+    """The owner recorded in an OWNER_NAME marker's value (``"report"`` or ``="report"``, as Excel shows it)."""
+    return marker.strip().removeprefix("=").strip('"')
+
+
 def owned_sheets(workbook: Workbook) -> list[Worksheet]:
     return [ws for ws in workbook.worksheets if report.OWNER_NAME in ws.defined_names]
 
 
+def sheet_owners(workbook: Workbook) -> dict[str, str]:
+    """Sheets pyxl_del wrote, in tab order: name -> owner."""
+    return {ws.title: owner_of(ws.defined_names[report.OWNER_NAME].attr_text) for ws in owned_sheets(workbook)}
+
+
+def plan_replacement(sheet_names: Sequence[str], own: dict[str, str],
+                     layouts: Sequence[report.SheetLayout]) -> list[str]:
+    """The owned sheets (``own``: name -> owner) the layouts replace, in tab order: those of the layouts' owners (so
+    a report drops the sheets of a segment no longer in the data) and those with a layout's name. Raises
+    SheetConflictError when a sheet pyxl_del did not write has a layout's name (compared as Excel does, ignoring
+    case)."""
+    new = {layout.name.casefold() for layout in layouts}
+    owners = {layout.owner for layout in layouts}
+    clashes = [s for s in sheet_names if s not in own and s.casefold() in new]
+    if clashes:
+        raise SheetConflictError(
+            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write; "
+            f"rename or delete them and run again")
+    return [s for s in sheet_names if s in own and (own[s] in owners or s.casefold() in new)]
+
+
 def render_openpyxl(layouts: Sequence[report.SheetLayout], workbook: Workbook) -> list[Worksheet]:
-    """Write the layouts into ``workbook``, replacing the sheets an earlier run wrote; returns the new sheets.
+    """Write the layouts into ``workbook``, replacing the sheets `plan_replacement` names; returns the new sheets.
 
     Raises SheetConflictError (before changing anything) if a layout's name is taken by a sheet pyxl_del does
     not own.
     """
-    old = owned_sheets(workbook)
-    old_ids = {id(ws) for ws in old}
-    taken = {ws.title.casefold(): ws.title for ws in workbook.worksheets if id(ws) not in old_ids}
-    clashes = [taken[layout.name.casefold()] for layout in layouts if layout.name.casefold() in taken]
-    if clashes:
-        raise SheetConflictError(
-            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not "
-            f"write; rename or delete them and run again")
+    replaced = set(plan_replacement(workbook.sheetnames, sheet_owners(workbook), layouts))
+    old = [ws for ws in workbook.worksheets if ws.title in replaced]
     position = workbook.worksheets.index(old[0]) if old else len(workbook.worksheets)
     for ws in old:
         workbook.remove(ws)
@@ -87,20 +108,21 @@ def render_openpyxl(layouts: Sequence[report.SheetLayout], workbook: Workbook) -
     return written
 
 
-def write_report(result: DelResult, path: str | Path) -> Path:
-    """The formatted report as a new .xlsx at ``path``; the file is replaced in one rename, or not at all."""
+def write_workbook(layouts: Sequence[report.SheetLayout], path: str | Path, *, title: str | None = None) -> Path:
+    """The layouts as a new .xlsx at ``path``; the file is replaced in one rename, or not at all. ``title`` is the
+    file's document title (default: the first sheet's)."""
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         raise OutputError(
-            f"cannot write {path}: the report is a new .xlsx workbook (a macro workbook keeps its ribbon only "
-            f"when the ribbon refreshes it); use a path ending in .xlsx")
+            f"cannot write {path}: pyxl_del writes a new .xlsx workbook (a macro workbook keeps its ribbon only "
+            f"when the ribbon writes into it: pyxl-del ribbon ACTION --workbook FILE.xlsm); use a path ending in "
+            f".xlsx")
     started = time.perf_counter()
-    layouts = report.build_layouts(result)
     workbook = Workbook()
     workbook.remove(workbook.active)
     render_openpyxl(layouts, workbook)
     workbook.properties.creator = f"pyxl_del {__version__}"
-    workbook.properties.title = "DEL30/60/90 actual & forecast"
+    workbook.properties.title = title or (layouts[0].title if layouts else None)
     with atomic_replace(path) as tmp:
         try:
             workbook.save(tmp)
@@ -108,6 +130,11 @@ def write_report(result: DelResult, path: str | Path) -> Path:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     log.info("wrote %s: %d sheets in %.2f s", path, len(layouts), time.perf_counter() - started)
     return path
+
+
+def write_report(result: DelResult, path: str | Path) -> Path:
+    """The formatted report as a new .xlsx at ``path`` (see `write_workbook`)."""
+    return write_workbook(report.build_layouts(result), path, title="DEL30/60/90 actual & forecast")
 
 
 # ------------------------------------------------------------------------------------------------ styles
@@ -163,7 +190,7 @@ def _side(edge: report.Edge | None) -> Side:
 
 
 def _render_sheet(ws: Worksheet, layout: report.SheetLayout, styles: _StyleCache) -> None:
-    ws.defined_names[report.OWNER_NAME] = DefinedName(report.OWNER_NAME, attr_text=f'"{layout.kind}"', hidden=True)
+    ws.defined_names[report.OWNER_NAME] = DefinedName(report.OWNER_NAME, attr_text=f'"{layout.owner}"', hidden=True)
     palette, ids = report.resolve_styles(layout)
     arrays = [None] + [styles.array(s) for s in palette[1:]]
     cells = ws._cells  # filling the cell dict directly: ws.cell() per cell is several times slower

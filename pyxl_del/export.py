@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import pandas as pd
 
 from .pipeline import DelResult
 
@@ -50,18 +52,24 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_tables(result: DelResult, folder: str | Path) -> list[Path]:
-    """del_long.csv, calibration_factors.csv and transition_matrices.csv into `folder` (created if needed)."""
+def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path) -> list[Path]:
+    """Each frame as ``folder/<stem>.csv``, UTF-8, empty cells for missing values (the folder is created if
+    needed); every file is replaced atomically."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from exc
-    frames = (result.del_long, result.calibration_factors, result.transition_matrices)
     written = []
-    for name, frame in zip(TABLE_FILES, frames, strict=True):
-        target = folder / name
+    for stem, frame in frames.items():
+        target = folder / f"{stem}.csv"
         with atomic_replace(target) as tmp:
             frame.to_csv(tmp, index=False, na_rep="", encoding="utf-8")
         written.append(target)
     return written
+
+
+def write_tables(result: DelResult, folder: str | Path) -> list[Path]:
+    """del_long.csv, calibration_factors.csv and transition_matrices.csv into `folder` (created if needed)."""
+    frames = (result.del_long, result.calibration_factors, result.transition_matrices)
+    return write_frames({Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}, folder)

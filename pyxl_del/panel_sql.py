@@ -49,8 +49,8 @@ LOAN_RULES = {
 # Text cohorts, as data._parse_cohorts reads them in ISO form: YYYY, YYYY-MM, YYYY-MM-DD (also with "/", one-digit
 # months and days, and an optional time and zone), and YYYYMMDD. Character classes instead of backslashes,
 # because Spark string literals treat a backslash as an escape.
-_TIME = "(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-ISO_MONTH = "^([0-9]{4})(?:[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + _TIME + ")?)?$"
+TIME_SUFFIX = "(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+ISO_MONTH = "^([0-9]{4})(?:[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + ")?)?$"
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
 COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numbers reads as text
 

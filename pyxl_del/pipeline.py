@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backends import aggregate, choose_backend, fingerprint, source_name
+from .backends import Progress, aggregate, choose_backend, fingerprint, source_name
 from .calibration import CalibrationFactors, calibrate
 from .config import DEL_TYPES, Config, load_config
 from .data import PORTFOLIO, PanelStats, month_label
@@ -27,7 +26,6 @@ from .transitions import SOURCES, TransitionModel, estimate_transition_matrices,
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
 TABLE_KINDS = ("mixed", "actual", "forecast", "flags")
 STEPS = ("read", "validate", "aggregate", "transitions", "calibration", "forecast", "tables")
 

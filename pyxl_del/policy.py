@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -97,18 +96,24 @@ class Policy(BaseModel):
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, budget: float, source: str = "Policy sheet") -> Policy:
-        """A Policy from a sheet or CSV with the POLICY_COLUMNS; errors name the row and the column."""
+        """A Policy from a sheet or CSV with the POLICY_COLUMNS; errors name the row (the header is row 1) and the
+        column. Empty rows are skipped; an empty cutoff accepts every score."""
         missing = [c for c in POLICY_COLUMNS if c not in table.columns]
         if missing:
             raise PolicyError(f"{source}: missing columns {missing} (expected {list(POLICY_COLUMNS)})")
-        entries, problems = {}, []
+        entries, first_row, problems = {}, {}, []
         for i, row in enumerate(table.itertuples(index=False), start=2):
-            name = str(row.segment).strip() if row.segment == row.segment else ""
+            if all(_blank(getattr(row, c)) for c in POLICY_COLUMNS):
+                continue  # e.g. a row cleared on the sheet
+            name = "" if _blank(row.segment) else str(row.segment).strip()
             if not name:
                 problems.append(f"row {i}: segment is empty")
                 continue
-            cutoff = _number(row.cutoff)
-            entry = {"cutoff": None if cutoff is None or math.isnan(cutoff) else cutoff,
+            if name in first_row:
+                problems.append(f"row {i}: segment {name!r} is already in row {first_row[name]}")
+                continue
+            first_row[name] = i
+            entry = {"cutoff": None if _blank(row.cutoff) else _number(row.cutoff),
                      "apr": _number(row.apr), "budget_share": _number(row.budget_share)}
             try:
                 entries[name] = SegmentPolicy.model_validate(entry)
@@ -130,6 +135,12 @@ def _rounded(value):
     if isinstance(value, (list, tuple)):
         return [_rounded(v) for v in value]
     return value
+
+
+def _blank(value) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or bool(pd.isna(value))
 
 
 def _number(value):

@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_abtest(args: argparse.Namespace) -> int:
     from . import abtest
-    from .excel import render_openpyxl
+    from .excel import write_workbook
 
     path = _config_path(args)
     config = load_config(path)
@@ -113,16 +113,7 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     out = Path(args.out)
     if out.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook
-
-        from .export import atomic_replace
-
-        book = Workbook()
-        book.remove(book.active)
-        render_openpyxl([layout], book)
-        with atomic_replace(out) as tmp:
-            book.save(tmp)
-        written = [out]
+        written = [write_workbook([layout], out)]
     else:
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "ab_table.csv", out / "ab_power.csv"]

@@ -59,9 +59,11 @@ MAX_CELL_TEXT = 32_767
 SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # openpyxl and Excel reject these in cells
 
-# The sheet-scoped defined name that marks a sheet as written by pyxl_del; a renderer that updates an existing
-# workbook replaces the sheets carrying it and leaves every other sheet alone.
+# The sheet-scoped defined name that marks a sheet as written by pyxl_del; its value is the sheet's owner (the run
+# that wrote it). A renderer that updates an existing workbook replaces only marked sheets of the owners it writes
+# (pyxl_del.excel.plan_replacement) and leaves every other sheet alone.
 OWNER_NAME = "pyxl_del_sheet"
+OWNER = "report"  # the owner of the report's sheets
 
 FLAG_ACTUAL, FLAG_FORECAST, FLAG_MIXED = "ACTUAL", "FORECAST", "MIXED"
 
@@ -225,7 +227,7 @@ class Page:
 @dataclass(frozen=True, eq=False)
 class SheetLayout:
     name: str
-    kind: str  # mixed | curves | flags | matrices | calibration | run_info
+    kind: str  # what the sheet shows; the report's: mixed | curves | flags | matrices | calibration | run_info
     title: str
     segment: str | None = None
     del_type: str | None = None
@@ -241,6 +243,10 @@ class SheetLayout:
     tab_color: str | None = None
     autofilter: Area | None = None
     areas: Mapping[str, Area] = field(default_factory=dict)  # named parts (values, header, ...) for callers
+    # The run that writes the sheet (report, backtest, risk-stress, risk-dashboard, decision, abtest, drill, ...).
+    # A run replaces the sheets of its own owner, so the report's sheets and the backtest's live side by side.
+    # Required: a default would let a new kind of sheet be swept away by the report's next run.
+    owner: str = field(kw_only=True)
 
     @property
     def extent(self) -> tuple[int, int]:
@@ -375,17 +381,47 @@ FORECAST_STYLE = Style(font=Font(italic=True, color=FORECAST_COLOR))
 MIXED_STYLE = Style(font=Font(bold=True, italic=True, color=MIXED_COLOR, underline="single"))
 STEP_STYLE = Style(border=Border(right=Edge("thick", STEP_COLOR), bottom=Edge("thick", STEP_COLOR)))
 STEP_NOTE_STYLE = Style(font=Font(size=9, bold=True, color=STEP_COLOR))
+SECTION_STYLE = Style(font=Font(size=12, bold=True, color=TITLE_COLOR))
+HEADER_WRAP_STYLE = Style(wrap=True).over(HEADER_STYLE)
+
+Column = tuple[str, str, str | None, float]  # (frame column, header, number format or None for text, width)
 
 
-def _text_grid(values) -> np.ndarray:
+def text_grid(values) -> np.ndarray:
+    """Rows of values as a block's 2-D array; strings cleaned to what a cell holds, short rows padded empty."""
     grid = np.empty((len(values), max((len(r) for r in values), default=0)), dtype=object)
     for i, row in enumerate(values):
         grid[i, :len(row)] = [clean_text(v) if isinstance(v, str) else v for v in row]
     return grid
 
 
-def _cell(row: int, col: int, value) -> Block:
-    return Block(row, col, _text_grid([[value]]))
+def cell_block(row: int, col: int, value) -> Block:
+    """One value at (row, col)."""
+    return Block(row, col, text_grid([[value]]))
+
+
+def frame_table(frame: pd.DataFrame, columns: Sequence[Column], top: int, left: int = 1
+                ) -> tuple[list[Block], list[Format], Area]:
+    """A header row at ``top`` and the frame's columns below it; returns blocks, formats and the table's area
+    (header and at least one row, so an empty table still has a filter range)."""
+    blocks = [Block(top, left, text_grid([[c[1] for c in columns]]))]
+    last_col = left + len(columns) - 1
+    formats = [Format(Area(top, left, top, last_col), HEADER_WRAP_STYLE)]
+    n = len(frame)
+    for j, (column, _header, number_format, _width) in enumerate(columns, start=left):
+        if not n:
+            continue
+        values = frame[column]
+        if number_format is None:
+            blocks.append(Block(top + 1, j, text_grid([["" if pd.isna(v) else str(v)] for v in values])))
+        else:
+            blocks.append(Block(top + 1, j, values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
+            formats.append(Format(Area(top + 1, j, top + n, j), Style(number_format=number_format)))
+    return blocks, formats, Area(top, left, top + max(n, 1), last_col)
+
+
+def widths_of(columns: Sequence[Column], left: int = 1) -> dict[int, float]:
+    return {j: c[3] for j, c in enumerate(columns, start=left)}
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:
@@ -448,7 +484,7 @@ def _legend(items: Sequence[tuple[str, Style]], widths: Mapping[int, float], las
         else:
             col = None  # once one entry went below the table, the rest follow it, in order
             row, at, below = below, 1, below + 1
-        blocks.append(_cell(row, at, text))
+        blocks.append(cell_block(row, at, text))
         formats.append(Format(Area.cell(row, at), style))
         last_row = max(last_row, row)
     return blocks, formats, last_row
@@ -477,8 +513,8 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
     portfolio = segment == PORTFOLIO
 
     blocks = [
-        _cell(1, 1, f"{clean_text(segment)}_{del_type} Actual & Forecast"),
-        Block(header_row, 1, _text_grid([["Cohort", *mobs]])),
+        cell_block(1, 1, f"{clean_text(segment)}_{del_type} Actual & Forecast"),
+        Block(header_row, 1, text_grid([["Cohort", *mobs]])),
     ]
     formats = [
         Format(Area.cell(1, 1), TITLE_STYLE),
@@ -508,7 +544,7 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
     color_scales = ()
     if n_rows:
         values = table.to_numpy(dtype=np.float64, na_value=np.nan)
-        blocks += [Block(top, 1, _text_grid([[c] for c in cohorts])), Block(top, left, values)]
+        blocks += [Block(top, 1, text_grid([[c] for c in cohorts])), Block(top, left, values)]
         value_area = Area(top, left, top + n_rows - 1, last_col)
         formats += [
             Format(Area(top, 1, top + n_rows - 1, 1), ROW_HEADER_STYLE),
@@ -520,7 +556,7 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
         areas |= {"cohorts": Area(top, 1, top + n_rows - 1, 1), "values": value_area}
 
     return SheetLayout(
-        name=name, kind="mixed", title=blocks[0].values[0, 0], segment=segment, del_type=del_type,
+        name=name, kind="mixed", owner=OWNER, title=blocks[0].values[0, 0], segment=segment, del_type=del_type,
         blocks=tuple(blocks), formats=tuple(formats), color_scales=color_scales,
         column_widths=widths, row_heights={1: 30.0}, freeze=(top, left), tab_color=TAB_COLORS["mixed"],
         page=Page(repeat_rows=(header_row, header_row), repeat_cols=(1, 1),
@@ -548,10 +584,10 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
         title = f"{clean_text(segment)} Flags ({', '.join(del_types)})"
     sheets = ", ".join(f"'{n}'" for n in mixed_names)
     blocks = [
-        _cell(1, 1, title),
-        _cell(2, 1, f"Flags of {sheets} at the same cell addresses. ACTUAL = observed, FORECAST = projected"
+        cell_block(1, 1, title),
+        cell_block(2, 1, f"Flags of {sheets} at the same cell addresses. ACTUAL = observed, FORECAST = projected"
                     + (", MIXED = some segments observed." if segment == PORTFOLIO else ".")),
-        Block(header_row, 1, _text_grid([["Cohort", *mobs]])),
+        Block(header_row, 1, text_grid([["Cohort", *mobs]])),
     ]
     formats = [
         Format(Area.cell(1, 1), SUBTITLE_STYLE),
@@ -561,7 +597,7 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
     ]
     areas = {"title": Area.cell(1, 1), "header": Area(header_row, 1, header_row, last_col)}
     if n_rows:
-        blocks += [Block(top, 1, _text_grid([[c] for c in cohorts])), Block(top, left, _text_grid(flags.tolist()))]
+        blocks += [Block(top, 1, text_grid([[c] for c in cohorts])), Block(top, left, text_grid(flags.tolist()))]
         value_area = Area(top, left, top + n_rows - 1, last_col)
         formats += [
             Format(Area(top, 1, top + n_rows - 1, 1), ROW_HEADER_STYLE),
@@ -573,9 +609,9 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
         })
         areas |= {"cohorts": Area(top, 1, top + n_rows - 1, 1), "values": value_area}
     return SheetLayout(
-        name=name, kind="flags", title=title, segment=segment, del_type=del_types[0] if len(del_types) == 1 else None,
-        blocks=tuple(blocks),
-        formats=tuple(formats), column_widths={1: COHORT_WIDTH} | {left + i: FLAG_WIDTH for i in range(n_cols)},
+        name=name, kind="flags", owner=OWNER, title=title, segment=segment,
+        del_type=del_types[0] if len(del_types) == 1 else None, blocks=tuple(blocks), formats=tuple(formats),
+        column_widths={1: COHORT_WIDTH} | {left + i: FLAG_WIDTH for i in range(n_cols)},
         row_heights={1: 24.0}, freeze=(top, left), tab_color=TAB_COLORS["flags"],
         page=Page(repeat_rows=(header_row, header_row), repeat_cols=(1, 1),
                   print_area=Area(1, 1, max(top + n_rows - 1, header_row), last_col)),
@@ -601,16 +637,16 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
     mobs = result.mobs
     n_mob = len(mobs)
     blocks = [
-        _cell(1, 1, title),
-        _cell(2, 1, "One line per cohort (oldest to newest, evenly spaced): solid = actual, dashed = forecast."),
-        _cell(data_top, 1, "Chart data"),
+        cell_block(1, 1, title),
+        cell_block(2, 1, "One line per cohort (oldest to newest, evenly spaced): solid = actual, dashed = forecast."),
+        cell_block(data_top, 1, "Chart data"),
     ]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
                Format(Area.cell(data_top, 1), SUBTITLE_STYLE)]
     header_row, first = data_top + 1, data_top + 2
     last = first + n_mob - 1
-    blocks.append(Block(header_row, 1, _text_grid([["MOB"]])))
-    blocks.append(Block(first, 1, _text_grid([[int(m)] for m in mobs])))
+    blocks.append(Block(header_row, 1, text_grid([["MOB"]])))
+    blocks.append(Block(first, 1, text_grid([[int(m)] for m in mobs])))
     formats.append(Format(Area(first, 1, last, 1), ROW_HEADER_STYLE))
     charts, col = [], 2
     for d, del_type in enumerate(DEL_TYPES):
@@ -632,7 +668,7 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
                 series.append(Series(cohort if not dashed else f"{cohort} forecast", area, color, dashed,
                                      in_legend=not dashed))
         if columns:
-            blocks.append(Block(header_row, col, _text_grid([headers])))
+            blocks.append(Block(header_row, col, text_grid([headers])))
             blocks.append(Block(first, col, np.column_stack(columns)))
             formats.append(Format(Area(first, col, last, col + len(columns) - 1), Style(number_format=PERCENT)))
             charts.append(LineChart(
@@ -644,7 +680,8 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
     formats.append(Format(Area(header_row, 1, header_row, max(col - 1, 1)), HEADER_STYLE))
     widths = {1: 8.0} | {c: 16.0 for c in range(2, col)}
     return SheetLayout(
-        name=name, kind="curves", title=title, segment=segment, blocks=tuple(blocks), formats=tuple(formats),
+        name=name, kind="curves", owner=OWNER, title=title, segment=segment, blocks=tuple(blocks),
+        formats=tuple(formats),
         charts=tuple(charts), column_widths=widths, row_heights={1: 24.0}, tab_color=TAB_COLORS["curves"],
         # Printing the charts only: the wide data block would shrink them to fit the page width.
         page=Page(landscape=False, fit_height=1,
@@ -663,7 +700,7 @@ def _notes(first_row: int, lines: Sequence[str]) -> tuple[list[Block], list[Form
     if not lines:
         return [], []
     area = Area(first_row, 1, first_row + len(lines) - 1, 1)
-    return [Block(first_row, 1, _text_grid([[line] for line in lines]))], [Format(area, NOTE_STYLE)]
+    return [Block(first_row, 1, text_grid([[line] for line in lines]))], [Format(area, NOTE_STYLE)]
 
 
 MATRIX_NOTES = (
@@ -689,8 +726,8 @@ def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
     title = f"{clean_text(segment)} transition matrices"
     last_col = k + 3
     note_blocks, note_formats = _notes(2, MATRIX_NOTES)
-    blocks = [_cell(1, 1, title), *note_blocks,
-              Block(header_row, 1, _text_grid([["From \\ to", *states, "n_obs", "source"]]))]
+    blocks = [cell_block(1, 1, title), *note_blocks,
+              Block(header_row, 1, text_grid([["From \\ to", *states, "n_obs", "source"]]))]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,
                Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE)]
     n_rows = n_steps * stride
@@ -724,7 +761,8 @@ def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
         color_scales = (ColorScale(prob_area, MATRIX_SCALE_COLORS),)
         areas = {"probabilities": prob_area}
     return SheetLayout(
-        name=name, kind="matrices", title=title, segment=segment, blocks=tuple(blocks), formats=tuple(formats),
+        name=name, kind="matrices", owner=OWNER, title=title, segment=segment, blocks=tuple(blocks),
+        formats=tuple(formats),
         color_scales=color_scales,
         column_widths={1: 14.0} | {c: 10.0 for c in range(2, k + 2)} | {k + 2: 9.0, k + 3: 11.0},
         row_heights={1: 24.0}, freeze=(top, 2), tab_color=TAB_COLORS["matrices"],
@@ -758,13 +796,14 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)
     note_blocks, note_formats = _notes(2, lines)
-    blocks = [_cell(1, 1, title), *note_blocks, Block(header_row, 1, _text_grid([[c[1] for c in CALIBRATION_COLUMNS]]))]
+    blocks = [cell_block(1, 1, title), *note_blocks,
+              Block(header_row, 1, text_grid([[c[1] for c in CALIBRATION_COLUMNS]]))]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,
                Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE)]
     if n:
         for j, (column, _label, number_format, _width) in enumerate(CALIBRATION_COLUMNS, start=1):
             if column == "segment":
-                blocks.append(Block(top, j, _text_grid([[s] for s in table[column].astype(str)])))
+                blocks.append(Block(top, j, text_grid([[s] for s in table[column].astype(str)])))
             else:
                 blocks.append(Block(top, j, table[column].to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
                 formats.append(Format(Area(top, j, top + n - 1, j), Style(number_format=number_format)))
@@ -773,7 +812,7 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
             formats.append(Format(Area(top + r0, 3, top + r1, 4), Style(font=Font(bold=True, color=WARN_COLOR))))
     table_area = Area(header_row, 1, header_row + n, last_col)
     return SheetLayout(
-        name=FIXED_SHEETS["calibration"], kind="calibration", title=title, blocks=tuple(blocks),
+        name=FIXED_SHEETS["calibration"], kind="calibration", owner=OWNER, title=title, blocks=tuple(blocks),
         formats=tuple(formats), column_widths={j: c[3] for j, c in enumerate(CALIBRATION_COLUMNS, start=1)},
         row_heights={1: 24.0}, freeze=(top, 1), tab_color=TAB_COLORS["calibration"],
         page=Page(landscape=False, repeat_rows=(header_row, header_row),
@@ -819,24 +858,24 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
              ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None)]
 
     title = "Run info"
-    blocks = [_cell(1, 1, title)]
+    blocks = [cell_block(1, 1, title)]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE)]
     heights: dict[int, float] = {1: 24.0}
     row = 3
 
     def section(heading: str, header: Sequence[str]) -> None:
         nonlocal row
-        blocks.append(_cell(row, 1, heading))
-        formats.append(Format(Area.cell(row, 1), Style(font=Font(size=12, bold=True, color=TITLE_COLOR))))
+        blocks.append(cell_block(row, 1, heading))
+        formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
         row += 1
         if header:
-            blocks.append(Block(row, 1, _text_grid([list(header)])))
+            blocks.append(Block(row, 1, text_grid([list(header)])))
             formats.append(Format(Area(row, 1, row, len(header)), HEADER_STYLE.over(Style(horizontal="left"))))
             row += 1
 
     section("Run", ("Item", "Value"))
     for label, value, style in rows:
-        blocks.append(Block(row, 1, _text_grid([[label, value]])))
+        blocks.append(Block(row, 1, text_grid([[label, value]])))
         formats.append(Format(Area.cell(row, 1), Style(font=Font(bold=True))))
         formats.append(Format(Area.cell(row, 2), (style or Style()).over(Style(horizontal="left"))))
         row += 1
@@ -845,7 +884,7 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     section(f"Warnings ({len(result.warnings)}): validation findings and transition rows that fell back",
             ("#", "Warning"))
     for i, text in enumerate(result.warnings or ("none",), start=1):
-        blocks.append(Block(row, 1, _text_grid([[i if result.warnings else "", text]])))
+        blocks.append(Block(row, 1, text_grid([[i if result.warnings else "", text]])))
         formats.append(Format(Area.cell(row, 2), Style(wrap=True, vertical="top",
                                                        font=Font(color=WARN_COLOR) if result.warnings else None)))
         formats.append(Format(Area.cell(row, 1), Style(vertical="top", horizontal="left")))
@@ -854,24 +893,25 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     row += 1
 
     section("Sheets", ("Sheet", "Contents"))
-    for layout in [*index, SheetLayout(name=FIXED_SHEETS["run_info"], kind="run_info", title=title)]:
+    for layout in [*index, SheetLayout(name=FIXED_SHEETS["run_info"], kind="run_info", title=title, owner=OWNER)]:
         what = KIND_DESCRIPTIONS[layout.kind].format(
             del_type=layout.del_type or "/".join(DEL_TYPES), mixed=" / MIXED" if layout.segment == PORTFOLIO else "")
         if layout.segment is not None:
             what = f"{_segment_label(result, layout.segment)}: {what}"
-        blocks.append(Block(row, 1, _text_grid([[layout.name, what]])))
+        blocks.append(Block(row, 1, text_grid([[layout.name, what]])))
         row += 1
     row += 1
 
     section("Config used (TOML)", ())
     config_text = info.get("config") or cfg.to_toml()
     lines = config_text.rstrip("\n").split("\n")
-    blocks.append(Block(row, 2, _text_grid([[line] for line in lines])))
+    blocks.append(Block(row, 2, text_grid([[line] for line in lines])))
     formats.append(Format(Area(row, 2, row + len(lines) - 1, 2), Style(font=Font(name="Consolas", size=10))))
     row += len(lines)
 
     return SheetLayout(
-        name=FIXED_SHEETS["run_info"], kind="run_info", title=title, blocks=tuple(blocks), formats=tuple(formats),
+        name=FIXED_SHEETS["run_info"], kind="run_info", owner=OWNER, title=title, blocks=tuple(blocks),
+        formats=tuple(formats),
         column_widths={1: 26.0, 2: RUN_INFO_WIDTH}, row_heights=heights, tab_color=TAB_COLORS["run_info"],
         page=Page(landscape=False),
     )

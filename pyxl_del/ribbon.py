@@ -20,8 +20,10 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
+
 from . import __version__, report
-from .config import LOGICAL_COLUMNS, Config, ConfigError, load_config
+from .config import CONFIG_FILE_NAME, LOGICAL_COLUMNS, Config, ConfigError, load_config
 from .export import atomic_replace
 from .pipeline import DelResult, run
 from .udf import locate_config
@@ -57,17 +59,23 @@ class ActionContext:
     def config(self) -> Config:
         return load_config(self.config_path) if self.config_path is not None else Config()
 
+    def config_file(self) -> Path:
+        """The config file in use, else where a new one goes: next to the workbook (an unsaved one: the working
+        folder)."""
+        return self.config_path or (self.book.folder or Path.cwd()) / CONFIG_FILE_NAME
+
     def data_source(self) -> Ref:
         """The range of the last forecast if one was recorded, else the Data sheet."""
         return self.book.get_name(SOURCE_NAME) or Ref(DATA_SHEET)
 
-    def forecast(self, source: Ref) -> DelResult:
-        result = run(self.book.read_frame(source), self.config())
+    def forecast(self, source: Ref, frame: pd.DataFrame) -> DelResult:
+        """The engine's result on ``frame``, the rows read from ``source``."""
+        result = run(frame, self.config())
         # Run info names where the rows came from (the engine only saw a DataFrame).
         return replace(result, run_info={**result.run_info, "input": f"{self.book.name} {source}"})
 
-    def write(self, layouts, what: str, replace_kinds=None) -> Outcome:
-        written = tuple(self.book.write_layouts(layouts, replace_kinds))
+    def write(self, layouts, what: str) -> Outcome:
+        written = tuple(self.book.write_layouts(layouts))
         return Outcome(f"{what}: {len(written)} sheets written", written)
 
 
@@ -88,7 +96,7 @@ def refresh_report(ctx: ActionContext) -> Outcome:
 
 
 def _forecast(ctx: ActionContext, source: Ref) -> Outcome:
-    result = ctx.forecast(source)
+    result = ctx.forecast(source, ctx.book.read_frame(source))
     warned = f" ({len(result.warnings)} warnings, on sheet 'Run info')" if result.warnings else ""
     outcome = ctx.write(report.build_layouts(result), f"Forecast of {result.stats.n_rows:,} rows from {source}{warned}")
     ctx.book.set_name(SOURCE_NAME, source if source.address is not None else None)
@@ -129,10 +137,9 @@ def _risk(ctx: ActionContext, function: str, label: str) -> Outcome:
     if scenarios_sheet in ctx.book.sheet_names():
         scenarios = from_rows(ctx.book.read_rows(Ref(scenarios_sheet)), source=f"{ctx.book.name} [{scenarios_sheet}]")
     source = ctx.data_source()
-    layouts = sheets(ctx.forecast(source), ctx.config(), scenarios=scenarios)
-    # The stress and dashboard sheets share one kind ("risk") and have fixed names: each button replaces its own
-    # sheets by name, so that one does not remove the other's.
-    return ctx.write(layouts, f"{label} of {source}", replace_kinds=())
+    frame = ctx.book.read_frame(source)
+    layouts = sheets(ctx.forecast(source, frame), ctx.config(), scenarios=scenarios, data=frame)
+    return ctx.write(layouts, f"{label} of {source}")
 
 
 def stress_test(ctx: ActionContext) -> Outcome:
@@ -141,7 +148,7 @@ def stress_test(ctx: ActionContext) -> Outcome:
 
 
 def risk_dashboard(ctx: ActionContext) -> Outcome:
-    """Expected loss, credit VaR, concentration, capital and alerts of the last forecast's data."""
+    """Expected loss, credit VaR, concentration, capital, alerts and ROE of the last forecast's data."""
     return _risk(ctx, "dashboard_sheets", "Risk dashboard")
 
 
@@ -156,11 +163,22 @@ def abtest(ctx: ActionContext) -> Outcome:
     return _optional("abtest", "abtest_action", "A/B test")(ctx)
 
 
+def optimise(ctx: ActionContext) -> Outcome:
+    """Recommended cut-off, APR and budget share per segment, in the decision twin of the last forecast's data:
+    the Recommendations, Frontier and Policy sheets."""
+    return _optional("decision_report", "optimise_action", "Optimise")(ctx)
+
+
+def apply_policy(ctx: ActionContext) -> Outcome:
+    """The Policy sheet (as the user edited it), validated, into config.toml's [policy] and the decision log."""
+    return _optional("decision_report", "apply_action", "Apply policy")(ctx)
+
+
 def open_config(ctx: ActionContext) -> Outcome:
     """The config file in use; with none, a config.toml with the defaults is created next to the workbook."""
     if ctx.config_path is not None:
         return Outcome(f"Config: {ctx.config_path}", open_path=ctx.config_path)
-    path = (ctx.book.folder or Path.cwd()) / "config.toml"
+    path = ctx.config_file()
     with atomic_replace(path) as tmp:
         tmp.write_text("# pyxl_del configuration (the defaults); see config.toml in the pyxl_del repository for "
                        "what each key means.\n\n" + Config().to_toml(), encoding="utf-8")
@@ -212,6 +230,8 @@ ACTIONS: dict[str, Callable[[ActionContext], Outcome]] = {
     "risk_dashboard": risk_dashboard,
     "drill_down": drill_down,
     "abtest": abtest,
+    "optimise": optimise,
+    "apply_policy": apply_policy,
     "open_config": open_config,
     "diagnostics": diagnostics,
 }

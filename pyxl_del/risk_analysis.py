@@ -6,8 +6,10 @@ little of everything, costs no more than the views it shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,24 +17,33 @@ import pandas as pd
 from .alerts import SEVERITIES, evaluate_alerts
 from .config import Config, ScenarioSpec
 from .data import PORTFOLIO
+from .decision_twin import fit_twin
+from .optimise import roe_kpis
 from .pipeline import DelResult
 from .risk import ALL, Concentration, LossSimulation, capital, concentration, credit_var, expected_loss
 from .stress import StressResult, run_stress, scenario_set
+
+log = logging.getLogger(__name__)
 
 KPI_COLUMNS = ["kpi", "value", "unit"]  # unit: "pct" | "amount" | "count" | "ratio"
 
 
 @dataclass(frozen=True)
 class RiskAnalysis:
-    """Risk views of ``result`` under ``config`` (default: the result's own); ``scenarios`` extend the config's."""
+    """Risk views of ``result`` under ``config`` (default: the result's own); ``scenarios`` extend the config's.
+    ``data`` is the panel behind ``result`` (a DataFrame, or a file read with ``sheet``): the decision twin behind the
+    ROE figures is fitted on it, so it uses the data's score and APR columns; without it, on ``result``."""
 
     result: DelResult
     config: Config
     extra_scenarios: tuple[ScenarioSpec, ...] = ()
+    data: Any = field(default=None, compare=False)
+    sheet: str | int | None = None
 
     @classmethod
-    def of(cls, result: DelResult, config: Config | None = None, scenarios=()) -> RiskAnalysis:
-        return cls(result, config or result.config, tuple(scenarios))
+    def of(cls, result: DelResult, config: Config | None = None, scenarios=(), *, data=None,
+           sheet: str | int | None = None) -> RiskAnalysis:
+        return cls(result, config or result.config, tuple(scenarios), data, sheet)
 
     @cached_property
     def el(self) -> pd.DataFrame:
@@ -63,8 +74,20 @@ class RiskAnalysis:
         return self.result.wide(segment, del_type).mean(axis=0).to_numpy(dtype=np.float64)
 
     @cached_property
+    def roe(self) -> tuple[pd.DataFrame, str | None]:
+        """(KPI rows, None): `optimise.roe_kpis` of the applied policy in the decision twin (portfolio ROE, the value,
+        volume and approval rate of a month's bookings, ...); or (no rows, why) when the twin cannot be fitted, e.g.
+        a [policy] whose segments are not the data's. The other views do not depend on it."""
+        try:
+            rows = roe_kpis(fit_twin(self.result if self.data is None else self.data, self.config, sheet=self.sheet))
+        except ValueError as exc:  # the twin's input errors (PanelError, PolicyError, ConfigError) say what is wrong
+            log.warning("no ROE on the dashboard: %s", exc)
+            return pd.DataFrame(columns=KPI_COLUMNS), " ".join(str(exc).split())
+        return rows, None
+
+    @cached_property
     def kpis(self) -> pd.DataFrame:
-        """The dashboard's figures at a glance: KPI_COLUMNS."""
+        """The dashboard's figures at a glance: KPI_COLUMNS; the twin's (`roe`) before the alert counts."""
         max_mob = self.result.stats.max_mob
         curve = self.portfolio_del_curve()
         el = self.el.set_index(["segment", "cohort"]).loc[(PORTFOLIO, ALL)]
@@ -83,6 +106,7 @@ class RiskAnalysis:
             ("NPL ratio", cap["npl_ratio"], "pct"),
             ("Indicative IRB capital", cap["capital"], "amount"),
             ("HHI of EAD by segment", self.concentration.value("segment", "hhi"), "ratio"),
+            *self.roe[0].itertuples(index=False, name=None),
         ]
         rows += [(f"Alerts: {s}", int((self.alerts["severity"] == s).sum()), "count") for s in reversed(SEVERITIES)]
         frame = pd.DataFrame(rows, columns=KPI_COLUMNS)

@@ -45,14 +45,18 @@ def _analysis(args: argparse.Namespace) -> RiskAnalysis:
     if overrides:
         cfg = cfg.with_overrides(risk=overrides)
     scenarios = read_scenarios_sheet(args.scenarios) if getattr(args, "scenarios", None) else ()
-    result = run(args.data or default_data(), cfg, sheet=args.sheet)
-    return RiskAnalysis.of(result, cfg, scenarios)
+    data = args.data or default_data()
+    # The decision twin reads one file (for its score and APR columns); parts (a glob, a folder) leave it the result.
+    twin_data = data if Path(data).is_file() else None
+    return RiskAnalysis.of(run(data, cfg, sheet=args.sheet), cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
 def _write(analysis: RiskAnalysis, view: str, out: str | None) -> None:
     if not out:
         return
     from . import risk_report as rr
+    from .excel import write_workbook
+    from .export import write_frames
 
     if Path(out).suffix.lower() == ".xlsx":
         if view == "stress":
@@ -62,11 +66,11 @@ def _write(analysis: RiskAnalysis, view: str, out: str | None) -> None:
                 rr.stress_sheets(analysis.result, analysis=analysis)
         else:
             layouts = [rr.SHEET_BUILDERS[view](analysis)]
-        written = [rr.write_workbook(layouts, out, f"pyxl_del {view}")]
+        written = [write_workbook(layouts, out, title=f"pyxl_del {view}")]
     else:
         views = ("dashboard", "alerts", "el", "var", "concentration", "capital", "stress") if view == "dashboard" \
             else (view,)
-        written = rr.write_tables(rr.risk_tables(analysis, views), out)
+        written = write_frames(rr.risk_tables(analysis, views), out)
     for path in written:
         print(f"wrote {path}")
 

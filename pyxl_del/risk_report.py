@@ -1,39 +1,36 @@
-"""The risk views as workbook sheets (the report's layout classes) and as files.
+"""The risk views as workbook sheets (the report's layout classes) and their tidy tables.
 
 `stress_sheets(result, config)` -> "Stress test" (scenarios side by side, ranking, DEL30 chart, Z paths) and
 "Scenarios" (the editable scenario table that `stress.read_scenarios_sheet` reads back).
-`dashboard_sheets(result, config)` -> "Risk dashboard" (KPIs and charts: DEL curves by segment, scenario
-comparison, EAD mix), then "Alerts", "Expected loss", "Credit VaR", "Concentration" and "Capital (indicative)".
-Both return plain `report.SheetLayout`s for any renderer (openpyxl for the CLI, the live workbook for the ribbon).
-A renderer replaces every sheet pyxl_del owns, so write these together with any other layouts in one call.
+`dashboard_sheets(result, config)` -> "Risk dashboard" (KPIs, ROE of the decision twin, and charts: DEL curves by
+segment, scenario comparison, EAD mix), then "Alerts", "Expected loss", "Credit VaR", "Concentration" and "Capital
+(indicative)". Both return plain `report.SheetLayout`s for any renderer (openpyxl for the CLI, the live workbook
+for the ribbon); the two sets have their own owners, so writing one leaves the other's sheets in place.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from openpyxl import Workbook
 
-from . import __version__
 from .alerts import describe
 from .config import Config, ScenarioSpec
 from .data import PORTFOLIO
-from .excel import render_openpyxl
-from .export import OutputError, atomic_replace
 from .pipeline import DelResult
 from .report import (
     CURVE_COLORS,
     HEADER_STYLE,
+    HEADER_WRAP_STYLE,
     NOTE_STYLE,
     PERCENT,
-    TITLE_COLOR,
+    SECTION_STYLE,
     TITLE_STYLE,
+    WARN_COLOR,
     Area,
     Block,
+    Column,
     Font,
     Format,
     LineChart,
@@ -41,24 +38,23 @@ from .report import (
     Series,
     SheetLayout,
     Style,
-    _cell,
-    _text_grid,
+    cell_block,
+    frame_table,
+    text_grid,
+    widths_of,
 )
 from .risk import ALL, EL_HORIZON
 from .risk_analysis import RiskAnalysis
 from .stress import SHEET_HEADER
 
-log = logging.getLogger(__name__)
-
 KIND = "risk"
+STRESS_OWNER, DASHBOARD_OWNER = "risk-stress", "risk-dashboard"  # the ribbon's two buttons replace their own sheets
 TAB_COLOR = "C00000"
 AMOUNT = "#,##0"
 RATIO = "0.000"
 CONFIDENCE = "0.0%"
 SIGNED_PERCENT = "+0.0%;-0.0%;0.0%"
 UNIT_FORMATS = {"pct": PERCENT, "amount": AMOUNT, "count": "0", "ratio": RATIO}
-SECTION_STYLE = Style(font=Font(size=12, bold=True, color=TITLE_COLOR))
-HEADER_WRAP_STYLE = Style(wrap=True).over(HEADER_STYLE)
 TOTAL_STYLE = Style(font=Font(bold=True))
 INDICATIVE_STYLE = Style(font=Font(bold=True, color="C00000"))
 SEVERITY_STYLES = {
@@ -73,53 +69,27 @@ SHEETS = {"dashboard": "Risk dashboard", "alerts": "Alerts", "el": "Expected los
           "concentration": "Concentration", "capital": "Capital (indicative)", "stress": "Stress test",
           "scenarios": "Scenarios"}
 
-Column = tuple[str, str, str | None, float]  # (frame column, header, number format or None for text, width)
-
-
-def _table(frame: pd.DataFrame, columns: Sequence[Column], top: int, left: int = 1
-           ) -> tuple[list[Block], list[Format], Area]:
-    """A header row at ``top`` and the frame's columns below it; returns blocks, formats and the table's area."""
-    blocks = [Block(top, left, _text_grid([[c[1] for c in columns]]))]
-    last_col = left + len(columns) - 1
-    formats = [Format(Area(top, left, top, last_col), HEADER_WRAP_STYLE)]
-    n = len(frame)
-    for j, (column, _header, number_format, _width) in enumerate(columns, start=left):
-        values = frame[column]
-        if not n:
-            continue
-        if number_format is None:
-            blocks.append(Block(top + 1, j, _text_grid([["" if pd.isna(v) else str(v)] for v in values])))
-        else:
-            blocks.append(Block(top + 1, j, values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
-            formats.append(Format(Area(top + 1, j, top + n, j), Style(number_format=number_format)))
-    return blocks, formats, Area(top, left, top + max(n, 1), last_col)
-
-
 def _header(title: str, notes: Sequence[str]) -> tuple[list[Block], list[Format]]:
-    blocks = [_cell(1, 1, title)] + [_cell(2 + i, 1, text) for i, text in enumerate(notes)]
+    blocks = [cell_block(1, 1, title)] + [cell_block(2 + i, 1, text) for i, text in enumerate(notes)]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE)] + [Format(Area.cell(2 + i, 1), NOTE_STYLE)
                                                           for i in range(len(notes))]
     return blocks, formats
 
 
 def _section(row: int, text: str) -> tuple[Block, Format]:
-    return _cell(row, 1, text), Format(Area.cell(row, 1), SECTION_STYLE)
+    return cell_block(row, 1, text), Format(Area.cell(row, 1), SECTION_STYLE)
 
 
 def _bold_rows(mask: Sequence[bool], top: int, left: int, right: int) -> list[Format]:
     return [Format(Area(top + i, left, top + i, right), TOTAL_STYLE) for i, bold in enumerate(mask) if bold]
 
 
-def _widths(columns: Sequence[Column], left: int = 1) -> dict[int, float]:
-    return {j: c[3] for j, c in enumerate(columns, start=left)}
-
-
 def _chart_data(top: int, left: int, key_header: str, keys: Sequence, series: Sequence[tuple[str, np.ndarray]]
                 ) -> tuple[list[Block], list[Format], Area, list[Area]]:
     """A key column and one column per series from row ``top`` (header) down: the cells a chart reads."""
     n = len(keys)
-    blocks = [Block(top, left, _text_grid([[key_header, *[name for name, _ in series]]])),
-              Block(top + 1, left, _text_grid([[k] for k in keys]))]
+    blocks = [Block(top, left, text_grid([[key_header, *[name for name, _ in series]]])),
+              Block(top + 1, left, text_grid([[k] for k in keys]))]
     if series:
         blocks.append(Block(top + 1, left + 1, np.column_stack([values for _, values in series])))
     formats = [Format(Area(top, left, top, left + len(series)), HEADER_WRAP_STYLE)]
@@ -134,8 +104,8 @@ def _line_chart(title: str, anchor: tuple[int, int], categories: Area, names: Se
                                   for i, (name, area) in enumerate(zip(names, areas, strict=True))), **options)
 
 
-def _sheet(name: str, title: str, blocks, formats, **options) -> SheetLayout:
-    return SheetLayout(name=name, kind=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
+def _sheet(name: str, owner: str, title: str, blocks, formats, **options) -> SheetLayout:
+    return SheetLayout(name=name, kind=KIND, owner=owner, title=title, blocks=tuple(blocks), formats=tuple(formats),
                        tab_color=options.pop("tab_color", TAB_COLOR), row_heights=options.pop("row_heights", {1: 30.0}),
                        **options)
 
@@ -158,7 +128,7 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
                ("value", "Value", PERCENT, 10.0), ("threshold", "Threshold", PERCENT, 10.0),
                ("message", "Message", None, 80.0)]
     top = 4
-    table_blocks, table_formats, area = _table(alerts, columns, top)
+    table_blocks, table_formats, area = frame_table(alerts, columns, top)
     blocks += table_blocks
     formats += table_formats
     for i, (severity, rule_id) in enumerate(zip(alerts["severity"], alerts["rule_id"], strict=True)):
@@ -166,16 +136,17 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
         if rules[int(rule_id[1:]) - 1].rule == "k_clipped":
             formats.append(Format(Area(top + 1 + i, 6, top + 1 + i, 7), Style(number_format=RATIO)))
     if alerts.empty:
-        blocks.append(_cell(top + 1, 1, "No alert fired."))
+        blocks.append(cell_block(top + 1, 1, "No alert fired."))
     row = area.last_row + 2
     block, fmt = _section(row, "Rules checked")
     rule_table = pd.DataFrame({"rule_id": [f"R{i}" for i in range(1, len(rules) + 1)],
                                "severity": [r.severity for r in rules], "rule": [describe(r) for r in rules]})
-    rule_blocks, rule_formats, _ = _table(rule_table, [("rule_id", "Rule", None, 0), ("severity", "Severity", None, 0),
-                                                       ("rule", "Checks", None, 0)], row + 1)
-    return _sheet(SHEETS["alerts"], title, [*blocks, block, *rule_blocks], [*formats, fmt, *rule_formats],
-                  column_widths=_widths(columns), freeze=(top + 1, 1), autofilter=area,
-                  page=Page(landscape=True, repeat_rows=(top, top)), areas={"alerts": area})
+    rule_blocks, rule_formats, _ = frame_table(rule_table, [("rule_id", "Rule", None, 0),
+                                                            ("severity", "Severity", None, 0),
+                                                            ("rule", "Checks", None, 0)], row + 1)
+    return _sheet(SHEETS["alerts"], DASHBOARD_OWNER, title, [*blocks, block, *rule_blocks],
+                  [*formats, fmt, *rule_formats], column_widths=widths_of(columns), freeze=(top + 1, 1),
+                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top)), areas={"alerts": area})
 
 
 EL_TABLE: tuple[Column, ...] = (
@@ -199,11 +170,11 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
         "Rows with cohort 'All' are the segment totals and the Portfolio (bold). Formulas: docs/risk.md.",
     ])
     top = 5
-    table_blocks, table_formats, area = _table(el, EL_TABLE, top)
+    table_blocks, table_formats, area = frame_table(el, EL_TABLE, top)
     formats += table_formats + _bold_rows(el["cohort"] == ALL, top + 1, 1, len(EL_TABLE))
-    return _sheet(SHEETS["el"], title, blocks + table_blocks, formats, column_widths=_widths(EL_TABLE),
-                  row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3), autofilter=area,
-                  page=Page(landscape=True, repeat_rows=(top, top)), areas={"table": area})
+    return _sheet(SHEETS["el"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
+                  column_widths=widths_of(EL_TABLE), row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3),
+                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top)), areas={"table": area})
 
 
 VAR_TABLE: tuple[Column, ...] = (
@@ -226,25 +197,25 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
     ])
     row = 5
     block, fmt = _section(row, "Summary")
-    table_blocks, table_formats, summary_area = _table(sim.summary(risk.confidence), VAR_TABLE, row + 1)
+    table_blocks, table_formats, summary_area = frame_table(sim.summary(risk.confidence), VAR_TABLE, row + 1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     row = summary_area.last_row + 2
     block, fmt = _section(row, "Convergence: the estimates on the first n paths")
     columns = (("paths", "Paths", "#,##0", 0), *VAR_TABLE)
-    table_blocks, table_formats, area = _table(sim.convergence(risk.confidence), columns, row + 1, left=1)
+    table_blocks, table_formats, area = frame_table(sim.convergence(risk.confidence), columns, row + 1, left=1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     top = max(risk.confidence)
     row = area.last_row + 2
     block, fmt = _section(row, f"By segment: mean loss and contribution to the {top:.0%} expected shortfall")
-    table_blocks, table_formats, _ = _table(sim.contributions(top), (
+    table_blocks, table_formats, _ = frame_table(sim.contributions(top), (
         ("segment", "Segment", None, 0), ("expected_loss", "Mean loss", AMOUNT, 0),
         ("es_contribution", f"ES {top:.0%} contribution", AMOUNT, 0)), row + 1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     widths = {1: 14.0, 2: 12.0, 3: 15.0, 4: 15.0, 5: 12.0, 6: 13.0}
-    return _sheet(SHEETS["var"], title, blocks, formats, column_widths=widths,
+    return _sheet(SHEETS["var"], DASHBOARD_OWNER, title, blocks, formats, column_widths=widths,
                   page=Page(landscape=False), areas={"summary": summary_area})
 
 
@@ -261,7 +232,7 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
     summary_columns = (("by", "By", None, 0), ("n", "Count", "0", 0), ("ead", "EAD", AMOUNT, 0),
                        ("hhi", "HHI", RATIO, 0), ("effective_n", "Effective n", "0.0", 0),
                        ("top1_share", "Largest share", PERCENT, 0), ("topn_share", f"Top-{n} share", PERCENT, 0))
-    table_blocks, table_formats, area = _table(conc.summary, summary_columns, row + 1)
+    table_blocks, table_formats, area = frame_table(conc.summary, summary_columns, row + 1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     row = area.last_row + 2
@@ -287,15 +258,15 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
     current = conc.current.sort_values(["by", "rank"], ascending=[False, True], kind="stable")
     left = 10
     row = 4 + CHART_ROWS + 1
-    block = _cell(row, left, "Shares today")
+    block = cell_block(row, left, "Shares today")
     formats.append(Format(Area.cell(row, left), SECTION_STYLE))
-    table_blocks, table_formats, _ = _table(current, (("by", "By", None, 0), ("name", "Name", None, 0),
+    table_blocks, table_formats, _ = frame_table(current, (("by", "By", None, 0), ("name", "Name", None, 0),
                                                       ("ead", "EAD", AMOUNT, 0), ("share", "Share", PERCENT, 0),
                                                       ("rank", "Rank", "0", 0)), row + 1, left)
     blocks += [block, *table_blocks]
     formats += table_formats
     widths = {1: 12.0, 2: 10.0, 3: 13.0, 4: 11.0, 5: 11.0, 6: 14.0, 7: 12.0, 10: 9.0, 11: 16.0, 12: 14.0, 13: 9.0}
-    return _sheet(SHEETS["concentration"], title, blocks, formats, charts=(chart,) if months else (),
+    return _sheet(SHEETS["concentration"], DASHBOARD_OWNER, title, blocks, formats, charts=(chart,) if months else (),
                   column_widths=widths, row_heights={1: 30.0, keys.first_row - 1: HEADER_HEIGHT},
                   page=Page(landscape=True))
 
@@ -331,10 +302,11 @@ def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
     ])
     formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
     top = 5
-    table_blocks, table_formats, area = _table(cap, CAPITAL_TABLE, top)
+    table_blocks, table_formats, area = frame_table(cap, CAPITAL_TABLE, top)
     formats += table_formats + _bold_rows(cap["segment"] == PORTFOLIO, top + 1, 1, len(CAPITAL_TABLE))
-    return _sheet(SHEETS["capital"], title, blocks + table_blocks, formats, column_widths=_widths(CAPITAL_TABLE),
-                  row_heights={1: 30.0, top: HEADER_HEIGHT}, page=Page(landscape=True), areas={"table": area})
+    return _sheet(SHEETS["capital"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
+                  column_widths=widths_of(CAPITAL_TABLE), row_heights={1: 30.0, top: HEADER_HEIGHT},
+                  page=Page(landscape=True), areas={"table": area})
 
 
 STRESS_ROWS: tuple[tuple[str, str, str | None], ...] = (
@@ -356,16 +328,16 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"Z < 0 is adverse; the baseline (Z = 0) is the report's forecast. DEL: Portfolio, mean of cohorts.",
     ])
     top = 4
-    blocks.append(Block(top, 1, _text_grid([["Metric", *names]])))
+    blocks.append(Block(top, 1, text_grid([["Metric", *names]])))
     formats.append(Format(Area(top, 1, top, 1 + len(names)), HEADER_WRAP_STYLE))
     summary = stress.summary.set_index("scenario")
     del_rows = [(c, c, PERCENT) for c in summary.columns if " MOB " in c]
     rows = [STRESS_ROWS[0], STRESS_ROWS[1], STRESS_ROWS[2], *del_rows, *STRESS_ROWS[3:]]
     for i, (column, label, number_format) in enumerate(rows, start=top + 1):
         values = summary[column]
-        blocks.append(_cell(i, 1, label))
+        blocks.append(cell_block(i, 1, label))
         if number_format is None:
-            blocks.append(Block(i, 2, _text_grid([[str(v) for v in values]])))
+            blocks.append(Block(i, 2, text_grid([[str(v) for v in values]])))
             formats.append(Format(Area(i, 1, i, 1 + len(names)), Style(wrap=True, vertical="top", font=Font(size=9))))
         else:
             blocks.append(Block(i, 2, values.to_numpy(dtype=np.float64).reshape(1, -1)))
@@ -395,7 +367,7 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
     z_left = chart_left
     longest = int(stress.z_paths.groupby("scenario")["month"].max().max())
     z = np.array([[float(spec.z[min(m, len(spec.z) - 1)]) for spec in stress.scenarios] for m in range(longest)])
-    blocks.append(_cell(z_top - 1, z_left, "Z by forecast month (the last value persists)"))
+    blocks.append(cell_block(z_top - 1, z_left, "Z by forecast month (the last value persists)"))
     formats.append(Format(Area.cell(z_top - 1, z_left), SECTION_STYLE))
     z_blocks, z_formats, z_keys, _ = _chart_data(z_top, z_left, "Month", list(range(1, longest + 1)),
                                                  [(name, z[:, i]) for i, name in enumerate(names)])
@@ -403,7 +375,7 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
                             Style(number_format="0.00")))
     widths = {1: 28.0} | {c: 17.0 for c in range(2, 2 + len(names))} | {chart_left: 8.0} | \
         {c: 17.0 for c in range(chart_left + 1, chart_left + 1 + len(names))}
-    return _sheet(SHEETS["stress"], title, blocks + z_blocks, formats + z_formats, charts=(chart,),
+    return _sheet(SHEETS["stress"], STRESS_OWNER, title, blocks + z_blocks, formats + z_formats, charts=(chart,),
                   column_widths=widths, row_heights={1: 30.0, top: HEADER_HEIGHT, top + 1: 60.0},
                   freeze=(top + 1, 2), page=Page(landscape=True), areas={"side_by_side": table})
 
@@ -420,15 +392,15 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
     top = 4
     longest = max(len(s.z) for s in scenarios)
     header = [*SHEET_HEADER, *[f"Z month {m}" for m in range(1, longest + 1)]]
-    blocks.append(Block(top, 1, _text_grid([header])))
+    blocks.append(Block(top, 1, text_grid([header])))
     formats.append(Format(Area(top, 1, top, len(header)), HEADER_WRAP_STYLE))
     grid = np.full((len(scenarios), len(header)), None, dtype=object)
     for i, spec in enumerate(scenarios):
         grid[i, :2] = [spec.name, spec.description]
         grid[i, 2:2 + len(spec.z)] = spec.z
-    blocks.append(Block(top + 1, 1, _text_grid(grid.tolist())))
+    blocks.append(Block(top + 1, 1, text_grid(grid.tolist())))
     formats.append(Format(Area(top + 1, 3, top + len(scenarios), len(header)), Style(number_format="0.00")))
-    return _sheet(SHEETS["scenarios"], title, blocks, formats,
+    return _sheet(SHEETS["scenarios"], STRESS_OWNER, title, blocks, formats,
                   column_widths={1: 20.0, 2: 60.0} | {c: 7.5 for c in range(3, len(header) + 1)},
                   row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3), page=Page(landscape=True),
                   areas={"table": Area(top, 1, top + len(scenarios), len(header))})
@@ -441,17 +413,27 @@ def dashboard_sheet(analysis: RiskAnalysis) -> SheetLayout:
     title = "Risk dashboard"
     blocks, formats = _header(title, [
         "At each cohort's last actual month. Capital is INDICATIVE (sheet 'Capital (indicative)'); details on the "
-        "sheets Alerts, Expected loss, Credit VaR, Concentration, Stress test. Methods: docs/risk.md.",
+        "sheets Alerts, Expected loss, Credit VaR, Concentration, Stress test. ROE to lifetime EL of a month's "
+        "bookings: the decision twin of the data under the applied [policy]. Methods: docs/risk.md, "
+        "docs/decisions.md.",
     ])
     top = 4
-    blocks.append(Block(top, 1, _text_grid([["Indicator", "Value"]])))
+    blocks.append(Block(top, 1, text_grid([["Indicator", "Value"]])))
     formats.append(Format(Area(top, 1, top, 2), HEADER_STYLE))
     for i, (label, value, unit) in enumerate(kpis.itertuples(index=False), start=top + 1):
-        blocks += [_cell(i, 1, label), Block(i, 2, np.array([[float(value)]]))]
+        blocks += [cell_block(i, 1, label), Block(i, 2, np.array([[float(value)]]))]
         formats.append(Format(Area.cell(i, 2), Style(number_format=UNIT_FORMATS[unit], horizontal="right")))
         if label.startswith("Alerts: ") and value > 0:
             formats.append(Format(Area(i, 1, i, 2), SEVERITY_STYLES[label.removeprefix("Alerts: ")]))
     kpi_area = Area(top, 1, top + len(kpis), 2)
+    heights = {1: 30.0}
+    _, no_roe = analysis.roe
+    if no_roe is not None:
+        note = f"ROE not shown: the decision twin could not be fitted: {no_roe}"
+        blocks.append(cell_block(kpi_area.last_row + 1, 1, note))
+        formats.append(Format(Area.cell(kpi_area.last_row + 1, 1),
+                              Style(font=Font(size=9, italic=True, color=WARN_COLOR), wrap=True, vertical="top")))
+        heights[kpi_area.last_row + 1] = 12.0 * (1 + len(note) // 50)  # wrapped in column A, about 50 per line
 
     chart_col = 4
     data_top = top + 3 * CHART_ROWS + 2
@@ -464,7 +446,7 @@ def dashboard_sheet(analysis: RiskAnalysis) -> SheetLayout:
     by_scenario = [(n, curves.loc[curves["scenario"] == n, "value"].to_numpy()) for n in names]
     mix = analysis.concentration.mix
 
-    blocks.append(_cell(data_top - 1, 1, "Chart data"))
+    blocks.append(cell_block(data_top - 1, 1, "Chart data"))
     formats.append(Format(Area.cell(data_top - 1, 1), SECTION_STYLE))
     charts = []
     left = 1
@@ -483,8 +465,8 @@ def dashboard_sheet(analysis: RiskAnalysis) -> SheetLayout:
         charts.append(_line_chart(chart_title, (top + len(charts) * CHART_ROWS, chart_col), keys,
                                   [s[0] for s in series], areas, width_cm=20.0, **options))
         left += len(series) + 2
-    return _sheet(SHEETS["dashboard"], title, blocks, formats, charts=tuple(charts),
-                  column_widths={1: 44.0, 2: 16.0, 3: 3.0}, show_gridlines=False,
+    return _sheet(SHEETS["dashboard"], DASHBOARD_OWNER, title, blocks, formats, charts=tuple(charts),
+                  column_widths={1: 44.0, 2: 16.0, 3: 3.0}, row_heights=heights, show_gridlines=False,
                   page=Page(landscape=False, print_area=Area(1, 1, data_top - 2, 14)), areas={"kpis": kpi_area})
 
 
@@ -492,17 +474,17 @@ def dashboard_sheet(analysis: RiskAnalysis) -> SheetLayout:
 
 
 def stress_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
-                  analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
+                  data=None, analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
     """The ribbon's Stress test: "Stress test" and "Scenarios". ``scenarios`` extend the config's (e.g. read
-    from the workbook's Scenarios sheet with `stress.scenarios_from_rows`)."""
-    analysis = analysis or RiskAnalysis.of(result, config, scenarios)
+    from the workbook's Scenarios sheet with `stress.scenarios_from_rows`); ``data``: see `RiskAnalysis`."""
+    analysis = analysis or RiskAnalysis.of(result, config, scenarios, data=data)
     return [stress_sheet(analysis), scenarios_sheet(analysis.stress.scenarios)]
 
 
 def dashboard_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
-                     analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
+                     data=None, analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
     """The ribbon's Risk dashboard: the dashboard, then Alerts, Expected loss, Credit VaR, Concentration, Capital."""
-    analysis = analysis or RiskAnalysis.of(result, config, scenarios)
+    analysis = analysis or RiskAnalysis.of(result, config, scenarios, data=data)
     return [dashboard_sheet(analysis), alerts_sheet(analysis), el_sheet(analysis), var_sheet(analysis),
             concentration_sheet(analysis), capital_sheet(analysis)]
 
@@ -537,38 +519,3 @@ def risk_tables(analysis: RiskAnalysis, views: Sequence[str]) -> dict[str, pd.Da
         elif view == "dashboard":
             tables["kpis"] = analysis.kpis
     return tables
-
-
-def write_workbook(layouts: Sequence[SheetLayout], path: str | Path, title: str) -> Path:
-    """The layouts as a new .xlsx, replaced in one rename or not at all."""
-    path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise OutputError(f"cannot write {path}: the risk sheets are written as a new .xlsx workbook")
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    render_openpyxl(layouts, workbook)
-    workbook.properties.creator = f"pyxl_del {__version__}"
-    workbook.properties.title = title
-    with atomic_replace(path) as tmp:
-        try:
-            workbook.save(tmp)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    log.info("wrote %s: %d sheets", path, len(layouts))
-    return path
-
-
-def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
-    """Each table as ``folder/<stem>.csv`` (the folder is created if needed)."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from exc
-    written = []
-    for stem, frame in tables.items():
-        target = folder / f"{stem}.csv"
-        with atomic_replace(target) as tmp:
-            frame.to_csv(tmp, index=False, na_rep="", encoding="utf-8")
-        written.append(target)
-    return written

@@ -1,15 +1,17 @@
 """The workbook the ribbon actions work on: a small interface, over live Excel (xlwings) or a file (openpyxl).
 
 The ribbon's actions (pyxl_del.ribbon) are functions of a `Workbook`: read a range or a sheet as a DataFrame,
-the current selection, write report layouts, list and delete the sheets pyxl_del wrote, and a remembered name.
+the current selection and active cell, write report layouts, list and delete the sheets pyxl_del wrote, and a
+remembered name.
 `XlwingsBook` is the workbook a button was clicked in (``xw.Book.caller()``); `OpenpyxlBook` is a file on disk
 for ``pyxl-del ribbon ACTION --workbook FILE.xlsm``. Both write the same sheets: the layouts of pyxl_del.report,
 rendered by pyxl_del.excel.render_openpyxl (live Excel gets them by copying the sheets of a rendered scratch
 workbook, so formats, colour scales and charts are Excel's own and identical to the file's).
 
 Ownership: every sheet pyxl_del writes carries the hidden sheet-scoped name ``report.OWNER_NAME`` whose value is
-the layout's kind. Writing layouts replaces only owned sheets (those of the kinds being written, or of the same
-names) and refuses to touch a user's sheet that has one of the new names (`SheetConflictError`).
+the layout's owner (the run that wrote it). Writing layouts replaces only owned sheets, those of the owners being
+written or of the same names (`pyxl_del.excel.plan_replacement`), and refuses to touch a user's sheet that has one
+of the new names (`SheetConflictError`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import io
 import logging
 import re
 import tempfile
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 
 from . import report
 from .data import PanelError
-from .excel import SheetConflictError, owned_sheets, render_openpyxl
+from .excel import owner_of, plan_replacement, render_openpyxl, sheet_owners
 from .export import atomic_replace
 from .opc import read_parts, restore_ribbon, write_zip
 
@@ -178,14 +180,16 @@ class Workbook(Protocol):
     def selection(self) -> Ref | None:
         """The selected range, when it is more than one cell."""
 
+    def active_cell(self) -> Ref | None:
+        """The selected cell: the top-left one of the selection (a single cell included), e.g. ``Ref("S", "B5")``."""
+
     def own_sheets(self) -> dict[str, str]:
-        """Sheets pyxl_del wrote, in tab order: name -> layout kind."""
+        """Sheets pyxl_del wrote, in tab order: name -> owner."""
 
     def delete_own_sheets(self, names: Iterable[str]) -> None: ...
 
-    def write_layouts(self, layouts: Sequence[report.SheetLayout],
-                      replace_kinds: Collection[str] | None = None) -> list[str]:
-        """Write the layouts, replacing owned sheets as `plan_replacement` says; returns the sheet names written."""
+    def write_layouts(self, layouts: Sequence[report.SheetLayout]) -> list[str]:
+        """Write the layouts, replacing owned sheets as `excel.plan_replacement` says; returns the names written."""
 
     def get_name(self, name: str) -> Ref | None:
         """The range a workbook-level name refers to, if it exists."""
@@ -194,23 +198,9 @@ class Workbook(Protocol):
         """Point a hidden workbook-level name at the range ``ref``, or delete it (None)."""
 
 
-def plan_replacement(sheet_names: Sequence[str], own: dict[str, str], layouts: Sequence[report.SheetLayout],
-                     replace_kinds: Collection[str] | None = None) -> list[str]:
-    """The owned sheets the layouts replace: those with a layout's name, and those of ``replace_kinds`` (default:
-    the layouts' kinds, so a report drops the sheets of a segment no longer in the data). Raises SheetConflictError
-    when a sheet pyxl_del did not write has a layout's name (compared as Excel does, ignoring case)."""
-    new = {layout.name.casefold() for layout in layouts}
-    kinds = {layout.kind for layout in layouts} if replace_kinds is None else set(replace_kinds)
-    clashes = [s for s in sheet_names if s not in own and s.casefold() in new]
-    if clashes:
-        raise SheetConflictError(
-            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write; "
-            f"rename or delete them and run again")
-    return [s for s, kind in own.items() if kind in kinds or s.casefold() in new]
-
-
-def _kind(attr_text: str) -> str:
-    return attr_text.strip().removeprefix("=").strip('"')
+def _first_cell(sheet: str, address: str) -> Ref:
+    """The top-left cell of an address as Excel (``$B$5:$C$7,$E$1``) or openpyxl (``B5:C7 E1``) writes it."""
+    return Ref(sheet, re.split(r"[:, ]", address.replace("$", "").strip())[0].upper())
 
 
 # ---------------------------------------------------------------------------------------------- openpyxl
@@ -267,8 +257,18 @@ class OpenpyxlBook:
             return None
         return Ref(ws.title, sqref)
 
+    def active_cell(self) -> Ref | None:
+        """The top-left cell of the selection given to the constructor, else of the one saved in the file."""
+        if self._selection is not None:
+            return None if self._selection.address is None else _first_cell(self._selection.sheet,
+                                                                              self._selection.address)
+        ws = self.wb.active
+        selected = ws.sheet_view.selection[0] if ws.sheet_view.selection else None
+        address = str(selected.sqref or selected.activeCell or "") if selected is not None else ""
+        return _first_cell(ws.title, address) if address else None
+
     def own_sheets(self) -> dict[str, str]:
-        return {ws.title: _kind(ws.defined_names[report.OWNER_NAME].attr_text) for ws in owned_sheets(self.wb)}
+        return sheet_owners(self.wb)
 
     def delete_own_sheets(self, names: Iterable[str]) -> None:
         own = self.own_sheets()
@@ -277,19 +277,8 @@ class OpenpyxlBook:
                 raise WorkbookError(f"sheet {name!r} was not written by pyxl_del; it is left alone")
             self.wb.remove(self.wb[name])
 
-    def write_layouts(self, layouts: Sequence[report.SheetLayout],
-                      replace_kinds: Collection[str] | None = None) -> list[str]:
-        own = self.own_sheets()
-        replaced = set(plan_replacement(self.sheet_names(), own, layouts, replace_kinds))
-        # render_openpyxl replaces every sheet carrying the owner name: hide it on the owned sheets that stay.
-        kept = [ws for ws in owned_sheets(self.wb) if ws.title not in replaced]
-        markers = [ws.defined_names.pop(report.OWNER_NAME) for ws in kept]
-        try:
-            written = render_openpyxl(layouts, self.wb)
-        finally:
-            for ws, marker in zip(kept, markers, strict=True):
-                ws.defined_names[report.OWNER_NAME] = marker
-        return [ws.title for ws in written]
+    def write_layouts(self, layouts: Sequence[report.SheetLayout]) -> list[str]:
+        return [ws.title for ws in render_openpyxl(layouts, self.wb)]
 
     def get_name(self, name: str) -> Ref | None:
         defined = self.wb.defined_names.get(name)
@@ -368,12 +357,18 @@ class XlwingsBook:
             return None
         return Ref(selected.sheet.name, selected.address.replace("$", ""))
 
+    def active_cell(self) -> Ref | None:
+        selected = self.book.selection
+        if selected is None or selected.sheet.book != self.book:
+            return None
+        return _first_cell(selected.sheet.name, selected.address)
+
     def own_sheets(self) -> dict[str, str]:
         own = {}
         for sheet in self.book.sheets:
             for defined in sheet.names:
                 if defined.name.rsplit("!", 1)[-1] == report.OWNER_NAME:
-                    own[sheet.name] = _kind(defined.refers_to)
+                    own[sheet.name] = owner_of(defined.refers_to)
         return own
 
     def delete_own_sheets(self, names: Iterable[str]) -> None:
@@ -388,12 +383,11 @@ class XlwingsBook:
         finally:
             app.display_alerts = alerts
 
-    def write_layouts(self, layouts: Sequence[report.SheetLayout],
-                      replace_kinds: Collection[str] | None = None) -> list[str]:
+    def write_layouts(self, layouts: Sequence[report.SheetLayout]) -> list[str]:
         import openpyxl
 
         names = self.sheet_names()
-        replaced = plan_replacement(names, self.own_sheets(), layouts, replace_kinds)
+        replaced = plan_replacement(names, self.own_sheets(), layouts)
         app = self.book.app
         updating, app.screen_updating = app.screen_updating, False
         with tempfile.TemporaryDirectory(prefix="pyxl_del_") as tmp:

@@ -241,8 +241,8 @@ def test_cli_backend_flag(tmp_path, capsys):
     df = simulate(CHAIN, segments=("CASH LOAN", "Vay tiêu dùng"), cohorts=4, loans=60, max_mob=3)
     write_panel(df, tmp_path / "parts", parts=2)
     for backend in ("duckdb", "pandas"):
-        data = str(tmp_path / "parts" / "*.parquet") if backend == "duckdb" else str(tmp_path / "parts" / "part-00000.parquet")
-        assert main(["report", data, "--backend", backend, "--out", str(tmp_path / backend), "-q"]) == 0
+        data = tmp_path / "parts" / ("*.parquet" if backend == "duckdb" else "part-00000.parquet")
+        assert main(["report", str(data), "--backend", backend, "--out", str(tmp_path / backend), "-q"]) == 0
         printed = capsys.readouterr().out
         assert "rows/s" in printed and backend in printed
     assert main(["report", str(tmp_path / "parts"), "--backend", "pandas", "--out", str(tmp_path / "x"), "-q"]) == 2

@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 from pyxl_del import Config, load_config
 from pyxl_del.audit import apply_policy, replace_policy_section, track, verify_log
 from pyxl_del.cli import main
-from pyxl_del.decision_report import decision_layouts, optimise_sheets, tracking_sheet, write_decision_workbook
+from pyxl_del.decision_report import decision_layouts, optimise_sheets, tracking_sheet
+from pyxl_del.excel import write_workbook
 from pyxl_del.optimise import optimise
 from pyxl_del.policy import Policy, PolicyError
 
@@ -105,7 +106,7 @@ def test_decision_workbook_and_sheets(tmp_path, rec):
     layouts, again = optimise_sheets(scored_twin())
     assert [layout.name for layout in layouts] == ["Recommendations", "Frontier", "Policy"]
     assert again.recommended.version == rec.recommended.version
-    path = write_decision_workbook(decision_layouts(rec), tmp_path / "d.xlsx")
+    path = write_workbook(decision_layouts(rec), tmp_path / "d.xlsx")
     wb = load_workbook(path)
     assert wb.sheetnames == ["Recommendations", "Frontier", "Policy"]
     assert len(wb["Frontier"]._charts) == 6

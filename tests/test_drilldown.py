@@ -15,6 +15,7 @@ from pyxl_del import drilldown, report
 from pyxl_del.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from pyxl_del.config import Config
 from pyxl_del.sample import generate_sample
+from pyxl_del.workbook import OpenpyxlBook
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -131,6 +132,34 @@ def test_ribbon_drill_down(panel, forecast_book, tmp_path, capsys, monkeypatch):
     assert len(loans) == 20 and sheet in wb.sheetnames  # the DEL sheet stays
     assert main(["ribbon", "drill_down", "--workbook", str(book), "--selection", "Data!A2"]) == EXIT_BAD_INPUT
     assert "not a DEL sheet" in capsys.readouterr().err
+
+
+def select(book: Path, sheet: str, cell: str) -> None:
+    """Save ``cell`` of ``sheet`` as the file's active sheet and selection, as Excel would on saving."""
+    user = OpenpyxlBook(book)
+    ws = user.wb[sheet]
+    user.wb.active = user.wb.worksheets.index(ws)
+    ws.sheet_view.selection[0].sqref = cell
+    ws.sheet_view.selection[0].activeCell = cell
+    user.save()
+
+
+def test_ribbon_drill_down_on_the_cell_selected_in_the_file(panel, forecast_book, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    book = tmp_path / forecast_book.name
+    book.write_bytes(forecast_book.read_bytes())
+    names = report.sheet_names(pyxl_del.run(panel, Config()))
+    sheet = names[("CD", "mixed", "DEL30")]
+    ws = openpyxl.load_workbook(book)[sheet]
+    row = next(r for r in range(4, ws.max_row + 1) if ws.cell(r, 1).value == "2025-02")
+    select(book, sheet, f"G{row}")
+    assert main(["ribbon", "drill_down", "--workbook", str(book)]) == EXIT_OK
+    assert openpyxl.load_workbook(book)[drilldown.SHEET_NAME].cell(1, 1).value == \
+        "Loans behind CD, cohort 2025-02, MOB 5"
+    select(book, names[("CD", "flags", None)], f"G{row}")  # a report sheet, but not a DEL one
+    capsys.readouterr()
+    assert main(["ribbon", "drill_down", "--workbook", str(book)]) == EXIT_BAD_INPUT
+    assert "is not a DEL sheet written by pyxl_del" in capsys.readouterr().err
 
 
 def test_ribbon_abtest(forecast_book, tmp_path, capsys, monkeypatch):

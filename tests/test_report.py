@@ -28,7 +28,14 @@ import pyxl_del.export
 from pyxl_del import report
 from pyxl_del.config import DEL_TYPES
 from pyxl_del.data import PORTFOLIO
-from pyxl_del.excel import SheetConflictError, owned_sheets, render_openpyxl, write_report
+from pyxl_del.excel import (
+    SheetConflictError,
+    owned_sheets,
+    render_openpyxl,
+    sheet_owners,
+    write_report,
+    write_workbook,
+)
 from pyxl_del.export import OutputError
 
 HEADER_ROW, TOP, LEFT = 3, 4, 2
@@ -608,6 +615,37 @@ def test_render_replaces_only_its_own_sheets(mixed_result, tiny_result, tmp_path
     if path.suffix == ".xlsm":
         with zipfile.ZipFile(path) as z:
             assert "xl/vbaProject.bin" in z.namelist()
+
+
+def test_a_run_replaces_only_the_sheets_of_its_owner(mixed_result, tiny_result):
+    """Each run (report, backtest, risk, ...) owns its sheets: rerunning one keeps the others'."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    backtest = report.SheetLayout(name="Backtest", kind="backtest", owner="backtest", title="Backtest",
+                                  blocks=(report.cell_block(1, 1, "kept"),))
+    render_openpyxl(report.build_layouts(mixed_result), wb)
+    render_openpyxl([backtest], wb)
+    new = report.build_layouts(tiny_result)
+    render_openpyxl(new, wb)
+    assert wb.sheetnames == [layout.name for layout in new] + ["Backtest"]
+    assert wb["Backtest"]["A1"].value == "kept"
+    assert sheet_owners(wb) == {**{layout.name: "report" for layout in new}, "Backtest": "backtest"}
+    # A sheet of another owner with one of the new names is replaced (by name), and only that one.
+    named_like_run_info = dataclasses.replace(backtest, name="Run info", owner="drill")
+    render_openpyxl([named_like_run_info], wb)
+    assert sheet_owners(wb) == {**{layout.name: "report" for layout in new if layout.name != "Run info"},
+                                "Backtest": "backtest", "Run info": "drill"}
+    assert wb["Run info"]["A1"].value == "kept"
+
+
+def test_write_workbook_marks_each_sheet_with_its_owner(tiny_result, tmp_path):
+    layouts = report.build_layouts(tiny_result)[:2]
+    path = write_workbook(layouts, tmp_path / "two.xlsx")
+    wb = load_workbook(path)
+    assert sheet_owners(wb) == {layout.name: "report" for layout in layouts}
+    assert wb.properties.title == layouts[0].title
+    with pytest.raises(OutputError, match=r"\.xlsx"):
+        write_workbook(layouts, tmp_path / "two.xlsm")
 
 
 def test_render_refuses_to_overwrite_a_user_sheet(mixed_result):

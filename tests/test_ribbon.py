@@ -16,13 +16,14 @@ import openpyxl
 import pytest
 
 import pyxl_del
+import pyxl_del.workbook
 from pyxl_del import report, ribbon
 from pyxl_del.cli import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, main
 from pyxl_del.config import Config, load_config
-from pyxl_del.excel import SheetConflictError
+from pyxl_del.excel import SheetConflictError, plan_replacement
 from pyxl_del.opc import CUSTOMUI_PART, read_parts, restore_ribbon
 from pyxl_del.sample import generate_sample
-from pyxl_del.workbook import OpenpyxlBook, Ref, WorkbookError, XlwingsBook, plan_replacement
+from pyxl_del.workbook import OpenpyxlBook, Ref, WorkbookError, XlwingsBook
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -113,7 +114,7 @@ def test_run_forecast_writes_the_report_sheets(book, capsys):
     assert wb.sheetnames == START_SHEETS + [layout.name for layout in layouts]
     for layout in layouts:
         ws = wb[layout.name]
-        assert ws.defined_names[report.OWNER_NAME].attr_text == f'"{layout.kind}"'
+        assert ws.defined_names[report.OWNER_NAME].attr_text == f'"{layout.owner}"'
         first = layout.blocks[0]
         assert ws.cell(first.row, first.col).value == first.values[0, 0]  # the title, as laid out
     portfolio = next(layout for layout in layouts if layout.kind == "mixed")
@@ -258,6 +259,126 @@ def test_stress_and_dashboard_keep_each_other_and_read_the_scenarios_sheet(book)
     assert "my_shock" in [c.value for row in wb["Stress test"].iter_rows() for c in row]
 
 
+def sheet_table(path: Path, sheet: str, header: str) -> dict[str, list]:
+    """Rows of a sheet below the row whose first cell is ``header``, by their first cell."""
+    rows = list(openpyxl.load_workbook(path)[sheet].iter_rows(values_only=True))
+    top = next(i for i, row in enumerate(rows) if row[0] == header)
+    return {row[0]: list(row[1:]) for row in rows[top:] if row[0] is not None}
+
+
+def test_an_edited_scenarios_sheet_changes_the_stress_output(book):
+    assert cli("stress_test", "--workbook", book) == EXIT_OK
+    before = sheet_table(book, "Stress test", "Metric")
+    severe = before["Metric"].index("severe_recession")
+    user = OpenpyxlBook(book)  # the user deepens a built-in scenario on the sheet: Z -3 in every month it lists
+    ws = user.wb["Scenarios"]
+    row = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "severe_recession")
+    months = [c for c in range(3, ws.max_column + 1) if ws.cell(row, c).value is not None]
+    assert len(months) > 12
+    for col in months:
+        ws.cell(row, col).value = -3.0
+    user.save()
+    assert cli("stress_test", "--workbook", book) == EXIT_OK
+    after = sheet_table(book, "Stress test", "Metric")
+    assert after["Metric"] == before["Metric"]
+    assert after["Lowest Z"][severe] == -3.0 and before["Lowest Z"][severe] == -1.5
+    for metric in ("Expected loss, lifetime", "Write-offs, lifetime"):
+        assert after[metric][severe] > before[metric][severe] * 1.05, metric
+        others = [i for i in range(len(before["Metric"])) if i != severe]
+        assert [after[metric][i] for i in others] == pytest.approx([before[metric][i] for i in others])
+    z = sheet_table(book, "Scenarios", "Scenario")["severe_recession"]
+    assert [v for v in z[1:] if v is not None] == [-3.0] * len(months)  # written back as it was read
+
+
+def test_risk_dashboard_shows_the_portfolio_roe(book):
+    assert cli("risk_dashboard", "--workbook", book) == EXIT_OK
+    kpis = sheet_table(book, "Risk dashboard", "Indicator")
+    roe = kpis["ROE (steady book)"][0]
+    assert isinstance(roe, float) and -1 < roe < 10
+    assert kpis["New lending a month"][0] > 0 and "Expected loss, lifetime" in kpis
+    cells = [c for row in openpyxl.load_workbook(book)["Risk dashboard"].iter_rows(values_only=True) for c in row]
+    assert not any(isinstance(c, str) and c.startswith("ROE not shown") for c in cells)
+
+
+def test_risk_dashboard_without_a_twin_says_why(book):
+    """A [policy] for segments the data does not have: no twin figures, the rest of the dashboard as usual."""
+    (book.parent / "config.toml").write_text('[policy]\nsegments = { OTHER = { apr = 0.2, budget_share = 1.0 } }\n')
+    assert cli("risk_dashboard", "--workbook", book) == EXIT_OK
+    kpis = sheet_table(book, "Risk dashboard", "Indicator")
+    assert "ROE (steady book)" not in kpis and "Expected loss, lifetime" in kpis
+    cells = [c for row in openpyxl.load_workbook(book)["Risk dashboard"].iter_rows(values_only=True) for c in row]
+    (note,) = [c for c in cells if isinstance(c, str) and c.startswith("ROE not shown")]
+    assert "does not match the data's segments" in note and "OTHER" in note
+
+
+# ------------------------------------------------------------------------------------- optimise and apply
+
+
+def test_optimise_then_apply_the_edited_policy(book, capsys):
+    assert cli("run_forecast", "--workbook", book) == EXIT_OK
+    report_sheets = openpyxl.load_workbook(book).sheetnames
+    assert cli("optimise", "--workbook", book) == EXIT_OK
+    assert "portfolio ROE now" in capsys.readouterr().out
+    wb = openpyxl.load_workbook(book)
+    assert wb.sheetnames == [*report_sheets, "Recommendations", "Frontier", "Policy"]  # the report stays
+    assert OpenpyxlBook(book).own_sheets()["Policy"] == "decision"
+    policy = sheet_table(book, "Policy", "segment")
+    segments = [s for s in policy if s != "segment"]
+    assert segments == ["CASH LOAN", "CD", "TW/Moto"]
+
+    user = OpenpyxlBook(book)  # the user lowers CD's APR on the sheet
+    ws = user.wb["Policy"]
+    row = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "CD")
+    ws.cell(row, 3).value = 0.1234
+    user.save()
+    unchanged = book.read_bytes()
+    assert cli("apply_policy", "--workbook", book) == EXIT_OK
+    out = capsys.readouterr().out
+    config, log = book.parent / "config.toml", book.parent / "decisions.jsonl"
+    assert f"to {config} [policy]" in out and str(log) in out
+    assert book.read_bytes() == unchanged  # the workbook is not written
+    applied = load_config(config).policy.segments
+    assert list(applied) == segments and applied["CD"].apr == pytest.approx(0.1234)
+    from pyxl_del.audit import read_log, verify_log
+
+    ((_, entry),) = read_log(log)
+    assert entry["after"]["segments"]["CD"]["apr"] == pytest.approx(0.1234) and entry["expected_impact"]
+    assert verify_log(log).ok
+    assert cli("optimise", "--workbook", book) == EXIT_OK  # again: its own sheets replaced in place
+    assert openpyxl.load_workbook(book).sheetnames == [*report_sheets, "Recommendations", "Frontier", "Policy"]
+
+
+def edit_policy(book: Path, segment: str, column: int | None, value=None) -> None:
+    """Set a cell of ``segment``'s row on the Policy sheet, or (column None) clear the row."""
+    user = OpenpyxlBook(book)
+    ws = user.wb["Policy"]
+    row = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == segment)
+    for col in [column] if column else range(1, 5):
+        ws.cell(row, col).value = value
+    user.save()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("CD", 3, "twelve"), "pyxl_del.xlsm Policy!A4:D7: row 3 (CD): apr: Input should be a valid number"),
+    (("CD", 4, -0.2), "pyxl_del.xlsm Policy!A4:D7: row 3 (CD): budget_share: Input should be greater than or equal"),
+    (("CD", 1, "CASH LOAN"), "pyxl_del.xlsm Policy!A4:D7: row 3: segment 'CASH LOAN' is already in row 2"),
+    (("CD", None), "the policy does not match the data's segments: missing ['CD']"),
+])
+def test_apply_policy_refuses_a_bad_policy_sheet(book, edit, message, capsys):
+    assert cli("optimise", "--workbook", book) == EXIT_OK
+    edit_policy(book, *edit)
+    assert cli("apply_policy", "--workbook", book) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (book.parent / "config.toml").exists() and not (book.parent / "decisions.jsonl").exists()
+
+
+def test_apply_policy_without_a_policy_sheet(book, capsys):
+    assert cli("apply_policy", "--workbook", book) == EXIT_BAD_INPUT
+    assert "no 'Policy' sheet: run Optimise first" in capsys.readouterr().err
+    assert not (book.parent / "config.toml").exists()
+
+
 @pytest.mark.parametrize("tag", ["stress_test", "risk_dashboard"])
 def test_actions_not_there_yet_say_so(book, tag, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyxl_del.risk_report", None)  # as if this version had no risk_report
@@ -284,12 +405,12 @@ def test_unknown_action_is_refused(book):
 
 
 def test_plan_replacement():
-    own = {"A_DEL30": "mixed", "Run info": "run_info", "Backtest": "backtest"}
-    layouts = [report.SheetLayout(name="A_DEL30", kind="mixed", title=""),
-               report.SheetLayout(name="Run info", kind="run_info", title="")]
+    own = {"A_DEL30": "report", "Run info": "report", "Backtest": "backtest"}
+    layouts = [report.SheetLayout(name="A_DEL30", kind="mixed", title="", owner="report"),
+               report.SheetLayout(name="Run info", kind="run_info", title="", owner="report")]
     names = ["Data", *own]
     assert plan_replacement(names, own, layouts) == ["A_DEL30", "Run info"]
-    dropped = {**own, "B_DEL30": "mixed"}  # a segment gone from the data: its old sheet goes too
+    dropped = {**own, "B_DEL30": "report"}  # a segment gone from the data: its old sheet goes too
     assert plan_replacement([*names, "B_DEL30"], dropped, layouts) == ["A_DEL30", "Run info", "B_DEL30"]
     with pytest.raises(SheetConflictError, match="'run INFO'"):
         plan_replacement(["Data", "run INFO"], {}, layouts)
@@ -413,8 +534,33 @@ def test_xlwings_book_reads_com_values(tmp_path):
     xl.selection = FakeRange(sheet, "$A$1", "x")
     sheet.book = xl
     assert book.selection() is None  # one cell: no table selected
-    xl.selection = FakeRange(sheet, "$A$1:$C$3", cells)
-    assert book.selection() == Ref("Data", "A1:C3")
+    assert book.active_cell() == Ref("Data", "A1")
+    xl.selection = FakeRange(sheet, "$B$2:$C$3", cells)
+    assert book.selection() == Ref("Data", "B2:C3")
+    assert book.active_cell() == Ref("Data", "B2")
+    xl.selection = FakeRange(SimpleNamespace(name="Other", book=object()), "$A$1", "x")  # another workbook's
+    assert book.active_cell() is None
+
+
+def interface_gaps(cls) -> list[str]:
+    """Members of the Workbook interface that ``cls`` lacks."""
+    from pyxl_del.workbook import Workbook
+
+    return [name for name in vars(Workbook) if not name.startswith("_") and not hasattr(cls, name)]
+
+
+def test_both_workbooks_implement_the_whole_interface():
+    assert "active_cell" in vars(pyxl_del.workbook.Workbook)
+    assert interface_gaps(OpenpyxlBook) == [] and interface_gaps(XlwingsBook) == []
+    without = type("Older", (), {n: v for n, v in vars(OpenpyxlBook).items() if n != "active_cell"})
+    assert interface_gaps(without) == ["active_cell"]
+
+
+def test_openpyxl_book_active_cell(book):
+    assert OpenpyxlBook(book, selection=Ref("Data", "C5:D9")).active_cell() == Ref("Data", "C5")
+    assert OpenpyxlBook(book, selection=Ref("Data")).active_cell() is None
+    add_user_sheets(book, {"Mine": [["a", "b"], [1, 2]]}, selection=Ref("Mine", "B2:B2"))
+    assert OpenpyxlBook(book).active_cell() == Ref("Mine", "B2")
 
 
 class FakeXlSheet:
@@ -465,16 +611,16 @@ def test_xlwings_book_writes_by_copying_rendered_sheets(book):
     """The live path over stand-ins for Excel: replaced sheets go, the new ones take their place, the rest stay."""
     layouts = expected_layouts(book)
     app = FakeXlApp()
-    xl = FakeXlBook(app, "pyxl_del.xlsm", [("Data", None), ("Portfolio_DEL30", "mixed"), ("Old segment_DEL30", "mixed"),
-                                           ("Mine", None), ("Backtest", "backtest")])
+    xl = FakeXlBook(app, "pyxl_del.xlsm", [("Data", None), ("Portfolio_DEL30", "report"),
+                                           ("Old segment_DEL30", "report"), ("Mine", None), ("Backtest", "backtest")])
     written = XlwingsBook(xl).write_layouts(layouts)
     assert written == [layout.name for layout in layouts]
     assert [s.name for s in xl.sheets] == ["Data", *written, "Mine", "Backtest"]
-    assert XlwingsBook(xl).own_sheets() == {**{layout.name: layout.kind for layout in layouts}, "Backtest": "backtest"}
+    assert XlwingsBook(xl).own_sheets() == {**{layout.name: layout.owner for layout in layouts}, "Backtest": "backtest"}
     assert (app.display_alerts, app.screen_updating) == (True, True)
     assert app.opened[0].closed and xl.active == written[0]
     with pytest.raises(SheetConflictError, match="'Mine'"):
-        XlwingsBook(xl).write_layouts([report.SheetLayout(name="MINE", kind="mixed", title="")])
+        XlwingsBook(xl).write_layouts([report.SheetLayout(name="MINE", kind="mixed", title="", owner="report")])
 
 
 @pytest.mark.libreoffice

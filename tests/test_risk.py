@@ -12,6 +12,7 @@ from pyxl_del import Config, ConfigError
 from pyxl_del.alerts import evaluate_alerts, fires_at
 from pyxl_del.cli import main
 from pyxl_del.config import ScenarioSpec
+from pyxl_del.excel import write_workbook
 from pyxl_del.risk import (
     ALL,
     absorption_probabilities,
@@ -28,7 +29,7 @@ from pyxl_del.risk import (
     vasicek_quantile,
 )
 from pyxl_del.risk_analysis import RiskAnalysis
-from pyxl_del.risk_report import dashboard_sheets, stress_sheets, write_workbook
+from pyxl_del.risk_report import dashboard_sheets, stress_sheets
 from pyxl_del.sample import simulate_panel
 from pyxl_del.stress import PREDEFINED, read_scenarios_sheet, run_stress, scenario_set, scenarios_from_rows
 from tests._panels import CHAIN
@@ -361,7 +362,7 @@ def test_sheets_render_and_scenarios_round_trip(analysis, sample_result, tmp_pat
     assert names == ["Risk dashboard", "Alerts", "Expected loss", "Credit VaR", "Concentration",
                      "Capital (indicative)", "Stress test", "Scenarios"]
     assert len(layouts[0].charts) == 3 and len(layouts[6].charts) == 1
-    path = write_workbook(layouts, tmp_path / "risk.xlsx", "risk")
+    path = write_workbook(layouts, tmp_path / "risk.xlsx")
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == names
     dashboard = book["Risk dashboard"]

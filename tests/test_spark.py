@@ -74,7 +74,7 @@ def test_bad_input_same_findings_on_spark(spark, tmp_path):
 def test_cohort_parser_on_spark(spark):
     values = ["2023-01", "2023-1-5", "2023/01/15", "2023-01-15T10:30:00+0700", "20230115", "2023",
               "2023-02-30", "202301", "2023-13", "2023-01-15 25:00", "abc"]
-    spark.createDataFrame(pd.DataFrame({"c": values})).createOrReplaceTempView("cohort_values")
+    spark.createDataFrame([(v,) for v in values], "c string").createOrReplaceTempView("cohort_values")
     query = panel_sql.cohort_months_query(panel_sql.SPARK, "cohort_values", "`c`", "text")
     parsed = {row["raw"]: row["month"] for row in spark.sql(query).collect()}
     con = duckdb.connect()

@@ -28,7 +28,10 @@ from xlsm.build import BuildError  # noqa: E402
 
 #: The ribbon's actions (pyxl_del.ribbon.ACTIONS must offer each of them).
 EXPECTED_TAGS = ["run_forecast", "refresh_report", "backtest", "stress_test", "risk_dashboard", "drill_down",
-                 "abtest", "open_config", "diagnostics"]
+                 "abtest", "optimise", "apply_policy", "open_config", "diagnostics"]
+#: The worksheet functions the workbook embeds: those of every module its xlwings.conf sheet lists.
+EXPECTED_UDFS = ["DEL_ACTUAL", "DEL_CALIBRATION", "DEL_DECIDE", "DEL_FLAGS", "DEL_FORECAST", "DEL_LOANS", "DEL_MATRIX",
+                 "DEL_SEGMENTS", "DEL_VERSION"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,7 +386,7 @@ def test_openpyxl_loads_built_file(built):
     assert wb.sheetnames == ["Instructions", "Data", "xlwings.conf"]
     assert wb.vba_archive is not None
     conf = wb["xlwings.conf"]
-    assert (conf["A1"].value, conf["B1"].value) == ("UDF Modules", "udfs.del_udfs")
+    assert (conf["A1"].value, conf["B1"].value) == ("UDF Modules", "udfs.del_udfs;udfs.decide_udfs")
     assert conf["A2"].value is None  # xlwings reads A1 down to the first empty cell
     data = wb["Data"]
     assert [c.value for c in data[1]] == ["AGREEMENT_ID", "DISBURSAL_MONTH", "MOB", "PRODUCT_TYPE",
@@ -404,8 +407,10 @@ def test_data_header_matches_config_defaults():
 
 def test_layout_refuses_empty_setting(src_copy):
     layout = src_copy / "layout.toml"
-    layout.write_text(layout.read_text().replace('settings = { "UDF Modules" = "udfs.del_udfs" }',
-                                                 'settings = { "UDF Modules" = "udfs.del_udfs", "Interpreter" = "" }'))
+    text = layout.read_text()
+    assert 'settings = { "UDF Modules" = "udfs.del_udfs;udfs.decide_udfs" }' in text
+    layout.write_text(text.replace('settings = { "UDF Modules" = "udfs.del_udfs;udfs.decide_udfs" }',
+                                   'settings = { "UDF Modules" = "udfs.del_udfs", "Interpreter" = "" }'))
     with pytest.raises(BuildError, match="Interpreter"):
         build.load_layout(layout)
 
@@ -426,8 +431,9 @@ def test_data_frame_fills_data_sheet(tmp_path):
 
 @pytest.fixture(scope="module")
 def udf_vba_text() -> str:
-    """The xlwings_udfs module as the release build makes it (xlwings' generate_vba_wrapper, pywin32 stubbed)."""
-    return xlwings_win.udf_vba()
+    """The xlwings_udfs module as the release build makes it (xlwings' generate_vba_wrapper, pywin32 stubbed), for
+    the modules the xlwings.conf sheet lists."""
+    return xlwings_win.udf_vba(build.udf_modules())
 
 
 def test_udf_vba_is_embedded(udf_vba_text, tmp_path):
@@ -436,6 +442,8 @@ def test_udf_vba_is_embedded(udf_vba_text, tmp_path):
     udf = modules[build.UDF_MODULE_NAME]
     assert '#Const App = "Microsoft Excel"' in udf  # import_udfs puts it first; the build adds it
     assert ('XLPy.CallUDF("udfs.del_udfs", "DEL_FORECAST", Array(data, segment, del_type, calibrate, config), '
+            'ThisWorkbook, Application.Caller)') in udf
+    assert ('XLPy.CallUDF("udfs.decide_udfs", "DEL_LOANS", Array(data, segment, cohort, mob, state, config), '
             'ThisWorkbook, Application.Caller)') in udf
     assert {"xlwings", "Dictionary", "PyxlDel"} <= set(modules)
     build.verify_workbook(out.read_bytes(), epoch=build.source_epoch())
@@ -451,6 +459,37 @@ def test_runtime_stand_in_is_undone():
         assert hasattr(runtime.load().DEL_FORECAST, "__xlfunc__")
     assert (xlwings.func, xlwings.arg, xlwings.ret, len(xlwings.engines)) == before
     assert not {"pythoncom", "pywintypes", "win32com", "xlwings.udfs", "udfs.del_udfs"} & set(sys.modules)
+
+
+def test_udf_modules_are_the_registered_ones(udf_vba_text):
+    assert build.udf_modules() == "udfs.del_udfs;udfs.decide_udfs"
+    assert sorted(build.vba_functions(build.normalize_udf_vba(udf_vba_text))) == EXPECTED_UDFS
+    assert build.udf_module_problems(build.udf_modules(), udf_vba_text) == []
+
+
+def test_udf_module_check_fails_for_unlisted_or_missing_modules(udf_vba_text, src_copy, tmp_path):
+    assert build.udf_module_problems("udfs.del_udfs", udf_vba_text) == [
+        "udfs.decide_udfs: the xlwings_udfs module calls it but UDF Modules does not list it"]
+    only_del = xlwings_win.udf_vba("udfs.del_udfs")
+    assert build.udf_module_problems(build.udf_modules(), only_del) == [
+        "udfs.decide_udfs: listed in UDF Modules but the xlwings_udfs module has no function of it"]
+    with pytest.raises(BuildError, match="udfs.decide_udfs: listed in UDF Modules"):
+        build.build_workbook(tmp_path / "x.xlsm", src_dir=src_copy, udf_vba=only_del)
+    layout = src_copy / "layout.toml"
+    layout.write_text(layout.read_text().replace('"udfs.del_udfs;udfs.decide_udfs"', '"udfs.del_udfs"'))
+    with pytest.raises(BuildError, match="does not list it"):
+        build.build_workbook(tmp_path / "y.xlsm", src_dir=src_copy, udf_vba=udf_vba_text)
+
+
+def test_udf_drift_covers_every_registered_module(committed, udf_vba_text):
+    """The drift check sees a change in either module: here, DEL_LOANS (udfs.decide_udfs) losing an argument."""
+    generated = build.normalize_udf_vba(udf_vba_text)
+    changed = generated.replace("Function DEL_LOANS(data, segment, cohort, mob, Optional state, Optional config)",
+                                "Function DEL_LOANS(data, segment, cohort, mob, Optional config)")
+    assert changed != generated
+    embedded = build.read_vba_modules(committed)[build.UDF_MODULE_NAME]
+    drift = build.udf_vba_drift(embedded, changed)
+    assert drift and drift[0].startswith("DEL_LOANS: changed"), drift
 
 
 def test_udf_vba_with_other_module_name_is_refused():
@@ -490,8 +529,8 @@ def test_committed_workbook_embeds_the_current_udfs(committed, udf_vba_text):
     embedded = build.read_vba_modules(committed)[build.UDF_MODULE_NAME]
     drift = build.udf_vba_drift(embedded, build.normalize_udf_vba(udf_vba_text))
     assert drift == [], "the UDF signatures changed; rebuild (python -m xlsm.build):\n" + "\n".join(drift)
-    assert sorted(build.vba_functions(embedded)) == ["DEL_ACTUAL", "DEL_CALIBRATION", "DEL_FLAGS", "DEL_FORECAST",
-                                                     "DEL_MATRIX", "DEL_SEGMENTS", "DEL_VERSION"]
+    assert sorted(build.vba_functions(embedded)) == EXPECTED_UDFS
+    assert build.udf_module_problems(build.udf_modules(), embedded) == []
 
 
 @pytest.mark.parametrize("change, expected", [

@@ -9,7 +9,7 @@ next to udfs.del_udfs on its xlwings.conf sheet ("UDF Modules": udfs.del_udfs;ud
 import xlwings as xw
 
 from pyxl_del import decide, drilldown
-from udfs.del_udfs import CATEGORY, _folder, config_arg, data_arg, segment_arg
+from udfs.del_udfs import CATEGORY, caller_folder, config_arg, data_arg, segment_arg
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -22,7 +22,7 @@ from udfs.del_udfs import CATEGORY, _folder, config_arg, data_arg, segment_arg
 @config_arg()
 def DEL_DECIDE(segment, score, amount, apr=None, data=None, config=None):  # noqa: N802 - Excel's naming
     """Decision under the applied policy: decision, reason, offered APR, PDs, expected loss, value, policy version."""
-    return decide.decide_cells(segment, score, amount, apr, data, config, folder=_folder())
+    return decide.decide_cells(segment, score, amount, apr, data, config, folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -34,4 +34,4 @@ def DEL_DECIDE(segment, score, amount, apr=None, data=None, config=None):  # noq
 @config_arg()
 def DEL_LOANS(data, segment, cohort, mob, state=None, config=None):  # noqa: N802
     """The loans behind a DEL cell: loan, segment, state, EAD and previous state, largest EAD first. Spills."""
-    return drilldown.loans_cells(data, segment, cohort, mob, state, config, folder=_folder())
+    return drilldown.loans_cells(data, segment, cohort, mob, state, config, folder=caller_folder())

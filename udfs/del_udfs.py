@@ -44,7 +44,7 @@ def config_arg():
                                 "built-in defaults)")
 
 
-def _folder():
+def caller_folder():
     """The calling workbook's folder, where config.toml is looked for; None when there is no calling workbook."""
     try:
         return XlwingsBook.caller().folder
@@ -60,7 +60,7 @@ def _folder():
 @config_arg()
 def DEL_FORECAST(data, segment, del_type="DEL30", calibrate=True, config=None):  # noqa: N802 - Excel's naming
     """DEL of a segment by cohort (rows) and MOB 0.. (columns): actual where observed, forecast after. Spills."""
-    return udf.table(data, segment, del_type, calibrate, config, kind="mixed", folder=_folder())
+    return udf.table(data, segment, del_type, calibrate, config, kind="mixed", folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -71,7 +71,7 @@ def DEL_FORECAST(data, segment, del_type="DEL30", calibrate=True, config=None): 
 @config_arg()
 def DEL_FLAGS(data, segment, del_type="DEL30", calibrate=True, config=None):  # noqa: N802
     """ACTUAL / FORECAST (Portfolio: also MIXED) of each cell of DEL_FORECAST, same shape. Spills."""
-    return udf.table(data, segment, del_type, calibrate, config, kind="flags", folder=_folder())
+    return udf.table(data, segment, del_type, calibrate, config, kind="flags", folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -81,7 +81,7 @@ def DEL_FLAGS(data, segment, del_type="DEL30", calibrate=True, config=None):  # 
 @config_arg()
 def DEL_ACTUAL(data, segment, del_type="DEL30", config=None):  # noqa: N802
     """Observed DEL only, by cohort and MOB (blank where not observed). Spills."""
-    return udf.table(data, segment, del_type, None, config, kind="actual", folder=_folder())
+    return udf.table(data, segment, del_type, None, config, kind="actual", folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -89,7 +89,7 @@ def DEL_ACTUAL(data, segment, del_type="DEL30", config=None):  # noqa: N802
 @config_arg()
 def DEL_CALIBRATION(data, config=None):  # noqa: N802
     """Step-wise calibration factors k by segment and MOB, with the DEL they were fitted on. Spills."""
-    return udf.calibration(data, config, folder=_folder())
+    return udf.calibration(data, config, folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -100,7 +100,7 @@ def DEL_CALIBRATION(data, config=None):  # noqa: N802
 @config_arg()
 def DEL_MATRIX(data, segment, mob, calibrate=True, config=None):  # noqa: N802
     """Transition matrix of a segment for MOB m -> m+1 as applied in the forecast: from-state down, to-state across."""
-    return udf.matrix(data, segment, mob, calibrate, config, folder=_folder())
+    return udf.matrix(data, segment, mob, calibrate, config, folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
@@ -108,7 +108,7 @@ def DEL_MATRIX(data, segment, mob, calibrate=True, config=None):  # noqa: N802
 @config_arg()
 def DEL_SEGMENTS(data, config=None):  # noqa: N802
     """The segment names the other functions accept: Portfolio, then the data's segments. Spills."""
-    return udf.segments(data, config, folder=_folder())
+    return udf.segments(data, config, folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, volatile=False)

@@ -60,6 +60,9 @@ XLWINGS_RUNTIME_MODULES = ("xlwings", "Dictionary")
 #: The template's sample module (``SampleCall``, a RunPython of ``import <workbook name>``): removed.
 TEMPLATE_SAMPLE_MODULES = ("Module1",)
 UDF_MODULE_NAME = "xlwings_udfs"
+#: The xlwings.conf setting naming the Python modules whose UDFs the workbook offers ("a;b": xlwings' import_udfs
+#: splits it on ";"); the build embeds the VBA wrappers of exactly these modules.
+UDF_MODULES_KEY = "UDF Modules"
 #: Loans per segment and cohort of the bundled sample on the committed workbook's Data sheet (10% of the loans,
 #: 34,875 rows: a 1 MB workbook that builds in seconds; the full 348,750 rows would be about ten times that).
 SAMPLE_LOANS_PER_COHORT = 25
@@ -405,6 +408,27 @@ def vba_functions(source: str) -> dict[str, str]:
                 found[name] = "\n".join(lines)
                 name = None
     return found
+
+
+def udf_modules(layout: list[dict] | None = None) -> str:
+    """The "UDF Modules" setting of the layout's xlwings.conf sheet (default: ``src/layout.toml``)."""
+    sheets = load_layout() if layout is None else layout
+    settings = next(s["settings"] for s in sheets if s["kind"] == "xlwings_conf")
+    if UDF_MODULES_KEY not in settings:
+        raise BuildError(f"layout.toml: the xlwings.conf sheet has no {UDF_MODULES_KEY!r} setting")
+    return settings[UDF_MODULES_KEY]
+
+
+def udf_module_problems(registered: str, udf_vba: str) -> list[str]:
+    """Mismatches between the modules the xlwings.conf sheet registers and those the xlwings_udfs VBA calls into:
+    a listed module without wrappers needs an Import Functions step in Excel, and the wrappers of an unlisted one
+    vanish at the next Import Functions (it rebuilds xlwings_udfs from the list)."""
+    listed = [m.strip() for m in registered.split(";") if m.strip()]
+    called = list(dict.fromkeys(re.findall(r'XLPy\.CallUDF\("([^"]+)"', udf_vba)))
+    return ([f"{m}: listed in {UDF_MODULES_KEY} but the xlwings_udfs module has no function of it"
+             for m in listed if m not in called]
+            + [f"{m}: the xlwings_udfs module calls it but {UDF_MODULES_KEY} does not list it"
+               for m in called if m not in listed])
 
 
 def udf_vba_drift(embedded: str, generated: str) -> list[str]:
@@ -785,6 +809,10 @@ def build_bytes(*, udf_vba: str | None = None, data_frame=None, src_dir: Path = 
     if udf_vba:
         if UDF_MODULE_NAME in modules:
             raise BuildError(f"{src_dir} already has a {UDF_MODULE_NAME}.bas and udf_vba was given")
+        problems = udf_module_problems(udf_modules(layout), udf_vba)
+        if problems:
+            raise BuildError("udf_vba does not match the xlwings.conf sheet (generate it from the listed modules: "
+                             "xlsm.xlwings_win.udf_vba(udf_modules())):\n  " + "\n  ".join(problems))
         modules[UDF_MODULE_NAME] = normalize_udf_vba(udf_vba)
     customui = (src_dir / "customUI.xml").read_bytes()
     bad_tags = [t for t in ribbon_tags(customui) if not TAG_PATTERN.match(t)]
@@ -815,8 +843,8 @@ def build_workbook(out_path: str | Path = DEFAULT_OUT, *, udf_vba: str | None = 
                    src_dir: Path = SRC_DIR, template: Path | None = None) -> Path:
     """Build the workbook into ``out_path`` and return the path.
 
-    ``udf_vba``: the text of the ``xlwings_udfs`` VBA module (from
-    ``xlwings.udfs.generate_vba_wrapper``); ``data_frame``: rows for the Data sheet (its columns
+    ``udf_vba``: the text of the ``xlwings_udfs`` VBA module (from ``xlwings.udfs.generate_vba_wrapper``) for the
+    modules of the layout's "UDF Modules" setting; ``data_frame``: rows for the Data sheet (its columns
     become the header). Raises :class:`BuildError` when a source or the result fails a check.
     """
     started = time.perf_counter()
@@ -847,18 +875,19 @@ def sample_slice(loans_per_cohort: int = SAMPLE_LOANS_PER_COHORT):
 
 
 def release_inputs() -> dict:
-    """What the committed xlsm/pyxl_del.xlsm is built from besides src/: the xlwings_udfs module generated from
-    udfs.del_udfs (xlsm/xlwings_win.py) and the sample slice for the Data sheet."""
+    """What the committed xlsm/pyxl_del.xlsm is built from besides src/: the xlwings_udfs module generated from the
+    modules layout.toml registers ("UDF Modules": udfs.del_udfs, udfs.decide_udfs; xlsm/xlwings_win.py) and the
+    sample slice for the Data sheet."""
     from xlsm.xlwings_win import udf_vba
 
-    return {"udf_vba": udf_vba(), "data_frame": sample_slice()}
+    return {"udf_vba": udf_vba(udf_modules()), "data_frame": sample_slice()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xlsm.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default {DEFAULT_OUT})")
     parser.add_argument("--udf-vba", type=Path, help="file with the xlwings_udfs VBA module text "
-                                                     "(default: generated from udfs.del_udfs)")
+                                                     "(default: generated from the UDF Modules of layout.toml)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -148,7 +148,8 @@ def windows_udfs() -> Iterator[UdfRuntime]:
             del xlwings.udfs  # the import bound it on the package too
 
 
-def udf_vba(module_name: str = UDF_MODULE) -> str:
-    """The xlwings_udfs VBA module for the UDFs of ``module_name`` (what the workbook embeds)."""
+def udf_vba(module_names: str) -> str:
+    """The xlwings_udfs VBA module for the UDFs of ``module_names`` (what the workbook embeds): "a;b" as on the
+    xlwings.conf sheet, one module's functions after the other's, as xlwings' import_udfs writes them."""
     with windows_udfs() as runtime:
-        return runtime.vba(module_name)
+        return "".join(runtime.vba(name) for name in module_names.split(";"))

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from . import report
-from .config import Config
+from .config import Config, InputError
 from .decide import engine_for
 from .decision_twin import BAND_SEPARATOR, Twin, read_decision_panel
 from .economics import take_up
@@ -55,7 +55,7 @@ Z = stats.norm.ppf(1 - ALPHA / 2)
 TABLE_COLUMNS = ("metric", "unit", "champion", "challenger", "difference", "ci_low", "ci_high", "p_value")
 
 
-class AbTestError(ValueError):
+class AbTestError(InputError):
     """A test that cannot be run as asked; the message says why."""
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, config_from_dict
+from .config import ConfigError, InputError, config_from_dict
 from .data import _parse_cohorts, month_index, month_label
 from .decision_twin import read_decision_panel
 from .export import atomic_replace
@@ -41,7 +41,7 @@ _HEADER = re.compile(r"^\s*\[\s*([^\]\s]+)\s*\]\s*(#.*)?$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[")
 
 
-class AuditError(ValueError):
+class AuditError(InputError):
     """A decision log that cannot be read or has been altered."""
 
 

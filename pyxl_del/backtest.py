@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import DEL_TYPES, Config, load_config
+from .config import Config, DEL_TYPES, InputError, load_config
 from .data import (
     PORTFOLIO,
     Panel,
@@ -57,7 +57,7 @@ _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 Forecaster = Callable[[PanelStats, Config], tuple[dict[str, np.ndarray], tuple[str, ...]]]
 
 
-class BacktestError(ValueError):
+class BacktestError(InputError):
     """The requested backtest cannot be run on this panel (an as-of outside the data, a bad horizon)."""
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
-from .config import ConfigError, load_config
-from .data import PanelError
+from .config import InputError, load_config
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -78,7 +77,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .backtest import BacktestError, backtest
+    from .backtest import backtest
     from .backtest_report import write_backtest
 
     cfg = load_config(args.config)
@@ -86,15 +85,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     n_origins = len(args.as_of) if args.as_of else args.origins
     bar, step = _progress_bar(n_origins + 4, not args.quiet)
     started = time.perf_counter()
-    try:
-        with bar:
-            result = backtest(data, cfg, as_of=args.as_of, origins=args.origins, horizon=args.horizon,
-                              sheet=args.sheet, progress=step)
-            step("write")
-            written = write_backtest(result, args.out)
-    except BacktestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    with bar:
+        result = backtest(data, cfg, as_of=args.as_of, origins=args.origins, horizon=args.horizon,
+                          sheet=args.sheet, progress=step)
+        step("write")
+        written = write_backtest(result, args.out)
     origins = result.origins
     print(f"backtest of {result.info['rows']:,} rows at {len(origins)} as-of months ({origins[0]} .. {origins[-1]}), "
           f"1..{result.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
@@ -212,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, PanelError) as exc:
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:

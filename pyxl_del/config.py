@@ -22,7 +22,11 @@ DelType = Literal["DEL30", "DEL60", "DEL90"]
 CONFIG_FILE_NAME = "config.toml"
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Input the user must fix (data, config, policy, workbook): the CLI prints the message and exits 2."""
+
+
+class ConfigError(InputError):
     """A config file or value that cannot be used; the message names the file and the key."""
 
 

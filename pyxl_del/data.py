@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import LOGICAL_COLUMNS, Config
+from .config import Config, InputError, LOGICAL_COLUMNS
 from .panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ MESSAGES = {
 GAP_EXAMPLES = 5  # loans named in the gap warning
 
 
-class PanelError(ValueError):
+class PanelError(InputError):
     """The panel cannot be used as it is. ``problems`` lists every finding (not just the first)."""
 
     def __init__(self, source: str, problems: list[str]):

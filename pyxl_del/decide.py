@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .config import Config, Decide, PolicySettings, load_config
+from .config import Config, Decide, InputError, PolicySettings, load_config
 from .data import MAX_LISTED, row_numbers
 from .decision_twin import Twin, fit_twin
 from .optimise import current_policy
@@ -126,7 +126,7 @@ class Problem(NamedTuple):
     message: str
 
 
-class DecisionInputError(ValueError):
+class DecisionInputError(InputError):
     """Applications that cannot be decided as given; ``problems`` lists each with its field."""
 
     def __init__(self, source: str, problems: Sequence[Problem]):

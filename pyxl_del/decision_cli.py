@@ -10,7 +10,7 @@ import pandas as pd
 from .config import CONFIG_FILE_NAME, load_config
 from .data import PanelError
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+from .cli import EXIT_ERROR, EXIT_OK
 
 
 def _data(args: argparse.Namespace):
@@ -112,25 +112,6 @@ def cmd_track(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _guarded(command):
-    """Bad decision input is exit 2 with its message, like bad data or config in the rest of the CLI."""
-    from .audit import AuditError
-    from .optimise import InfeasibleError
-    from .policy import PolicyError
-    from .workbook import WorkbookError
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except (InfeasibleError, PolicyError, AuditError, WorkbookError) as exc:
-            import sys
-
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-
-    return run
-
-
 def add_decision_commands(sub) -> None:
     """Register optimise, apply, audit and track on the CLI's subparsers."""
     config_help = "config.toml (default: ./config.toml if present, else built-in defaults)"
@@ -142,7 +123,7 @@ def add_decision_commands(sub) -> None:
     p.add_argument("--out", default="decisions.xlsx", help="a .xlsx workbook (Recommendations, Frontier, Policy) or "
                                                            "a folder for CSVs (default: decisions.xlsx)")
     p.add_argument("--sheet", help="sheet name of an .xlsx input (default: the first)")
-    p.set_defaults(func=_guarded(cmd_optimise))
+    p.set_defaults(func=cmd_optimise)
 
     p = sub.add_parser("apply", help="write an accepted policy to config.toml [policy] and the decision log")
     p.add_argument("policy", help="policy.csv or a decision workbook's Policy sheet (from `optimise`)")
@@ -152,13 +133,13 @@ def add_decision_commands(sub) -> None:
     p.add_argument("--budget", type=float, help="monthly budget (default: [policy] budget or the data's volume)")
     p.add_argument("--effective-from", help="first cohort the decision governs, YYYY-MM (default: this month)")
     p.add_argument("--note", help="a note kept in the log entry")
-    p.set_defaults(func=_guarded(cmd_apply), sheet=None)
+    p.set_defaults(func=cmd_apply, sheet=None)
 
     p = sub.add_parser("audit", help="decision log checks")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
     v = audit_sub.add_parser("verify", help="check the log's hash chain; name the first altered entry")
     v.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
-    v.set_defaults(func=_guarded(cmd_audit_verify))
+    v.set_defaults(func=cmd_audit_verify)
 
     p = sub.add_parser("track", help="compare cohorts booked since the last applied decision with its expected impact")
     p.add_argument("data", nargs="?", help=data_help)
@@ -166,7 +147,7 @@ def add_decision_commands(sub) -> None:
     p.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
     p.add_argument("--out", default="tracking.xlsx", help="a .xlsx (Tracking sheet) or a folder for tracking.csv")
     p.add_argument("--sheet", help="sheet name of an .xlsx input (default: the first)")
-    p.set_defaults(func=_guarded(cmd_track))
+    p.set_defaults(func=cmd_track)
 
 
 __all__ = ["add_decision_commands", "read_policy_file"]

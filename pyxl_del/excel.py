@@ -40,6 +40,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
+from .config import InputError
 from . import __version__, report
 from .export import OutputError, atomic_replace
 from .pipeline import DelResult
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 Renderer = Callable[[Sequence[report.SheetLayout], object], None]
 
 
-class SheetConflictError(ValueError):
+class SheetConflictError(InputError):
     """The workbook already has a sheet of that name which pyxl_del did not write; it is left untouched."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from .config import InputError
 from .economics import optimal_apr, optimal_apr_numeric, take_up
 from .policy import Policy, policy_from_settings
 from .decision_twin import Twin
@@ -29,7 +30,7 @@ PORTFOLIO = "Portfolio"
 FEASIBILITY_TOLERANCE = 1e-9
 
 
-class InfeasibleError(ValueError):
+class InfeasibleError(InputError):
     """No policy meets every constraint; ``conflict`` names a smallest set of constraints that cannot hold together."""
 
     def __init__(self, message: str, conflict: tuple[str, ...]):

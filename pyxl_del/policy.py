@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import ConfigError, SegmentPolicy
+from .config import ConfigError, InputError, SegmentPolicy
 
 SHARE_TOLERANCE = 1e-6
 CANONICAL_DIGITS = 12
 POLICY_COLUMNS = ("segment", "cutoff", "apr", "budget_share")
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy that cannot be used as it stands; the message says which segment and field."""
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import CONFIG_FILE_NAME, load_config
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+from .cli import EXIT_OK
 CONFIG_HELP = "config.toml (default: ./config.toml if present, else built-in defaults)"
 DATA_HELP = ("panel the twin is fitted on: .csv, .parquet or .xlsx (default: [decide] data of the config, else the "
              "scored sample)")
@@ -124,27 +124,6 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _guarded(command):
-    """Bad decision input is exit 2 with its message, like bad data or config in the rest of the CLI."""
-    def run(args: argparse.Namespace) -> int:
-        from .abtest import AbTestError
-        from .decide import DecisionInputError
-        from .optimise import InfeasibleError
-        from .policy import PolicyError
-        from .serve import ServeError
-
-        try:
-            return command(args)
-        except (DecisionInputError, AbTestError, InfeasibleError, PolicyError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        except ServeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-
-    return run
-
-
 def add_realtime_commands(sub) -> None:
     """Register decide, serve and abtest on the CLI's subparsers."""
     policy_help = ('"current" (the applied [policy], else the data\'s practice), "recommended" (the optimiser\'s) '
@@ -158,7 +137,7 @@ def add_realtime_commands(sub) -> None:
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--policy", default="current", help=f"the policy to decide under: {policy_help} (default: current)")
-    p.set_defaults(func=_guarded(cmd_decide))
+    p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("serve", help="the local decision service (HTTP; needs the serve extra: pip install "
                                      "'pyxl_del[serve]')")
@@ -167,7 +146,7 @@ def add_realtime_commands(sub) -> None:
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP + "; watched: a new [policy] is served without a restart")
     p.add_argument("--log", help="request log, JSON Lines (default: [decide] request_log beside the config)")
-    p.set_defaults(func=_guarded(cmd_serve))
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("abtest", help="champion / challenger: simulate both policies in the twin (or compare the arms "
                                       "of real data with a policy_arm column), with confidence intervals and power")
@@ -183,4 +162,4 @@ def add_realtime_commands(sub) -> None:
     p.add_argument("--sheet", help="sheet name of an .xlsx input (default: the first)")
     p.add_argument("--out", default="abtest.xlsx", help="a .xlsx (A-B test sheet) or a folder for CSVs "
                                                         "(default: abtest.xlsx)")
-    p.set_defaults(func=_guarded(cmd_abtest))
+    p.set_defaults(func=cmd_abtest)

@@ -71,7 +71,7 @@ THREADED_BATCH = 256  # larger batches run off the event loop so single decision
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-class ServeError(ValueError):
+class ServeError(OSError):
     """The service cannot start as configured (no key, a port in use, ...); the message says why."""
 
 

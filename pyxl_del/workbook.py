@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import pandas as pd
 from pydantic import ValidationError
 
+from .config import InputError
 from . import report
 from .data import PanelError
 from .excel import owner_of, plan_replacement, render_openpyxl, sheet_owners
@@ -46,7 +47,7 @@ MAX_MESSAGE = 255  # a cell message: Excel's own error texts and tooltips stay w
 MACRO_SUFFIXES = (".xlsm", ".xltm")
 
 
-class WorkbookError(ValueError):
+class WorkbookError(InputError):
     """Input from a workbook (cells, a range address, a file) that cannot be used; the message says why."""
 
 

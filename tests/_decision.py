@@ -9,6 +9,7 @@ from pyxl_del.decision_twin import fit_twin
 from pyxl_del.sample import generate_sample
 
 SMALL = {"loans_per_cohort": 120, "n_cohorts": 24}
+TINY = {"loans_per_cohort": 40, "n_cohorts": 24}  # decide / A-B tests: fast, the same panel for both
 
 
 @functools.cache
@@ -29,3 +30,13 @@ def linked_twin():
 def twin_with(**sections):
     """The scored twin refitted under a config with some keys changed."""
     return fit_twin(scored_panel(), Config().with_overrides(**sections))
+
+
+@functools.cache
+def tiny_scored_panel():
+    return generate_sample(score=True, **TINY)
+
+
+@functools.cache
+def tiny_scored_twin():
+    return fit_twin(tiny_scored_panel(), Config())

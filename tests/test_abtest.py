@@ -6,27 +6,26 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from _decision import tiny_scored_panel, tiny_scored_twin
 from scipy import stats
 
 from pyxl_del import abtest
 from pyxl_del.cli import EXIT_OK, main
 from pyxl_del.config import Config
-from pyxl_del.decision_twin import fit_twin
 from pyxl_del.optimise import current_policy
 from pyxl_del.policy import Policy
-from pyxl_del.sample import generate_sample
 
 SEEDS = 200  # independent tests, simulated at once
 
 
 @pytest.fixture(scope="module")
 def panel() -> pd.DataFrame:
-    return generate_sample(score=True, loans_per_cohort=40, n_cohorts=24)
+    return tiny_scored_panel()
 
 
 @pytest.fixture(scope="module")
-def twin(panel):
-    return fit_twin(panel, Config())
+def twin():
+    return tiny_scored_twin()
 
 
 @pytest.fixture(scope="module")

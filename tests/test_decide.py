@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _decision import tiny_scored_panel, tiny_scored_twin
 
 from pyxl_del.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from pyxl_del.config import Config
 from pyxl_del.decide import (
     DECISION_COLUMNS,
     Application,
@@ -22,10 +22,8 @@ from pyxl_del.decide import (
     engine_for,
     with_config,
 )
-from pyxl_del.decision_twin import fit_twin
 from pyxl_del.optimise import current_policy
 from pyxl_del.policy import Policy
-from pyxl_del.sample import generate_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -34,12 +32,12 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(scope="module")
 def panel() -> pd.DataFrame:
-    return generate_sample(score=True, loans_per_cohort=40, n_cohorts=24)
+    return tiny_scored_panel()
 
 
 @pytest.fixture(scope="module")
-def twin(panel):
-    return fit_twin(panel, Config())
+def twin():
+    return tiny_scored_twin()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The lending environment with an off-the-shelf agent: PPO from stable-baselines3 (optional; not run in CI).
 
     pip install stable-baselines3      # brings PyTorch
-    python examples/rl_stable_baselines3.py [--steps 200000]
+    python docs/examples/rl_stable_baselines3.py [--steps 200000]
 
 Trains PPO on the cyclical environment fitted to the scored sample and compares it, on held-out seeds, with the
 optimiser's static policy. The environment is plain Gymnasium, so any library that speaks its API works the same.

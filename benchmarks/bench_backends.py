@@ -43,7 +43,12 @@ def _loans_per_cohort(rows: int) -> int:
 
 def make_panel(rows: int, parts: int) -> Path:
     """A realistic panel of about `rows` rows: one file (parts=1) or a folder of parts, written once."""
-    from pyxl_del.sample import iter_panel_parts, realistic_matrices, simulate_panel, write_panel
+    from pyxl_del.datasets.sample import (
+        iter_panel_parts,
+        realistic_matrices,
+        simulate_panel,
+        write_panel,
+    )
 
     target = DATA / (f"panel_{rows:.0e}.parquet" if parts == 1 else f"panel_{rows:.0e}")
     if target.exists():

@@ -17,7 +17,7 @@ DATA = Path(__file__).parent / "_data"
 
 def make_panel(rows: int) -> Path:
     """The bundled sample's design (3 products, 30 cohorts, cohort risk effects) scaled to about ``rows`` rows."""
-    from pyxl_del.sample import generate_sample, write_panel
+    from pyxl_del.datasets.sample import generate_sample, write_panel
 
     path = DATA / f"backtest_panel_{rows:.0e}.parquet"
     if path.exists():
@@ -34,8 +34,9 @@ def make_panel(rows: int) -> Path:
 
 def main() -> None:
     import pyxl_del
-    from pyxl_del.backtest import backtest
-    from pyxl_del.backtest_report import write_backtest
+    from pyxl_del.backtest.rolling import backtest
+    from pyxl_del.excel.render import write_workbook
+    from pyxl_del.sheets.backtest import backtest_sheets
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, default=1e6)
@@ -64,7 +65,7 @@ def main() -> None:
     summary = time.perf_counter() - t1
     with tempfile.TemporaryDirectory() as tmp:
         t2 = time.perf_counter()
-        write_backtest(result, Path(tmp) / "backtest.xlsx")
+        write_workbook(backtest_sheets(result), Path(tmp) / "backtest.xlsx")
         workbook = time.perf_counter() - t2
     print(f"  summaries  {summary:6.2f} s\n  workbook   {workbook:6.2f} s")
     print(f"backtest {total:.2f} s (target < 30 s); with summaries and workbook {total + summary + workbook:.2f} s")

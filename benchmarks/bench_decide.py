@@ -17,11 +17,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from pyxl_del.config import Config
-from pyxl_del.decide import Application, decide, engine_for
-from pyxl_del.decision_twin import fit_twin
-from pyxl_del.optimise import recommend_policy
-from pyxl_del.sample import generate_sample
+from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.decide import Application, decide, engine_for
+from pyxl_del.decision.optimise import recommend_policy
+from pyxl_del.decision.twin import fit_twin
+from pyxl_del.engine.config import Config
 
 
 def applications(twin, n: int, seed: int = 0) -> pd.DataFrame:

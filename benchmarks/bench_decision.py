@@ -18,11 +18,11 @@ import gymnasium
 import numpy as np
 
 import pyxl_del
-from pyxl_del.agent import CrossEntropyAgent, LinearPolicy, discounted_returns
-from pyxl_del.decision_twin import fit_twin
-from pyxl_del.lending_env import ENV_ID, Dynamics, policy_action
-from pyxl_del.optimise import MixProblem, optimise, optimise_mix
-from pyxl_del.sample import generate_sample
+from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.agent import CrossEntropyAgent, LinearPolicy, discounted_returns
+from pyxl_del.decision.env import ENV_ID, Dynamics, policy_action
+from pyxl_del.decision.optimise import MixProblem, optimise, optimise_mix
+from pyxl_del.decision.twin import fit_twin
 
 TARGET_STEPS_PER_SECOND = 5_000
 

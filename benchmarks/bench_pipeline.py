@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "_data"
 CHILD = r"""
 import json, resource, sys, time
 import pyxl_del
-from pyxl_del.data import read_panel
+from pyxl_del.engine.data import read_panel
 path = sys.argv[1]
 cfg = pyxl_del.Config()
 t0 = time.perf_counter()
@@ -38,7 +38,7 @@ print(json.dumps({"rows": result.stats.n_rows, "seconds": total, "read_seconds":
 
 def make_panel(rows: int) -> Path:
     """A realistic panel of about `rows` rows (3 segments x 36 cohorts), written once and reused."""
-    from pyxl_del.sample import realistic_matrices, simulate_panel, write_panel
+    from pyxl_del.datasets.sample import realistic_matrices, simulate_panel, write_panel
 
     path = DATA / f"panel_{rows:.0e}.parquet"
     if path.exists():

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pyxl_del
-from pyxl_del.excel import write_report
-from pyxl_del.report import build_layouts
-from pyxl_del.sample import SAMPLE_SEGMENTS, realistic_matrices, simulate_panel
+from pyxl_del.datasets.sample import SAMPLE_SEGMENTS, realistic_matrices, simulate_panel
+from pyxl_del.excel.render import write_report
+from pyxl_del.sheets.report import build_layouts
 
 MAX_MOB, N_COHORTS, AS_OF = 60, 60, "2025-12"
 TARGET_SECONDS = 5.0

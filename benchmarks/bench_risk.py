@@ -14,9 +14,11 @@ import time
 import numpy as np
 
 import pyxl_del
-from pyxl_del.risk import project, segment_chain, simulate_credit_loss, vasicek_quantile
-from pyxl_del.risk_analysis import RiskAnalysis
-from pyxl_del.sample import SAMPLE_PANEL_PATH
+from pyxl_del.datasets.sample import SAMPLE_PANEL_PATH
+from pyxl_del.risk.analysis import RiskAnalysis
+from pyxl_del.risk.capital import vasicek_quantile
+from pyxl_del.risk.projection import project
+from pyxl_del.risk.var import segment_chain, simulate_credit_loss
 
 
 def timed(fn, repeat: int):

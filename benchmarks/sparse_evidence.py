@@ -17,10 +17,8 @@ import numpy as np
 import pandas as pd
 
 import pyxl_del
-from pyxl_del.backtest import Calendar, backtest_panel, summarise
-from pyxl_del.config import DEL_TYPES
-from pyxl_del.data import PORTFOLIO, validate_panel
-from pyxl_del.sample import (
+from pyxl_del.backtest.rolling import Calendar, backtest_panel, summarise
+from pyxl_del.datasets.sample import (
     SAMPLE_AMORTISATION,
     SAMPLE_EAD0_MEAN,
     SAMPLE_SEGMENTS,
@@ -28,6 +26,8 @@ from pyxl_del.sample import (
     realistic_matrices,
     simulate_panel,
 )
+from pyxl_del.engine.config import DEL_TYPES
+from pyxl_del.engine.data import PORTFOLIO, validate_panel
 
 DEFAULT = "pooled, min_count 30"
 VARIANTS = {

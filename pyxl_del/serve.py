@@ -1,7 +1,7 @@
 """The local decision service: `pyxl-del serve` (optional extra ``pyxl_del[serve]``: FastAPI and uvicorn).
 
 Endpoints: POST /v1/decisions (one `Application`, or ``{"applications": [...]}``), GET /v1/policy, GET /healthz,
-and the OpenAPI docs (/docs, /openapi.json). Requests and answers are the pydantic models of pyxl_del.decide, the
+and the OpenAPI docs (/docs, /openapi.json). Requests and answers are the pydantic models of pyxl_del.decision.decide, the
 same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evaluate`'s.
 
 * Every path but /healthz needs the API key in the ``X-API-Key`` header, compared in constant time
@@ -44,9 +44,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Tag
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .config import Config, load_config
-from .decide import (
+from pyxl_del import __version__
+from pyxl_del.decision.decide import (
     Application,
     ApplicationBatch,
     Decision,
@@ -58,9 +57,10 @@ from .decide import (
     default_data,
     with_config,
 )
-from .decision_twin import Twin, fit_twin
-from .policy import Policy
-from .workbook import describe_error
+from pyxl_del.decision.policy import Policy
+from pyxl_del.decision.twin import Twin, fit_twin
+from pyxl_del.engine.config import Config, load_config
+from pyxl_del.engine.errors import describe_error
 
 log = logging.getLogger(__name__)
 

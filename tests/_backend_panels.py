@@ -9,8 +9,8 @@ import pandas as pd
 from _panels import CHAIN, COLUMNS, cfg, simulate
 
 import pyxl_del
-from pyxl_del.config import LOGICAL_COLUMNS
-from pyxl_del.pipeline import fit
+from pyxl_del.engine.config import LOGICAL_COLUMNS
+from pyxl_del.engine.pipeline import fit
 
 STAT_ARRAYS = ("cohorts", "ead", "n_loans", "trans_count", "trans_ead_from", "trans_ead_to")
 # Column names a real book has: spaces, Vietnamese letters, quote characters of both SQL dialects.

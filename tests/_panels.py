@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del import Config
-from pyxl_del.sample import simulate_panel
+from pyxl_del.datasets.sample import simulate_panel
 
 COLUMNS = ["AGREEMENT_ID", "DISBURSAL_MONTH", "MOB", "PRODUCT_TYPE", "STATE_MODEL", "PRINCIPLE_OUTSTANDING"]
 STATES = Config().buckets.order

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import pyxl_del
-from pyxl_del.sample import generate_sample, realistic_matrices, simulate_panel
+from pyxl_del.datasets.sample import generate_sample, realistic_matrices, simulate_panel
 
 # Segment names a real book has produced or could: "/" and ":" (forbidden in sheet names, and colliding once
 # cleaned), Vietnamese, two 40+ character names sharing a prefix, names equal ignoring case, and text that

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from pyxl_del.config import Config  # noqa: E402
-from pyxl_del.decide import Application, Decision, decide  # noqa: E402
-from pyxl_del.decision_twin import fit_twin  # noqa: E402
-from pyxl_del.optimise import current_policy  # noqa: E402
-from pyxl_del.sample import generate_sample  # noqa: E402
+from pyxl_del.datasets.sample import generate_sample  # noqa: E402
+from pyxl_del.decision.decide import Application, Decision, decide  # noqa: E402
+from pyxl_del.decision.optimise import current_policy  # noqa: E402
+from pyxl_del.decision.twin import fit_twin  # noqa: E402
+from pyxl_del.engine.config import Config  # noqa: E402
 from pyxl_del.serve import api_key, is_loopback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,8 +176,8 @@ def test_every_decision_is_logged(client, workdir):
 
 
 def test_policy_reloads_without_dropping_requests(server, workdir, twin):
-    from pyxl_del.audit import apply_policy
-    from pyxl_del.policy import Policy
+    from pyxl_del.decision.audit import apply_policy
+    from pyxl_del.decision.policy import Policy
 
     client = Client(server)
     before = client("GET", "/v1/policy")[1]["policy_version"]

@@ -2,13 +2,13 @@
 
 Thin glue like udfs/del_udfs.py, whose conventions these follow (not volatile, skipped in the function wizard,
 spilled arrays, "#pyxl_del: ..." messages instead of tracebacks, the fit memoised): the engine side is
-pyxl_del.decide.decide_cells and pyxl_del.drilldown.loans_cells. A separate module, so the workbook lists it
+pyxl_del.excel.decide_udf.decide_cells and pyxl_del.excel.drilldown.loans_cells. A separate module, so the workbook lists it
 next to udfs.del_udfs on its xlwings.conf sheet ("UDF Modules": udfs.del_udfs;udfs.decide_udfs).
 """
 
 import xlwings as xw
 
-from pyxl_del import decide, drilldown
+from pyxl_del.excel import decide_udf, drilldown
 from udfs.del_udfs import CATEGORY, caller_folder, config_arg, data_arg, segment_arg
 
 
@@ -22,7 +22,7 @@ from udfs.del_udfs import CATEGORY, caller_folder, config_arg, data_arg, segment
 @config_arg()
 def DEL_DECIDE(segment, score, amount, apr=None, data=None, config=None):  # noqa: N802 - Excel's naming
     """Decision under the applied policy: decision, reason, offered APR, PDs, expected loss, value, policy version."""
-    return decide.decide_cells(segment, score, amount, apr, data, config, folder=caller_folder())
+    return decide_udf.decide_cells(segment, score, amount, apr, data, config, folder=caller_folder())
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)

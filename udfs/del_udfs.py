@@ -1,7 +1,7 @@
 """pyxl_del's worksheet functions for Excel: =DEL_FORECAST(...) and its companions (xlwings UDFs).
 
 Thin glue: each function declares its Excel signature (argument names, optional arguments, help texts) and calls
-pyxl_del.udf, which validates the arguments, memoises the fit and answers with cells or a "#pyxl_del: ..." message.
+pyxl_del.excel.udf, which validates the arguments, memoises the fit and answers with cells or a "#pyxl_del: ..." message.
 xlsm/pyxl_del.xlsm names this module on its xlwings.conf sheet ("UDF Modules") and embeds the VBA wrappers
 generated from these declarations (module xlwings_udfs), so no "Import Functions" is needed. After changing a
 signature or a help text, rebuild the workbook: python -m xlsm.build (a test fails until then).
@@ -15,8 +15,8 @@ signature or a help text, rebuild the workbook: python -m xlsm.build (a test fai
 
 import xlwings as xw
 
-from pyxl_del import udf
-from pyxl_del.workbook import XlwingsBook
+from pyxl_del.excel import udf
+from pyxl_del.excel.workbook import XlwingsBook
 
 CATEGORY = "pyxl_del"
 

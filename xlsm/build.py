@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import io
 import logging
 import os
@@ -46,7 +47,14 @@ from xml.etree import ElementTree as ET
 if not __package__:  # run as a script (python xlsm/build.py): the repository root holds xlsm/ and udfs/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyxl_del.opc import CUSTOMUI_PART, UI_RELATIONSHIP_TYPE, add_ribbon, canonical_order, read_parts, write_zip
+from pyxl_del.excel.opc import (
+    CUSTOMUI_PART,
+    UI_RELATIONSHIP_TYPE,
+    add_ribbon,
+    canonical_order,
+    read_parts,
+    write_zip,
+)
 
 log = logging.getLogger("pyxl_del.xlsm.build")
 
@@ -117,15 +125,24 @@ def _parse_customui(customui_xml: str | bytes) -> ET.Element:
 def ribbon_tags(customui_xml: str | bytes) -> list[str]:
     """The ``tag`` of every ribbon control that has an ``onAction``, in document order.
 
-    These are the action names ``PyxlDel.PyxlDelAction`` passes to ``pyxl_del.ribbon.run_action``.
+    These are the action names ``PyxlDel.PyxlDelAction`` passes to ``pyxl_del.excel.ribbon.run_action``.
     """
     root = _parse_customui(customui_xml)
     return [el.get("tag", "") for el in root.iter() if el.get("onAction")]
 
 
-def unknown_actions(customui_xml: str | bytes, actions: Mapping[str, object]) -> list[str]:
-    """Ribbon tags that name no action (``pyxl_del.ribbon.ACTIONS``): their button would fail when clicked."""
-    return [t for t in ribbon_tags(customui_xml) if t not in actions or not callable(actions[t])]
+def unknown_actions(customui_xml: str | bytes, actions: Mapping[str, str]) -> list[str]:
+    """Ribbon tags that name no action (``pyxl_del.excel.buttons.BUTTONS``: tag -> "module:function"), or one that
+    does not import as a function: their button would fail when clicked."""
+    return [t for t in ribbon_tags(customui_xml) if t not in actions or not _is_function(actions[t])]
+
+
+def _is_function(target: str) -> bool:
+    module, _, function = target.partition(":")
+    try:
+        return callable(getattr(importlib.import_module(module), function, None))
+    except (ImportError, ValueError):
+        return False
 
 
 def ribbon_callbacks(customui_xml: str | bytes) -> list[tuple[str, str, str]]:
@@ -818,11 +835,11 @@ def build_bytes(*, udf_vba: str | None = None, data_frame=None, src_dir: Path = 
     bad_tags = [t for t in ribbon_tags(customui) if not TAG_PATTERN.match(t)]
     if bad_tags:
         raise BuildError(f"customUI.xml: tags must match {TAG_PATTERN.pattern}: {bad_tags}")
-    from pyxl_del.ribbon import ACTIONS
+    from pyxl_del.excel.buttons import BUTTONS
 
-    unknown = unknown_actions(customui, ACTIONS)
+    unknown = unknown_actions(customui, BUTTONS)
     if unknown:
-        raise BuildError(f"customUI.xml: buttons whose tag is not in pyxl_del.ribbon.ACTIONS: {unknown}")
+        raise BuildError(f"customUI.xml: buttons whose tag is not in pyxl_del.excel.buttons.BUTTONS: {unknown}")
     # Fail on the sources before building: callbacks must resolve, RunPython strings must parse.
     problems = unresolved_callbacks(customui, {**runtime, **modules})
     if problems:
@@ -863,8 +880,8 @@ def sample_slice(loans_per_cohort: int = SAMPLE_LOANS_PER_COHORT):
     segment and cohort of the bundled sample panel (pyxl_del/data/sample_panel.parquet)."""
     import pandas as pd
 
-    from pyxl_del.config import Config
-    from pyxl_del.sample import SAMPLE_PANEL_PATH
+    from pyxl_del.datasets.sample import SAMPLE_PANEL_PATH
+    from pyxl_del.engine.config import Config
 
     cfg = Config()
     frame = pd.read_parquet(SAMPLE_PANEL_PATH)

@@ -1,0 +1,467 @@
+"""Backtesting: how good is the forecast out of sample, and does the Markov chain beat the simple alternatives?
+
+For each origin (a past reporting month, the "as-of") the validated panel is cut to the rows known then
+(cohort + MOB <= as-of), re-aggregated and forecast exactly as `report` forecasts (`pipeline.fit`). On the same
+cut run three benchmarks: the chain without calibration, chain-ladder on the DEL curves and the last value
+carried forward. Every forecast cell that was observed later, h = (cohort + MOB) - as-of months ahead with
+1 <= h <= horizon, is compared with the actual DEL of the full panel. Definitions: docs/backtesting.md.
+
+Pure computation: tidy DataFrames in a BacktestResult; the workbook sheets are in `backtest_report`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del import __version__
+from pyxl_del.engine.config import DEL_TYPES, Config, load_config
+from pyxl_del.engine.data import (
+    PORTFOLIO,
+    Panel,
+    PanelStats,
+    aggregate_panel,
+    month_index,
+    month_label,
+    read_panel,
+    validate_panel,
+)
+from pyxl_del.engine.errors import InputError, PanelError
+from pyxl_del.engine.metrics import del_rates, ead_at_mob0
+from pyxl_del.engine.pipeline import Progress, fit
+from pyxl_del.engine.portfolio import aggregate_portfolio
+
+log = logging.getLogger(__name__)
+
+MODELS = ("markov", "markov_uncalibrated", "chain_ladder", "carry_forward")
+MODEL_LABELS = {
+    "markov": "Markov (as configured)",
+    "markov_uncalibrated": "Markov, no calibration",
+    "chain_ladder": "Chain-ladder",
+    "carry_forward": "Last value carried forward",
+}
+DEFAULT_HORIZON = 12
+METRICS = ("mae", "bias", "mape", "mae_ead", "bias_ead", "mape_ead")
+
+_MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
+
+# A forecaster turns the statistics of one cut into DEL tables (S, C, M+1) per DEL type, actual where observed
+# and forecast elsewhere, plus the warnings of its fit.
+Forecaster = Callable[[PanelStats, Config], tuple[dict[str, np.ndarray], tuple[str, ...]]]
+
+
+class BacktestError(InputError):
+    """The requested backtest cannot be run on this panel (an as-of outside the data, a bad horizon)."""
+
+
+class NothingToCompareError(BacktestError):
+    """Every requested as-of is at or after the panel's last reporting month: no later actual exists."""
+
+
+# ------------------------------------------------------------------------------------------- the origins
+
+
+def parse_month(text: str) -> int:
+    """'YYYY-MM' -> month index (year * 12 + month - 1), the engine's cohort scale."""
+    match = _MONTH.match(str(text))
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise BacktestError(f"as-of {text!r} is not a month: expected YYYY-MM, e.g. 2024-06")
+    return int(month_index(int(match.group(1)), int(match.group(2))))
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB)."""
+
+    first_cohort: int
+    last_month: int
+
+    @classmethod
+    def of(cls, panel: Panel) -> Calendar:
+        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()))
+
+    @property
+    def first_origin(self) -> int:
+        # At the first cohort's own month only MOB 0 is known: no transition can be estimated yet.
+        return self.first_cohort + 1
+
+    @property
+    def last_origin(self) -> int:
+        return self.last_month - 1
+
+    def usable(self) -> str:
+        if self.first_origin > self.last_origin:
+            return "none: the panel spans fewer than three reporting months"
+        return f"{month_label([self.first_origin])[0]} .. {month_label([self.last_origin])[0]}"
+
+    def last(self, n: int) -> list[int]:
+        """The last n usable origins, oldest first (all of them when there are fewer)."""
+        if n < 1:
+            raise BacktestError(f"--origins must be at least 1, got {n}")
+        first = max(self.first_origin, self.last_origin - n + 1)
+        if first > self.last_origin:
+            raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()})")
+        return list(range(first, self.last_origin + 1))
+
+    def check(self, origins: Sequence[int]) -> None:
+        """Raise one error naming every as-of that cannot be backtested, and why."""
+        first, last = month_label([self.first_cohort])[0], month_label([self.last_month])[0]
+        problems, late = [], []
+        for as_of in sorted(set(origins)):
+            label = month_label([as_of])[0]
+            if as_of < self.first_cohort:
+                problems.append(f"as-of {label} is before the first cohort ({first}): nothing was known then")
+            elif as_of < self.first_origin:
+                problems.append(f"as-of {label} is the first cohort's month: only MOB 0 was known, so no "
+                                f"transition can be estimated")
+            elif as_of > self.last_origin:
+                late.append(label)
+                problems.append(f"as-of {label} is at or after the panel's last reporting month ({last}): "
+                                f"nothing happened after it to compare the forecast with")
+        if problems:
+            error = NothingToCompareError if len(late) == len(problems) else BacktestError
+            raise error("; ".join(problems) + f". Usable as-of months: {self.usable()}")
+
+
+def cut_panel(panel: Panel, as_of: int) -> Panel:
+    """The rows known at as-of (cohort + MOB <= as-of), still sorted by (loan, MOB).
+
+    Each loan keeps a prefix of its rows, so the sort order survives the mask. Validation warnings stay with the
+    full panel (they would repeat at every origin).
+    """
+    keep = panel.cohort + panel.mob <= as_of
+    rows = {f.name: getattr(panel, f.name)[keep] for f in fields(panel)
+            if isinstance(getattr(panel, f.name), np.ndarray)}
+    return replace(panel, warnings=(), **rows)
+
+
+# -------------------------------------------------------------------------------------------- the models
+
+
+def _markov(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    result = fit(stats, config)
+    return {d: r.mixed for d, r in result.rates.items()}, result.warnings
+
+
+def _markov_uncalibrated(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    return _markov(stats, config.with_overrides(calibration={"mode": "none"}))
+
+
+def _develop(actual: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Each DEL curve continued from its last actual value, step(value at m, m) -> value at m+1.
+
+    The same rule as the chain's forecast: actual where observed, otherwise one step on from the month before.
+    """
+    path = actual.copy()
+    for m in range(actual.shape[-1] - 1):
+        observed = ~np.isnan(actual[..., m + 1])
+        path[..., m + 1] = np.where(observed, actual[..., m + 1], step(path[..., m], m))
+    return path
+
+
+def chain_ladder(actual: np.ndarray, ead0: np.ndarray) -> np.ndarray:
+    """Chain-ladder on DEL curves (S, C, M+1), NaN where not observed; ead0 (S, C) weights the cohorts.
+
+    Per segment and step m -> m+1, over the cohorts observed at both MOBs, the development factor is the
+    volume-weighted one of the chain-ladder method: f[m] = sum(EAD0 * DEL[m+1]) / sum(EAD0 * DEL[m]), i.e. bad
+    balance at m+1 over bad balance at m. A factor cannot grow a zero: where the projected DEL is 0 (a young
+    cohort, a clean one) or f[m] is undefined (no cohort was delinquent at m, e.g. MOB 0), the step adds the
+    EAD0-weighted mean increment DEL[m+1] - DEL[m] instead (floored at 0). Steps no cohort has observed keep
+    the curve flat.
+    """
+    both = ~np.isnan(actual[..., :-1]) & ~np.isnan(actual[..., 1:])
+    weight = np.where(both, ead0[..., None], 0.0)
+    base = (weight * np.nan_to_num(actual[..., :-1])).sum(axis=1)  # (S, M)
+    developed = (weight * np.nan_to_num(actual[..., 1:])).sum(axis=1)
+    total = weight.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        factor = np.where(total > 0, np.where(base > 0, developed / base, np.nan), 1.0)
+        increment = np.where(total > 0, (developed - base) / total, 0.0)
+
+    def step(value: np.ndarray, m: int) -> np.ndarray:
+        f = factor[:, m, None]
+        multiply = (value > 0) & np.isfinite(f)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(multiply, value * f, np.maximum(value + increment[:, m, None], 0.0))
+
+    return _develop(actual, step)
+
+
+def carry_forward(actual: np.ndarray) -> np.ndarray:
+    """Each cohort's last actual DEL, unchanged at every later MOB."""
+    return _develop(actual, lambda value, _m: value)
+
+
+def _benchmark(project: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Forecaster:
+    def forecaster(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+        ead0 = ead_at_mob0(stats)
+        return {d: project(r.actual, ead0) for d, r in del_rates(stats, stats.ead, config).items()}, ()
+
+    return forecaster
+
+
+FORECASTERS: dict[str, Forecaster] = {
+    "markov": _markov,
+    "markov_uncalibrated": _markov_uncalibrated,
+    "chain_ladder": _benchmark(chain_ladder),
+    "carry_forward": _benchmark(lambda actual, _ead0: carry_forward(actual)),
+}
+
+
+# ---------------------------------------------------------------------------------------- the comparison
+
+
+def _with_portfolio(stats: PanelStats, config: Config, mixed: dict[str, np.ndarray], is_actual: np.ndarray,
+                    present: np.ndarray, *, actual_only: bool = False) -> dict[str, np.ndarray]:
+    """(S+1, C, M+1) per DEL type: the Portfolio (row 0, aggregated as the report does), then the segments.
+
+    actual_only: NaN wherever the cell is not ACTUAL; a Portfolio cell is ACTUAL only where every segment that
+    has the cohort is (the report's flag).
+    """
+    ead0 = ead_at_mob0(stats)
+    out = {}
+    for d, values in mixed.items():
+        p = aggregate_portfolio(values, is_actual, present, ead0, config.portfolio.aggregation)
+        if actual_only:
+            out[d] = np.concatenate([p.actual[None], np.where(is_actual, values, np.nan)])
+        else:
+            out[d] = np.concatenate([p.mixed[None], values])
+    return out
+
+
+def _actuals(stats: PanelStats, config: Config) -> dict[str, np.ndarray]:
+    """What happened: the actual DEL (S+1, C, M+1) per DEL type, Portfolio first, NaN where not observed."""
+    rates = del_rates(stats, stats.ead, config)
+    first = rates[DEL_TYPES[0]]
+    return _with_portfolio(stats, config, {d: r.mixed for d, r in rates.items()}, first.is_actual, first.present,
+                           actual_only=True)
+
+
+@dataclass(frozen=True)
+class _Truth:
+    """The full panel's actual DEL and the labels every origin's cells share."""
+
+    cohorts: np.ndarray  # (C,) month index
+    actual: dict[str, np.ndarray]  # (S+1, C, M+1)
+    segments: pd.Index  # Portfolio, then the segments
+    cohort_labels: pd.Index
+
+
+def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, horizon: int,
+                  forecasters: dict[str, Forecaster]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """One origin: every (model, segment, DEL type, cohort, MOB) cell 1..horizon months ahead with an actual."""
+    position = np.searchsorted(truth.cohorts, stats.cohorts)  # the cut's cohorts are among the full panel's
+    ahead = stats.cohorts[:, None] + np.arange(stats.max_mob + 1)[None, :] - as_of  # (C, M+1)
+    rates = del_rates(stats, stats.ead, config)
+    first = rates[DEL_TYPES[0]]
+    present = np.concatenate([first.present.any(axis=0)[None], first.present])  # (S+1, C)
+    ead0 = ead_at_mob0(stats)
+    weight = np.concatenate([np.where(first.present, ead0, 0.0).sum(axis=0)[None], ead0])
+    actual = {d: a[:, position] for d, a in truth.actual.items()}
+    # Observation does not depend on the DEL type, so one mask serves all three.
+    mask = (ahead >= 1) & (ahead <= horizon)
+    mask = mask[None] & present[..., None] & ~np.isnan(actual[DEL_TYPES[0]])
+    seg, coh, mob = np.nonzero(mask)
+    n = len(seg)
+
+    predictions, warnings = {}, []
+    for model, forecaster in forecasters.items():
+        mixed, fit_warnings = forecaster(stats, config)
+        predictions[model] = _with_portfolio(stats, config, mixed, first.is_actual, first.present)
+        warnings += [w for w in fit_warnings if w not in warnings]
+
+    blocks = [(m, d) for m in forecasters for d in DEL_TYPES]
+    reps = len(blocks)
+    frame = pd.DataFrame({
+        "origin": np.repeat(month_label([as_of]), n * reps),
+        "model": pd.Categorical.from_codes(np.repeat([MODELS.index(m) for m, _ in blocks], n), MODELS),
+        "segment": pd.Categorical.from_codes(np.tile(seg, reps), truth.segments),
+        "del_type": pd.Categorical.from_codes(np.repeat([DEL_TYPES.index(d) for _, d in blocks], n), DEL_TYPES),
+        "cohort": pd.Categorical.from_codes(np.tile(position[coh], reps), truth.cohort_labels),
+        "mob": np.tile(mob, reps),
+        "horizon": np.tile(ahead[coh, mob], reps),
+        "forecast": np.concatenate([predictions[m][d][mask] for m, d in blocks]) if n else np.empty(0),
+        "actual": np.concatenate([actual[d][mask] for _, d in blocks]) if n else np.empty(0),
+        "weight": np.tile(weight[seg, coh], reps),
+    })
+    return frame, tuple(warnings)
+
+
+def summarise(cells: pd.DataFrame, by: Sequence[str] = ("horizon",)) -> pd.DataFrame:
+    """Error metrics per model, segment, DEL type and the ``by`` columns.
+
+    mae = mean |forecast - actual|, bias = mean (forecast - actual) (both in DEL points), mape = mean
+    |forecast - actual| / actual over the cells whose actual is positive (NaN if none is). The *_ead versions
+    weight each cell by its cohort's EAD at MOB 0. n_origins: how many as-of months contributed cells.
+    """
+    keys = ["model", "segment", "del_type", *by]
+    error = (cells["forecast"] - cells["actual"]).to_numpy()
+    actual = cells["actual"].to_numpy()
+    weight = cells["weight"].to_numpy()
+    scored = actual > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ape = np.where(scored, np.abs(error) / np.where(scored, actual, 1.0), 0.0)
+    parts = pd.DataFrame({
+        "n": 1, "abs": np.abs(error), "err": error, "ape": ape, "scored": scored.astype(np.int64),
+        "w": weight, "w_abs": weight * np.abs(error), "w_err": weight * error, "w_ape": weight * ape,
+        "w_scored": weight * scored,
+    }, index=cells.index)
+    grouped = pd.concat([cells[keys], parts], axis=1).groupby(keys, observed=True, sort=True)
+    s = grouped.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame({
+            "n_origins": cells.groupby(keys, observed=True, sort=True)["origin"].nunique(),
+            "n_cells": s["n"],
+            "mae": s["abs"] / s["n"],
+            "bias": s["err"] / s["n"],
+            "mape": (s["ape"] / s["scored"]).where(s["scored"] > 0),
+            "mae_ead": s["w_abs"] / s["w"],
+            "bias_ead": s["w_err"] / s["w"],
+            "mape_ead": (s["w_ape"] / s["w_scored"]).where(s["w_scored"] > 0),
+        })
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------------------------- the result
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Every compared cell (``cells``) and the error tables derived from it."""
+
+    cells: pd.DataFrame  # origin, model, segment, del_type, cohort, mob, horizon, forecast, actual, weight
+    origins: tuple[str, ...]  # YYYY-MM, ascending
+    horizon: int
+    models: tuple[str, ...]
+    config: Config
+    segments: tuple[str, ...]  # Portfolio first
+    info: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # origins that compared nothing, models left out
+    warnings: tuple[str, ...] = ()
+
+    @cached_property
+    def by_horizon(self) -> pd.DataFrame:
+        """Error metrics by months ahead, pooled over the origins."""
+        return summarise(self.cells, ("horizon",))
+
+    @cached_property
+    def by_mob(self) -> pd.DataFrame:
+        """Error metrics by MOB of the forecast cell, pooled over the origins and horizons."""
+        return summarise(self.cells, ("mob",))
+
+    @cached_property
+    def winners(self) -> pd.DataFrame:
+        """Per segment, DEL type and months ahead: each model's MAE (plain and EAD-weighted) and the lowest.
+
+        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's.
+        """
+        table = self.by_horizon
+        index = ["segment", "del_type", "horizon"]
+        # Every model is scored on the same cells, so the counts of any one model serve.
+        counts = table[table["model"] == self.models[0]].set_index(index)[["n_origins", "n_cells"]]
+        out = counts.reset_index()
+        for metric, suffix in (("mae", ""), ("mae_ead", "_ead")):
+            wide = table.pivot(index=index, columns="model", values=metric).reindex(counts.index)
+            values = wide[list(self.models)].to_numpy(dtype=np.float64)
+            for model, column in zip(self.models, values.T, strict=True):
+                out[f"{metric}_{model}"] = column
+            out[f"winner{suffix}"] = pd.array(np.asarray(self.models, dtype=object)[np.argmin(values, axis=1)],
+                                              dtype="string")
+            ranked = np.sort(values, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"margin{suffix}"] = 1 - ranked[:, 0] / ranked[:, 1] if len(self.models) > 1 else np.nan
+        return out
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tidy tables by file stem: cells, by horizon, by MOB, winners."""
+        return {"backtest_cells": self.cells, "backtest_by_horizon": self.by_horizon,
+                "backtest_by_mob": self.by_mob, "backtest_winners": self.winners}
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, horizon: int = DEFAULT_HORIZON,
+                   models: Sequence[str] = MODELS, progress: Progress | None = None) -> BacktestResult:
+    """A validated panel, backtested at each as-of month index in ``origins``."""
+    step = progress or (lambda _name: None)
+    if horizon < 1:
+        raise BacktestError(f"--horizon must be at least 1 month, got {horizon}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise BacktestError(f"unknown models {unknown}; known: {', '.join(MODELS)}")
+    Calendar.of(panel).check(origins)
+    origins = sorted(set(int(o) for o in origins))
+    notes = []
+    models = [m for m in MODELS if m in models]
+    if config.calibration.mode == "none" and "markov" in models and "markov_uncalibrated" in models:
+        models.remove("markov_uncalibrated")
+        notes.append("calibration is off in the config, so 'markov' is already the uncalibrated chain; "
+                     "'markov_uncalibrated' is left out")
+    forecasters = {m: FORECASTERS[m] for m in models}
+
+    step("aggregate")
+    full = aggregate_panel(panel, config)
+    truth = _Truth(
+        cohorts=full.cohorts,
+        actual=_actuals(full, config),
+        segments=pd.Index([PORTFOLIO, *full.segments]),
+        cohort_labels=pd.Index(full.cohort_labels),
+    )
+    labels = month_label(origins)
+    parts, warnings = [], list(full.warnings)
+    for as_of, label in zip(origins, labels, strict=True):
+        step(f"as-of {label}")
+        stats = aggregate_panel(cut_panel(panel, as_of), config)
+        try:
+            cells, fit_warnings = _origin_cells(as_of, stats, truth, config, horizon, forecasters)
+        except PanelError as exc:
+            raise BacktestError(f"as-of {label}: {exc}") from exc
+        if cells.empty:
+            notes.append(f"as-of {label}: no forecast cell within {horizon} months was observed later "
+                         f"(beyond [forecast] max_mob = {config.forecast.max_mob}?)")
+        parts.append(cells)
+        warnings += [f"as-of {label}: {w}" for w in fit_warnings if w not in full.warnings]
+        log.info("backtest as-of %s: %d cells", label, len(cells) // max(len(models) * len(DEL_TYPES), 1))
+    cells = pd.concat(parts, ignore_index=True)
+    if cells.empty:
+        raise NothingToCompareError("no forecast cell at any as-of was observed later: " + "; ".join(notes))
+    cells["origin"] = pd.Categorical(cells["origin"], categories=labels)
+    return BacktestResult(
+        cells=cells, origins=tuple(labels), horizon=horizon, models=tuple(models), config=config,
+        segments=tuple(truth.segments), notes=tuple(notes), warnings=tuple(warnings),
+        info={"package_version": __version__, "input": panel.source, "rows": panel.n_rows},
+    )
+
+
+def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[str] | None = None,
+             origins: int | None = None, horizon: int = DEFAULT_HORIZON, models: Sequence[str] = MODELS,
+             sheet=None, progress: Progress | None = None) -> BacktestResult:
+    """Panel (DataFrame or file) -> BacktestResult at the given as-of month(s), or at the last ``origins`` usable.
+
+    The panel is read and validated once; every origin is a mask on the validated arrays.
+    """
+    started = time.perf_counter()
+    if (as_of is None) == (origins is None):
+        raise BacktestError("give the as-of month(s) or the number of origins, not both and not neither")
+    cfg = config if isinstance(config, Config) else load_config(config)
+    requested = [parse_month(a) for a in ([as_of] if isinstance(as_of, str) else as_of or [])]
+    step = progress or (lambda _name: None)
+    step("read")
+    frame, source = read_panel(data, cfg, sheet=sheet)
+    step("validate")
+    panel = validate_panel(frame, cfg, source)
+    del frame
+    chosen = requested or Calendar.of(panel).last(origins)
+    result = backtest_panel(panel, cfg, chosen, horizon=horizon, models=models, progress=step)
+    elapsed = time.perf_counter() - started
+    log.info("backtest: %d rows, %d origins in %.2f s", panel.n_rows, len(chosen), elapsed)
+    return replace(result, info=result.info | {"run_seconds": round(elapsed, 3),
+                                               "run_at": time.strftime("%Y-%m-%d %H:%M:%S")})

@@ -1,0 +1,46 @@
+"""The headless command line, `pyxl-del <command>`: one module per command group. Prints for people; the library
+only logs.
+
+Building the parser imports only argparse and the command modules, which import the engine when a command runs,
+so `pyxl-del --version` and `--help` answer without loading pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyxl_del import __version__
+from pyxl_del.cli import backtest, decision, realtime, report, risk
+from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR
+
+GROUPS = (report, backtest, risk, decision, realtime)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyxl-del",
+                                     description="Delinquency (DEL30/60/90) forecasting with Markov chains.")
+    parser.add_argument("--version", action="version", version=f"pyxl_del {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the engine's steps")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from pyxl_del.engine.errors import InputError
+
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+

@@ -1,0 +1,74 @@
+"""`pyxl-del backtest`: out-of-sample error of the forecast against the benchmarks at past as-of months."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from pyxl_del.cli.common import (
+    CONFIG_HELP,
+    EXIT_OK,
+    SHEET_HELP,
+    default_data,
+    progress_bar,
+    write_output,
+)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pyxl_del.backtest.rolling import backtest
+    from pyxl_del.engine.config import load_config
+    from pyxl_del.sheets.backtest import backtest_sheets
+
+    cfg = load_config(args.config)
+    data = args.data or default_data()
+    n_origins = len(args.as_of) if args.as_of else args.origins
+    bar, step = progress_bar(n_origins + 4, not args.quiet)
+    started = time.perf_counter()
+    with bar:
+        result = backtest(data, cfg, as_of=args.as_of, origins=args.origins, horizon=args.horizon,
+                          sheet=args.sheet, progress=step)
+        step("write")
+        written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
+                               title="DEL forecast backtest")
+    origins = result.origins
+    print(f"backtest of {result.info['rows']:,} rows at {len(origins)} as-of months ({origins[0]} .. {origins[-1]}), "
+          f"1..{result.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
+    print("Portfolio MAE by months ahead, in DEL points (* lowest):")
+    winners = result.winners[result.winners["segment"] == "Portfolio"]
+    for del_type, part in winners.groupby("del_type", observed=True, sort=False):
+        table = {"months ahead": part["horizon"].to_numpy(), "cells": part["n_cells"].to_numpy()}
+        for model in result.models:
+            table[model] = [f"{v:.3%}{'*' if w == model else ' '}"
+                            for v, w in zip(part[f"mae_{model}"], part["winner"], strict=True)]
+        print(f"{del_type}\n{pd.DataFrame(table).to_string(index=False)}")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.warnings:
+        shown = result.warnings if args.verbose else ()
+        for w in shown:
+            print(f"warning: {w}")
+        if not shown:
+            print(f"{len(result.warnings)} warnings (thin or fallback transition rows at the origins); -v lists them")
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("backtest", help="out-of-sample error of the forecast against chain-ladder, last value "
+                                        "and the uncalibrated chain, at past as-of months")
+    p.add_argument("data", nargs="?", help="panel: .csv, .parquet or .xlsx (default: the bundled sample)")
+    origin = p.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--as-of", action="append", metavar="YYYY-MM",
+                        help="cut the panel at this reporting month (repeat for a rolling backtest)")
+    origin.add_argument("--origins", type=int, metavar="N", help="the last N usable as-of months")
+    p.add_argument("--horizon", type=int, default=12, metavar="N", help="months ahead to score (default: 12)")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--out", default="backtest.xlsx", help="a .xlsx workbook, or a folder for the CSV tables "
+                                                          "(default: backtest.xlsx)")
+    p.add_argument("--sheet", help=SHEET_HELP)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_backtest)

@@ -1,0 +1,52 @@
+"""What every subcommand shares: exit codes, help texts, the default data and the progress bar.
+
+Imports nothing heavy: building the parser must stay fast, so each command imports its engine modules when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ALERT = 0, 1, 2, 3
+
+CONFIG_HELP = "config.toml (default: ./config.toml if present, else built-in defaults)"
+SHEET_HELP = "sheet name of an .xlsx input (default: the first)"
+PANEL_HELP = "panel: .csv, .parquet or .xlsx (default: the bundled sample)"
+
+
+def default_data() -> Path:
+    """The bundled sample panel, the data of every command run without DATA."""
+    from pyxl_del.datasets.sample import SAMPLE_PANEL_PATH
+
+    return Path(SAMPLE_PANEL_PATH)
+
+
+def progress_bar(total_steps: int, enabled: bool):
+    """A tqdm bar on stderr and the callback that advances it by one named step."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, desc="pyxl_del", unit="step", disable=not enabled, file=sys.stderr,
+               bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {postfix}")
+
+    def step(name: str) -> None:
+        # "aggregate 42%" reports progress within the current step (engine.backends) and is not a step of its own.
+        if bar.n < bar.total and not name.endswith("%"):
+            bar.update(1)
+        bar.set_postfix_str(name)
+
+    return bar, step
+
+
+def write_output(out: str | Path, layouts: Callable[[], list], tables: Callable[[], Mapping], *,
+                 title: str | None = None) -> list[Path]:
+    """``out`` ending in .xlsx: the sheets ``layouts()`` as a new workbook; any other path: a folder (created if
+    needed) of the CSV tables ``tables()`` (stem -> DataFrame). Only what is written is computed."""
+    if Path(out).suffix.lower() in (".xlsx", ".xlsm"):
+        from pyxl_del.excel.render import write_workbook
+
+        return [write_workbook(layouts(), out, title=title)]
+    from pyxl_del.engine.files import write_frames
+
+    return write_frames(tables(), out)

@@ -1,0 +1,131 @@
+"""`pyxl-del optimise`, `apply`, `audit verify` and `track`: the decision engine's commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pyxl_del.cli.common import (
+    CONFIG_HELP,
+    EXIT_ERROR,
+    EXIT_OK,
+    SHEET_HELP,
+    write_output,
+)
+
+DATA_HELP = "panel: .csv, .parquet or .xlsx, with SCORE / APR columns if it has them (default: the scored sample)"
+
+
+def _data(args: argparse.Namespace):
+    """The panel to use: DATA, or the scored synthetic sample (generated in memory from its seed)."""
+    if args.data:
+        return args.data
+    from pyxl_del.datasets.sample import generate_sample
+
+    return generate_sample(score=True)
+
+
+def _twin(args: argparse.Namespace):
+    from pyxl_del.decision.twin import fit_twin
+    from pyxl_del.engine.config import load_config
+
+    return fit_twin(_data(args), load_config(args.config), sheet=getattr(args, "sheet", None))
+
+
+def cmd_optimise(args: argparse.Namespace) -> int:
+    from pyxl_del.decision.optimise import PORTFOLIO, optimise
+    from pyxl_del.sheets.decision import decision_layouts
+
+    twin = _twin(args)
+    rec = optimise(twin)
+    written = write_output(args.out, lambda: decision_layouts(rec),
+                           lambda: {"recommendations": rec.table(), "frontier": rec.frontier,
+                                    "policy": rec.recommended.table(), "bands": twin.frame()})
+    cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
+    print(f"portfolio ROE: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
+          f"value of a month's bookings {cur.loc[PORTFOLIO, 'value']:,.0f} -> {new.loc[PORTFOLIO, 'value']:,.0f}")
+    for segment, p in rec.recommended.segments.items():
+        cutoff = "all" if p.cutoff is None else f"{p.cutoff:g}"
+        print(f"  {segment}: cut-off {cutoff}, APR {p.apr:.2%}, budget share {p.budget_share:.1%} "
+              f"(unit cost {new.loc[segment, 'unit_cost']:.2%})")
+    for note in rec.notes:
+        print(f"note: {note}")
+    for path in written:
+        print(f"wrote {path}")
+    print(f"policy version {rec.recommended.version}")
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from pyxl_del.decision.audit import apply_policy
+    from pyxl_del.decision.optimise import current_policy, resolve_budget
+    from pyxl_del.engine.config import CONFIG_FILE_NAME
+    from pyxl_del.excel.decision_actions import read_policy_file
+
+    config_path = Path(args.config or CONFIG_FILE_NAME)
+    twin = _twin(argparse.Namespace(**{**vars(args), "config": config_path if config_path.is_file() else None}))
+    policy = read_policy_file(args.policy, args.budget if args.budget is not None else resolve_budget(twin))
+    entry = apply_policy(policy, config_path=config_path, log_path=args.log, before=current_policy(twin), twin=twin,
+                         effective_from=args.effective_from, note=args.note or "")
+    print(f"applied policy {entry['policy_version']} to {config_path} [policy]; effective from "
+          f"{entry['effective_from']}")
+    print(f"logged to {args.log or config_path.with_name('decisions.jsonl')} (sha256 {entry['sha256'][:16]}...)")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from pyxl_del.decision.audit import verify_log
+
+    check = verify_log(args.log)
+    print(("ok: " if check.ok else "ALTERED: ") + check.message)
+    return EXIT_OK if check.ok else EXIT_ERROR
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from pyxl_del.decision.audit import track
+    from pyxl_del.engine.config import load_config
+    from pyxl_del.sheets.decision import tracking_sheet
+
+    table = track(_data(args), load_config(args.config), args.log, sheet=args.sheet)
+    written = write_output(args.out, lambda: [tracking_sheet(table)], lambda: {"tracking": table})
+    d = table.attrs["decision"]
+    print(f"decision {d['policy_version']} effective from {d['effective_from']}: "
+          f"{len(table.attrs['tracked_cohorts'])} cohorts booked since")
+    print(table.to_string(index=False))
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("optimise", help="recommend cut-off, APR and budget share per segment, with expected impact")
+    p.add_argument("data", nargs="?", help=DATA_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--out", default="decisions.xlsx", help="a .xlsx workbook (Recommendations, Frontier, Policy) or "
+                                                           "a folder for CSVs (default: decisions.xlsx)")
+    p.add_argument("--sheet", help=SHEET_HELP)
+    p.set_defaults(func=cmd_optimise)
+
+    p = sub.add_parser("apply", help="write an accepted policy to config.toml [policy] and the decision log")
+    p.add_argument("policy", help="policy.csv or a decision workbook's Policy sheet (from `optimise`)")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--config", help="the config.toml to update (default: ./config.toml)")
+    p.add_argument("--log", help="decision log, JSON Lines (default: decisions.jsonl beside the config)")
+    p.add_argument("--budget", type=float, help="monthly budget (default: [policy] budget or the data's volume)")
+    p.add_argument("--effective-from", help="first cohort the decision governs, YYYY-MM (default: this month)")
+    p.add_argument("--note", help="a note kept in the log entry")
+    p.set_defaults(func=cmd_apply, sheet=None)
+
+    p = sub.add_parser("audit", help="decision log checks")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="check the log's hash chain; name the first altered entry")
+    v.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
+    v.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("track", help="compare cohorts booked since the last applied decision with its expected impact")
+    p.add_argument("data", nargs="?", help=DATA_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
+    p.add_argument("--out", default="tracking.xlsx", help="a .xlsx (Tracking sheet) or a folder for tracking.csv")
+    p.add_argument("--sheet", help=SHEET_HELP)
+    p.set_defaults(func=cmd_track)

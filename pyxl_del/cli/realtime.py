@@ -1,0 +1,168 @@
+"""`pyxl-del decide`, `serve` and `abtest`: decisions on a batch file, the HTTP service, champion / challenger."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from pyxl_del.cli.common import CONFIG_HELP, EXIT_OK, SHEET_HELP, write_output
+
+DATA_HELP = ("panel the twin is fitted on: .csv, .parquet or .xlsx (default: [decide] data of the config, else the "
+             "scored sample)")
+POLICY_HELP = ('"current" (the applied [policy], else the data\'s practice), "recommended" (the optimiser\'s) '
+               "or a policy.csv / decision workbook")
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    from pyxl_del.engine.config import CONFIG_FILE_NAME
+
+    if args.config:
+        return Path(args.config)
+    here = Path.cwd() / CONFIG_FILE_NAME
+    return here if here.is_file() else None
+
+
+def _twin(args: argparse.Namespace):
+    from pyxl_del.decision.decide import default_data
+    from pyxl_del.decision.twin import fit_twin
+    from pyxl_del.engine.config import load_config
+
+    path = _config_path(args)
+    config = load_config(path)
+    return fit_twin(args.data or default_data(config, path), config, sheet=getattr(args, "sheet", None))
+
+
+def _policy(spec: str, twin):
+    """--policy, --champion, --challenger: a named policy, or a policy file."""
+    from pyxl_del.decision.abtest import NAMED_POLICIES, resolve_policy
+
+    if spec in NAMED_POLICIES:
+        return resolve_policy(spec, twin)
+    from pyxl_del.decision.optimise import resolve_budget
+    from pyxl_del.excel.decision_actions import read_policy_file
+
+    return read_policy_file(spec, resolve_budget(twin))
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from pyxl_del.decision.decide import decide, read_applications, write_decisions
+
+    twin = _twin(args)
+    policy = _policy(args.policy, twin)
+    applications = read_applications(args.applications)
+    started = time.perf_counter()
+    decisions = decide(applications, policy, twin)
+    elapsed = time.perf_counter() - started
+    write_decisions(decisions, args.out)
+    n = len(decisions)
+    approved = int((decisions["decision"] == "APPROVE").sum())
+    print(f"{n:,} applications decided in {elapsed:.2f} s ({n / max(elapsed, 1e-9):,.0f}/s) under policy "
+          f"{policy.version}: {approved:,} approved ({approved / n:.1%}), {n - approved:,} declined")
+    for code, count in decisions["reason_code"].value_counts().items():
+        if count:
+            print(f"  {code}: {count:,}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pyxl_del import serve
+    from pyxl_del.decision.decide import config_folder
+    from pyxl_del.engine.config import load_config
+
+    path = _config_path(args)
+    config = load_config(path)
+    settings = config.decide
+    key = serve.api_key(config, path)
+    if key is None:
+        key = secrets.token_urlsafe(24)
+        print(f"no API key set (environment variable {settings.api_key_env} or [decide] api_key_file); this run's "
+              f"key: {key}", file=sys.stderr)
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    log_path = Path(args.log) if args.log else config_folder(path) / settings.request_log
+    source = serve.PolicySource(path, args.data, serve.RequestLog(log_path))
+    app = serve.create_app(source, key, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch)
+    sock = serve.bind(host, port)
+    bound = sock.getsockname()[1]
+    if not serve.is_loopback(host):
+        print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
+
+    def started() -> None:
+        print(f"pyxl-del serve: http://{host}:{bound} (docs /docs), policy {source.snapshot.engine.version}, "
+              f"decisions logged to {log_path}", flush=True)
+
+    source.start(settings.reload_seconds)
+    try:
+        serve.run(app, sock, on_started=started)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.stop()
+        source.request_log.close()
+    return EXIT_OK
+
+
+def cmd_abtest(args: argparse.Namespace) -> int:
+    from pyxl_del.decision import abtest
+    from pyxl_del.engine.config import load_config
+    from pyxl_del.sheets.abtest import observed_sheet, simulation_sheet
+
+    config = load_config(_config_path(args))
+    data = args.data
+    if data and abtest.has_arm_column(data, config, args.sheet):
+        obs = abtest.observed(data, config, champion=args.champion, mde=args.mde, sheet=args.sheet)
+        table, power, layout = obs.table, obs.power, observed_sheet(obs)
+        print(f"observed champion / challenger by [columns] policy_arm: {obs.arms[0]} vs {obs.arms[1]}")
+    else:
+        twin = _twin(args)
+        sim = abtest.simulate(twin, _policy(args.champion, twin), _policy(args.challenger, twin), months=args.months,
+                              split=args.split, seed=args.seed)
+        table, power, layout = sim.table(), sim.power(args.mde), simulation_sheet(sim, args.mde)
+        print(f"simulated {args.months} months of applicants, {args.split:.0%} to the challenger: champion "
+              f"{sim.champion.version} vs challenger {sim.challenger.version}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    for path in write_output(args.out, lambda: [layout], lambda: {"ab_table": table, "ab_power": power}):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("decide", help="decide a batch of applications (segment, score, amount[, apr]) under the "
+                                      "applied policy")
+    p.add_argument("applications", help="applications: .csv or .parquet with segment, score, amount and optional "
+                                        "apr, application_id columns")
+    p.add_argument("--out", default="decisions.csv", help="decisions: .csv or .parquet (default: decisions.csv)")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--policy", default="current", help=f"the policy to decide under: {POLICY_HELP} (default: current)")
+    p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("serve", help="the local decision service (HTTP; needs the serve extra: pip install "
+                                     "'pyxl_del[serve]')")
+    p.add_argument("--host", help="address to bind (default: [decide] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: [decide] port, 8321; 0: a free one)")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--config", help=CONFIG_HELP + "; watched: a new [policy] is served without a restart")
+    p.add_argument("--log", help="request log, JSON Lines (default: [decide] request_log beside the config)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("abtest", help="champion / challenger: simulate both policies in the twin (or compare the arms "
+                                      "of real data with a policy_arm column), with confidence intervals and power")
+    p.add_argument("data", nargs="?", help=DATA_HELP + "; with a [columns] policy_arm column: the observed arms")
+    p.add_argument("--champion", default="current", help=f"{POLICY_HELP} (default: current)")
+    p.add_argument("--challenger", default="recommended", help=f"{POLICY_HELP} (default: recommended)")
+    p.add_argument("--months", type=int, default=6, help="months of applicants in the test (default: 6)")
+    p.add_argument("--split", type=float, default=0.5, help="share of applicants sent to the challenger (default 0.5)")
+    p.add_argument("--mde", type=float, default=0.01, help="difference in the MOB-6 DEL30 bad rate to size the test "
+                                                            "for, absolute (default: 0.01 = 1 point)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--sheet", help=SHEET_HELP)
+    p.add_argument("--out", default="abtest.xlsx", help="a .xlsx (A-B test sheet) or a folder for CSVs "
+                                                        "(default: abtest.xlsx)")
+    p.set_defaults(func=cmd_abtest)

@@ -1,0 +1,503 @@
+"""Stage 0 — configuration: `config.toml` validated by pydantic.
+
+Every column access in the engine goes through the `[columns]` mapping (``cfg["loan_id"]``), the CFG
+dictionary of the original requirements. The requirement names BUCKETS_30P/60P/90P, K_CLIP and
+CALIBRATION_MODE are kept as aliases so they stay findable.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pyxl_del.engine.errors import InputError
+
+LOGICAL_COLUMNS = ("loan_id", "cohort", "mob", "segment", "state", "ead")
+# Read only by the decision engine, and only when configured and present in the data.
+OPTIONAL_COLUMNS = ("score", "apr", "policy_arm")
+DEL_TYPES = ("DEL30", "DEL60", "DEL90")
+# The DEL type as an argument type; the UDF arguments (pyxl_del.excel.udf) validate against it too.
+DelType = Literal["DEL30", "DEL60", "DEL90"]
+
+
+def _cell_text(value: Any) -> Any:
+    """A text argument typed as a number in Excel (a segment called 2024) arrives as 2024.0: make it "2024"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+#: Text from a cell or a request (a segment, a path): never empty, a whole number typed where text was meant is read
+#: as its digits. Shared by the worksheet functions' arguments and the decision service's requests.
+CellText = Annotated[str, BeforeValidator(_cell_text), Field(min_length=1)]
+CONFIG_FILE_NAME = "config.toml"
+
+
+class ConfigError(InputError):
+    """A config file or value that cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Columns(_Section):
+    """The CFG mapping: logical key -> column name in the data."""
+
+    loan_id: str = "AGREEMENT_ID"
+    cohort: str = "DISBURSAL_MONTH"
+    mob: str = "MOB"
+    segment: str = "PRODUCT_TYPE"
+    state: str = "STATE_MODEL"
+    ead: str = "PRINCIPLE_OUTSTANDING"
+    score: str | None = "SCORE"  # origination score; "" = not used
+    apr: str | None = "APR"  # annual percentage rate of the loan; "" = not used
+    policy_arm: str | None = "POLICY_ARM"  # champion / challenger arm of the loan (pyxl_del.decision.abtest); "" = not used
+
+    @field_validator(*OPTIONAL_COLUMNS)
+    @classmethod
+    def _blank_is_unused(cls, value: str | None) -> str | None:
+        # TOML has no null, so an empty name is how a file switches an optional column off.
+        return value if value is None or value.strip() else None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Columns:
+        names = [getattr(self, k) for k in LOGICAL_COLUMNS + OPTIONAL_COLUMNS if getattr(self, k) is not None]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two logical columns map to the same data column: {dupes}")
+        if any(not n.strip() for n in names):
+            raise ValueError("a column name is empty")
+        return self
+
+
+class Buckets(_Section):
+    order: tuple[str, ...] = ("CURRENT", "DPD1+", "DPD30+", "DPD60+", "DPD90+", "WRITEOFF", "PREPAY")
+    absorbing: tuple[str, ...] = ("WRITEOFF", "PREPAY")
+    del30: tuple[str, ...] = ("DPD30+", "DPD60+", "DPD90+", "WRITEOFF")
+    del60: tuple[str, ...] = ("DPD60+", "DPD90+", "WRITEOFF")
+    del90: tuple[str, ...] = ("DPD90+", "WRITEOFF")
+
+    @model_validator(mode="after")
+    def _subsets_of_order(self) -> Buckets:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"order lists a bucket twice: {list(self.order)}")
+        if len(self.order) < 2:
+            raise ValueError("order needs at least two buckets")
+        for key in ("absorbing", "del30", "del60", "del90"):
+            unknown = [b for b in getattr(self, key) if b not in self.order]
+            if unknown:
+                raise ValueError(f"{key} lists buckets that are not in order: {unknown}")
+        for key in ("del30", "del60", "del90"):
+            if not getattr(self, key):
+                raise ValueError(f"{key} is empty")
+        return self
+
+    # Names used by the original requirements text.
+    @property
+    def BUCKETS_30P(self) -> tuple[str, ...]:  # noqa: N802
+        return self.del30
+
+    @property
+    def BUCKETS_60P(self) -> tuple[str, ...]:  # noqa: N802
+        return self.del60
+
+    @property
+    def BUCKETS_90P(self) -> tuple[str, ...]:  # noqa: N802
+        return self.del90
+
+    def bad(self, del_type: str) -> tuple[str, ...]:
+        """The bad buckets of a DEL type ("DEL30", "DEL60", "DEL90")."""
+        key = del_type.lower()
+        if del_type not in DEL_TYPES:
+            raise ConfigError(f"unknown DEL type {del_type!r}; known: {', '.join(DEL_TYPES)}")
+        return getattr(self, key)
+
+
+class Transitions(_Section):
+    weighting: Literal["ead", "balance", "count"] = "ead"
+    min_count: int = Field(30, ge=0)
+    fallback: Literal["pooled", "none"] = "pooled"
+
+
+class Calibration(_Section):
+    mode: Literal["stepwise", "none"] = "stepwise"
+    k_clip: tuple[float, float] = (0.5, 2.0)
+    del_type: DelType = "DEL30"
+
+    @model_validator(mode="after")
+    def _clip_ordered(self) -> Calibration:
+        lo, hi = self.k_clip
+        if not (0 < lo <= 1 <= hi):
+            raise ValueError(f"k_clip must satisfy 0 < min <= 1 <= max, got {list(self.k_clip)}")
+        return self
+
+    @property
+    def K_CLIP(self) -> tuple[float, float]:  # noqa: N802
+        return self.k_clip
+
+    @property
+    def CALIBRATION_MODE(self) -> str:  # noqa: N802
+        return self.mode
+
+
+class Forecast(_Section):
+    max_mob: int = Field(36, ge=1, le=600)
+
+
+class Portfolio(_Section):
+    aggregation: Literal["mean", "ead_weighted"] = "mean"
+
+
+class Economics(_Section):
+    """Unit economics of the decision engine's twin (annual rates as fractions). Illustrative defaults.
+
+    Loss given default, the IRB class, the loss and default states and the cycle's correlation are [risk]'s.
+    """
+
+    funding_rate: float = Field(0.07, ge=0, le=1)  # cost of funds on outstanding EAD
+    opex_rate: float = Field(0.10, ge=0, le=1)  # running cost on outstanding EAD
+    opex_upfront: float = Field(0.03, ge=0, le=1)  # acquisition cost per unit booked
+    tax_rate: float = Field(0.20, ge=0, lt=1)
+    discount_rate: float = Field(0.12, ge=0, le=1)  # values a booking (monthly compounding)
+    hurdle_rate: float = Field(0.15, ge=0, le=1)  # cost of equity charged on the capital held
+    capital: Literal["irb", "ratio"] = "irb"  # "irb": [risk] irb_class formula on the 12-month PD
+    capital_ratio: float = Field(0.10, gt=0, le=1)  # capital per unit EAD when capital = "ratio"
+    default_apr: float = Field(0.30, gt=0, le=5)  # the current APR when the data have no APR column
+    score_bands: int = Field(10, ge=1, le=50)  # quantile bands of the origination score per segment
+    score_mean: float = 600.0  # the illustrative score scale of data without a score
+    score_sd: float = Field(50.0, gt=0)
+    score_pdo: float = Field(50.0, gt=0)  # points that double the odds of going bad (illustrative)
+
+
+class DemandCurve(_Section):
+    """Take-up of an offer at APR p: max_take_up / (1 + exp(steepness * (p - midpoint)))."""
+
+    max_take_up: float | None = None
+    midpoint: float | None = None
+    steepness: float | None = None
+
+    @model_validator(mode="after")
+    def _monotone(self) -> DemandCurve:
+        if self.max_take_up is not None and not 0 < self.max_take_up <= 1:
+            raise ValueError(f"max_take_up must be in (0, 1], got {self.max_take_up}")
+        if self.midpoint is not None and self.midpoint < 0:
+            raise ValueError(f"midpoint must be an APR >= 0, got {self.midpoint}")
+        if self.steepness is not None and not self.steepness > 0:
+            raise ValueError(f"steepness must be > 0 so that take-up falls as the APR rises (monotone demand), "
+                             f"got {self.steepness}")
+        return self
+
+
+class Demand(DemandCurve):
+    """Logistic take-up per segment: the defaults here, overridden per segment in ``segments``."""
+
+    max_take_up: float = 0.80
+    midpoint: float = 0.35
+    steepness: float = 15.0
+    applications: float = Field(0.0, ge=0)  # monthly amount applied for per segment; 0: implied by the data
+    segments: dict[str, DemandCurve] = {}
+
+    def curve(self, segment: str) -> tuple[float, float, float]:
+        """(max_take_up, midpoint, steepness) of a segment."""
+        own = self.segments.get(segment, DemandCurve())
+        return tuple(getattr(self, k) if getattr(own, k) is None else getattr(own, k)
+                     for k in ("max_take_up", "midpoint", "steepness"))
+
+
+class SegmentPolicy(_Section):
+    """One segment's credit policy: accept scores >= cutoff, lend at apr, take budget_share of new lending."""
+
+    cutoff: float | None = None  # None (absent from the file): accept every score
+    apr: float = Field(gt=0, le=5)
+    budget_share: float = Field(ge=0, le=1)
+    band_aprs: tuple[float, ...] | None = None  # [policy] price_by = "band": one APR per score band, best last
+
+    @model_validator(mode="after")
+    def _positive_band_aprs(self) -> SegmentPolicy:
+        if self.band_aprs is not None and not all(0 < a <= 5 for a in self.band_aprs):
+            raise ValueError(f"band_aprs must all be in (0, 5], got {list(self.band_aprs)}")
+        return self
+
+
+class PolicySettings(_Section):
+    """The applied credit policy and the constraints the optimiser respects."""
+
+    budget: float = Field(0.0, ge=0)  # monthly new lending; 0: the data's recent monthly volume
+    apr_min: float = Field(0.05, ge=0)
+    apr_max: float = Field(0.80, gt=0)
+    price_by: Literal["segment", "band"] = "segment"
+    min_approval: float = Field(0.0, ge=0, le=1)
+    max_del30_mob12: float = Field(1.0, gt=0, le=1)
+    max_el: float = Field(float("inf"), gt=0)  # lifetime expected loss of one month's new lending
+    max_var99: float = Field(float("inf"), gt=0)  # 99% one-year loss quantile of one month's new lending
+    max_hhi: float = Field(1.0, gt=0, le=1)
+    min_share: float = Field(0.0, ge=0, le=1)
+    max_share: float = Field(1.0, gt=0, le=1)
+    segments: dict[str, SegmentPolicy] = {}  # empty: the data's current practice
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PolicySettings:
+        if self.apr_min >= self.apr_max:
+            raise ValueError(f"APR bounds exclude every price: apr_min {self.apr_min} >= apr_max {self.apr_max}")
+        if self.min_share > self.max_share:
+            raise ValueError(f"min_share {self.min_share} > max_share {self.max_share}")
+        return self
+
+
+# ---- portfolio risk analytics (pyxl_del.risk; docs/risk.md)
+
+Severity = Literal["info", "warning", "critical"]
+IrbClass = Literal["other", "mortgage", "revolving"]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Risk(_Section):
+    """Expected loss, credit VaR, concentration and indicative capital on the fitted chain."""
+
+    lgd: float = Field(0.65, ge=0, le=1)  # loss given default of the balance written off
+    lgd_by_segment: dict[str, Fraction] = {}
+    irb_class: IrbClass = "other"  # Basel retail class of the indicative capital
+    irb_class_by_segment: dict[str, IrbClass] = {}
+    pd_floor: float = Field(0.0005, ge=0, lt=1)
+    rho: float = Field(0.05, gt=0, lt=1)  # asset correlation of the credit-cycle factor Z
+    z_persistence: float = Field(0.9, ge=0, le=1)  # month-to-month autocorrelation of Z in the Monte Carlo
+    horizon: int = Field(12, ge=1, le=120)  # months of the VaR
+    confidence: tuple[Annotated[float, Field(gt=0.5, lt=1)], ...] = Field((0.95, 0.99), min_length=1)
+    n_paths: int = Field(10_000, ge=100, le=10_000_000)
+    seed: int = Field(20240101, ge=0)
+    loss_state: str = "WRITEOFF"  # the absorbing state whose inflow is the loss
+    default_states: tuple[str, ...] = Field(("DPD90+", "WRITEOFF"), min_length=1)  # PD and NPL
+    key_mobs: tuple[Annotated[int, Field(ge=0)], ...] = Field((6, 12, 24, 36), min_length=1)
+    top_n: int = Field(3, ge=1)
+
+    def segment_lgd(self, segment: str) -> float:
+        return self.lgd_by_segment.get(segment, self.lgd)
+
+    def segment_irb_class(self, segment: str) -> str:
+        return self.irb_class_by_segment.get(segment, self.irb_class)
+
+
+class ScenarioSpec(_Section):
+    """A stress scenario: the credit-cycle factor Z for forecast months 1, 2, ...; the last value persists."""
+
+    name: str = Field(min_length=1)
+    z: tuple[Annotated[float, Field(ge=-8, le=8)], ...] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("z", mode="before")
+    @classmethod
+    def _scalar_is_constant(cls, value):
+        return (value,) if isinstance(value, (int, float)) else value
+
+
+class Scenarios(_Section):
+    predefined: bool = True  # baseline, mild_recession, severe_recession, rate_shock (pyxl_del.risk.stress)
+    custom: tuple[ScenarioSpec, ...] = ()  # a custom scenario named like a predefined one replaces it
+    severity_order: tuple[str, ...] = ()  # destination states best to worst; () = derived from [buckets]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Scenarios:
+        names = [s.name for s in self.custom]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two custom scenarios share a name: {dupes}")
+        return self
+
+
+class DelAboveRule(_Section):
+    rule: Literal["del_above"] = "del_above"
+    severity: Severity = "warning"
+    del_type: Literal["DEL30", "DEL60", "DEL90"] = "DEL30"
+    mob: int = Field(6, ge=0)
+    threshold: float = Field(ge=0)
+    recent: int = Field(6, ge=1)  # the newest n cohorts
+    basis: Literal["mixed", "actual"] = "mixed"  # mixed: a young cohort's forecast can fire the rule
+    segment: str = ""  # "" = every segment; or one segment, or "Portfolio"
+
+
+class KClippedRule(_Section):
+    rule: Literal["k_clipped"] = "k_clipped"
+    severity: Severity = "warning"
+
+
+class CohortVsHistoryRule(_Section):
+    rule: Literal["cohort_vs_history"] = "cohort_vs_history"
+    severity: Severity = "warning"
+    del_type: Literal["DEL30", "DEL60", "DEL90"] = "DEL30"
+    n_se: float = Field(3.0, gt=0)
+    recent: int = Field(6, ge=1)
+    min_history: int = Field(5, ge=2)
+
+
+class ConcentrationRule(_Section):
+    rule: Literal["concentration"] = "concentration"
+    severity: Severity = "warning"
+    by: Literal["segment", "cohort"] = "segment"
+    measure: Literal["hhi", "top_share"] = "hhi"
+    n: int = Field(1, ge=1)  # top_share: the share of the n largest
+    threshold: float = Field(gt=0, le=1)
+
+
+class NplAboveRule(_Section):
+    rule: Literal["npl_above"] = "npl_above"
+    severity: Severity = "warning"
+    threshold: float = Field(ge=0, le=1)
+    segment: str = ""  # "" = every segment and the Portfolio
+
+
+AlertRule = Annotated[DelAboveRule | KClippedRule | CohortVsHistoryRule | ConcentrationRule | NplAboveRule,
+                      Field(discriminator="rule")]
+
+
+class Alerts(_Section):
+    rules: tuple[AlertRule, ...] = (
+        DelAboveRule(threshold=0.05),
+        DelAboveRule(threshold=0.08, severity="critical"),
+        KClippedRule(),
+        CohortVsHistoryRule(),
+        ConcentrationRule(by="segment", measure="hhi", threshold=0.5),
+        ConcentrationRule(by="cohort", measure="top_share", n=1, threshold=0.15),
+        NplAboveRule(threshold=0.05),
+    )
+
+
+class Decide(_Section):
+    """Real-time decisions (pyxl_del.decision.decide, pyxl_del.serve; docs/decisions-realtime.md). Relative paths are
+    relative to the config file's folder. The API key itself is never kept here: config.toml is copied into
+    report workbooks (Run info)."""
+
+    data: str = ""  # panel the twin is fitted on when none is given; "" = the bundled sample
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = Field(8321, ge=0, le=65535)
+    api_key_env: str = "PYXL_DEL_API_KEY"  # environment variable holding the API key
+    api_key_file: str = ""  # or a file holding it; "" = none
+    request_log: str = "served_decisions.jsonl"  # JSON Lines: every decision served, with inputs and policy version
+    max_body_bytes: int = Field(16_000_000, ge=1_000)
+    max_batch: int = Field(100_000, ge=1)
+    reload_seconds: float = Field(1.0, gt=0)  # how often the service checks the config file for a new policy
+
+
+class Config(_Section):
+    """The whole validated configuration. ``cfg["ead"]`` is the data column mapped to the logical key."""
+
+    columns: Columns = Columns()
+    buckets: Buckets = Buckets()
+    transitions: Transitions = Transitions()
+    calibration: Calibration = Calibration()
+    forecast: Forecast = Forecast()
+    portfolio: Portfolio = Portfolio()
+    economics: Economics = Economics()
+    demand: Demand = Demand()
+    policy: PolicySettings = PolicySettings()
+    risk: Risk = Risk()
+    scenarios: Scenarios = Scenarios()
+    alerts: Alerts = Alerts()
+    decide: Decide = Decide()
+
+    @model_validator(mode="after")
+    def _risk_states_are_buckets(self) -> Config:
+        order, absorbing = self.buckets.order, self.buckets.absorbing
+        if self.risk.loss_state not in absorbing:
+            raise ValueError(f"[risk] loss_state {self.risk.loss_state!r} must be one of [buckets] absorbing "
+                             f"{list(absorbing)}")
+        unknown = [s for s in self.risk.default_states if s not in order]
+        if unknown:
+            raise ValueError(f"[risk] default_states lists buckets that are not in [buckets] order: {unknown}")
+        severity = self.scenarios.severity_order
+        if severity and sorted(severity) != sorted(order):
+            raise ValueError(f"[scenarios] severity_order must list every bucket of [buckets] order once, "
+                             f"got {list(severity)}")
+        return self
+
+    def __getitem__(self, column_key: str) -> str:
+        if column_key not in LOGICAL_COLUMNS + OPTIONAL_COLUMNS:
+            raise ConfigError(f"unknown column key {column_key!r}; [columns] keys are: "
+                              f"{', '.join(LOGICAL_COLUMNS + OPTIONAL_COLUMNS)}")
+        return getattr(self.columns, column_key)
+
+    def with_overrides(self, **sections: dict) -> Config:
+        """A copy with some keys changed, validated like a file: ``cfg.with_overrides(calibration={"mode": "none"})``."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            if section not in data:
+                raise ConfigError(f"unknown config section [{section}]")
+            data[section].update(values)
+        return config_from_dict(data, source="overrides")
+
+    def to_toml(self) -> str:
+        """The config as TOML text (the Run info sheet and the CLI show it)."""
+        lines: list[str] = []
+        for section, values in self.model_dump().items():
+            lines.append(f"[{section}]")
+            # TOML has no null: an unset optional key is left out, which reads back as its default.
+            lines.extend(f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None)
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{ " + items + " }" if items else "{}"
+    return repr(value)
+
+
+def _describe(error: dict) -> str:
+    loc = [str(p) for p in error["loc"]]
+    if loc:
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}".strip() if len(loc) > 1 else f"[{loc[0]}]"
+    else:
+        key = "(top level)"
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in error and error["type"] not in ("missing",):
+        msg = f"{msg} (got {error['input']!r})"
+    return f"{key}: {msg}"
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: invalid configuration\n  {problems}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file.
+
+    With no path, ``./config.toml`` is used when it exists, else the built-in defaults (which equal the
+    repository's config.toml).
+    """
+    if path is None:
+        candidate = Path.cwd() / CONFIG_FILE_NAME
+        if not candidate.is_file():
+            return Config()
+        path = candidate
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, source=str(path))

@@ -1,0 +1,394 @@
+"""Stage 1 — data: read a loan-month panel, validate it, and aggregate it to sufficient statistics.
+
+Everything after this stage works on small arrays (segment x cohort x MOB x state, segment x MOB x state x
+state), so this is where the size of the book is paid for. The pandas path here is fully vectorised: one
+sort by (loan, mob), then bincounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
+from pyxl_del.engine.errors import PanelError
+from pyxl_del.engine.panel_sql import TIME_SUFFIX
+
+log = logging.getLogger(__name__)
+
+PORTFOLIO = "Portfolio"
+MAX_LISTED = 10  # rows or values quoted in one error message
+
+# The wording of every input finding, shared by all backends (backends.py) so a rule reads the same whichever
+# engine checked it. `where` locates the rows: spreadsheet row numbers here, loan and MOB examples from SQL
+# (a glob of Parquet parts has no row numbers).
+MESSAGES = {
+    "empty_panel": "the panel is empty (no data rows)",
+    "empty": "column {column!r} ([columns] {key}) is empty in {where}",
+    "cohort": "column {column!r} ([columns] cohort): {n} values are not a month (e.g. {labels}; expected "
+              "'2023-01', a date or a period) in {where}",
+    "mob": "column {column!r} ([columns] mob) must be a whole number >= 0; not so in {where}",
+    "reserved": "segment name {name!r} is reserved for the portfolio aggregate; rename it in column {column!r}",
+    "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
+    "ead_nan": "column {column!r} ([columns] ead) is empty or not a number in {where}",
+    "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
+    "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
+    "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
+    "gaps": "{n} gaps in loans' MOB sequences ({loans} loans, e.g. {examples}); no transition is counted "
+            "across a gap",
+    "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used",
+    "no_mob0": "{n} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out of the DEL "
+               "tables (their transitions still count): {listed}",
+}
+GAP_EXAMPLES = 5  # loans named in the gap warning
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a panel from a DataFrame, a CSV, a Parquet file or an .xlsx sheet; returns (frame, source name).
+
+    Only the mapped columns are loaded. A missing mapped column is an error naming the config key.
+    """
+    if isinstance(source, pd.DataFrame):
+        _require_columns(source.columns, config, "DataFrame")
+        return source[[config[k] for k in LOGICAL_COLUMNS]], "DataFrame"
+    path = Path(source)
+    name = str(path)
+    if not path.is_file():
+        raise PanelError(name, [f"file not found: {path}"])
+    wanted = [config[k] for k in LOGICAL_COLUMNS]
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".gz"):
+            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+            _require_columns(header, config, name)
+            # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
+            dtypes = {config[k]: "string" for k in ("loan_id", "cohort", "segment", "state")}
+            frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8")
+            first = frame.columns[0]
+            frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
+        elif suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            _require_columns(pq.read_schema(path).names, config, name)
+            frame = pd.read_parquet(path, columns=wanted)
+        elif suffix in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
+            _require_columns(frame.columns, config, f"{name} [sheet {sheet if sheet is not None else 1}]")
+            frame = frame[wanted]
+        else:
+            raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
+    except PanelError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise PanelError(name, [f"cannot read the file: {exc}"]) from exc
+    return frame, path.name
+
+
+def _require_columns(columns, config: Config, source: str) -> None:
+    present = set(map(str, columns))
+    missing = [f"[columns] {k} = {config[k]!r}" for k in LOGICAL_COLUMNS if config[k] not in present]
+    if missing:
+        shown = ", ".join(list(map(str, columns))[:20])
+        raise PanelError(
+            source,
+            [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
+             for m in missing],
+        )
+
+
+def fingerprint(source) -> str:
+    """A short content hash of a panel (file bytes, or the frame's values); the Run info sheet and the UDF
+    memo use it."""
+    h = hashlib.sha256()
+    if isinstance(source, pd.DataFrame):
+        h.update(pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes())
+        h.update("|".join(map(str, source.columns)).encode())
+    else:
+        with open(source, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------- validation
+
+
+def month_index(year, month):
+    return np.asarray(year, dtype=np.int64) * 12 + np.asarray(month, dtype=np.int64) - 1
+
+
+def month_label(index) -> list[str]:
+    index = np.asarray(index, dtype=np.int64)
+    return [f"{y:04d}-{m:02d}" for y, m in zip(index // 12, index % 12 + 1, strict=True)]
+
+
+def row_numbers(positions: np.ndarray) -> str:
+    """Row numbers as a spreadsheet shows them: the header is row 1, the first data row is row 2."""
+    positions = np.sort(np.asarray(positions))
+    shown = ", ".join(str(int(p) + 2) for p in positions[:MAX_LISTED])
+    more = f" and {len(positions) - MAX_LISTED} more" if len(positions) > MAX_LISTED else ""
+    return f"rows {shown}{more}"
+
+
+def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.ndarray:
+    """Month index per row; parses each distinct value once (a panel has few cohorts)."""
+    if isinstance(values.dtype, pd.PeriodDtype):
+        return month_index(values.dt.year.to_numpy(), values.dt.month.to_numpy())
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if pd.api.types.is_datetime64_any_dtype(uniques.dtype):
+        parsed = pd.DatetimeIndex(uniques)
+    elif pd.api.types.is_numeric_dtype(uniques.dtype):  # 202301-style integers
+        u = np.asarray(uniques, dtype=np.float64)
+        ok = (u == np.floor(u)) & (u % 100 >= 1) & (u % 100 <= 12)
+        parsed = pd.to_datetime(
+            pd.Series(np.where(ok, u, np.nan)).map(lambda v: f"{int(v) // 100:04d}-{int(v) % 100:02d}"
+                                                  if v == v else None), format="%Y-%m", errors="coerce")
+    else:
+        # The cohort is the calendar date as written: drop a time and zone (mixed offsets would not parse, and
+        # converting them would move a month-start to the month before); read 202301 as 2023-01.
+        text = (pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
+                .str.replace("^([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})" + TIME_SUFFIX + "$", r"\1", regex=True)
+                .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        retry = parsed.isna()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
+    parsed = pd.DatetimeIndex(parsed)
+    bad = np.flatnonzero(parsed.isna())
+    if len(bad) or (codes < 0).any():
+        labels = [repr(uniques[i]) for i in bad[:MAX_LISTED]]
+        rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
+        problems.append(MESSAGES["cohort"].format(column=column, n=len(rows), labels=", ".join(labels) or "empty",
+                                                  where=row_numbers(rows)))
+    idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
+    return np.where(codes >= 0, idx[np.maximum(codes, 0)], -1)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A validated panel as typed arrays, sorted by (loan, mob). States are codes into the bucket order."""
+
+    loan: np.ndarray  # int64 codes
+    cohort: np.ndarray  # int64 month index (year * 12 + month - 1)
+    mob: np.ndarray  # int64
+    segment: np.ndarray  # int64 codes into `segments`
+    state: np.ndarray  # int8 codes into config.buckets.order
+    ead: np.ndarray  # float64
+    segments: tuple[str, ...]
+    row: np.ndarray  # original row position of each sorted row (for messages and drill-down)
+    source: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.mob)
+
+
+def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame") -> Panel:
+    """Check every rule at once and raise one PanelError listing all problems; warnings go on the Panel."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if len(frame) == 0:
+        raise PanelError(source, [MESSAGES["empty_panel"]])
+    col = {k: config[k] for k in LOGICAL_COLUMNS}
+
+    loan_codes, _ = pd.factorize(frame[col["loan_id"]], use_na_sentinel=True)
+    if (loan_codes < 0).any():
+        problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
+                                                 where=row_numbers(np.flatnonzero(loan_codes < 0))))
+
+    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems)
+
+    mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw != np.floor(mob_raw))
+    if bad_mob.any():
+        problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
+    mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
+
+    seg_values = frame[col["segment"]]
+    seg_codes, seg_uniques = pd.factorize(seg_values, use_na_sentinel=True, sort=True)
+    segments = tuple(str(s) for s in seg_uniques)
+    if (seg_codes < 0).any():
+        problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
+                                                 where=row_numbers(np.flatnonzero(seg_codes < 0))))
+    if PORTFOLIO in segments:
+        problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
+
+    order = list(config.buckets.order)
+    raw_codes, raw_labels = pd.factorize(frame[col["state"]], use_na_sentinel=True)
+    lookup = np.append(pd.Index(order).get_indexer(pd.Index(raw_labels, dtype=object)), -1)
+    state_codes = lookup[raw_codes]  # the -1 sentinel of a missing label picks the appended -1
+    if (state_codes < 0).any():
+        bad_rows = np.flatnonzero(state_codes < 0)
+        labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
+        problems.append(MESSAGES["state"].format(column=col["state"], order=order, where=row_numbers(bad_rows),
+                                                 labels=", ".join(repr(v) for v in labels[:MAX_LISTED])))
+
+    ead_raw = frame[col["ead"]]
+    ead = pd.to_numeric(ead_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    non_numeric = ~np.isfinite(ead)
+    if non_numeric.any():
+        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=row_numbers(np.flatnonzero(non_numeric))))
+    negative = ead < 0
+    if negative.any():
+        problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))
+
+    if problems:
+        raise PanelError(source, problems)
+
+    # One sort by (loan, mob) answers duplicates, gaps, and cohort/segment changes, and pairs transitions.
+    key = loan_codes.astype(np.int64, copy=False) * (int(mob.max()) + 2) + mob
+    # Panels usually arrive sorted by loan and month: then the sort and every gather below are skipped.
+    presorted = bool((key[1:] >= key[:-1]).all())
+    order_idx = np.arange(len(key)) if presorted else np.argsort(key, kind="stable")
+
+    def sort(values: np.ndarray) -> np.ndarray:
+        return values if presorted else values[order_idx]
+
+    key_s = sort(key)
+    loan_s = sort(loan_codes).astype(np.int64, copy=False)
+    same_loan = loan_s[1:] == loan_s[:-1]
+
+    dup = np.flatnonzero(key_s[1:] == key_s[:-1])
+    if len(dup):
+        rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
+        problems.append(MESSAGES["duplicates"].format(n=len(dup), loan=col["loan_id"], mob=col["mob"],
+                                                      where=row_numbers(rows)))
+    for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
+        v = sort(values)
+        changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
+        if len(changes):
+            loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
+            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {row_numbers(order_idx[changes + 1])}"
+            problems.append(MESSAGES["changes"].format(n=len(loans), key=key_name, column=col[key_name],
+                                                       examples=examples))
+    if problems:
+        raise PanelError(source, problems)
+
+    mob_s = sort(mob)
+    gaps = np.flatnonzero(same_loan & (mob_s[1:] - mob_s[:-1] > 1))
+    if len(gaps):
+        loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
+        warnings.append(gap_warning(len(gaps), loans))
+
+    panel = Panel(
+        loan=loan_s,
+        cohort=sort(cohort),
+        mob=mob_s,
+        segment=sort(seg_codes).astype(np.int64, copy=False),
+        state=sort(state_codes).astype(np.int8),
+        ead=sort(ead),
+        segments=segments,
+        row=order_idx,
+        source=source,
+        warnings=tuple(warnings),
+    )
+    return panel
+
+
+# ------------------------------------------------------------------------------------------ aggregation
+
+
+@dataclass(frozen=True)
+class PanelStats:
+    """Sufficient statistics of a panel: everything the chain, calibration and DEL tables need.
+
+    Shapes: S segments, C cohorts, M = max_mob MOB steps (MOB 0..M), K states.
+    """
+
+    segments: tuple[str, ...]
+    cohorts: np.ndarray  # (C,) month index, ascending
+    states: tuple[str, ...]
+    ead: np.ndarray  # (S, C, M+1, K) EAD by state
+    n_loans: np.ndarray  # (S, C, M+1) rows (loans) observed
+    trans_count: np.ndarray  # (S, M, K, K) loans at m in i and at m+1 in j
+    trans_ead_from: np.ndarray  # (S, M, K, K) their EAD at m
+    trans_ead_to: np.ndarray  # (S, M, K, K) their EAD at m+1
+    n_rows: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def max_mob(self) -> int:
+        return self.ead.shape[2] - 1
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(S, C, M+1): the cohort-segment has actual rows at that MOB."""
+        return self.n_loans > 0
+
+    @property
+    def cohort_labels(self) -> list[str]:
+        return month_label(self.cohorts)
+
+
+def gap_warning(n_gaps: int, loans) -> str:
+    """The warning for gaps inside loans' MOB sequences; ``loans`` are the loans with a gap."""
+    text = MESSAGES["gaps"].format(n=n_gaps, loans=len(loans),
+                                   examples=", ".join(map(repr, loans[:GAP_EXAMPLES])))
+    log.warning(text)
+    return text
+
+
+def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.ndarray, max_mob: int) -> list[str]:
+    """Rows beyond max_mob and cohorts without a MOB 0 row; ``n_loans`` is (S, C, M+1) as in PanelStats."""
+    warnings = []
+    if n_beyond:
+        warnings.append(MESSAGES["beyond"].format(n=n_beyond, max_mob=max_mob))
+    no_mob0 = (n_loans.sum(axis=2) > 0) & (n_loans[:, :, 0] == 0)
+    if no_mob0.any():
+        s_idx, c_idx = np.nonzero(no_mob0)
+        listed = ", ".join(f"{segments[s]} {month_label([cohorts[c]])[0]}" for s, c in zip(s_idx, c_idx))
+        warnings.append(MESSAGES["no_mob0"].format(n=len(s_idx), listed=listed))
+        log.warning(warnings[-1])
+    return warnings
+
+
+def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
+    """Panel -> sufficient statistics with bincounts (no loops over loans)."""
+    max_mob = config.forecast.max_mob
+    n_states = len(config.buckets.order)
+    n_seg = len(panel.segments)
+    warnings = list(panel.warnings)
+
+    beyond = panel.mob > max_mob
+    cohorts, cohort_code = np.unique(panel.cohort, return_inverse=True)
+    n_coh = len(cohorts)
+    keep = ~beyond
+    cell = ((panel.segment * n_coh + cohort_code) * (max_mob + 1) + panel.mob)[keep]
+    size = n_seg * n_coh * (max_mob + 1)
+    ead = np.bincount(cell * n_states + panel.state[keep], weights=panel.ead[keep], minlength=size * n_states)
+    n_loans = np.bincount(cell, minlength=size)
+
+    # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
+    pair = (panel.loan[1:] == panel.loan[:-1]) & (panel.mob[1:] == panel.mob[:-1] + 1) & (panel.mob[1:] <= max_mob)
+    i = np.flatnonzero(pair)
+    tkey = ((panel.segment[i] * max_mob + panel.mob[i]) * n_states + panel.state[i]) * n_states + panel.state[i + 1]
+    tsize = n_seg * max_mob * n_states * n_states
+    shape4 = (n_seg, max_mob, n_states, n_states)
+    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape4)
+    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape4)
+    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape4)
+
+    n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
+    warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
+
+    return PanelStats(
+        segments=panel.segments,
+        cohorts=cohorts,
+        states=tuple(config.buckets.order),
+        ead=ead.reshape(n_seg, n_coh, max_mob + 1, n_states),
+        n_loans=n_loans,
+        trans_count=trans_count,
+        trans_ead_from=trans_from,
+        trans_ead_to=trans_to,
+        n_rows=panel.n_rows,
+        warnings=tuple(warnings),
+    )

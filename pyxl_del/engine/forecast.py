@@ -1,0 +1,28 @@
+"""Stage 4 — forecast: roll every cohort forward from its last actual EAD distribution.
+
+v[m+1] = actual EAD at m+1 where the cohort has rows there, else v[m] @ P[m]. So a cohort with data up to L
+continues from its actual state at L, and a missing month inside its history is bridged from the month before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyxl_del.engine.data import PanelStats
+
+
+def forecast_ead(stats: PanelStats, transition_matrix: np.ndarray) -> np.ndarray:
+    """EAD by state (S, C, M+1, K): actual where observed, forecast elsewhere. Loops over MOB only."""
+    observed = stats.observed
+    path = np.where(observed[..., None], stats.ead, 0.0)
+    for m in range(stats.max_mob):
+        rolled = np.einsum("sck,skj->scj", path[:, :, m, :], transition_matrix[:, m])
+        path[:, :, m + 1, :] = np.where(observed[:, :, m + 1, None], path[:, :, m + 1, :], rolled)
+    return path
+
+
+def last_actual_mob(stats: PanelStats) -> np.ndarray:
+    """(S, C) last MOB with actual rows, -1 where the cohort has none in that segment."""
+    observed = stats.observed
+    m = observed.shape[-1]
+    return np.where(observed.any(axis=-1), m - 1 - np.argmax(observed[..., ::-1], axis=-1), -1)

@@ -1,0 +1,231 @@
+"""The whole engine in one call: panel + config -> DelResult (tables, matrices, factors, warnings).
+
+``run(data, config)`` is what the CLI, the UDFs and the ribbon call. It is a pure function: parameters in,
+a fitted, immutable result out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del import __version__
+from pyxl_del.engine.backends import (
+    Progress,
+    aggregate,
+    choose_backend,
+    fingerprint,
+    source_name,
+)
+from pyxl_del.engine.calibration import CalibrationFactors, calibrate
+from pyxl_del.engine.config import DEL_TYPES, Config, load_config
+from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
+from pyxl_del.engine.forecast import forecast_ead
+from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
+from pyxl_del.engine.portfolio import FLAG_LABELS, PortfolioRates, aggregate_portfolio
+from pyxl_del.engine.transitions import (
+    SOURCES,
+    TransitionModel,
+    estimate_transition_matrices,
+    fallback_summary,
+)
+
+log = logging.getLogger(__name__)
+
+TABLE_KINDS = ("mixed", "actual", "forecast", "flags")
+STEPS = ("read", "validate", "aggregate", "transitions", "calibration", "forecast", "tables")
+
+
+@dataclass(frozen=True)
+class DelResult:
+    """Everything one run produces. Arrays inside; tidy frames and wide tables through the methods."""
+
+    config: Config
+    stats: PanelStats
+    transitions: TransitionModel  # as estimated, before calibration
+    transition_matrix: np.ndarray  # (S, M, K, K) as applied (after calibration)
+    factors: CalibrationFactors
+    ead_path: np.ndarray  # (S, C, M+1, K) actual where observed, else forecast
+    rates: dict[str, DelRates]
+    portfolio: dict[str, PortfolioRates]
+    run_info: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return self.stats.segments
+
+    @property
+    def cohorts(self) -> list[str]:
+        """Cohort labels YYYY-MM, ascending."""
+        return self.stats.cohort_labels
+
+    @property
+    def mobs(self) -> np.ndarray:
+        return np.arange(self.stats.max_mob + 1)
+
+    @property
+    def sheet_segments(self) -> tuple[str, ...]:
+        """Portfolio first, then the segments (the order of the workbook's sheets)."""
+        return (PORTFOLIO, *self.segments)
+
+    def _segment_index(self, segment: str) -> int:
+        try:
+            return self.segments.index(segment)
+        except ValueError:
+            known = ", ".join(self.segments)
+            raise KeyError(f"unknown segment {segment!r} — known: {known}") from None
+
+    def wide(self, segment: str, del_type: str = "DEL30", kind: str = "mixed") -> pd.DataFrame:
+        """Cohort rows x MOB columns 0..max_mob. kind: mixed, actual, forecast or flags.
+
+        Rows are the cohorts the segment has (every cohort for the Portfolio); absent cells are NaN
+        (empty string in flags).
+        """
+        if del_type not in DEL_TYPES:
+            raise KeyError(f"unknown DEL type {del_type!r} — known: {', '.join(DEL_TYPES)}")
+        if kind not in TABLE_KINDS:
+            raise KeyError(f"unknown table kind {kind!r} — known: {', '.join(TABLE_KINDS)}")
+        if segment == PORTFOLIO:
+            p = self.portfolio[del_type]
+            rows = p.present
+            values = FLAG_LABELS_ARRAY[p.flag] if kind == "flags" else getattr(p, kind)
+        else:
+            s = self._segment_index(segment)
+            r = self.rates[del_type]
+            rows = r.present[s]
+            if kind == "flags":
+                values = np.where(r.is_actual[s], "ACTUAL", "FORECAST")
+            else:
+                values = getattr(r, kind)[s]
+        index = pd.Index(np.asarray(self.cohorts, dtype=object)[rows], name="cohort", dtype="string")
+        frame = pd.DataFrame(values[rows], index=index, columns=pd.Index(self.mobs, name="mob"))
+        return frame.astype("string") if kind == "flags" else frame
+
+    def flags_wide(self, segment: str, del_type: str = "DEL30") -> pd.DataFrame:
+        return self.wide(segment, del_type, "flags")
+
+    @cached_property
+    def del_long(self) -> pd.DataFrame:
+        """segment, del_type, cohort, mob, actual, forecast, mixed, flag — one row per cell of every wide table."""
+        parts = []
+        n_mob = len(self.mobs)
+        labels = np.asarray(self.cohorts, dtype=object)
+        for del_type in DEL_TYPES:
+            p = self.portfolio[del_type]
+            r = self.rates[del_type]
+            blocks = [(PORTFOLIO, p.present, p.actual, p.forecast, p.mixed, FLAG_LABELS_ARRAY[p.flag])]
+            for s, segment in enumerate(self.segments):
+                flags = np.where(r.is_actual[s], "ACTUAL", "FORECAST")
+                blocks.append((segment, r.present[s], r.actual[s], r.forecast[s], r.mixed[s], flags))
+            for segment, rows, actual, forecast, mixed, flags in blocks:
+                n = int(rows.sum())
+                parts.append(pd.DataFrame({
+                    "segment": segment,
+                    "del_type": del_type,
+                    "cohort": np.repeat(labels[rows], n_mob),
+                    "mob": np.tile(self.mobs, n),
+                    "actual": actual[rows].ravel(),
+                    "forecast": forecast[rows].ravel(),
+                    "mixed": mixed[rows].ravel(),
+                    "flag": flags[rows].ravel(),
+                }))
+        frame = pd.concat(parts, ignore_index=True)
+        for col in ("segment", "del_type", "cohort", "flag"):
+            frame[col] = frame[col].astype("string")
+        return frame
+
+    @property
+    def calibration_factors(self) -> pd.DataFrame:
+        return self.factors.table(self.segments)
+
+    @cached_property
+    def transition_matrices(self) -> pd.DataFrame:
+        """segment, mob, from_state, to_state, probability (as applied), n_obs, source — tidy."""
+        n_seg, n_steps, k, _ = self.transition_matrix.shape
+        s, m, i, j = np.indices(self.transition_matrix.shape).reshape(4, -1)
+        states = np.asarray(self.stats.states, dtype=object)
+        return pd.DataFrame({
+            "segment": pd.array(np.asarray(self.segments, dtype=object)[s], dtype="string"),
+            "mob": m,
+            "from_state": pd.array(states[i], dtype="string"),
+            "to_state": pd.array(states[j], dtype="string"),
+            "probability": self.transition_matrix.ravel(),
+            "n_obs": self.transitions.n_obs[s, m, i],
+            "source": pd.array(np.asarray(SOURCES, dtype=object)[self.transitions.source[s, m, i]],
+                               dtype="string"),
+        })
+
+    def matrix(self, segment: str, mob: int) -> pd.DataFrame:
+        """The applied transition matrix of one segment for step mob -> mob+1, states as labels."""
+        s = self._segment_index(segment)
+        if not 0 <= mob < self.transition_matrix.shape[1]:
+            raise KeyError(f"MOB step {mob} is outside 0..{self.transition_matrix.shape[1] - 1}")
+        states = pd.Index(self.stats.states, dtype="string")
+        return pd.DataFrame(self.transition_matrix[s, mob], index=states.rename("from_state"),
+                            columns=states.rename("to_state"))
+
+
+FLAG_LABELS_ARRAY = np.asarray(FLAG_LABELS, dtype=object)
+
+
+def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> DelResult:
+    """Sufficient statistics -> result (every stage after aggregation)."""
+    step = progress or (lambda _name: None)
+    step("transitions")
+    model = estimate_transition_matrices(stats, config)
+    step("calibration")
+    applied, factors = calibrate(stats, model.transition_matrix, config)
+    step("forecast")
+    path = forecast_ead(stats, applied)
+    step("tables")
+    rates = del_rates(stats, path, config)
+    ead0 = ead_at_mob0(stats)
+    portfolio = {
+        d: aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0, config.portfolio.aggregation)
+        for d, r in rates.items()
+    }
+    warnings = list(stats.warnings)
+    warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing)
+    clipped = factors.table(stats.segments)
+    clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
+    if len(clipped):
+        warnings.append(f"{len(clipped)} calibration factors were clipped to k_clip {list(config.calibration.k_clip)}")
+    return DelResult(
+        config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,
+        ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings),
+    )
+
+
+def run(data, config: Config | str | None = None, *, sheet=None, progress: Progress | None = None,
+        backend: str = "auto", spark=None) -> DelResult:
+    """Panel + config -> DelResult. ``data``: a DataFrame, a .csv/.parquet/.xlsx file, a glob or a folder of
+    parts, or a Spark DataFrame. ``backend``: "auto" (DataFrame and .xlsx -> pandas, other files -> duckdb),
+    "pandas", "duckdb" or "spark" (``spark``: a SparkSession or a master URL); see backends.py."""
+    started = time.perf_counter()
+    cfg = config if isinstance(config, Config) else load_config(config)
+    step = progress or (lambda _name: None)
+    chosen = choose_backend(data) if backend == "auto" else backend
+    stats = aggregate(data, cfg, chosen, spark=spark, progress=step, sheet=sheet)
+    result = fit(stats, cfg, progress=step)
+    elapsed = time.perf_counter() - started
+    info = {
+        "package_version": __version__,
+        "input": source_name(data),
+        "backend": chosen,
+        "rows": int(stats.n_rows),
+        "fingerprint": fingerprint(data, cfg),
+        "run_seconds": round(elapsed, 3),
+        "run_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "segments": len(stats.segments),
+        "cohorts": f"{month_label(stats.cohorts[:1])[0]} .. {month_label(stats.cohorts[-1:])[0]} "
+                   f"({len(stats.cohorts)})",
+        "config": cfg.to_toml(),
+    }
+    log.info("pyxl_del run: %d rows in %.2f s (%.0f rows/s)", stats.n_rows, elapsed, stats.n_rows / max(elapsed, 1e-9))
+    return replace(result, run_info=info)

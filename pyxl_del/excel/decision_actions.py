@@ -1,0 +1,99 @@
+"""The ribbon's decision buttons (Optimise, Apply policy, A/B test) and the policy read back from a workbook.
+
+`read_policy_sheet` reads the Policy sheet as the user left it (after editing the recommended policy);
+`read_policy_file` takes that sheet's workbook or the policy.csv `pyxl-del optimise --out FOLDER` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pyxl_del.decision.abtest import has_arm_column, observed, simulate
+from pyxl_del.decision.audit import LOG_FILE_NAME, apply_policy
+from pyxl_del.decision.optimise import (
+    PORTFOLIO,
+    current_policy,
+    optimise,
+    resolve_budget,
+)
+from pyxl_del.decision.policy import Policy, PolicyError
+from pyxl_del.decision.twin import fit_twin
+from pyxl_del.engine.errors import PanelError
+from pyxl_del.excel.ribbon import Outcome
+from pyxl_del.excel.workbook import OpenpyxlBook, Ref, Workbook
+from pyxl_del.sheets.abtest import observed_sheet, simulation_sheet
+from pyxl_del.sheets.decision import POLICY_SHEET, decision_layouts
+from pyxl_del.sheets.layout import column_letter
+
+
+def read_policy_sheet(book: Workbook, budget: float) -> Policy:
+    """The Policy sheet (`policy_sheet`) as the user left it: the table under the header row whose first cell is
+    "segment". Errors say what to fix; their row numbers count that header as row 1, and name the segment."""
+    if POLICY_SHEET not in book.sheet_names():
+        raise PolicyError(f"{book.name} has no {POLICY_SHEET!r} sheet: run Optimise first (it writes "
+                          f"Recommendations, Frontier and {POLICY_SHEET}), edit the policy there, then apply it")
+    rows = book.read_rows(Ref(POLICY_SHEET))
+    header = next((i for i, row in enumerate(rows) if row and str(row[0]).strip().casefold() == "segment"), None)
+    if header is None:
+        raise PolicyError(f"{book.name} [{POLICY_SHEET}]: no header row starting with 'segment' (the sheet needs "
+                          f"the columns segment, cutoff, apr, budget_share; run Optimise to write it again)")
+    table = Ref(POLICY_SHEET, f"A{header + 1}:{column_letter(max(len(r) for r in rows))}{len(rows)}")
+    return Policy.from_table(book.read_frame(table), budget, source=f"{book.name} {table}")
+
+def read_policy_file(path: str | Path, budget: float) -> Policy:
+    """A Policy from policy.csv (`optimise --out DIR`) or the Policy sheet of a decision workbook."""
+    path = Path(path)
+    if not path.is_file():
+        raise PanelError(str(path), [f"file not found: {path}"])
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return read_policy_sheet(OpenpyxlBook(path), budget)
+    return Policy.from_table(pd.read_csv(path), budget, source=str(path))
+
+
+# ------------------------------------------------------------------------------------------------ buttons
+
+
+def optimise_action(ctx):
+    """Ribbon: recommend cut-off, APR and budget share per segment in the twin of the last forecast's data; the
+    Recommendations, Frontier and Policy sheets."""
+    source = ctx.data_source()
+    rec = optimise(fit_twin(ctx.book.read_frame(source), ctx.config()))
+    layouts = decision_layouts(rec)
+    roe = [impact.set_index("segment").loc[PORTFOLIO, "roe"] for impact in (rec.current_impact,
+                                                                          rec.recommended_impact)]
+    return ctx.write(layouts, f"Optimise on {source}: portfolio ROE now {roe[0]:.1%}, recommended {roe[1]:.1%} "
+                              f"(policy {rec.recommended.version}); edit the {POLICY_SHEET} sheet if you like, then "
+                              f"Apply policy")
+
+
+def apply_action(ctx):
+    """Ribbon: the Policy sheet, validated, into config.toml's [policy] (the config in use, else a new one next to
+    the workbook) and the decision log beside it, with the expected impact in the twin of the last forecast's
+    data. Nothing is written to the workbook."""
+    source = ctx.data_source()
+    config = ctx.config()
+    twin = fit_twin(ctx.book.read_frame(source), config)
+    policy = read_policy_sheet(ctx.book, resolve_budget(twin))
+    target = ctx.config_file()
+    entry = apply_policy(policy, config_path=target, before=current_policy(twin), twin=twin)
+    return Outcome(f"Applied policy {entry['policy_version']} to {target} [policy], effective from "
+                   f"{entry['effective_from']}; logged in {target.with_name(LOG_FILE_NAME)}")
+
+
+RIBBON_MONTHS = 6
+
+
+def abtest_action(ctx):
+    """Ribbon: the arms of the data's policy_arm column if it has one, else current against recommended policy
+    simulated for RIBBON_MONTHS months in the twin of the data; the A-B test sheet."""
+    source = ctx.data_source()
+    frame = ctx.book.read_frame(source)
+    config = ctx.config()
+    if has_arm_column(frame, config):
+        obs = observed(frame, config)
+        return ctx.write([observed_sheet(obs)], f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
+    sim = simulate(fit_twin(frame, config), "current", "recommended", months=RIBBON_MONTHS)
+    return ctx.write([simulation_sheet(sim)], f"A/B test of current against recommended policy, simulated on "
+                                              f"{source}")

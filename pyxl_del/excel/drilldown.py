@@ -1,0 +1,101 @@
+"""Drill-down in Excel: =DEL_LOANS(data, segment, cohort, mob, [state]) (udfs/decide_udfs.py) and the ribbon's
+Drill down, which reads the selected cell of a DEL sheet and writes a Drill sheet. Both cap the list at what a
+sheet holds and say so. The loans themselves: pyxl_del.engine.loans.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pyxl_del.engine.data import PORTFOLIO, read_panel, validate_panel
+from pyxl_del.engine.files import EXCEL_MAX_ROWS
+from pyxl_del.engine.loans import loans_in_panel
+from pyxl_del.engine.memo import LruMemo
+from pyxl_del.excel.udf import CellText, DataArgs, Inputs, excel_safe
+from pyxl_del.excel.workbook import Ref, WorkbookError, cells_to_frame
+from pyxl_del.sheets import layout, report
+from pyxl_del.sheets.drilldown import drill_sheet
+
+PANEL_MEMO_SIZE = 4
+TITLE_PATTERN = re.compile(r"^(?P<segment>.*)_(?P<del_type>DEL\d+) Actual & Forecast$")
+
+# ------------------------------------------------------------------------------------ worksheet function
+
+PANELS = LruMemo(PANEL_MEMO_SIZE)
+
+
+class LoansArgs(DataArgs):
+    segment: CellText
+    cohort: Any
+    mob: int
+    state: CellText | None = None
+
+
+@excel_safe
+def loans_cells(data: Any, segment: Any, cohort: Any, mob: Any, state: Any, config: Any, *,
+                folder=None, max_rows: int = EXCEL_MAX_ROWS) -> list[list]:
+    """=DEL_LOANS: a header row and one row per loan; capped with a last row saying how many were left out."""
+    args = LoansArgs(segment=segment, cohort=cohort, mob=mob, state=state, config=config)
+    inputs = Inputs.of(data, args, folder)
+    cfg = inputs.config()
+
+    def validated():
+        given = data.strip() if isinstance(data, str) else cells_to_frame(data, ints_are_errors=True)
+        frame, source = read_panel(given, cfg)
+        return validate_panel(frame, cfg, source), frame[cfg["loan_id"]]
+
+    panel, ids = PANELS.get((inputs.data_key, inputs.config_key), validated)
+    cell = loans_in_panel(panel, ids, cfg, args.segment, args.cohort, args.mob, args.state)
+    room = max_rows - 2  # the header, and a last row for the message when the list is cut
+    rows = cell.loans.iloc[:room]
+    out = [["Loan", "Segment", "State", "EAD", "Previous state"],
+           *([str(v) for v in r[:3]] + [float(r[3]), str(r[4])] for r in rows.itertuples(index=False, name=None))]
+    if len(cell.loans) > room:
+        out.append([f"#pyxl_del: showing the {room:,} largest of {len(cell.loans):,} loans: the list is longer "
+                    f"than a sheet; narrow it with the state argument", "", "", "", ""])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ ribbon
+
+
+def cell_of_sheet(book, ref: Ref) -> tuple[str, str, str, int]:
+    """(segment label, DEL type, cohort, MOB) of a selected cell of a DEL sheet written by pyxl_del."""
+    # The report's DEL sheets are the ones it owns whose title names a DEL type (not flags, curves, ...).
+    owned = book.own_sheets().get(ref.sheet) == report.OWNER
+    parsed = TITLE_PATTERN.fullmatch(str(book.read_frame(Ref(ref.sheet, "A1:A2")).columns[0])) if owned else None
+    if parsed is None:
+        raise WorkbookError(f"sheet {ref.sheet!r} is not a DEL sheet written by pyxl_del: select a cell of one "
+                            f"(e.g. CASH LOAN_DEL30) and click Drill down again")
+    m = re.fullmatch(r"([A-Z]{1,3})(\d+)", ref.address)
+    col = sum((ord(c) - 64) * 26**i for i, c in enumerate(reversed(m.group(1))))
+    row = int(m.group(2))
+    if row < 4 or col < 2:
+        raise WorkbookError(f"{ref} is not a DEL value: select a cell under a MOB and right of a cohort")
+    block = book.read_frame(Ref(ref.sheet, f"A3:{m.group(1)}{row}"))
+    cohort = block.iloc[-1, 0]
+    try:
+        mob = int(float(block.columns[-1]))
+    except ValueError:
+        raise WorkbookError(f"{ref} is not under a MOB column") from None
+    if cohort is None or cohort != cohort:
+        raise WorkbookError(f"{ref} is not on a cohort row")
+    return parsed["segment"], parsed["del_type"], str(cohort), mob
+
+
+def drill_down_action(ctx):
+    """Ribbon: the loans behind the selected DEL cell, on a Drill sheet."""
+    ref = ctx.book.active_cell()
+    if ref is None:
+        raise WorkbookError("select a cell of a DEL sheet (a cohort row, a MOB column) and click Drill down")
+    label, del_type, cohort, mob = cell_of_sheet(ctx.book, ref)
+    config = ctx.config()
+    source = ctx.data_source()
+    frame, _ = read_panel(ctx.book.read_frame(source), config)
+    panel = validate_panel(frame, config, f"{ctx.book.name} {source}")
+    segments = {layout.clean_text(s): s for s in panel.segments} | {PORTFOLIO: PORTFOLIO}
+    if label not in segments:
+        raise WorkbookError(f"the data in {source} has no segment {label!r}: run the forecast again")
+    cell = loans_in_panel(panel, frame[config["loan_id"]], config, segments[label], cohort, mob)
+    return ctx.write([drill_sheet(cell)], f"Drill down {ref} ({del_type}): {cell.n_loans:,} loans")

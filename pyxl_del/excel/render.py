@@ -1,0 +1,321 @@
+"""Renderers: sheet layouts (pyxl_del.sheets.report) into a workbook.
+
+`render_openpyxl(layouts, workbook)` writes into an openpyxl Workbook, new or loaded with ``keep_vba=True``;
+`write_workbook(layouts, path)` is how every command writes sheets to a file: a new .xlsx, replaced atomically
+(`write_report(result, path)` is it for the report).
+
+The seam for a live workbook: a renderer is any callable ``(layouts, workbook) -> None`` that honours the
+contract written in pyxl_del.sheets.report (blocks are values, strings are never formulas, formats are ordered layers,
+colour scales are conditional formats, charts read cells of their own sheet) and the ownership rule below.
+pyxl_del.excel.workbook.XlwingsBook gives live Excel the very sheets of this renderer by copying them from a rendered
+scratch workbook.
+
+Ownership: every sheet a renderer writes carries the hidden sheet-scoped name ``OWNER_NAME`` whose value
+is the layout's ``owner`` (the run that wrote it: report, backtest, risk-stress, ...). A later run replaces the
+owned sheets of its own owners and those with its sheets' names (`plan_replacement`), writing the new sheets
+where the first replaced one was, so other runs' sheets, the user's own sheets, VBA and named ranges elsewhere in
+the workbook are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.chart import LineChart, Reference
+from openpyxl.chart.legend import LegendEntry
+from openpyxl.chart.series import SeriesLabel
+from openpyxl.chart.text import RichText, Text
+from openpyxl.chart.title import Title
+from openpyxl.drawing.text import (
+    CharacterProperties,
+    Paragraph,
+    ParagraphProperties,
+    RegularTextRun,
+)
+from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.worksheet import Worksheet
+
+from pyxl_del import __version__
+from pyxl_del.engine.errors import InputError, OutputError
+from pyxl_del.engine.files import atomic_replace
+from pyxl_del.engine.pipeline import DelResult
+from pyxl_del.sheets import report
+from pyxl_del.sheets.layout import (
+    OWNER_NAME,
+    ColorScale,
+    Edge,
+    Page,
+    SheetLayout,
+    Style,
+    column_letter,
+    resolve_styles,
+)
+from pyxl_del.sheets.layout import LineChart as LineChartSpec
+
+log = logging.getLogger(__name__)
+
+Renderer = Callable[[Sequence[SheetLayout], object], None]
+
+
+class SheetConflictError(InputError):
+    """The workbook already has a sheet of that name which pyxl_del did not write; it is left untouched."""
+
+
+def owner_of(marker: str) -> str:
+    """The owner recorded in an OWNER_NAME marker's value (``"report"`` or ``="report"``, as Excel shows it)."""
+    return marker.strip().removeprefix("=").strip('"')
+
+
+def owned_sheets(workbook: Workbook) -> list[Worksheet]:
+    return [ws for ws in workbook.worksheets if OWNER_NAME in ws.defined_names]
+
+
+def sheet_owners(workbook: Workbook) -> dict[str, str]:
+    """Sheets pyxl_del wrote, in tab order: name -> owner."""
+    return {ws.title: owner_of(ws.defined_names[OWNER_NAME].attr_text) for ws in owned_sheets(workbook)}
+
+
+def plan_replacement(sheet_names: Sequence[str], own: dict[str, str],
+                     layouts: Sequence[SheetLayout]) -> list[str]:
+    """The owned sheets (``own``: name -> owner) the layouts replace, in tab order: those of the layouts' owners (so
+    a report drops the sheets of a segment no longer in the data) and those with a layout's name. Raises
+    SheetConflictError when a sheet pyxl_del did not write has a layout's name (compared as Excel does, ignoring
+    case)."""
+    new = {sheet.name.casefold() for sheet in layouts}
+    owners = {sheet.owner for sheet in layouts}
+    clashes = [s for s in sheet_names if s not in own and s.casefold() in new]
+    if clashes:
+        raise SheetConflictError(
+            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write; "
+            f"rename or delete them and run again")
+    return [s for s in sheet_names if s in own and (own[s] in owners or s.casefold() in new)]
+
+
+def render_openpyxl(layouts: Sequence[SheetLayout], workbook: Workbook) -> list[Worksheet]:
+    """Write the layouts into ``workbook``, replacing the sheets `plan_replacement` names; returns the new sheets.
+
+    Raises SheetConflictError (before changing anything) if a layout's name is taken by a sheet pyxl_del does
+    not own.
+    """
+    replaced = set(plan_replacement(workbook.sheetnames, sheet_owners(workbook), layouts))
+    old = [ws for ws in workbook.worksheets if ws.title in replaced]
+    position = workbook.worksheets.index(old[0]) if old else len(workbook.worksheets)
+    for ws in old:
+        workbook.remove(ws)
+    styles = _StyleCache(workbook)
+    written = []
+    for i, sheet in enumerate(layouts):
+        ws = workbook.create_sheet(sheet.name, index=position + i)
+        _render_sheet(ws, sheet, styles)
+        written.append(ws)
+    if written:
+        for ws in workbook.worksheets:
+            ws.sheet_view.tabSelected = False
+        workbook.active = workbook.worksheets.index(written[0])
+        written[0].sheet_view.tabSelected = True
+    return written
+
+
+def write_workbook(layouts: Sequence[SheetLayout], path: str | Path, *, title: str | None = None) -> Path:
+    """The layouts as a new .xlsx at ``path``; the file is replaced in one rename, or not at all. ``title`` is the
+    file's document title (default: the first sheet's)."""
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise OutputError(
+            f"cannot write {path}: pyxl_del writes a new .xlsx workbook (a macro workbook keeps its ribbon only "
+            f"when the ribbon writes into it: pyxl-del ribbon ACTION --workbook FILE.xlsm); use a path ending in "
+            f".xlsx")
+    started = time.perf_counter()
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    render_openpyxl(layouts, workbook)
+    workbook.properties.creator = f"pyxl_del {__version__}"
+    workbook.properties.title = title or (layouts[0].title if layouts else None)
+    with atomic_replace(path) as tmp:
+        try:
+            workbook.save(tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    log.info("wrote %s: %d sheets in %.2f s", path, len(layouts), time.perf_counter() - started)
+    return path
+
+
+def write_report(result: DelResult, path: str | Path) -> Path:
+    """The formatted report as a new .xlsx at ``path`` (see `write_workbook`)."""
+    return write_workbook(report.build_layouts(result), path, title="DEL30/60/90 actual & forecast")
+
+
+# ------------------------------------------------------------------------------------------------ styles
+
+
+class _StyleCache:
+    """Style -> openpyxl StyleArray, registered once per workbook.
+
+    Assigning font/fill/border objects cell by cell makes openpyxl hash and look up each object per cell;
+    copying a ready StyleArray (the workbook's style ids) costs one small array copy.
+    """
+
+    def __init__(self, workbook: Workbook):
+        self.workbook = workbook
+        self._arrays: dict[Style, StyleArray] = {}
+
+    def array(self, style: Style) -> StyleArray:
+        found = self._arrays.get(style)
+        if found is None:
+            found = self._arrays[style] = self._register(style)
+        return found
+
+    def _register(self, style: Style) -> StyleArray:
+        # A detached cell of any sheet reaches the workbook's style tables through the public setters.
+        cell = Cell(self.workbook.worksheets[0])
+        if style.font is not None:
+            f = style.font
+            cell.font = Font(name=f.name or "Calibri", sz=f.size or 11, b=bool(f.bold), i=bool(f.italic),
+                             color=_argb(f.color), u=f.underline)
+        if style.fill is not None:
+            cell.fill = PatternFill(fill_type="solid", fgColor=_argb(style.fill), bgColor=_argb(style.fill))
+        if style.border is not None:
+            b = style.border
+            cell.border = Border(**{side: _side(getattr(b, side)) for side in ("left", "right", "top", "bottom")})
+        if style.number_format is not None:
+            cell.number_format = style.number_format
+        if any(v is not None for v in (style.horizontal, style.vertical, style.wrap, style.indent)):
+            cell.alignment = Alignment(horizontal=style.horizontal, vertical=style.vertical,
+                                       wrap_text=style.wrap, indent=style.indent or 0)
+        return StyleArray(cell._style)
+
+
+def _argb(color: str | None) -> str | None:
+    # Opaque alpha: openpyxl would prefix "00" (transparent), which some readers take literally.
+    return None if color is None else "FF" + color
+
+
+def _side(edge: Edge | None) -> Side:
+    return Side() if edge is None else Side(style=edge.style, color=_argb(edge.color))
+
+
+# ------------------------------------------------------------------------------------------------ sheets
+
+
+def _render_sheet(ws: Worksheet, sheet: SheetLayout, styles: _StyleCache) -> None:
+    ws.defined_names[OWNER_NAME] = DefinedName(OWNER_NAME, attr_text=f'"{sheet.owner}"', hidden=True)
+    palette, ids = resolve_styles(sheet)
+    arrays = [None] + [styles.array(s) for s in palette[1:]]
+    cells = ws._cells  # filling the cell dict directly: ws.cell() per cell is several times slower
+    for block in sheet.blocks:
+        style_rows = ids[block.row - 1:block.row - 1 + block.values.shape[0],
+                         block.col - 1:block.col - 1 + block.values.shape[1]].tolist()
+        for r, (values, style_ids) in enumerate(zip(block.values.tolist(), style_rows), start=block.row):
+            for c, (value, sid) in enumerate(zip(values, style_ids), start=block.col):
+                if value is None or value != value:  # empty, or NaN
+                    continue
+                if type(value) is float or type(value) is int:
+                    # Numbers skip openpyxl's type sniffing, the costliest part of creating a cell.
+                    cell = Cell(ws, row=r, column=c, style_array=arrays[sid])
+                    cell._value = value
+                else:
+                    cell = Cell(ws, row=r, column=c, value=value, style_array=arrays[sid])
+                    if isinstance(value, str):
+                        cell.data_type = "s"  # text from the data stays text even when it starts with "="
+                cells[(r, c)] = cell
+    # Styled cells without a value (e.g. a staircase edge on an empty cell) still need their formats.
+    for r, c in zip(*ids.nonzero(), strict=True):
+        key = (int(r) + 1, int(c) + 1)
+        if key not in cells:
+            cells[key] = Cell(ws, row=key[0], column=key[1], style_array=arrays[ids[r, c]])
+
+    for col, width in sheet.column_widths.items():
+        ws.column_dimensions[column_letter(col)].width = width
+    for row, height in sheet.row_heights.items():
+        ws.row_dimensions[row].height = height
+    ws.sheet_view.showGridLines = sheet.show_gridlines
+    if sheet.freeze is not None:
+        ws.freeze_panes = f"{column_letter(sheet.freeze[1])}{sheet.freeze[0]}"
+    if sheet.tab_color:
+        ws.sheet_properties.tabColor = sheet.tab_color
+    if sheet.autofilter is not None:
+        ws.auto_filter.ref = sheet.autofilter.ref
+    for scale in sheet.color_scales:
+        ws.conditional_formatting.add(scale.area.ref, _color_scale_rule(scale))
+    for chart in sheet.charts:
+        ws.add_chart(_line_chart(ws, chart), f"{column_letter(chart.anchor[1])}{chart.anchor[0]}")
+    _page_setup(ws, sheet.page)
+
+
+def _color_scale_rule(scale: ColorScale) -> ColorScaleRule:
+    if len(scale.colors) == 3:
+        low, mid, high = scale.colors
+        return ColorScaleRule(start_type="min", start_color=_argb(low), mid_type="percentile", mid_value=50,
+                              mid_color=_argb(mid), end_type="max", end_color=_argb(high))
+    low, high = scale.colors
+    return ColorScaleRule(start_type="min", start_color=_argb(low), end_type="max", end_color=_argb(high))
+
+
+def _page_setup(ws: Worksheet, page: Page) -> None:
+    ws.page_setup.orientation = "landscape" if page.landscape else "portrait"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = page.fit_width
+    ws.page_setup.fitToHeight = page.fit_height
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25, footer=0.3)
+    ws.oddFooter.left.text = "&A"
+    ws.oddFooter.right.text = "Page &P of &N"
+    if page.repeat_rows:
+        ws.print_title_rows = f"{page.repeat_rows[0]}:{page.repeat_rows[1]}"
+    if page.repeat_cols:
+        a, b = (column_letter(c) for c in page.repeat_cols)
+        ws.print_title_cols = f"{a}:{b}"
+    if page.print_area is not None:
+        ws.print_area = page.print_area.ref
+
+
+def _chart_title(text: str, size_pt: int = 12) -> Title:
+    font = CharacterProperties(sz=size_pt * 100, b=True)
+    paragraph = Paragraph(pPr=ParagraphProperties(defRPr=font), r=[RegularTextRun(rPr=font, t=text)])
+    return Title(tx=Text(rich=RichText(p=[paragraph])), overlay=False)
+
+
+def _line_chart(ws: Worksheet, spec: LineChartSpec) -> LineChart:
+    chart = LineChart()
+    chart.title = _chart_title(spec.title)
+    chart.width, chart.height = spec.width_cm, spec.height_cm
+    chart.y_axis.title = spec.y_title
+    chart.x_axis.title = spec.x_title
+    chart.y_axis.number_format = spec.y_format
+    # openpyxl 3.1 writes axes as deleted unless told otherwise, and Excel then hides them.
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    n_categories = spec.categories.shape[0] * spec.categories.shape[1]
+    chart.x_axis.tickLblSkip = max(1, math.ceil(n_categories / 13))  # about a dozen MOB labels
+    chart.legend.position = "r"
+    chart.display_blanks = "gap"
+    hidden = []
+    for i, s in enumerate(spec.series):
+        a = s.values
+        ref = Reference(ws, min_col=a.first_col, min_row=a.first_row, max_col=a.last_col, max_row=a.last_row)
+        chart.add_data(ref, titles_from_data=False)
+        series = chart.series[-1]
+        series.tx = SeriesLabel(v=s.title)
+        series.smooth = False
+        series.marker.symbol = "none"
+        line = series.graphicalProperties.line
+        line.solidFill = s.color
+        line.width = 22225  # 1.75 pt in EMU
+        line.prstDash = "dash" if s.dashed else "solid"
+        if not s.in_legend:
+            hidden.append(LegendEntry(idx=i, delete=True))
+    c = spec.categories
+    chart.set_categories(Reference(ws, min_col=c.first_col, min_row=c.first_row, max_col=c.last_col,
+                                   max_row=c.last_row))
+    chart.legend.legendEntry = hidden
+    return chart

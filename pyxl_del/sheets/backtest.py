@@ -1,0 +1,154 @@
+"""The backtest as workbook sheets: `backtest_sheets(result)` returns plain `layout.SheetLayout`s (written by the
+CLI into a new .xlsx and by the ribbon into the workbook): a "Backtest" sheet with the Portfolio's MAE by months
+ahead per DEL type (table + line chart) and every segment's winners, then the full error tables by horizon and by
+MOB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult
+from pyxl_del.engine.config import DEL_TYPES
+from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.sheets.layout import (
+    CURVE_COLORS,
+    NOTE_STYLE,
+    SECTION_STYLE,
+    TITLE_STYLE,
+    Area,
+    Font,
+    Format,
+    LineChart,
+    Page,
+    Series,
+    SheetLayout,
+    Style,
+    cell_block,
+    frame_table,
+    widths_of,
+)
+
+KIND = "backtest"  # the sheets' kind and their owner
+TAB_COLOR = "7F6000"
+SHEET_NAMES = ("Backtest", "Backtest by horizon", "Backtest by MOB")
+DEL_POINTS = "0.000%"
+WIN_STYLE = Style(font=Font(bold=True, color="375623"))
+HEADER_HEIGHT = 42.0  # three lines of wrapped header text ("Last value carried forward")
+CHART_ROWS = 18  # rows a 9 cm chart covers at the default row height
+
+# (column, header, number format, width); a None format marks a text column.
+METRIC_COLUMNS = (
+    ("n_origins", "Origins", "0", 8.0), ("n_cells", "Cells", "#,##0", 8.0),
+    ("mae", "MAE", DEL_POINTS, 9.0), ("bias", "Bias", DEL_POINTS, 9.0), ("mape", "MAPE", "0.0%", 8.0),
+    ("mae_ead", "MAE (EAD-w.)", DEL_POINTS, 12.0), ("bias_ead", "Bias (EAD-w.)", DEL_POINTS, 12.0),
+    ("mape_ead", "MAPE (EAD-w.)", "0.0%", 13.0),
+)
+KEY_COLUMNS = (("model", "Model", None, 24.0), ("segment", "Segment", None, 22.0), ("del_type", "DEL", None, 7.0))
+
+
+def _origins_text(result: BacktestResult) -> str:
+    o = result.origins
+    return f"{len(o)} as-of month{'s' if len(o) > 1 else ''} ({o[0]}" + (f" .. {o[-1]})" if len(o) > 1 else ")")
+
+
+def _labelled(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Model codes as the labels a reader knows."""
+    out = frame.copy()
+    for column in columns:
+        out[column] = out[column].astype(str).map(lambda m: MODEL_LABELS.get(m, m))
+    return out
+
+
+def summary_sheet(result: BacktestResult) -> SheetLayout:
+    """Portfolio MAE by months ahead per DEL type (table and chart), then every segment's winners."""
+    models = result.models
+    labels = [MODEL_LABELS[m] for m in models]
+    title = "Backtest: forecast error by months ahead"
+    blocks = [
+        cell_block(1, 1, title),
+        cell_block(2, 1, f"{_origins_text(result)}: at each, the panel is cut to the rows known then, forecast as the "
+                    f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
+                    f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
+                    f"than the runner-up."),
+        cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain with "
+                    "[calibration] mode = none; Chain-ladder: volume-weighted development factors on each segment's "
+                    "DEL curve; Last value: the last actual DEL carried forward. Definitions: docs/backtesting.md."),
+    ]
+    formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
+               Format(Area.cell(3, 1), NOTE_STYLE)]
+    winners = result.winners
+    # The Portfolio tables sit in the columns of the every-segment table below them, so widths fit both.
+    every = [("segment", "Segment", None, 22.0), ("del_type", "DEL", None, 7.0),
+             ("horizon", "Months ahead", "0", 8.0), ("n_origins", "Origins", "0", 8.0),
+             ("n_cells", "Cells", "#,##0", 8.0),
+             *[(f"mae_{m}", label, DEL_POINTS, 13.0) for m, label in zip(models, labels, strict=True)],
+             ("winner", "Winner", None, 24.0), ("margin", "Margin", "0%", 8.0),
+             ("winner_ead", "Winner (EAD-weighted)", None, 24.0)]
+    left = 3
+    first_mae = 6  # column of the first model's MAE
+    charts, row, heights = [], 5, {1: 30.0}
+    for del_type in DEL_TYPES:
+        part = winners[(winners["segment"] == PORTFOLIO) & (winners["del_type"] == del_type)]
+        blocks.append(cell_block(row, 1, f"Portfolio {del_type}: MAE by months ahead"))
+        formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
+        table_blocks, table_formats, area = frame_table(_labelled(part, ["winner"]), every[left - 1:-1], row + 1, left)
+        heights[row + 1] = HEADER_HEIGHT
+        blocks += table_blocks
+        formats += table_formats
+        first, last = row + 2, row + 1 + len(part)
+        for i, winner in enumerate(part["winner"].astype(str)):
+            formats.append(Format(Area.cell(first + i, first_mae + models.index(winner)), WIN_STYLE))
+        if len(part):
+            charts.append(LineChart(
+                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(row, area.last_col + 2),
+                categories=Area(first, left, last, left),
+                series=tuple(Series(label, Area(first, first_mae + i, last, first_mae + i),
+                                    CURVE_COLORS[i % len(CURVE_COLORS)], dashed=not m.startswith("markov"))
+                             for i, (m, label) in enumerate(zip(models, labels, strict=True))),
+                x_title="Months ahead", y_title="MAE", y_format="0.0%", width_cm=18.0,
+            ))
+        row = max(area.last_row, row + CHART_ROWS) + 2
+
+    blocks.append(cell_block(row, 1, "Every segment: MAE by months ahead and the lowest (filter by segment and DEL)"))
+    formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
+    table_blocks, table_formats, area = frame_table(_labelled(winners, ["winner", "winner_ead"]), every, row + 1)
+    heights[row + 1] = HEADER_HEIGHT
+    blocks += table_blocks
+    formats += table_formats
+    widths = widths_of(every)
+    return SheetLayout(
+        name=SHEET_NAMES[0], kind=KIND, owner=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
+        charts=tuple(charts), column_widths=widths, row_heights=heights, tab_color=TAB_COLOR,
+        page=Page(landscape=True), autofilter=area, areas={"winners": area},
+    )
+
+
+def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
+    """The full error table by months ahead ("horizon") or by MOB ("mob"), one row per model/segment/DEL/key."""
+    frame = result.by_horizon if by == "horizon" else result.by_mob
+    key = ("horizon", "Months ahead", "0", 8.0) if by == "horizon" else ("mob", "MOB", "0", 6.0)
+    columns = (*KEY_COLUMNS, key, *METRIC_COLUMNS)
+    name = SHEET_NAMES[1] if by == "horizon" else SHEET_NAMES[2]
+    title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
+    blocks = [
+        cell_block(1, 1, title),
+        cell_block(2, 1, f"{_origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
+                    f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
+                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0."),
+    ]
+    formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE)]
+    table_blocks, table_formats, area = frame_table(_labelled(frame, ["model"]), columns, 4)
+    return SheetLayout(
+        name=name, kind=KIND, owner=KIND, title=title, blocks=tuple(blocks + table_blocks),
+        formats=tuple(formats + table_formats), column_widths=widths_of(columns),
+        row_heights={1: 30.0, 4: HEADER_HEIGHT}, freeze=(5, 1), tab_color=TAB_COLOR,
+        page=Page(landscape=False, repeat_rows=(4, 4)), autofilter=area, areas={"table": area},
+    )
+
+
+def backtest_sheets(result: BacktestResult) -> list[SheetLayout]:
+    """The backtest's sheets in workbook order: summary with charts, errors by horizon, errors by MOB."""
+    return [summary_sheet(result), errors_sheet(result, "horizon"), errors_sheet(result, "mob")]

@@ -1,0 +1,211 @@
+"""The decision engine's sheets: Recommendations, Frontier, Policy and Tracking, as layouts (pyxl_del.sheets.layout).
+
+The CLI writes them into a new .xlsx, the ribbon's Optimise button into the workbook
+(pyxl_del.excel.decision_actions), which also reads the Policy sheet back as the user left it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.decision.optimise import PORTFOLIO, Recommendation
+from pyxl_del.decision.policy import Policy
+from pyxl_del.sheets.layout import (
+    HEADER_STYLE,
+    NOTE_STYLE,
+    PERCENT,
+    SUBTITLE_STYLE,
+    Area,
+    Block,
+    Font,
+    Format,
+    LineChart,
+    Page,
+    Series,
+    SheetLayout,
+    Style,
+    clean_text,
+    text_grid,
+)
+
+OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes
+POLICY_SHEET = "Policy"
+AMOUNT = "#,##0"
+RATE = "0.0000"
+SCORE = "0"
+TAB_COLOR = "7030A0"
+BEST_STYLE = Style(font=Font(bold=True, color="375623"), fill="E2EFDA")
+CHANGE_COLOR = "1F4E78"
+
+# (column of Recommendation.table() without its prefix, heading, number format)
+RECOMMENDATION_FIELDS = (
+    ("cutoff", "Cut-off", SCORE), ("apr", "APR", PERCENT), ("budget_share", "Budget share", PERCENT),
+    ("approval_rate", "Approval rate", PERCENT), ("volume", "Volume / month", AMOUNT),
+    ("del30_mob6", "DEL30 MOB 6", PERCENT), ("del30_mob12", "DEL30 MOB 12", PERCENT),
+    ("lifetime_el", "Lifetime EL", AMOUNT), ("var99", "VaR99", AMOUNT), ("hhi", "HHI", RATE),
+    ("value", "Value (PV)", AMOUNT), ("roe", "ROE", PERCENT),
+)
+COST_FIELDS = (("unit_cost", "Unit cost (break-even APR)"), ("cost_funding", "funding"), ("cost_loss", "loss"),
+               ("cost_capital", "capital"), ("cost_opex", "opex"))
+FRONTIER_FIELDS = (("segment", "Segment", None), ("cutoff", "Cut-off", SCORE), ("apr", "APR", PERCENT),
+                   ("approval_rate", "Approval rate", PERCENT), ("bad_rate", "DEL30 MOB 12", PERCENT),
+                   ("value", "Value / applicant", RATE), ("roe", "ROE", PERCENT), ("feasible", "Feasible", None),
+                   ("best", "Recommended", None))
+
+
+def _grid(rows) -> np.ndarray:
+    return text_grid([[_cell_value(v) for v in row] for row in rows])
+
+
+def _cell_value(value):
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (np.floating, float)) and not np.isfinite(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _title(title: str, notes: Sequence[str]) -> tuple[list[Block], list[Format], int]:
+    blocks = [Block(1, 1, _grid([[title]]))]
+    formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE)]
+    for i, note in enumerate(notes):
+        blocks.append(Block(2 + i, 1, _grid([[note]])))
+        formats.append(Format(Area.cell(2 + i, 1), NOTE_STYLE))
+    return blocks, formats, 3 + len(notes)
+
+
+def recommendations_sheet(rec: Recommendation) -> SheetLayout:
+    """One row per figure, a column group per segment (and Portfolio): current, recommended, change; then the unit
+    cost behind the recommended APR and its parts."""
+    table = rec.table().set_index("segment")
+    cur = rec.current_impact.set_index("segment")
+    new = rec.recommended_impact.set_index("segment")
+    roe_now, roe_new = cur.loc[PORTFOLIO, "roe"], new.loc[PORTFOLIO, "roe"]
+    notes = [f"Portfolio ROE (steady book): now {roe_now:.1%}, recommended {roe_new:.1%}. "
+             f"Recommended policy version {rec.recommended.version}; budget {rec.recommended.budget:,.0f} a month.",
+             "Volumes are monthly; value is the discounted economic profit of one month's bookings over their life; "
+             "EL and VaR99 are of one month's bookings; ROE is (interest - funding - loss - opex) x (1 - tax) / capital.",
+             *rec.notes]
+    blocks, formats, top = _title("Recommendations: credit policy per segment", notes)
+    segments = list(table.index)
+    header1, header2, first = top, top + 1, top + 2
+    heads1, heads2 = ["Figure"], [""]
+    for segment in segments:
+        heads1 += [segment, "", ""]
+        heads2 += ["current", "recommended", "change"]
+    fields = [*RECOMMENDATION_FIELDS, *((f, label, PERCENT) for f, label in COST_FIELDS)]
+    rows = []
+    for field, label, _fmt in fields:
+        row = [f"  of which {label}" if field.startswith("cost_") else label]
+        for segment in segments:
+            values = [table.loc[segment, f"{k}_{field}"] for k in ("current", "recommended", "change")]
+            if field == "cutoff" and segment != PORTFOLIO:  # no cut-off: every score is accepted
+                values = ["all" if pd.isna(v) else v for v in values[:2]] + [values[2]]
+            row += values
+        rows.append(row)
+    blocks += [Block(header1, 1, _grid([heads1, heads2])), Block(first, 1, _grid(rows))]
+    last_row, last_col = first + len(rows) - 1, len(heads1)
+    formats.append(Format(Area(header1, 1, header2, last_col), HEADER_STYLE))
+    formats.append(Format(Area(first, 1, last_row, 1), Style(font=Font(bold=True))))
+    for i, (_field, _label, fmt) in enumerate(fields):
+        formats.append(Format(Area(first + i, 2, first + i, last_col), Style(number_format=fmt, horizontal="right")))
+    for c in range(4, last_col + 1, 3):
+        formats.append(Format(Area(first, c, last_row, c), Style(font=Font(italic=True, color=CHANGE_COLOR))))
+    return SheetLayout(
+        name="Recommendations", kind="recommendations", owner=OWNER, title="Recommendations", blocks=tuple(blocks),
+        formats=tuple(formats), column_widths={1: 24.0} | {c: 12.5 for c in range(2, last_col + 1)},
+        row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, page=Page(repeat_cols=(1, 1)),
+        areas={"table": Area(header1, 1, last_row, last_col)},
+    )
+
+
+def frontier_sheet(rec: Recommendation) -> SheetLayout:
+    """The cut-off frontier per segment (table), with a chart per segment of approval and bad rate by cut-off."""
+    frontier = rec.frontier
+    notes = ["Each row accepts the score bands from its cut-off up, priced at the value-maximising APR. Reading it: "
+             "moving down a segment's rows trades approvals (volume) for a lower bad rate; 'Recommended' is the "
+             "best feasible cut-off (approval and DEL30 constraints of [policy]); value is per unit applied for."]
+    blocks, formats, top = _title("Cut-off frontier", notes)
+    header, first = top, top + 1
+    rows = [[row[f] for f, _, _ in FRONTIER_FIELDS] for _, row in frontier.iterrows()]
+    blocks += [Block(header, 1, _grid([[label for _, label, _ in FRONTIER_FIELDS]])), Block(first, 1, _grid(rows))]
+    last_row, n_col = first + len(rows) - 1, len(FRONTIER_FIELDS)
+    formats.append(Format(Area(header, 1, header, n_col), HEADER_STYLE))
+    for c, (_, _, fmt) in enumerate(FRONTIER_FIELDS, start=1):
+        if fmt:
+            formats.append(Format(Area(first, c, last_row, c), Style(number_format=fmt)))
+    for i in np.flatnonzero(frontier["best"].to_numpy()):
+        formats.append(Format(Area(first + i, 1, first + i, n_col), BEST_STYLE))
+    charts = []
+    for k, segment in enumerate(pd.unique(frontier["segment"])):
+        rows_of = np.flatnonzero((frontier["segment"] == segment).to_numpy())
+        # The "reject all" candidate has no bad rate; the chart stops at the last band.
+        lo, hi = first + rows_of[0], first + rows_of[-1] - 1
+        name = clean_text(segment)
+        charts.append(LineChart(
+            title=f"{name}: approval and DEL30 at MOB 12 by cut-off", anchor=(top + 20 * k, n_col + 2),
+            categories=Area(lo, 2, hi, 2),
+            series=(Series("Approval rate", Area(lo, 4, hi, 4), "1F77B4"),
+                    Series("DEL30 MOB 12", Area(lo, 5, hi, 5), "D62728")),
+            x_title="cut-off score", y_title="rate", width_cm=14.0, height_cm=9.0))
+        charts.append(LineChart(
+            title=f"{name}: value per unit applied for by cut-off", anchor=(top + 20 * k, n_col + 8),
+            categories=Area(lo, 2, hi, 2), series=(Series("Value / applicant", Area(lo, 6, hi, 6), "2CA02C"),),
+            x_title="cut-off score", y_title="value", y_format="0.000", width_cm=14.0, height_cm=9.0))
+    return SheetLayout(
+        name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),
+        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: 16.0 for c in range(2, n_col + 1)},
+        row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
+        areas={"table": Area(header, 1, last_row, n_col)},
+    )
+
+
+def policy_sheet(policy: Policy, title: str = "Policy") -> SheetLayout:
+    """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share."""
+    table = policy.table()
+    notes = [f"Version {policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
+             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."]
+    blocks, formats, top = _title(title, notes)
+    header, first = top, top + 1
+    rows = [[r.segment, r.cutoff, r.apr, r.budget_share] for r in table.itertuples(index=False)]
+    blocks += [Block(header, 1, _grid([list(table.columns)])), Block(first, 1, _grid(rows))]
+    last_row = first + len(rows) - 1
+    formats += [Format(Area(header, 1, header, 4), HEADER_STYLE),
+                Format(Area(first, 2, last_row, 2), Style(number_format=SCORE)),
+                Format(Area(first, 3, last_row, 4), Style(number_format=PERCENT))]
+    return SheetLayout(name=POLICY_SHEET, kind="policy", owner=OWNER, title=title, blocks=tuple(blocks),
+                       formats=tuple(formats), column_widths={1: 18.0, 2: 10.0, 3: 10.0, 4: 14.0},
+                       row_heights={1: 24.0}, tab_color=TAB_COLOR, page=Page(landscape=False),
+                       areas={"table": Area(header, 1, last_row, 4)})
+
+
+def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
+    """Expected vs actual since the applied decision (pyxl_del.decision.audit.track)."""
+    decision = tracking.attrs.get("decision", {})
+    cohorts = tracking.attrs.get("tracked_cohorts", [])
+    notes = [f"Decision {decision.get('policy_version', '?')} applied {decision.get('time', '?')} by "
+             f"{decision.get('user', '?')}, effective from {decision.get('effective_from', '?')}; tracked cohorts: "
+             f"{', '.join(cohorts) if cohorts else 'none yet'}."]
+    blocks, formats, top = _title("Tracking: booked since the decision vs expected", notes)
+    header, first = top, top + 1
+    columns = list(tracking.columns)
+    rows = [[_cell_value(v) for v in row] for row in tracking.itertuples(index=False)]
+    blocks.append(Block(header, 1, _grid([columns])))
+    if rows:
+        blocks.append(Block(first, 1, _grid(rows)))
+    last_row = first + max(len(rows), 1) - 1
+    formats.append(Format(Area(header, 1, header, len(columns)), HEADER_STYLE))
+    formats.append(Format(Area(first, 4, last_row, 6), Style(number_format="#,##0.0000")))
+    return SheetLayout(name="Tracking", kind="tracking", owner="tracking", title="Tracking", blocks=tuple(blocks),
+                       formats=tuple(formats), column_widths={1: 18.0, 2: 14.0} | {c: 14.0 for c in range(3, 8)},
+                       row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR,
+                       autofilter=Area(header, 1, last_row, len(columns)))
+
+
+def decision_layouts(rec: Recommendation) -> list[SheetLayout]:
+    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended)]

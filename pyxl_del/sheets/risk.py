@@ -1,0 +1,526 @@
+"""The risk views as workbook sheets (the report's layout classes) and their tidy tables.
+
+`stress_sheets(result, config)` -> "Stress test" (scenarios side by side, ranking, DEL30 chart, Z paths) and
+"Scenarios" (the editable scenario table that `stress.read_scenarios_sheet` reads back).
+`dashboard_sheets(result, config)` -> "Risk dashboard" (KPIs, ROE of the decision twin, and charts: DEL curves by
+segment, scenario comparison, EAD mix), then "Alerts", "Expected loss", "Credit VaR", "Concentration" and "Capital
+(indicative)". Both return plain `layout.SheetLayout`s for any renderer (openpyxl for the CLI, the live workbook
+for the ribbon); the two sets have their own owners, so writing one leaves the other's sheets in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.decision.dashboard import Dashboard
+from pyxl_del.engine.config import Config, ScenarioSpec
+from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.pipeline import DelResult
+from pyxl_del.risk.alerts import describe
+from pyxl_del.risk.analysis import ALERTS_PREFIX, RiskAnalysis
+from pyxl_del.risk.projection import ALL, EL_HORIZON
+from pyxl_del.risk.stress import SHEET_HEADER
+from pyxl_del.sheets.layout import (
+    CURVE_COLORS,
+    HEADER_STYLE,
+    HEADER_WRAP_STYLE,
+    NOTE_STYLE,
+    PERCENT,
+    SECTION_STYLE,
+    TITLE_STYLE,
+    WARN_COLOR,
+    Area,
+    Block,
+    Column,
+    Font,
+    Format,
+    LineChart,
+    Page,
+    Series,
+    SheetLayout,
+    Style,
+    cell_block,
+    frame_table,
+    text_grid,
+    widths_of,
+)
+
+KIND = "risk"
+STRESS_OWNER, DASHBOARD_OWNER = "risk-stress", "risk-dashboard"  # the ribbon's two buttons replace their own sheets
+TAB_COLOR = "C00000"
+AMOUNT = "#,##0"
+RATIO = "0.000"
+CONFIDENCE = "0.0%"
+SIGNED_PERCENT = "+0.0%;-0.0%;0.0%"
+UNIT_FORMATS = {"pct": PERCENT, "amount": AMOUNT, "count": "0", "ratio": RATIO}
+TOTAL_STYLE = Style(font=Font(bold=True))
+INDICATIVE_STYLE = Style(font=Font(bold=True, color="C00000"))
+SEVERITY_STYLES = {
+    "critical": Style(font=Font(bold=True, color="9C0006"), fill="FFC7CE"),
+    "warning": Style(font=Font(bold=True, color="9C5700"), fill="FFEB9C"),
+    "info": Style(font=Font(color="1F4E78"), fill="DDEBF7"),
+}
+CHART_ROWS = 19  # rows a 9 cm chart covers at the default row height, and a gap
+HEADER_HEIGHT = 32.0
+
+SHEETS = {"dashboard": "Risk dashboard", "alerts": "Alerts", "el": "Expected loss", "var": "Credit VaR",
+          "concentration": "Concentration", "capital": "Capital (indicative)", "stress": "Stress test",
+          "scenarios": "Scenarios"}
+
+def _header(title: str, notes: Sequence[str]) -> tuple[list[Block], list[Format]]:
+    blocks = [cell_block(1, 1, title)] + [cell_block(2 + i, 1, text) for i, text in enumerate(notes)]
+    formats = [Format(Area.cell(1, 1), TITLE_STYLE)] + [Format(Area.cell(2 + i, 1), NOTE_STYLE)
+                                                          for i in range(len(notes))]
+    return blocks, formats
+
+
+def _section(row: int, text: str) -> tuple[Block, Format]:
+    return cell_block(row, 1, text), Format(Area.cell(row, 1), SECTION_STYLE)
+
+
+def _bold_rows(mask: Sequence[bool], top: int, left: int, right: int) -> list[Format]:
+    return [Format(Area(top + i, left, top + i, right), TOTAL_STYLE) for i, bold in enumerate(mask) if bold]
+
+
+def _chart_data(top: int, left: int, key_header: str, keys: Sequence, series: Sequence[tuple[str, np.ndarray]]
+                ) -> tuple[list[Block], list[Format], Area, list[Area]]:
+    """A key column and one column per series from row ``top`` (header) down: the cells a chart reads."""
+    n = len(keys)
+    blocks = [Block(top, left, text_grid([[key_header, *[name for name, _ in series]]])),
+              Block(top + 1, left, text_grid([[k] for k in keys]))]
+    if series:
+        blocks.append(Block(top + 1, left + 1, np.column_stack([values for _, values in series])))
+    formats = [Format(Area(top, left, top, left + len(series)), HEADER_WRAP_STYLE)]
+    areas = [Area(top + 1, left + 1 + i, top + n, left + 1 + i) for i in range(len(series))]
+    return blocks, formats, Area(top + 1, left, top + n, left), areas
+
+
+def _line_chart(title: str, anchor: tuple[int, int], categories: Area, names: Sequence[str], areas: Sequence[Area],
+                **options) -> LineChart:
+    return LineChart(title=title, anchor=anchor, categories=categories,
+                     series=tuple(Series(name, area, CURVE_COLORS[i % len(CURVE_COLORS)])
+                                  for i, (name, area) in enumerate(zip(names, areas, strict=True))), **options)
+
+
+def _sheet(name: str, owner: str, title: str, blocks, formats, **options) -> SheetLayout:
+    return SheetLayout(name=name, kind=KIND, owner=owner, title=title, blocks=tuple(blocks), formats=tuple(formats),
+                       tab_color=options.pop("tab_color", TAB_COLOR), row_heights=options.pop("row_heights", {1: 30.0}),
+                       **options)
+
+
+# ------------------------------------------------------------------------------------------------ sheets
+
+
+def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    """Every alert that fired (most severe first) with its value and threshold, then the rules checked."""
+    alerts = analysis.alerts
+    rules = analysis.config.alerts.rules
+    title = "Alerts"
+    blocks, formats = _header(title, [
+        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules ([alerts] rules in "
+        f"config.toml), most severe first. The CLI: pyxl-del alerts --fail-on warning|critical exits with code 3 "
+        f"when an alert of that severity or worse fires.",
+    ])
+    columns = [("severity", "Severity", None, 10.0), ("rule_id", "Rule", None, 6.0),
+               ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("mob", "MOB", "0", 6.0),
+               ("value", "Value", PERCENT, 10.0), ("threshold", "Threshold", PERCENT, 10.0),
+               ("message", "Message", None, 80.0)]
+    top = 4
+    table_blocks, table_formats, area = frame_table(alerts, columns, top)
+    blocks += table_blocks
+    formats += table_formats
+    for i, (severity, rule_id) in enumerate(zip(alerts["severity"], alerts["rule_id"], strict=True)):
+        formats.append(Format(Area.cell(top + 1 + i, 1), SEVERITY_STYLES[severity]))
+        if rules[int(rule_id[1:]) - 1].rule == "k_clipped":
+            formats.append(Format(Area(top + 1 + i, 6, top + 1 + i, 7), Style(number_format=RATIO)))
+    if alerts.empty:
+        blocks.append(cell_block(top + 1, 1, "No alert fired."))
+    row = area.last_row + 2
+    block, fmt = _section(row, "Rules checked")
+    rule_table = pd.DataFrame({"rule_id": [f"R{i}" for i in range(1, len(rules) + 1)],
+                               "severity": [r.severity for r in rules], "rule": [describe(r) for r in rules]})
+    rule_blocks, rule_formats, _ = frame_table(rule_table, [("rule_id", "Rule", None, 0),
+                                                            ("severity", "Severity", None, 0),
+                                                            ("rule", "Checks", None, 0)], row + 1)
+    return _sheet(SHEETS["alerts"], DASHBOARD_OWNER, title, [*blocks, block, *rule_blocks],
+                  [*formats, fmt, *rule_formats], column_widths=widths_of(columns), freeze=(top + 1, 1),
+                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top)), areas={"alerts": area})
+
+
+EL_TABLE: tuple[Column, ...] = (
+    ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("last_mob", "Last actual MOB", "0", 9.0),
+    ("ead", "Outstanding EAD", AMOUNT, 14.0), ("performing_ead", "Performing EAD", AMOUNT, 14.0),
+    ("pd_12m", "PD 12m", PERCENT, 8.0), ("lgd", "LGD", "0%", 6.0),
+    ("writeoff_12m", "Write-off 12m", AMOUNT, 13.0), ("writeoff_lifetime", "Write-off lifetime", AMOUNT, 13.0),
+    ("el_12m", "EL 12m", AMOUNT, 13.0), ("el_lifetime", "EL lifetime", AMOUNT, 13.0),
+    ("el_12m_rate", "EL 12m / EAD", PERCENT, 9.0), ("el_lifetime_rate", "EL lifetime / EAD", PERCENT, 9.0),
+)
+
+
+def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    el = analysis.el
+    title = "Expected loss"
+    blocks, formats = _header(title, [
+        f"EL = EAD flowing into {analysis.config.risk.loss_state} × LGD, from each cohort's last actual month: over "
+        f"the next {EL_HORIZON} months, and over its lifetime (the forecast to max_mob + {EL_HORIZON}, then the "
+        f"absorption probabilities of the tail matrix). PD 12m: share of today's performing EAD in a default state "
+        f"({', '.join(analysis.config.risk.default_states)}) within {EL_HORIZON} months.",
+        "Rows with cohort 'All' are the segment totals and the Portfolio (bold). Formulas: docs/risk.md.",
+    ])
+    top = 5
+    table_blocks, table_formats, area = frame_table(el, EL_TABLE, top)
+    formats += table_formats + _bold_rows(el["cohort"] == ALL, top + 1, 1, len(EL_TABLE))
+    return _sheet(SHEETS["el"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
+                  column_widths=widths_of(EL_TABLE), row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3),
+                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top)), areas={"table": area})
+
+
+VAR_TABLE: tuple[Column, ...] = (
+    ("measure", "Measure", None, 12.0), ("confidence", "Confidence", CONFIDENCE, 11.0),
+    ("value", "Loss", AMOUNT, 15.0), ("pct_of_ead", "% of EAD", PERCENT, 10.0),
+    ("std_error", "Std error", AMOUNT, 13.0),
+)
+
+
+def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    sim = analysis.var
+    risk = analysis.config.risk
+    title = "Credit VaR and expected shortfall"
+    blocks, formats = _header(title, [
+        f"Monte Carlo of the credit loss over {sim.horizon} months: {len(sim.total):,} paths of the credit-cycle "
+        f"factor Z (seed {sim.seed}; month-to-month persistence {risk.z_persistence:g}; rho {risk.rho:g}; Z < 0 "
+        f"adverse). Each month moves every segment's matrices by Z (the fitted matrices are the average over Z).",
+        "Loss = LGD × EAD written off, large-pool (no idiosyncratic noise). VaR = loss quantile (EL included); "
+        "UL = VaR − EL; ES = mean loss beyond VaR. Std errors: bootstrap (VaR, ES, UL), s/√n (EL).",
+    ])
+    row = 5
+    block, fmt = _section(row, "Summary")
+    table_blocks, table_formats, summary_area = frame_table(sim.summary(risk.confidence), VAR_TABLE, row + 1)
+    blocks += [block, *table_blocks]
+    formats += [fmt, *table_formats]
+    row = summary_area.last_row + 2
+    block, fmt = _section(row, "Convergence: the estimates on the first n paths")
+    columns = (("paths", "Paths", "#,##0", 0), *VAR_TABLE)
+    table_blocks, table_formats, area = frame_table(sim.convergence(risk.confidence), columns, row + 1, left=1)
+    blocks += [block, *table_blocks]
+    formats += [fmt, *table_formats]
+    top = max(risk.confidence)
+    row = area.last_row + 2
+    block, fmt = _section(row, f"By segment: mean loss and contribution to the {top:.0%} expected shortfall")
+    table_blocks, table_formats, _ = frame_table(sim.contributions(top), (
+        ("segment", "Segment", None, 0), ("expected_loss", "Mean loss", AMOUNT, 0),
+        ("es_contribution", f"ES {top:.0%} contribution", AMOUNT, 0)), row + 1)
+    blocks += [block, *table_blocks]
+    formats += [fmt, *table_formats]
+    widths = {1: 14.0, 2: 12.0, 3: 15.0, 4: 15.0, 5: 12.0, 6: 13.0}
+    return _sheet(SHEETS["var"], DASHBOARD_OWNER, title, blocks, formats, column_widths=widths,
+                  page=Page(landscape=False), areas={"summary": summary_area})
+
+
+def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    conc = analysis.concentration
+    n = conc.top_n
+    title = "Concentration of outstanding EAD"
+    blocks, formats = _header(title, [
+        f"HHI = sum of squared shares (1/n for n equal parts, 1 for one); effective n = 1 / HHI; top-{n} share = "
+        f"share of the {n} largest. Today = each cohort's last actual month; trend = actual data by calendar month.",
+    ])
+    row = 4
+    block, fmt = _section(row, "Today")
+    summary_columns = (("by", "By", None, 0), ("n", "Count", "0", 0), ("ead", "EAD", AMOUNT, 0),
+                       ("hhi", "HHI", RATIO, 0), ("effective_n", "Effective n", "0.0", 0),
+                       ("top1_share", "Largest share", PERCENT, 0), ("topn_share", f"Top-{n} share", PERCENT, 0))
+    table_blocks, table_formats, area = frame_table(conc.summary, summary_columns, row + 1)
+    blocks += [block, *table_blocks]
+    formats += [fmt, *table_formats]
+    row = area.last_row + 2
+
+    trend = conc.trend.pivot(index="month", columns="by", values=["hhi", "topn_share", "ead"])
+    months = list(trend.index.astype(str))
+    block, fmt = _section(row, "Trend by calendar month")
+    series = [("HHI by segment", trend[("hhi", "segment")].to_numpy()),
+              ("HHI by cohort", trend[("hhi", "cohort")].to_numpy()),
+              (f"Top-{n} share by segment", trend[("topn_share", "segment")].to_numpy()),
+              (f"Top-{n} share by cohort", trend[("topn_share", "cohort")].to_numpy()),
+              ("Outstanding EAD", trend[("ead", "segment")].to_numpy())]
+    data_blocks, data_formats, keys, areas = _chart_data(row + 1, 1, "Month", months, series)
+    chart = _line_chart("HHI of outstanding EAD", (4, 10), keys, [s[0] for s in series[:2]], areas[:2],
+                        x_title="Month", y_title="HHI", y_format="0.00", width_cm=18.0)
+    if months:
+        data_formats += [Format(Area(keys.first_row, 2, keys.last_row, 3), Style(number_format=RATIO)),
+                         Format(Area(keys.first_row, 4, keys.last_row, 5), Style(number_format=PERCENT)),
+                         Format(Area(keys.first_row, 6, keys.last_row, 6), Style(number_format=AMOUNT))]
+    blocks += [block, *data_blocks]
+    formats += [fmt, *data_formats]
+
+    current = conc.current.sort_values(["by", "rank"], ascending=[False, True], kind="stable")
+    left = 10
+    row = 4 + CHART_ROWS + 1
+    block = cell_block(row, left, "Shares today")
+    formats.append(Format(Area.cell(row, left), SECTION_STYLE))
+    table_blocks, table_formats, _ = frame_table(current, (("by", "By", None, 0), ("name", "Name", None, 0),
+                                                      ("ead", "EAD", AMOUNT, 0), ("share", "Share", PERCENT, 0),
+                                                      ("rank", "Rank", "0", 0)), row + 1, left)
+    blocks += [block, *table_blocks]
+    formats += table_formats
+    widths = {1: 12.0, 2: 10.0, 3: 13.0, 4: 11.0, 5: 11.0, 6: 14.0, 7: 12.0, 10: 9.0, 11: 16.0, 12: 14.0, 13: 9.0}
+    return _sheet(SHEETS["concentration"], DASHBOARD_OWNER, title, blocks, formats, charts=(chart,) if months else (),
+                  column_widths=widths, row_heights={1: 30.0, keys.first_row - 1: HEADER_HEIGHT},
+                  page=Page(landscape=True))
+
+
+CAPITAL_TABLE: tuple[Column, ...] = (
+    ("segment", "Segment", None, 16.0), ("irb_class", "IRB class", None, 10.0), ("pd_12m", "PD 12m", PERCENT, 8.0),
+    ("pd_used", "PD used (floored)", PERCENT, 9.0), ("lgd", "LGD", "0%", 6.0),
+    ("correlation", "Correlation R", RATIO, 11.0), ("performing_ead", "Performing EAD", AMOUNT, 14.0),
+    ("k", "K per unit EAD", PERCENT, 9.0), ("risk_weight", "Risk weight", PERCENT, 9.0),
+    ("rwa", "RWA", AMOUNT, 14.0), ("capital", "Capital (K × EAD)", AMOUNT, 13.0),
+    ("defaulted_ead", "Defaulted EAD", AMOUNT, 13.0), ("outstanding_ead", "Outstanding EAD", AMOUNT, 14.0),
+    ("npl_ratio", "NPL ratio", PERCENT, 8.0), ("writeoff_share", "Write-off share", PERCENT, 9.0),
+)
+
+
+def _live_defaults(config: Config) -> list[str]:
+    return [s for s in config.risk.default_states if s not in config.buckets.absorbing]
+
+
+def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    cap = analysis.capital
+    risk = analysis.config.risk
+    title = "Capital and NPL — INDICATIVE"
+    blocks, formats = _header(title, [
+        "INDICATIVE, not a regulatory calculation: the Basel IRB retail formula applied to the chain's 12-month PD "
+        "with no long-run or downturn calibration, margin of conservatism, defaulted-exposure treatment, CCFs or "
+        "output floor. Use it to compare segments and scenarios, not to report capital.",
+        f"K = LGD × (Φ((Φ⁻¹(PD) + √R Φ⁻¹(0.999)) / √(1 − R)) − PD), risk weight = 12.5 K; "
+        f"R: mortgage 0.15, revolving 0.04, other retail 0.03–0.16 by PD. PD floored at {risk.pd_floor:.2%}. "
+        f"EAD = performing EAD. "
+        f"NPL ratio = defaulted EAD (live default states: {', '.join(_live_defaults(analysis.config))}) / "
+        f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that).",
+    ])
+    formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
+    top = 5
+    table_blocks, table_formats, area = frame_table(cap, CAPITAL_TABLE, top)
+    formats += table_formats + _bold_rows(cap["segment"] == PORTFOLIO, top + 1, 1, len(CAPITAL_TABLE))
+    return _sheet(SHEETS["capital"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
+                  column_widths=widths_of(CAPITAL_TABLE), row_heights={1: 30.0, top: HEADER_HEIGHT},
+                  page=Page(landscape=True), areas={"table": area})
+
+
+STRESS_ROWS: tuple[tuple[str, str, str | None], ...] = (
+    ("description", "Description", None), ("min_z", "Lowest Z", "0.00"), ("adverse_months", "Months with Z < 0", "0"),
+    ("writeoff_12m", "Write-offs, 12 months", AMOUNT), ("writeoff_lifetime", "Write-offs, lifetime", AMOUNT),
+    ("el_12m", "Expected loss, 12 months", AMOUNT), ("el_lifetime", "Expected loss, lifetime", AMOUNT),
+    ("el_lifetime_rate", "Lifetime EL / outstanding EAD", PERCENT),
+    ("el_lifetime_vs_baseline", "Lifetime EL vs baseline", SIGNED_PERCENT), ("rank", "Rank (1 = worst)", "0"),
+)
+
+
+def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
+    stress = analysis.stress
+    names = list(stress.summary["scenario"].astype(str))
+    title = "Stress test"
+    blocks, formats = _header(title, [
+        f"Each scenario is a path of the credit-cycle factor Z over forecast months (sheet 'Scenarios'); every "
+        f"month's transition matrices are shifted by Z (Belkin-Suchower-Forest, rho {analysis.config.risk.rho:g}); "
+        f"Z < 0 is adverse; the baseline (Z = 0) is the report's forecast. DEL: Portfolio, mean of cohorts.",
+    ])
+    top = 4
+    blocks.append(Block(top, 1, text_grid([["Metric", *names]])))
+    formats.append(Format(Area(top, 1, top, 1 + len(names)), HEADER_WRAP_STYLE))
+    summary = stress.summary.set_index("scenario")
+    del_rows = [(c, c, PERCENT) for c in summary.columns if " MOB " in c]
+    rows = [STRESS_ROWS[0], STRESS_ROWS[1], STRESS_ROWS[2], *del_rows, *STRESS_ROWS[3:]]
+    for i, (column, label, number_format) in enumerate(rows, start=top + 1):
+        values = summary[column]
+        blocks.append(cell_block(i, 1, label))
+        if number_format is None:
+            blocks.append(Block(i, 2, text_grid([[str(v) for v in values]])))
+            formats.append(Format(Area(i, 1, i, 1 + len(names)), Style(wrap=True, vertical="top", font=Font(size=9))))
+        else:
+            blocks.append(Block(i, 2, values.to_numpy(dtype=np.float64).reshape(1, -1)))
+            formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(number_format=number_format)))
+    last = top + len(rows)
+    formats += [Format(Area(top + 1, 1, last, 1), Style(font=Font(bold=True))),
+                Format(Area(last, 1, last, 1 + len(names)), TOTAL_STYLE)]
+    table = Area(top, 1, last, 1 + len(names))
+
+    row = last + 2
+    chart_left = 2 + len(names) + 1
+    block, fmt = _section(row + CHART_ROWS + 1, "Chart data: Portfolio DEL30 by MOB (mean of cohorts)")
+    curves = stress.curves[stress.curves["del_type"] == "DEL30"]
+    mobs = sorted(curves["mob"].unique())
+    series = [(name, curves.loc[curves["scenario"] == name, "value"].to_numpy()) for name in names]
+    data_top = row + CHART_ROWS + 2
+    data_blocks, data_formats, keys, areas = _chart_data(data_top, 1, "MOB", [int(m) for m in mobs], series)
+    if len(mobs):
+        data_formats.append(Format(Area(keys.first_row, 2, keys.last_row, 1 + len(names)),
+                                   Style(number_format=PERCENT)))
+    chart = _line_chart("Portfolio DEL30 by scenario (mean of cohorts)", (row, 1), keys, names, areas,
+                        y_title="DEL30", width_cm=22.0)
+    blocks += [block, *data_blocks]
+    formats += [fmt, *data_formats]
+
+    z_top = data_top
+    z_left = chart_left
+    longest = int(stress.z_paths.groupby("scenario")["month"].max().max())
+    z = np.array([[float(spec.z[min(m, len(spec.z) - 1)]) for spec in stress.scenarios] for m in range(longest)])
+    blocks.append(cell_block(z_top - 1, z_left, "Z by forecast month (the last value persists)"))
+    formats.append(Format(Area.cell(z_top - 1, z_left), SECTION_STYLE))
+    z_blocks, z_formats, z_keys, _ = _chart_data(z_top, z_left, "Month", list(range(1, longest + 1)),
+                                                 [(name, z[:, i]) for i, name in enumerate(names)])
+    z_formats.append(Format(Area(z_keys.first_row, z_left + 1, z_keys.last_row, z_left + len(names)),
+                            Style(number_format="0.00")))
+    widths = {1: 28.0} | {c: 17.0 for c in range(2, 2 + len(names))} | {chart_left: 8.0} | \
+        {c: 17.0 for c in range(chart_left + 1, chart_left + 1 + len(names))}
+    return _sheet(SHEETS["stress"], STRESS_OWNER, title, blocks + z_blocks, formats + z_formats, charts=(chart,),
+                  column_widths=widths, row_heights={1: 30.0, top: HEADER_HEIGHT, top + 1: 60.0},
+                  freeze=(top + 1, 2), page=Page(landscape=True), areas={"side_by_side": table})
+
+
+def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
+    """The scenarios in the layout `stress.read_scenarios_sheet` reads: edit, add rows, run the stress again."""
+    title = "Scenarios"
+    blocks, formats = _header(title, [
+        "Z by forecast month (month 1 = the month after each cohort's last actual month); the last value persists. "
+        "Z < 0 is adverse: -1 is a 1-in-6 month, -2 a 1-in-44. Add a row or edit one, save, then run "
+        "pyxl-del stress --scenarios THIS_FILE.xlsx (or the ribbon's Stress test); a row named like a built-in "
+        "scenario replaces it.",
+    ])
+    top = 4
+    longest = max(len(s.z) for s in scenarios)
+    header = [*SHEET_HEADER, *[f"Z month {m}" for m in range(1, longest + 1)]]
+    blocks.append(Block(top, 1, text_grid([header])))
+    formats.append(Format(Area(top, 1, top, len(header)), HEADER_WRAP_STYLE))
+    grid = np.full((len(scenarios), len(header)), None, dtype=object)
+    for i, spec in enumerate(scenarios):
+        grid[i, :2] = [spec.name, spec.description]
+        grid[i, 2:2 + len(spec.z)] = spec.z
+    blocks.append(Block(top + 1, 1, text_grid(grid.tolist())))
+    formats.append(Format(Area(top + 1, 3, top + len(scenarios), len(header)), Style(number_format="0.00")))
+    return _sheet(SHEETS["scenarios"], STRESS_OWNER, title, blocks, formats,
+                  column_widths={1: 20.0, 2: 60.0} | {c: 7.5 for c in range(3, len(header) + 1)},
+                  row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3), page=Page(landscape=True),
+                  areas={"table": Area(top, 1, top + len(scenarios), len(header))})
+
+
+def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
+    """KPIs at a glance, and charts: DEL30 by segment, the scenarios' Portfolio DEL30, the EAD mix over time."""
+    analysis = dashboard.analysis
+    result = analysis.result
+    kpis = dashboard.kpis
+    title = "Risk dashboard"
+    blocks, formats = _header(title, [
+        "At each cohort's last actual month. Capital is INDICATIVE (sheet 'Capital (indicative)'); details on the "
+        "sheets Alerts, Expected loss, Credit VaR, Concentration, Stress test. ROE to lifetime EL of a month's "
+        "bookings: the decision twin of the data under the applied [policy]. Methods: docs/risk.md, "
+        "docs/decisions.md.",
+    ])
+    top = 4
+    blocks.append(Block(top, 1, text_grid([["Indicator", "Value"]])))
+    formats.append(Format(Area(top, 1, top, 2), HEADER_STYLE))
+    for i, (label, value, unit) in enumerate(kpis.itertuples(index=False), start=top + 1):
+        blocks += [cell_block(i, 1, label), Block(i, 2, np.array([[float(value)]]))]
+        formats.append(Format(Area.cell(i, 2), Style(number_format=UNIT_FORMATS[unit], horizontal="right")))
+        if label.startswith(ALERTS_PREFIX) and value > 0:
+            formats.append(Format(Area(i, 1, i, 2), SEVERITY_STYLES[label.removeprefix(ALERTS_PREFIX)]))
+    kpi_area = Area(top, 1, top + len(kpis), 2)
+    heights = {1: 30.0}
+    _, no_roe = dashboard.roe
+    if no_roe is not None:
+        note = f"ROE not shown: the decision twin could not be fitted: {no_roe}"
+        blocks.append(cell_block(kpi_area.last_row + 1, 1, note))
+        formats.append(Format(Area.cell(kpi_area.last_row + 1, 1),
+                              Style(font=Font(size=9, italic=True, color=WARN_COLOR), wrap=True, vertical="top")))
+        heights[kpi_area.last_row + 1] = 12.0 * (1 + len(note) // 50)  # wrapped in column A, about 50 per line
+
+    chart_col = 4
+    data_top = top + 3 * CHART_ROWS + 2
+    mobs = [int(m) for m in result.mobs]
+    segments = list(result.sheet_segments)
+    by_segment = [(s, analysis.portfolio_del_curve(s)) for s in segments]
+    stress = analysis.stress
+    curves = stress.curves[stress.curves["del_type"] == "DEL30"]
+    names = list(stress.summary["scenario"].astype(str))
+    by_scenario = [(n, curves.loc[curves["scenario"] == n, "value"].to_numpy()) for n in names]
+    mix = analysis.concentration.mix
+
+    blocks.append(cell_block(data_top - 1, 1, "Chart data"))
+    formats.append(Format(Area.cell(data_top - 1, 1), SECTION_STYLE))
+    charts = []
+    left = 1
+    for key, keys_values, series, chart_title, options in (
+        ("MOB", mobs, by_segment, "DEL30 by segment (mean of cohorts)", {"y_title": "DEL30"}),
+        ("MOB", mobs, by_scenario, "Portfolio DEL30 by stress scenario", {"y_title": "DEL30"}),
+        ("Month", list(mix.index.astype(str)), [(str(c), mix[c].to_numpy()) for c in mix.columns],
+         "EAD mix: share of outstanding EAD by segment", {"x_title": "Month", "y_title": "Share"}),
+    ):
+        data_blocks, data_formats, keys, areas = _chart_data(data_top, left, key, keys_values, series)
+        if keys_values:
+            data_formats.append(Format(Area(keys.first_row, left + 1, keys.last_row, left + len(series)),
+                                       Style(number_format=PERCENT)))
+        blocks += data_blocks
+        formats += data_formats
+        charts.append(_line_chart(chart_title, (top + len(charts) * CHART_ROWS, chart_col), keys,
+                                  [s[0] for s in series], areas, width_cm=20.0, **options))
+        left += len(series) + 2
+    return _sheet(SHEETS["dashboard"], DASHBOARD_OWNER, title, blocks, formats, charts=tuple(charts),
+                  column_widths={1: 44.0, 2: 16.0, 3: 3.0}, row_heights=heights, show_gridlines=False,
+                  page=Page(landscape=False, print_area=Area(1, 1, data_top - 2, 14)), areas={"kpis": kpi_area})
+
+
+# -------------------------------------------------------------------------------------------- entry points
+
+
+def stress_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
+                  data=None, analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
+    """The ribbon's Stress test: "Stress test" and "Scenarios". ``scenarios`` extend the config's (e.g. read
+    from the workbook's Scenarios sheet with `stress.scenarios_from_rows`); ``data``: see `RiskAnalysis`."""
+    analysis = analysis or RiskAnalysis.of(result, config, scenarios, data=data)
+    return [stress_sheet(analysis), scenarios_sheet(analysis.stress.scenarios)]
+
+
+def dashboard_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
+                     data=None, dashboard: Dashboard | None = None) -> list[SheetLayout]:
+    """The ribbon's Risk dashboard: the dashboard, then Alerts, Expected loss, Credit VaR, Concentration, Capital."""
+    dashboard = dashboard or Dashboard(RiskAnalysis.of(result, config, scenarios, data=data))
+    analysis = dashboard.analysis
+    return [dashboard_sheet(dashboard), alerts_sheet(analysis), el_sheet(analysis), var_sheet(analysis),
+            concentration_sheet(analysis), capital_sheet(analysis)]
+
+
+SHEET_BUILDERS = {"alerts": alerts_sheet, "el": el_sheet, "var": var_sheet, "concentration": concentration_sheet,
+                  "capital": capital_sheet}
+
+
+def risk_tables(analysis: RiskAnalysis, views: Sequence[str], dashboard: Dashboard | None = None
+                ) -> dict[str, pd.DataFrame]:
+    """The tidy tables behind ``views`` (el, var, concentration, capital, alerts, stress, dashboard), by CSV file
+    stem; the dashboard's KPIs come from ``dashboard`` (default: a new one on ``analysis``)."""
+    tables: dict[str, pd.DataFrame] = {}
+    for view in views:
+        if view == "el":
+            tables["expected_loss"] = analysis.el
+        elif view == "var":
+            confidence = analysis.config.risk.confidence
+            tables |= {"var_summary": analysis.var.summary(confidence),
+                       "var_convergence": analysis.var.convergence(confidence),
+                       "var_contributions": analysis.var.contributions(max(confidence))}
+        elif view == "concentration":
+            conc = analysis.concentration
+            tables |= {"concentration_today": conc.current, "concentration_summary": conc.summary,
+                       "concentration_trend": conc.trend, "ead_mix": conc.mix.reset_index()}
+        elif view == "capital":
+            tables["capital_indicative"] = analysis.capital
+        elif view == "alerts":
+            tables["alerts"] = analysis.alerts
+        elif view == "stress":
+            stress = analysis.stress
+            tables |= {"stress_summary": stress.summary, "stress_curves": stress.curves, "stress_el": stress.el,
+                       "stress_z_paths": stress.z_paths}
+        elif view == "dashboard":
+            tables["kpis"] = (dashboard or Dashboard(analysis)).kpis
+    return tables

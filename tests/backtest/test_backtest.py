@@ -1,0 +1,323 @@
+"""Backtesting: the cut, the benchmarks' known answers, the metrics, the statistical claims, the CLI and the sheets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _panels import cfg
+from openpyxl import load_workbook
+
+import pyxl_del
+from pyxl_del.backtest.rolling import (
+    MODELS,
+    BacktestError,
+    Calendar,
+    NothingToCompareError,
+    backtest,
+    carry_forward,
+    chain_ladder,
+    cut_panel,
+    parse_month,
+    summarise,
+)
+from pyxl_del.cli import main
+from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
+from pyxl_del.engine.config import DEL_TYPES
+from pyxl_del.engine.data import PORTFOLIO, aggregate_panel, month_label, validate_panel
+from pyxl_del.sheets.backtest import SHEET_NAMES, backtest_sheets
+
+MAX_MOB = 18
+CONFIG = cfg(forecast={"max_mob": MAX_MOB})
+COHORTS = [month_label([parse_month("2023-01") + i])[0] for i in range(24)]  # 2023-01 .. 2024-12
+AS_OF = COHORTS[-1]
+
+
+def homogeneous_panel(loans: int, seed: int, segments=("A", "B", "C", "D")) -> pd.DataFrame:
+    """Loans following one constant (time-homogeneous) chain: realistic roll rates of MOB step 8 at every step.
+
+    Balances do not amortise, so the DEL ratio is exactly what the EAD-weighted chain forecasts: the Markov model
+    as configured is the true model here, and its error is sampling error only.
+    """
+    chain = realistic_matrices(CONFIG, ["CASH LOAN"], MAX_MOB)[0, 8]
+    return simulate_panel(chain, cohorts=COHORTS, as_of=AS_OF, loans_per_cohort=loans, segments=segments,
+                          seed=seed, config=CONFIG, amortisation=0.0)
+
+
+@pytest.fixture(scope="module")
+def small_panel() -> pd.DataFrame:
+    return homogeneous_panel(120, seed=7, segments=("A", "B"))
+
+
+@pytest.fixture(scope="module")
+def small_result(small_panel):
+    return backtest(small_panel, CONFIG, as_of=["2024-06", "2024-09"], horizon=6)
+
+
+# ------------------------------------------------------------------------------------------------- the cut
+
+
+def test_cut_is_the_panel_known_at_as_of(small_panel):
+    """Masking the validated arrays gives the statistics of a panel filtered to cohort + MOB <= as-of."""
+    as_of = parse_month("2024-06")
+    full = validate_panel(small_panel, CONFIG)
+    cut = aggregate_panel(cut_panel(full, as_of), CONFIG)
+    month = small_panel["DISBURSAL_MONTH"].map(parse_month) + small_panel["MOB"]
+    expected = aggregate_panel(validate_panel(small_panel[month <= as_of], CONFIG), CONFIG)
+    np.testing.assert_array_equal(cut.cohorts, expected.cohorts)
+    for name in ("ead", "n_loans", "trans_count", "trans_ead_from", "trans_ead_to"):
+        np.testing.assert_allclose(getattr(cut, name), getattr(expected, name), err_msg=name)
+    assert cut.n_rows == int((month <= as_of).sum())
+
+
+def test_markov_cells_are_the_report_forecast(small_panel, small_result):
+    """The 'markov' cells at an origin are what `run` forecasts from the panel filtered at that as-of."""
+    month = small_panel["DISBURSAL_MONTH"].map(parse_month) + small_panel["MOB"]
+    for model, config in (("markov", CONFIG), ("markov_uncalibrated", cfg(forecast={"max_mob": MAX_MOB},
+                                                                           calibration={"mode": "none"}))):
+        report = pyxl_del.run(small_panel[month <= parse_month("2024-09")], config)
+        cells = small_result.cells
+        cells = cells[(cells["origin"] == "2024-09") & (cells["model"] == model)]
+        for (segment, del_type), part in cells.groupby(["segment", "del_type"], observed=True):
+            table = report.wide(segment, del_type)
+            expected = table.to_numpy()[table.index.get_indexer(part["cohort"].astype(str)), part["mob"].to_numpy()]
+            np.testing.assert_allclose(part["forecast"].to_numpy(), expected, rtol=1e-12,
+                                       err_msg=f"{model} {segment} {del_type}")
+
+
+def test_cells_are_the_later_observed_cells_within_the_horizon(small_panel, small_result):
+    cells = small_result.cells
+    assert cells["horizon"].between(1, 6).all()
+    cohort = cells["cohort"].astype(str).map(parse_month)
+    origin = cells["origin"].astype(str).map(parse_month)
+    np.testing.assert_array_equal(cells["horizon"], cohort + cells["mob"] - origin)
+    assert cells["mob"].le(MAX_MOB).all()
+    # Each model is scored on the same cells; each origin scores every segment cell observed 1..6 months later
+    # of the cohorts that existed at the as-of (a cohort disbursed later has nothing to forecast from).
+    counts = cells.groupby(["origin", "model"], observed=True).size().unstack()
+    assert (counts.nunique(axis=1) == 1).all()
+    cohort = small_panel["DISBURSAL_MONTH"].map(parse_month)
+    for as_of in ("2024-06", "2024-09"):
+        ahead = cohort + small_panel["MOB"] - parse_month(as_of)
+        existed = cohort <= parse_month(as_of)
+        later = small_panel[ahead.between(1, 6) & existed & (small_panel["MOB"] <= MAX_MOB)]
+        n_cells = later.drop_duplicates(["PRODUCT_TYPE", "DISBURSAL_MONTH", "MOB"]).shape[0]
+        mine = cells[(cells["origin"] == as_of) & (cells["model"] == "markov") & (cells["del_type"] == "DEL30")]
+        assert (mine["segment"] != PORTFOLIO).sum() == n_cells
+    assert (cells["weight"] > 0).all()
+
+
+# ------------------------------------------------------------------------------------------ known answers
+
+
+def test_chain_ladder_known_answer():
+    """Volume-weighted factors; additive steps from a zero base or an undefined factor; flat beyond the data."""
+    nan = np.nan
+    actual = np.array([[
+        [0.0, 0.00, 0.02, 0.030],  # oldest cohort: observed to MOB 3
+        [0.0, 0.00, 0.04, nan],  # observed to MOB 2
+        [0.0, 0.00, nan, nan],  # observed to MOB 1, DEL 0: additive steps
+    ]])
+    ead0 = np.array([[100.0, 300.0, 200.0]])
+    out = chain_ladder(actual, ead0)
+    # Step 1 -> 2: no cohort is delinquent at MOB 1, so the factor is undefined; the increment is the
+    # EAD0-weighted mean change over the cohorts observed at both MOBs: (100 * 0.02 + 300 * 0.04) / 400.
+    inc_12 = (100 * 0.02 + 300 * 0.04) / 400
+    assert out[0, 2, 2] == pytest.approx(inc_12)
+    # Step 2 -> 3: f = (100 * 0.03) / (100 * 0.02) = 1.5, from the oldest cohort only.
+    assert out[0, 1, 3] == pytest.approx(0.04 * 1.5)
+    assert out[0, 2, 3] == pytest.approx(inc_12 * 1.5)
+    np.testing.assert_array_equal(out[~np.isnan(actual)], actual[~np.isnan(actual)])
+    # Beyond the last step any cohort observed, the curve stays flat.
+    longer = np.concatenate([actual, np.full((1, 3, 2), nan)], axis=2)
+    flat = chain_ladder(longer, ead0)
+    np.testing.assert_allclose(flat[0, :, 4:], np.repeat(flat[0, :, 3:4], 2, axis=1))
+
+
+def test_chain_ladder_never_goes_negative():
+    actual = np.array([[[0.0, 0.05, 0.01], [0.0, 0.0, np.nan]]])
+    out = chain_ladder(actual, np.array([[1.0, 1.0]]))
+    # The mean increment 1 -> 2 is -0.04 (only the first cohort observed it); a zero base cannot go below 0.
+    assert out[0, 1, 2] == 0.0
+
+
+def test_carry_forward_known_answer():
+    actual = np.array([[[0.0, 0.01, 0.03, np.nan, np.nan], [0.0, np.nan, np.nan, np.nan, np.nan]]])
+    out = carry_forward(actual)
+    np.testing.assert_array_equal(out[0, 0], [0.0, 0.01, 0.03, 0.03, 0.03])
+    np.testing.assert_array_equal(out[0, 1], [0.0] * 5)
+
+
+def test_summarise_known_answer():
+    cells = pd.DataFrame({
+        "origin": "2024-01", "model": "markov", "segment": "A", "del_type": "DEL30", "horizon": 1,
+        "forecast": [0.02, 0.05, 0.01], "actual": [0.01, 0.10, 0.00], "weight": [1.0, 3.0, 1.0],
+    }, index=[5, 7, 9])  # a filtered selection of cells keeps its index
+    row = summarise(cells).iloc[0]
+    assert row["n_cells"] == 3 and row["n_origins"] == 1
+    assert row["mae"] == pytest.approx((0.01 + 0.05 + 0.01) / 3)
+    assert row["bias"] == pytest.approx((0.01 - 0.05 + 0.01) / 3)
+    assert row["mape"] == pytest.approx((1.0 + 0.5) / 2)  # the cell with actual 0 has no percentage error
+    assert row["mae_ead"] == pytest.approx((0.01 + 3 * 0.05 + 0.01) / 5)
+    assert row["bias_ead"] == pytest.approx((0.01 - 3 * 0.05 + 0.01) / 5)
+    assert row["mape_ead"] == pytest.approx((1.0 + 3 * 0.5) / 4)
+
+
+# ------------------------------------------------------------------------------------ the statistical claims
+
+
+def clustered_mean(values: pd.Series, clusters: pd.DataFrame) -> tuple[float, float]:
+    """Mean over cells and its standard error, cells clustered by cohort and segment.
+
+    The cells of one cohort share its loans (across MOBs and origins), so they are not independent; cohorts of
+    different segments are (each segment's chain is estimated from its own loans).
+    """
+    g = values.groupby([clusters[c] for c in clusters.columns], observed=True).agg(["sum", "count"])
+    k = len(g)
+    mean = g["sum"].sum() / g["count"].sum()
+    residual = (g["sum"] - mean * g["count"]) / g["count"].mean()
+    return mean, float(np.sqrt((residual**2).sum() / (k * (k - 1))))
+
+
+@pytest.fixture(scope="module")
+def growing():
+    """Rolling backtests of the same chain with n and 4n loans per cohort and segment (cells of the segments)."""
+    out = {}
+    for n, seed in ((500, 11), (2000, 12)):
+        result = backtest(homogeneous_panel(n, seed), CONFIG, origins=6, horizon=6)
+        cells = result.cells[result.cells["segment"] != PORTFOLIO].copy()
+        cells["abs_error"] = (cells["forecast"] - cells["actual"]).abs()
+        out[n] = cells
+    return out
+
+
+@pytest.mark.parametrize("del_type", DEL_TYPES)
+def test_markov_beats_chain_ladder_and_last_value_from_3_months_ahead(growing, del_type):
+    """Paired per cell, the Markov MAE is lower by more than two standard errors at horizons >= 3."""
+    keys = ["origin", "segment", "cohort", "mob"]
+    for cells in growing.values():
+        part = cells[(cells["del_type"] == del_type) & (cells["horizon"] >= 3)]
+        wide = part.pivot_table(index=keys, columns="model", values="abs_error", observed=True).reset_index()
+        for other in ("chain_ladder", "carry_forward"):
+            gain, se = clustered_mean(wide[other] - wide["markov"], wide[["segment", "cohort"]])
+            assert gain > 2 * se, f"{del_type}: Markov vs {other}: MAE lower by {gain:.5f} ± {se:.5f}"
+
+
+@pytest.mark.parametrize("del_type", DEL_TYPES)
+def test_markov_error_shrinks_at_the_sampling_rate(growing, del_type):
+    """With 4x the loans the MAE halves (1/sqrt(n)), within three standard errors of the ratio.
+
+    The model is the true one, so the error is sampling error: in the realised DEL of each cohort and in the
+    estimated chain, both O(1/sqrt(n)). The standard error of the ratio comes from the clustered standard
+    errors of the two MAEs (delta method).
+    """
+    maes = []
+    for cells in growing.values():
+        part = cells[(cells["model"] == "markov") & (cells["del_type"] == del_type)]
+        maes.append(clustered_mean(part["abs_error"], part[["segment", "cohort"]]))
+    (m1, s1), (m4, s4) = maes
+    ratio = m4 / m1
+    se = ratio * np.hypot(s1 / m1, s4 / m4)
+    assert m4 < m1
+    assert abs(ratio - 0.5) < 3 * se, f"{del_type}: MAE(4n) / MAE(n) = {ratio:.3f} ± {se:.3f}, expected 0.5"
+
+
+# --------------------------------------------------------------------------------------- origins and errors
+
+
+def test_origins_and_usable_months(small_panel):
+    calendar = Calendar.of(validate_panel(small_panel, CONFIG))
+    assert month_label([calendar.first_origin, calendar.last_origin]) == ["2023-02", "2024-11"]
+    assert month_label(calendar.last(3)) == ["2024-09", "2024-10", "2024-11"]
+    assert len(calendar.last(1000)) == 22  # every usable month when fewer exist
+
+
+def test_as_of_at_the_last_month_compares_nothing(small_panel):
+    with pytest.raises(NothingToCompareError, match="last reporting month .2024-12.: nothing happened after it"):
+        backtest(small_panel, CONFIG, as_of="2024-12")
+
+
+@pytest.mark.parametrize("as_of, message", [
+    ("2022-06", "before the first cohort"),
+    ("2023-01", "only MOB 0 was known"),
+    ("2024-13", "not a month"),
+])
+def test_as_of_outside_the_data_is_an_error(small_panel, as_of, message):
+    with pytest.raises(BacktestError, match=message) as info:
+        backtest(small_panel, CONFIG, as_of=[as_of, "2024-06"])
+    assert not isinstance(info.value, NothingToCompareError)
+
+
+def test_calibration_off_leaves_out_the_duplicate_model(small_panel):
+    result = backtest(small_panel, cfg(forecast={"max_mob": MAX_MOB}, calibration={"mode": "none"}),
+                      as_of="2024-06", horizon=3)
+    assert result.models == ("markov", "chain_ladder", "carry_forward")
+    assert "markov_uncalibrated" in result.notes[0]
+    assert list(result.winners.filter(like="mae_").columns) == [
+        f"mae_{m}" for m in result.models] + [f"mae_ead_{m}" for m in result.models]
+
+
+def test_winners_are_the_lowest_mae(small_result):
+    w = small_result.winners
+    maes = w[[f"mae_{m}" for m in MODELS]].to_numpy()
+    np.testing.assert_array_equal(w["winner"], np.asarray(MODELS)[maes.argmin(axis=1)])
+    ranked = np.sort(maes, axis=1)
+    np.testing.assert_allclose(w["margin"], 1 - ranked[:, 0] / ranked[:, 1])
+    assert set(w["segment"]) == {PORTFOLIO, "A", "B"}
+    assert len(small_result.by_mob) and small_result.by_mob["mob"].between(1, MAX_MOB).all()
+
+
+# ----------------------------------------------------------------------------------------- CLI and sheets
+
+
+@pytest.fixture(scope="module")
+def panel_file(small_panel, tmp_path_factory):
+    path = tmp_path_factory.mktemp("backtest") / "panel.parquet"
+    small_panel.to_parquet(path)
+    return path
+
+
+def test_cli_writes_tables(panel_file, tmp_path, capsys):
+    out = tmp_path / "tables"
+    argv = ["backtest", str(panel_file), "--as-of", "2024-06", "--as-of", "2024-09", "--horizon", "4",
+            "--out", str(out), "-q"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 as-of months (2024-06 .. 2024-09)" in printed and "DEL90" in printed and "*" in printed
+    by_horizon = pd.read_csv(out / "backtest_by_horizon.csv")
+    assert list(by_horizon.columns[:4]) == ["model", "segment", "del_type", "horizon"]
+    assert set(by_horizon["horizon"]) == {1, 2, 3, 4}
+    assert {"backtest_cells.csv", "backtest_by_mob.csv", "backtest_winners.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_cli_workbook_has_the_backtest_sheets_and_charts(panel_file, tmp_path):
+    out = tmp_path / "backtest.xlsx"
+    assert main(["backtest", str(panel_file), "--origins", "3", "--horizon", "3", "--out", str(out), "-q"]) == 0
+    book = load_workbook(out)
+    assert book.sheetnames == list(SHEET_NAMES)
+    summary = book[SHEET_NAMES[0]]
+    assert len(summary._charts) == len(DEL_TYPES)
+    assert summary["A5"].value == "Portfolio DEL30: MAE by months ahead"
+    assert book[SHEET_NAMES[1]].auto_filter.ref.startswith("A4:")
+
+
+def test_cli_last_month_and_early_as_of_exit_2(panel_file, tmp_path, capsys):
+    assert main(["backtest", str(panel_file), "--as-of", "2024-12", "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "nothing happened after it to compare" in capsys.readouterr().err
+    assert main(["backtest", str(panel_file), "--as-of", "2020-01", "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "before the first cohort (2023-01)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_backtest_sheets_layout(small_result):
+    summary, by_horizon, by_mob = backtest_sheets(small_result)
+    assert [s.name for s in (summary, by_horizon, by_mob)] == list(SHEET_NAMES)
+    assert all(len(chart.series) == len(small_result.models) for chart in summary.charts)
+    # The chart of DEL30 plots the MAE column of each model from the Portfolio table above it.
+    chart = summary.charts[0]
+    cats = chart.categories
+    values = {b.row: b for b in summary.blocks if b.col == cats.first_col and b.values.shape[1] == 1}
+    horizons = values[cats.first_row].values[:, 0]
+    np.testing.assert_array_equal(horizons, np.arange(1, small_result.horizon + 1))
+    n_rows = len(small_result.by_horizon)
+    assert by_horizon.areas["table"].shape == (n_rows + 1, 12)

@@ -1,0 +1,206 @@
+"""Decisions: the rules and their reasons, one implementation for frames, models, =DEL_DECIDE and the CLI."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _decision import tiny_scored_panel, tiny_scored_twin
+
+from pyxl_del.cli import main
+from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_OK
+from pyxl_del.decision.decide import (
+    DECISION_COLUMNS,
+    Application,
+    DecisionInputError,
+    decide,
+    engine_for,
+    with_config,
+)
+from pyxl_del.decision.optimise import current_policy
+from pyxl_del.decision.policy import Policy
+from pyxl_del.excel.decide_udf import decide_cells
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return tiny_scored_panel()
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return tiny_scored_twin()
+
+
+@pytest.fixture(scope="module")
+def policy(twin) -> Policy:
+    """Cut-off 600 for CASH LOAN, none for CD, no budget for TW/Moto."""
+    base = current_policy(twin)
+    segments = {name: p.model_dump() for name, p in base.segments.items()}
+    segments["CASH LOAN"] |= {"cutoff": 600.0, "apr": 0.30}
+    segments["TW/Moto"] |= {"budget_share": 0.0}
+    return Policy.model_validate({"segments": segments, "budget": base.budget})
+
+
+def test_rules_and_reasons(twin, policy):
+    d = decide(Application(segment="CASH LOAN", score=598, amount=10_000), policy, twin)
+    assert (d.decision, d.reason_code) == ("DECLINE", "SCORE_BELOW_CUTOFF")
+    assert d.reason == "score 598 below cut-off 600 for CASH LOAN"
+    assert d.offered_apr is None and d.policy_apr == pytest.approx(0.30)
+    assert d.policy_version == policy.version
+
+    ok = decide(Application(segment="CASH LOAN", score=600, amount=10_000), policy, twin)
+    assert (ok.decision, ok.offered_apr) == ("APPROVE", pytest.approx(0.30))
+    assert ok.reason == "score 600 at or above cut-off 600 for CASH LOAN; APR 30.00%"
+
+    nb = decide(Application(segment="TW/Moto", score=700, amount=10_000), policy, twin)
+    assert nb.reason_code == "NO_BUDGET" and "TW/Moto" in nb.reason
+
+    cheap = decide(Application(segment="CD", score=650, amount=5_000, apr=0.06), policy, twin)
+    assert cheap.reason_code == "APR_BELOW_BREAK_EVEN"
+    assert cheap.reason.startswith("requested APR 6.00% below break-even")
+    assert cheap.expected_value < 0
+    wild = decide(Application(segment="CD", score=650, amount=5_000, apr=0.95), policy, twin)
+    assert wild.reason_code == "APR_OUT_OF_RANGE"
+    asked = decide(Application(segment="CD", score=650, amount=5_000, apr=0.40), policy, twin)
+    assert (asked.decision, asked.offered_apr, asked.requested_apr) == ("APPROVE", 0.40, 0.40)
+    assert "no cut-off for CD" in asked.reason
+
+
+def test_figures_come_from_the_score_band(twin, policy):
+    s = twin.segments.index("CASH LOAN")
+    edges = twin.band_edges[s]
+    for b in (0, 4, twin.n_bands - 1):
+        score = float(np.floor((edges[b] + edges[b + 1]) / 2))
+        d = decide(Application(segment="CASH LOAN", score=score, amount=1_000, apr=0.5), policy, twin)
+        assert d.band == b + 1
+        assert d.pd_12m == pytest.approx(twin.pd12[s, b]) and d.pd_lifetime == pytest.approx(twin.pd_life[s, b])
+        assert d.expected_loss == pytest.approx(1_000 * twin.lgd[s] * twin.writeoff[s, b].sum())
+        assert d.expected_value == pytest.approx(1_000 * twin.unit_value(0.5)[s, b])
+    # Scores beyond the twin's edges fall in the outer bands.
+    assert decide(Application(segment="CD", score=-1e9, amount=1, apr=0.5), policy, twin).band == 1
+    assert decide(Application(segment="CD", score=1e9, amount=1, apr=0.5), policy, twin).band == twin.n_bands
+
+
+def test_frame_models_and_singles_agree(twin, policy):
+    rng = np.random.default_rng(3)
+    n = 2_000
+    frame = pd.DataFrame({"application_id": [f"A{i}" for i in range(n)],
+                          "segment": rng.choice(list(twin.segments), n), "score": rng.normal(600, 60, n).round(),
+                          "amount": rng.lognormal(9.5, 0.4, n).round(2),
+                          "apr": np.where(rng.random(n) < 0.3, rng.uniform(0.02, 0.9, n).round(3), np.nan)})
+    out = decide(frame, policy, twin)
+    assert list(out.columns) == list(DECISION_COLUMNS) and len(out) == n
+    assert set(out["reason_code"].unique()) >= {"APPROVED", "SCORE_BELOW_CUTOFF", "NO_BUDGET",
+                                                 "APR_BELOW_BREAK_EVEN", "APR_OUT_OF_RANGE"}
+    records = frame.replace({np.nan: None}).to_dict("records")
+    models = decide(records, policy, twin)
+    for i in rng.choice(n, 50, replace=False):
+        one = decide(Application(**records[i]), policy, twin)
+        assert one == models[i]
+        row = out.iloc[i]
+        assert (row["decision"], row["reason"], row["band"]) == (one.decision, one.reason, one.band)
+        assert row["expected_value"] == pytest.approx(one.expected_value)
+        assert (math.isnan(row["offered_apr"]) and one.offered_apr is None) or row["offered_apr"] == one.offered_apr
+
+
+def test_bad_applications_name_the_rows(twin, policy):
+    frame = pd.DataFrame({"segment": ["CD", "", "CD", "Nope"], "score": [600, 600, "x", 600],
+                          "amount": [100, 100, 100, -5], "apr": [None, 7, None, None]})
+    with pytest.raises(DecisionInputError) as err:
+        decide(frame, policy, twin)
+    text = str(err.value)
+    assert "'segment' is empty in rows 3" in text and "'score' is empty or not a number in rows 4" in text
+    assert "'amount' must be a number > 0 in rows 5" in text and "'apr' must be a fraction" in text
+    with pytest.raises(DecisionInputError, match=r"unknown segment 'Nope' \(known: CASH LOAN, CD, TW/Moto\)"):
+        decide(frame.iloc[[3]].assign(amount=1), policy, twin)
+    with pytest.raises(DecisionInputError, match="missing column 'amount'"):
+        decide(frame.drop(columns="amount"), policy, twin)
+    with pytest.raises(DecisionInputError, match="amount"):
+        decide([{"segment": "CD", "score": 1, "amount": 0}], policy, twin)
+
+
+def test_mapped_column_names_are_accepted(twin, policy, panel):
+    apps = pd.DataFrame({"PRODUCT_TYPE": ["CD"], "SCORE": [650.0], "amount": [1000.0], "APR": [0.4]})
+    assert decide(apps, policy, twin)["offered_apr"].iloc[0] == 0.4
+
+
+def test_single_decision_is_fast(twin, policy):
+    app = Application(segment="CASH LOAN", score=640, amount=10_000)
+    engine_for(policy, twin)
+    started = time.perf_counter()
+    for _ in range(200):
+        decide(app, policy, twin)
+    assert (time.perf_counter() - started) / 200 < 0.005  # 1 ms unloaded (benchmarks/bench_decide.py); CI shares cores
+
+
+def test_new_policy_reuses_the_twin(twin):
+    cfg = twin.config.with_overrides(policy={"budget": 123.0})
+    assert with_config(twin, cfg).transition_matrix is twin.transition_matrix
+    with pytest.raises(ValueError, match="fitted again"):
+        with_config(twin, twin.config.with_overrides(risk={"lgd": 0.5}))
+
+
+# ------------------------------------------------------------------------------------------ =DEL_DECIDE
+
+
+def test_del_decide_udf(panel, tmp_path):
+    from xlsm.xlwings_win import windows_udfs
+
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    with windows_udfs() as runtime:
+        m = runtime.load("udfs.decide_udfs")
+        info = m.DEL_DECIDE.__xlfunc__
+        assert info["volatile"] is False and info["call_in_wizard"] is False and info["category"] == "pyxl_del"
+        row = runtime.call(m.DEL_DECIDE, "CD", 650.0, 5000.0, None, str(data))
+        assert len(row) == 1 and row[0][0] == "APPROVE" and row[0][1] == "APPROVED"
+        table = runtime.call(m.DEL_DECIDE, ["CD", "CASH LOAN"], [650.0, 500.0], [5000.0, 100.0], 0.06, str(data))
+        assert table[0][:3] == ["Decision", "Reason code", "Reason"] and len(table) == 3
+        assert table[1][1] == "APR_BELOW_BREAK_EVEN"
+        bad = runtime.call(m.DEL_DECIDE, "Nope", 650.0, 5000.0, None, str(data))
+        assert bad[0][0].startswith("#pyxl_del: ") and "unknown segment 'Nope'" in bad[0][0]
+        short = runtime.call(m.DEL_DECIDE, ["CD", "CD"], [1.0], [1.0, 2.0], None, str(data))
+        assert "same size" in short[0][0]
+
+
+def test_del_decide_memoises_the_twin(panel, tmp_path, monkeypatch):
+    from pyxl_del.excel import decide_udf as module
+
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    calls = []
+    real = module.fit_twin
+    monkeypatch.setattr(module, "fit_twin", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        assert decide_cells("CD", 650.0, 5000.0, None, str(data), None)[0][0] == "APPROVE"
+    assert len(calls) == 1
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_decide(panel, tmp_path, capsys):
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    apps = tmp_path / "apps.csv"
+    pd.DataFrame({"application_id": ["007", "8"], "segment": ["CD", "CASH LOAN"], "score": [650, 300],
+                  "amount": [5000, 2000]}).to_csv(apps, index=False)
+    out = tmp_path / "decisions.csv"
+    assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "2 applications decided" in printed and f"wrote {out}" in printed
+    written = pd.read_csv(out, dtype={"application_id": str})
+    assert list(written.columns) == list(DECISION_COLUMNS) and written["application_id"].tolist() == ["007", "8"]
+    apps.write_text("segment,score,amount\nCD,abc,1\n")
+    assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "'score' is empty or not a number in rows 2" in capsys.readouterr().err

@@ -1,0 +1,158 @@
+"""Optimisers: cut-off frontier and constraints, pricing under the budget, the mix against brute force."""
+
+import numpy as np
+import pytest
+from _decision import scored_twin, twin_with
+
+from pyxl_del.decision.optimise import (
+    PORTFOLIO,
+    InfeasibleError,
+    MixProblem,
+    current_policy,
+    cutoff_frontier,
+    evaluate,
+    optimise,
+    optimise_mix,
+    roe_kpis,
+)
+from pyxl_del.decision.policy import Policy
+
+
+def test_frontier_trades_approval_for_bad_rate():
+    frontier = cutoff_frontier(scored_twin())
+    for _, part in frontier.groupby("segment"):
+        assert (np.diff(part["approval_rate"]) < 0).all()
+        bad = part["bad_rate"].dropna().to_numpy()
+        assert bad[0] > 2 * bad[-1]  # overall downward; adjacent bands can be noisy
+        assert part["best"].sum() == 1
+        best = part[part["best"]].iloc[0]
+        assert best["value"] == pytest.approx(part.loc[part["feasible"], "value"].max())
+
+
+def test_cutoff_constraints_are_met():
+    twin = twin_with(policy={"min_approval": 0.6, "max_del30_mob12": 0.04})
+    frontier = cutoff_frontier(twin)
+    best = frontier[frontier["best"]]
+    assert (best["approval_rate"] >= 0.6 - 1e-9).all() and (best["bad_rate"] <= 0.04 + 1e-9).all()
+    rec = optimise(twin)
+    impact = rec.recommended_impact.set_index("segment").drop(PORTFOLIO)
+    assert (impact["approval_rate"] >= 0.6 - 1e-9).all() and (impact["del30_mob12"] <= 0.04 + 1e-9).all()
+
+
+def test_conflicting_cutoff_constraints_name_both():
+    twin = twin_with(policy={"min_approval": 0.95, "max_del30_mob12": 0.02})
+    with pytest.raises(InfeasibleError, match="min_approval = 0.95 and max_del30_mob12 = 0.02 conflict") as info:
+        optimise(twin)
+    assert info.value.conflict == ("max_del30_mob12", "min_approval")
+
+
+def test_unreachable_bad_rate_is_named():
+    with pytest.raises(InfeasibleError, match="max_del30_mob12 = 0.0001 cannot be met"):
+        optimise(twin_with(policy={"max_del30_mob12": 0.0001, "min_approval": 0.01}))
+    # without an approval floor, approving no one meets it: the segment gets no new lending
+    rec = optimise(twin_with(policy={"max_del30_mob12": 0.0001}))
+    assert all(p.budget_share == 0 for p in rec.recommended.segments.values())
+    assert any("no new lending" in n for n in rec.notes)
+
+
+def test_recommendation_reports_current_recommended_and_unit_cost():
+    rec = optimise(scored_twin())
+    table = rec.table()
+    assert list(table["segment"]) == ["CASH LOAN", "CD", "TW/Moto", PORTFOLIO]
+    for col in ("cutoff", "apr", "budget_share", "approval_rate", "volume", "del30_mob6", "del30_mob12",
+                "lifetime_el", "var99", "hhi", "roe", "unit_cost", "cost_funding", "cost_loss", "cost_capital",
+                "cost_opex"):
+        assert f"current_{col}" in table and f"recommended_{col}" in table
+    new = rec.recommended_impact.set_index("segment")
+    assert new.loc[PORTFOLIO, "value"] >= rec.current_impact.set_index("segment").loc[PORTFOLIO, "value"]
+    assert rec.recommended.budget == pytest.approx(scored_twin().volume.sum())
+    assert new.loc[PORTFOLIO, "volume"] <= rec.recommended.budget * (1 + 1e-9)
+    assert table["policy_version"].nunique() == 1 and len(rec.recommended.version) == 16
+
+
+def test_policy_version_is_a_stable_hash():
+    pol = current_policy(scored_twin())
+    again = Policy.model_validate_json(pol.model_dump_json())
+    assert again.version == pol.version
+    moved = Policy.from_arrays(*[x for x in (list(pol.segments),)], np.full(3, 500.0),
+                               pol.table()["apr"].to_numpy(), pol.table()["budget_share"].to_numpy(), pol.budget)
+    assert moved.version != pol.version
+
+
+def test_roe_is_net_income_over_capital():
+    frame = evaluate(scored_twin(), current_policy(scored_twin())).set_index("segment")
+    assert frame.loc[PORTFOLIO, "roe"] == pytest.approx(frame.loc[PORTFOLIO, "annual_net_income"]
+                                                        / frame.loc[PORTFOLIO, "capital"])
+    parts = frame.drop(PORTFOLIO)
+    assert frame.loc[PORTFOLIO, "capital"] == pytest.approx(parts["capital"].sum())
+
+
+def _brute_force(problem: MixProblem, step: float = 0.01) -> float:
+    """The best value over every grid point of the share cube that meets every constraint."""
+    axis = np.arange(0, 1 + step / 2, step)
+    w = np.stack(np.meshgrid(*[axis] * len(problem.value), indexing="ij"), axis=-1).reshape(-1, len(problem.value))
+    tol = 1e-9
+    ok = ((w.sum(axis=1) <= 1 + tol) & (w >= problem.min_share - tol).all(axis=1)
+          & (w <= problem.max_share + tol).all(axis=1) & (w <= problem.capacity / problem.budget + tol).all(axis=1)
+          & (problem.budget * w @ problem.el <= problem.max_el + tol)
+          & (problem.budget * w @ problem.var99 <= problem.max_var99 + tol)
+          & ((w * w).sum(axis=1) <= problem.max_hhi + tol))
+    return float((w[ok] @ problem.value).max())
+
+
+MIX = dict(value=np.array([0.06, 0.08, 0.05]), el=np.array([0.05, 0.02, 0.04]), var99=np.array([0.09, 0.04, 0.07]),
+           capacity=np.array([80.0, 40.0, 70.0]), budget=100.0)
+
+
+@pytest.mark.parametrize("limits", [
+    {},
+    {"max_el": 3.5},
+    {"max_var99": 6.0, "min_share": 0.1},
+    {"max_hhi": 0.4, "max_share": 0.6},
+    {"max_hhi": 0.36, "max_el": 3.8, "max_var99": 6.5, "min_share": 0.05},
+])
+def test_mix_matches_brute_force(limits):
+    problem = MixProblem(**MIX, **limits)
+    w = optimise_mix(problem)
+    grid_best = _brute_force(problem)
+    value = problem.value @ w
+    cap = problem.capacity / problem.budget
+    assert w.sum() <= 1 + 1e-7 and (w <= cap + 1e-7).all() and w @ w <= problem.max_hhi + 1e-7
+    assert problem.budget * problem.el @ w <= problem.max_el + 1e-6
+    assert value >= grid_best - 1e-9  # at least as good as every grid point
+    assert value <= grid_best + 0.01 * problem.value.max()  # and no better than one grid step allows
+
+
+def test_infeasible_mix_names_the_conflict():
+    problem = MixProblem(**MIX, min_share=0.3, max_el=3.0)
+    with pytest.raises(InfeasibleError, match="max_el") as info:
+        optimise_mix(problem)
+    assert set(info.value.conflict) == {"shares", "max_el"}
+    problem = MixProblem(**{**MIX, "capacity": np.array([5.0, 5.0, 5.0])}, min_share=0.2)
+    with pytest.raises(InfeasibleError) as info:
+        optimise_mix(problem)
+    assert set(info.value.conflict) == {"shares", "capacity"}
+
+
+def test_price_by_band_prices_each_band():
+    twin = twin_with(policy={"price_by": "band"})
+    rec = optimise(twin)
+    aprs = [p.band_aprs for p in rec.recommended.segments.values()]
+    assert all(a is not None and len(a) == 10 for a in aprs)
+    assert all(a[0] > a[-1] for a in aprs)  # riskier bands pay more
+    flat = optimise(scored_twin()).recommended_impact.set_index("segment").loc[PORTFOLIO, "value"]
+    assert rec.recommended_impact.set_index("segment").loc[PORTFOLIO, "value"] >= flat * 0.99
+
+
+def test_apr_bounds_bind():
+    twin = twin_with(policy={"apr_min": 0.05, "apr_max": 0.2})
+    rec = optimise(twin)
+    assert all(p.apr <= 0.2 + 1e-12 for p in rec.recommended.segments.values())
+
+
+def test_roe_kpis_for_the_dashboard():
+    kpis = roe_kpis(scored_twin())
+    assert list(kpis.columns) == ["kpi", "value", "unit"] and kpis["value"].notna().all()
+    rec = optimise(scored_twin())
+    assert roe_kpis(scored_twin(), rec.recommended).iloc[0]["value"] == pytest.approx(
+        rec.recommended_impact.set_index("segment").loc[PORTFOLIO, "roe"])

@@ -1,0 +1,120 @@
+"""The twin: score bands estimated by the ordinary engine, the illustrative link without a score, unit economics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from _decision import SMALL, linked_twin, scored_panel, scored_twin
+
+import pyxl_del
+from pyxl_del import Config, PanelError
+from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.twin import fit_twin
+
+
+def test_sample_score_drives_the_roll_rates():
+    df = scored_panel()
+    assert {"SCORE", "APR"} <= set(df.columns)
+    m12 = df[df["MOB"] == 12]
+    low = m12["SCORE"] < m12["SCORE"].quantile(0.2)
+    high = m12["SCORE"] > m12["SCORE"].quantile(0.8)
+    bad = m12["STATE_MODEL"].isin(Config().buckets.del30)
+    assert bad[low].mean() > 3 * bad[high].mean()
+    # the score is the loan's: one value per loan
+    assert (df.groupby("AGREEMENT_ID")["SCORE"].nunique() == 1).all()
+
+
+def test_plain_sample_is_unchanged_by_the_option():
+    plain = generate_sample(loans_per_cohort=20, n_cohorts=3)
+    assert list(plain.columns) == ["AGREEMENT_ID", "DISBURSAL_MONTH", "MOB", "PRODUCT_TYPE", "STATE_MODEL",
+                                   "PRINCIPLE_OUTSTANDING"]
+
+
+def test_scored_twin_bands_order_the_risk():
+    twin = scored_twin()
+    assert twin.scored and twin.segments == ("CASH LOAN", "CD", "TW/Moto")
+    assert twin.band_weight.shape == (3, 10) and np.allclose(twin.band_weight.sum(axis=1), 1)
+    assert (np.diff(twin.band_edges, axis=1) > 0).all()
+    # low bands roll to bad faster: the worst band's PD is several times the best's, and the trend falls
+    assert (twin.pd12[:, 0] > 3 * twin.pd12[:, -1]).all()
+    assert (np.polyfit(np.arange(10), np.log(twin.pd12.T), 1)[0] < 0).all()
+    assert (twin.unit_economics()["unit_cost"][:, 0] > twin.unit_economics()["unit_cost"][:, -1]).all()
+
+
+def test_scored_twin_reuses_the_engine_per_band():
+    twin = scored_twin()
+    assert len(twin.result.segments) == 30 and twin.result.segments[0] == "CASH LOAN|000"
+    np.testing.assert_array_equal(twin.transition_matrix[0, 0], twin.result.transition_matrix[0])
+    # the band mixture of DEL30 at MOB 12 is close to the segment's own chain
+    plain = pyxl_del.run(scored_panel(), Config())
+    x = np.zeros(7)
+    x[0] = 1
+    for m in range(12):
+        x = x @ plain.transition_matrix[0, m]
+    seg = x[np.isin(Config().buckets.order, Config().buckets.del30)].sum()
+    assert (twin.band_weight[0] * twin.del30_mob12[0]).sum() == pytest.approx(seg, rel=0.15)
+
+
+def test_unit_paths_are_consistent():
+    twin = scored_twin()
+    assert np.allclose(twin.distribution.sum(axis=-1), 1)
+    assert (twin.ead[..., 0] == 1).all() and (np.diff(twin.ead, axis=-1) <= 1e-12).all()
+    assert (twin.performing <= twin.ead + 1e-12).all()
+    assert (twin.writeoff >= 0).all() and (twin.writeoff.sum(axis=-1) < 1).all()
+    assert ((twin.pd12 <= twin.pd_life + 1e-12) & (twin.pd12 > 0)).all()
+    u = twin.unit_economics()
+    parts = u["cost_funding"] + u["cost_opex"] + u["cost_loss"] + u["cost_capital"]
+    np.testing.assert_allclose(parts, u["unit_cost"], rtol=1e-12)
+    np.testing.assert_allclose(twin.unit_value(u["unit_cost"]), 0, atol=1e-12)
+
+
+def test_ratio_capital_and_irb_capital():
+    ratio = fit_twin(scored_panel(), Config().with_overrides(economics={"capital": "ratio", "capital_ratio": 0.12}))
+    assert (ratio.capital == 0.12).all()
+    irb = scored_twin().capital
+    assert (irb > 0).all() and (irb[:, 0] > irb[:, -1]).all()
+
+
+def test_no_score_uses_the_illustrative_link():
+    twin = linked_twin()
+    assert not twin.scored
+    assert np.allclose(twin.band_weight, 0.1)
+    assert (np.diff(twin.pd12, axis=1) < 0).all()
+    plain = pyxl_del.run(generate_sample(**SMALL), Config())
+    from_result = fit_twin(plain)
+    np.testing.assert_allclose(from_result.pd12, twin.pd12)
+    assert (from_result.current_apr == Config().economics.default_apr).all()
+
+
+def test_missing_score_values_are_an_error_naming_rows():
+    df = scored_panel().head(3000).copy()
+    df.loc[[5, 17], "SCORE"] = np.nan
+    with pytest.raises(PanelError, match=r"SCORE.*\[columns\] score.*rows 7, 19"):
+        fit_twin(df, Config())
+
+
+def test_percent_apr_is_an_error():
+    df = scored_panel().head(3000).copy()
+    df["APR"] *= 100
+    with pytest.raises(PanelError, match="percent"):
+        fit_twin(df, Config())
+
+
+def test_reads_optional_columns_from_files(tmp_path):
+    df = scored_panel()
+    for name in ("p.parquet", "p.csv"):
+        df.to_parquet(tmp_path / name) if name.endswith("parquet") else df.to_csv(tmp_path / name, index=False)
+        twin = fit_twin(tmp_path / name, Config())
+        assert twin.scored
+        np.testing.assert_allclose(twin.pd12, scored_twin().pd12)
+
+
+def test_score_column_absent_from_data_is_not_required():
+    df = scored_panel().drop(columns=["SCORE", "APR"])
+    assert isinstance(pyxl_del.run(df, Config()), pyxl_del.DelResult)
+    assert not fit_twin(df, Config()).scored
+
+
+def test_frame_has_a_row_per_band():
+    frame = scored_twin().frame()
+    assert len(frame) == 30 and isinstance(frame, pd.DataFrame)
+    assert frame["weight"].groupby(frame["segment"]).sum().round(12).eq(1).all()

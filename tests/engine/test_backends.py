@@ -1,0 +1,260 @@
+"""Aggregation backends: DuckDB (and the shared SQL) against the pandas path — same statistics, same findings."""
+
+import os
+import time
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from _backend_panels import (
+    assert_same_results,
+    assert_same_stats,
+    awkward_panel,
+    finding_kinds,
+)
+from _panels import CHAIN, cfg, frame, loan, simulate
+
+import pyxl_del
+from pyxl_del import PanelError
+from pyxl_del.cli import main
+from pyxl_del.datasets.sample import write_panel
+from pyxl_del.engine import panel_sql
+from pyxl_del.engine.backends import (
+    _watch,
+    aggregate,
+    choose_backend,
+    fingerprint,
+    source_name,
+)
+from pyxl_del.engine.data import _parse_cohorts
+
+CONFIG = cfg(transitions={"min_count": 1})
+GOOD = (loan("L1", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90), ("DPD1+", 80)])
+        + loan("L2", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90), ("CURRENT", 80)]))
+
+
+@pytest.fixture(scope="module")
+def awkward():
+    return awkward_panel()
+
+
+def test_choose_backend():
+    assert choose_backend(frame(GOOD)) == "pandas"
+    assert choose_backend("panel.xlsx") == "pandas"
+    assert choose_backend("panel.parquet") == choose_backend("parts/*.parquet") == choose_backend("p.csv") == "duckdb"
+    with pytest.raises(ValueError, match="unknown backend"):
+        aggregate(frame(GOOD), CONFIG, "polars")
+
+
+def test_awkward_panel_same_on_duckdb(awkward, tmp_path):
+    df, config = awkward
+    expected = aggregate(df, config, "pandas")
+    assert any("gaps" in w for w in expected.warnings) and any("no MOB 0" in w for w in expected.warnings)
+    assert any("beyond [forecast] max_mob" in w for w in expected.warnings)
+    df.to_parquet(tmp_path / "panel.parquet")
+    df.to_csv(tmp_path / "panel.csv", index=False, encoding="utf-8-sig")  # with a BOM, as Excel writes it
+    for source in (df, tmp_path / "panel.parquet", tmp_path / "panel.csv"):
+        assert_same_results(expected, aggregate(source, config, "duckdb"), config)
+
+
+def test_sample_panel_same_on_duckdb(tmp_path):
+    df = simulate(CHAIN, segments=("CASH LOAN", "CD"), cohorts=8, loans=400, max_mob=8, seed=3)
+    config = cfg(forecast={"max_mob": 8})
+    write_panel(df, tmp_path / "parts", parts=4)
+    assert_same_results(aggregate(df, config, "pandas"), aggregate(tmp_path / "parts", config), config)
+
+
+@pytest.mark.parametrize("cohorts", [
+    pd.to_datetime(["2024-01-15"] * 6),
+    pd.PeriodIndex(["2024-01"] * 6, freq="M"),
+    ["2024-01-15 10:30:00"] * 6,
+    ["2024/1"] * 6,
+    [202401] * 6,
+    [202401.0] * 6,
+])
+def test_cohort_types_same_on_duckdb(cohorts, tmp_path):
+    df = frame(GOOD)
+    df["DISBURSAL_MONTH"] = pd.Series(cohorts, index=df.index)
+    expected = aggregate(df, CONFIG, "pandas")
+    assert list(expected.cohorts) == [2024 * 12]
+    assert_same_stats(expected, aggregate(df, CONFIG, "duckdb"))
+    if not isinstance(df["DISBURSAL_MONTH"].dtype, pd.PeriodDtype):
+        df.to_parquet(tmp_path / "p.parquet")
+        assert_same_stats(expected, aggregate(tmp_path / "p.parquet", CONFIG, "duckdb"))
+
+
+TEXT_COHORTS = ["2023-01", "2023-1", "2023-01-15", "2023-1-5", "2023-01-15 10:30:00", "2023-01-15T10:30", "2023/01",
+                "2023/01/15", "2023", " 2023-01 ", "20230115", "2024-02-29", "2023-01-15 10:30:00.123",
+                "2023-01-15 10:30:00Z", "2023-01-15T10:30:00+0700", "2023-1-5 1:02", "0999-01", "9999-12",
+                # not months, for both
+                "2023-02-30", "2023-02-29", "202301", "2023-13", "2023-00", "2023-01-00", "2023-01-32", "2023-W01",
+                "2023-01-15Z", "2023-01-15 25:00", "2023-01-15 10:30:61", "", "abc"]
+NUMBER_COHORTS = [202301, 202301.0, 12301, 999912, 101, 202313, 202301.5, 1000001, -202301]
+
+
+@pytest.mark.parametrize("values, dtype, kind", [(TEXT_COHORTS, "string", "text"),
+                                                 (NUMBER_COHORTS, "float64", "number")])
+def test_sql_cohort_parser_matches_pandas(values, dtype, kind):
+    con = duckdb.connect()
+    con.register("v", pd.DataFrame({"c": pd.Series(values, dtype=dtype)}))
+    parsed = dict(con.execute(panel_sql.cohort_months_query(panel_sql.DUCKDB, "v", '"c"', kind)).fetchall())
+    for value in values:
+        problems = []
+        expected = _parse_cohorts(pd.Series([value], dtype=dtype), "c", problems)[0]
+        assert parsed[value] == (None if problems else expected), value
+
+
+def test_free_form_text_cohorts_are_iso_only_in_sql():
+    df = frame(GOOD)
+    df["DISBURSAL_MONTH"] = "Jan 2024"
+    assert aggregate(df, CONFIG, "pandas").n_rows == 6
+    with pytest.raises(PanelError, match="not a month"):
+        aggregate(df, CONFIG, "duckdb")
+
+
+def _broken(case: str) -> pd.DataFrame:
+    df = frame(GOOD).astype(object)
+    if case == "empty":
+        return df.iloc[:0]
+    if case == "missing column":
+        return df.drop(columns="PRINCIPLE_OUTSTANDING")
+    for column, row, value in BAD_INPUTS[case]:
+        df.loc[row if row is not None else df.index, column] = value
+    return df
+
+
+BAD_INPUTS = {  # (column, row or None for every row, value)
+    "empty": [],
+    "missing column": [],
+    "unknown state": [("STATE_MODEL", 1, "DPD 30")],
+    "negative ead": [("PRINCIPLE_OUTSTANDING", 2, -5)],
+    "text ead": [("PRINCIPLE_OUTSTANDING", 2, "abc")],
+    "empty ead": [("PRINCIPLE_OUTSTANDING", 2, None)],
+    "fractional mob": [("MOB", 0, 1.5)],
+    "negative mob": [("MOB", 0, -1)],
+    "bad cohort": [("DISBURSAL_MONTH", 3, "not a month")],
+    "empty loan": [("AGREEMENT_ID", 4, None)],
+    "empty segment": [("PRODUCT_TYPE", 4, None)],
+    "reserved segment": [("PRODUCT_TYPE", None, "Portfolio")],
+    "duplicate": [("MOB", 2, 1)],
+    "changes cohort": [("DISBURSAL_MONTH", 2, "2024-02")],
+    "changes segment": [("PRODUCT_TYPE", 2, "B")],
+    "several at once": [("STATE_MODEL", 0, "??"), ("PRINCIPLE_OUTSTANDING", 1, -1)],
+}
+
+
+def _errors(source, backend) -> PanelError:
+    with pytest.raises(PanelError) as info:
+        aggregate(source, CONFIG, backend)
+    return info.value
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_the_same_findings(case, tmp_path):
+    df = _broken(case)
+    expected = _errors(df, "pandas")
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    for source in (df, path):
+        got = _errors(source, "duckdb")
+        assert len(got.problems) == len(expected.problems)
+        assert finding_kinds(str(got)) == finding_kinds(str(expected)), (str(got), str(expected))
+
+
+def test_sql_findings_name_rows_by_loan_and_mob(tmp_path):
+    df = _broken("negative ead")
+    df.to_parquet(tmp_path / "bad.parquet")
+    message = str(_errors(tmp_path / "bad.parquet", "duckdb"))
+    assert "bad.parquet" in message and "[columns] ead" in message and "1 row (loan 'L1' MOB 2)" in message
+    with pytest.raises(PanelError) as info:
+        aggregate(tmp_path / "bad.parquet", CONFIG, "duckdb", examples=0)
+    assert info.value.problems[0].endswith("is negative in 1 row")
+
+
+def test_many_bad_rows_are_counted_and_a_few_quoted(tmp_path):
+    df = simulate(CHAIN, cohorts=3, loans=40, max_mob=2)
+    df.loc[::2, "PRINCIPLE_OUTSTANDING"] = -1.0
+    message = str(_errors(df, "duckdb"))
+    assert f"negative in {len(df[::2])} rows (e.g. loan " in message and message.count("MOB") == 10
+
+
+def test_gap_warning_names_the_loans():
+    df = frame(GOOD + loan("L3", "2024-01", "A", [("CURRENT", 100)]) + [("L3", "2024-01", 2, "A", "DPD60+", 100.0)])
+    stats = aggregate(df, CONFIG, "duckdb")
+    assert stats.warnings == aggregate(df, CONFIG, "pandas").warnings
+    assert "1 gaps" in stats.warnings[0] and "'L3'" in stats.warnings[0]
+    assert stats.trans_count[0, :, 0, 3].sum() == 0  # no CURRENT -> DPD60+ pair across the gap
+
+
+def test_bucket_labels_are_escaped():
+    order = ["Trong hạn", "it's late", "back\\slash", "DPD60+", "DPD90+", "WRITEOFF", "PREPAY"]
+    config = cfg(buckets={"order": order, "del30": order[2:6], "del60": order[3:6], "del90": order[4:6]},
+                 transitions={"min_count": 1})
+    df = frame(loan("L1", "2024-01", "A", [("Trong hạn", 10), ("it's late", 9), ("back\\slash", 8), ("DPD60+", 7)]))
+    assert_same_stats(aggregate(df, config, "pandas"), aggregate(df, config, "duckdb"))
+
+
+def test_globs_and_folders(tmp_path):
+    df = simulate(CHAIN, segments=("A", "B"), cohorts=4, loans=50, max_mob=3)
+    expected = aggregate(df, CONFIG, "pandas")
+    write_panel(df, tmp_path / "parts", parts=3)
+    sub = tmp_path / "csv"
+    sub.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 2)):
+        piece = df.iloc[part]
+        (piece if i == 0 else piece[piece.columns[::-1]]).to_csv(sub / f"p{i}.csv", index=False)  # columns by name
+    for source in (tmp_path / "parts", str(tmp_path / "parts" / "*.parquet"), str(tmp_path / "**" / "*.parquet"),
+                   sub, str(sub / "p*.csv")):
+        assert_same_stats(expected, aggregate(source, CONFIG))
+    with pytest.raises(PanelError, match="no files match"):
+        aggregate(str(tmp_path / "nothing" / "*.parquet"), CONFIG)
+    with pytest.raises(PanelError, match="one file"):
+        aggregate(tmp_path / "parts", CONFIG, "pandas")
+
+
+def test_run_info_for_globs(tmp_path):
+    df = simulate(CHAIN, cohorts=3, loans=30, max_mob=2)
+    paths = write_panel(df, tmp_path / "parts", parts=2)
+    pattern = str(tmp_path / "parts" / "*.parquet")
+    result = pyxl_del.run(pattern, CONFIG)
+    assert result.run_info["input"] == pattern and result.run_info["backend"] == "duckdb"
+    assert result.run_info["rows"] == len(df) and len(result.run_info["fingerprint"]) == 16
+    assert fingerprint(pattern, CONFIG) == result.run_info["fingerprint"]
+    assert fingerprint(tmp_path / "parts", CONFIG) == result.run_info["fingerprint"]  # same files, same names
+    os.utime(paths[1], ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert fingerprint(pattern, CONFIG) != result.run_info["fingerprint"]
+    assert source_name(paths[0]) == paths[0].name
+    single = pyxl_del.run(paths[0], CONFIG)
+    assert single.run_info["fingerprint"] == pyxl_del.run(paths[0], CONFIG, backend="pandas").run_info["fingerprint"]
+
+
+def test_progress_reports_steps_and_percentages():
+    class SlowEngine:
+        def query(self, sql):
+            time.sleep(1.3)
+            return sql
+
+        def progress(self):
+            return 40.0
+
+        def cancel(self):
+            raise AssertionError("not cancelled")
+
+    seen = []
+    assert _watch(SlowEngine(), "done", seen.append) == "done"
+    assert seen == ["aggregate 40%"]
+    steps = []
+    pyxl_del.run(frame(GOOD), CONFIG, backend="duckdb", progress=steps.append)
+    assert steps[:3] == ["read", "validate", "aggregate"]
+
+
+def test_cli_backend_flag(tmp_path, capsys):
+    df = simulate(CHAIN, segments=("CASH LOAN", "Vay tiêu dùng"), cohorts=4, loans=60, max_mob=3)
+    write_panel(df, tmp_path / "parts", parts=2)
+    for backend in ("duckdb", "pandas"):
+        data = tmp_path / "parts" / ("*.parquet" if backend == "duckdb" else "part-00000.parquet")
+        assert main(["report", str(data), "--backend", backend, "--out", str(tmp_path / backend), "-q"]) == 0
+        printed = capsys.readouterr().out
+        assert "rows/s" in printed and backend in printed
+    assert main(["report", str(tmp_path / "parts"), "--backend", "pandas", "--out", str(tmp_path / "x"), "-q"]) == 2

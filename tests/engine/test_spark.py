@@ -1,0 +1,100 @@
+"""The Spark backend on a real local session (local[2]): same statistics and findings as pandas and DuckDB.
+
+Skipped only when pyspark or a Java runtime is missing; .ci/test.sh installs both. One session serves the whole
+test session (a JVM start is the slow part), so these tests run a handful of small queries.
+"""
+
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+from _backend_panels import (
+    assert_same_results,
+    assert_same_stats,
+    awkward_panel,
+    finding_kinds,
+)
+from _panels import CHAIN, cfg, frame, loan, simulate
+
+from pyxl_del import PanelError
+from pyxl_del.cli import main
+from pyxl_del.datasets.sample import write_panel
+from pyxl_del.engine import panel_sql
+from pyxl_del.engine.backends import aggregate, spark_session
+from pyxl_del.engine.data import _parse_cohorts
+
+pytest.importorskip("pyspark")
+pytestmark = [pytest.mark.spark,
+              pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")]
+
+CONFIG = cfg(transitions={"min_count": 1})
+
+
+# Test data is tiny: compiling generated code and the JIT's optimising tier cost more than they save.
+FAST_START = {"spark.sql.codegen.wholeStage": "false",
+              "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = spark_session("local[2]", FAST_START)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def test_awkward_panel_same_on_spark(spark, tmp_path):
+    df, config = awkward_panel()
+    expected = aggregate(df, config, "pandas")
+    df.to_parquet(tmp_path / "panel.parquet")
+    for source in (df, tmp_path / "panel.parquet"):
+        actual = aggregate(source, config, "spark", spark=spark)
+        assert_same_results(expected, actual, config)
+        assert_same_stats(aggregate(source, config, "duckdb"), actual)
+
+
+def test_parts_csv_and_spark_frames(spark, tmp_path):
+    df = simulate(CHAIN, segments=("CASH LOAN", "Vay tiêu dùng"), cohorts=5, loans=80, max_mob=4, seed=5)
+    expected = aggregate(df, CONFIG, "pandas")
+    write_panel(df, tmp_path / "parts", parts=3)
+    df.to_csv(tmp_path / "panel.csv", index=False, encoding="utf-8-sig")
+    assert_same_stats(expected, aggregate(str(tmp_path / "parts" / "*.parquet"), CONFIG, "spark", spark=spark))
+    assert_same_stats(expected, aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark))
+    # A cluster user's own DataFrame: chosen automatically.
+    assert_same_stats(expected, aggregate(spark.read.parquet(str(tmp_path / "parts")), CONFIG, spark=spark))
+
+
+def test_bad_input_same_findings_on_spark(spark, tmp_path):
+    df = frame(loan("L1", "2024-01", "A", [("CURRENT", 100), ("LATE", -5), ("DPD1+", 80)])
+               + loan("L2", "2024-01", "A", [("CURRENT", 100)]) + [("L2", "2024-01", 0, "A", "CURRENT", 1.0)])
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(PanelError) as pandas_error:
+        aggregate(df, CONFIG, "pandas")
+    with pytest.raises(PanelError) as spark_error:
+        aggregate(tmp_path / "bad.csv", CONFIG, "spark", spark=spark)
+    assert finding_kinds(str(spark_error.value)) == finding_kinds(str(pandas_error.value))
+    assert "loan 'L1' MOB 1" in str(spark_error.value)
+
+
+def test_cohort_parser_on_spark(spark):
+    values = ["2023-01", "2023-1-5", "2023/01/15", "2023-01-15T10:30:00+0700", "20230115", "2023",
+              "2023-02-30", "202301", "2023-13", "2023-01-15 25:00", "abc"]
+    spark.createDataFrame([(v,) for v in values], "c string").createOrReplaceTempView("cohort_values")
+    query = panel_sql.cohort_months_query(panel_sql.SPARK, "cohort_values", "`c`", "text")
+    parsed = {row["raw"]: row["month"] for row in spark.sql(query).collect()}
+    con = duckdb.connect()
+    con.register("v", pd.DataFrame({"c": values}))
+    assert parsed == dict(con.execute(panel_sql.cohort_months_query(panel_sql.DUCKDB, "v", '"c"', "text")).fetchall())
+    for value in values:
+        problems = []
+        expected = _parse_cohorts(pd.Series([value], dtype="string"), "c", problems)[0]
+        assert parsed[value] == (None if problems else expected), value
+
+
+def test_cli_spark_master(spark, tmp_path, capsys):
+    df = simulate(CHAIN, cohorts=3, loans=40, max_mob=2)
+    write_panel(df, tmp_path / "parts", parts=2)
+    assert main(["report", str(tmp_path / "parts"), "--spark-master", "local[2]", "--out", str(tmp_path / "o"),
+                 "-q"]) == 0
+    assert "spark" in capsys.readouterr().out

@@ -103,3 +103,14 @@ def test_the_command_line_starts_without_pandas():
     done = _run([sys.executable, "-c", probe], ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_importing_pyxl_del_leaves_gymnasium_alone_until_it_is_used():
+    """The environment is registered when gymnasium loads, before or after pyxl_del, not by importing it."""
+    probe = ("import sys, pyxl_del; assert 'gymnasium' not in sys.modules; import gymnasium; "
+             "print('pyxl_del/Lending-v0' in gymnasium.registry)")
+    first = "import gymnasium, pyxl_del; print('pyxl_del/Lending-v0' in gymnasium.registry)"
+    for code in (probe, first):
+        done = _run([sys.executable, "-c", code], ROOT)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "True"

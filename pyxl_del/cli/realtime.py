@@ -50,9 +50,9 @@ def _policy(spec: str, twin):
 def cmd_decide(args: argparse.Namespace) -> int:
     from pyxl_del.decision.decide import decide, read_applications, write_decisions
 
+    applications = read_applications(args.applications)  # a bad file fails before the twin is fitted
     twin = _twin(args)
     policy = _policy(args.policy, twin)
-    applications = read_applications(args.applications)
     started = time.perf_counter()
     decisions = decide(applications, policy, twin)
     elapsed = time.perf_counter() - started

@@ -45,19 +45,24 @@ def _print_table(frame, amounts=(), pcts=(), **formatters: Callable) -> None:
 def _analysis(args: argparse.Namespace):
     from pyxl_del.engine.config import load_config
     from pyxl_del.engine.pipeline import run
-    from pyxl_del.risk.analysis import RiskAnalysis
-    from pyxl_del.risk.stress import read_scenarios_sheet
 
     cfg = load_config(args.config)
     overrides = {key: getattr(args, key) for key in ("n_paths", "seed", "horizon")
                  if getattr(args, key, None) is not None}
     if overrides:
         cfg = cfg.with_overrides(risk=overrides)
-    scenarios = read_scenarios_sheet(args.scenarios) if getattr(args, "scenarios", None) else ()
+    scenarios = ()
+    if getattr(args, "scenarios", None):
+        from pyxl_del.risk.stress import read_scenarios_sheet
+
+        scenarios = read_scenarios_sheet(args.scenarios)
     data = args.data or default_data()
+    result = run(data, cfg, sheet=args.sheet)
+    from pyxl_del.risk.analysis import RiskAnalysis  # after the data: a bad file is reported without loading scipy
+
     # The decision twin reads one file (for its score and APR columns); parts (a glob, a folder) leave it the result.
     twin_data = data if Path(data).is_file() else None
-    return RiskAnalysis.of(run(data, cfg, sheet=args.sheet), cfg, scenarios, data=twin_data, sheet=args.sheet)
+    return RiskAnalysis.of(result, cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
 def _write(analysis, view: str, out: str | None, dashboard=None) -> None:

@@ -7,7 +7,7 @@ so a formula exists once. docs/decisions.md derives them.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 LN2 = np.log(2.0)
 
@@ -40,6 +40,8 @@ def optimal_apr_numeric(unit_cost: float, midpoint: float, steepness: float, apr
                         max_take_up: float = 1.0) -> float:
     """The same optimum by bounded Brent search on the profit per applicant (a check on the closed form, and the
     general path for non-linear unit values)."""
+    from scipy import optimize  # 0.2 s to import: only when used
+
     res = optimize.minimize_scalar(
         lambda p: -take_up(p, max_take_up, midpoint, steepness) * (p - unit_cost),
         bounds=(apr_min, apr_max), method="bounded", options={"xatol": 1e-12, "maxiter": 500})
@@ -61,6 +63,8 @@ def linked_band_pd(mean_pd, score_offsets, pdo: float, weights=None) -> np.ndarr
     the intercept a is solved per row so the mixture keeps the segment's PD. mean_pd: (S,); score_offsets:
     (B,) band scores minus the scale's mean; returns (S, B).
     """
+    from scipy import optimize  # 0.2 s to import: only when used
+
     mean_pd = np.clip(np.asarray(mean_pd, dtype=np.float64), 1e-9, 1 - 1e-9)
     slope = -LN2 * np.asarray(score_offsets, dtype=np.float64) / pdo
     w = np.full(slope.shape, 1.0 / slope.size) if weights is None else np.asarray(weights, dtype=np.float64)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from pyxl_del.decision.economics import optimal_apr, optimal_apr_numeric, take_up
 from pyxl_del.decision.policy import Policy, policy_from_settings
@@ -333,6 +332,8 @@ class MixProblem:
 
     def feasible(self, groups) -> np.ndarray | None:
         """A feasible point of the named groups (the least concentrated one when HHI is among them), or None."""
+        from scipy import optimize  # 0.2 s to import: only when a mix is optimised
+
         rows, rhs, bounds = self.linear(groups)
         if any(lo > hi + FEASIBILITY_TOLERANCE for lo, hi in bounds):
             return None
@@ -370,6 +371,8 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
                 conflict = trial
         names = "; ".join(MIX_GROUPS[c] for c in conflict)
         raise InfeasibleError(f"infeasible budget mix: these constraints conflict: {names}", tuple(conflict))
+    from scipy import optimize
+
     rows, rhs, bounds = problem.linear(groups)
     objective = -problem.value * problem.budget
     lp = optimize.linprog(objective, A_ub=np.array(rows), b_ub=rhs, bounds=bounds, method="highs")

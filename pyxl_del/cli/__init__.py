@@ -43,4 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # a bug: a sentence for the person at the terminal, the traceback for a report with -v
+        if args.verbose:
+            raise
+        from pyxl_del.engine.errors import shorten
+
+        print(f"error: internal error ({type(exc).__name__}: {shorten(exc)}); this is a bug in pyxl_del, not in your "
+              f"input: run the command again with -v to see the details for a bug report", file=sys.stderr)
+        return EXIT_ERROR
 

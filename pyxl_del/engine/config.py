@@ -7,6 +7,8 @@ CALIBRATION_MODE are kept as aliases so they stay findable.
 
 from __future__ import annotations
 
+import datetime
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from pyxl_del.engine.errors import InputError
+from pyxl_del.engine.errors import InputError, read_text, reading, shorten
 
 LOGICAL_COLUMNS = ("loan_id", "cohort", "mob", "segment", "state", "ead")
 # Read only by the decision engine, and only when configured and present in the data.
@@ -49,7 +51,9 @@ class ConfigError(InputError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN and no infinity unless a field says so (a bound that may be absent): a NaN rate or cut-off would
+    # compare False everywhere and decide nothing, silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Columns(_Section):
@@ -231,6 +235,16 @@ class SegmentPolicy(_Section):
         return self
 
 
+class LogHead(_Section):
+    """The decision log's newest entry as `pyxl-del apply` wrote it (pyxl_del.decision.audit): an edit of the log
+    alone cannot follow it here, so `audit verify` sees a truncated, rewritten or extended log."""
+
+    entries: int = Field(ge=1)  # how many entries the log had after this apply
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of the newest entry's line
+    log: str = Field(min_length=1)  # the log file, relative to this config file's folder
+    hmac: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # keyed with $PYXL_DEL_AUDIT_KEY when it is set; "" = none
+
+
 class PolicySettings(_Section):
     """The applied credit policy and the constraints the optimiser respects."""
 
@@ -240,12 +254,13 @@ class PolicySettings(_Section):
     price_by: Literal["segment", "band"] = "segment"
     min_approval: float = Field(0.0, ge=0, le=1)
     max_del30_mob12: float = Field(1.0, gt=0, le=1)
-    max_el: float = Field(float("inf"), gt=0)  # lifetime expected loss of one month's new lending
-    max_var99: float = Field(float("inf"), gt=0)  # 99% one-year loss quantile of one month's new lending
+    max_el: float = Field(float("inf"), gt=0, allow_inf_nan=True)  # lifetime expected loss of one month's new lending
+    max_var99: float = Field(float("inf"), gt=0, allow_inf_nan=True)  # 99% one-year loss quantile of a month's lending
     max_hhi: float = Field(1.0, gt=0, le=1)
     min_share: float = Field(0.0, ge=0, le=1)
     max_share: float = Field(1.0, gt=0, le=1)
     segments: dict[str, SegmentPolicy] = {}  # empty: the data's current practice
+    log_head: LogHead | None = None  # written by `pyxl-del apply`; not part of the policy
 
     @model_validator(mode="after")
     def _bounds(self) -> PolicySettings:
@@ -299,7 +314,9 @@ class ScenarioSpec(_Section):
     @field_validator("z", mode="before")
     @classmethod
     def _scalar_is_constant(cls, value):
-        return (value,) if isinstance(value, (int, float)) else value
+        # A tuple either way: under config_from_dict's strict validation a list a before-validator hands on is not
+        # taken for an array.
+        return (value,) if isinstance(value, (int, float)) else tuple(value) if isinstance(value, list) else value
 
 
 class Scenarios(_Section):
@@ -387,6 +404,10 @@ class Decide(_Section):
     max_body_bytes: int = Field(16_000_000, ge=1_000)
     max_batch: int = Field(100_000, ge=1)
     reload_seconds: float = Field(1.0, gt=0)  # how often the service checks the config file for a new policy
+    header_timeout: float = Field(10.0, gt=0, le=3600)  # seconds for a request's line and headers to arrive
+    body_timeout: float = Field(30.0, gt=0, le=3600)  # seconds for a request's body to arrive
+    request_log_max_bytes: int = Field(100_000_000, ge=10_000)  # the request log is rotated at this size ...
+    request_log_backups: int = Field(10, ge=1, le=1000)  # ... keeping this many old files
 
 
 class Config(_Section):
@@ -470,23 +491,51 @@ def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         msg = "unknown key"
     elif "input" in error and error["type"] not in ("missing",):
-        msg = f"{msg} (got {error['input']!r})"
+        given = error["input"]
+        msg = f"{msg} (got {shorten(repr(given), 80)})"
+        if isinstance(given, str) and error["type"] in ("int_type", "float_type", "bool_type"):
+            msg += "; write numbers and true / false without quotes"
+        elif isinstance(given, bool) and error["type"] in ("int_type", "float_type"):
+            msg += "; true / false is not a number"
+        elif isinstance(given, float) and error["type"] == "int_type":
+            msg += f"; write a whole number{f' ({int(given)})' if given.is_integer() else ''}, without a decimal point"
     return f"{key}: {msg}"
 
 
+def _json_value(value: Any) -> Any:
+    """TOML values JSON has no type for: dates and times become their text (and fail as such where a number or
+    a name is expected); numpy numbers from code become Python numbers."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"not a config value: {type(value).__name__}")
+
+
 def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Validate a config given as TOML's values (or code's): strictly, as the JSON of those values. A whole number
+    is taken where a fraction is expected; a quoted number, true / false or a fraction where a whole number is
+    expected is an error naming the key (pydantic's lax mode would read ``max_mob = true`` as 1, ``"36"`` as 36).
+    Every key, the ones added later included, is validated this way."""
     try:
-        return Config.model_validate(data)
+        text = json.dumps(data, default=_json_value)
+        return Config.model_validate_json(text, strict=True)
     except ValidationError as exc:
         problems = "\n  ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"{source}: invalid configuration\n  {problems}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid configuration: values are nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: invalid configuration: {shorten(exc)}") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a config file.
 
     With no path, ``./config.toml`` is used when it exists, else the built-in defaults (which equal the
-    repository's config.toml).
+    repository's config.toml). The file must be UTF-8 (a byte-order mark is allowed); any other encoding, a folder,
+    an unreadable file or bad TOML is a ConfigError naming the file and what to do.
     """
     if path is None:
         candidate = Path.cwd() / CONFIG_FILE_NAME
@@ -494,10 +543,9 @@ def load_config(path: str | Path | None = None) -> Config:
             return Config()
         path = candidate
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    text = read_text(path, "config", error=ConfigError)
+    with reading(path, "config", error=ConfigError):
+        data = tomllib.loads(text)
     return config_from_dict(data, source=str(path))

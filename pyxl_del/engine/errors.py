@@ -67,7 +67,8 @@ def describe_error(exc: BaseException, *, one_line: bool = False) -> str:
 
 def _describe_validation(error: dict) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "arguments"
-    got = f" (got {error['input']!r})" if error["type"] not in ("missing",) and "input" in error else ""
+    quoted = error["type"] not in ("missing", "cell_error") and "input" in error
+    got = f" (got {shorten(repr(error['input']), 80)})" if quoted else ""
     return f"{where}: {error['msg']}{got}"
 
 
@@ -76,6 +77,14 @@ def shorten(text: object, limit: int = MAX_QUOTED) -> str:
     message (a one-line 400 MB CSV must not end up in an error message)."""
     one_line = " ".join(str(text)[: limit * 4].split())
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def _detail(exc: BaseException, path: Path) -> str:
+    """A library's message, shortened, without the path the sentence already names."""
+    text = str(exc)
+    for spelling in {str(path), str(path.resolve()) if path.is_absolute() else str(path)}:
+        text = text.replace(f"'{spelling}'", "the file").replace(spelling, "the file")
+    return shorten(text)
 
 
 def _advice(exc: BaseException, path: Path, what: str) -> str | None:
@@ -88,9 +97,9 @@ def _advice(exc: BaseException, path: Path, what: str) -> str | None:
     if isinstance(exc, PermissionError):
         return f"cannot read {path}: permission denied (is it open in another program?)"
     if isinstance(exc, UnicodeError):
-        return (f"{path} is not UTF-8 text ({shorten(exc, 60)}); save it as UTF-8 (Excel: 'CSV UTF-8'; "
-                f"Notepad: encoding 'UTF-8')")
-    if isinstance(exc, zipfile.BadZipFile) or (isinstance(exc, KeyError) and suffix in (".xlsx", ".xlsm")):
+        return _encoding_advice(exc, path)
+    workbook_part = isinstance(exc, (KeyError, SyntaxError, TypeError, EOFError))  # a part missing or damaged
+    if isinstance(exc, zipfile.BadZipFile) or (workbook_part and suffix in (".xlsx", ".xlsm")):
         return (f"{path} is not a readable Excel workbook (an .xlsx is a zip package; this may be a renamed CSV, "
                 f"a password-protected or damaged workbook): open it in Excel and save it as .xlsx without a "
                 f"password, or export the sheet as CSV UTF-8")
@@ -98,27 +107,72 @@ def _advice(exc: BaseException, path: Path, what: str) -> str | None:
         return f"{path} is nested too deeply to read; is it the right {what} file?"
     if isinstance(exc, MemoryError):
         return f"{path} does not fit in memory; split it into parts (a folder or a glob of Parquet files)"
+    json = sys.modules.get("json")
+    if json is not None and isinstance(exc, json.JSONDecodeError):
+        return f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); is it the right {what} file?"
     tomllib = sys.modules.get("tomllib")
     if tomllib is not None and isinstance(exc, tomllib.TOMLDecodeError):
-        return f"{path} is not valid TOML: {shorten(exc)}; fix that line (strings need quotes, e.g. key = \"text\")"
+        return f"{path} is not valid TOML: {_detail(exc, path)}; fix that line (strings need quotes, e.g. key = \"text\")"
     arrow = sys.modules.get("pyarrow")
-    if arrow is not None and isinstance(exc, arrow.ArrowException):
+    # pyarrow raises a plain OSError for a Parquet file it cannot open (a damaged footer, a text file)
+    parquet_io = isinstance(exc, OSError) and "parquet" in str(exc).lower()
+    if arrow is not None and (isinstance(exc, arrow.ArrowException) or parquet_io):
         kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV" if suffix in (".csv", ".txt", ".gz") else what
-        return f"{path} is not a readable {kind} file ({shorten(exc)}); is it complete and of that type?"
+        return f"{path} is not a readable {kind} file ({_detail(exc, path)}); is it complete and of that type?"
     duckdb = sys.modules.get("duckdb")
     if duckdb is not None and isinstance(exc, duckdb.Error):
-        return f"cannot read {path}: {shorten(exc)}"
+        return f"cannot read {path}: {_detail(exc, path)}"
     pandas_errors = sys.modules.get("pandas.errors")
-    if pandas_errors is not None and isinstance(exc, (pandas_errors.ParserError, pandas_errors.EmptyDataError)):
-        return f"{path} is not a readable CSV file ({shorten(exc)}): check the delimiter (a comma) and the quoting"
+    if pandas_errors is not None and isinstance(exc, (pandas_errors.ParserError, pandas_errors.EmptyDataError,
+                                                      pandas_errors.ParserWarning)):
+        found = "the first data row has more values than the header" if isinstance(
+            exc, pandas_errors.ParserWarning) else _detail(exc, path)
+        return f"{path} is not a readable CSV file ({found}): check the delimiter (a comma) and the quoting"
     return None
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+SAVE_AS_UTF8 = "save it as UTF-8 (Excel: 'CSV UTF-8'; Notepad: encoding 'UTF-8')"
+
+
+def _encoding_advice(exc: UnicodeError, path: Path, *, whole: bool = False) -> str:
+    """Which encoding the file seems to have; with ``whole`` (the decoder saw the whole file) the line of the
+    first bad byte."""
+    raw = getattr(exc, "object", b"")
+    raw = raw if isinstance(raw, (bytes, bytearray)) else b""
+    if raw[:2] in UTF16_BOMS or raw[:200].count(b"\x00") > 1:
+        return f"{path} is UTF-16 text (what Notepad and Excel call 'Unicode'), not UTF-8; {SAVE_AS_UTF8}"
+    start = getattr(exc, "start", None)
+    where = ""
+    if isinstance(start, int) and 0 <= start < len(raw):
+        newlines = raw.count(b"\n", 0, start)
+        line = f"line {newlines + 1}: " if whole else ""
+        where = f" ({line}byte 0x{raw[start]:02x})"
+    return f"{path} is not UTF-8 text{where}; {SAVE_AS_UTF8}"
+
+
+def read_text(path: str | Path, what: str = "file", *, error: type[InputError] = InputError) -> str:
+    """A small text file (config, key, policy) decoded as UTF-8, a UTF-8 byte-order mark dropped (Notepad writes
+    one). Any other encoding, a folder, a missing or unreadable file: an ``error`` naming the file, the line of the
+    first bad byte and what to do."""
+    path = Path(path)
+    with reading(path, what, error=error):
+        raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(_encoding_advice(exc, path, whole=True)) from None
+    if "\x00" in text:  # valid UTF-8, yet UTF-16 without a byte-order mark looks like this
+        raise error(f"{path} has NUL bytes: it is UTF-16 ('Unicode') or binary, not UTF-8 text; {SAVE_AS_UTF8}")
+    return text.removeprefix("\ufeff")
+
+
 @contextlib.contextmanager
-def reading(path: str | Path, what: str = "file") -> Iterator[None]:
-    """Read ``path`` inside this block: a reader's or parser's exception becomes an InputError whose sentence
-    names the file and what to do (zip, encoding, Parquet, CSV, TOML, permissions, size); the project's own
-    InputErrors pass through, anything else is a bug and propagates. ``what``: "panel", "config", ..."""
+def reading(path: str | Path, what: str = "file", *, error: type[InputError] = InputError) -> Iterator[None]:
+    """Read ``path`` inside this block: a reader's or parser's exception becomes an InputError (``error``, a
+    subclass such as ConfigError, if given) whose sentence names the file and what to do (zip, encoding, Parquet,
+    CSV, TOML, JSON, permissions, size); the project's own InputErrors pass through, anything else is a bug and
+    propagates. ``what``: "panel", "config", ..."""
     path = Path(path)
     try:
         yield
@@ -127,12 +181,12 @@ def reading(path: str | Path, what: str = "file") -> Iterator[None]:
     except (OSError, ValueError, LookupError, RecursionError, MemoryError, zipfile.BadZipFile) as exc:
         advice = _advice(exc, path, what)
         if advice is None and isinstance(exc, (OSError, ValueError)):
-            advice = f"cannot read {what} file {path}: {shorten(exc)}"
+            advice = f"cannot read {what} file {path}: {_detail(exc, path)}"
         if advice is None:
             raise
-        raise InputError(advice) from exc
+        raise error(advice) from exc
     except Exception as exc:
         advice = _advice(exc, path, what)  # library errors that are not ValueErrors (duckdb.Error, ...)
         if advice is None:
             raise
-        raise InputError(advice) from exc
+        raise error(advice) from exc

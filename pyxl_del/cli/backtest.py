@@ -9,6 +9,7 @@ from pyxl_del.cli.common import (
     CONFIG_HELP,
     EXIT_OK,
     SHEET_HELP,
+    add_raw_csv,
     default_data,
     progress_bar,
     write_output,
@@ -32,7 +33,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                           sheet=args.sheet, progress=step)
         step("write")
         written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
-                               title="DEL forecast backtest")
+                               title="DEL forecast backtest", raw_text=args.raw_csv)
     origins = result.origins
     print(f"backtest of {result.info['rows']:,} rows at {len(origins)} as-of months ({origins[0]} .. {origins[-1]}), "
           f"1..{result.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
@@ -71,4 +72,5 @@ def add_commands(sub) -> None:
                                                           "(default: backtest.xlsx)")
     p.add_argument("--sheet", help=SHEET_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_raw_csv(p)
     p.set_defaults(func=cmd_backtest)

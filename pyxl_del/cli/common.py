@@ -39,14 +39,24 @@ def progress_bar(total_steps: int, enabled: bool):
     return bar, step
 
 
+RAW_CSV_HELP = ("write text into CSV files as it is: by default text a spreadsheet would run as a formula (starting with "
+                "=, +, -, @, a tab or CR) gets a leading single quote; numbers are never changed")
+
+
+def add_raw_csv(parser) -> None:
+    """The --raw-csv switch of a command that writes CSV files."""
+    parser.add_argument("--raw-csv", action="store_true", help=RAW_CSV_HELP)
+
+
 def write_output(out: str | Path, layouts: Callable[[], list], tables: Callable[[], Mapping], *,
-                 title: str | None = None) -> list[Path]:
+                 title: str | None = None, raw_text: bool = False) -> list[Path]:
     """``out`` ending in .xlsx: the sheets ``layouts()`` as a new workbook; any other path: a folder (created if
-    needed) of the CSV tables ``tables()`` (stem -> DataFrame). Only what is written is computed."""
+    needed) of the CSV tables ``tables()`` (stem -> DataFrame; formula-like text neutralised unless ``raw_text``).
+    Only what is written is computed."""
     if Path(out).suffix.lower() in (".xlsx", ".xlsm"):
         from pyxl_del.excel.render import write_workbook
 
         return [write_workbook(layouts(), out, title=title)]
     from pyxl_del.engine.files import write_frames
 
-    return write_frames(tables(), out)
+    return write_frames(tables(), out, raw_text=raw_text)

@@ -13,6 +13,7 @@ from pyxl_del.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     SHEET_HELP,
+    add_raw_csv,
     default_data,
     progress_bar,
 )
@@ -37,7 +38,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
             written = [write_report(result, out)]
         else:
-            written = write_tables(result, out)
+            written = write_tables(result, out, raw_text=args.raw_csv)
     elapsed = time.perf_counter() - started
     rows = result.stats.n_rows
     print(f"{rows:,} rows, {len(result.segments)} segments, {len(result.cohorts)} cohorts "
@@ -89,6 +90,7 @@ def add_commands(sub) -> None:
     p.add_argument("--spark-master", metavar="URL", help="Spark master for --backend spark, e.g. local[4] or "
                                                          "spark://host:7077 (default: a local session)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_raw_csv(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sample", help="write the synthetic sample panel")

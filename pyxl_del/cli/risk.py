@@ -16,6 +16,7 @@ from pyxl_del.cli.common import (
     EXIT_OK,
     PANEL_HELP,
     SHEET_HELP,
+    add_raw_csv,
     default_data,
     write_output,
 )
@@ -65,8 +66,9 @@ def _analysis(args: argparse.Namespace):
     return RiskAnalysis.of(result, cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
-def _write(analysis, view: str, out: str | None, dashboard=None) -> None:
+def _write(analysis, view: str, args: argparse.Namespace, dashboard=None) -> None:
     """--out: the view's sheets (.xlsx) or tables (a folder); the dashboard's are every view's."""
+    out = args.out
     if not out:
         return
     from pyxl_del.sheets import risk as sheets
@@ -82,7 +84,7 @@ def _write(analysis, view: str, out: str | None, dashboard=None) -> None:
     views = ("dashboard", "alerts", "el", "var", "concentration", "capital", "stress") if view == "dashboard" \
         else (view,)
     for path in write_output(out, layouts, lambda: sheets.risk_tables(analysis, views, dashboard),
-                             title=f"pyxl_del {view}"):
+                             title=f"pyxl_del {view}", raw_text=args.raw_csv):
         print(f"wrote {path}")
 
 
@@ -95,7 +97,7 @@ def cmd_el(args: argparse.Namespace) -> int:
     _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "last_mob"]),
                  amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime"),
                  pcts=("pd_12m", "el_12m_rate", "el_lifetime_rate", "lgd"))
-    _write(analysis, "el", args.out)
+    _write(analysis, "el", args)
     return EXIT_OK
 
 
@@ -109,7 +111,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
         (lambda v: f"{v:g}") if row.name in ("min_z", "adverse_months", "rank") else _amount), axis=1)
     print(f"Stress test (rho {analysis.config.risk.rho:g}, Z < 0 adverse; DEL: Portfolio mean of cohorts)")
     print(text.to_string())
-    _write(analysis, "stress", args.out)
+    _write(analysis, "stress", args)
     return EXIT_OK
 
 
@@ -125,7 +127,7 @@ def cmd_var(args: argparse.Namespace) -> int:
     conv = sim.convergence(confidence)
     _print_table(conv[conv["measure"].isin(["VaR", "ES"])], amounts=("value", "std_error"), pcts=("pct_of_ead",),
                  confidence=lambda v: f"{v:.1%}")
-    _write(analysis, "var", args.out)
+    _write(analysis, "var", args)
     return EXIT_OK
 
 
@@ -137,7 +139,7 @@ def cmd_concentration(args: argparse.Namespace) -> int:
                  hhi=lambda v: f"{v:.3f}", effective_n=lambda v: f"{v:.1f}")
     current = conc.current[conc.current["by"] == "segment"].sort_values("rank")
     _print_table(current.drop(columns="by"), amounts=("ead",), pcts=("share",))
-    _write(analysis, "concentration", args.out)
+    _write(analysis, "concentration", args)
     return EXIT_OK
 
 
@@ -149,7 +151,7 @@ def cmd_capital(args: argparse.Namespace) -> int:
     _print_table(analysis.capital[columns], amounts=("performing_ead", "rwa", "capital"),
                  pcts=("pd_used", "lgd", "risk_weight", "npl_ratio", "writeoff_share"),
                  correlation=lambda v: "" if _missing(v) else f"{v:.3f}")
-    _write(analysis, "capital", args.out)
+    _write(analysis, "capital", args)
     return EXIT_OK
 
 
@@ -159,7 +161,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     print(f"{len(alerts)} alert{'' if len(alerts) == 1 else 's'} from {len(analysis.config.alerts.rules)} rules")
     for a in alerts.itertuples(index=False):
         print(f"{a.severity.upper():8} {a.rule_id:4} {a.message}")
-    _write(analysis, "alerts", args.out)
+    _write(analysis, "alerts", args)
     from pyxl_del.risk.alerts import fires_at
 
     if args.fail_on and fires_at(alerts, args.fail_on):
@@ -178,7 +180,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     text = [_pct(v) if u == "pct" else _amount(v) if u == "amount" else f"{v:.3f}" if u == "ratio" else f"{v:g}"
             for v, u in zip(kpis["value"], kpis["unit"], strict=True)]
     print(pd.DataFrame({"indicator": kpis["kpi"], "value": text}).to_string(index=False))
-    _write(analysis, "dashboard", args.out, dashboard)
+    _write(analysis, "dashboard", args, dashboard)
     return EXIT_OK
 
 
@@ -203,6 +205,7 @@ def add_commands(sub) -> None:
         p.add_argument("--out", help="a .xlsx workbook for the sheets, or a folder for the CSV tables "
                                      "(default: print only)")
         p.add_argument("--sheet", help=SHEET_HELP)
+        add_raw_csv(p)
         if name == "stress":
             p.add_argument("--scenarios", metavar="FILE.xlsx", help="add the scenarios of the workbook's 'Scenarios' "
                                                                     "sheet (the layout --out writes)")

@@ -1,15 +1,28 @@
-"""Writing results to files: the tidy CSV tables, and the atomic replace every file output goes through."""
+"""Writing results to files: the tidy CSV tables, and the atomic replace every file output goes through.
+
+CSV files are opened in Excel, which runs a field starting with ``=``, ``+``, ``-`` or ``@`` as a formula (OWASP
+"CSV injection": a segment named ``=HYPERLINK(...)`` in the data would become a live link). Every CSV written
+here therefore writes such text — and text starting with a tab or a carriage return — with a leading single
+quote (`csv_safe`); numbers stay numbers (-0.5 is not text). ``raw_text=True`` (the CLI's ``--raw-csv``) writes
+text as it is, for pipelines that read the CSV with a program rather than a spreadsheet.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyxl_del.engine.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,29 +33,111 @@ TABLE_FILES = ("del_long.csv", "calibration_factors.csv", "transition_matrices.c
 EXCEL_MAX_ROWS = 1_048_576  # rows of one sheet, header included
 
 
+#: Text a spreadsheet would take for a formula: = + - @ (ASCII or full-width) after any blanks, or a leading tab / CR.
+FORMULA_TEXT = r"^(?:[\s\u3000]*[=+\-@\uff1d\uff0b\uff0d\uff20]|[\t\r])"
+#: ... unless it is a plain number, which a spreadsheet reads as the number it is.
+NUMBER_TEXT = r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)\s*$"
+_FORMULA_TEXT, _NUMBER_TEXT = re.compile(FORMULA_TEXT), re.compile(NUMBER_TEXT, re.IGNORECASE)
+TEMP_MARK = ".pyxl_del-"  # in the names of our temporary files: ``.<name>.pyxl_del-<random><suffix>``
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a lock file, created if missing and left in place) for the block;
+    other processes asking for it wait their turn. Advisory: flock on POSIX, a byte-range lock on Windows. A
+    process that dies releases its lock."""
+    path = Path(path)
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as exc:
+        raise OutputError(f"cannot lock {path} ({exc.strerror or exc})") from exc
+    with fh:
+        _lock(fh, wait=True)
+        try:
+            yield
+        finally:
+            _unlock(fh)
+
+
+def _lock(fh, *, wait: bool) -> bool:
+    """Lock the open file ``fh``; False when ``wait`` is off and another process holds it."""
+    if os.name == "nt":
+        import msvcrt
+
+        fh.seek(0)
+        while True:
+            try:
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(0.05)
+    import fcntl
+
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fh) -> None:
+    if os.name == "nt":
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of earlier writes of ``path`` that a killed process left behind: ours by name, and
+    no longer held by a live writer (on POSIX each holds a lock on its own, on Windows an open handle, until it is
+    renamed or removed)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}{TEMP_MARK}*{glob.escape(path.suffix)}"):
+        try:
+            if os.name != "nt":
+                with open(stale, "rb") as fh:
+                    if not _lock(fh, wait=False):
+                        continue  # a write in progress
+            stale.unlink()  # Windows refuses while a live writer holds the file open
+            log.info("removed %s, left by an interrupted write", stale)
+        except OSError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_replace(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on failure it is removed.
 
     A reader never sees a half-written file, and an error (unwritable folder, file locked by Excel on
-    Windows) leaves the previous file intact.
+    Windows) leaves the previous file intact. A process killed while writing leaves its hidden temporary file
+    (``.<name>.pyxl_del-XXXXXXXX<suffix>``); the next write of the same file removes it.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
+    _remove_stale_temporaries(folder / path.name)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=path.suffix, dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from exc
-    os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp makes the file private (0600); an output should get the permissions any new file would.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
+    guard = os.fdopen(fd, "rb")  # held (and on POSIX locked) while the file is ours: see _remove_stale_temporaries
     try:
+        if os.name != "nt":  # Windows byte-range locks are mandatory: the writer itself could not write
+            _lock(guard, wait=True)
+        # mkstemp makes the file private (0600); an output should get the permissions any new file would.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         yield tmp
+        guard.close()  # Windows renames no file that is open
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -50,12 +145,60 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
                 f"cannot replace {path} ({exc.strerror}); is it open in Excel? The previous file is unchanged"
             ) from exc
     finally:
+        guard.close()
         tmp.unlink(missing_ok=True)
 
 
-def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path) -> list[Path]:
-    """Each frame as ``folder/<stem>.csv``, UTF-8, empty cells for missing values (the folder is created if
-    needed); every file is replaced atomically."""
+def neutral_text(text: str) -> str:
+    """``text`` with a leading single quote if a spreadsheet would run it as a formula."""
+    return "'" + text if _FORMULA_TEXT.match(text) and not _NUMBER_TEXT.match(text) else text
+
+
+def _neutral_column(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories
+        renamed = [neutral_text(c) if isinstance(c, str) else c for c in categories]
+        if renamed == list(categories):
+            return values
+        if len(set(renamed)) == len(renamed):
+            return values.cat.rename_categories(renamed)
+        values = values.astype(object)
+    if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
+        return values  # numbers, dates, booleans
+    text = values.astype("string")  # a number among text reads as itself, and NUMBER_TEXT lets it through
+    risky = (text.str.match(FORMULA_TEXT) & ~text.str.match(NUMBER_TEXT, case=False)).fillna(False)
+    if not risky.any():
+        return values
+    out = values.astype(object).copy()
+    out[risky.to_numpy()] = "'" + text[risky]
+    return out
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell (and column name) a spreadsheet would run as a formula prefixed with a
+    single quote; numbers, dates and other text unchanged. The frame itself is not modified."""
+    out = frame
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        safe = _neutral_column(column)
+        if safe is not column:
+            out = frame.copy() if out is frame else out  # copy-on-write: the columns are not copied
+            out.isetitem(i, safe)
+    names = [neutral_text(c) if isinstance(c, str) else c for c in frame.columns]
+    return out.set_axis(names, axis=1) if names != list(frame.columns) else out
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) -> None:
+    """One table as a UTF-8 CSV, empty cells for missing values; formula-like text neutralised unless
+    ``raw_text`` (see `csv_safe`)."""
+    (frame if raw_text else csv_safe(frame)).to_csv(path, index=False, na_rep="", encoding="utf-8")
+
+
+def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_text: bool = False) -> list[Path]:
+    """Each frame as ``folder/<stem>.csv`` (`write_csv`; the folder is created if needed); every file is replaced
+    atomically."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -65,12 +208,13 @@ def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path) -> list
     for stem, frame in frames.items():
         target = folder / f"{stem}.csv"
         with atomic_replace(target) as tmp:
-            frame.to_csv(tmp, index=False, na_rep="", encoding="utf-8")
+            write_csv(frame, tmp, raw_text=raw_text)
         written.append(target)
     return written
 
 
-def write_tables(result: DelResult, folder: str | Path) -> list[Path]:
+def write_tables(result: DelResult, folder: str | Path, *, raw_text: bool = False) -> list[Path]:
     """del_long.csv, calibration_factors.csv and transition_matrices.csv into `folder` (created if needed)."""
     frames = (result.del_long, result.calibration_factors, result.transition_matrices)
-    return write_frames({Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}, folder)
+    return write_frames({Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}, folder,
+                        raw_text=raw_text)

@@ -1,0 +1,144 @@
+"""Hostile outputs: CSV fields a spreadsheet would run as formulas (OWASP CSV injection), and a save killed halfway
+(no hidden temporary file left behind)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyxl_del.cli import main
+from pyxl_del.engine.files import atomic_replace, csv_safe, neutral_text, write_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = ['=HYPERLINK("http://example.com","click me")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "  =1+1", "\uff1d1+1"]
+
+
+def cells(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [cell for row in csv.reader(fh) for cell in row]
+
+
+def runs_as_formula(cell: str) -> bool:
+    """What a spreadsheet opening the CSV would run: a field starting with = + - @ (after blanks), tab or CR, that
+    is not a plain number."""
+    return neutral_text(cell) != cell
+
+
+def test_every_payload_is_neutralised_and_numbers_stay_numbers():
+    frame = pd.DataFrame({"segment": pd.array([*PAYLOADS, "CASH LOAN", "-5", None], dtype="str"),
+                          "mixed": [*PAYLOADS[:3], -5, -2.5, "1e-3", float("-inf"), "ok", "a-b", None, 7],
+                          "value": np.linspace(-1, 1, 11), "kind": pd.Categorical(["=x", "y"] * 5 + ["y"])})
+    safe = csv_safe(frame)
+    for column in ("segment", "mixed"):
+        for before, after in zip(frame[column], safe[column], strict=True):
+            if isinstance(before, str) and before in PAYLOADS:
+                assert after == "'" + before
+            else:
+                assert after is before or after == before or (pd.isna(after) and pd.isna(before))
+    assert safe["value"].equals(frame["value"]) and list(safe["kind"].cat.categories) == ["'=x", "y"]
+    assert frame["segment"].iloc[0] == PAYLOADS[0]  # the caller's frame is untouched
+
+
+def test_report_csvs_hold_no_formula(tmp_path, capsys):
+    """A segment, a state and a cohort that would run in Excel: every CSV the report writes neutralises them; with
+    --raw-csv they are written as they are."""
+    from pyxl_del.datasets.sample import generate_sample
+
+    panel = generate_sample(loans_per_cohort=20, n_cohorts=8)
+    panel["PRODUCT_TYPE"] = panel["PRODUCT_TYPE"].map({"CASH LOAN": PAYLOADS[0], "CD": PAYLOADS[1]}).fillna("-Moto")
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    assert main(["report", str(data), "--out", str(tmp_path / "safe"), "-q"]) == 0
+    assert main(["report", str(data), "--out", str(tmp_path / "raw"), "-q", "--raw-csv"]) == 0
+    for name in ("del_long.csv", "transition_matrices.csv", "calibration_factors.csv"):
+        safe, raw = cells(tmp_path / "safe" / name), cells(tmp_path / "raw" / name)
+        assert not [c for c in safe if runs_as_formula(c)], name
+        assert any(runs_as_formula(c) for c in raw), name  # the switch, and proof the check can fail
+        assert sum(c.startswith("-0.") or c.startswith("-1") for c in safe) == \
+            sum(c.startswith("-0.") or c.startswith("-1") for c in raw)  # negative numbers untouched
+
+
+def test_write_frames_header_and_every_dtype(tmp_path):
+    frame = pd.DataFrame({"=SUM(A1)": ["=1", "x"], "n": [-1, 2]})
+    (path,) = write_frames({"t": frame}, tmp_path)
+    assert cells(path) == ["'=SUM(A1)", "n", "'=1", "-1", "x", "2"]
+    (path,) = write_frames({"t": frame}, tmp_path, raw_text=True)
+    assert cells(path) == ["=SUM(A1)", "n", "=1", "-1", "x", "2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=8), st.floats(), st.integers(), st.none()), min_size=1, max_size=8))
+def test_no_written_cell_runs_as_formula(values):
+    safe = csv_safe(pd.DataFrame({"c": pd.Series(values, dtype=object)}))
+    for before, after in zip(values, safe["c"], strict=True):
+        if isinstance(before, str):
+            assert not runs_as_formula(after) and after in (before, "'" + before)
+        else:
+            assert after is before or (pd.isna(after) and pd.isna(before)) or after == before
+
+
+# --------------------------------------------------------------------------------------------- kill -9
+
+
+def test_a_save_killed_halfway_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "report.xlsx"
+    target.write_bytes(b"the previous report")
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pyxl_del.engine.files import atomic_replace
+        with atomic_replace({str(target)!r}) as tmp:
+            tmp.write_bytes(b"half of a report")
+            print("writing", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        # Another write while that one is alive leaves its file alone ...
+        with atomic_replace(target) as tmp:
+            tmp.write_bytes(b"a newer report")
+        litter = [p.name for p in tmp_path.iterdir() if p.name != "report.xlsx"]
+        assert len(litter) == 1 and litter[0].startswith(".report.xlsx.pyxl_del-")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert target.read_bytes() == b"a newer report"
+    # ... and the next write after the kill removes it.
+    with atomic_replace(target) as tmp:
+        tmp.write_bytes(b"the latest report")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.xlsx"]
+    assert target.read_bytes() == b"the latest report"
+
+
+def test_other_files_that_look_alike_are_left_alone(tmp_path):
+    mine = [tmp_path / ".report-abc123.xlsx", tmp_path / ".report.xlsx.backup", tmp_path / "report.xlsx.pyxl_del-x"]
+    for path in mine:
+        path.write_bytes(b"the user's")
+    with atomic_replace(tmp_path / "report.xlsx") as tmp:
+        tmp.write_bytes(b"report")
+    assert all(path.read_bytes() == b"the user's" for path in mine)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_an_unwritable_folder_is_an_output_error(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert main(["report", "--out", str(folder / "r.xlsx"), "-q"]) == 1
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o700)

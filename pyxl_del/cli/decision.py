@@ -10,6 +10,7 @@ from pyxl_del.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     SHEET_HELP,
+    add_raw_csv,
     write_output,
 )
 
@@ -40,7 +41,7 @@ def cmd_optimise(args: argparse.Namespace) -> int:
     rec = optimise(twin)
     written = write_output(args.out, lambda: decision_layouts(rec),
                            lambda: {"recommendations": rec.table(), "frontier": rec.frontier,
-                                    "policy": rec.recommended.table(), "bands": twin.frame()})
+                                    "policy": rec.recommended.table(), "bands": twin.frame()}, raw_text=args.raw_csv)
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
     print(f"portfolio ROE: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
           f"value of a month's bookings {cur.loc[PORTFOLIO, 'value']:,.0f} -> {new.loc[PORTFOLIO, 'value']:,.0f}")
@@ -52,32 +53,38 @@ def cmd_optimise(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for path in written:
         print(f"wrote {path}")
-    print(f"policy version {rec.recommended.version}")
+    print(f"policy version {rec.version}")
     return EXIT_OK
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from pyxl_del.decision.audit import apply_policy
+    from pyxl_del.decision.audit import apply_policy, effective_month
     from pyxl_del.decision.optimise import current_policy, resolve_budget
+    from pyxl_del.decision.policy import Policy
     from pyxl_del.engine.config import CONFIG_FILE_NAME
-    from pyxl_del.excel.decision_actions import read_policy_file
+    from pyxl_del.excel.decision_actions import read_policy_table
 
     config_path = Path(args.config or CONFIG_FILE_NAME)
+    effective = effective_month(args.effective_from)
+    table, source = read_policy_table(args.policy)
+    Policy.from_table(table, 0.0, source=source)  # a bad policy fails before the twin is fitted; the budget comes later
     twin = _twin(argparse.Namespace(**{**vars(args), "config": config_path if config_path.is_file() else None}))
-    policy = read_policy_file(args.policy, args.budget if args.budget is not None else resolve_budget(twin))
+    policy = Policy.from_table(table, args.budget if args.budget is not None else resolve_budget(twin), source=source)
     entry = apply_policy(policy, config_path=config_path, log_path=args.log, before=current_policy(twin), twin=twin,
-                         effective_from=args.effective_from, note=args.note or "")
+                         effective_from=effective, note=args.note or "")
     print(f"applied policy {entry['policy_version']} to {config_path} [policy]; effective from "
           f"{entry['effective_from']}")
-    print(f"logged to {args.log or config_path.with_name('decisions.jsonl')} (sha256 {entry['sha256'][:16]}...)")
+    print(f"logged to {args.log or config_path.with_name('decisions.jsonl')} (entry {entry['seq']}, sha256 "
+          f"{entry['sha256'][:16]}...; the head is anchored in {config_path} [policy] log_head)")
     return EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from pyxl_del.decision.audit import verify_log
 
-    check = verify_log(args.log)
+    check = verify_log(args.log, args.config)
     print(("ok: " if check.ok else "ALTERED: ") + check.message)
+    print(f"({check.limits})")
     return EXIT_OK if check.ok else EXIT_ERROR
 
 
@@ -87,7 +94,8 @@ def cmd_track(args: argparse.Namespace) -> int:
     from pyxl_del.sheets.decision import tracking_sheet
 
     table = track(_data(args), load_config(args.config), args.log, sheet=args.sheet)
-    written = write_output(args.out, lambda: [tracking_sheet(table)], lambda: {"tracking": table})
+    written = write_output(args.out, lambda: [tracking_sheet(table)], lambda: {"tracking": table},
+                           raw_text=args.raw_csv)
     d = table.attrs["decision"]
     print(f"decision {d['policy_version']} effective from {d['effective_from']}: "
           f"{len(table.attrs['tracked_cohorts'])} cohorts booked since")
@@ -104,6 +112,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="decisions.xlsx", help="a .xlsx workbook (Recommendations, Frontier, Policy) or "
                                                            "a folder for CSVs (default: decisions.xlsx)")
     p.add_argument("--sheet", help=SHEET_HELP)
+    add_raw_csv(p)
     p.set_defaults(func=cmd_optimise)
 
     p = sub.add_parser("apply", help="write an accepted policy to config.toml [policy] and the decision log")
@@ -118,8 +127,13 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("audit", help="decision log checks")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
-    v = audit_sub.add_parser("verify", help="check the log's hash chain; name the first altered entry")
+    v = audit_sub.add_parser("verify", help="check the log's hash chain and its head against config.toml; name the "
+                                            "first altered entry (exit 1 when altered, missing, empty or unanchored)",
+                             epilog="With the environment variable PYXL_DEL_AUDIT_KEY set (as it was when applying), "
+                                    "the head's HMAC is checked too.")
     v.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
+    v.add_argument("--config", help="the config.toml whose [policy] log_head anchors the log (default: config.toml "
+                                    "beside the log)")
     v.set_defaults(func=cmd_audit_verify)
 
     p = sub.add_parser("track", help="compare cohorts booked since the last applied decision with its expected impact")
@@ -128,4 +142,5 @@ def add_commands(sub) -> None:
     p.add_argument("--log", default="decisions.jsonl", help="decision log (default: decisions.jsonl)")
     p.add_argument("--out", default="tracking.xlsx", help="a .xlsx (Tracking sheet) or a folder for tracking.csv")
     p.add_argument("--sheet", help=SHEET_HELP)
+    add_raw_csv(p)
     p.set_defaults(func=cmd_track)

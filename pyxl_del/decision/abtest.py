@@ -207,6 +207,7 @@ class Simulation:
     sums: dict[str, np.ndarray]  # (R, 2) each; see `simulate`
     curve: np.ndarray  # (R, 2, FORECAST_MOB + 1) DEL30 share of bookings by MOB: observed to 6, forecast after
     expected: tuple[Expected, Expected]
+    versions: tuple[str, str]  # champion's and challenger's, as their decisions carry them (Policy.version_under)
 
     @property
     def replications(self) -> int:
@@ -381,7 +382,7 @@ def simulate(twin: Twin, champion: str | Policy = "current", challenger: str | P
     expected = (expected_arm(twin, policies[0], flow, 1 - split), expected_arm(twin, policies[1], flow, split))
     log.info("A/B simulation: %d applicants, %d bookings, %d replications", n, len(loans), replications)
     return Simulation(champion=policies[0], challenger=policies[1], months=months, split=split, sums=sums,
-                      curve=curve, expected=expected)
+                      curve=curve, expected=expected, versions=(engines[0].version, engines[1].version))
 
 
 def _within_budget(twin: Twin, policies, split: float, group: np.ndarray, booked_amount: np.ndarray) -> np.ndarray:

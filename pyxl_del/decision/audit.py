@@ -1,11 +1,16 @@
 """Acting on a recommendation: apply it, log it tamper-evidently, and track what it did.
 
 * `apply_policy` writes the accepted policy into the [policy] section of config.toml — only that section's
-  ``budget`` and ``segments`` lines; every other line and comment stays as it was — and appends an entry to
-  the decision log.
-* The decision log is JSON Lines. Each entry holds the time, the OS user, the policy before and after, the
-  expected impact, ``prev_sha256`` (the SHA-256 of the previous line's bytes) and ``sha256`` (of the entry's own
-  canonical JSON without that field). `verify_log` names the first entry whose content or link no longer holds.
+  ``budget``, ``segments`` and ``log_head`` lines; every other line and comment stays as it was — and appends an
+  entry to the decision log, under a lock on the log (``.<log>.lock``) so that concurrent applies queue.
+* The decision log is JSON Lines. Each entry holds its sequence number ``seq``, the time, the OS user, the policy
+  before and after, the expected impact, ``prev_sha256`` (the SHA-256 of the previous line's bytes) and ``sha256``
+  (of the entry's own canonical JSON without that field). The head — the number of entries and the SHA-256 of the
+  newest line — is anchored in config.toml's [policy] ``log_head``, where an edit of the log alone cannot follow
+  it; with the environment variable PYXL_DEL_AUDIT_KEY set, the head also carries an HMAC under that key.
+* `verify_log` names the first entry whose content or link no longer holds, and checks the log's tail against the
+  anchored head: a missing, emptied, truncated, extended or rewritten log fails. What it cannot see is in
+  `Verification.limits` (a consistent rewrite of both files without the key; a rollback of both).
 * `track` compares the cohorts booked since a decision took effect with what was expected when it was applied.
 """
 
@@ -13,23 +18,32 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import json
 import logging
+import os
 import re
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from pyxl_del.decision.optimise import evaluate, expected_del30_curve
 from pyxl_del.decision.policy import Policy
 from pyxl_del.decision.twin import read_decision_panel
-from pyxl_del.engine.config import ConfigError, config_from_dict
+from pyxl_del.engine.config import (
+    CONFIG_FILE_NAME,
+    ConfigError,
+    LogHead,
+    config_from_dict,
+)
 from pyxl_del.engine.data import _parse_cohorts, month_index, month_label
-from pyxl_del.engine.errors import InputError
-from pyxl_del.engine.files import atomic_replace
+from pyxl_del.engine.errors import InputError, read_text, reading, shorten
+from pyxl_del.engine.files import atomic_replace, locked
 from pyxl_del.engine.metrics import ead_at_mob0
 from pyxl_del.engine.pipeline import run
 
@@ -37,13 +51,18 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 LOG_FILE_NAME = "decisions.jsonl"
+AUDIT_KEY_ENV = "PYXL_DEL_AUDIT_KEY"  # the key of the log head's HMAC; never stored in a file
 TRACK_MOBS = (3, 6, 12)
 _HEADER = re.compile(r"^\s*\[\s*([^\]\s]+)\s*\]\s*(#.*)?$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[")
 
 
 class AuditError(InputError):
-    """A decision log that cannot be read or has been altered."""
+    """A decision log that cannot be read or has been altered; ``entry`` is the 1-based entry at fault, if one."""
+
+    def __init__(self, message: str, entry: int | None = None):
+        super().__init__(message)
+        self.entry = entry
 
 
 # --------------------------------------------------------------------------------------------- config edit
@@ -55,20 +74,24 @@ def _toml_key_line(key: str, value) -> str:
     return f"{key} = {_toml_value(value)}"
 
 
-def policy_toml_lines(policy: Policy) -> dict[str, str]:
-    """The [policy] lines `apply_policy` writes: ``budget`` and ``segments`` (one inline table)."""
+def policy_toml_lines(policy: Policy, head: LogHead | None = None) -> dict[str, str]:
+    """The [policy] lines `apply_policy` writes: ``budget``, ``segments`` (one inline table) and the log's head."""
     segments = {name: p.model_dump(exclude_none=True) for name, p in policy.segments.items()}
-    return {"budget": _toml_key_line("budget", float(policy.budget)),
-            "segments": _toml_key_line("segments", segments)}
+    lines = {"budget": _toml_key_line("budget", float(policy.budget)),
+             "segments": _toml_key_line("segments", segments)}
+    if head is not None:
+        lines["log_head"] = _toml_key_line("log_head", head.model_dump())
+    return lines
 
 
-def replace_policy_section(text: str, policy: Policy) -> str:
-    """``text`` with the [policy] section's budget and segments lines set to ``policy``; nothing else changes.
+def replace_policy_section(text: str, policy: Policy, head: LogHead | None = None) -> str:
+    """``text`` with the [policy] section's budget and segments lines set to ``policy`` (and log_head to ``head``,
+    if given); nothing else changes.
 
     A missing [policy] section is appended; a missing key is added at the end of the section.
     """
     lines = text.splitlines(keepends=True)
-    wanted = policy_toml_lines(policy)
+    wanted = policy_toml_lines(policy, head)
     start = next((i for i, line in enumerate(lines) if (m := _HEADER.match(line)) and m.group(1) == "policy"), None)
     if start is None:
         tail = "" if not text or text.endswith("\n") else "\n"
@@ -119,31 +142,71 @@ def _jsonable(value):
 
 
 def read_log(path: str | Path) -> list[tuple[str, dict]]:
-    """(raw line, parsed entry) per line; a line that is not JSON raises AuditError naming it."""
+    """(raw line, parsed entry) per line, [] for a missing log. A line that is not a JSON object in UTF-8 raises
+    AuditError naming it. Lines end at "\n" only: a note may hold any other line separator (U+2028, ...)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         return []
+    with reading(path, "decision log", error=AuditError):
+        raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
     out = []
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(lines, start=1):
         try:
-            out.append((raw, json.loads(raw)))
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AuditError(f"{path}: entry {n} is not UTF-8 text: the log was altered or damaged", n) from None
+        try:
+            entry = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise AuditError(f"{path}: entry {n} is not valid JSON ({exc.msg}): the log was altered") from None
+            raise AuditError(f"{path}: entry {n} is not valid JSON ({exc.msg}): the log was altered", n) from None
+        except (RecursionError, ValueError):
+            raise AuditError(f"{path}: entry {n} is not a log entry (nested too deeply or out of range): the log was "
+                             f"altered", n) from None
+        if not isinstance(entry, dict):
+            raise AuditError(f"{path}: entry {n} is not a JSON object ({shorten(text, 40)}): the log was altered", n)
+        out.append((text, entry))
     return out
 
 
-def append_entry(path: str | Path, entry: dict) -> dict:
-    """Chain ``entry`` to the log's last line and append it; returns the entry as written."""
-    path = Path(path)
-    entries = read_log(path)
-    body = {**_jsonable(entry), "prev_sha256": _sha(entries[-1][0]) if entries else GENESIS}
+def _chained(entries: list[tuple[str, dict]], entry: dict) -> str:
+    """``entry`` as the log line that follows ``entries``: its sequence number, the link and its own hash."""
+    body = {**_jsonable(entry), "seq": len(entries) + 1,
+            "prev_sha256": _sha(entries[-1][0]) if entries else GENESIS}
     body.pop("sha256", None)
     body["sha256"] = _sha(_canonical(body))
-    line = _canonical(body)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return _canonical(body)
+
+
+def _append(path: Path, line: str) -> None:
     with open(path, "a", encoding="utf-8", newline="\n") as fh:
         fh.write(line + "\n")
-    return body
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def lock_path(log_path: Path) -> Path:
+    """The lock file of a decision log: applies and appends to the log take it in turn."""
+    return log_path.with_name(f".{log_path.name}.lock")
+
+
+def head_mac(entries: int, sha256: str, key: str) -> str:
+    """HMAC-SHA256 of the log's head under ``key``: a head that cannot be forged without the key."""
+    return hmac.new(key.encode("utf-8"), f"{entries}:{sha256}".encode(), hashlib.sha256).hexdigest()
+
+
+def _audit_key() -> str | None:
+    return os.environ.get(AUDIT_KEY_ENV) or None
+
+
+def _log_name(log_path: Path, config_path: Path) -> str:
+    """How config.toml names its log: relative to the config's folder when the log is inside it."""
+    try:
+        return Path(os.path.relpath(log_path.resolve(), config_path.resolve().parent)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(log_path.resolve())
 
 
 @dataclass(frozen=True)
@@ -152,34 +215,115 @@ class Verification:
     entries: int
     first_altered: int | None = None  # 1-based entry number
     message: str = ""
+    limits: str = ""  # what this check cannot detect, in the circumstances it ran in
 
 
-def verify_log(path: str | Path) -> Verification:
-    """Check every entry's own hash and its link to the one before; name the first altered entry."""
+NO_KEY_LIMITS = (f"not detectable: a consistent rewrite of both the log and config.toml's [policy] log_head by "
+                 f"someone who can write both files (set {AUDIT_KEY_ENV} when applying and verifying, so the head "
+                 f"carries an HMAC), or a rollback of both files to an earlier state")
+KEY_LIMITS = ("not detectable: a rollback of both the log and config.toml to an earlier state they were in together "
+              "(keep a copy of the log where it cannot be rewritten to see that)")
+
+
+def verify_log(path: str | Path, config_path: str | Path | None = None) -> Verification:
+    """Check every entry's own hash and its link to the one before, and the log's tail against the head
+    `apply_policy` anchored in ``config_path`` ([policy] log_head; default: config.toml beside the log); name the
+    first altered entry. A missing or empty log, or one whose head is not anchored, fails."""
+    path = Path(path)
+    config_path = Path(config_path) if config_path is not None else path.with_name(CONFIG_FILE_NAME)
+    head, key = anchored_head(config_path), _audit_key()
+    limits = KEY_LIMITS if key and head is not None and head.hmac else NO_KEY_LIMITS
+    anchored = "" if head is None else f"; {config_path} records {head.entries} entries"
+
+    note = ""  # said with any finding
+
+    def fail(entries: int, first: int | None, message: str) -> Verification:
+        return Verification(False, entries, first, message + note, limits)
+
+    if not path.exists():
+        return fail(0, None, f"no decision log at {path}{anchored}")
     try:
         entries = read_log(path)
     except AuditError as exc:
-        n = int(re.search(r"entry (\d+)", str(exc)).group(1))
-        return Verification(False, n, n, str(exc))
+        return fail(exc.entry or 0, exc.entry, str(exc))
+    if not entries:
+        return fail(0, None, f"{path} is empty: it has no entries{anchored}")
+    if any(raw.endswith("\r") for raw, _ in entries):
+        note = " (its lines end in CR LF: were the line endings changed, e.g. by a checkout or an editor?)"
     prev_raw = None
     for n, (raw, entry) in enumerate(entries, start=1):
         body = {k: v for k, v in entry.items() if k != "sha256"}
-        when = entry.get("time", "?")
-        if entry.get("sha256") != _sha(_canonical(body)):
-            return Verification(False, len(entries), n, f"entry {n} ({when}) was altered: its content no longer "
-                                                        f"matches its SHA-256")
+        when = shorten(entry.get("time", "?"), 40)
+        try:
+            intact = entry.get("sha256") == _sha(_canonical(body))
+        except ValueError:  # NaN or infinity: nothing apply writes
+            intact = False
+        if not intact:
+            return fail(len(entries), n, f"entry {n} ({when}) was altered: its content no longer matches its SHA-256")
         expected_prev = GENESIS if prev_raw is None else _sha(prev_raw)
-        if entry.get("prev_sha256") != expected_prev:
+        if entry.get("prev_sha256") != expected_prev or entry.get("seq", n) != n:
             # This entry is intact, so what it recorded about the one before is what no longer holds.
             culprit = max(n - 1, 1)
-            return Verification(False, len(entries), culprit,
-                                f"entry {culprit} was altered, removed or reordered: entry {n} ({when}) recorded a "
-                                f"different SHA-256 for it")
+            return fail(len(entries), culprit, f"entry {culprit} was altered, removed or reordered: entry {n} ({when}) "
+                                               f"recorded a different SHA-256 or position for it")
         prev_raw = raw
-    return Verification(True, len(entries), None, f"{len(entries)} entries, chain intact")
+    n = len(entries)
+    if head is None:
+        return fail(n, None, f"the {n} entries are chained intact, but {config_path} anchors no head of this log "
+                             f"([policy] log_head, written by `pyxl-del apply`): a removed last entry or a rewritten "
+                             f"log could not be seen")
+    if head.hmac and key and not hmac.compare_digest(head.hmac, head_mac(head.entries, head.sha256, key)):
+        return fail(n, None, f"{config_path} [policy] log_head fails its HMAC: the head was forged, or "
+                             f"{AUDIT_KEY_ENV} is not the key it was written with")
+    if key and not head.hmac:
+        return fail(n, None, f"{config_path} [policy] log_head has no HMAC although {AUDIT_KEY_ENV} is set: it was "
+                             f"written without the key, or forged")
+    logged = (config_path.parent / head.log).resolve()
+    if logged != path.resolve():
+        return fail(n, None, f"{config_path} anchors the log {logged}, not {path}: verify that one, or pass the "
+                             f"config this log belongs to (--config)")
+    if n < head.entries:
+        return fail(n, n + 1, f"the log ends at entry {n}, but {config_path} records {head.entries} entries: the last "
+                              f"{head.entries - n} were removed")
+    if _sha(entries[head.entries - 1][0]) != head.sha256:
+        return fail(n, head.entries, f"entry {head.entries} is not the one `apply` wrote (its SHA-256 differs from "
+                                     f"{config_path} [policy] log_head): the log was rewritten from there on or before")
+    if n > head.entries:
+        return fail(n, head.entries + 1, f"entries {head.entries + 1} to {n} were added after the last apply "
+                                         f"({config_path} records {head.entries}): not written by `pyxl-del apply`")
+    mac = ", its HMAC verified" if key and head.hmac else (
+        f" (its HMAC is not checked: {AUDIT_KEY_ENV} is not set)" if head.hmac else "")
+    return Verification(True, n, None, f"{n} entries, chain intact; the newest matches the head {config_path} "
+                                       f"records{mac}", limits)
+
+
+def anchored_head(config_path: Path) -> LogHead | None:
+    """The log head config.toml records ([policy] log_head), if the file has one."""
+    if not config_path.is_file():
+        return None
+    text = read_text(config_path, "config", error=ConfigError)
+    with reading(config_path, "config", error=ConfigError):
+        head = tomllib.loads(text).get("policy", {}).get("log_head")
+    if head is None:
+        return None
+    try:
+        return LogHead.model_validate_json(json.dumps(head, default=str), strict=True)
+    except ValidationError as exc:
+        raise ConfigError(f"{config_path}: [policy] log_head is not a log head written by `pyxl-del apply`: "
+                          f"{shorten(exc.errors()[0]['msg'])}") from None
 
 
 # ------------------------------------------------------------------------------------------------- apply
+
+
+def effective_month(text: str | None) -> str:
+    """``text`` as a YYYY-MM month (default: this month); anything else is an InputError."""
+    effective = text or time.strftime("%Y-%m")
+    m = re.fullmatch(r"(\d{4})-(\d{2})", effective.strip())
+    if m is None or not 1 <= int(m.group(2)) <= 12:
+        raise InputError(f"effective from {shorten(effective, 40)!r}: give a month as YYYY-MM, e.g. 2025-01")
+    month_index(int(m.group(1)), int(m.group(2)))
+    return effective.strip()
 
 
 def apply_policy(policy: Policy, *, config_path: str | Path, log_path: str | Path | None = None,
@@ -190,40 +334,47 @@ def apply_policy(policy: Policy, *, config_path: str | Path, log_path: str | Pat
     ``twin`` (the fitted twin the decision was made on) adds the expected impact: the figures of `evaluate`
     and the expected DEL30 curve by MOB per segment, which `track` later compares with what happened.
     ``effective_from`` (YYYY-MM; default: this month) is the first cohort the decision governs.
+
+    Under the log's lock: the config is read afresh, the entry chained to the log's newest line, config.toml
+    written (the policy and the new head, in one rename) and the entry appended — so concurrent applies queue
+    and the chain never forks. A crash between the two writes leaves the head one entry ahead of the log, which
+    `verify_log` reports.
     """
     config_path = Path(config_path)
-    text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
-    new_text = replace_policy_section(text, policy)
-    import tomllib
-
-    try:
-        parsed = config_from_dict(tomllib.loads(new_text), source=str(config_path))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config_path}: not valid TOML after writing [policy]: {exc}") from None
-    if dict(parsed.policy.segments) != dict(policy.segments):
-        raise ConfigError(f"{config_path}: the [policy] written does not read back as the policy applied")
-    effective = effective_from or time.strftime("%Y-%m")
-    month_index(int(effective[:4]), int(effective[5:7]))  # checks the spelling early
+    target = Path(log_path) if log_path is not None else config_path.with_name(LOG_FILE_NAME)
+    effective = effective_month(effective_from)
     impact = None
     if twin is not None:  # before writing: a policy the twin rejects (other segments) must leave config.toml as it was
         impact = {"figures": evaluate(twin, policy), "del30_by_mob": expected_del30_curve(twin, policy)}
-    with atomic_replace(config_path) as tmp:
-        tmp.write_text(new_text, encoding="utf-8")
-    entry = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "user": _user(),
-        "action": "apply",
-        "config": str(config_path),
-        "policy_version": policy.version,
-        "effective_from": effective,
-        "before": None if before is None else before.model_dump(mode="json", exclude_none=True),
-        "after": policy.model_dump(mode="json", exclude_none=True),
-        "expected_impact": impact,
-        "note": note,
-    }
-    target = Path(log_path) if log_path is not None else config_path.with_name(LOG_FILE_NAME)
-    written = append_entry(target, entry)
-    log.info("applied policy %s to %s; logged in %s", policy.version, config_path, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(lock_path(target)):
+        text = read_text(config_path, "config", error=ConfigError) if config_path.exists() else ""
+        with reading(config_path, "config", error=ConfigError):
+            parsed = config_from_dict(tomllib.loads(replace_policy_section(text, policy)), source=str(config_path))
+        if dict(parsed.policy.segments) != dict(policy.segments):
+            raise ConfigError(f"{config_path}: the [policy] written does not read back as the policy applied")
+        entries = read_log(target)
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "user": _user(),
+            "action": "apply",
+            "config": str(config_path),
+            "policy_version": policy.version_under(parsed),
+            "effective_from": effective,
+            "before": None if before is None else before.model_dump(mode="json", exclude_none=True),
+            "after": policy.model_dump(mode="json", exclude_none=True),
+            "expected_impact": impact,
+            "note": note,
+        }
+        line = _chained(entries, entry)
+        key = _audit_key()
+        head = LogHead(entries=len(entries) + 1, sha256=_sha(line), log=_log_name(target, config_path),
+                       hmac=head_mac(len(entries) + 1, _sha(line), key) if key else "")
+        with atomic_replace(config_path) as tmp:
+            tmp.write_text(replace_policy_section(text, policy, head), encoding="utf-8")
+        _append(target, line)
+    written = json.loads(line)
+    log.info("applied policy %s to %s; logged in %s", written["policy_version"], config_path, target)
     return written
 
 

@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,19 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.applications import (
+    Application,
+    ApplicationColumns,
+    DecisionInputError,
+    Problem,
+    application_columns,
+)
 from pyxl_del.decision.optimise import current_policy
-from pyxl_del.decision.policy import Policy
+from pyxl_del.decision.policy import Policy, twin_fingerprint
 from pyxl_del.decision.twin import Twin
-from pyxl_del.engine.config import CellText, Config, Decide, PolicySettings
-from pyxl_del.engine.data import MAX_LISTED, row_numbers
-from pyxl_del.engine.errors import InputError
+from pyxl_del.engine.config import Config
+from pyxl_del.engine.data import MAX_LISTED
+from pyxl_del.engine.errors import shorten
 from pyxl_del.engine.memo import LruMemo
 
 log = logging.getLogger(__name__)
@@ -53,8 +60,6 @@ REASON_CODES = ("APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE
 APPROVED, NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN = range(len(REASON_CODES))
 ReasonCode = Literal["APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE", "APR_BELOW_BREAK_EVEN"]
 
-# Columns of an applications file: a logical name, else the panel's mapped name ([columns] segment, score, apr).
-APPLICATION_COLUMNS = ("application_id", "segment", "score", "amount", "apr")
 DECISION_COLUMNS = ("application_id", "segment", "score", "amount", "requested_apr", "decision", "reason_code",
                     "reason", "band", "offered_apr", "policy_apr", "pd_12m", "pd_lifetime", "expected_loss",
                     "expected_value", "policy_version")
@@ -62,21 +67,6 @@ ENGINE_MEMO_SIZE = 8
 
 
 # ------------------------------------------------------------------------------------------------- models
-
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class Application(BaseModel):
-    """One application. ``apr`` is the requested APR as a fraction (0.24 for 24%); None: the policy's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    application_id: str | None = Field(None, max_length=128, description="the caller's reference, echoed back")
-    segment: CellText = Field(max_length=200, description="segment (product) as in the data, e.g. CASH LOAN")
-    score: Finite = Field(description="origination score")
-    amount: Finite = Field(gt=0, description="amount applied for")
-    apr: Finite | None = Field(None, gt=0, le=5, description="requested APR as a fraction (0.24 = 24%)")
-
 
 class Decision(BaseModel):
     """The answer to one application, reproducible from the policy version and the twin."""
@@ -115,25 +105,6 @@ class DecisionBatch(BaseModel):
 
 
 DECISIONS = TypeAdapter(list[Decision])
-
-
-class Problem(NamedTuple):
-    """One bad input: ``index`` of the application (None: the whole input), the field, and why."""
-
-    index: int | None
-    field: str
-    message: str
-
-
-class DecisionInputError(InputError):
-    """Applications that cannot be decided as given; ``problems`` lists each with its field."""
-
-    def __init__(self, source: str, problems: Sequence[Problem]):
-        self.source = source
-        self.problems = tuple(problems)
-        shown = "; ".join(p.message for p in self.problems[:MAX_LISTED])
-        more = f" (and {len(self.problems) - MAX_LISTED} more)" if len(self.problems) > MAX_LISTED else ""
-        super().__init__(f"{source}: {shown}{more}")
 
 
 # ------------------------------------------------------------------------------------------------- engine
@@ -198,7 +169,7 @@ class DecisionEngine:
         u = twin.unit_economics()
         sums = twin.lifetime_sums()
         pol = twin.config.policy
-        version = policy.version
+        version = policy.version_under(twin.config)
         body = []
         for code in range(len(REASON_CODES)):
             for s, segment in enumerate(twin.segments):
@@ -239,7 +210,7 @@ class DecisionEngine:
         if len(unknown):
             known = ", ".join(self.segments)
             names = np.asarray(segments, dtype=object)
-            problems = [Problem(int(i), "segment", f"unknown segment {names[i]!r} (known: {known})")
+            problems = [Problem(int(i), "segment", f"unknown segment {shorten(names[i], 60)!r} (known: {known})")
                         for i in unknown[:MAX_LISTED]]
             if len(unknown) > MAX_LISTED:
                 problems.append(Problem(None, "segment", f"{len(unknown)} applications in all have unknown segments"))
@@ -303,9 +274,13 @@ class DecisionEngine:
 
     # ------------------------------------------------------------------------------------------ front ends
 
-    def decide_frame(self, applications: pd.DataFrame, source: str = "applications") -> pd.DataFrame:
-        """A table of applications (APPLICATION_COLUMNS; apr and application_id optional) -> DECISION_COLUMNS."""
-        seg_values, score, amount, apr, ids = _frame_columns(applications, self.twin.config, source)
+    def decide_frame(self, applications: pd.DataFrame | ApplicationColumns,
+                     source: str = "applications") -> pd.DataFrame:
+        """A table of applications (APPLICATION_COLUMNS; apr and application_id optional), or its checked columns,
+        -> DECISION_COLUMNS."""
+        if isinstance(applications, pd.DataFrame):
+            applications = application_columns(applications, self.twin.config, source)
+        seg_values, score, amount, apr, ids = applications
         segment = self.segment_codes(seg_values, source)
         ev = self.evaluate(segment, score, amount, apr)
         out = {
@@ -350,50 +325,6 @@ def _distinct_texts(values: np.ndarray, fmt: str) -> tuple[np.ndarray, list[str]
     return codes, [fmt.format(u) for u in uniques.tolist()]
 
 
-def _frame_columns(frame: pd.DataFrame, config: Config, source: str):
-    """(segments, score, amount, apr (NaN: none), ids or None) of an applications table, every problem at once."""
-    def column(key: str) -> str | None:
-        mapped = config[key] if key in ("segment", "score", "apr") else None
-        for name in (key, key.upper(), mapped):
-            if name is not None and name in frame.columns:
-                return name
-        return None
-
-    problems: list[Problem] = []
-    found = {k: column(k) for k in APPLICATION_COLUMNS}
-    for key in ("segment", "score", "amount"):
-        if found[key] is None:
-            also = f" or {config[key]!r}" if key in ("segment", "score") else ""
-            problems.append(Problem(None, key, f"missing column {key!r}{also} (columns: "
-                                              f"{', '.join(map(str, frame.columns[:20]))})"))
-    if problems:
-        raise DecisionInputError(source, problems)
-    if len(frame) == 0:
-        raise DecisionInputError(source, [Problem(None, "applications", "no applications (the table is empty)")])
-
-    def numbers(key: str) -> np.ndarray:
-        return pd.to_numeric(frame[found[key]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    seg = frame[found["segment"]].astype("str")
-    empty = seg.isna().to_numpy() | (seg.str.strip() == "").to_numpy(dtype=bool, na_value=True)
-    score, amount = numbers("score"), numbers("amount")
-    apr = numbers("apr") if found["apr"] is not None else np.full(len(frame), np.nan)
-    checks = [
-        ("segment", empty, "is empty"),
-        ("score", ~np.isfinite(score), "is empty or not a number"),
-        ("amount", ~(amount > 0) | ~np.isfinite(amount), "must be a number > 0"),
-        ("apr", ~np.isnan(apr) & ~((apr > 0) & (apr <= 5)), "must be a fraction in (0, 5] (0.24 = 24%) or empty"),
-    ]
-    for key, bad, what in checks:
-        if bad.any():
-            where = row_numbers(np.flatnonzero(bad))
-            problems.append(Problem(int(np.argmax(bad)), key, f"column {found[key]!r} {what} in {where}"))
-    if problems:
-        raise DecisionInputError(source, problems)
-    ids = frame[found["application_id"]].astype("string").array if found["application_id"] is not None else None
-    return seg, score, amount, apr, ids
-
-
 ENGINES = LruMemo(ENGINE_MEMO_SIZE)
 
 
@@ -403,10 +334,11 @@ def engine_for(policy: Policy, twin: Twin) -> DecisionEngine:
 
 
 def decide(applications, policy: Policy, twin: Twin):
-    """Decisions under ``policy`` on ``twin``: a DataFrame of applications gives a DataFrame (DECISION_COLUMNS);
+    """Decisions under ``policy`` on ``twin``: a DataFrame of applications (or its `application_columns`) gives a
+    DataFrame (DECISION_COLUMNS);
     an `Application` a `Decision`; a sequence of Applications (or dicts) a list of Decisions."""
     engine = engine_for(policy, twin)
-    if isinstance(applications, pd.DataFrame):
+    if isinstance(applications, (pd.DataFrame, ApplicationColumns)):
         return engine.decide_frame(applications)
     if isinstance(applications, Application):
         return engine.decide_many([applications])[0]
@@ -422,12 +354,6 @@ def decide(applications, policy: Policy, twin: Twin):
 
 
 # ------------------------------------------------------------------------------------- twin and policy
-
-
-def twin_fingerprint(config: Config) -> str:
-    """The config as far as the twin depends on it: everything but the applied policy and these settings, so
-    applying a new policy reuses the fitted twin."""
-    return config.model_copy(update={"policy": PolicySettings(), "decide": Decide()}).to_toml()
 
 
 def with_config(twin: Twin, config: Config) -> Twin:
@@ -460,29 +386,16 @@ def scored_sample() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------- files
 
 
-def read_applications(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise DecisionInputError(str(path), [Problem(None, "file", f"file not found: {path}")])
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".gz"):
-        # Segment and id stay text as written ("007" is not 7).
-        return pd.read_csv(path, dtype={c: "string" for c in ("segment", "application_id")}, encoding="utf-8-sig")
-    raise DecisionInputError(str(path), [Problem(None, "file", f"unsupported file type {suffix!r}: use .csv or "
-                                                               f".parquet")])
-
-
-def write_decisions(frame: pd.DataFrame, path: str | Path) -> Path:
-    from pyxl_del.engine.files import atomic_replace
+def write_decisions(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) -> Path:
+    """Decisions as .parquet, else as CSV (formula-like text neutralised unless ``raw_text``: engine.files)."""
+    from pyxl_del.engine.files import atomic_replace, write_csv
 
     path = Path(path)
     with atomic_replace(path) as tmp:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            write_csv(frame, tmp, raw_text=raw_text)
     return path
 
 

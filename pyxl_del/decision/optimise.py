@@ -401,6 +401,7 @@ class Recommendation:
     current_impact: pd.DataFrame
     recommended_impact: pd.DataFrame
     frontier: pd.DataFrame
+    version: str  # the recommended policy's version under the twin's config (Policy.version_under)
     notes: tuple[str, ...] = ()
 
     def table(self) -> pd.DataFrame:
@@ -412,7 +413,7 @@ class Recommendation:
             out[f"current_{col}"] = cur[col]
             out[f"recommended_{col}"] = rec[col]
             out[f"change_{col}"] = rec[col] - cur[col]
-        out.insert(0, "policy_version", self.recommended.version)
+        out.insert(0, "policy_version", self.version)
         return out.reset_index()
 
 
@@ -478,4 +479,5 @@ def optimise(twin: Twin) -> Recommendation:
     for note in notes:
         log.info(note)
     return Recommendation(current=current, recommended=recommended, current_impact=evaluate(twin, current),
-                          recommended_impact=rec_eval, frontier=frontier, notes=tuple(notes))
+                          recommended_impact=rec_eval, frontier=frontier,
+                          version=recommended.version_under(twin.config), notes=tuple(notes))

@@ -1,8 +1,13 @@
 """The credit policy as a validated value: per segment cut-off, APR and budget share, with a stable version.
 
 `Policy` is the boundary object of the decision engine: the optimiser returns one, `apply_policy` writes one to
-config.toml and the decision log, and a real-time service can load one and know exactly which it has
-(``version`` is the hash of its canonical JSON, so equal policies have equal versions wherever they are made).
+config.toml and the decision log, and a real-time service can load one and know exactly which it has.
+
+Versions: ``version`` is the hash of the policy's canonical JSON, so equal policies have equal versions wherever
+they are made. What a decision carries, and what the log, the service and the sheets show, is
+``version_under(config)``: the policy together with every setting a decision under it depends on (the twin's
+settings — [risk] lgd, [economics], [buckets], ... — and [policy] apr_min / apr_max), so a decision's version
+identifies the settings of the model that made it; the data are named beside it (the log's and the service's data).
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pyxl_del.engine.config import ConfigError, SegmentPolicy
+from pyxl_del.engine.config import (
+    Config,
+    ConfigError,
+    Decide,
+    PolicySettings,
+    SegmentPolicy,
+)
 from pyxl_del.engine.errors import InputError
 
 SHARE_TOLERANCE = 1e-6
@@ -29,7 +40,7 @@ class PolicyError(InputError):
 class Policy(BaseModel):
     """Per segment: accept scores >= cutoff, lend at apr, book up to budget_share x budget a month."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     segments: dict[str, SegmentPolicy]
     budget: float = Field(ge=0)  # monthly new lending the shares divide
@@ -51,7 +62,15 @@ class Policy(BaseModel):
 
     @property
     def version(self) -> str:
+        """The policy's own version: equal policies, equal versions."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()[:16]
+
+    def version_under(self, config: Config) -> str:
+        """The version of decisions made under this policy with ``config``: it changes with the policy and with
+        every setting that changes a decision (`twin_fingerprint` and the APR bounds), and with nothing else."""
+        bounds = f"[policy] apr_min = {config.policy.apr_min!r}, apr_max = {config.policy.apr_max!r}"
+        text = "\n".join((self.canonical_json(), twin_fingerprint(config), bounds))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def table(self) -> pd.DataFrame:
         """segment, cutoff (NaN: accept all), apr, budget_share — the Policy sheet's rows."""
@@ -125,7 +144,14 @@ class Policy(BaseModel):
         try:
             return cls(segments=entries, budget=budget)
         except ValidationError as exc:
-            raise PolicyError(f"{source}: " + "; ".join(e["msg"] for e in exc.errors())) from None
+            raise PolicyError(f"{source}: " + "; ".join(
+                ("budget: " if e["loc"] == ("budget",) else "") + e["msg"] for e in exc.errors())) from None
+
+
+def twin_fingerprint(config: Config) -> str:
+    """The config as far as the twin depends on it: everything but the applied policy and these settings, so
+    applying a new policy reuses the fitted twin."""
+    return config.model_copy(update={"policy": PolicySettings(), "decide": Decide()}).to_toml()
 
 
 def _rounded(value):

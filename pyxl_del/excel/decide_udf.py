@@ -17,15 +17,16 @@ from pyxl_del.decision.decide import (
     Problem,
     applied_engine,
     default_data,
-    twin_fingerprint,
     with_config,
 )
+from pyxl_del.decision.policy import twin_fingerprint
 from pyxl_del.decision.twin import Twin, fit_twin
 from pyxl_del.engine.config import Config, load_config
 from pyxl_del.engine.memo import LruMemo
 from pyxl_del.excel.udf import (
     CONFIGS,
     DataArgs,
+    cell_error,
     data_key,
     excel_safe,
     file_key,
@@ -78,6 +79,13 @@ def decide_cells(segment: Any, score: Any, amount: Any, apr: Any, data: Any, con
     """=DEL_DECIDE: one decision row for single cells; for ranges a header row and one row per application (a
     blank row, where segment, score and amount are all blank, answers with a blank row)."""
     columns = [_column(v) for v in (segment, score, amount)]
+    for name, values in zip(("segment", "score", "amount", "apr"), [*columns, _column(apr)], strict=True):
+        errors = [(i, e) for i, v in enumerate(values or ()) if (e := cell_error(v)) is not None]
+        if errors:
+            i, error = errors[0]
+            where = f"application {i + 1}: " if values is not None and len(values) > 1 else ""
+            raise DecisionInputError("DEL_DECIDE", [Problem(i, name, f"{where}{name}: the cell holds the error "
+                                                                     f"{error}")])
     if any(c is None for c in columns):
         raise DecisionInputError("DEL_DECIDE", [Problem(None, "arguments", "segment, score and amount are required")])
     n = len(columns[0])

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,9 +19,9 @@ from pyxl_del.decision.optimise import (
     optimise,
     resolve_budget,
 )
-from pyxl_del.decision.policy import Policy, PolicyError
+from pyxl_del.decision.policy import POLICY_COLUMNS, Policy, PolicyError
 from pyxl_del.decision.twin import fit_twin
-from pyxl_del.engine.errors import PanelError
+from pyxl_del.engine.errors import reading
 from pyxl_del.excel.ribbon import Outcome
 from pyxl_del.excel.workbook import OpenpyxlBook, Ref, Workbook
 from pyxl_del.sheets.abtest import observed_sheet, simulation_sheet
@@ -28,9 +29,9 @@ from pyxl_del.sheets.decision import POLICY_SHEET, decision_layouts
 from pyxl_del.sheets.layout import column_letter
 
 
-def read_policy_sheet(book: Workbook, budget: float) -> Policy:
-    """The Policy sheet (`policy_sheet`) as the user left it: the table under the header row whose first cell is
-    "segment". Errors say what to fix; their row numbers count that header as row 1, and name the segment."""
+def policy_sheet_table(book: Workbook) -> tuple[pd.DataFrame, str]:
+    """The Policy sheet (`policy_sheet`) as the user left it, and where it is: the table under the header row whose
+    first cell is "segment". Errors say what to fix."""
     if POLICY_SHEET not in book.sheet_names():
         raise PolicyError(f"{book.name} has no {POLICY_SHEET!r} sheet: run Optimise first (it writes "
                           f"Recommendations, Frontier and {POLICY_SHEET}), edit the policy there, then apply it")
@@ -40,16 +41,34 @@ def read_policy_sheet(book: Workbook, budget: float) -> Policy:
         raise PolicyError(f"{book.name} [{POLICY_SHEET}]: no header row starting with 'segment' (the sheet needs "
                           f"the columns segment, cutoff, apr, budget_share; run Optimise to write it again)")
     table = Ref(POLICY_SHEET, f"A{header + 1}:{column_letter(max(len(r) for r in rows))}{len(rows)}")
-    return Policy.from_table(book.read_frame(table), budget, source=f"{book.name} {table}")
+    return book.read_frame(table), f"{book.name} {table}"
+
+
+def read_policy_sheet(book: Workbook, budget: float) -> Policy:
+    """The Policy sheet as a Policy; errors' row numbers count its header as row 1, and name the segment."""
+    table, source = policy_sheet_table(book)
+    return Policy.from_table(table, budget, source=source)
+
+
+def read_policy_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """The policy table of policy.csv (`optimise --out DIR`, UTF-8) or of a decision workbook's Policy sheet, and
+    its source; an empty, damaged or wrongly encoded file is an InputError naming it."""
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return policy_sheet_table(OpenpyxlBook(path))
+    with reading(path, "policy"):
+        if path.is_file() and path.stat().st_size <= 4096 and not path.read_bytes().strip():
+            raise PolicyError(f"{path} is empty: a policy file has the columns {', '.join(POLICY_COLUMNS)} and a row "
+                              f"per segment (`pyxl-del optimise --out FOLDER` writes one)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, encoding="utf-8-sig", index_col=False), str(path)
+
 
 def read_policy_file(path: str | Path, budget: float) -> Policy:
     """A Policy from policy.csv (`optimise --out DIR`) or the Policy sheet of a decision workbook."""
-    path = Path(path)
-    if not path.is_file():
-        raise PanelError(str(path), [f"file not found: {path}"])
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return read_policy_sheet(OpenpyxlBook(path), budget)
-    return Policy.from_table(pd.read_csv(path), budget, source=str(path))
+    table, source = read_policy_table(path)
+    return Policy.from_table(table, budget, source=source)
 
 
 # ------------------------------------------------------------------------------------------------ buttons
@@ -64,7 +83,7 @@ def optimise_action(ctx):
     roe = [impact.set_index("segment").loc[PORTFOLIO, "roe"] for impact in (rec.current_impact,
                                                                           rec.recommended_impact)]
     return ctx.write(layouts, f"Optimise on {source}: portfolio ROE now {roe[0]:.1%}, recommended {roe[1]:.1%} "
-                              f"(policy {rec.recommended.version}); edit the {POLICY_SHEET} sheet if you like, then "
+                              f"(policy {rec.version}); edit the {POLICY_SHEET} sheet if you like, then "
                               f"Apply policy")
 
 

@@ -87,7 +87,7 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     new = rec.recommended_impact.set_index("segment")
     roe_now, roe_new = cur.loc[PORTFOLIO, "roe"], new.loc[PORTFOLIO, "roe"]
     notes = [f"Portfolio ROE (steady book): now {roe_now:.1%}, recommended {roe_new:.1%}. "
-             f"Recommended policy version {rec.recommended.version}; budget {rec.recommended.budget:,.0f} a month.",
+             f"Recommended policy version {rec.version}; budget {rec.recommended.budget:,.0f} a month.",
              "Volumes are monthly; value is the discounted economic profit of one month's bookings over their life; "
              "EL and VaR99 are of one month's bookings; ROE is (interest - funding - loss - opex) x (1 - tax) / capital.",
              *rec.notes]
@@ -165,10 +165,11 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
     )
 
 
-def policy_sheet(policy: Policy, title: str = "Policy") -> SheetLayout:
-    """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share."""
+def policy_sheet(policy: Policy, title: str = "Policy", version: str | None = None) -> SheetLayout:
+    """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share;
+    ``version``: the policy's version under the config it was made with (default: its own)."""
     table = policy.table()
-    notes = [f"Version {policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
+    notes = [f"Version {version or policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
              f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."]
     blocks, formats, top = _title(title, notes)
     header, first = top, top + 1
@@ -208,4 +209,4 @@ def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
 
 
 def decision_layouts(rec: Recommendation) -> list[SheetLayout]:
-    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended)]
+    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended, version=rec.version)]

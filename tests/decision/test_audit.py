@@ -37,6 +37,9 @@ def test_apply_edits_only_the_policy_section(tmp_path, rec):
     apply_policy(rec.recommended, config_path=config, before=rec.current, twin=scored_twin(),
                  effective_from="2025-01")
     after = config.read_text().splitlines()
+    heads = [line for line in after if line.startswith("log_head = ")]
+    assert len(heads) == 1 and after.index(heads[0]) < after.index("[risk]")  # the log's head, in [policy]
+    after.remove(heads[0])
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert len(after) == len(before) and {b.split("=")[0].strip() for _, b in changed} == {"budget", "segments"}
     assert all("# monthly new lending" in b for _, b in changed if b.startswith("budget"))  # comment kept

@@ -56,7 +56,7 @@ def test_rules_and_reasons(twin, policy):
     assert (d.decision, d.reason_code) == ("DECLINE", "SCORE_BELOW_CUTOFF")
     assert d.reason == "score 598 below cut-off 600 for CASH LOAN"
     assert d.offered_apr is None and d.policy_apr == pytest.approx(0.30)
-    assert d.policy_version == policy.version
+    assert d.policy_version == policy.version_under(twin.config)
 
     ok = decide(Application(segment="CASH LOAN", score=600, amount=10_000), policy, twin)
     assert (ok.decision, ok.offered_apr) == ("APPROVE", pytest.approx(0.30))

@@ -1,0 +1,167 @@
+"""Applications, as a request and as a file: the `Application` model (the request of the CLI, =DEL_DECIDE and the
+HTTP service), and reading and checking an applications file.
+
+Light on purpose (pydantic and the config; pandas only once a file is there to parse; no scipy, no twin):
+`pyxl-del decide` reads and checks its applications file with this module alone, so a bad file is reported before
+the decision engine is loaded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pyxl_del.engine.config import CellText
+from pyxl_del.engine.errors import InputError, reading, shorten
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from pyxl_del.engine.config import Config
+
+# Columns of an applications file: a logical name, else the panel's mapped name ([columns] segment, score, apr).
+APPLICATION_COLUMNS = ("application_id", "segment", "score", "amount", "apr")
+#: The largest amount applied for that is taken as meant: above it an amount is a typo or a probe (1.7e308 would
+#: overflow the expected value). A trillion covers one loan in any currency, dong and rupiah included.
+MAX_AMOUNT = 1e12
+#: Scores beyond this are not scores (any scale in use is far inside it).
+MAX_SCORE = 1e9
+SUFFIXES = {".csv": "CSV", ".txt": "CSV", ".gz": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Application(BaseModel):
+    """One application. ``apr`` is the requested APR as a fraction (0.24 for 24%); None: the policy's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    application_id: str | None = Field(None, max_length=128, description="the caller's reference, echoed back")
+    segment: CellText = Field(max_length=200, description="segment (product) as in the data, e.g. CASH LOAN")
+    score: Finite = Field(ge=-MAX_SCORE, le=MAX_SCORE, description="origination score")
+    amount: Finite = Field(gt=0, le=MAX_AMOUNT, description=f"amount applied for, at most {MAX_AMOUNT:.0e}")
+    apr: Finite | None = Field(None, gt=0, le=5, description="requested APR as a fraction (0.24 = 24%)")
+
+
+class Problem(NamedTuple):
+    """One bad input: ``index`` of the application (None: the whole input), the field, and why."""
+
+    index: int | None
+    field: str
+    message: str
+
+
+class DecisionInputError(InputError):
+    """Applications that cannot be decided as given; ``problems`` lists each with its field."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]):
+        from pyxl_del.engine.data import MAX_LISTED
+
+        self.source = source
+        self.problems = tuple(problems)
+        shown = "; ".join(p.message for p in self.problems[:MAX_LISTED])
+        more = f" (and {len(self.problems) - MAX_LISTED} more)" if len(self.problems) > MAX_LISTED else ""
+        super().__init__(f"{source}: {shown}{more}")
+
+
+class ApplicationColumns(NamedTuple):
+    """A checked table of applications as columns: segment names, score, amount, requested APR (NaN: none) and
+    the ids (None: the table has none)."""
+
+    segment: pd.Series
+    score: np.ndarray
+    amount: np.ndarray
+    apr: np.ndarray
+    ids: pd.api.extensions.ExtensionArray | None
+
+
+def read_applications(path: str | Path) -> pd.DataFrame:
+    """An applications file (.csv UTF-8, or .parquet) as a DataFrame; segment and id stay text as written ("007"
+    is not 7). A missing, empty, ragged, non-UTF-8 or damaged file is an InputError naming it and what to do."""
+    path = Path(path)
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unsupported type of applications file {shorten(path.suffix, 20)!r}: use .csv "
+                         f"(UTF-8) or .parquet")
+    with reading(path, "applications"):
+        with open(path, "rb") as fh:  # a missing, unreadable or empty file is told before the parser is loaded
+            head = fh.read(4097)
+        if len(head) <= 4096 and not head.strip():
+            raise InputError(f"{path} is empty: an applications file needs a header row (segment, score, amount) "
+                             f"and a row per application")
+        import pandas as pd
+
+        if kind == "Parquet":
+            return pd.read_parquet(path)
+        with warnings.catch_warnings():
+            # A first row longer than the header would silently become the index, and its values shift columns.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype={c: "string" for c in ("segment", "application_id")}, encoding="utf-8-sig",
+                               index_col=False)
+
+
+def application_columns(frame: pd.DataFrame, config: Config, source: str = "applications") -> ApplicationColumns:
+    """The columns of an applications table, every problem reported at once (rows as a spreadsheet numbers
+    them). Columns are found by their logical name (or its upper case) or the panel's mapped name."""
+    import numpy as np
+    import pandas as pd
+
+    from pyxl_del.engine.data import row_numbers
+
+    names = [str(c) for c in frame.columns]
+
+    def column(key: str) -> str | None:
+        mapped = config[key] if key in ("segment", "score", "apr") else None
+        for name in (key, key.upper(), mapped):
+            if name is not None and name in names:
+                return frame.columns[names.index(name)]
+        return None
+
+    problems: list[Problem] = []
+    found = {k: column(k) for k in APPLICATION_COLUMNS}
+    listed = shorten(", ".join(names[:20]), 200)
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t")):
+        raise DecisionInputError(source, [Problem(None, "file", f"the values are separated by ';' or tabs (header: "
+                                                                f"{listed}): save it as CSV UTF-8, with commas")])
+    for key in ("segment", "score", "amount"):
+        if found[key] is None:
+            also = f" or {config[key]!r}" if key in ("segment", "score") else ""
+            problems.append(Problem(None, key, f"missing column {key!r}{also} (columns: {listed})"))
+    if problems:
+        raise DecisionInputError(source, problems)
+    if len(frame) == 0:
+        raise DecisionInputError(source, [Problem(None, "applications", "no applications (the table is empty)")])
+
+    def numbers(key: str) -> np.ndarray:
+        values = frame[found[key]]
+        if values.dtype == object:  # lists or mappings from a Parquet file are not numbers
+            values = values.map(lambda v: v if isinstance(v, (int, float, str)) or v is None else np.nan)
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    seg = frame[found["segment"]].astype("string")
+    empty = (seg.str.strip().fillna("") == "").to_numpy(dtype=bool)
+    score, amount = numbers("score"), numbers("amount")
+    apr = numbers("apr") if found["apr"] is not None else np.full(len(frame), np.nan)
+    finite_score, positive_amount = np.isfinite(score), (amount > 0) & np.isfinite(amount)
+    checks = [
+        ("segment", empty, "is empty"),
+        ("score", ~finite_score, "is empty or not a number"),
+        ("score", finite_score & (np.abs(score) > MAX_SCORE), f"is beyond ±{MAX_SCORE:.0e}, not a score"),
+        ("amount", ~positive_amount, "must be a number > 0"),
+        ("amount", positive_amount & (amount > MAX_AMOUNT),
+         f"is over {MAX_AMOUNT:.0e}, the largest amount taken as meant (a typo?)"),
+        ("apr", ~np.isnan(apr) & ~((apr > 0) & (apr <= 5)), "must be a fraction in (0, 5] (0.24 = 24%) or empty"),
+    ]
+    for key, bad, what in checks:
+        if bad.any():
+            where = row_numbers(np.flatnonzero(bad))
+            problems.append(Problem(int(np.argmax(bad)), key, f"column {shorten(found[key], 60)!r} {what} in {where}"))
+    if problems:
+        raise DecisionInputError(source, problems)
+    ids = frame[found["application_id"]].astype("string").array if found["application_id"] is not None else None
+    return ApplicationColumns(seg, score, amount, apr, ids)

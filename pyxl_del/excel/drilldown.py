@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import Field
+
 from pyxl_del.engine.data import PORTFOLIO, read_panel, validate_panel
 from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import loans_in_panel
@@ -28,7 +30,7 @@ PANELS = LruMemo(PANEL_MEMO_SIZE)
 class LoansArgs(DataArgs):
     segment: CellText
     cohort: Any
-    mob: int
+    mob: int = Field(ge=0)
     state: CellText | None = None
 
 

@@ -10,17 +10,21 @@ colour scales are conditional formats, charts read cells of their own sheet) and
 pyxl_del.excel.workbook.XlwingsBook gives live Excel the very sheets of this renderer by copying them from a rendered
 scratch workbook.
 
-Ownership: every sheet a renderer writes carries the hidden sheet-scoped name ``OWNER_NAME`` whose value
-is the layout's ``owner`` (the run that wrote it: report, backtest, risk-stress, ...). A later run replaces the
-owned sheets of its own owners and those with its sheets' names (`plan_replacement`), writing the new sheets
-where the first replaced one was, so other runs' sheets, the user's own sheets, VBA and named ranges elsewhere in
-the workbook are left alone.
+Ownership: every sheet a renderer writes carries the hidden sheet-scoped name ``OWNER_NAME`` whose value records
+the layout's ``owner`` (the run that wrote it: report, backtest, risk-stress, ...), the workbook's id (the hidden
+workbook-level name ``WORKBOOK_ID_NAME``, made on the first write) and the sheet's name as written. A sheet is
+pyxl_del's only while all three hold: a sheet the user renamed, a copy ("Move or Copy" takes the marker along:
+the copy has another name), and a sheet copied into another workbook (another id) are the user's, never replaced
+or deleted. A later run replaces the owned sheets of its own owners and those with its sheets' names
+(`plan_replacement`), writing the new sheets where the first replaced one was, so other runs' sheets, the user's
+own sheets, VBA and named ranges elsewhere in the workbook are left alone.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,18 +75,57 @@ class SheetConflictError(InputError):
     """The workbook already has a sheet of that name which pyxl_del did not write; it is left untouched."""
 
 
-def owner_of(marker: str) -> str:
-    """The owner recorded in an OWNER_NAME marker's value (``"report"`` or ``="report"``, as Excel shows it)."""
-    return marker.strip().removeprefix("=").strip('"')
+WORKBOOK_ID_NAME = "pyxl_del_workbook"  # hidden workbook-level name: the id the markers of this workbook carry
+
+
+def formula_text(value: str) -> str:
+    """``value`` as a defined name's string constant (``"..."``, quotes doubled)."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def constant_text(formula: str | None) -> str | None:
+    """The string a defined name holds (``"x"`` or ``="x"``, as openpyxl or Excel show it); None if it holds none."""
+    text = (formula or "").strip().removeprefix("=").strip()
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return None
+    return text[1:-1].replace('""', '"')
+
+
+def marker(owner: str, workbook_id: str, sheet_name: str) -> str:
+    """An OWNER_NAME marker's value: who wrote the sheet, in which workbook, under which name."""
+    return formula_text(f"{owner}|{workbook_id}|{sheet_name}")
+
+
+def owner_of(marker_formula: str, sheet_name: str, workbook_id: str | None) -> str | None:
+    """The owner a marker records, if it marks ``sheet_name`` of the workbook ``workbook_id``; None otherwise (a
+    renamed sheet, a copy, a sheet from another workbook or an earlier marker format)."""
+    parts = (constant_text(marker_formula) or "").split("|", 2)
+    if workbook_id is None or len(parts) != 3:
+        return None
+    owner, wid, name = parts
+    return owner if wid == workbook_id and name == sheet_name else None
+
+
+def new_workbook_id() -> str:
+    return secrets.token_hex(6)
+
+
+def workbook_id_of(workbook: Workbook) -> str | None:
+    defined = workbook.defined_names.get(WORKBOOK_ID_NAME)
+    return None if defined is None else constant_text(defined.attr_text)
 
 
 def owned_sheets(workbook: Workbook) -> list[Worksheet]:
-    return [ws for ws in workbook.worksheets if OWNER_NAME in ws.defined_names]
+    wid = workbook_id_of(workbook)
+    return [ws for ws in workbook.worksheets if OWNER_NAME in ws.defined_names
+            and owner_of(ws.defined_names[OWNER_NAME].attr_text, ws.title, wid) is not None]
 
 
 def sheet_owners(workbook: Workbook) -> dict[str, str]:
     """Sheets pyxl_del wrote, in tab order: name -> owner."""
-    return {ws.title: owner_of(ws.defined_names[OWNER_NAME].attr_text) for ws in owned_sheets(workbook)}
+    wid = workbook_id_of(workbook)
+    return {ws.title: owner_of(ws.defined_names[OWNER_NAME].attr_text, ws.title, wid)
+            for ws in owned_sheets(workbook)}
 
 
 def plan_replacement(sheet_names: Sequence[str], own: dict[str, str],
@@ -96,18 +139,23 @@ def plan_replacement(sheet_names: Sequence[str], own: dict[str, str],
     clashes = [s for s in sheet_names if s not in own and s.casefold() in new]
     if clashes:
         raise SheetConflictError(
-            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write; "
-            f"rename or delete them and run again")
+            f"the workbook already has sheets named {', '.join(map(repr, clashes))} that pyxl_del did not write (or "
+            f"that were renamed, copied or brought from another workbook, and so are yours now); rename or delete "
+            f"them and run again")
     return [s for s in sheet_names if s in own and (own[s] in owners or s.casefold() in new)]
 
 
-def render_openpyxl(layouts: Sequence[SheetLayout], workbook: Workbook) -> list[Worksheet]:
+def render_openpyxl(layouts: Sequence[SheetLayout], workbook: Workbook, *,
+                    workbook_id: str | None = None) -> list[Worksheet]:
     """Write the layouts into ``workbook``, replacing the sheets `plan_replacement` names; returns the new sheets.
+    The markers carry the workbook's id (``workbook_id``, else the workbook's own, else a new one it is given).
 
     Raises SheetConflictError (before changing anything) if a layout's name is taken by a sheet pyxl_del does
     not own.
     """
     replaced = set(plan_replacement(workbook.sheetnames, sheet_owners(workbook), layouts))
+    wid = workbook_id or workbook_id_of(workbook) or new_workbook_id()
+    workbook.defined_names[WORKBOOK_ID_NAME] = DefinedName(WORKBOOK_ID_NAME, attr_text=formula_text(wid), hidden=True)
     old = [ws for ws in workbook.worksheets if ws.title in replaced]
     position = workbook.worksheets.index(old[0]) if old else len(workbook.worksheets)
     for ws in old:
@@ -116,6 +164,8 @@ def render_openpyxl(layouts: Sequence[SheetLayout], workbook: Workbook) -> list[
     written = []
     for i, sheet in enumerate(layouts):
         ws = workbook.create_sheet(sheet.name, index=position + i)
+        ws.defined_names[OWNER_NAME] = DefinedName(OWNER_NAME, attr_text=marker(sheet.owner, wid, ws.title),
+                                                   hidden=True)
         _render_sheet(ws, sheet, styles)
         written.append(ws)
     if written:
@@ -208,7 +258,6 @@ def _side(edge: Edge | None) -> Side:
 
 
 def _render_sheet(ws: Worksheet, sheet: SheetLayout, styles: _StyleCache) -> None:
-    ws.defined_names[OWNER_NAME] = DefinedName(OWNER_NAME, attr_text=f'"{sheet.owner}"', hidden=True)
     palette, ids = resolve_styles(sheet)
     arrays = [None] + [styles.array(s) for s in palette[1:]]
     cells = ws._cells  # filling the cell dict directly: ws.cell() per cell is several times slower

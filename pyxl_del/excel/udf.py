@@ -25,7 +25,15 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from pyxl_del import __version__
 from pyxl_del.engine.config import (
@@ -38,7 +46,7 @@ from pyxl_del.engine.config import (
 from pyxl_del.engine.errors import describe_error
 from pyxl_del.engine.memo import LruMemo
 from pyxl_del.engine.pipeline import DelResult, run
-from pyxl_del.excel.workbook import WorkbookError, cells_to_frame
+from pyxl_del.excel.workbook import CELL_ERRORS, WorkbookError, cells_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,13 @@ def _del_type(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+def cell_error(value: Any) -> str | None:
+    """The Excel error a value stands for (#N/A, #REF!, ...): COM hands a cell error to a function as an int code
+    (every number it hands over is a float), openpyxl as its text; None for any other value."""
+    if type(value) is int:
+        return CELL_ERRORS.get(value)
+    return value.strip() if isinstance(value, str) and value.strip() in CELL_ERRORS.values() else None
+
 
 
 class _Arguments(BaseModel):
@@ -71,6 +86,15 @@ class _Arguments(BaseModel):
         if isinstance(values, dict):
             return {k: v for k, v in values.items() if v is not None and v != ""}
         return values
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_cell_error(cls, value: Any) -> Any:
+        # An argument cell showing #N/A must say so, not "must be > 0" about the error's code.
+        error = cell_error(value)
+        if error is not None:
+            raise PydanticCustomError("cell_error", "the cell holds the error {error}", {"error": error})
+        return value
 
 
 class DataArgs(_Arguments):

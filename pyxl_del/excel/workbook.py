@@ -8,10 +8,12 @@ for ``pyxl-del ribbon ACTION --workbook FILE.xlsm``. Both write the same sheets:
 rendered by pyxl_del.excel.render.render_openpyxl (live Excel gets them by copying the sheets of a rendered scratch
 workbook, so formats, colour scales and charts are Excel's own and identical to the file's).
 
-Ownership: every sheet pyxl_del writes carries the hidden sheet-scoped name ``pyxl_del.sheets.layout.OWNER_NAME`` whose value is
-the layout's owner (the run that wrote it). Writing layouts replaces only owned sheets, those of the owners being
-written or of the same names (`pyxl_del.excel.render.plan_replacement`), and refuses to touch a user's sheet that has one
-of the new names (`SheetConflictError`).
+Ownership: every sheet pyxl_del writes carries the hidden sheet-scoped name ``pyxl_del.sheets.layout.OWNER_NAME``
+recording the layout's owner (the run that wrote it), the workbook's id and the sheet's name
+(`pyxl_del.excel.render.owner_of`): a renamed or copied sheet, or one from another workbook, is the user's. Writing
+layouts replaces only owned sheets, those of the owners being written or of the same names
+(`pyxl_del.excel.render.plan_replacement`), and refuses to touch a user's sheet that has one of the new names
+(`SheetConflictError`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from pyxl_del.engine.errors import InputError
+from pyxl_del.engine.errors import InputError, reading
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.excel.opc import read_parts, restore_ribbon, write_zip
 from pyxl_del.excel.render import (
+    WORKBOOK_ID_NAME,
+    constant_text,
+    formula_text,
+    new_workbook_id,
     owner_of,
     plan_replacement,
     render_openpyxl,
@@ -183,12 +189,10 @@ class OpenpyxlBook:
         import openpyxl
 
         self.path = Path(path)
-        try:
+        with reading(self.path, "workbook", error=WorkbookError):
             content = self.path.read_bytes()
-        except OSError as exc:
-            raise WorkbookError(f"cannot read workbook {self.path}: {exc.strerror or exc}") from exc
-        self._original = read_parts(content)
-        self.wb = openpyxl.load_workbook(io.BytesIO(content), keep_vba=self.path.suffix.lower() in MACRO_SUFFIXES)
+            self._original = read_parts(content)
+            self.wb = openpyxl.load_workbook(io.BytesIO(content), keep_vba=self.path.suffix.lower() in MACRO_SUFFIXES)
         self._selection = selection
 
     @property
@@ -332,12 +336,19 @@ class XlwingsBook:
             return None
         return _first_cell(selected.sheet.name, selected.address)
 
+    def _workbook_id(self) -> str | None:
+        found = [n for n in self.book.names if n.name == WORKBOOK_ID_NAME]
+        return constant_text(found[0].refers_to) if found else None
+
     def own_sheets(self) -> dict[str, str]:
+        wid = self._workbook_id()
         own = {}
         for sheet in self.book.sheets:
             for defined in sheet.names:
                 if defined.name.rsplit("!", 1)[-1] == OWNER_NAME:
-                    own[sheet.name] = owner_of(defined.refers_to)
+                    owner = owner_of(defined.refers_to, sheet.name, wid)
+                    if owner is not None:
+                        own[sheet.name] = owner
         return own
 
     def delete_own_sheets(self, names: Iterable[str]) -> None:
@@ -357,13 +368,17 @@ class XlwingsBook:
 
         names = self.sheet_names()
         replaced = plan_replacement(names, self.own_sheets(), layouts)
+        wid = self._workbook_id()
+        if wid is None:
+            wid = new_workbook_id()
+            self.book.names.add(WORKBOOK_ID_NAME, "=" + formula_text(wid)).api.Visible = False
         app = self.book.app
         updating, app.screen_updating = app.screen_updating, False
         with tempfile.TemporaryDirectory(prefix="pyxl_del_") as tmp:
             scratch_path = Path(tmp) / "pyxl_del_sheets.xlsx"
             scratch = openpyxl.Workbook()
             scratch.remove(scratch.active)
-            render_openpyxl(layouts, scratch)
+            render_openpyxl(layouts, scratch, workbook_id=wid)  # the markers carry this workbook's id
             scratch.save(scratch_path)
             scratch_book = app.books.open(str(scratch_path))
             try:

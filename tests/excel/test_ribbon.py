@@ -23,7 +23,13 @@ from pyxl_del.datasets.sample import generate_sample
 from pyxl_del.engine.config import Config, load_config
 from pyxl_del.excel import ribbon
 from pyxl_del.excel.opc import CUSTOMUI_PART, read_parts, restore_ribbon
-from pyxl_del.excel.render import SheetConflictError, plan_replacement
+from pyxl_del.excel.render import (
+    SheetConflictError,
+    marker,
+    owner_of,
+    plan_replacement,
+    workbook_id_of,
+)
 from pyxl_del.excel.workbook import OpenpyxlBook, Ref, WorkbookError, XlwingsBook
 from pyxl_del.sheets import layout as sheet_layout
 from pyxl_del.sheets import report
@@ -117,7 +123,8 @@ def test_run_forecast_writes_the_report_sheets(book, capsys):
     assert wb.sheetnames == START_SHEETS + [layout.name for layout in layouts]
     for layout in layouts:
         ws = wb[layout.name]
-        assert ws.defined_names[sheet_layout.OWNER_NAME].attr_text == f'"{layout.owner}"'
+        assert owner_of(ws.defined_names[sheet_layout.OWNER_NAME].attr_text, ws.title, workbook_id_of(wb)) == \
+            layout.owner
         first = layout.blocks[0]
         assert ws.cell(first.row, first.col).value == first.values[0, 0]  # the title, as laid out
     portfolio = next(layout for layout in layouts if layout.kind == "mixed")
@@ -491,6 +498,15 @@ class FakeRange:
 class FakeName:
     def __init__(self, name, refers_to):
         self.name, self.refers_to = name, refers_to
+        self.api = SimpleNamespace(Visible=True)
+
+
+class FakeNames(list):
+    """Like xlwings' Names: iterable, with add."""
+
+    def add(self, name, refers_to):
+        self.append(FakeName(name, refers_to))
+        return self[-1]
 
 
 class FakeSheets(list):
@@ -506,12 +522,18 @@ def test_xlwings_book_reads_com_values(tmp_path):
     sheet = SimpleNamespace(name="Data", names=[])
     sheet.used_range = FakeRange(sheet, "$A$1:$C$3", cells)
     sheet.range = lambda address: FakeRange(sheet, address, cells[:2])
-    report_sheet = SimpleNamespace(name="Portfolio_DEL30", names=[FakeName("Portfolio_DEL30!pyxl_del_sheet",
-                                                                           '="mixed"')])
-    xl = SimpleNamespace(name="b.xlsm", fullname=str(tmp_path / "b.xlsm"), sheets=FakeSheets([sheet, report_sheet]),
-                         names=[FakeName("pyxl_del_source", "=Data!$A$1:$B$2")])
+    report_sheet = SimpleNamespace(name="Portfolio_DEL30", names=[FakeName(
+        "Portfolio_DEL30!pyxl_del_sheet", "=" + marker("mixed", "b0b0", "Portfolio_DEL30"))])
+    # A copy ("Move or Copy" takes the marker along) and a sheet whose marker is of an earlier format are the user's.
+    copied = SimpleNamespace(name="Portfolio_DEL30 (2)", names=[FakeName("'Portfolio_DEL30 (2)'!pyxl_del_sheet",
+                                                                         report_sheet.names[0].refers_to)])
+    older = SimpleNamespace(name="Old", names=[FakeName("Old!pyxl_del_sheet", '="report"')])
+    xl = SimpleNamespace(name="b.xlsm", fullname=str(tmp_path / "b.xlsm"),
+                         sheets=FakeSheets([sheet, report_sheet, copied, older]),
+                         names=FakeNames([FakeName("pyxl_del_source", "=Data!$A$1:$B$2"),
+                                          FakeName("pyxl_del_workbook", '="b0b0"')]))
     book = XlwingsBook(xl)
-    assert book.folder == tmp_path and book.sheet_names() == ["Data", "Portfolio_DEL30"]
+    assert book.folder == tmp_path and book.sheet_names() == ["Data", "Portfolio_DEL30", "Portfolio_DEL30 (2)", "Old"]
     assert book.read_frame(Ref("Data", "A1:B2")).to_dict("list") == {"AGREEMENT_ID": ["a"], "MOB": [0.0]}
     with pytest.raises(WorkbookError, match=r"column 'MOB' has cell errors \(#N/A\) in rows 3"):
         book.read_frame(Ref("Data"))
@@ -550,11 +572,14 @@ def test_openpyxl_book_active_cell(book):
 
 
 class FakeXlSheet:
-    """An Excel sheet as xlwings shows it, just enough for XlwingsBook.write_layouts."""
+    """An Excel sheet as xlwings shows it, just enough for XlwingsBook.write_layouts. ``kind``: the owner of a sheet
+    pyxl_del wrote in this book (a marker with the book's id and the sheet's name), or a marker's formula as is."""
 
     def __init__(self, book, name, kind=None):
         self.book, self.name = book, name
-        self.names = [FakeName(f"{name}!{sheet_layout.OWNER_NAME}", f'="{kind}"')] if kind else []
+        if kind and not kind.startswith('="'):
+            kind = "=" + marker(kind, book.wid, name)
+        self.names = [FakeName(f"{name}!{sheet_layout.OWNER_NAME}", kind)] if kind else []
 
     def copy(self, before=None, after=None):
         target = (before or after).book
@@ -573,8 +598,9 @@ class FakeXlSheet:
 
 
 class FakeXlBook:
-    def __init__(self, app, name, sheets):
-        self.app, self.name, self.fullname, self.closed = app, name, name, False
+    def __init__(self, app, name, sheets, wid="feed"):
+        self.app, self.name, self.fullname, self.closed, self.wid = app, name, name, False, wid
+        self.names = FakeNames([FakeName("pyxl_del_workbook", f'="{wid}"')] if wid else [])
         self.sheets = FakeSheets(FakeXlSheet(self, n, k) for n, k in sheets)
 
     def close(self):
@@ -588,8 +614,8 @@ class FakeXlApp:
 
     def _open(self, path):
         scratch = openpyxl.load_workbook(path)
-        own = {ws.title: ws.defined_names[sheet_layout.OWNER_NAME].attr_text.strip('"') for ws in scratch.worksheets}
-        self.opened.append(FakeXlBook(self, Path(path).name, list(own.items())))
+        own = {ws.title: "=" + ws.defined_names[sheet_layout.OWNER_NAME].attr_text for ws in scratch.worksheets}
+        self.opened.append(FakeXlBook(self, Path(path).name, list(own.items()), wid=None))
         return self.opened[-1]
 
 

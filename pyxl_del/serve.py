@@ -5,13 +5,18 @@ and the OpenAPI docs (/docs, /openapi.json). Requests and answers are the pydant
 same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evaluate`'s.
 
 * Every path but /healthz needs the API key in the ``X-API-Key`` header, compared in constant time
-  (hmac.compare_digest). The key comes from the environment variable [decide] api_key_env or the file
-  [decide] api_key_file; never from config.toml itself, which is copied into report workbooks.
-* The server binds to loopback unless told otherwise; bodies over [decide] max_body_bytes get 413.
+  (hmac.compare_digest), before any of the body is read: a request without it gets 401 and its connection is
+  closed. The key comes from the environment variable [decide] api_key_env or the file [decide] api_key_file;
+  never from config.toml itself, which is copied into report workbooks.
+* The server binds to loopback; another address only when asked explicitly (``allow_remote``: the service speaks
+  plain HTTP). Bodies over [decide] max_body_bytes get 413. A connection whose request line and headers do not
+  arrive within [decide] header_timeout seconds is closed, a body that does not arrive within [decide]
+  body_timeout gets 408: a slow or idle client cannot hold connections open.
 * Bad input gets 422 naming the field and the reason (unknown segments included), never a 500 or a traceback.
 * Every decision is appended to the request log ([decide] request_log, JSON Lines): request id, application,
   decision and policy version; each policy the service loads is logged there too, so any answer can be
-  reproduced from the log and the twin's data.
+  reproduced from the log and the twin's data. The log is rotated by size ([decide] request_log_max_bytes,
+  keeping request_log_backups old files), and each new file starts with the policy in force.
 * The policy reloads when config.toml changes (`pyxl-del apply` rewrites its [policy] section): a watcher thread
   checks the file every [decide] reload_seconds, builds a new immutable snapshot (policy, twin, engine) and swaps
   it in with one assignment. A request reads the snapshot once, so requests in flight finish on the policy they
@@ -60,7 +65,7 @@ from pyxl_del.decision.decide import (
 from pyxl_del.decision.policy import Policy
 from pyxl_del.decision.twin import Twin, fit_twin
 from pyxl_del.engine.config import Config, load_config
-from pyxl_del.engine.errors import describe_error
+from pyxl_del.engine.errors import InputError, describe_error, read_text
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +134,47 @@ class Snapshot:
 
 
 class RequestLog:
-    """Append-only JSON Lines; one write per request, under a lock (requests are served from several threads)."""
+    """Append-only JSON Lines; one write per request, under a lock (requests are served from several threads).
 
-    def __init__(self, path: Path | None):
+    Rotated by size: when a write would take the file past ``max_bytes`` it becomes ``<name>.1`` (``.1`` becomes
+    ``.2``, ..., and the oldest beyond ``backups`` goes), and the new file starts with the policy line in force, so
+    each file can be read on its own."""
+
+    def __init__(self, path: Path | None, *, max_bytes: int = 100_000_000, backups: int = 10):
         self.path = path
+        self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
         self._file = None
+        self._policy_line: bytes = b""
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the service's life
+            self._file = open(path, "ab")  # noqa: SIM115 - held open for the service's life
 
-    def write(self, lines: list[str]) -> None:
+    def write(self, lines: list[str], *, policy: bool = False) -> None:
+        """Append ``lines``; ``policy``: they are the line of a policy now in force (repeated after a rotation)."""
         if self._file is None or not lines:
             return
-        text = "\n".join(lines) + "\n"
+        data = ("\n".join(lines) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(text)
+            if policy:
+                self._policy_line = data
+            if self._file.tell() > 0 and self._file.tell() + len(data) > self.max_bytes:
+                self._rotate()
+            self._file.write(data)
             self._file.flush()  # a line per decision is on disk before its answer leaves
+
+    def _rotate(self) -> None:
+        self._file.close()
+        numbered = [self.path.with_name(f"{self.path.name}.{i}") for i in range(1, self.backups + 1)]
+        numbered[-1].unlink(missing_ok=True)
+        for older, newer in zip(reversed(numbered[1:]), reversed(numbered[:-1]), strict=True):
+            if newer.exists():
+                os.replace(newer, older)
+        os.replace(self.path, numbered[0])
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        if self._policy_line:
+            self._file.write(self._policy_line)
+        log.info("request log rotated: %s -> %s", self.path, numbered[0])
 
     def close(self) -> None:
         with self._lock:
@@ -195,7 +224,7 @@ class PolicySource:
         snapshot = Snapshot(engine=engine, loaded_at=_now())
         self.request_log.write([LoadedPolicy(time=snapshot.loaded_at, policy_version=engine.version,
                                              policy=engine.policy, config=self.config_label,
-                                             data=self.data_label).model_dump_json()])
+                                             data=self.data_label).model_dump_json()], policy=True)
         log.info("deciding under policy %s", engine.version)
         return snapshot
 
@@ -260,13 +289,14 @@ def _problem(loc, msg: str, kind: str) -> dict:
 
 
 class Guard:
-    """ASGI middleware in front of everything: request id, API key, body size. A request without the key or
-    too large never reaches parsing."""
+    """ASGI middleware in front of everything: request id, API key, body size and time. A request without the key
+    or too large never reaches parsing, and its body is not read: the answer closes the connection."""
 
-    def __init__(self, app, api_key: str, max_body_bytes: int):
+    def __init__(self, app, api_key: str, max_body_bytes: int, body_timeout: float = 30.0):
         self.app = app
         self.key = api_key.encode("utf-8")
         self.max_body = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -283,10 +313,12 @@ class Guard:
             await send(message)
 
         async def reply(status: int, detail: str, extra: tuple = ()):
+            # Every refusal closes the connection: the server then reads none of a body that is still coming.
             body = json.dumps({"detail": detail, "request_id": request_id}).encode()
             await send_with_id({"type": "http.response.start", "status": status,
                                 "headers": [(b"content-type", b"application/json"),
-                                            (b"content-length", str(len(body)).encode()), *extra]})
+                                            (b"content-length", str(len(body)).encode()),
+                                            (b"connection", b"close"), *extra]})
             await send_with_id({"type": "http.response.body", "body": body})
 
         if scope["path"] not in OPEN_PATHS:
@@ -297,10 +329,15 @@ class Guard:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             return await reply(413, f"request body over {self.max_body:,} bytes")
-        # The body is read here in full (every endpoint needs all of it) so a chunked one is held to the limit too.
+        # The body is read here in full (every endpoint needs all of it) so a chunked one is held to the limit too,
+        # and a slow one to the time limit.
         chunks, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                return await reply(408, f"request body not received within {self.body_timeout:g} s")
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -323,7 +360,7 @@ class Guard:
 
 
 def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_000_000,
-               max_batch: int = 100_000):
+               max_batch: int = 100_000, body_timeout: float = 30.0):
     """The FastAPI application over ``source``'s snapshots."""
     app = FastAPI(title="pyxl_del decisions", version=__version__,
                   description="Credit decisions under the applied policy (docs/decisions-realtime.md). "
@@ -389,7 +426,7 @@ def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_0
                    else answers[0]).model_dump_json()
         return Response(content=content, media_type="application/json")
 
-    return Guard(app, api_key, max_body_bytes)
+    return Guard(app, api_key, max_body_bytes, body_timeout)
 
 
 def _decide_and_log(engine: DecisionEngine, apps: list[Application], request_id: str,
@@ -417,10 +454,7 @@ def api_key(config: Config, config_path: Path | None) -> str | None:
     if settings.api_key_file:
         path = Path(settings.api_key_file).expanduser()
         path = path if path.is_absolute() else config_folder(config_path) / path
-        try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ServeError(f"[decide] api_key_file {path}: {exc.strerror or exc}") from None
+        value = read_text(path, "API key").strip()
     return value or None
 
 
@@ -433,8 +467,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0: a free one, see ``getsockname()``)."""
+REMOTE_REFUSED = ("the service speaks plain HTTP: on {host} the API key and every application and decision would "
+                  "cross the network readable and alterable by anyone on the way. Serve on 127.0.0.1 behind a TLS "
+                  "reverse proxy (nginx, Caddy, IIS) that forwards to it, or, if the network is trusted, pass "
+                  "--allow-remote")
+
+
+class RemoteBindError(InputError):
+    """A non-loopback address without the explicit permission to serve other machines."""
+
+
+def check_host(host: str, *, allow_remote: bool = False) -> None:
+    """A non-loopback ``host`` only with ``allow_remote``: otherwise RemoteBindError says why."""
+    if not is_loopback(host) and not allow_remote:
+        raise RemoteBindError(f"refusing to listen on {host}: " + REMOTE_REFUSED.format(host=host))
+
+
+def bind(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
+    """A listening socket (port 0: a free one, see ``getsockname()``) on a host `check_host` allows."""
+    check_host(host, allow_remote=allow_remote)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on connections whose protocol says TCP, and
     # with it on every answer waits for a delayed ACK (~40 ms).
@@ -446,15 +497,55 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if not is_loopback(host):
-        log.warning("listening on %s: reachable from other machines, not only this one", host)
+        log.warning("listening on %s: reachable from other machines, over plain HTTP", host)
     return sock
 
 
-def run(app, sock: socket.socket, *, on_started: Callable[[], None] | None = None) -> None:
+def header_timeout_protocol(seconds: float):
+    """uvicorn's HTTP protocol (h11) with a time limit on the request line and headers: a connection that has not
+    sent a whole request head within ``seconds`` of opening, or of its previous answer, is closed. uvicorn's own
+    keep-alive timeout stops as soon as any byte arrives, so a client sending headers a byte at a time (or a
+    half), or nothing at all on a new connection, would hold the connection open for ever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeout(H11Protocol):
+        _head_timer = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # the next request on this connection has as long for its head
+
+        def connection_lost(self, exc) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(seconds, self._expire, self.cycle)
+
+        def _expire(self, cycle) -> None:
+            # No request has begun since the timer was armed (the cycle is the same) and none is being answered.
+            waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
+            if waiting and not self.transport.is_closing():
+                log.info("closing a connection from %s: no request head within %g s", self.client, seconds)
+                self.transport.close()
+
+    return HeaderTimeout
+
+
+def run(app, sock: socket.socket, *, on_started: Callable[[], None] | None = None,
+        header_timeout: float = 10.0) -> None:
     """Serve ``app`` on ``sock`` until interrupted (uvicorn; no access log: the request log has every decision)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                           http=header_timeout_protocol(header_timeout)))
     if on_started is not None:
         async def serve():
             task = asyncio.ensure_future(server.serve(sockets=[sock]))

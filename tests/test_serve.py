@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
+import socket
 import sys
 import threading
 import time
@@ -25,8 +27,10 @@ from pyxl_del.datasets.sample import generate_sample  # noqa: E402
 from pyxl_del.decision.decide import Application, Decision, decide  # noqa: E402
 from pyxl_del.decision.optimise import current_policy  # noqa: E402
 from pyxl_del.decision.twin import fit_twin  # noqa: E402
-from pyxl_del.engine.config import Config  # noqa: E402
-from pyxl_del.serve import api_key, is_loopback  # noqa: E402
+from pyxl_del.engine.config import Config, load_config  # noqa: E402
+from pyxl_del.cli import main  # noqa: E402
+from pyxl_del.engine.errors import InputError  # noqa: E402
+from pyxl_del.serve import api_key, check_host, is_loopback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -119,9 +123,17 @@ def test_bad_input_is_422_with_field_and_reason(client):
     assert client("POST", "/v1/decisions", {"applications": []})[0] == 422
 
 
-def test_oversized_body_is_413(client):
-    status, body, _ = client("POST", "/v1/decisions", b" " * (MAX_BODY + 1))
-    assert status == 413 and "over" in body["detail"]
+def test_oversized_body_is_413(server):
+    """Answered from the declared length, before the body is read (a client that sends all of it before reading
+    the answer may see the connection reset instead; `Expect: 100-continue` avoids that)."""
+    host, port = server.removeprefix("http://").rsplit(":", 1)
+    conn = socket.create_connection((host, int(port)))
+    conn.sendall(f"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {MAX_BODY + 1}\r\nExpect: 100-continue\r\n\r\n".encode())
+    answer = closed_after(conn, 5.0)[1]
+    conn.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"over" in body and b"100 Continue" not in head
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
@@ -198,18 +210,19 @@ def test_policy_reloads_without_dropping_requests(server, workdir, twin):
     segments["CASH LOAN"]["cutoff"] = 580.0
     new = Policy.model_validate({"segments": segments, "budget": base.budget})
     apply_policy(new, config_path=workdir / "config.toml", log_path=workdir / "decisions.jsonl")
+    new_version = new.version_under(load_config(workdir / "config.toml"))
     deadline = time.monotonic() + 20
-    while client("GET", "/v1/policy")[1]["policy_version"] != new.version and time.monotonic() < deadline:
+    while client("GET", "/v1/policy")[1]["policy_version"] != new_version and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.3)
     stop.set()
     for t in threads:
         t.join()
-    assert client("GET", "/v1/policy")[1]["policy_version"] == new.version != before
+    assert client("GET", "/v1/policy")[1]["policy_version"] == new_version != before
     assert not failures and served
     versions = {b["policy_version"] for b in served}
-    assert versions == {before, new.version}
-    assert {b["reason_code"] for b in served if b["policy_version"] == new.version} == {"SCORE_BELOW_CUTOFF"}
+    assert versions == {before, new_version}
+    assert {b["reason_code"] for b in served if b["policy_version"] == new_version} == {"SCORE_BELOW_CUTOFF"}
     # A config that no longer loads keeps the running policy and says why.
     config = workdir / "config.toml"
     config.write_text(config.read_text() + "\n[forecast]\nmax_mob = -1\n")
@@ -217,7 +230,7 @@ def test_policy_reloads_without_dropping_requests(server, workdir, twin):
     while client("GET", "/v1/policy")[1]["reload_error"] is None and time.monotonic() < deadline:
         time.sleep(0.1)
     info = client("GET", "/v1/policy")[1]
-    assert info["policy_version"] == new.version and "max_mob" in info["reload_error"]
+    assert info["policy_version"] == new_version and "max_mob" in info["reload_error"]
     client.conn.close()
 
 
@@ -229,3 +242,145 @@ def test_key_from_environment_or_file(tmp_path, monkeypatch):
     monkeypatch.setenv(cfg.decide.api_key_env, "from-env")
     assert api_key(cfg, tmp_path / "config.toml") == "from-env"
     assert Config().decide.host == "127.0.0.1" and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+# ------------------------------------------------------------------------------------------------ hygiene
+
+STRICT_CONFIG = ('[decide]\ndata = "panel.parquet"\nheader_timeout = 1.0\nbody_timeout = 1.0\n'
+                 "request_log_max_bytes = 10000\nrequest_log_backups = 2\n")
+
+
+@pytest.fixture(scope="module")
+def strict_server(workdir):
+    """A second service with tight limits: 1 s for a request head or body, a request log rotated at 10 kB."""
+    folder = workdir / "strict"
+    folder.mkdir()
+    (folder / "panel.parquet").write_bytes((workdir / "panel.parquet").read_bytes())
+    (folder / "config.toml").write_text(STRICT_CONFIG, encoding="utf-8")
+    proc, url = start_server(["--config", str(folder / "config.toml")], KEY, folder)
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    yield host, int(port), folder
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def closed_after(sock: socket.socket, seconds: float) -> tuple[float | None, bytes]:
+    """(seconds until the server closed the connection, or None if it did not within ``seconds``; what it sent)."""
+    sock.settimeout(seconds)
+    started, data = time.monotonic(), b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return None, data
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started, data
+
+
+def test_a_non_loopback_address_is_refused_without_the_flag(capsys):
+    for host in ("0.0.0.0", "::", "10.1.2.3", "example.com"):
+        assert main(["serve", "--host", host]) == 2
+        err = capsys.readouterr().err
+        assert f"refusing to listen on {host}" in err and "--allow-remote" in err and "plain HTTP" in err
+    check_host("127.0.0.1")
+    check_host("::1")
+    check_host("0.0.0.0", allow_remote=True)
+    with pytest.raises(InputError):
+        check_host("0.0.0.0")
+
+
+def test_serve_help_names_the_key_variable(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PYXL_DEL_API_KEY" in out and "api_key_file" in out and "X-API-Key" in out
+
+
+def test_idle_and_unfinished_heads_are_closed(strict_server):
+    """2,000 connections sending an unfinished head were held open for ever: each now closes after 1 s."""
+    host, port, _ = strict_server
+    conns = [socket.create_connection((host, port)) for _ in range(60)]
+    for i, conn in enumerate(conns):
+        if i % 3 == 1:
+            conn.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\n")  # never ends its headers
+        elif i % 3 == 2:
+            conn.sendall(b"GE")  # not even a request line
+    try:
+        closed = [closed_after(conn, 5.0)[0] for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+    assert all(t is not None and t < 4.0 for t in closed), closed
+
+
+def test_a_head_after_a_kept_alive_answer_has_its_time_too(strict_server):
+    host, port, _ = strict_server
+    conn = socket.create_connection((host, port))
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost:")  # keeps uvicorn's keep-alive timer from firing
+    assert closed_after(conn, 5.0)[0] is not None
+    conn.close()
+
+
+def test_a_slow_body_gets_408(strict_server):
+    host, port, _ = strict_server
+    conn = socket.create_connection((host, port))
+    conn.sendall(f"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: 100\r\n\r\n{{".encode())
+    seconds, answer = closed_after(conn, 5.0)
+    conn.close()
+    assert seconds is not None and answer.startswith(b"HTTP/1.1 408") and b"within 1 s" in answer
+
+
+@pytest.mark.parametrize("headers", [b"", f"X-API-Key: {KEY}\r\n".encode()], ids=["no key", "too large"])
+def test_refused_bodies_are_not_read(strict_server, headers):
+    """Without the key (401) or over the limit (413) the answer comes at once and closes the connection: the server
+    reads none of the 50 MB that was to follow."""
+    host, port, _ = strict_server
+    conn = socket.create_connection((host, port))
+    conn.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\n" + headers
+                 + b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n" + b" " * 1000)
+    seconds, answer = closed_after(conn, 0.9)  # before the body timeout could explain a close
+    conn.close()
+    assert seconds is not None and answer.split(b" ")[1] in (b"401", b"413") and b"connection: close" in answer
+
+
+def test_the_request_log_rotates_and_each_file_starts_with_the_policy(strict_server):
+    host, port, folder = strict_server
+    client = Client(f"http://{host}:{port}")
+    for i in range(60):
+        status, _, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": 600 + i, "amount": 1000})
+        assert status == 200
+    client.conn.close()
+    log = folder / "served_decisions.jsonl"
+    files = [log, log.with_name(log.name + ".1"), log.with_name(log.name + ".2")]
+    assert all(f.is_file() for f in files) and not log.with_name(log.name + ".3").exists()
+    for f in files:
+        lines = f.read_text(encoding="utf-8").splitlines()
+        assert json.loads(lines[0])["event"] == "policy"
+        assert f.stat().st_size < 10_000 + 2_000
+
+
+@pytest.mark.parametrize("amount", [1.7e308, 1e13, 1e300])
+def test_absurd_amounts_are_422(client, amount):
+    status, body, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": 600, "amount": amount})
+    assert status == 422 and body["detail"][0]["field"] == "amount"
+
+
+def test_the_largest_amount_answers_within_its_schema(client):
+    """1.7e308 was approved and answered expected_value: null against the service's own schema."""
+    status, body, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": 900, "amount": 1e12})
+    assert status == 200
+    schema = client("GET", "/openapi.json")[1]["components"]["schemas"]["Decision"]
+    required = [k for k in schema["required"] if schema["properties"][k].get("type") in ("number", "integer")]
+    assert required and all(isinstance(body[k], (int, float)) and math.isfinite(body[k]) for k in required)
+
+
+def test_an_unreadable_key_file_is_a_sentence(tmp_path, monkeypatch):
+    cfg = Config().with_overrides(decide={"api_key_file": "key.txt"})
+    monkeypatch.delenv(cfg.decide.api_key_env, raising=False)
+    (tmp_path / "key.txt").write_text("from-file\n", encoding="utf-16")
+    with pytest.raises(InputError, match="UTF-16"):
+        api_key(cfg, tmp_path / "config.toml")

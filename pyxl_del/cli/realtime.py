@@ -8,7 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from pyxl_del.cli.common import CONFIG_HELP, EXIT_OK, SHEET_HELP, write_output
+from pyxl_del.cli.common import (
+    CONFIG_HELP,
+    EXIT_OK,
+    SHEET_HELP,
+    add_raw_csv,
+    write_output,
+)
 
 DATA_HELP = ("panel the twin is fitted on: .csv, .parquet or .xlsx (default: [decide] data of the config, else the "
              "scored sample)")
@@ -48,19 +54,24 @@ def _policy(spec: str, twin):
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from pyxl_del.decision.decide import decide, read_applications, write_decisions
+    from pyxl_del.decision.applications import application_columns, read_applications
+    from pyxl_del.engine.config import load_config
 
-    applications = read_applications(args.applications)  # a bad file fails before the twin is fitted
+    # A bad applications file is reported before the decision engine is even imported, let alone the twin fitted.
+    applications = application_columns(read_applications(args.applications), load_config(_config_path(args)),
+                                       source=args.applications)
+    from pyxl_del.decision.decide import decide, write_decisions
+
     twin = _twin(args)
     policy = _policy(args.policy, twin)
     started = time.perf_counter()
     decisions = decide(applications, policy, twin)
     elapsed = time.perf_counter() - started
-    write_decisions(decisions, args.out)
+    write_decisions(decisions, args.out, raw_text=args.raw_csv)
     n = len(decisions)
     approved = int((decisions["decision"] == "APPROVE").sum())
     print(f"{n:,} applications decided in {elapsed:.2f} s ({n / max(elapsed, 1e-9):,.0f}/s) under policy "
-          f"{policy.version}: {approved:,} approved ({approved / n:.1%}), {n - approved:,} declined")
+          f"{policy.version_under(twin.config)}: {approved:,} approved ({approved / n:.1%}), {n - approved:,} declined")
     for code, count in decisions["reason_code"].value_counts().items():
         if count:
             print(f"  {code}: {count:,}")
@@ -76,20 +87,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     path = _config_path(args)
     config = load_config(path)
     settings = config.decide
+    host = args.host or settings.host
+    serve.check_host(host, allow_remote=args.allow_remote)  # before the twin is fitted: a quick answer
     key = serve.api_key(config, path)
     if key is None:
         key = secrets.token_urlsafe(24)
         print(f"no API key set (environment variable {settings.api_key_env} or [decide] api_key_file); this run's "
               f"key: {key}", file=sys.stderr)
-    host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     log_path = Path(args.log) if args.log else config_folder(path) / settings.request_log
-    source = serve.PolicySource(path, args.data, serve.RequestLog(log_path))
-    app = serve.create_app(source, key, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch)
-    sock = serve.bind(host, port)
+    request_log = serve.RequestLog(log_path, max_bytes=settings.request_log_max_bytes,
+                                   backups=settings.request_log_backups)
+    source = serve.PolicySource(path, args.data, request_log)
+    app = serve.create_app(source, key, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch,
+                           body_timeout=settings.body_timeout)
+    sock = serve.bind(host, port, allow_remote=args.allow_remote)
     bound = sock.getsockname()[1]
     if not serve.is_loopback(host):
-        print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
+        print(f"warning: listening on {host} over plain HTTP (--allow-remote): reachable from other machines; "
+              f"the API key and the decisions cross the network unencrypted", file=sys.stderr)
 
     def started() -> None:
         print(f"pyxl-del serve: http://{host}:{bound} (docs /docs), policy {source.snapshot.engine.version}, "
@@ -97,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     source.start(settings.reload_seconds)
     try:
-        serve.run(app, sock, on_started=started)
+        serve.run(app, sock, on_started=started, header_timeout=settings.header_timeout)
     except KeyboardInterrupt:
         pass
     finally:
@@ -123,10 +139,11 @@ def cmd_abtest(args: argparse.Namespace) -> int:
                               split=args.split, seed=args.seed)
         table, power, layout = sim.table(), sim.power(args.mde), simulation_sheet(sim, args.mde)
         print(f"simulated {args.months} months of applicants, {args.split:.0%} to the challenger: champion "
-              f"{sim.champion.version} vs challenger {sim.challenger.version}")
+              f"{sim.versions[0]} vs challenger {sim.versions[1]}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
-    for path in write_output(args.out, lambda: [layout], lambda: {"ab_table": table, "ab_power": power}):
+    for path in write_output(args.out, lambda: [layout], lambda: {"ab_table": table, "ab_power": power},
+                             raw_text=args.raw_csv):
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -140,11 +157,20 @@ def add_commands(sub) -> None:
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--policy", default="current", help=f"the policy to decide under: {POLICY_HELP} (default: current)")
+    add_raw_csv(p)
     p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("serve", help="the local decision service (HTTP; needs the serve extra: pip install "
-                                     "'pyxl_del[serve]')")
-    p.add_argument("--host", help="address to bind (default: [decide] host, 127.0.0.1)")
+                                     "'pyxl_del[serve]')",
+                       epilog="API key: every request but GET /healthz sends it in the X-API-Key header. Set it in the "
+                              "environment variable PYXL_DEL_API_KEY (its name is [decide] api_key_env) or in a file "
+                              "named by [decide] api_key_file; never in config.toml itself. Without one, serve makes "
+                              "a key for this run and prints it.")
+    p.add_argument("--host", help="address to bind (default: [decide] host, 127.0.0.1); another than loopback needs "
+                                  "--allow-remote")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback --host: the service speaks plain HTTP, so put it behind a TLS proxy "
+                        "instead if you can")
     p.add_argument("--port", type=int, help="port (default: [decide] port, 8321; 0: a free one)")
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP + "; watched: a new [policy] is served without a restart")
@@ -165,4 +191,5 @@ def add_commands(sub) -> None:
     p.add_argument("--sheet", help=SHEET_HELP)
     p.add_argument("--out", default="abtest.xlsx", help="a .xlsx (A-B test sheet) or a folder for CSVs "
                                                         "(default: abtest.xlsx)")
+    add_raw_csv(p)
     p.set_defaults(func=cmd_abtest)

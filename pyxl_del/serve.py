@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 OPEN_PATHS = frozenset({"/healthz"})
+MAX_PROBLEMS = 100  # problems listed in one 422
 THREADED_BATCH = 256  # larger batches run off the event loop so single decisions keep their latency
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -368,8 +369,11 @@ def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_0
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
         problems = [_problem(e.get("loc", ()), e.get("msg", "invalid"), e.get("type", "value_error"))
-                    for e in exc.errors()]
+                    for e in errors[:MAX_PROBLEMS]]
+        if len(errors) > MAX_PROBLEMS:  # a small body of many bad items must not make a huge answer
+            problems.append(_problem(("body",), f"and {len(errors) - MAX_PROBLEMS:,} more problems", "too_many"))
         return _json(422, {"detail": problems, "request_id": request.state.request_id})
 
     @app.exception_handler(DecisionInputError)

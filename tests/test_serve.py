@@ -384,3 +384,17 @@ def test_an_unreadable_key_file_is_a_sentence(tmp_path, monkeypatch):
     (tmp_path / "key.txt").write_text("from-file\n", encoding="utf-16")
     with pytest.raises(InputError, match="UTF-16"):
         api_key(cfg, tmp_path / "config.toml")
+
+
+def test_many_bad_items_give_a_bounded_answer(client):
+    body = b'{"applications": [' + b"{}," * 20_000 + b"{}]}"
+    status, answer, _ = client("POST", "/v1/decisions", body)
+    assert status == 422 and len(answer["detail"]) == 101 and "more problems" in answer["detail"][-1]["msg"]
+
+
+def test_a_port_out_of_range_is_exit_2(capsys):
+    for port in ("99999", "-1", "http"):
+        with pytest.raises(SystemExit) as caught:
+            main(["serve", "--port", port])
+        assert caught.value.code == 2
+    assert "0 to 65535" in capsys.readouterr().err

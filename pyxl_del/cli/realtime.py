@@ -79,6 +79,17 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (argparse says so and exits 2 otherwise)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {port}")
+    return port
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pyxl_del import serve
     from pyxl_del.decision.decide import config_folder
@@ -171,7 +182,7 @@ def add_commands(sub) -> None:
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a non-loopback --host: the service speaks plain HTTP, so put it behind a TLS proxy "
                         "instead if you can")
-    p.add_argument("--port", type=int, help="port (default: [decide] port, 8321; 0: a free one)")
+    p.add_argument("--port", type=_port, help="port (default: [decide] port, 8321; 0: a free one)")
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP + "; watched: a new [policy] is served without a restart")
     p.add_argument("--log", help="request log, JSON Lines (default: [decide] request_log beside the config)")

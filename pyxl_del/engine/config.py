@@ -156,8 +156,11 @@ class Calibration(_Section):
         return self.mode
 
 
+MAX_MOB = 600  # fifty years on book: beyond it a MOB is a typo
+
+
 class Forecast(_Section):
-    max_mob: int = Field(36, ge=1, le=600)
+    max_mob: int = Field(36, ge=1, le=MAX_MOB)
 
 
 class Portfolio(_Section):

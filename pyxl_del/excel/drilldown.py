@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field
-
 from pyxl_del.engine.data import PORTFOLIO, read_panel, validate_panel
 from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import loans_in_panel
 from pyxl_del.engine.memo import LruMemo
-from pyxl_del.excel.udf import CellText, DataArgs, Inputs, excel_safe
+from pyxl_del.excel.udf import CellText, DataArgs, Inputs, Mob, excel_safe
 from pyxl_del.excel.workbook import Ref, WorkbookError, cells_to_frame
 from pyxl_del.sheets import layout, report
 from pyxl_del.sheets.drilldown import drill_sheet
@@ -30,7 +28,7 @@ PANELS = LruMemo(PANEL_MEMO_SIZE)
 class LoansArgs(DataArgs):
     segment: CellText
     cohort: Any
-    mob: int = Field(ge=0)
+    mob: Mob
     state: CellText | None = None
 
 

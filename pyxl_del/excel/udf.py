@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 from pyxl_del import __version__
 from pyxl_del.engine.config import (
     CONFIG_FILE_NAME,
+    MAX_MOB,
     CellText,
     Config,
     DelType,
@@ -97,6 +98,17 @@ class _Arguments(BaseModel):
         return value
 
 
+def _mob(value: Any) -> Any:
+    # pydantic's own words for 1e19 ("exceeded maximum size") or 2.5 say little in a cell.
+    if isinstance(value, float) and not (value.is_integer() and 0 <= value <= MAX_MOB):
+        raise PydanticCustomError("mob", "a MOB is a whole number from 0 to {max_mob}", {"max_mob": MAX_MOB})
+    return value
+
+
+#: A months-on-book argument.
+Mob = Annotated[int, BeforeValidator(_mob), Field(ge=0, le=MAX_MOB)]
+
+
 class DataArgs(_Arguments):
     config: CellText | None = None  # path of a config.toml; default: the one next to the workbook
 
@@ -109,7 +121,7 @@ class TableArgs(DataArgs):
 
 class MatrixArgs(DataArgs):
     segment: CellText
-    mob: int = Field(ge=0)
+    mob: Mob
     calibrate: bool = True
 
 

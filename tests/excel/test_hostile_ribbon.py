@@ -163,7 +163,9 @@ def test_absurd_amounts_are_refused(panel_path, amount, expected):
     assert out[0][0].startswith("#pyxl_del: ") and expected in out[0][0]
 
 
-def test_del_loans_mob_must_be_a_month_on_book(panel_path):
-    out = loans_cells(panel_path, "CD", "2023-01", -3.0, None, None)
-    assert out == [["#pyxl_del: mob: Input should be greater than or equal to 0 (got -3.0)"]]
-    assert loans_cells(panel_path, "CD", "2023-01", 2.5, None, None)[0][0].startswith("#pyxl_del: mob:")
+@pytest.mark.parametrize("mob", [-3.0, 2.5, 1e19, 2.0**62, 601.0])
+def test_a_mob_argument_must_be_a_month_on_book(panel_path, mob):
+    """DEL_LOANS took -3; 1e19 read "unable to parse input string as an integer, exceeded maximum size"."""
+    expected = [[f"#pyxl_del: mob: a MOB is a whole number from 0 to 600 (got {mob!r})"]]
+    assert loans_cells(panel_path, "CD", "2023-01", mob, None, None) == expected
+    assert matrix(panel_path, "CD", mob, None, None) == expected

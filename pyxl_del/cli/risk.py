@@ -92,7 +92,7 @@ def cmd_el(args: argparse.Namespace) -> int:
     print(f"Expected loss (LGD x EAD into {analysis.config.risk.loss_state}); per cohort in --out")
     from pyxl_del.risk.projection import ALL
 
-    _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "last_mob"]),
+    _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "status", "last_mob", "reporting_mob"]),
                  amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime"),
                  pcts=("pd_12m", "el_12m_rate", "el_lifetime_rate", "lgd"))
     _write(analysis, "el", args.out)

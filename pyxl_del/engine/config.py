@@ -281,6 +281,9 @@ class Risk(_Section):
     default_states: tuple[str, ...] = Field(("DPD90+", "WRITEOFF"), min_length=1)  # PD and NPL
     key_mobs: tuple[Annotated[int, Field(ge=0)], ...] = Field((6, 12, 24, 36), min_length=1)
     top_n: int = Field(3, ge=1)
+    # A cohort-segment whose rows end before the data's last reporting month but still hold live EAD: rolled forward
+    # to the reporting date by the chain, or left out of the book (pyxl_del.risk.projection.Book).
+    stale_cohorts: Literal["roll", "exclude"] = "roll"
 
     def segment_lgd(self, segment: str) -> float:
         return self.lgd_by_segment.get(segment, self.lgd)

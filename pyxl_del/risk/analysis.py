@@ -22,7 +22,7 @@ from pyxl_del.risk.alerts import SEVERITIES, evaluate_alerts
 from pyxl_del.risk.capital import capital
 from pyxl_del.risk.concentration import Concentration, concentration
 from pyxl_del.risk.expected_loss import expected_loss
-from pyxl_del.risk.projection import ALL
+from pyxl_del.risk.projection import ALL, Book, reporting_book
 from pyxl_del.risk.stress import StressResult, run_stress, scenario_set
 from pyxl_del.risk.var import LossSimulation, credit_var
 
@@ -50,24 +50,29 @@ class RiskAnalysis:
         return cls(result, config or result.config, tuple(scenarios), data, sheet)
 
     @cached_property
+    def book(self) -> Book:
+        """The book at the reporting date: every view below starts from it."""
+        return reporting_book(self.result, self.config)
+
+    @cached_property
     def el(self) -> pd.DataFrame:
-        return expected_loss(self.result, self.config)
+        return expected_loss(self.result, self.config, self.book)
 
     @cached_property
     def capital(self) -> pd.DataFrame:
-        return capital(self.result, self.config, el=self.el)
+        return capital(self.result, self.config, el=self.el, book=self.book)
 
     @cached_property
     def concentration(self) -> Concentration:
-        return concentration(self.result, self.config)
+        return concentration(self.result, self.config, self.book)
 
     @cached_property
     def var(self) -> LossSimulation:
-        return credit_var(self.result, self.config)
+        return credit_var(self.result, self.config, book=self.book)
 
     @cached_property
     def stress(self) -> StressResult:
-        return run_stress(self.result, self.config, scenario_set(self.config, self.extra_scenarios))
+        return run_stress(self.result, self.config, scenario_set(self.config, self.extra_scenarios), self.book)
 
     @cached_property
     def alerts(self) -> pd.DataFrame:

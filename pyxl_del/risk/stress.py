@@ -1,8 +1,8 @@
 """Stress testing: scenarios of the credit-cycle factor Z run through the fitted chain, side by side.
 
-A scenario is a path of Z over forecast months 1, 2, ... (the last value persists); each month's matrices are
-moved by the Belkin-Suchower-Forest shift (`risk.stress_matrices`, Z < 0 adverse) and every cohort is rolled
-forward from its last actual month exactly as in the report. Output per scenario: DEL30/60/90 at the key MOBs,
+A scenario is a path of Z over the months after the reporting date (the last value persists); each month's matrices
+are moved by the Belkin-Suchower-Forest shift (`risk.stress_matrices`, Z < 0 adverse) and the book of the
+reporting date (`projection.Book`) is rolled forward as in the report. Output per scenario: DEL30/60/90 at the key MOBs,
 12-month and lifetime write-offs and expected loss, and a ranking by lifetime EL.
 
 Scenarios come from the built-in set (`PREDEFINED`), ``[scenarios] custom`` in config.toml, or a "Scenarios"
@@ -26,7 +26,7 @@ from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.portfolio import aggregate_portfolio
 from pyxl_del.risk.expected_loss import loss_table
-from pyxl_del.risk.projection import ALL, EL_HORIZON, project
+from pyxl_del.risk.projection import ALL, EL_HORIZON, Book, project, reporting_book
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,11 @@ def del_columns(key_mobs: Sequence[int]) -> list[str]:
 
 
 def run_stress(result: DelResult, config: Config | None = None,
-               scenarios: Sequence[ScenarioSpec] | None = None) -> StressResult:
-    """Every scenario through the chain: ``scenarios`` or `scenario_set` (predefined + config)."""
+               scenarios: Sequence[ScenarioSpec] | None = None, book: Book | None = None) -> StressResult:
+    """Every scenario through the chain from the reporting date: ``scenarios`` or `scenario_set` (predefined +
+    config)."""
     cfg = config or result.config
+    book = book or reporting_book(result, cfg)
     specs = tuple(scenarios) if scenarios is not None else scenario_set(cfg)
     stats = result.stats
     max_mob = stats.max_mob
@@ -140,8 +142,8 @@ def run_stress(result: DelResult, config: Config | None = None,
     ead0 = ead_at_mob0(stats)
     rows, curves, els, paths = [], [], [], []
     for spec in specs:
-        projection = project(result, months=max(EL_HORIZON, len(spec.z)), z=spec.z, config=cfg)
-        rates = del_rates(stats, projection.ead[:, :, :max_mob + 1], cfg)
+        projection = project(result, months=max(EL_HORIZON, len(spec.z)), z=spec.z, config=cfg, book=book)
+        rates = del_rates(stats, projection.by_mob(), cfg)
         row = {"scenario": spec.name, "description": spec.description, "min_z": min(spec.z),
                "adverse_months": sum(v < 0 for v in spec.z)}
         for del_type, r in rates.items():
@@ -156,7 +158,7 @@ def run_stress(result: DelResult, config: Config | None = None,
         row |= {k: float(portfolio[k]) for k in ("writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime",
                                                  "el_lifetime_rate")}
         rows.append(row)
-        els.append(totals.drop(columns=["cohort", "last_mob"]).assign(scenario=spec.name))
+        els.append(totals.drop(columns=["cohort", "status", "last_mob", "reporting_mob"]).assign(scenario=spec.name))
         paths.append(pd.DataFrame({"scenario": spec.name, "month": np.arange(1, len(spec.z) + 1), "z": spec.z}))
         log.info("scenario %s: lifetime EL %.4g", spec.name, portfolio["el_lifetime"])
     summary = pd.DataFrame(rows)

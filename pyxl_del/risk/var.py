@@ -14,6 +14,7 @@ import pandas as pd
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.projection import (
+    Book,
     Projection,
     _bsf_apply,
     _bsf_thresholds,
@@ -170,9 +171,8 @@ def segment_chain(projection: Projection, months: int) -> tuple[np.ndarray, np.n
     segment chain reproduces the sum of the cohorts' baseline projections exactly.
     """
     present = projection.present
-    index = np.clip(projection.last, 0, None)[..., None] + np.arange(months)  # (S, C, T) MOB before each step
-    before = np.take_along_axis(projection.ead, index[..., None], axis=2) * present[..., None, None]
-    steps = np.take_along_axis(projection.matrices, index[..., None, None], axis=2)
+    before = projection.path[:, :, :months] * present[..., None, None]  # (S, C, T, K)
+    steps = projection.matrices[:, :, :months]
     weight = before.sum(axis=1)[..., None]  # (S, T, K, 1)
     mixed = np.einsum("sctk,sctkj->stkj", before, steps)
     plain = (steps * present[..., None, None, None]).sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None,
@@ -182,12 +182,13 @@ def segment_chain(projection: Projection, months: int) -> tuple[np.ndarray, np.n
 
 
 def credit_var(result: DelResult, config: Config | None = None, *, n_paths: int | None = None,
-               seed: int | None = None, horizon: int | None = None) -> LossSimulation:
-    """The portfolio's simulated credit loss over [risk] horizon months ([risk] n_paths, seed, rho, z_persistence)."""
+               seed: int | None = None, horizon: int | None = None, book: Book | None = None) -> LossSimulation:
+    """The portfolio's simulated credit loss over [risk] horizon months from the reporting date ([risk] n_paths,
+    seed, rho, z_persistence)."""
     cfg = config or result.config
     risk = cfg.risk
     months = horizon or risk.horizon
-    matrices, start = segment_chain(project(result, months=months, config=cfg), months)
+    matrices, start = segment_chain(project(result, months=months, config=cfg, book=book), months)
     return simulate_credit_loss(
         matrices, start, [risk.segment_lgd(s) for s in result.segments], risk.rho,
         n_paths=n_paths or risk.n_paths, seed=risk.seed if seed is None else seed,

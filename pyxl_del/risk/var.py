@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from pyxl_del.risk.projection import (
     _bsf_thresholds,
     project,
     severity_order,
+    state_mask,
 )
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,9 @@ def _z_paths(rng: np.random.Generator, n_paths: int, months: int, persistence: f
 
 def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n_paths: int = 10_000,
                          seed: int = 0, persistence: float = 0.0, n_loans=None, config: Config | None = None,
-                         segments: Sequence[str] | None = None) -> LossSimulation:
-    """Monte Carlo of the credit loss over T months: LGD x EAD flowing into [risk] loss_state.
+                         segments: Sequence[str] | None = None, into: Sequence[str] = ()) -> LossSimulation:
+    """Monte Carlo of the credit loss over T months: LGD x EAD flowing into the states ``into`` (made absorbing, so
+    a balance counts once; default: [risk] loss_state).
 
     ``matrices`` (S, T, K, K): each segment's base step matrix for forecast months 1..T, states in [buckets]
     order; ``start`` (S, K): EAD by state at the start; ``lgd`` and ``rho``: scalars or one per segment.
@@ -129,27 +131,28 @@ def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n
     # The chain in severity order is the same chain relabelled; there the shift needs no column permutation.
     p = matrices[..., severity, :][..., :, severity]
     v0 = np.asarray(start, dtype=np.float64)[:, severity]
-    absorbing = np.isin(labels, cfg.buckets.absorbing)
+    target = np.isin(labels, list(into) or [cfg.risk.loss_state])
+    outstanding = ~np.isin(labels, cfg.buckets.absorbing)
+    absorbing = ~outstanding | target
     live = ~absorbing
-    loss = int(np.flatnonzero(labels == cfg.risk.loss_state)[0])
     rho = np.broadcast_to(np.asarray(rho, dtype=np.float64), (n_seg,))
     lgd = np.broadcast_to(np.asarray(lgd, dtype=np.float64), (n_seg,))
     x, total = _bsf_thresholds(p[:, :, live, :], rho[:, None], "mean")
     rng = np.random.default_rng(seed)
     z = _z_paths(rng, n_paths, n_months, persistence)[:, :, None]  # (T, n, 1) against (S,)
-    exposure = v0[:, live].sum(axis=1)
+    exposure = v0[:, outstanding].sum(axis=1)
 
     if n_loans is None:
         v = np.broadcast_to(v0, (n_paths, n_seg, k)).copy()
         for t in range(n_months):
             moved = _bsf_apply(x[:, t], total[:, t], z[t], rho)  # (n, S, live, K)
             v = np.einsum("psl,pslk->psk", v[..., live], moved) + v * absorbing
-        written = v[..., loss] - v0[:, loss]
+        written = v[..., target].sum(axis=-1) - v0[:, target].sum(axis=-1)
     else:
         if not np.allclose(total, 1.0):
             raise ValueError("n_loans needs row-stochastic matrices ([transitions] weighting 'ead' or 'count')")
         n_loans = np.broadcast_to(np.asarray(n_loans, dtype=np.int64), (n_seg,))
-        per_loan = np.divide(exposure, n_loans, out=np.zeros(n_seg), where=n_loans > 0)
+        per_loan = np.divide(v0[:, live].sum(axis=1), n_loans, out=np.zeros(n_seg), where=n_loans > 0)
         counts = np.zeros((n_paths, n_seg, k), dtype=np.int64)
         counts[..., live] = np.rint(np.divide(v0[:, live], per_loan[:, None], out=np.zeros_like(v0[:, live]),
                                               where=per_loan[:, None] > 0))
@@ -158,7 +161,7 @@ def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n
             moved /= moved.sum(axis=-1, keepdims=True)
             counts = counts * absorbing + sum(rng.multinomial(counts[..., j], moved[..., i, :])
                                                for i, j in enumerate(np.flatnonzero(live)))
-        written = counts[..., loss] * per_loan
+        written = counts[..., target].sum(axis=-1) * per_loan
     return LossSimulation(losses=written * lgd, exposure=float(exposure.sum()),
                           segments=tuple(segments or (f"segment {i + 1}" for i in range(n_seg))),
                           horizon=n_months, seed=int(seed))
@@ -189,8 +192,13 @@ def credit_var(result: DelResult, config: Config | None = None, *, n_paths: int 
     risk = cfg.risk
     months = horizon or risk.horizon
     matrices, start = segment_chain(project(result, months=months, config=cfg, book=book), months)
-    return simulate_credit_loss(
-        matrices, start, [risk.segment_lgd(s) for s in result.segments], risk.rho,
-        n_paths=n_paths or risk.n_paths, seed=risk.seed if seed is None else seed,
-        persistence=risk.z_persistence, config=cfg, segments=result.segments,
-    )
+    lgd = np.array([risk.segment_lgd(s) for s in result.segments])
+    into = risk.default_states if risk.el_basis == "default" else ()
+    sim = simulate_credit_loss(matrices, start, lgd, risk.rho, n_paths=n_paths or risk.n_paths,
+                               seed=risk.seed if seed is None else seed, persistence=risk.z_persistence,
+                               config=cfg, segments=result.segments, into=into)
+    if not into:
+        return sim
+    # On the default basis the EAD in default today is lost on every path (as in the expected loss).
+    stock = start[:, ~state_mask(cfg, cfg.buckets.absorbing) & state_mask(cfg, into)].sum(axis=-1)
+    return replace(sim, losses=sim.losses + lgd * stock)

@@ -95,12 +95,13 @@ def zero_loss_cause(result: DelResult, rows, config: Config) -> str:
                f"({', '.join(config.risk.default_states)}), or map the data's loss rows to {config.risk.loss_state} "
                f"([columns] state)") if basis_fix else \
             "check [risk] default_states and how the data's states map to [buckets] order"
-        return (f"the data have no loss: no balance ever enters {what}, so the fitted chain cannot lose (not a "
-                f"measured zero); {fix}")
+        return (f"no balance enters {what} in the data the chain is fitted on (MOB 0..{result.stats.max_mob}, "
+                f"[forecast] max_mob), so the chain cannot lose (not a measured zero); raise [forecast] max_mob if "
+                f"the data go further, or {fix}")
     steps = np.concatenate([st for _, st in moves])
     step, stuck = _tail_rows(result, rows[0], target, config)
     seen = (f"{moved} loans move into {what} in the data (MOB steps {steps.min()}..{steps.max()})" if moved
-            else f"the data have EAD in {what}")
+            else f"the data have EAD in {what} (with no observed move into it up to [forecast] max_mob)")
     return (f"{seen}, but from the reporting date the book moves by the chain's later steps and its tail (MOB step "
             f"{step} onwards), which have no path into {what}{' (' + stuck + ')' if stuck else ''}; to change it: "
             f"{_fixes(config, basis_fix)}")

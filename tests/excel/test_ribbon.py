@@ -308,7 +308,7 @@ def test_risk_dashboard_without_a_twin_says_why(book):
     (book.parent / "config.toml").write_text('[policy]\nsegments = { OTHER = { apr = 0.2, budget_share = 1.0 } }\n')
     assert cli("risk_dashboard", "--workbook", book) == EXIT_OK
     kpis = sheet_table(book, "Risk dashboard", "Indicator")
-    assert not any(k.startswith("ROE (steady book)") for k in kpis) and "Expected loss, lifetime" in kpis
+    assert not any(str(k).startswith("ROE (steady book)") for k in kpis) and "Expected loss, lifetime" in kpis
     cells = [c for row in openpyxl.load_workbook(book)["Risk dashboard"].iter_rows(values_only=True) for c in row]
     (note,) = [c for c in cells if isinstance(c, str) and c.startswith("WARNING: ROE not shown")]
     assert "does not match the data's segments" in note and "OTHER" in note

@@ -7,7 +7,11 @@ import functools
 from pyxl_del import Config
 from pyxl_del.datasets.sample import generate_sample
 from pyxl_del.decision.twin import fit_twin
-from pyxl_del.engine.config import ILLUSTRATIVE_DEMAND, ILLUSTRATIVE_ECONOMICS, ILLUSTRATIVE_LGD
+from pyxl_del.engine.config import (
+    ILLUSTRATIVE_DEMAND,
+    ILLUSTRATIVE_ECONOMICS,
+    ILLUSTRATIVE_LGD,
+)
 
 SMALL = {"loans_per_cohort": 120, "n_cohorts": 24}
 TINY = {"loans_per_cohort": 40, "n_cohorts": 24}  # decide / A-B tests: fast, the same panel for both

@@ -16,7 +16,12 @@ import pandas as pd
 
 from pyxl_del.decision.optimise import PORTFOLIO, current_policy, evaluate, roe_kpis
 from pyxl_del.decision.twin import Twin, fit_twin
-from pyxl_del.risk.analysis import ALERTS_PREFIX, KPI_COLUMNS, RECONCILIATION_COLUMNS, RiskAnalysis
+from pyxl_del.risk.analysis import (
+    ALERTS_PREFIX,
+    KPI_COLUMNS,
+    RECONCILIATION_COLUMNS,
+    RiskAnalysis,
+)
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.datasets.scores import normal_band_edges, normal_band_means
-from pyxl_del.decision.economics import Terms, discount_factors, linked_band_pd, segment_terms, take_up
+from pyxl_del.decision.economics import (
+    Terms,
+    discount_factors,
+    linked_band_pd,
+    segment_terms,
+    take_up,
+)
 from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.data import read_panel, row_numbers
 from pyxl_del.engine.errors import PanelError

@@ -25,8 +25,8 @@ from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.portfolio import aggregate_portfolio
-from pyxl_del.risk.expected_loss import loss_table
 from pyxl_del.risk.checks import scenarios_differ
+from pyxl_del.risk.expected_loss import loss_table
 from pyxl_del.risk.projection import ALL, EL_HORIZON, Book, project, reporting_book
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,9 @@ class LossSimulation:
         return np.sort(self.total[:n][rng.integers(0, n, size=(BOOTSTRAP_SAMPLES, n))], axis=1)
 
     def summary(self, confidence: Sequence[float] = (0.95, 0.99)) -> pd.DataFrame:
-        """measure (EL, VaR, ES, UL = VaR - EL), confidence, value, pct_of_ead, std_error (bootstrap; EL: s/sqrt(n))."""
+        """measure (mean, VaR, ES, UL = VaR - mean), confidence, value, pct_of_ead, std_error (bootstrap; mean:
+        s/sqrt(n)). The mean is the simulated mean loss, not the expected loss of `expected_loss` (the Credit VaR
+        sheet reconciles the two: `RiskAnalysis.el_reconciliation`)."""
         return self.convergence(confidence, sizes=(len(self.total),)).drop(columns="paths")
 
     def convergence(self, confidence: Sequence[float] = (0.95, 0.99), sizes: Sequence[int] | None = None
@@ -72,7 +74,7 @@ class LossSimulation:
             losses = self.total[:n]
             boot = self._bootstrap(n)
             mean = losses.mean()
-            rows.append((n, "EL", np.nan, mean, losses.std(ddof=1) / np.sqrt(n)))
+            rows.append((n, "mean", np.nan, mean, losses.std(ddof=1) / np.sqrt(n)))
             for q in confidence:
                 var, es = _var_es(np.sort(losses), q)
                 boot_var, boot_es = _var_es(boot, q)

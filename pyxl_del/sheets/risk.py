@@ -230,8 +230,8 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"adverse). Each month moves every segment's matrices by Z (the fitted matrices are the average over Z).",
         f"Loss: {_el_definition(analysis.config)[5:]}, from the reporting date {analysis.book.label}, large-pool "
         "(no idiosyncratic noise). VaR = loss quantile (mean loss included); UL = VaR − mean loss; ES = mean loss "
-        "beyond VaR. 'EL' below is the simulated mean loss: the reconciliation after the summary takes the "
-        "Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
+        "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
+        "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
         *_lgd_note(analysis.config, analysis.result.segments),
     ], analysis.warnings("el"))
     row = 3 + len(blocks)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from _decision import scored_panel, scored_twin, twin_with
 
+from pyxl_del import Config
 from pyxl_del.decision.optimise import (
     PORTFOLIO,
     InfeasibleError,
@@ -17,7 +18,6 @@ from pyxl_del.decision.optimise import (
 )
 from pyxl_del.decision.policy import Policy
 from pyxl_del.decision.twin import fit_twin
-from pyxl_del import Config
 
 
 def test_frontier_trades_approval_for_bad_rate():

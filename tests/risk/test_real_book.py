@@ -7,7 +7,15 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-from _real_book import CLOSED, REPORTING, STALE, STALE_END, config, live_ead_at, real_book_panel
+from _real_book import (
+    CLOSED,
+    REPORTING,
+    STALE,
+    STALE_END,
+    config,
+    live_ead_at,
+    real_book_panel,
+)
 
 import pyxl_del
 from pyxl_del.cli import main

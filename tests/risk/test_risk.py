@@ -126,7 +126,7 @@ def test_simulation_is_seeded_and_its_standard_error_shrinks():
     conv = a.convergence((0.95,))
     se = conv[conv["measure"] == "VaR"]["std_error"].to_numpy()
     assert se[-1] < se[0] / 2  # 16x the paths: about a quarter of the standard error
-    assert set(a.summary((0.95, 0.99))["measure"]) == {"EL", "VaR", "ES", "UL"}
+    assert set(a.summary((0.95, 0.99))["measure"]) == {"mean", "VaR", "ES", "UL"}
 
 
 def test_irb_known_answers():

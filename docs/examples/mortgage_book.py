@@ -3,7 +3,7 @@
     PYTHONPATH=. python docs/examples/mortgage_book.py [PATH/2017Q1-part.csv] [--config docs/examples/mortgage-config.toml]
 
 prints the risk dashboard, the reporting-date book and `optimise`'s recommendation under the mortgage economics of
-docs/examples/mortgage-config.toml (docs/risk.md §10, docs/decisions.md §9 explain every figure).
+docs/examples/mortgage-config.toml (docs/risk.md §12, docs/decisions.md §9 explain every figure).
 tests/decision/test_mortgage_book.py runs it and pins the figures loosely; both skip when the data are absent.
 
 The data are Fannie Mae's (internal test data, never copied into the repository: see the README beside the file).

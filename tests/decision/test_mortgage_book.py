@@ -1,6 +1,6 @@
 """The real excerpt (Fannie Mae 2017Q1, internal test data) with the mortgage economics of
 docs/examples/mortgage-config.toml: the dashboard and `optimise` give figures in the plausible ranges docs/risk.md
-§10 and docs/decisions.md §9 state and reason. Skips when the data are absent."""
+§12 and docs/decisions.md §9 state and reason. Skips when the data are absent."""
 
 from __future__ import annotations
 

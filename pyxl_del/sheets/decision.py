@@ -30,6 +30,7 @@ from pyxl_del.sheets.layout import (
     Style,
     clean_text,
     text_grid,
+    text_width,
 )
 
 OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes
@@ -50,8 +51,7 @@ RECOMMENDATION_FIELDS = (
     ("value", "Value (PV)", AMOUNT), ("roe", "ROE", PERCENT),
 )
 # Figures resting on the economics ([economics], [demand], [risk] lgd): labelled ILLUSTRATIVE when one is a default.
-ECONOMIC_FIELDS = frozenset({"apr", "value", "roe", "unit_cost", "cost_funding", "cost_loss", "cost_capital",
-                             "cost_opex"})
+ECONOMIC_FIELDS = frozenset({"apr", "value", "roe", "unit_cost"})  # the unit cost's parts are under it
 ILLUSTRATIVE_STYLE = Style(font=Font(bold=True, color="C00000"))
 COST_FIELDS = (("unit_cost", "Unit cost (break-even APR)"), ("cost_funding", "funding"), ("cost_loss", "loss"),
                ("cost_capital", "capital"), ("cost_opex", "opex"))
@@ -127,7 +127,8 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
         formats.append(Format(Area(first, c, last_row, c), Style(font=Font(italic=True, color=CHANGE_COLOR))))
     return SheetLayout(
         name="Recommendations", kind="recommendations", owner=OWNER, title="Recommendations", blocks=tuple(blocks),
-        formats=tuple(formats), column_widths={1: 24.0} | {c: 12.5 for c in range(2, last_col + 1)},
+        formats=tuple(formats),
+        column_widths={1: max(24.0, *(text_width(row[0]) for row in rows))} | {c: 12.5 for c in range(2, last_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, page=Page(repeat_cols=(1, 1)),
         areas={"table": Area(header1, 1, last_row, last_col)},
     )
@@ -173,7 +174,7 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
             x_title="cut-off score", y_title="value", y_format="0.000", width_cm=14.0, height_cm=9.0))
     return SheetLayout(
         name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),
-        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: 16.0 for c in range(2, n_col + 1)},
+        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: max(16.0, text_width(heads[c - 1])) for c in range(2, n_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
         areas={"table": Area(header, 1, last_row, n_col)},
     )
@@ -183,9 +184,10 @@ def policy_sheet(policy: Policy, title: str = "Policy", caveat: str = "") -> She
     """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share.
     ``caveat``: "ILLUSTRATIVE: ..." when its prices come from default economics."""
     table = policy.table()
+    # One note line whatever the caveat: the table stays where Apply and the users' references expect it.
     notes = [f"Version {policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
-             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy].",
-             *([f"APRs {caveat}"] if caveat else [])]
+             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."
+             + (f" APRs {caveat}." if caveat else "")]
     blocks, formats, top = _title(title, notes)
     header, first = top, top + 1
     rows = [[r.segment, r.cutoff, r.apr, r.budget_share] for r in table.itertuples(index=False)]

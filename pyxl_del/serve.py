@@ -101,6 +101,7 @@ class PolicyInfo(BaseModel):
     config: str | None
     data: str
     reload_error: str | None = None
+    caveat: str = ""  # "ILLUSTRATIVE: ..." when the policy's prices and values rest on default economics
 
 
 class Health(BaseModel):
@@ -407,7 +408,7 @@ def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_0
         engine = snapshot.engine
         return PolicyInfo(policy_version=engine.version, policy=engine.policy, segments=list(engine.segments),
                           loaded_at=snapshot.loaded_at, config=source.config_label, data=source.data_label,
-                          reload_error=source.reload_error)
+                          reload_error=source.reload_error, caveat=engine.twin.caveat())
 
     @app.post("/v1/decisions", response_model=Decision | DecisionBatch, tags=["decisions"],
               responses={401: {"description": "no or wrong API key"}, 413: {"description": "body too large"},

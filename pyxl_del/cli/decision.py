@@ -35,20 +35,23 @@ def _twin(args: argparse.Namespace):
 
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pyxl_del.decision.optimise import PORTFOLIO, optimise
-    from pyxl_del.sheets.decision import decision_layouts
+    from pyxl_del.sheets.decision import decision_layouts, decision_tables
 
     twin = _twin(args)
     rec = optimise(twin)
-    written = write_output(args.out, lambda: decision_layouts(rec),
-                           lambda: {"recommendations": rec.table(), "frontier": rec.frontier,
-                                    "policy": rec.recommended.table(), "bands": twin.frame()}, raw_text=args.raw_csv)
+    written = write_output(args.out, lambda: decision_layouts(rec), lambda: decision_tables(rec, twin.frame()),
+                           raw_text=args.raw_csv)
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
-    print(f"portfolio ROE: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
-          f"value of a month's bookings {cur.loc[PORTFOLIO, 'value']:,.0f} -> {new.loc[PORTFOLIO, 'value']:,.0f}")
+    tag = " (ILLUSTRATIVE)" if rec.caveat else ""
+    print(f"portfolio ROE{tag}: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
+          f"value of a month's bookings{tag} {cur.loc[PORTFOLIO, 'value']:,.0f} -> {new.loc[PORTFOLIO, 'value']:,.0f}")
     for segment, p in rec.recommended.segments.items():
         cutoff = "all" if p.cutoff is None else f"{p.cutoff:g}"
-        print(f"  {segment}: cut-off {cutoff}, APR {p.apr:.2%}, budget share {p.budget_share:.1%} "
+        seg_tag = " (ILLUSTRATIVE)" if rec.caveats and rec.caveats.get(segment) else ""
+        print(f"  {segment}: cut-off {cutoff}, APR{seg_tag} {p.apr:.2%}, budget share {p.budget_share:.1%} "
               f"(unit cost {new.loc[segment, 'unit_cost']:.2%})")
+    print(f"  budget allocated {sum(p.budget_share for p in rec.recommended.segments.values()):.1%} of "
+          f"{rec.recommended.budget:,.0f} a month")
     for note in rec.notes:
         print(f"note: {note}")
     for path in written:

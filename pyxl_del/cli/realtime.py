@@ -75,6 +75,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     for code, count in decisions["reason_code"].value_counts().items():
         if count:
             print(f"  {code}: {count:,}")
+    for caveat in decisions["caveat"].unique():
+        if caveat:
+            print(f"caveat (column 'caveat'): {caveat}")
     print(f"wrote {args.out}")
     return EXIT_OK
 
@@ -151,6 +154,8 @@ def cmd_abtest(args: argparse.Namespace) -> int:
         table, power, layout = sim.table(), sim.power(args.mde), simulation_sheet(sim, args.mde)
         print(f"simulated {args.months} months of applicants, {args.split:.0%} to the challenger: champion "
               f"{sim.versions[0]} vs challenger {sim.versions[1]}")
+        if sim.caveat:
+            print(f"value and ROE: {sim.caveat}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     for path in write_output(args.out, lambda: [layout], lambda: {"ab_table": table, "ab_power": power},

@@ -66,6 +66,16 @@ def _analysis(args: argparse.Namespace):
     return RiskAnalysis.of(result, cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
+def _notes(analysis, *figures: str, book: bool = True) -> None:
+    """The reporting date and how the book was read, then the warnings on the figures shown ("el", "pd")."""
+    if book:
+        for line in analysis.book.notes(analysis.result, analysis.config):
+            print(f"note: {line}")
+    for figure in figures:
+        for line in analysis.warnings(figure):
+            print(f"WARNING: {line}")
+
+
 def _write(analysis, view: str, args: argparse.Namespace, dashboard=None) -> None:
     """--out: the view's sheets (.xlsx) or tables (a folder); the dashboard's are every view's."""
     out = args.out
@@ -94,9 +104,10 @@ def cmd_el(args: argparse.Namespace) -> int:
     print(f"Expected loss (LGD x EAD into {analysis.config.risk.loss_state}); per cohort in --out")
     from pyxl_del.risk.projection import ALL
 
-    _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "last_mob"]),
+    _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "status", "last_mob", "reporting_mob"]),
                  amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime"),
                  pcts=("pd_12m", "el_12m_rate", "el_lifetime_rate", "lgd"))
+    _notes(analysis, "el", "pd")
     _write(analysis, "el", args)
     return EXIT_OK
 
@@ -107,10 +118,14 @@ def cmd_stress(args: argparse.Namespace) -> int:
     pct_rows = {r for r in table.index if " MOB " in r or r.endswith("_rate")}
     text = table.apply(lambda row: row.map(
         _pct if row.name in pct_rows else
-        (lambda v: f"{v:+.1%}") if row.name == "el_lifetime_vs_baseline" else
-        (lambda v: f"{v:g}") if row.name in ("min_z", "adverse_months", "rank") else _amount), axis=1)
-    print(f"Stress test (rho {analysis.config.risk.rho:g}, Z < 0 adverse; DEL: Portfolio mean of cohorts)")
+        (lambda v: "n/a" if _missing(v) else f"{v:+.1%}") if row.name == "el_lifetime_vs_baseline" else
+        (lambda v: "n/a" if _missing(v) else f"{v:g}") if row.name in ("min_z", "adverse_months", "rank") else
+        _amount), axis=1)
+    print(f"Stress test from the reporting date {analysis.book.label} (rho {analysis.config.risk.rho:g}, Z < 0 "
+          f"adverse; DEL: Portfolio mean of cohorts)")
     print(text.to_string())
+    if analysis.stress_note:
+        print(f"WARNING: {analysis.stress_note}")
     _write(analysis, "stress", args)
     return EXIT_OK
 
@@ -119,10 +134,13 @@ def cmd_var(args: argparse.Namespace) -> int:
     analysis = _analysis(args)
     sim = analysis.var
     confidence = analysis.config.risk.confidence
-    print(f"Credit loss over {sim.horizon} months: {len(sim.total):,} Monte Carlo paths of Z (seed {sim.seed}), "
-          f"outstanding EAD {sim.exposure:,.0f}")
+    print(f"Credit loss over {sim.horizon} months from the reporting date {analysis.book.label}: {len(sim.total):,} "
+          f"Monte Carlo paths of Z (seed {sim.seed}), outstanding EAD {sim.exposure:,.0f}")
     _print_table(sim.summary(confidence), amounts=("value", "std_error"), pcts=("pct_of_ead",),
                  confidence=lambda v: "" if _missing(v) else f"{v:.1%}")
+    print("\nthe mean loss against the expected loss:")
+    _print_table(analysis.el_reconciliation, amounts=("value", "difference", "std_error"))
+    _notes(analysis, "el", book=False)
     print("\nconvergence (estimate on the first n paths):")
     conv = sim.convergence(confidence)
     _print_table(conv[conv["measure"].isin(["VaR", "ES"])], amounts=("value", "std_error"), pcts=("pct_of_ead",),
@@ -139,6 +157,7 @@ def cmd_concentration(args: argparse.Namespace) -> int:
                  hhi=lambda v: f"{v:.3f}", effective_n=lambda v: f"{v:.1f}")
     current = conc.current[conc.current["by"] == "segment"].sort_values("rank")
     _print_table(current.drop(columns="by"), amounts=("ead",), pcts=("share",))
+    _notes(analysis)
     _write(analysis, "concentration", args)
     return EXIT_OK
 
@@ -151,6 +170,7 @@ def cmd_capital(args: argparse.Namespace) -> int:
     _print_table(analysis.capital[columns], amounts=("performing_ead", "rwa", "capital"),
                  pcts=("pd_used", "lgd", "risk_weight", "npl_ratio", "writeoff_share"),
                  correlation=lambda v: "" if _missing(v) else f"{v:.3f}")
+    _notes(analysis, "pd")
     _write(analysis, "capital", args)
     return EXIT_OK
 
@@ -179,7 +199,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     kpis = dashboard.kpis
     text = [_pct(v) if u == "pct" else _amount(v) if u == "amount" else f"{v:.3f}" if u == "ratio" else f"{v:g}"
             for v, u in zip(kpis["value"], kpis["unit"], strict=True)]
-    print(pd.DataFrame({"indicator": kpis["kpi"], "value": text}).to_string(index=False))
+    print(pd.DataFrame({"indicator": kpis["kpi"], "value": text, "note": kpis["note"]}).to_string(index=False))
+    _notes(analysis, "el", "pd")
+    for line in dashboard.warnings:
+        print(f"WARNING: {line}")
     _write(analysis, "dashboard", args, dashboard)
     return EXIT_OK
 

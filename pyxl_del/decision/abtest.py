@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from pyxl_del.decision.decide import engine_for
-from pyxl_del.decision.economics import take_up
+from pyxl_del.decision.economics import ILLUSTRATIVE, take_up
 from pyxl_del.decision.optimise import current_policy, recommend_policy, resolve_budget
 from pyxl_del.decision.policy import Policy
 from pyxl_del.decision.twin import BAND_SEPARATOR, Twin, read_decision_panel
@@ -208,6 +208,7 @@ class Simulation:
     curve: np.ndarray  # (R, 2, FORECAST_MOB + 1) DEL30 share of bookings by MOB: observed to 6, forecast after
     expected: tuple[Expected, Expected]
     versions: tuple[str, str]  # champion's and challenger's, as their decisions carry them (Policy.version_under)
+    caveat: str = ""  # "ILLUSTRATIVE: ..." when the twin's economics rest on defaults (the value and ROE rows)
 
     @property
     def replications(self) -> int:
@@ -240,8 +241,9 @@ class Simulation:
             s["bad12"][0], s["bad12_sq"][0], s["bookings"][0], s["bad12"][1], s["bad12_sq"][1], s["bookings"][1]))
         add("Expected loss per applicant", "amount", mean_test(*_moments(s, "el")))
         add("Expected loss / booked amount", "pct", ratio_test(*_ratio_arms(s, "el", "amount")))
-        add("Value per applicant", "amount", mean_test(*_moments(s, "value")))
-        add("ROE of the steady book", "pct", ratio_test(*_ratio_arms(s, "income", "capital")))
+        tag = f" ({ILLUSTRATIVE})" if self.caveat else ""
+        add(f"Value per applicant{tag}", "amount", mean_test(*_moments(s, "value")))
+        add(f"ROE of the steady book{tag}", "pct", ratio_test(*_ratio_arms(s, "income", "capital")))
         frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         frame["metric"] = frame["metric"].astype("string")
         frame["unit"] = frame["unit"].astype("string")
@@ -276,13 +278,8 @@ def _ratio_arms(s: dict, y: str, x: str) -> tuple[dict, dict]:
 def _steady_book(twin: Twin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(S, B) per unit booked: annual net income = apr * a - c (after tax), capital of the steady book; as
     `optimise.evaluate` computes ROE (income and capital of the book that booking every month builds)."""
-    e = twin.config.economics
-    sums = twin.lifetime_sums()
-    keep = 1.0 - e.tax_rate
-    a = keep * sums["perf_months"]
-    c = keep * ((e.funding_rate + e.opex_rate) * sums["ead_months"]
-                + 12.0 * (twin.lgd[:, None] * sums["writeoff"] + e.opex_upfront))
-    return a, c, twin.capital * sums["ead_months"]
+    a, c = twin.income_terms()
+    return a, c, twin.capital_months()
 
 
 def simulate(twin: Twin, champion: str | Policy = "current", challenger: str | Policy = "recommended", *,
@@ -382,7 +379,8 @@ def simulate(twin: Twin, champion: str | Policy = "current", challenger: str | P
     expected = (expected_arm(twin, policies[0], flow, 1 - split), expected_arm(twin, policies[1], flow, split))
     log.info("A/B simulation: %d applicants, %d bookings, %d replications", n, len(loans), replications)
     return Simulation(champion=policies[0], challenger=policies[1], months=months, split=split, sums=sums,
-                      curve=curve, expected=expected, versions=(engines[0].version, engines[1].version))
+                      curve=curve, expected=expected, versions=(engines[0].version, engines[1].version),
+                      caveat=twin.caveat())
 
 
 def _within_budget(twin: Twin, policies, split: float, group: np.ndarray, booked_amount: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ The rules, in order (the first that applies is the reason):
 
 1. NO_BUDGET: the policy gives the segment no budget share.
 2. SCORE_BELOW_CUTOFF: the score is below the segment's cut-off.
-3. APR_OUT_OF_RANGE: a requested APR outside [policy] apr_min .. apr_max.
+3. APR_OUT_OF_RANGE: a requested APR outside the segment's allowed range (`Twin.apr_range`: [policy] apr_min ..
+   apr_max, else the APRs booked in the data, else the current APR only).
 4. APR_BELOW_BREAK_EVEN: a requested APR below the band's break-even APR (where the expected value is 0).
 5. APPROVED: at the requested APR if one was given, else at the policy's APR for the score band.
 
@@ -62,7 +63,7 @@ ReasonCode = Literal["APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_
 
 DECISION_COLUMNS = ("application_id", "segment", "score", "amount", "requested_apr", "decision", "reason_code",
                     "reason", "band", "offered_apr", "policy_apr", "pd_12m", "pd_lifetime", "expected_loss",
-                    "expected_value", "policy_version")
+                    "expected_value", "policy_version", "caveat")
 ENGINE_MEMO_SIZE = 8
 
 
@@ -89,6 +90,9 @@ class Decision(BaseModel):
     expected_loss: float = Field(description="amount x LGD x lifetime write-off per unit booked")
     expected_value: float = Field(description="discounted economic value if booked at the APR evaluated")
     policy_version: str
+    caveat: str = Field("", description="what the figures rest on when it matters: \"ILLUSTRATIVE: default "
+                                        "economics (...)\" for prices and values from default settings, and an "
+                                        "expected loss of 0 that is no measured zero, with its cause; \"\" if none")
 
 
 class ApplicationBatch(BaseModel):
@@ -124,6 +128,7 @@ class Evaluation(NamedTuple):
     pd_lifetime: np.ndarray
     expected_loss: np.ndarray
     expected_value: np.ndarray
+    caveat: np.ndarray  # (n,) index into DecisionEngine.caveat (its segment x band)
 
 
 # Reason texts are assembled per application as head + first number + body + second number (with pyarrow for a
@@ -156,8 +161,9 @@ class DecisionEngine:
     slope: np.ndarray  # value per unit booked = slope * apr - intercept
     intercept: np.ndarray
     break_even: np.ndarray  # the APR where the value is 0
-    apr_min: float
-    apr_max: float
+    apr_min: np.ndarray  # (S,)
+    apr_max: np.ndarray
+    caveat: np.ndarray  # (S * B,) object: "ILLUSTRATIVE: ..." and zero-loss warnings of the band's figures, or ""
     reason_body: pa.Array  # (len(REASON_CODES) * S * B,) by (code * S + s) * B + b
     edge_low: float  # the inner edges of all segments on one line (see evaluate)
     edge_span: float
@@ -168,7 +174,7 @@ class DecisionEngine:
         cutoff, apr, share = policy.arrays(twin.segments, twin.n_bands)
         u = twin.unit_economics()
         sums = twin.lifetime_sums()
-        pol = twin.config.policy
+        lo, hi, _ = twin.apr_range()
         version = policy.version_under(twin.config)
         body = []
         for code in range(len(REASON_CODES)):
@@ -179,7 +185,7 @@ class DecisionEngine:
                                f" at or above cut-off {c:g} for {segment}") + "; APR ",
                     NO_BUDGET: f"no budget for {segment} under policy {version} (budget share 0)",
                     SCORE_BELOW_CUTOFF: f" below cut-off {c:g} for {segment}",
-                    APR_OUT_OF_RANGE: f" outside the policy's range {pol.apr_min:.2%} to {pol.apr_max:.2%}",
+                    APR_OUT_OF_RANGE: f" outside the range allowed for {segment}, {lo[s]:.2%} to {hi[s]:.2%}",
                 }
                 for b in range(twin.n_bands):
                     body.append(rule.get(code) or f" below break-even {u['unit_cost'][s, b]:.2%} for {segment} "
@@ -192,8 +198,9 @@ class DecisionEngine:
                    cutoff=cutoff, share=share, inner_edges=inner, edge_low=low, edge_span=span, edge_line=line,
                    policy_apr=apr.ravel(), pd_12m=twin.pd12.ravel(), pd_lifetime=twin.pd_life.ravel(),
                    loss_rate=(twin.lgd[:, None] * sums["writeoff"]).ravel(), slope=u["slope"].ravel(),
-                   intercept=u["intercept"].ravel(), break_even=u["unit_cost"].ravel(), apr_min=pol.apr_min,
-                   apr_max=pol.apr_max, reason_body=pa.array(body, pa.string()))
+                   intercept=u["intercept"].ravel(), break_even=u["unit_cost"].ravel(), apr_min=lo, apr_max=hi,
+                   caveat=twin.band_caveats().ravel(),
+                   reason_body=pa.array(body, pa.string()))
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -233,7 +240,7 @@ class DecisionEngine:
         code = np.select(
             [self.share.take(segment) <= 0,
              score < self.cutoff.take(segment),  # a NaN cut-off compares False: every score is accepted
-             requested & ((requested_apr < self.apr_min) | (requested_apr > self.apr_max)),
+             requested & ((requested_apr < self.apr_min.take(segment)) | (requested_apr > self.apr_max.take(segment))),
              requested & (requested_apr < self.break_even.take(sb))],
             [NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN], APPROVED).astype(np.int8)
         approved = code == APPROVED
@@ -241,7 +248,7 @@ class DecisionEngine:
             segment=segment, band=band, code=code, approved=approved, apr=apr, policy_apr=policy_apr,
             offered_apr=np.where(approved, apr, np.nan), pd_12m=self.pd_12m.take(sb),
             pd_lifetime=self.pd_lifetime.take(sb), expected_loss=amount * self.loss_rate.take(sb),
-            expected_value=amount * (self.slope.take(sb) * apr - self.intercept.take(sb)))
+            expected_value=amount * (self.slope.take(sb) * apr - self.intercept.take(sb)), caveat=sb)
 
     def reasons(self, ev: Evaluation, score: np.ndarray) -> pa.StringArray | list[str]:
         """The reason text of each decision ("score 598 below cut-off 612 for CASH LOAN"): a list for a few
@@ -293,9 +300,15 @@ class DecisionEngine:
             "band": ev.band + 1, "offered_apr": ev.offered_apr, "policy_apr": ev.policy_apr, "pd_12m": ev.pd_12m,
             "pd_lifetime": ev.pd_lifetime, "expected_loss": ev.expected_loss, "expected_value": ev.expected_value,
             "policy_version": pd.Categorical.from_codes(np.zeros(len(score), dtype=np.int8), categories=[self.version]),
+            "caveat": self.caveat_column(ev.caveat),
         }
         # The columns are fresh arrays: no copy into pandas blocks (a third of the time of a million rows).
         return pd.DataFrame({k: v for k, v in out.items() if v is not None}, copy=False)
+
+    def caveat_column(self, sb: np.ndarray) -> pd.Categorical:
+        """The caveats of segment x band indices, as a categorical (a few distinct texts for any number of rows)."""
+        codes, texts = pd.factorize(pd.Series(self.caveat))
+        return pd.Categorical.from_codes(codes[sb], categories=list(texts))
 
     def decide_many(self, applications: Sequence[Application]) -> list[Decision]:
         """Validated applications -> decisions, in order."""
@@ -308,14 +321,14 @@ class DecisionEngine:
         columns = zip(applications, ev.code.tolist(), texts if isinstance(texts, list) else texts.to_pylist(),
                       (ev.band + 1).tolist(),
                       ev.offered_apr.tolist(), ev.policy_apr.tolist(), ev.pd_12m.tolist(), ev.pd_lifetime.tolist(),
-                      ev.expected_loss.tolist(), ev.expected_value.tolist(), strict=True)
+                      ev.expected_loss.tolist(), ev.expected_value.tolist(), self.caveat[ev.caveat].tolist(), strict=True)
         rows = [{"application_id": a.application_id, "segment": a.segment, "score": a.score, "amount": a.amount,
                  "requested_apr": a.apr, "decision": APPROVE if code == APPROVED else DECLINE,
                  "reason_code": REASON_CODES[code], "reason": reason, "band": band,
                  "offered_apr": None if offered != offered else offered, "policy_apr": policy_apr, "pd_12m": pd12,
                  "pd_lifetime": pd_life, "expected_loss": loss, "expected_value": value,
-                 "policy_version": self.version}
-                for a, code, reason, band, offered, policy_apr, pd12, pd_life, loss, value in columns]
+                 "policy_version": self.version, "caveat": caveat}
+                for a, code, reason, band, offered, policy_apr, pd12, pd_life, loss, value, caveat in columns]
         return DECISIONS.validate_python(rows)  # in one call to pydantic-core: a batch of 10,000 in tens of ms
 
 

@@ -6,10 +6,70 @@ so a formula exists once. docs/decisions.md derives them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import special
 
+from pyxl_del.engine.config import Config
+
 LN2 = np.log(2.0)
+ILLUSTRATIVE = "ILLUSTRATIVE"
+
+
+# ------------------------------------------------------------------------------------------- segment terms
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The economics each segment is run on, (S,) arrays, and per segment the settings left at their ILLUSTRATIVE
+    defaults (empty: every input is the data's or the config's)."""
+
+    funding_rate: np.ndarray
+    opex_rate: np.ndarray
+    opex_upfront: np.ndarray
+    apr: np.ndarray  # the current APR where the data have none: [economics] segments apr, default_apr
+    lgd: np.ndarray
+    demand: np.ndarray  # (S, 3) max_take_up, midpoint, steepness
+    tax_rate: float
+    discount_rate: float
+    hurdle_rate: float
+    defaults: tuple[tuple[str, ...], ...]
+
+    def caveat(self, segments: np.ndarray | None = None) -> str:
+        """"" when the segments' figures (default: all) rest on no default, else "ILLUSTRATIVE: ..." naming the
+        settings to give."""
+        chosen = range(len(self.defaults)) if segments is None else np.flatnonzero(segments)
+        keys = list(dict.fromkeys(k for s in chosen for k in self.defaults[s]))
+        if not keys:
+            return ""
+        return f"{ILLUSTRATIVE}: default economics ({', '.join(keys)}); set them in config.toml"
+
+
+def segment_terms(config: Config, segments, apr_in_data=None) -> Terms:
+    """Resolve [economics], [demand] and [risk] lgd per segment (``apr_in_data`` (S,) bool: the data give the
+    segment's APR, so its current APR is no default)."""
+    e = config.economics
+    names = list(segments)
+    has_apr = np.zeros(len(names), dtype=bool) if apr_in_data is None else np.asarray(apr_in_data, dtype=bool)
+    per_segment = {k: [e.resolve(k, s) for s in names] for k in ("funding_rate", "opex_rate", "opex_upfront",
+                                                                 "default_apr")}
+    firm = {k: e.resolve(k) for k in ("tax_rate", "discount_rate", "hurdle_rate")}
+    defaults = []
+    for i, s in enumerate(names):
+        keys = [setting for k, pairs in per_segment.items() if (setting := pairs[i][1])
+                and not (k == "default_apr" and has_apr[i])]
+        keys += [setting for _, setting in firm.values() if setting]
+        keys += ["[risk] lgd"] if config.risk.lgd_is_default(s) else []
+        keys += config.demand.defaults(s)
+        defaults.append(tuple(keys))
+    value = {k: np.array([v for v, _ in pairs], dtype=np.float64) for k, pairs in per_segment.items()}
+    return Terms(funding_rate=value["funding_rate"], opex_rate=value["opex_rate"],
+                 opex_upfront=value["opex_upfront"], apr=value["default_apr"],
+                 lgd=np.array([config.risk.segment_lgd(s) for s in names], dtype=np.float64),
+                 demand=np.array([config.demand.curve(s) for s in names], dtype=np.float64).reshape(len(names), 3),
+                 tax_rate=firm["tax_rate"][0], discount_rate=firm["discount_rate"][0],
+                 hurdle_rate=firm["hurdle_rate"][0], defaults=tuple(defaults))
 
 
 def take_up(apr, max_take_up, midpoint, steepness):

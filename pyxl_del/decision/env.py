@@ -11,7 +11,7 @@ population of policies at once); `LendingEnv` is the Gymnasium face of a batch o
 step, so what the agent learns on the core is what the environment does.
 
 Action (Box [-1, 1], 3 x S): per segment the cut-off as the rejected share of applicants (-1: accept all,
-1: reject all), the APR ([policy] apr_min .. apr_max) and the budget share (-1: 0, 1: all; shares adding up to
+1: reject all), the APR (the segment's allowed range, `Twin.apr_range`) and the budget share (-1: 0, 1: all; shares adding up to
 more than 1 are scaled down). Observation: EAD by segment x live state over the budget, last approval rates,
 Z_t and the funding rate. Reward: the month's economic profit over the budget; ``info["profit"]`` in money.
 """
@@ -64,9 +64,11 @@ class LendingCore:
         self.n_live = len(live)
         self.performing = masks["performing"][live]
         self.budget = resolve_budget(twin)
-        econ = cfg.economics
-        self.apr_min, self.apr_max = cfg.policy.apr_min, cfg.policy.apr_max
-        self.funding_base = econ.funding_rate
+        terms = twin.terms
+        self.apr_min, self.apr_max, _ = twin.apr_range()  # (S,) each
+        # The funding rate moves as one market rate: each segment pays its own spread over the portfolio's mean.
+        self.funding_base = float(terms.funding_rate.mean())
+        self.funding_spread = np.repeat(terms.funding_rate - self.funding_base, self.n_bands)  # (S*B,)
         self.rho = cfg.risk.rho
         self.z_persistence = cfg.risk.z_persistence if dynamics.z_persistence is None else dynamics.z_persistence
         # Columns: the live states (balance kept x amortisation), then the loss state (balance at write-off).
@@ -93,10 +95,11 @@ class LendingCore:
         self.applications = twin.applications
         self.lower = self.cum_weight - self.weight
         self.lgd_sb = np.repeat(twin.lgd, self.n_bands)  # (S*B,)
-        self.charge_rate = (econ.hurdle_rate * twin.capital / 12.0).ravel()  # per unit outstanding, (S*B,)
+        self.charge_rate = (terms.hurdle_rate * twin.capital / 12.0).ravel()  # per unit outstanding, (S*B,)
         self.performing_weight = self.performing.astype(np.float64)
-        self.keep = 1.0 - econ.tax_rate
-        self.opex_rate, self.opex_upfront = econ.opex_rate, econ.opex_upfront
+        self.keep = 1.0 - terms.tax_rate
+        self.opex_rate = np.repeat(terms.opex_rate, self.n_bands)  # (S*B,)
+        self.opex_upfront = np.repeat(terms.opex_upfront, self.n_bands)
         self.current_action = policy_action(twin, current_policy(twin))
         # MOB 0 .. max_mob - 1: what reaches max_mob is repaid (the twin's lifetime ends there too).
         self.book = np.zeros((n, self.n_live, self.n_seg, self.n_bands, self.n_mob))
@@ -173,7 +176,7 @@ class LendingCore:
         performing = np.einsum("i,nisbm->nsbm", self.performing_weight, book)
         interest = (self.apr.reshape(n, -1) * performing.reshape(n, -1)).sum(axis=1) / 12.0
         out_sb = outstanding.sum(axis=-1).reshape(n, -1)  # (N, S*B)
-        running = (self.funding + self.opex_rate) / 12.0 * out_sb.sum(axis=1)
+        running = (self.funding * out_sb.sum(axis=1) + out_sb @ (self.funding_spread + self.opex_rate)) / 12.0
         charge = out_sb @ self.charge_rate
 
         flows = self._flows()
@@ -184,7 +187,7 @@ class LendingCore:
         book[..., 0] = 0.0
         book[:, 0, :, :, 0] = new
         self.apr[:, :, :, 0] = apr[..., None]
-        upfront = self.opex_upfront * new.reshape(n, -1).sum(axis=1)
+        upfront = new.reshape(n, -1) @ self.opex_upfront
 
         profit = (interest - running - loss - upfront) * self.keep - charge
         self._advance(rng)
@@ -212,9 +215,11 @@ def policy_action(twin: Twin, policy: Policy) -> np.ndarray:
     """A Policy as the environment's action (3S,) (per-band APRs enter as their booked-weighted mean)."""
     cutoff, apr, share = policy.arrays(twin.segments, twin.n_bands)
     rejected = 1.0 - (twin.band_weight * twin.acceptance(cutoff)).sum(axis=1)
-    lo, hi = twin.config.policy.apr_min, twin.config.policy.apr_max
+    lo, hi, _ = twin.apr_range()
     mean_apr = (twin.band_weight * apr).sum(axis=1)
-    unit = np.concatenate([rejected, (np.clip(mean_apr, lo, hi) - lo) / (hi - lo), share])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        position = np.where(hi > lo, (np.clip(mean_apr, lo, hi) - lo) / (hi - lo), 0.0)
+    unit = np.concatenate([rejected, position, share])
     return (2.0 * unit - 1.0).astype(np.float32)
 
 

@@ -69,27 +69,23 @@ def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.where(total > 0, (weights * values).sum(axis=-1) / total, np.nan)
 
 
-def _metrics(twin: Twin, cutoff, apr, share, budget: float, funding_rate: float | None = None) -> dict:
+def _metrics(twin: Twin, cutoff, apr, share, budget: float) -> dict:
     """Per segment (S,) figures of a policy given as arrays: cutoff (S,), apr (S, B), share (S,)."""
-    e = twin.config.economics
-    f = e.funding_rate if funding_rate is None else funding_rate
     accepted = twin.band_weight * twin.acceptance(cutoff)
     booked = accepted * twin.take_up(apr)  # per unit applied
     approval = accepted.sum(axis=1)
     book_rate = booked.sum(axis=1)
     capacity = twin.applications * book_rate
     volume = np.minimum(np.asarray(share) * budget, capacity)
-    u = twin.unit_economics(f)
+    u = twin.unit_economics()
     sums = twin.lifetime_sums()
-    lgd = twin.lgd[:, None]
-    annual_ni = 12.0 * ((apr * sums["perf_months"] - (f + e.opex_rate) * sums["ead_months"]) / 12.0
-                        - lgd * sums["writeoff"] - e.opex_upfront)  # (S, B) per unit booked
+    income = twin.income_terms()
     unit = {
         "value_rate": _weighted(booked, u["slope"] * apr - u["intercept"]),
-        "el_rate": _weighted(booked, lgd * sums["writeoff"]),
+        "el_rate": _weighted(booked, twin.lgd[:, None] * sums["writeoff"]),
         "var99_rate": _weighted(booked, twin.var99_rate()),
-        "ni_rate": _weighted(booked, annual_ni),
-        "capital_rate": _weighted(booked, twin.capital * sums["ead_months"]),
+        "ni_rate": _weighted(booked, income[0] * apr - income[1]),
+        "capital_rate": _weighted(booked, twin.capital_months()),
         "del30_mob6": _weighted(booked, twin.del30_mob6),
         "del30_mob12": _weighted(booked, twin.del30_mob12),
         "pd12": _weighted(booked, twin.pd12),
@@ -105,7 +101,7 @@ def _metrics(twin: Twin, cutoff, apr, share, budget: float, funding_rate: float 
         "approval_rate": approval, "take_up": take, "capacity": capacity, "volume": volume,
         "value": volume * np.nan_to_num(unit["value_rate"]), "lifetime_el": volume * np.nan_to_num(unit["el_rate"]),
         "var99": volume * np.nan_to_num(unit["var99_rate"]),
-        "annual_net_income": volume * np.nan_to_num(unit["ni_rate"]) * (1.0 - e.tax_rate),
+        "annual_net_income": volume * np.nan_to_num(unit["ni_rate"]),
         "capital": volume * np.nan_to_num(unit["capital_rate"]),
         "unit_cost": intercept / slope, **parts, **unit,
     }
@@ -119,7 +115,7 @@ IMPACT_COLUMNS = ("cutoff", "apr", "budget_share", "approval_rate", "take_up", "
                   "unit_cost", "cost_funding", "cost_loss", "cost_capital", "cost_opex")
 
 
-def evaluate(twin: Twin, policy: Policy, funding_rate: float | None = None) -> pd.DataFrame:
+def evaluate(twin: Twin, policy: Policy) -> pd.DataFrame:
     """One row per segment and a Portfolio row: what the policy is expected to do (IMPACT_COLUMNS).
 
     Volumes are per month; value is the discounted economic profit of one month's bookings over their life;
@@ -127,7 +123,7 @@ def evaluate(twin: Twin, policy: Policy, funding_rate: float | None = None) -> p
     that booking this month after month builds, so roe = annual_net_income / capital is its return on equity.
     """
     cutoff, apr, share = policy.arrays(twin.segments, twin.n_bands)
-    m = _metrics(twin, cutoff, apr, share, policy.budget, funding_rate)
+    m = _metrics(twin, cutoff, apr, share, policy.budget)
     frame = pd.DataFrame({"segment": list(twin.segments), "cutoff": cutoff, "budget_share": share,
                           "hhi": np.nan, **{k: m[k] for k in IMPACT_COLUMNS if k in m}})
     volume = m["volume"]
@@ -158,14 +154,23 @@ def expected_del30_curve(twin: Twin, policy: Policy) -> dict[str, list[float]]:
 
 
 def roe_kpis(twin: Twin, policy: Policy | None = None) -> pd.DataFrame:
-    """Dashboard KPIs (kpi, value, unit) of a policy (default: the current one): portfolio ROE, the value of a
-    month's bookings, volume, approval rate, expected DEL30 at MOB 12 and lifetime EL."""
+    """Dashboard KPIs (kpi, value, unit, note) of a policy (default: the current one): portfolio ROE, the value of a
+    month's bookings, volume, approval rate, expected DEL30 at MOB 12 and lifetime EL; the economics' figures note
+    ILLUSTRATIVE when they rest on a default."""
     row = evaluate(twin, policy or current_policy(twin)).set_index("segment").loc[PORTFOLIO]
-    items = (("ROE (steady book)", row["roe"], "pct"), ("Value of a month's bookings", row["value"], "amount"),
-             ("New lending a month", row["volume"], "amount"), ("Approval rate", row["approval_rate"], "pct"),
-             ("Expected DEL30 at MOB 12", row["del30_mob12"], "pct"),
-             ("Lifetime EL of a month's bookings", row["lifetime_el"], "amount"))
-    return pd.DataFrame(items, columns=["kpi", "value", "unit"])
+    caveat = twin.caveat()
+    lgd = "ILLUSTRATIVE: default [risk] lgd" if any(twin.config.risk.lgd_is_default(s) for s in twin.segments) else ""
+    if not row["lifetime_el"] > 0 and row["volume"] > 0:  # the band caveats say why the chain loses nothing
+        zero = next((z for s in range(len(twin.segments)) if (z := twin.zero_loss_note(s))), "expected loss 0")
+        lgd = f"WARNING: not a measured zero: {zero}"
+    items = (("ROE (steady book)", row["roe"], "pct", caveat),
+             ("Value of a month's bookings", row["value"], "amount", caveat),
+             ("New lending a month", row["volume"], "amount", "the data's recent monthly volume"
+              if twin.config.policy.budget <= 0 else "[policy] budget"),
+             ("Approval rate", row["approval_rate"], "pct", "of the applicants the data booked (no reject inference)"),
+             ("Expected DEL30 at MOB 12", row["del30_mob12"], "pct", "a new cohort under the current policy"),
+             ("Lifetime EL of a month's bookings", row["lifetime_el"], "amount", lgd))
+    return pd.DataFrame(items, columns=["kpi", "value", "unit", "note"])
 
 
 # ------------------------------------------------------------------------------------------ cut-off x price
@@ -191,14 +196,14 @@ def _frontier(twin: Twin, shadow_price: float = 0.0) -> tuple[pd.DataFrame, np.n
     the value of one unit of budget (PV per unit booked) when the budget binds: it is charged on every unit
     booked when choosing the APR and the best cut-off, not in the value shown.
     """
-    e, pol = twin.config.economics, twin.config.policy
+    pol = twin.config.policy
     u = dict(twin.unit_economics())
     u["intercept"] = u["intercept"] + shadow_price
     u["unit_cost"] = u["intercept"] / u["slope"]
-    sums = twin.lifetime_sums()
     w = twin.band_weight
     d = twin.demand
-    lo, hi = pol.apr_min, pol.apr_max
+    lo, hi, _ = twin.apr_range()
+    lo, hi = lo[:, None], hi[:, None]
     n_seg, n_bands = w.shape
     if pol.price_by == "band":
         band_apr = optimal_apr(u["unit_cost"], d[:, 1:2], d[:, 2:3], lo, hi)  # (S, B)
@@ -213,12 +218,9 @@ def _frontier(twin: Twin, shadow_price: float = 0.0) -> tuple[pd.DataFrame, np.n
     booked = accepted * take_up(apr, d[:, 0, None, None], d[:, 1, None, None], d[:, 2, None, None])
     charged = (booked * (u["slope"][:, None] * apr - u["intercept"][:, None])).sum(axis=-1)
     value = charged + shadow_price * booked.sum(axis=-1)
-    running = (e.funding_rate + e.opex_rate) * sums["ead_months"][:, None]
-    lgd = twin.lgd[:, None, None]
-    ni = (booked * (apr * sums["perf_months"][:, None] - running - 12.0 * (lgd * sums["writeoff"][:, None]
-                                                                           + e.opex_upfront))).sum(axis=-1)
-    ni *= 1.0 - e.tax_rate
-    capital = (booked * (twin.capital * sums["ead_months"])[:, None]).sum(axis=-1)
+    a, c = twin.income_terms()
+    ni = (booked * (a[:, None] * apr - c[:, None])).sum(axis=-1)
+    capital = (booked * twin.capital_months()[:, None]).sum(axis=-1)
     approval = accepted.sum(axis=-1)
     bad = _weighted(booked, twin.del30_mob12[:, None, :])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -289,10 +291,10 @@ def price_check(twin: Twin, segment: int = 0) -> tuple[float, float]:
     u = twin.unit_economics()
     w = twin.band_weight[segment]
     cost = float((w * u["intercept"][segment]).sum() / (w * u["slope"][segment]).sum())
-    pol = twin.config.policy
+    lo, hi, _ = twin.apr_range()
     cap, mid, k = twin.demand[segment]
-    closed = float(optimal_apr(cost, mid, k, pol.apr_min, pol.apr_max))
-    return closed, optimal_apr_numeric(cost, mid, k, pol.apr_min, pol.apr_max, cap)
+    closed = float(optimal_apr(cost, mid, k, lo[segment], hi[segment]))
+    return closed, optimal_apr_numeric(cost, mid, k, lo[segment], hi[segment], cap)
 
 
 # ------------------------------------------------------------------------------------------------------ mix
@@ -403,6 +405,18 @@ class Recommendation:
     frontier: pd.DataFrame
     version: str  # the recommended policy's version under the twin's config (Policy.version_under)
     notes: tuple[str, ...] = ()
+    caveats: dict[str, str] | None = None  # per segment and Portfolio: "ILLUSTRATIVE: ..." (Twin.caveat) or ""
+
+    @property
+    def caveat(self) -> str:
+        """The Portfolio's caveat: "ILLUSTRATIVE: ..." when any segment's economics rest on a default, else ""."""
+        return (self.caveats or {}).get(PORTFOLIO, "")
+
+    def with_caveats(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (with a segment column) with an "illustrative" column: each row's segment's caveat."""
+        caveats = self.caveats or {}
+        return frame.assign(illustrative=pd.array([caveats.get(str(s), "") for s in frame["segment"]],
+                                                  dtype="string"))
 
     def table(self) -> pd.DataFrame:
         """The Recommendations sheet / CSV: per segment and Portfolio, current_X, recommended_X, change_X."""
@@ -414,7 +428,7 @@ class Recommendation:
             out[f"recommended_{col}"] = rec[col]
             out[f"change_{col}"] = rec[col] - cur[col]
         out.insert(0, "policy_version", self.version)
-        return out.reset_index()
+        return self.with_caveats(out.reset_index())
 
 
 def budget_shadow_price(twin: Twin, budget: float) -> float:
@@ -443,9 +457,9 @@ def budget_shadow_price(twin: Twin, budget: float) -> float:
     return hi
 
 
-def recommend_policy(twin: Twin) -> tuple[Policy, pd.DataFrame, float]:
-    """The optimised policy (cut-off and APR per segment, then the budget mix), the frontier behind it and the
-    budget's shadow price."""
+def recommend_policy(twin: Twin) -> tuple[Policy, pd.DataFrame, float, MixProblem]:
+    """The optimised policy (cut-off and APR per segment, then the budget mix), the frontier behind it, the
+    budget's shadow price and the mix problem solved."""
     pol = twin.config.policy
     budget = resolve_budget(twin)
     shadow = budget_shadow_price(twin, budget)
@@ -459,25 +473,84 @@ def recommend_policy(twin: Twin) -> tuple[Policy, pd.DataFrame, float]:
     share = optimise_mix(problem)
     band_aprs = apr if pol.price_by == "band" else None
     mean_apr = np.where(np.isnan(m["apr"]), apr.mean(axis=1), m["apr"])
-    return Policy.from_arrays(twin.segments, cutoff, mean_apr, share, budget, band_aprs), frontier, shadow
+    return Policy.from_arrays(twin.segments, cutoff, mean_apr, share, budget, band_aprs), frontier, shadow, problem
+
+
+def price_notes(twin: Twin, policy: Policy, shadow: float = 0.0) -> list[str]:
+    """Where a segment's recommended APR sits at the edge of the allowed range (`Twin.apr_range`) because the
+    value-maximising price lies beyond it: what it would be, and the setting that allows it."""
+    lo, hi, where = twin.apr_range()
+    cutoff, apr, _ = policy.arrays(twin.segments, twin.n_bands)
+    u = twin.unit_economics()
+    w = twin.band_weight * twin.acceptance(cutoff)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cost = ((w * (u["intercept"] + shadow)).sum(axis=1) / (w * u["slope"]).sum(axis=1))
+    free = optimal_apr(cost, twin.demand[:, 1], twin.demand[:, 2])
+    notes = []
+    for s, segment in enumerate(twin.segments):
+        chosen = float((twin.band_weight[s] * apr[s]).sum())
+        if lo[s] == hi[s]:
+            notes.append(f"segment {segment!r}: APR kept at {chosen:.2%}, {where[s]}")
+        elif free[s] > hi[s] + 1e-9 or free[s] < lo[s] - 1e-9:
+            side, key = ("above", "apr_max") if free[s] > hi[s] else ("below", "apr_min")
+            notes.append(f"segment {segment!r}: the value-maximising APR would be {free[s]:.2%}, {side} the allowed "
+                         f"{lo[s]:.2%} to {hi[s]:.2%} ({where[s]}): recommended at {chosen:.2%}; to price beyond it, "
+                         f"set [policy] {key} (and check the [demand] curve behind that price)")
+    return notes
+
+
+def unallocated_note(twin: Twin, policy: Policy, problem: MixProblem) -> str | None:
+    """Why part of the budget is left unallocated, when it is: the constraints that stop each segment."""
+    share = np.array([policy.segments[s].budget_share for s in twin.segments])
+    left = 1.0 - share.sum()
+    if left <= 1e-3:
+        return None
+    budget = problem.budget
+    reasons = []
+    no_value = [s for s, v in zip(twin.segments, problem.value, strict=True) if v <= 0]
+    if no_value:
+        reasons.append(f"no cut-off and APR in the allowed range earns its cost of capital in "
+                       f"{', '.join(no_value)}")
+    capped = [f"{s} ({c:,.0f} a month)" for s, v, c, w in zip(twin.segments, problem.value, problem.capacity, share,
+                                                             strict=True) if v > 0 and w * budget >= c * (1 - 1e-6)]
+    if capped:
+        reasons.append("demand caps " + ", ".join(capped) + ": at the value-maximising cut-off and APR that is all "
+                       "their applicants take up, and a lower APR or cut-off to book more earns less than it costs "
+                       "at the margin")
+    at_max = [s for s, w in zip(twin.segments, share, strict=True) if w >= problem.max_share - 1e-6]
+    if at_max:
+        reasons.append(f"[policy] max_share = {problem.max_share:g} caps {', '.join(at_max)}")
+    for key, per_unit, limit in (("max_el", problem.el, problem.max_el), ("max_var99", problem.var99,
+                                                                          problem.max_var99)):
+        if np.isfinite(limit) and budget * (share @ per_unit) >= limit * (1 - 1e-6):
+            reasons.append(f"[policy] {key} = {limit:,.0f} binds")
+    if problem.max_hhi < 1 and share @ share >= problem.max_hhi - 1e-6:
+        reasons.append(f"[policy] max_hhi = {problem.max_hhi:g} binds")
+    return (f"{left:.0%} of the budget ({left * budget:,.0f} a month) is unallocated: "
+            + ("; ".join(reasons) or "no constraint found binding") + ".")
 
 
 def optimise(twin: Twin) -> Recommendation:
     """Recommended cut-off, APR and budget share per segment, with expected impact against the current policy."""
     current = current_policy(twin)
-    recommended, frontier, shadow = recommend_policy(twin)
-    notes = []
+    recommended, frontier, shadow, problem = recommend_policy(twin)
+    caveats = {s: twin.caveat(np.arange(len(twin.segments)) == i) for i, s in enumerate(twin.segments)}
+    caveats[PORTFOLIO] = twin.caveat()
+    notes = [caveats[PORTFOLIO]] if caveats[PORTFOLIO] else []
     if shadow > 0:
         notes.append(f"the budget binds: APRs and cut-offs are set at the unit cost plus the budget's shadow price "
                      f"of {shadow:.4f} per unit booked (PV)")
     if not twin.scored:
         notes.append("no score column: score bands come from the ILLUSTRATIVE logistic PD-score link of [economics]")
+    notes += price_notes(twin, recommended, shadow)
     rec_eval = evaluate(twin, recommended)
     low = rec_eval[(rec_eval["segment"] != PORTFOLIO) & (rec_eval["volume"] <= 0)]
     notes += [f"segment {s!r}: no new lending recommended (no cut-off and APR creates value, or the constraints "
               f"leave it no budget)" for s in low["segment"]]
+    unallocated = unallocated_note(twin, recommended, problem)
+    notes += [unallocated] if unallocated else []
     for note in notes:
         log.info(note)
     return Recommendation(current=current, recommended=recommended, current_impact=evaluate(twin, current),
                           recommended_impact=rec_eval, frontier=frontier,
-                          version=recommended.version_under(twin.config), notes=tuple(notes))
+                          version=recommended.version_under(twin.config), notes=tuple(notes), caveats=caveats)

@@ -25,12 +25,19 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.datasets.scores import normal_band_edges, normal_band_means
-from pyxl_del.decision.economics import discount_factors, linked_band_pd, take_up
+from pyxl_del.decision.economics import (
+    Terms,
+    discount_factors,
+    linked_band_pd,
+    segment_terms,
+    take_up,
+)
 from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.data import read_panel, row_numbers
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.risk.capital import irb_retail_capital, vasicek_quantile
+from pyxl_del.risk.checks import zero_loss_cause
 from pyxl_del.risk.projection import severity_order
 
 log = logging.getLogger(__name__)
@@ -56,22 +63,81 @@ class Twin:
     distribution: np.ndarray  # (S, B, M+1, K) state shares of one unit booked (the engine's DEL semantics)
     ead: np.ndarray  # (S, B, M+1) outstanding (live) balance of one unit booked
     performing: np.ndarray  # (S, B, M+1) the part of it that earns interest (not in a DEL30 bucket)
-    writeoff: np.ndarray  # (S, B, M+1) balance flowing into [risk] loss_state in the month ending at MOB m
+    writeoff: np.ndarray  # (S, B, M+1) balance lost in the month ending at MOB m: flowing into [risk] loss_state
+    # (or, [risk] el_basis = "default", entering a default state: the risk module's definition of the loss)
     pd12: np.ndarray  # (S, B) first passage into a [risk] default state within 12 months
     pd_life: np.ndarray  # (S, B) ... within max_mob months
     del30_mob6: np.ndarray  # (S, B)
     del30_mob12: np.ndarray  # (S, B)
     capital: np.ndarray  # (S, B) capital per unit outstanding EAD
-    lgd: np.ndarray  # (S,) [risk] loss given default
-    current_apr: np.ndarray  # (S, B) APR of the booked loans (data) or [economics] default_apr
+    terms: Terms  # per segment: funding, opex, LGD, demand, ..., and which are ILLUSTRATIVE defaults
+    current_apr: np.ndarray  # (S, B) APR of the booked loans (data) or [economics] segments apr / default_apr
+    observed_apr: np.ndarray  # (S, 2) lowest and highest APR of the booked loans (NaN: the data have none)
     volume: np.ndarray  # (S,) recent monthly amount booked
     applications: np.ndarray  # (S,) monthly amount applied for
-    demand: np.ndarray  # (S, 3) max_take_up, midpoint, steepness
     result: DelResult | None = field(default=None, repr=False)  # the engine run behind the chains
 
     @property
     def n_bands(self) -> int:
         return self.band_weight.shape[1]
+
+    @property
+    def lgd(self) -> np.ndarray:
+        """(S,) [risk] loss given default."""
+        return self.terms.lgd
+
+    @property
+    def demand(self) -> np.ndarray:
+        """(S, 3) max_take_up, midpoint, steepness."""
+        return self.terms.demand
+
+    def caveat(self, segments: np.ndarray | None = None) -> str:
+        """"ILLUSTRATIVE: ..." when the economics of the segments (a mask; default all) rest on a default, else ""."""
+        return self.terms.caveat(segments)
+
+    def zero_loss_note(self, s: int) -> str:
+        """"expected loss 0: <cause and setting>" when some band of segment s never loses (its chain has no path to
+        the loss), else "": the risk module's diagnosis of the same chain."""
+        if (self.writeoff[s].sum(axis=-1) > 0).all() or self.result is None:
+            return ""
+        segment = self.segments[s]
+        names = list(self.result.segments)
+        rows = [i for i, n in enumerate(names) if n == segment or n.startswith(f"{segment}{BAND_SEPARATOR}")]
+        return f"expected loss 0: {zero_loss_cause(self.result, rows or [0], self.config)}"
+
+    def band_caveats(self) -> np.ndarray:
+        """(S, B) what a band's figures need said beside them: the segment's ILLUSTRATIVE economics, and an
+        expected loss of 0 that is no measured zero, with its cause; "" where nothing."""
+        out = np.full(self.band_weight.shape, "", dtype=object)
+        lost = self.writeoff.sum(axis=-1) > 0
+        for s in range(len(self.segments)):
+            caveat, zero = self.caveat(np.arange(len(self.segments)) == s), self.zero_loss_note(s)
+            for b in range(self.n_bands):
+                out[s, b] = " | ".join(t for t in (caveat, "" if lost[s, b] else zero) if t)
+        return out
+
+    def apr_range(self) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """(lowest (S,), highest (S,), where from) of the APRs allowed per segment: [policy] apr_min / apr_max where
+        set, else the range of the APRs booked in the data, else the current APR only (nothing to reprice with)."""
+        pol = self.config.policy
+        current = (self.band_weight * self.current_apr).sum(axis=1)
+        seen = ~np.isnan(self.observed_apr[:, 0])
+        lo = np.where(seen, self.observed_apr[:, 0], current) if pol.apr_min is None else np.full(len(current),
+                                                                                                 pol.apr_min)
+        hi = np.where(seen, self.observed_apr[:, 1], current) if pol.apr_max is None else np.full(len(current),
+                                                                                                 pol.apr_max)
+        hi = np.maximum(hi, lo)
+        where = []
+        for s in range(len(current)):
+            if pol.apr_min is not None and pol.apr_max is not None:
+                where.append("[policy] apr_min .. apr_max")
+            elif seen[s]:
+                where.append("the APRs booked in the data" + (" and [policy]" if pol.apr_min is not None
+                                                             or pol.apr_max is not None else ""))
+            else:
+                where.append("the current APR only: set [policy] apr_min and apr_max (or give the data an APR "
+                             "column) to let the optimiser price")
+        return lo, hi, tuple(where)
 
     @property
     def max_mob(self) -> int:
@@ -91,7 +157,7 @@ class Twin:
         wo = np.einsum("sbm,m->sb", self.writeoff, df)
         return perf, ead, wo
 
-    def unit_economics(self, funding_rate: float | None = None) -> dict[str, np.ndarray]:
+    def unit_economics(self) -> dict[str, np.ndarray]:
         """Discounted economics of one unit booked, (S, B) each: value(p) = slope * p - intercept.
 
         Keys: annuity (PV of performing EAD-years: interest per unit of APR), funding, opex, loss, capital_charge
@@ -99,16 +165,15 @@ class Twin:
         break-even APR) and its parts cost_funding, cost_opex, cost_loss, cost_capital (APR points that add up
         to unit_cost).
         """
-        e = self.config.economics
-        f = e.funding_rate if funding_rate is None else funding_rate
-        annuity, ead_years, pv_wo = self._annuities(e.discount_rate)
+        t = self.terms
+        annuity, ead_years, pv_wo = self._annuities(t.discount_rate)
         parts = {
-            "funding": f * ead_years,
-            "opex": e.opex_upfront + e.opex_rate * ead_years,
+            "funding": t.funding_rate[:, None] * ead_years,
+            "opex": t.opex_upfront[:, None] + t.opex_rate[:, None] * ead_years,
             "loss": self.lgd[:, None] * pv_wo,
-            "capital_charge": e.hurdle_rate * self.capital * ead_years,
+            "capital_charge": t.hurdle_rate * self.capital * ead_years,
         }
-        keep = 1.0 - e.tax_rate
+        keep = 1.0 - t.tax_rate
         slope = keep * annuity
         intercept = keep * (parts["funding"] + parts["opex"] + parts["loss"]) + parts["capital_charge"]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,9 +186,9 @@ class Twin:
         return {"annuity": annuity, **parts, "slope": slope, "intercept": intercept,
                 "unit_cost": intercept / slope, **costs}
 
-    def unit_value(self, apr, funding_rate: float | None = None) -> np.ndarray:
+    def unit_value(self, apr) -> np.ndarray:
         """(S, B) discounted economic value of one unit booked at ``apr`` (broadcast to (S, B))."""
-        u = self.unit_economics(funding_rate)
+        u = self.unit_economics()
         return u["slope"] * np.asarray(apr, dtype=np.float64) - u["intercept"]
 
     def lifetime_sums(self) -> dict[str, np.ndarray]:
@@ -134,6 +199,20 @@ class Twin:
         """
         return {"perf_months": self.performing[..., :-1].sum(axis=-1), "ead_months": self.ead[..., :-1].sum(axis=-1),
                 "writeoff": self.writeoff.sum(axis=-1)}
+
+    def income_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a, c), (S, B) each: the annual net income after tax of the steady book that booking one unit a month
+        builds is a x APR - c, i.e. (interest - funding - opex - expected loss) x (1 - tax); with `capital_months`
+        it gives the steady-state ROE (docs/decisions.md §2)."""
+        t, sums = self.terms, self.lifetime_sums()
+        keep = 1.0 - t.tax_rate
+        costs = (t.funding_rate + t.opex_rate)[:, None] * sums["ead_months"] + \
+            12.0 * (self.lgd[:, None] * sums["writeoff"] + t.opex_upfront[:, None])
+        return keep * sums["perf_months"], keep * costs
+
+    def capital_months(self) -> np.ndarray:
+        """(S, B) capital of the steady book per unit booked a month."""
+        return self.capital * self.lifetime_sums()["ead_months"]
 
     def take_up(self, apr) -> np.ndarray:
         """Take-up at ``apr``, broadcast against (S, B) by segment."""
@@ -174,6 +253,7 @@ class Twin:
             "current_apr": self.current_apr.ravel(),
             "unit_cost": u["unit_cost"].ravel(),
             "value_at_current_apr": self.unit_value(self.current_apr).ravel(),
+            "illustrative": pd.array([self.caveat(np.arange(len(self.segments)) == s) for s in s_idx], dtype="string"),
         })
 
 
@@ -261,6 +341,15 @@ def _booked_apr(frame: pd.DataFrame, cfg: Config, apr: np.ndarray, group: np.nda
     return np.divide(num, w, out=np.full_like(w, np.nan), where=w > 0)
 
 
+def _apr_range(apr: np.ndarray, seg_codes: np.ndarray, n_seg: int) -> np.ndarray:
+    """(S, 2) the lowest and highest APR in each segment's rows (NaN where it has none)."""
+    ok = seg_codes >= 0
+    lo, hi = np.full(n_seg, np.inf), np.full(n_seg, -np.inf)
+    np.minimum.at(lo, seg_codes[ok], apr[ok])
+    np.maximum.at(hi, seg_codes[ok], apr[ok])
+    return np.where(np.isfinite(lo), np.stack([lo, hi]), np.nan).T
+
+
 def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray | None) -> Twin:
     score = _numeric_column(frame, "score", cfg, source)
     loans = frame[cfg["loan_id"]]
@@ -297,16 +386,20 @@ def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray 
     weight = ead0.sum(axis=-1) / ead0.sum(axis=(1, 2))[:, None]
     volume = _recent_volume(result, ead0.sum(axis=1))
 
-    current_apr = np.full((n_seg, n_bands), cfg.economics.default_apr)
+    current_apr = np.full((n_seg, n_bands), np.nan)
+    observed = np.full((n_seg, 2), np.nan)
     if apr is not None:
         by_band = _booked_apr(frame, cfg, apr, seg_codes * n_bands + band, n_seg * n_bands).reshape(n_seg, n_bands)
-        seg_mean = np.nansum(by_band * weight, axis=1, keepdims=True)
-        current_apr = np.where(np.isnan(by_band), seg_mean, by_band)
+        known = ~np.isnan(by_band)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            seg_mean = np.nansum(by_band * weight, axis=1, keepdims=True) / (weight * known).sum(axis=1, keepdims=True)
+        current_apr = np.where(known, by_band, seg_mean)
+        observed = _apr_range(apr, seg_codes, n_seg)
 
     group = np.array([where[s] // n_bands for s in result.segments])
     amort = _amortisation(result.stats, cfg, group, n_seg)
     return _assemble(cfg, tuple(str(s) for s in segments), True, edges, weight, result.transition_matrix[pos],
-                     amort, current_apr, volume, result)
+                     amort, current_apr, observed, volume, result)
 
 
 def _linked_twin(result: DelResult, cfg: Config, apr: np.ndarray | None, frame: pd.DataFrame | None) -> Twin:
@@ -316,20 +409,24 @@ def _linked_twin(result: DelResult, cfg: Config, apr: np.ndarray | None, frame: 
     n_seg = base.shape[0]
     pd_seg = _first_passage(base[:, None], cfg, PD_HORIZON)[:, 0]
     target = linked_band_pd(pd_seg, e.score_sd * normal_band_means(n_bands), e.score_pdo)  # (S, B)
-    matrix = _match_pd(np.broadcast_to(base[:, None], (n_seg, n_bands, *base.shape[1:])), target, cfg)
+    matrix = np.broadcast_to(base[:, None], (n_seg, n_bands, *base.shape[1:]))
+    # A chain that never reaches default within the horizon has no PD to spread over bands: its bands keep it.
+    matrix = np.where((pd_seg > 0)[:, None, None, None, None], _match_pd(matrix, target, cfg), matrix)
 
     z_edges = np.clip(normal_band_edges(n_bands), -4.0, 4.0)
     edges = np.broadcast_to(e.score_mean + e.score_sd * z_edges, (n_seg, n_bands + 1)).copy()
     weight = np.full((n_seg, n_bands), 1.0 / n_bands)
     volume = _recent_volume(result, result.stats.ead[:, :, 0, :].sum(axis=-1))
-    current_apr = np.full((n_seg, n_bands), e.default_apr)
+    current_apr = np.full((n_seg, n_bands), np.nan)
+    observed = np.full((n_seg, 2), np.nan)
     if apr is not None and frame is not None:
         seg_codes = pd.Index(result.segments).get_indexer(frame[cfg["segment"]].astype(str))
         booked = _booked_apr(frame, cfg, apr, seg_codes, n_seg)
-        current_apr = np.broadcast_to(np.where(np.isnan(booked), e.default_apr, booked)[:, None],
-                                      (n_seg, n_bands)).copy()
+        current_apr = np.broadcast_to(booked[:, None], (n_seg, n_bands)).copy()
+        observed = _apr_range(apr, seg_codes, n_seg)
     amort = _amortisation(result.stats, cfg, np.arange(n_seg), n_seg)
-    return _assemble(cfg, result.segments, False, edges, weight, matrix, amort, current_apr, volume, result)
+    return _assemble(cfg, result.segments, False, edges, weight, matrix, amort, current_apr, observed, volume,
+                     result)
 
 
 # ------------------------------------------------------------------------------------------- chain pieces
@@ -416,7 +513,7 @@ def _capital(pd12: np.ndarray, lgd: np.ndarray, segments, cfg: Config) -> np.nda
                                 dtype=np.float64) for s, name in enumerate(segments)])
 
 
-def _assemble(cfg: Config, segments, scored: bool, edges, weight, matrix, amort, current_apr, volume,
+def _assemble(cfg: Config, segments, scored: bool, edges, weight, matrix, amort, current_apr, observed_apr, volume,
               result) -> Twin:
     masks = _masks(cfg)
     n_seg, n_bands, m_steps, k, _ = matrix.shape
@@ -425,14 +522,13 @@ def _assemble(cfg: Config, segments, scored: bool, edges, weight, matrix, amort,
     for m in range(m_steps):
         x[..., m + 1, :] = np.einsum("sbk,sbkj->sbj", x[..., m, :], matrix[..., m, :, :])
     balance = np.concatenate([np.ones((n_seg, 1)), np.cumprod(amort, axis=1)], axis=1)[:, None, :]  # (S, 1, M+1)
-    into_loss = np.where(masks["loss"], 0.0, matrix[..., masks["loss"]].sum(-1))  # (S, B, M, K) by from-state
-    inflow = np.einsum("sbmk,sbmk->sbm", x[..., :-1, :], into_loss)
-    writeoff = np.concatenate([np.zeros((n_seg, n_bands, 1)), inflow * balance[..., :-1]], axis=-1)
+    writeoff = np.concatenate([np.zeros((n_seg, n_bands, 1)), _loss_flow(matrix, cfg) * balance[..., :-1]], axis=-1)
     pd12 = _first_passage(matrix, cfg, PD_HORIZON)
-    lgd = np.array([cfg.risk.segment_lgd(s) for s in segments])
+    terms = segment_terms(cfg, segments, apr_in_data=~np.isnan(current_apr).all(axis=1))
+    current_apr = np.where(np.isnan(current_apr), terms.apr[:, None], current_apr)
     del30 = x[..., masks["del30"]].sum(axis=-1)
-    demand = np.array([cfg.demand.curve(s) for s in segments], dtype=np.float64).reshape(n_seg, 3)
-    current_take_up = (weight * take_up(current_apr, demand[:, :1], demand[:, 1:2], demand[:, 2:])).sum(axis=1)
+    current_take_up = (weight * take_up(current_apr, terms.demand[:, :1], terms.demand[:, 1:2],
+                                        terms.demand[:, 2:])).sum(axis=1)
     applications = (np.full(n_seg, cfg.demand.applications) if cfg.demand.applications > 0
                     else volume / np.maximum(current_take_up, 1e-12))
     return Twin(
@@ -442,6 +538,22 @@ def _assemble(cfg: Config, segments, scored: bool, edges, weight, matrix, amort,
         performing=x[..., masks["performing"]].sum(axis=-1) * balance,
         writeoff=writeoff, pd12=pd12, pd_life=_first_passage(matrix, cfg, m_steps),
         del30_mob6=del30[..., min(6, m_steps)], del30_mob12=del30[..., min(12, m_steps)],
-        capital=_capital(pd12, lgd, segments, cfg), lgd=lgd, current_apr=current_apr,
-        volume=volume, applications=applications, demand=demand, result=result,
+        capital=_capital(pd12, terms.lgd, segments, cfg), terms=terms, current_apr=current_apr,
+        observed_apr=observed_apr, volume=volume, applications=applications, result=result,
     )
+
+
+def _loss_flow(matrix: np.ndarray, cfg: Config) -> np.ndarray:
+    """(S, B, M) share of one unit booked in the first bucket that is lost in step m -> m+1: flowing into [risk]
+    loss_state, or with [risk] el_basis = "default" entering a default state for the first time (the risk module's
+    two definitions of the loss)."""
+    masks = _masks(cfg)
+    target = masks["default"] if cfg.risk.el_basis == "default" else masks["loss"]
+    trapped = np.where(target[:, None], np.eye(matrix.shape[-1]), matrix)
+    x = np.zeros(matrix.shape[:2] + (matrix.shape[-1],))
+    x[..., 0] = 1.0
+    flows = np.empty(matrix.shape[:3])
+    for m in range(matrix.shape[2]):
+        flows[..., m] = (x * ~target * trapped[..., m, :, :][..., target].sum(axis=-1)).sum(axis=-1)
+        x = np.einsum("sbk,sbkj->sbj", x, trapped[..., m, :, :])
+    return flows

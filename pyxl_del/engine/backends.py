@@ -46,6 +46,7 @@ from pyxl_del.engine.data import (
     _require_columns,
     aggregate_panel,
     coverage_warnings,
+    final_rows,
     gap_warning,
     read_panel,
     validate_panel,
@@ -543,15 +544,23 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         return np.bincount(tkey, weights=trans[column].to_numpy(dtype=np.float64), minlength=tsize).reshape(shape4)
 
     warnings += coverage_warnings(int(cells["n"].to_numpy()[~keep].sum()), n_loans, segments, cohorts, max_mob)
+    ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
+    seg_code = seg_index.get_indexer(cells["segment"])
+    final_mob, final_ead = final_rows(
+        n_loans, ead, (seg_code * n_coh + cohort_code)[~keep], mob[~keep],
+        cells["state"].to_numpy(dtype=np.float64).astype(np.int64)[~keep],
+        cells["ead"].to_numpy(dtype=np.float64)[~keep])
     return PanelStats(
         segments=segments,
         cohorts=cohorts,
         states=tuple(config.buckets.order),
-        ead=ead.reshape(n_seg, n_coh, max_mob + 1, n_states),
+        ead=ead,
         n_loans=n_loans,
         trans_count=tsum("n").astype(np.int64),
         trans_ead_from=tsum("ead"),
         trans_ead_to=tsum("next_ead"),
         n_rows=n_rows,
         warnings=tuple(warnings),
+        final_mob=final_mob,
+        final_ead=final_ead,
     )

@@ -167,25 +167,57 @@ class Portfolio(_Section):
     aggregation: Literal["mean", "ead_weighted"] = "mean"
 
 
+# The values a key left out of [economics], [demand] and [risk] lgd takes. They are ILLUSTRATIVE: chosen to give
+# plausible magnitudes on the bundled sample, calibrated to no lender. Every ROE, value, price and frontier figure
+# that rests on one of them says ILLUSTRATIVE (pyxl_del.decision.economics.Terms).
+ILLUSTRATIVE_ECONOMICS = {"funding_rate": 0.07, "opex_rate": 0.10, "opex_upfront": 0.03, "tax_rate": 0.20,
+                          "discount_rate": 0.12, "hurdle_rate": 0.15, "default_apr": 0.30}
+ILLUSTRATIVE_DEMAND = {"max_take_up": 0.80, "midpoint": 0.35, "steepness": 15.0}
+ILLUSTRATIVE_LGD = 0.65
+Rate = Annotated[float, Field(ge=0, le=1)]
+Apr = Annotated[float, Field(gt=0, le=5)]
+
+
+class SegmentEconomics(_Section):
+    """One segment's unit economics in [economics] segments; a key left out takes the [economics] value."""
+
+    apr: Apr | None = None  # the segment's current APR when the data have no APR column
+    funding_rate: Rate | None = None
+    opex_rate: Rate | None = None
+    opex_upfront: Rate | None = None
+
+
 class Economics(_Section):
-    """Unit economics of the decision engine's twin (annual rates as fractions). Illustrative defaults.
+    """Unit economics of the decision engine's twin (annual rates as fractions). A key left out takes its
+    ILLUSTRATIVE default (ILLUSTRATIVE_ECONOMICS) and the figures resting on it say so.
 
     Loss given default, the IRB class, the loss and default states and the cycle's correlation are [risk]'s.
     """
 
-    funding_rate: float = Field(0.07, ge=0, le=1)  # cost of funds on outstanding EAD
-    opex_rate: float = Field(0.10, ge=0, le=1)  # running cost on outstanding EAD
-    opex_upfront: float = Field(0.03, ge=0, le=1)  # acquisition cost per unit booked
-    tax_rate: float = Field(0.20, ge=0, lt=1)
-    discount_rate: float = Field(0.12, ge=0, le=1)  # values a booking (monthly compounding)
-    hurdle_rate: float = Field(0.15, ge=0, le=1)  # cost of equity charged on the capital held
+    funding_rate: Rate | None = None  # cost of funds on outstanding EAD
+    opex_rate: Rate | None = None  # running cost on outstanding EAD
+    opex_upfront: Rate | None = None  # acquisition cost per unit booked
+    tax_rate: float | None = Field(None, ge=0, lt=1)
+    discount_rate: Rate | None = None  # values a booking (monthly compounding)
+    hurdle_rate: Rate | None = None  # cost of equity charged on the capital held
     capital: Literal["irb", "ratio"] = "irb"  # "irb": [risk] irb_class formula on the 12-month PD
     capital_ratio: float = Field(0.10, gt=0, le=1)  # capital per unit EAD when capital = "ratio"
-    default_apr: float = Field(0.30, gt=0, le=5)  # the current APR when the data have no APR column
+    default_apr: Apr | None = None  # the current APR when the data have no APR column
     score_bands: int = Field(10, ge=1, le=50)  # quantile bands of the origination score per segment
     score_mean: float = 600.0  # the illustrative score scale of data without a score
     score_sd: float = Field(50.0, gt=0)
     score_pdo: float = Field(50.0, gt=0)  # points that double the odds of going bad (illustrative)
+    segments: dict[str, SegmentEconomics] = {}  # per-segment apr, funding_rate, opex_rate, opex_upfront
+
+    def resolve(self, key: str, segment: str | None = None) -> tuple[float, str | None]:
+        """(value, None) where the config sets ``key`` (for ``segment`` first: "apr" there, else default_apr), else
+        (its ILLUSTRATIVE default, the setting to give, e.g. "[economics] funding_rate")."""
+        own = self.segments.get(segment) if segment is not None else None
+        segment_key = "apr" if key == "default_apr" else key
+        if own is not None and segment_key in SegmentEconomics.model_fields and getattr(own, segment_key) is not None:
+            return getattr(own, segment_key), None
+        value = getattr(self, key)
+        return (value, None) if value is not None else (ILLUSTRATIVE_ECONOMICS[key], f"[economics] {key}")
 
 
 class DemandCurve(_Section):
@@ -208,19 +240,25 @@ class DemandCurve(_Section):
 
 
 class Demand(DemandCurve):
-    """Logistic take-up per segment: the defaults here, overridden per segment in ``segments``."""
+    """Logistic take-up per segment: these keys, overridden per segment in ``segments``; a key set in neither takes
+    its ILLUSTRATIVE default (ILLUSTRATIVE_DEMAND)."""
 
-    max_take_up: float = 0.80
-    midpoint: float = 0.35
-    steepness: float = 15.0
     applications: float = Field(0.0, ge=0)  # monthly amount applied for per segment; 0: implied by the data
     segments: dict[str, DemandCurve] = {}
 
     def curve(self, segment: str) -> tuple[float, float, float]:
         """(max_take_up, midpoint, steepness) of a segment."""
-        own = self.segments.get(segment, DemandCurve())
-        return tuple(getattr(self, k) if getattr(own, k) is None else getattr(own, k)
-                     for k in ("max_take_up", "midpoint", "steepness"))
+        return tuple(self._resolve(segment, k)[0] for k in ILLUSTRATIVE_DEMAND)
+
+    def defaults(self, segment: str) -> list[str]:
+        """The keys of the segment's curve left at their ILLUSTRATIVE defaults, as settings to give."""
+        return [f"[demand] {k}" for k in ILLUSTRATIVE_DEMAND if self._resolve(segment, k)[1]]
+
+    def _resolve(self, segment: str, key: str) -> tuple[float, bool]:
+        for source in (self.segments.get(segment, DemandCurve()), self):
+            if getattr(source, key) is not None:
+                return getattr(source, key), False
+        return ILLUSTRATIVE_DEMAND[key], True
 
 
 class SegmentPolicy(_Section):
@@ -252,8 +290,10 @@ class PolicySettings(_Section):
     """The applied credit policy and the constraints the optimiser respects."""
 
     budget: float = Field(0.0, ge=0)  # monthly new lending; 0: the data's recent monthly volume
-    apr_min: float = Field(0.05, ge=0)
-    apr_max: float = Field(0.80, gt=0)
+    # The APRs the optimiser may recommend and a request may ask for. Left out: the range the data's APR column
+    # shows per segment, else the current APR only (no repricing).
+    apr_min: float | None = Field(None, ge=0)
+    apr_max: float | None = Field(None, gt=0)
     price_by: Literal["segment", "band"] = "segment"
     min_approval: float = Field(0.0, ge=0, le=1)
     max_del30_mob12: float = Field(1.0, gt=0, le=1)
@@ -267,7 +307,7 @@ class PolicySettings(_Section):
 
     @model_validator(mode="after")
     def _bounds(self) -> PolicySettings:
-        if self.apr_min >= self.apr_max:
+        if self.apr_min is not None and self.apr_max is not None and self.apr_min >= self.apr_max:
             raise ValueError(f"APR bounds exclude every price: apr_min {self.apr_min} >= apr_max {self.apr_max}")
         if self.min_share > self.max_share:
             raise ValueError(f"min_share {self.min_share} > max_share {self.max_share}")
@@ -278,14 +318,13 @@ class PolicySettings(_Section):
 
 Severity = Literal["info", "warning", "critical"]
 IrbClass = Literal["other", "mortgage", "revolving"]
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Risk(_Section):
     """Expected loss, credit VaR, concentration and indicative capital on the fitted chain."""
 
-    lgd: float = Field(0.65, ge=0, le=1)  # loss given default of the balance written off
-    lgd_by_segment: dict[str, Fraction] = {}
+    lgd: Rate | None = None  # loss given default of the balance lost; left out: ILLUSTRATIVE_LGD
+    lgd_by_segment: dict[str, Rate] = {}
     irb_class: IrbClass = "other"  # Basel retail class of the indicative capital
     irb_class_by_segment: dict[str, IrbClass] = {}
     pd_floor: float = Field(0.0005, ge=0, lt=1)
@@ -296,12 +335,22 @@ class Risk(_Section):
     n_paths: int = Field(10_000, ge=100, le=10_000_000)
     seed: int = Field(20240101, ge=0)
     loss_state: str = "WRITEOFF"  # the absorbing state whose inflow is the loss
+    # What LGD applies to: the EAD written off (flowing into loss_state), or the EAD in default (today's defaulted
+    # EAD and what enters default_states; Basel's PD x LGD x EAD): for books whose data have no write-offs.
+    el_basis: Literal["writeoff", "default"] = "writeoff"
     default_states: tuple[str, ...] = Field(("DPD90+", "WRITEOFF"), min_length=1)  # PD and NPL
     key_mobs: tuple[Annotated[int, Field(ge=0)], ...] = Field((6, 12, 24, 36), min_length=1)
     top_n: int = Field(3, ge=1)
+    # A cohort-segment whose rows end before the data's last reporting month but still hold live EAD: rolled forward
+    # to the reporting date by the chain, or left out of the book (pyxl_del.risk.projection.Book).
+    stale_cohorts: Literal["roll", "exclude"] = "roll"
 
     def segment_lgd(self, segment: str) -> float:
-        return self.lgd_by_segment.get(segment, self.lgd)
+        return self.lgd_by_segment.get(segment, ILLUSTRATIVE_LGD if self.lgd is None else self.lgd)
+
+    def lgd_is_default(self, segment: str) -> bool:
+        """Whether the segment's LGD is the ILLUSTRATIVE default (set neither in lgd_by_segment nor in lgd)."""
+        return segment not in self.lgd_by_segment and self.lgd is None
 
     def segment_irb_class(self, segment: str) -> str:
         return self.irb_class_by_segment.get(segment, self.irb_class)

@@ -41,7 +41,8 @@ MESSAGES = {
     "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
     "gaps": "{n} gaps in loans' MOB sequences ({loans} loans, e.g. {examples}); no transition is counted "
             "across a gap",
-    "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used",
+    "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used for the transitions and DEL tables "
+              "(the risk views read the book at the reporting date from them)",
     "no_mob0": "{n} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out of the DEL "
                "tables (their transitions still count): {listed}",
 }
@@ -314,6 +315,11 @@ class PanelStats:
     trans_ead_to: np.ndarray  # (S, M, K, K) their EAD at m+1
     n_rows: int
     warnings: tuple[str, ...] = ()
+    # The last MOB with rows of each cohort-segment over the whole panel, beyond max_mob too (-1: none), and the EAD
+    # by state in it: where the book stands at the data's last reporting month (pyxl_del.risk.projection.Book).
+    # None: the statistics above are all there is (no row beyond max_mob was seen).
+    final_mob: np.ndarray | None = None  # (S, C)
+    final_ead: np.ndarray | None = None  # (S, C, K)
 
     @property
     def max_mob(self) -> int:
@@ -327,6 +333,29 @@ class PanelStats:
     @property
     def cohort_labels(self) -> list[str]:
         return month_label(self.cohorts)
+
+
+def last_observed(n_loans: np.ndarray) -> np.ndarray:
+    """(S, C) the last MOB with rows of each cohort-segment in (S, C, M+1) counts, -1 where it has none."""
+    observed = n_loans > 0
+    m = observed.shape[-1]
+    return np.where(observed.any(axis=-1), m - 1 - np.argmax(observed[..., ::-1], axis=-1), -1)
+
+
+def final_rows(n_loans: np.ndarray, ead: np.ndarray, cell: np.ndarray, mob: np.ndarray, state: np.ndarray,
+               weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PanelStats.final_mob and final_ead: the kept statistics (``n_loans`` (S, C, M+1), ``ead`` (S, C, M+1, K))
+    extended by the rows beyond max_mob, given as their cohort-segment ``cell`` (s * C + c), MOB, state and EAD
+    (rows or sums of rows)."""
+    n_seg, n_coh, n_mob, k = ead.shape
+    final = last_observed(n_loans).ravel()
+    np.maximum.at(final, cell, mob)
+    kept = np.take_along_axis(ead.reshape(n_seg * n_coh, n_mob, k), np.clip(final, 0, n_mob - 1)[:, None, None],
+                              axis=1)[:, 0]
+    last = mob == final[cell]
+    beyond = np.bincount(cell[last] * k + state[last], weights=weight[last], minlength=n_seg * n_coh * k)
+    final_ead = np.where((final >= n_mob)[:, None], beyond.reshape(-1, k), np.where((final >= 0)[:, None], kept, 0.0))
+    return final.reshape(n_seg, n_coh), final_ead.reshape(n_seg, n_coh, k)
 
 
 def gap_warning(n_gaps: int, loans) -> str:
@@ -379,16 +408,21 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
 
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
     warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
+    ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
+    final_mob, final_ead = final_rows(n_loans, ead, (panel.segment * n_coh + cohort_code)[beyond], panel.mob[beyond],
+                                      panel.state[beyond], panel.ead[beyond])
 
     return PanelStats(
         segments=panel.segments,
         cohorts=cohorts,
         states=tuple(config.buckets.order),
-        ead=ead.reshape(n_seg, n_coh, max_mob + 1, n_states),
+        ead=ead,
         n_loans=n_loans,
         trans_count=trans_count,
         trans_ead_from=trans_from,
         trans_ead_to=trans_to,
         n_rows=panel.n_rows,
         warnings=tuple(warnings),
+        final_mob=final_mob,
+        final_ead=final_ead,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyxl_del.engine.data import PanelStats
+from pyxl_del.engine.data import PanelStats, last_observed
 
 
 def forecast_ead(stats: PanelStats, transition_matrix: np.ndarray) -> np.ndarray:
@@ -22,7 +22,5 @@ def forecast_ead(stats: PanelStats, transition_matrix: np.ndarray) -> np.ndarray
 
 
 def last_actual_mob(stats: PanelStats) -> np.ndarray:
-    """(S, C) last MOB with actual rows, -1 where the cohort has none in that segment."""
-    observed = stats.observed
-    m = observed.shape[-1]
-    return np.where(observed.any(axis=-1), m - 1 - np.argmax(observed[..., ::-1], axis=-1), -1)
+    """(S, C) last MOB with actual rows up to max_mob, -1 where the cohort has none in that segment."""
+    return last_observed(stats.n_loans)

@@ -39,7 +39,7 @@ TWIN_MEMO_SIZE = 4  # fitted twins kept
 TWINS = LruMemo(TWIN_MEMO_SIZE)
 CONFIGURED = LruMemo(TWIN_MEMO_SIZE)
 DECIDE_HEADER = ["Decision", "Reason code", "Reason", "Offered APR", "PD 12m", "PD lifetime", "Expected loss",
-                 "Expected value", "Policy version"]
+                 "Expected value", "Policy version", "Caveat"]
 
 
 def _column(value: Any) -> list | None:
@@ -111,7 +111,7 @@ def decide_cells(segment: Any, score: Any, amount: Any, apr: Any, data: Any, con
     for i in rows:
         d = next(answers)
         out[i] = [d.decision, d.reason_code, d.reason, "" if d.offered_apr is None else d.offered_apr, d.pd_12m,
-                  d.pd_lifetime, d.expected_loss, d.expected_value, d.policy_version]
+                  d.pd_lifetime, d.expected_loss, d.expected_value, d.policy_version, d.caveat]
     single = all(not isinstance(v, (list, tuple)) for v in (segment, score, amount))
     return out if single else [DECIDE_HEADER, *out]
 

@@ -8,7 +8,7 @@ decision twin of the dashboard's ROE (pyxl_del.decision.dashboard).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -17,18 +17,22 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config, ScenarioSpec
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import SEVERITIES, evaluate_alerts
 from pyxl_del.risk.capital import capital
+from pyxl_del.risk.checks import Finding, loss_findings, stress_finding
 from pyxl_del.risk.concentration import Concentration, concentration
-from pyxl_del.risk.expected_loss import expected_loss
-from pyxl_del.risk.projection import ALL
-from pyxl_del.risk.stress import StressResult, run_stress, scenario_set
+from pyxl_del.risk.expected_loss import expected_loss, loss_over
+from pyxl_del.risk.projection import ALL, Book, reporting_book
+from pyxl_del.risk.stress import StressResult, mean_del_curves, run_stress, scenario_set
 from pyxl_del.risk.var import LossSimulation, credit_var
 
 log = logging.getLogger(__name__)
 
-KPI_COLUMNS = ["kpi", "value", "unit"]  # unit: "pct" | "amount" | "count" | "ratio"
+KPI_COLUMNS = ["kpi", "value", "unit", "note"]  # unit: "pct" | "amount" | "count" | "ratio"; note: a caveat or ""
+RECONCILIATION_COLUMNS = ["step", "value", "difference", "std_error", "explanation"]
+WARNING_NOTE = "WARNING: not a measured zero (see the warnings)"
 ALERTS_PREFIX = "Alerts: "  # the KPI rows counting alerts by severity
 
 
@@ -50,32 +54,85 @@ class RiskAnalysis:
         return cls(result, config or result.config, tuple(scenarios), data, sheet)
 
     @cached_property
+    def book(self) -> Book:
+        """The book at the reporting date: every view below starts from it."""
+        return reporting_book(self.result, self.config)
+
+    @cached_property
     def el(self) -> pd.DataFrame:
-        return expected_loss(self.result, self.config)
+        return expected_loss(self.result, self.config, self.book)
 
     @cached_property
     def capital(self) -> pd.DataFrame:
-        return capital(self.result, self.config, el=self.el)
+        return capital(self.result, self.config, el=self.el, book=self.book)
 
     @cached_property
     def concentration(self) -> Concentration:
-        return concentration(self.result, self.config)
+        return concentration(self.result, self.config, self.book)
 
     @cached_property
     def var(self) -> LossSimulation:
-        return credit_var(self.result, self.config)
+        return credit_var(self.result, self.config, book=self.book)
 
     @cached_property
     def stress(self) -> StressResult:
-        return run_stress(self.result, self.config, scenario_set(self.config, self.extra_scenarios))
+        return run_stress(self.result, self.config, scenario_set(self.config, self.extra_scenarios), self.book)
 
     @cached_property
     def alerts(self) -> pd.DataFrame:
         return evaluate_alerts(self.result, self.config, concentration=self.concentration, capital=self.capital)
 
+    @cached_property
+    def findings(self) -> list[Finding]:
+        """Zero expected losses and PDs that are not measured zeros, with their causes (pyxl_del.risk.checks)."""
+        return loss_findings(self.result, self.el, self.capital, self.config)
+
+    def warnings(self, figure: str | None = None) -> list[str]:
+        """The findings' sentences (of one figure, "el" or "pd", if given)."""
+        return [f.message for f in self.findings if figure is None or f.figure == figure]
+
+    @cached_property
+    def stress_note(self) -> str | None:
+        """Why the scenarios are not ranked, when no scenario changes the lifetime expected loss."""
+        return stress_finding(self.stress.summary, self.findings)
+
+    @cached_property
+    def el_reconciliation(self) -> pd.DataFrame:
+        """The expected loss of the projection against the simulated mean loss of the Credit VaR, step by step
+        (RECONCILIATION_COLUMNS): the projection's EL over the VaR horizon, the simulated mean with independent
+        months (equal in expectation: the difference is Monte Carlo error), then with the configured persistence
+        of Z (the difference is the cycle: a bad year raises all roll rates of a path together, and they compound)."""
+        sim, risk = self.var, self.config.risk
+        projected = loss_over(self.result, self.config, sim.horizon, self.book)
+        independent = sim if risk.z_persistence == 0 else credit_var(
+            self.result, self.config.with_overrides(risk={"z_persistence": 0.0}), n_paths=len(sim.total),
+            seed=sim.seed, horizon=sim.horizon, book=self.book)
+        se = [np.nan, *(s.total.std(ddof=1) / np.sqrt(len(s.total)) for s in (independent, sim))]
+        values = [projected, independent.total.mean(), sim.total.mean()]
+        rows = [
+            (f"Expected loss over {sim.horizon} months (projection, Z = 0)", "the Expected loss sheet's definition"),
+            (f"Mean simulated loss, months independent (persistence 0, {len(sim.total):,} paths)",
+             "Monte Carlo error: equal to the line above in expectation"),
+            (f"Mean simulated loss, persistence {risk.z_persistence:g} (the Credit VaR's mean)",
+             "the credit cycle: a bad year raises every roll rate of a path together and they compound"),
+        ]
+        frame = pd.DataFrame({"step": [r[0] for r in rows], "value": values,
+                              "difference": [np.nan, values[1] - values[0], values[2] - values[1]],
+                              "std_error": se, "explanation": [r[1] for r in rows]})
+        for col in ("step", "explanation"):
+            frame[col] = frame[col].astype("string")
+        return frame
+
     def portfolio_del_curve(self, segment: str = PORTFOLIO, del_type: str = "DEL30") -> np.ndarray:
         """The mean over cohorts of a segment's (or the Portfolio's) mixed DEL at each MOB."""
         return self.result.wide(segment, del_type).mean(axis=0).to_numpy(dtype=np.float64)
+
+    def chain_del_curve(self, del_type: str = "DEL30") -> np.ndarray:
+        """The Portfolio's DEL by MOB (mean of cohorts) that the fitted chain alone gives: every cohort's MOB 0 book
+        rolled forward with no actual month after it. Against `portfolio_del_curve` it shows what the actuals add."""
+        stats = self.result.stats
+        first = replace(stats, n_loans=np.where(np.arange(stats.max_mob + 1) == 0, stats.n_loans, 0))
+        return mean_del_curves(stats, forecast_ead(first, self.result.transition_matrix), self.config)[del_type]
 
     @cached_property
     def kpis(self) -> pd.DataFrame:
@@ -88,19 +145,26 @@ class RiskAnalysis:
         top = max(self.config.risk.confidence)
         rows = [(f"Portfolio DEL30 at MOB {m} (mean of cohorts)", curve[m], "pct")
                 for m in self.config.risk.key_mobs if m <= max_mob]
+        zero_el = WARNING_NOTE if any(f.segment == PORTFOLIO for f in self.findings if f.figure == "el") else ""
+        zero_pd = WARNING_NOTE if any(f.segment == PORTFOLIO for f in self.findings if f.figure == "pd") else ""
+        mean = self.var.total.mean()
         rows += [
-            ("Outstanding EAD", el["ead"], "amount"),
-            ("Expected loss, 12 months", el["el_12m"], "amount"),
-            ("Expected loss, lifetime", el["el_lifetime"], "amount"),
-            ("Lifetime EL / outstanding EAD", el["el_lifetime_rate"], "pct"),
-            (f"Credit VaR {top:.0%}, {self.var.horizon} months", self.var.var(top), "amount"),
-            (f"Expected shortfall {top:.0%}, {self.var.horizon} months", self.var.es(top), "amount"),
-            ("PD 12 months (performing EAD)", el["pd_12m"], "pct"),
-            ("NPL ratio", cap["npl_ratio"], "pct"),
-            ("Indicative IRB capital", cap["capital"], "amount"),
-            ("HHI of EAD by segment", self.concentration.value("segment", "hhi"), "ratio"),
+            ("Outstanding EAD", el["ead"], "amount", f"at the reporting date {self.book.label}"),
+            ("Expected loss, 12 months", el["el_12m"], "amount",
+             zero_el or f"projection (Z = 0); the Credit VaR's mean loss is {mean:,.0f}: reconciled on 'Credit VaR'"),
+            ("Expected loss, lifetime", el["el_lifetime"], "amount", zero_el),
+            ("Lifetime EL / outstanding EAD", el["el_lifetime_rate"], "pct", zero_el),
+            (f"Credit VaR {top:.0%}, {self.var.horizon} months", self.var.var(top), "amount", zero_el),
+            (f"Expected shortfall {top:.0%}, {self.var.horizon} months", self.var.es(top), "amount", zero_el),
+            ("PD 12 months (performing EAD)", el["pd_12m"], "pct", zero_pd),
+            ("NPL ratio", cap["npl_ratio"], "pct", ""),
+            ("Indicative IRB capital", cap["capital"], "amount", zero_pd or "INDICATIVE"),
+            ("HHI of EAD by segment", self.concentration.value("segment", "hhi"), "ratio", ""),
         ]
-        rows += [(f"{ALERTS_PREFIX}{s}", int((self.alerts["severity"] == s).sum()), "count") for s in reversed(SEVERITIES)]
+        rows = [r if len(r) == 4 else (*r, "") for r in rows]
+        rows += [(f"{ALERTS_PREFIX}{s}", int((self.alerts["severity"] == s).sum()), "count", "")
+                 for s in reversed(SEVERITIES)]
         frame = pd.DataFrame(rows, columns=KPI_COLUMNS)
+        frame["note"] = frame["note"].astype("string")
         frame["kpi"] = frame["kpi"].astype("string")
         return frame

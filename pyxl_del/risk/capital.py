@@ -12,10 +12,9 @@ from scipy.special import ndtr, ndtri
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.forecast import last_actual_mob
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.expected_loss import expected_loss
-from pyxl_del.risk.projection import ALL, state_mask
+from pyxl_del.risk.projection import ALL, Book, reporting_book, state_mask
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +55,25 @@ def irb_retail_capital(pd, lgd, correlation=None, kind: str = "other"):
     return k, 12.5 * k
 
 
-def _reporting_ead(result: DelResult) -> np.ndarray:
-    """(S, C, K) EAD by state at each cohort-segment's last actual month (zeros where absent)."""
-    last = last_actual_mob(result.stats)
-    values = np.take_along_axis(result.ead_path, np.clip(last, 0, None)[..., None, None], axis=2)[:, :, 0]
-    return np.where((last >= 0)[..., None], values, 0.0)
-
-
 CAPITAL_COLUMNS = ["segment", "irb_class", "pd_12m", "pd_used", "lgd", "correlation", "performing_ead", "k",
                    "risk_weight", "rwa", "capital", "defaulted_ead", "outstanding_ead", "npl_ratio",
                    "writeoff_share"]
 
 
-def capital(result: DelResult, config: Config | None = None, el: pd.DataFrame | None = None) -> pd.DataFrame:
+def capital(result: DelResult, config: Config | None = None, el: pd.DataFrame | None = None,
+            book: Book | None = None) -> pd.DataFrame:
     """INDICATIVE Basel IRB retail capital per segment and for the Portfolio, with the NPL ratio.
 
     PD = the chain's 12-month default rate of today's performing EAD (floored at [risk] pd_floor), LGD from
     [risk], EAD = performing EAD. Defaulted EAD (live default states, e.g. DPD90+) carries no K here.
-    npl_ratio = defaulted EAD / outstanding EAD; writeoff_share = EAD in loss_state / (outstanding + that).
+    npl_ratio = defaulted EAD / outstanding EAD; writeoff_share = EAD in loss_state / (outstanding + that); all at the
+    reporting date (`projection.Book`).
     """
     cfg = config or result.config
-    el = expected_loss(result, cfg) if el is None else el
+    book = book or reporting_book(result, cfg)
+    el = expected_loss(result, cfg, book) if el is None else el
     totals = el[el["cohort"] == ALL].set_index("segment")
-    now = _reporting_ead(result).sum(axis=1)  # (S, K)
+    now = book.ead.sum(axis=1)  # (S, K)
     absorbing = state_mask(cfg, cfg.buckets.absorbing)
     defaulted = now[:, ~absorbing & state_mask(cfg, cfg.risk.default_states)].sum(axis=-1)
     outstanding = now[:, ~absorbing].sum(axis=-1)

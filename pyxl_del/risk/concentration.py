@@ -12,8 +12,7 @@ import pandas as pd
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import month_label
 from pyxl_del.engine.pipeline import DelResult
-from pyxl_del.risk.capital import _reporting_ead
-from pyxl_del.risk.projection import state_mask
+from pyxl_del.risk.projection import Book, reporting_book, state_mask
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +58,13 @@ def _concentration_row(ead: np.ndarray, n: int) -> dict:
             "top1_share": top_share(ead, 1, axis=0), "topn_share": top_share(ead, n, axis=0)}
 
 
-def concentration(result: DelResult, config: Config | None = None) -> Concentration:
-    """HHI, effective number and top-n shares of outstanding EAD by segment and by cohort, with the monthly trend."""
+def concentration(result: DelResult, config: Config | None = None, book: Book | None = None) -> Concentration:
+    """HHI, effective number and top-n shares of outstanding EAD by segment and by cohort at the reporting date
+    (`projection.Book`), with the monthly trend of the actual data."""
     cfg = config or result.config
     n = cfg.risk.top_n
     live = ~state_mask(cfg, cfg.buckets.absorbing)
-    today = _reporting_ead(result)[..., live].sum(axis=-1)  # (S, C)
+    today = (book or reporting_book(result, cfg)).ead[..., live].sum(axis=-1)  # (S, C)
     parts = {"segment": (list(result.segments), today.sum(axis=1)), "cohort": (result.cohorts, today.sum(axis=0))}
     current = []
     for by, (names, ead) in parts.items():

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
 from pyxl_del.engine.config import Config
-from pyxl_del.engine.data import PanelStats
-from pyxl_del.engine.forecast import forecast_ead, last_actual_mob
+from pyxl_del.engine.data import month_label
+from pyxl_del.engine.forecast import last_actual_mob
 from pyxl_del.engine.pipeline import DelResult
 
 log = logging.getLogger(__name__)
@@ -117,75 +117,182 @@ def stress_matrices(transition_matrix: np.ndarray, z, rho, *, config: Config | N
     return stressed
 
 
+# ------------------------------------------------------------------------------------------ reporting date
+
+CURRENT, ROLLED, EXCLUDED, CLOSED = range(4)
+BOOK_STATUS = ("current", "rolled", "excluded", "closed")  # Book.status codes; -1: the segment lacks the cohort
+
+
+@dataclass(frozen=True)
+class Book:
+    """The book at the reporting date: the data's last reporting month, the one "today" of every risk figure.
+
+    A cohort-segment with rows in that month is *current*: its actual EAD (rows beyond [forecast] max_mob
+    included). One whose rows end earlier is *closed* when its last rows hold no live EAD (every loan has left:
+    not outstanding); otherwise ([risk] stale_cohorts) *rolled* forward by the baseline chain from its last rows
+    to the reporting date, or *excluded* (no EAD).
+    """
+
+    month: int  # the reporting month (month index)
+    status: np.ndarray  # (S, C) index into BOOK_STATUS, -1 where the segment does not have the cohort
+    final_mob: np.ndarray  # (S, C) MOB of the cohort-segment's last rows
+    reporting_mob: np.ndarray  # (S, C) its MOB at the reporting date (-1 where absent)
+    final_ead: np.ndarray  # (S, C, K) EAD by state in its last rows
+    ead: np.ndarray  # (S, C, K) EAD by state at the reporting date (zeros where excluded or absent)
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.status >= 0
+
+    @property
+    def label(self) -> str:
+        return month_label([self.month])[0]
+
+    def notes(self, result: DelResult, config: Config) -> list[str]:
+        """Sentences for the sheets and the CLI: the reporting date, and which cohort-segments are not current,
+        what was done with them and how much EAD that is."""
+        live = ~state_mask(config, config.buckets.absorbing)
+        cells = self.ead[..., live].sum(axis=-1)
+        lines = [f"Reporting date {self.label} (the data's last reporting month): outstanding EAD {cells.sum():,.0f}."]
+        beyond = (self.status == CURRENT) & (self.final_mob > result.stats.max_mob)
+        if beyond.any():
+            lines.append(f"{int(beyond.sum())} cohort-segments are read from their rows at the reporting date beyond "
+                         f"[forecast] max_mob = {result.stats.max_mob} (MOB {int(self.final_mob[beyond].min())}.."
+                         f"{int(self.final_mob[beyond].max())}): {cells[beyond].sum():,.0f} of EAD.")
+        final = self.final_ead[..., live].sum(axis=-1)
+        for code, text in ((ROLLED, "rolled forward by the chain to the reporting date ([risk] stale_cohorts = "
+                                    "\"roll\"; \"exclude\" leaves them out)"),
+                           (EXCLUDED, "excluded from the book ([risk] stale_cohorts = \"exclude\"; \"roll\" rolls "
+                                      "them forward by the chain)")):
+            hit = self.status == code
+            if hit.any():
+                now = f", {cells[hit].sum():,.0f} at the reporting date" if code == ROLLED else ""
+                lines.append(f"{int(hit.sum())} cohort-segments whose rows end before the reporting date still had "
+                             f"live EAD ({_listed(result, hit)}): {text}; {final[hit].sum():,.0f} of EAD at their "
+                             f"last rows{now}.")
+        closed = self.status == CLOSED
+        if closed.any():
+            lines.append(f"{int(closed.sum())} cohort-segments are closed (every loan has left before the reporting "
+                         f"date): not outstanding.")
+        return lines
+
+
+def _listed(result: DelResult, mask: np.ndarray, limit: int = 4) -> str:
+    s_idx, c_idx = np.nonzero(mask)
+    names = [f"{result.segments[s]} {result.cohorts[c]}" for s, c in zip(s_idx[:limit], c_idx[:limit], strict=True)]
+    return ", ".join(names) + (f" and {len(s_idx) - limit} more" if len(s_idx) > limit else "")
+
+
+def roll(start: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """EAD by state (..., T+1, K) from ``start`` (..., K) through step matrices (..., T, K, K)."""
+    path = np.empty(start.shape[:-1] + (matrices.shape[-3] + 1, start.shape[-1]))
+    path[..., 0, :] = start
+    for t in range(matrices.shape[-3]):
+        path[..., t + 1, :] = np.einsum("...k,...kj->...j", path[..., t, :], matrices[..., t, :, :])
+    return path
+
+
+def _steps(base: np.ndarray, mob: np.ndarray) -> np.ndarray:
+    """(S, C, T, K, K) the matrices of the steps out of MOB ``mob`` (S, C, T); after max_mob the last (the tail)."""
+    index = np.minimum(np.maximum(mob, 0), base.shape[1] - 1)
+    return base[np.arange(base.shape[0])[:, None, None], index]
+
+
+def reporting_book(result: DelResult, config: Config | None = None) -> Book:
+    """The book at the data's last reporting month (see `Book`)."""
+    cfg = config or result.config
+    stats = result.stats
+    final = stats.final_mob if stats.final_mob is not None else last_actual_mob(stats)
+    if stats.final_ead is not None:
+        final_ead = stats.final_ead
+    else:
+        final_ead = np.take_along_axis(stats.ead, np.clip(final, 0, None)[..., None, None], axis=2)[:, :, 0]
+    present = final >= 0
+    month = int((stats.cohorts[None, :] + final)[present].max())
+    reporting = np.where(present, month - stats.cohorts[None, :], -1)
+    behind = present & (reporting > final)
+    has_live = final_ead[..., ~state_mask(cfg, cfg.buckets.absorbing)].sum(axis=-1) > 0
+    stale = ROLLED if cfg.risk.stale_cohorts == "roll" else EXCLUDED
+    status = np.select([~present, behind & ~has_live, behind], [-1, CLOSED, stale], CURRENT).astype(np.int8)
+
+    # A rolled cohort-segment starts from the report's own forecast where the reporting MOB is within max_mob, else
+    # from the last of its rows and the report's forecast to max_mob; beyond max_mob the tail matrix moves it.
+    m = stats.max_mob
+    from_mob = np.where(final > m, final, np.minimum(np.maximum(reporting, 0), m))
+    from_ead = np.where((final > m)[..., None], final_ead,
+                        np.take_along_axis(result.ead_path, np.minimum(from_mob, m)[..., None, None],
+                                           axis=2)[:, :, 0])
+    gap = np.where(status == ROLLED, reporting - from_mob, 0)
+    if gap.max(initial=0) > 0:
+        tail = result.transition_matrix[:, None, None, -1]  # (S, 1, 1, K, K)
+        steps = np.where((np.arange(gap.max()) < gap[..., None])[..., None, None], tail, np.eye(tail.shape[-1]))
+        from_ead = roll(from_ead, steps)[:, :, -1]
+    kept = (status == CURRENT) | (status == CLOSED)
+    ead = np.where(kept[..., None], final_ead, np.where((status == ROLLED)[..., None], from_ead, 0.0))
+    return Book(month=month, status=status, final_mob=final, reporting_mob=reporting, final_ead=final_ead, ead=ead)
+
+
 # ------------------------------------------------------------------------------------------------ projection
 
 
 @dataclass(frozen=True)
 class Projection:
-    """Every cohort-segment rolled forward from its last actual MOB, past max_mob on the tail matrix.
+    """The book rolled forward from the reporting date, month by month.
 
-    Forecast month t of a cohort is MOB last + t (t = 0 is its reporting date). Steps after max_mob reuse the
-    last step's matrix (the tail), after MOB E (= max_mob + the months asked for) the chain is time-homogeneous.
+    Forecast month t is the reporting date + t for every cohort (t = 0: the reporting date), at MOB
+    ``start`` + t; steps out of MOB max_mob - 1 and later use the tail matrix. After the last step (T) each
+    cohort-segment's chain is time-homogeneous: the ``tail`` matrix (stressed by the scenario's last Z).
     """
 
-    ead: np.ndarray  # (S, C, E+1, K): as result.ead_path up to the last actual MOB, projected after
-    last: np.ndarray  # (S, C) last actual MOB; -1 where the segment does not have the cohort
-    matrices: np.ndarray  # (S, C, E, K, K) step matrices applied (stressed where a scenario says so)
-    tail: np.ndarray  # (S, K, K) the matrix applied after MOB E
+    path: np.ndarray  # (S, C, T+1, K) EAD by state at forecast month t (zeros where absent or excluded)
+    start: np.ndarray  # (S, C) MOB at the reporting date, -1 where the segment does not have the cohort
+    matrices: np.ndarray  # (S, C, T, K, K) step matrices applied (stressed where a scenario says so)
+    tail: np.ndarray  # (S, K, K) the matrix applied after month T
+    book: Book
+    history: np.ndarray  # (S, C, M+1, K) the report's EAD path (actual, then its forecast)
 
     @property
     def present(self) -> np.ndarray:
-        return self.last >= 0
+        return self.start >= 0
 
     def at(self, months: int) -> np.ndarray:
-        """(S, C, K) EAD by state ``months`` after each cohort's reporting date (zeros where absent)."""
-        index = np.clip(self.last + months, 0, None)[..., None, None]
-        values = np.take_along_axis(self.ead, index, axis=2)[:, :, 0]
-        return np.where(self.present[..., None], values, 0.0)
+        """(S, C, K) EAD by state ``months`` after the reporting date (zeros where absent or excluded)."""
+        return self.path[:, :, months]
 
-
-def _roll(stats: PanelStats, start: np.ndarray, start_mob: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """EAD by state (S, C, E+1, K) from ``start`` (S, C, K) at ``start_mob`` through per-cohort step matrices.
-
-    The engine's forecast_ead with each cohort-segment as its own one-cohort "segment" and its start as the only
-    actual month, so per-cohort (stressed) matrices go through exactly the report's forecast.
-    """
-    n_seg, n_coh, n_steps, k = matrices.shape[:4]
-    at_start = np.arange(n_steps + 1) == start_mob[..., None]
-    seeded = replace(
-        stats,
-        ead=np.where(at_start[..., None], start[:, :, None, :], 0.0).reshape(n_seg * n_coh, 1, n_steps + 1, k),
-        n_loans=at_start.reshape(n_seg * n_coh, 1, n_steps + 1).astype(np.int64),
-    )
-    path = forecast_ead(seeded, matrices.reshape(n_seg * n_coh, n_steps, k, k))
-    return path.reshape(n_seg, n_coh, n_steps + 1, k)
+    def by_mob(self) -> np.ndarray:
+        """(S, C, M+1, K) EAD by state by MOB: the report's path up to the reporting date (and for cohort-segments
+        left out of the book), this projection after it: the input of DEL tables under a scenario."""
+        mob = np.arange(self.history.shape[2])
+        t = mob - self.start[..., None]  # (S, C, M+1)
+        ahead = (t > 0) & (self.book.status[..., None] != EXCLUDED)
+        projected = np.take_along_axis(self.path, np.clip(t, 0, self.path.shape[2] - 1)[..., None], axis=2)
+        return np.where(ahead[..., None], projected, self.history)
 
 
 def project(result: DelResult, *, months: int = EL_HORIZON, z: Sequence[float] = (), rho: float | None = None,
-            config: Config | None = None) -> Projection:
-    """Roll the book ``months`` past max_mob, the matrices moved by a path of Z over forecast months 1, 2, ...
+            config: Config | None = None, book: Book | None = None) -> Projection:
+    """Roll the book of the reporting date forward, the matrices moved by a path of Z over forecast months 1, 2, ...
 
-    ``z`` applies to each cohort's own forecast months (month 1 = the month after its last actual month); its
-    last value persists, including in the tail. An empty path is the baseline: exactly the report's forecast.
+    ``z`` applies to the calendar months after the reporting date (month 1 = the next month), the same for every
+    cohort; its last value persists, including in the tail. An empty path is the baseline: for cohorts with rows
+    in the reporting month (within max_mob), exactly the report's forecast. The steps run at least ``months`` and
+    until every cohort-segment is past max_mob and past the path (then the chain is time-homogeneous).
     """
     cfg = config or result.config
     rho = cfg.risk.rho if rho is None else rho
+    book = book or reporting_book(result, cfg)
     base = result.transition_matrix
-    n_seg, n_steps = base.shape[:2]
-    horizon = n_steps + max(int(months), len(z))
-    last = last_actual_mob(result.stats)
+    n_steps = base.shape[1]
+    start = book.reporting_mob
+    first = int(start[start >= 0].min()) if (start >= 0).any() else 0
+    horizon = max(int(months), len(z), n_steps - first, 1)
     path = np.asarray(z if len(z) else (0.0,), dtype=np.float64)
-    ahead = np.arange(horizon) - last[..., None] + 1  # forecast month of step m -> m+1
-    z_steps = np.where(ahead >= 1, path[np.clip(ahead - 1, 0, len(path) - 1)], 0.0)
-    steps = base[:, None, np.minimum(np.arange(horizon), n_steps - 1)]
+    z_steps = path[np.minimum(np.arange(horizon), len(path) - 1)]
+    steps = _steps(base, np.maximum(start, 0)[..., None] + np.arange(horizon))
     matrices = stress_matrices(steps, z_steps, rho, config=cfg)
     tail = stress_matrices(base[:, -1], path[-1], rho, config=cfg)
-    history = np.zeros(last.shape + (horizon + 1, base.shape[-1]))
-    history[:, :, :n_steps + 1] = result.ead_path
-    start = np.take_along_axis(history, np.clip(last, 0, None)[..., None, None], axis=2)[:, :, 0]
-    rolled = _roll(result.stats, start, last, matrices)
-    ead = np.where((np.arange(horizon + 1) <= last[..., None])[..., None], history, rolled)
-    return Projection(ead=ead, last=last, matrices=matrices, tail=tail)
+    return Projection(path=roll(book.ead, matrices), start=start, matrices=matrices, tail=tail, book=book,
+                      history=result.ead_path)
 
 
 def absorption_probabilities(matrix: np.ndarray, absorbing: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Stress testing: scenarios of the credit-cycle factor Z run through the fitted chain, side by side.
 
-A scenario is a path of Z over forecast months 1, 2, ... (the last value persists); each month's matrices are
-moved by the Belkin-Suchower-Forest shift (`risk.stress_matrices`, Z < 0 adverse) and every cohort is rolled
-forward from its last actual month exactly as in the report. Output per scenario: DEL30/60/90 at the key MOBs,
+A scenario is a path of Z over the months after the reporting date (the last value persists); each month's matrices
+are moved by the Belkin-Suchower-Forest shift (`risk.stress_matrices`, Z < 0 adverse) and the book of the
+reporting date (`projection.Book`) is rolled forward as in the report. Output per scenario: DEL30/60/90 at the key MOBs,
 12-month and lifetime write-offs and expected loss, and a ranking by lifetime EL.
 
 Scenarios come from the built-in set (`PREDEFINED`), ``[scenarios] custom`` in config.toml, or a "Scenarios"
@@ -25,8 +25,9 @@ from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.portfolio import aggregate_portfolio
+from pyxl_del.risk.checks import scenarios_differ
 from pyxl_del.risk.expected_loss import loss_table
-from pyxl_del.risk.projection import ALL, EL_HORIZON, project
+from pyxl_del.risk.projection import ALL, EL_HORIZON, Book, project, reporting_book
 
 log = logging.getLogger(__name__)
 
@@ -129,24 +130,31 @@ def del_columns(key_mobs: Sequence[int]) -> list[str]:
     return [f"{d} MOB {m}" for d in DEL_TYPES for m in key_mobs]
 
 
+def mean_del_curves(stats, path: np.ndarray, config: Config) -> dict[str, np.ndarray]:
+    """Per DEL type, the Portfolio's DEL by MOB, mean over cohorts ([portfolio] aggregation over segments), of an
+    EAD path (S, C, M+1, K): the report's Portfolio curve for its own path."""
+    ead0 = ead_at_mob0(stats)
+    return {d: np.nanmean(aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0,
+                                              config.portfolio.aggregation).mixed, axis=0)
+            for d, r in del_rates(stats, path, config).items()}
+
+
 def run_stress(result: DelResult, config: Config | None = None,
-               scenarios: Sequence[ScenarioSpec] | None = None) -> StressResult:
-    """Every scenario through the chain: ``scenarios`` or `scenario_set` (predefined + config)."""
+               scenarios: Sequence[ScenarioSpec] | None = None, book: Book | None = None) -> StressResult:
+    """Every scenario through the chain from the reporting date: ``scenarios`` or `scenario_set` (predefined +
+    config)."""
     cfg = config or result.config
+    book = book or reporting_book(result, cfg)
     specs = tuple(scenarios) if scenarios is not None else scenario_set(cfg)
     stats = result.stats
     max_mob = stats.max_mob
     key_mobs = tuple(m for m in cfg.risk.key_mobs if m <= max_mob) or (max_mob,)
-    ead0 = ead_at_mob0(stats)
     rows, curves, els, paths = [], [], [], []
     for spec in specs:
-        projection = project(result, months=max(EL_HORIZON, len(spec.z)), z=spec.z, config=cfg)
-        rates = del_rates(stats, projection.ead[:, :, :max_mob + 1], cfg)
+        projection = project(result, months=max(EL_HORIZON, len(spec.z)), z=spec.z, config=cfg, book=book)
         row = {"scenario": spec.name, "description": spec.description, "min_z": min(spec.z),
                "adverse_months": sum(v < 0 for v in spec.z)}
-        for del_type, r in rates.items():
-            mean_curve = np.nanmean(aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0,
-                                                        cfg.portfolio.aggregation).mixed, axis=0)
+        for del_type, mean_curve in mean_del_curves(stats, projection.by_mob(), cfg).items():
             row |= {f"{del_type} MOB {m}": mean_curve[m] for m in key_mobs}
             curves.append(pd.DataFrame({"scenario": spec.name, "del_type": del_type,
                                         "mob": np.arange(max_mob + 1), "value": mean_curve}))
@@ -156,13 +164,16 @@ def run_stress(result: DelResult, config: Config | None = None,
         row |= {k: float(portfolio[k]) for k in ("writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime",
                                                  "el_lifetime_rate")}
         rows.append(row)
-        els.append(totals.drop(columns=["cohort", "last_mob"]).assign(scenario=spec.name))
+        els.append(totals.drop(columns=["cohort", "status", "last_mob", "reporting_mob"]).assign(scenario=spec.name))
         paths.append(pd.DataFrame({"scenario": spec.name, "month": np.arange(1, len(spec.z) + 1), "z": spec.z}))
         log.info("scenario %s: lifetime EL %.4g", spec.name, portfolio["el_lifetime"])
     summary = pd.DataFrame(rows)
     base = summary.loc[summary["scenario"] == "baseline", "el_lifetime"]
-    summary["el_lifetime_vs_baseline"] = summary["el_lifetime"] / base.iloc[0] - 1 if len(base) else np.nan
-    summary["rank"] = summary["el_lifetime"].rank(ascending=False, method="min").astype(np.int64)
+    base = float(base.iloc[0]) if len(base) else 0.0
+    summary["el_lifetime_vs_baseline"] = summary["el_lifetime"] / base - 1 if base > 0 else np.nan
+    # Ties everywhere are no ranking: a chain the cycle cannot move (checks.stress_finding says why).
+    rank = summary["el_lifetime"].rank(ascending=False, method="min").astype("Int64")
+    summary["rank"] = rank if scenarios_differ(summary["el_lifetime"]) else pd.array([pd.NA] * len(rank), "Int64")
     el = pd.concat(els, ignore_index=True)
     el = el[["scenario", *[c for c in el.columns if c != "scenario"]]]
     frames = [summary, pd.concat(curves, ignore_index=True), el, pd.concat(paths, ignore_index=True)]

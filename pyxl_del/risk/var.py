@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -14,11 +14,13 @@ import pandas as pd
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.projection import (
+    Book,
     Projection,
     _bsf_apply,
     _bsf_thresholds,
     project,
     severity_order,
+    state_mask,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,9 @@ class LossSimulation:
         return np.sort(self.total[:n][rng.integers(0, n, size=(BOOTSTRAP_SAMPLES, n))], axis=1)
 
     def summary(self, confidence: Sequence[float] = (0.95, 0.99)) -> pd.DataFrame:
-        """measure (EL, VaR, ES, UL = VaR - EL), confidence, value, pct_of_ead, std_error (bootstrap; EL: s/sqrt(n))."""
+        """measure (mean, VaR, ES, UL = VaR - mean), confidence, value, pct_of_ead, std_error (bootstrap; mean:
+        s/sqrt(n)). The mean is the simulated mean loss, not the expected loss of `expected_loss` (the Credit VaR
+        sheet reconciles the two: `RiskAnalysis.el_reconciliation`)."""
         return self.convergence(confidence, sizes=(len(self.total),)).drop(columns="paths")
 
     def convergence(self, confidence: Sequence[float] = (0.95, 0.99), sizes: Sequence[int] | None = None
@@ -70,7 +74,7 @@ class LossSimulation:
             losses = self.total[:n]
             boot = self._bootstrap(n)
             mean = losses.mean()
-            rows.append((n, "EL", np.nan, mean, losses.std(ddof=1) / np.sqrt(n)))
+            rows.append((n, "mean", np.nan, mean, losses.std(ddof=1) / np.sqrt(n)))
             for q in confidence:
                 var, es = _var_es(np.sort(losses), q)
                 boot_var, boot_es = _var_es(boot, q)
@@ -109,8 +113,9 @@ def _z_paths(rng: np.random.Generator, n_paths: int, months: int, persistence: f
 
 def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n_paths: int = 10_000,
                          seed: int = 0, persistence: float = 0.0, n_loans=None, config: Config | None = None,
-                         segments: Sequence[str] | None = None) -> LossSimulation:
-    """Monte Carlo of the credit loss over T months: LGD x EAD flowing into [risk] loss_state.
+                         segments: Sequence[str] | None = None, into: Sequence[str] = ()) -> LossSimulation:
+    """Monte Carlo of the credit loss over T months: LGD x EAD flowing into the states ``into`` (made absorbing, so
+    a balance counts once; default: [risk] loss_state).
 
     ``matrices`` (S, T, K, K): each segment's base step matrix for forecast months 1..T, states in [buckets]
     order; ``start`` (S, K): EAD by state at the start; ``lgd`` and ``rho``: scalars or one per segment.
@@ -128,27 +133,28 @@ def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n
     # The chain in severity order is the same chain relabelled; there the shift needs no column permutation.
     p = matrices[..., severity, :][..., :, severity]
     v0 = np.asarray(start, dtype=np.float64)[:, severity]
-    absorbing = np.isin(labels, cfg.buckets.absorbing)
+    target = np.isin(labels, list(into) or [cfg.risk.loss_state])
+    outstanding = ~np.isin(labels, cfg.buckets.absorbing)
+    absorbing = ~outstanding | target
     live = ~absorbing
-    loss = int(np.flatnonzero(labels == cfg.risk.loss_state)[0])
     rho = np.broadcast_to(np.asarray(rho, dtype=np.float64), (n_seg,))
     lgd = np.broadcast_to(np.asarray(lgd, dtype=np.float64), (n_seg,))
     x, total = _bsf_thresholds(p[:, :, live, :], rho[:, None], "mean")
     rng = np.random.default_rng(seed)
     z = _z_paths(rng, n_paths, n_months, persistence)[:, :, None]  # (T, n, 1) against (S,)
-    exposure = v0[:, live].sum(axis=1)
+    exposure = v0[:, outstanding].sum(axis=1)
 
     if n_loans is None:
         v = np.broadcast_to(v0, (n_paths, n_seg, k)).copy()
         for t in range(n_months):
             moved = _bsf_apply(x[:, t], total[:, t], z[t], rho)  # (n, S, live, K)
             v = np.einsum("psl,pslk->psk", v[..., live], moved) + v * absorbing
-        written = v[..., loss] - v0[:, loss]
+        written = v[..., target].sum(axis=-1) - v0[:, target].sum(axis=-1)
     else:
         if not np.allclose(total, 1.0):
             raise ValueError("n_loans needs row-stochastic matrices ([transitions] weighting 'ead' or 'count')")
         n_loans = np.broadcast_to(np.asarray(n_loans, dtype=np.int64), (n_seg,))
-        per_loan = np.divide(exposure, n_loans, out=np.zeros(n_seg), where=n_loans > 0)
+        per_loan = np.divide(v0[:, live].sum(axis=1), n_loans, out=np.zeros(n_seg), where=n_loans > 0)
         counts = np.zeros((n_paths, n_seg, k), dtype=np.int64)
         counts[..., live] = np.rint(np.divide(v0[:, live], per_loan[:, None], out=np.zeros_like(v0[:, live]),
                                               where=per_loan[:, None] > 0))
@@ -157,7 +163,7 @@ def simulate_credit_loss(matrices: np.ndarray, start: np.ndarray, lgd, rho, *, n
             moved /= moved.sum(axis=-1, keepdims=True)
             counts = counts * absorbing + sum(rng.multinomial(counts[..., j], moved[..., i, :])
                                                for i, j in enumerate(np.flatnonzero(live)))
-        written = counts[..., loss] * per_loan
+        written = counts[..., target].sum(axis=-1) * per_loan
     return LossSimulation(losses=written * lgd, exposure=float(exposure.sum()),
                           segments=tuple(segments or (f"segment {i + 1}" for i in range(n_seg))),
                           horizon=n_months, seed=int(seed))
@@ -170,9 +176,8 @@ def segment_chain(projection: Projection, months: int) -> tuple[np.ndarray, np.n
     segment chain reproduces the sum of the cohorts' baseline projections exactly.
     """
     present = projection.present
-    index = np.clip(projection.last, 0, None)[..., None] + np.arange(months)  # (S, C, T) MOB before each step
-    before = np.take_along_axis(projection.ead, index[..., None], axis=2) * present[..., None, None]
-    steps = np.take_along_axis(projection.matrices, index[..., None, None], axis=2)
+    before = projection.path[:, :, :months] * present[..., None, None]  # (S, C, T, K)
+    steps = projection.matrices[:, :, :months]
     weight = before.sum(axis=1)[..., None]  # (S, T, K, 1)
     mixed = np.einsum("sctk,sctkj->stkj", before, steps)
     plain = (steps * present[..., None, None, None]).sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None,
@@ -182,14 +187,20 @@ def segment_chain(projection: Projection, months: int) -> tuple[np.ndarray, np.n
 
 
 def credit_var(result: DelResult, config: Config | None = None, *, n_paths: int | None = None,
-               seed: int | None = None, horizon: int | None = None) -> LossSimulation:
-    """The portfolio's simulated credit loss over [risk] horizon months ([risk] n_paths, seed, rho, z_persistence)."""
+               seed: int | None = None, horizon: int | None = None, book: Book | None = None) -> LossSimulation:
+    """The portfolio's simulated credit loss over [risk] horizon months from the reporting date ([risk] n_paths,
+    seed, rho, z_persistence)."""
     cfg = config or result.config
     risk = cfg.risk
     months = horizon or risk.horizon
-    matrices, start = segment_chain(project(result, months=months, config=cfg), months)
-    return simulate_credit_loss(
-        matrices, start, [risk.segment_lgd(s) for s in result.segments], risk.rho,
-        n_paths=n_paths or risk.n_paths, seed=risk.seed if seed is None else seed,
-        persistence=risk.z_persistence, config=cfg, segments=result.segments,
-    )
+    matrices, start = segment_chain(project(result, months=months, config=cfg, book=book), months)
+    lgd = np.array([risk.segment_lgd(s) for s in result.segments])
+    into = risk.default_states if risk.el_basis == "default" else ()
+    sim = simulate_credit_loss(matrices, start, lgd, risk.rho, n_paths=n_paths or risk.n_paths,
+                               seed=risk.seed if seed is None else seed, persistence=risk.z_persistence,
+                               config=cfg, segments=result.segments, into=into)
+    if not into:
+        return sim
+    # On the default basis the EAD in default today is lost on every path (as in the expected loss).
+    stock = start[:, ~state_mask(cfg, cfg.buckets.absorbing) & state_mask(cfg, into)].sum(axis=-1)
+    return replace(sim, losses=sim.losses + lgd * stock)

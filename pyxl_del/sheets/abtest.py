@@ -85,7 +85,7 @@ def simulation_sheet(sim: Simulation, mde: float = 0.01) -> layout.SheetLayout:
     notes = (f"Simulated in the twin: {sim.months} months of applicants, {sim.split:.0%} randomised to the "
              f"challenger; each booking followed to MOB {FOLLOW_UP}, MOB {FORECAST_MOB} forecast by the engine.",
              f"Champion policy {sim.versions[0]}, challenger policy {sim.versions[1]}. "
-             "Differences are challenger minus champion.")
+             "Differences are challenger minus champion.", *([f"Value and ROE: {sim.caveat}"] if sim.caveat else []))
     return ab_sheet("Champion / challenger (simulated)", ARMS, sim.table(), sim.power(mde), sim.curve[0], notes)
 
 

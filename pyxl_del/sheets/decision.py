@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pyxl_del.decision.economics import ILLUSTRATIVE
 from pyxl_del.decision.optimise import PORTFOLIO, Recommendation
 from pyxl_del.decision.policy import Policy
 from pyxl_del.sheets.layout import (
@@ -29,6 +30,7 @@ from pyxl_del.sheets.layout import (
     Style,
     clean_text,
     text_grid,
+    text_width,
 )
 
 OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes
@@ -48,6 +50,9 @@ RECOMMENDATION_FIELDS = (
     ("lifetime_el", "Lifetime EL", AMOUNT), ("var99", "VaR99", AMOUNT), ("hhi", "HHI", RATE),
     ("value", "Value (PV)", AMOUNT), ("roe", "ROE", PERCENT),
 )
+# Figures resting on the economics ([economics], [demand], [risk] lgd): labelled ILLUSTRATIVE when one is a default.
+ECONOMIC_FIELDS = frozenset({"apr", "value", "roe", "unit_cost"})  # the unit cost's parts are under it
+ILLUSTRATIVE_STYLE = Style(font=Font(bold=True, color="C00000"))
 COST_FIELDS = (("unit_cost", "Unit cost (break-even APR)"), ("cost_funding", "funding"), ("cost_loss", "loss"),
                ("cost_capital", "capital"), ("cost_opex", "opex"))
 FRONTIER_FIELDS = (("segment", "Segment", None), ("cutoff", "Cut-off", SCORE), ("apr", "APR", PERCENT),
@@ -86,12 +91,15 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     cur = rec.current_impact.set_index("segment")
     new = rec.recommended_impact.set_index("segment")
     roe_now, roe_new = cur.loc[PORTFOLIO, "roe"], new.loc[PORTFOLIO, "roe"]
-    notes = [f"Portfolio ROE (steady book): now {roe_now:.1%}, recommended {roe_new:.1%}. "
+    tag = _tag(rec.caveat)
+    notes = [f"Portfolio ROE (steady book){tag}: now {roe_now:.1%}, recommended {roe_new:.1%}. "
              f"Recommended policy version {rec.version}; budget {rec.recommended.budget:,.0f} a month.",
              "Volumes are monthly; value is the discounted economic profit of one month's bookings over their life; "
              "EL and VaR99 are of one month's bookings; ROE is (interest - funding - loss - opex) x (1 - tax) / capital.",
              *rec.notes]
-    blocks, formats, top = _title("Recommendations: credit policy per segment", notes)
+    blocks, formats, top = _title(f"Recommendations: credit policy per segment{tag}", notes)
+    if rec.caveat:
+        formats.append(Format(Area.cell(1, 1), ILLUSTRATIVE_STYLE.over(SUBTITLE_STYLE)))
     segments = list(table.index)
     header1, header2, first = top, top + 1, top + 2
     heads1, heads2 = ["Figure"], [""]
@@ -101,6 +109,7 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     fields = [*RECOMMENDATION_FIELDS, *((f, label, PERCENT) for f, label in COST_FIELDS)]
     rows = []
     for field, label, _fmt in fields:
+        label = f"{label}{tag}" if field in ECONOMIC_FIELDS else label
         row = [f"  of which {label}" if field.startswith("cost_") else label]
         for segment in segments:
             values = [table.loc[segment, f"{k}_{field}"] for k in ("current", "recommended", "change")]
@@ -118,7 +127,8 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
         formats.append(Format(Area(first, c, last_row, c), Style(font=Font(italic=True, color=CHANGE_COLOR))))
     return SheetLayout(
         name="Recommendations", kind="recommendations", owner=OWNER, title="Recommendations", blocks=tuple(blocks),
-        formats=tuple(formats), column_widths={1: 24.0} | {c: 12.5 for c in range(2, last_col + 1)},
+        formats=tuple(formats),
+        column_widths={1: max(24.0, *(text_width(row[0]) for row in rows))} | {c: 12.5 for c in range(2, last_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, page=Page(repeat_cols=(1, 1)),
         areas={"table": Area(header1, 1, last_row, last_col)},
     )
@@ -127,13 +137,18 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
 def frontier_sheet(rec: Recommendation) -> SheetLayout:
     """The cut-off frontier per segment (table), with a chart per segment of approval and bad rate by cut-off."""
     frontier = rec.frontier
-    notes = ["Each row accepts the score bands from its cut-off up, priced at the value-maximising APR. Reading it: "
-             "moving down a segment's rows trades approvals (volume) for a lower bad rate; 'Recommended' is the "
-             "best feasible cut-off (approval and DEL30 constraints of [policy]); value is per unit applied for."]
-    blocks, formats, top = _title("Cut-off frontier", notes)
+    tag = _tag(rec.caveat)
+    notes = ["Each row accepts the score bands from its cut-off up, priced at the value-maximising APR within the "
+             "allowed range. Reading it: moving down a segment's rows trades approvals (volume) for a lower bad rate; "
+             "'Recommended' is the best feasible cut-off (approval and DEL30 constraints of [policy]); value is per "
+             "unit applied for.", *([rec.caveat] if rec.caveat else [])]
+    blocks, formats, top = _title(f"Cut-off frontier{tag}", notes)
+    if rec.caveat:
+        formats.append(Format(Area.cell(1, 1), ILLUSTRATIVE_STYLE.over(SUBTITLE_STYLE)))
     header, first = top, top + 1
     rows = [[row[f] for f, _, _ in FRONTIER_FIELDS] for _, row in frontier.iterrows()]
-    blocks += [Block(header, 1, _grid([[label for _, label, _ in FRONTIER_FIELDS]])), Block(first, 1, _grid(rows))]
+    heads = [f"{label}{tag}" if f in ECONOMIC_FIELDS else label for f, label, _ in FRONTIER_FIELDS]
+    blocks += [Block(header, 1, _grid([heads])), Block(first, 1, _grid(rows))]
     last_row, n_col = first + len(rows) - 1, len(FRONTIER_FIELDS)
     formats.append(Format(Area(header, 1, header, n_col), HEADER_STYLE))
     for c, (_, _, fmt) in enumerate(FRONTIER_FIELDS, start=1):
@@ -159,18 +174,21 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
             x_title="cut-off score", y_title="value", y_format="0.000", width_cm=14.0, height_cm=9.0))
     return SheetLayout(
         name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),
-        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: 16.0 for c in range(2, n_col + 1)},
+        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: max(16.0, text_width(heads[c - 1])) for c in range(2, n_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
         areas={"table": Area(header, 1, last_row, n_col)},
     )
 
 
-def policy_sheet(policy: Policy, title: str = "Policy", version: str | None = None) -> SheetLayout:
-    """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share;
-    ``version``: the policy's version under the config it was made with (default: its own)."""
+def policy_sheet(policy: Policy, title: str = "Policy", caveat: str = "", version: str | None = None) -> SheetLayout:
+    """The policy as a table the user can edit and Apply: segment, cutoff (empty: accept all), apr, budget_share.
+    ``caveat``: "ILLUSTRATIVE: ..." when its prices come from default economics; ``version``: the policy's version
+    under the config it was made with (default: its own)."""
     table = policy.table()
+    # One note line whatever the caveat: the table stays where Apply and the users' references expect it.
     notes = [f"Version {version or policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
-             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."]
+             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."
+             + (f" APRs {caveat}." if caveat else "")]
     blocks, formats, top = _title(title, notes)
     header, first = top, top + 1
     rows = [[r.segment, r.cutoff, r.apr, r.budget_share] for r in table.itertuples(index=False)]
@@ -209,4 +227,16 @@ def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
 
 
 def decision_layouts(rec: Recommendation) -> list[SheetLayout]:
-    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended, version=rec.version)]
+    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended, caveat=rec.caveat, version=rec.version)]
+
+
+def decision_tables(rec: Recommendation, bands: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The CSV tables of a recommendation, each row with its segment's "illustrative" caveat, and the notes."""
+    return {"recommendations": rec.table(), "frontier": rec.with_caveats(rec.frontier),
+            "policy": rec.with_caveats(rec.recommended.table()), "bands": bands,
+            "notes": pd.DataFrame({"note": pd.array(rec.notes, dtype="string")})}
+
+
+def _tag(caveat: str) -> str:
+    """" (ILLUSTRATIVE)" after a figure's label when the figures rest on default economics."""
+    return f" ({ILLUSTRATIVE})" if caveat else ""

@@ -27,6 +27,7 @@ from pyxl_del.sheets.layout import (
     CURVE_COLORS,
     HEADER_STYLE,
     HEADER_WRAP_STYLE,
+    NOTE_COLOR,
     NOTE_STYLE,
     PERCENT,
     SECTION_STYLE,
@@ -58,6 +59,8 @@ SIGNED_PERCENT = "+0.0%;-0.0%;0.0%"
 UNIT_FORMATS = {"pct": PERCENT, "amount": AMOUNT, "count": "0", "ratio": RATIO}
 TOTAL_STYLE = Style(font=Font(bold=True))
 INDICATIVE_STYLE = Style(font=Font(bold=True, color="C00000"))
+WARNING_STYLE = Style(font=Font(size=9, bold=True, color=WARN_COLOR))
+WARNING_LABEL_STYLE = Style(font=Font(bold=True, color=WARN_COLOR))
 SEVERITY_STYLES = {
     "critical": Style(font=Font(bold=True, color="9C0006"), fill="FFC7CE"),
     "warning": Style(font=Font(bold=True, color="9C5700"), fill="FFEB9C"),
@@ -70,11 +73,28 @@ SHEETS = {"dashboard": "Risk dashboard", "alerts": "Alerts", "el": "Expected los
           "concentration": "Concentration", "capital": "Capital (indicative)", "stress": "Stress test",
           "scenarios": "Scenarios"}
 
-def _header(title: str, notes: Sequence[str]) -> tuple[list[Block], list[Format]]:
-    blocks = [cell_block(1, 1, title)] + [cell_block(2 + i, 1, text) for i, text in enumerate(notes)]
+def _header(title: str, notes: Sequence[str], warnings: Sequence[str] = ()) -> tuple[list[Block], list[Format]]:
+    """The title, notes (small italics) and warnings (bold, in the warning colour) from row 1 down: rows
+    2 .. 1 + len(notes) + len(warnings)."""
+    lines = [*notes, *(f"WARNING: {w}" for w in warnings)]
+    blocks = [cell_block(1, 1, title)] + [cell_block(2 + i, 1, text) for i, text in enumerate(lines)]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE)] + [Format(Area.cell(2 + i, 1), NOTE_STYLE)
                                                           for i in range(len(notes))]
+    formats += [Format(Area.cell(2 + len(notes) + i, 1), WARNING_STYLE) for i in range(len(warnings))]
     return blocks, formats
+
+
+def _book_notes(analysis: RiskAnalysis) -> list[str]:
+    return analysis.book.notes(analysis.result, analysis.config)
+
+
+def _lgd_note(config: Config, segments: Sequence[str]) -> list[str]:
+    """ILLUSTRATIVE when some segment's LGD is the default ([risk] lgd left out)."""
+    if not any(config.risk.lgd_is_default(s) for s in segments):
+        return []
+    return [f"ILLUSTRATIVE LGD: {config.risk.segment_lgd(''):.0%} is the default ([risk] lgd left out) for "
+            f"{', '.join(s for s in segments if config.risk.lgd_is_default(s))}; every expected loss, VaR and "
+            f"capital figure scales with it. Set [risk] lgd or lgd_by_segment."]
 
 
 def _section(row: int, text: str) -> tuple[Block, Format]:
@@ -151,26 +171,41 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
 
 
 EL_TABLE: tuple[Column, ...] = (
-    ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("last_mob", "Last actual MOB", "0", 9.0),
+    ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("status", "Status", None, 9.0),
+    ("last_mob", "MOB of last rows", "0", 9.0), ("reporting_mob", "MOB at reporting date", "0", 9.0),
     ("ead", "Outstanding EAD", AMOUNT, 14.0), ("performing_ead", "Performing EAD", AMOUNT, 14.0),
     ("pd_12m", "PD 12m", PERCENT, 8.0), ("lgd", "LGD", "0%", 6.0),
     ("writeoff_12m", "Write-off 12m", AMOUNT, 13.0), ("writeoff_lifetime", "Write-off lifetime", AMOUNT, 13.0),
+    ("default_12m", "In default 12m", AMOUNT, 13.0), ("default_lifetime", "In default lifetime", AMOUNT, 13.0),
     ("el_12m", "EL 12m", AMOUNT, 13.0), ("el_lifetime", "EL lifetime", AMOUNT, 13.0),
     ("el_12m_rate", "EL 12m / EAD", PERCENT, 9.0), ("el_lifetime_rate", "EL lifetime / EAD", PERCENT, 9.0),
 )
 
 
+def _el_definition(config: Config) -> str:
+    risk = config.risk
+    if risk.el_basis == "default":
+        return (f"EL = LGD × the EAD in default ({', '.join(risk.default_states)}) today plus the EAD entering "
+                f"default ([risk] el_basis = \"default\")")
+    return f"EL = LGD × the EAD flowing into {risk.loss_state} ([risk] el_basis = \"writeoff\")"
+
+
 def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
     el = analysis.el
     title = "Expected loss"
-    blocks, formats = _header(title, [
-        f"EL = EAD flowing into {analysis.config.risk.loss_state} × LGD, from each cohort's last actual month: over "
-        f"the next {EL_HORIZON} months, and over its lifetime (the forecast to max_mob + {EL_HORIZON}, then the "
-        f"absorption probabilities of the tail matrix). PD 12m: share of today's performing EAD in a default state "
-        f"({', '.join(analysis.config.risk.default_states)}) within {EL_HORIZON} months.",
+    cfg = analysis.config
+    notes = [
+        f"{_el_definition(cfg)}, from the reporting date {analysis.book.label}: over the next {EL_HORIZON} months, "
+        f"and over the lifetime (explicit steps, then the absorption probabilities of the tail matrix). PD 12m: "
+        f"share of the performing EAD in a default state ({', '.join(cfg.risk.default_states)}) within "
+        f"{EL_HORIZON} months. Status: current (rows at the reporting date), rolled (rows end earlier: rolled "
+        f"forward by the chain), excluded, closed (no loan left).",
+        *_book_notes(analysis), *_lgd_note(cfg, analysis.result.segments),
         "Rows with cohort 'All' are the segment totals and the Portfolio (bold). Formulas: docs/risk.md.",
-    ])
-    top = 5
+    ]
+    warnings = analysis.warnings()
+    blocks, formats = _header(title, notes, warnings)
+    top = 3 + len(notes) + len(warnings)
     table_blocks, table_formats, area = frame_table(el, EL_TABLE, top)
     formats += table_formats + _bold_rows(el["cohort"] == ALL, top + 1, 1, len(EL_TABLE))
     return _sheet(SHEETS["el"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
@@ -193,15 +228,23 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"Monte Carlo of the credit loss over {sim.horizon} months: {len(sim.total):,} paths of the credit-cycle "
         f"factor Z (seed {sim.seed}; month-to-month persistence {risk.z_persistence:g}; rho {risk.rho:g}; Z < 0 "
         f"adverse). Each month moves every segment's matrices by Z (the fitted matrices are the average over Z).",
-        "Loss = LGD × EAD written off, large-pool (no idiosyncratic noise). VaR = loss quantile (EL included); "
-        "UL = VaR − EL; ES = mean loss beyond VaR. Std errors: bootstrap (VaR, ES, UL), s/√n (EL).",
-    ])
-    row = 5
+        f"Loss: {_el_definition(analysis.config)[5:]}, from the reporting date {analysis.book.label}, large-pool "
+        "(no idiosyncratic noise). VaR = loss quantile (mean loss included); UL = VaR − mean loss; ES = mean loss "
+        "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
+        "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
+        *_lgd_note(analysis.config, analysis.result.segments),
+    ], analysis.warnings("el"))
+    row = 3 + len(blocks)
     block, fmt = _section(row, "Summary")
     table_blocks, table_formats, summary_area = frame_table(sim.summary(risk.confidence), VAR_TABLE, row + 1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     row = summary_area.last_row + 2
+    block, fmt = _section(row, "Reconciliation: the expected loss (Expected loss sheet) and the simulated mean loss")
+    table_blocks, table_formats, recon_area = frame_table(analysis.el_reconciliation, RECONCILIATION_TABLE, row + 1)
+    blocks += [block, *table_blocks]
+    formats += [fmt, *table_formats]
+    row = recon_area.last_row + 2
     block, fmt = _section(row, "Convergence: the estimates on the first n paths")
     columns = (("paths", "Paths", "#,##0", 0), *VAR_TABLE)
     table_blocks, table_formats, area = frame_table(sim.convergence(risk.confidence), columns, row + 1, left=1)
@@ -217,7 +260,13 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
     formats += [fmt, *table_formats]
     widths = {1: 14.0, 2: 12.0, 3: 15.0, 4: 15.0, 5: 12.0, 6: 13.0}
     return _sheet(SHEETS["var"], DASHBOARD_OWNER, title, blocks, formats, column_widths=widths,
-                  page=Page(landscape=False), areas={"summary": summary_area})
+                  page=Page(landscape=False), areas={"summary": summary_area, "reconciliation": recon_area})
+
+
+RECONCILIATION_TABLE: tuple[Column, ...] = (
+    ("step", "Figure", None, 0), ("value", "Value", AMOUNT, 0), ("difference", "Difference", AMOUNT, 0),
+    ("std_error", "Std error", AMOUNT, 0), ("explanation", "What the difference is", None, 0),
+)
 
 
 def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
@@ -226,9 +275,10 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
     title = "Concentration of outstanding EAD"
     blocks, formats = _header(title, [
         f"HHI = sum of squared shares (1/n for n equal parts, 1 for one); effective n = 1 / HHI; top-{n} share = "
-        f"share of the {n} largest. Today = each cohort's last actual month; trend = actual data by calendar month.",
+        f"share of the {n} largest. Today = the reporting date {analysis.book.label}; trend = actual data by "
+        f"calendar month (up to [forecast] max_mob).", *_book_notes(analysis)[1:],
     ])
-    row = 4
+    row = 2 + len(blocks)
     block, fmt = _section(row, "Today")
     summary_columns = (("by", "By", None, 0), ("n", "Count", "0", 0), ("ead", "EAD", AMOUNT, 0),
                        ("hhi", "HHI", RATIO, 0), ("effective_n", "Effective n", "0.0", 0),
@@ -299,10 +349,11 @@ def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"R: mortgage 0.15, revolving 0.04, other retail 0.03–0.16 by PD. PD floored at {risk.pd_floor:.2%}. "
         f"EAD = performing EAD. "
         f"NPL ratio = defaulted EAD (live default states: {', '.join(_live_defaults(analysis.config))}) / "
-        f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that).",
-    ])
+        f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that); at the reporting "
+        f"date {analysis.book.label}.", *_lgd_note(analysis.config, analysis.result.segments),
+    ], analysis.warnings("pd"))
     formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
-    top = 5
+    top = 2 + len(blocks)
     table_blocks, table_formats, area = frame_table(cap, CAPITAL_TABLE, top)
     formats += table_formats + _bold_rows(cap["segment"] == PORTFOLIO, top + 1, 1, len(CAPITAL_TABLE))
     return _sheet(SHEETS["capital"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
@@ -324,11 +375,12 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
     names = list(stress.summary["scenario"].astype(str))
     title = "Stress test"
     blocks, formats = _header(title, [
-        f"Each scenario is a path of the credit-cycle factor Z over forecast months (sheet 'Scenarios'); every "
-        f"month's transition matrices are shifted by Z (Belkin-Suchower-Forest, rho {analysis.config.risk.rho:g}); "
-        f"Z < 0 is adverse; the baseline (Z = 0) is the report's forecast. DEL: Portfolio, mean of cohorts.",
-    ])
-    top = 4
+        f"Each scenario is a path of the credit-cycle factor Z over the months after the reporting date "
+        f"{analysis.book.label} (sheet 'Scenarios'); every month's transition matrices are shifted by Z "
+        f"(Belkin-Suchower-Forest, rho {analysis.config.risk.rho:g}); Z < 0 is adverse; the baseline (Z = 0) is the "
+        f"report's forecast. DEL: Portfolio, mean of cohorts. {_el_definition(analysis.config)}.",
+    ], [analysis.stress_note] if analysis.stress_note else [])
+    top = 2 + len(blocks)
     blocks.append(Block(top, 1, text_grid([["Metric", *names]])))
     formats.append(Format(Area(top, 1, top, 1 + len(names)), HEADER_WRAP_STYLE))
     summary = stress.summary.set_index("scenario")
@@ -340,8 +392,11 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         if number_format is None:
             blocks.append(Block(i, 2, text_grid([[str(v) for v in values]])))
             formats.append(Format(Area(i, 1, i, 1 + len(names)), Style(wrap=True, vertical="top", font=Font(size=9))))
+        elif values.isna().all():  # no ranking or no baseline to compare with: say so rather than show blanks
+            blocks.append(Block(i, 2, text_grid([["n/a"] * len(names)])))
+            formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(horizontal="right")))
         else:
-            blocks.append(Block(i, 2, values.to_numpy(dtype=np.float64).reshape(1, -1)))
+            blocks.append(Block(i, 2, values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(1, -1)))
             formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(number_format=number_format)))
     last = top + len(rows)
     formats += [Format(Area(top + 1, 1, last, 1), Style(font=Font(bold=True))),
@@ -407,6 +462,12 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
                   areas={"table": Area(top, 1, top + len(scenarios), len(header))})
 
 
+def _kpi_tag(note) -> str:
+    """The word a KPI's note puts beside its label: ILLUSTRATIVE, WARNING, INDICATIVE, or ""."""
+    text = "" if note is None or note is pd.NA else str(note)
+    return next((t for t in ("ILLUSTRATIVE", "WARNING", "INDICATIVE") if text.startswith(t)), "")
+
+
 def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     """KPIs at a glance, and charts: DEL30 by segment, the scenarios' Portfolio DEL30, the EAD mix over time."""
     analysis = dashboard.analysis
@@ -414,31 +475,65 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     kpis = dashboard.kpis
     title = "Risk dashboard"
     blocks, formats = _header(title, [
-        "At each cohort's last actual month. Capital is INDICATIVE (sheet 'Capital (indicative)'); details on the "
-        "sheets Alerts, Expected loss, Credit VaR, Concentration, Stress test. ROE to lifetime EL of a month's "
-        "bookings: the decision twin of the data under the applied [policy]. Methods: docs/risk.md, "
-        "docs/decisions.md.",
+        f"At the reporting date {analysis.book.label}, the data's last reporting month. Capital is INDICATIVE (sheet "
+        "'Capital (indicative)'); details on the sheets Alerts, Expected loss, Credit VaR, Concentration, Stress "
+        "test. ROE to lifetime EL of a month's bookings: the decision twin of the data under the applied [policy]. "
+        "Methods: docs/risk.md, docs/decisions.md.",
     ])
     top = 4
     blocks.append(Block(top, 1, text_grid([["Indicator", "Value"]])))
     formats.append(Format(Area(top, 1, top, 2), HEADER_STYLE))
-    for i, (label, value, unit) in enumerate(kpis.itertuples(index=False), start=top + 1):
-        blocks += [cell_block(i, 1, label), Block(i, 2, np.array([[float(value)]]))]
+    for i, (label, value, unit, note) in enumerate(kpis.itertuples(index=False), start=top + 1):
+        tag = _kpi_tag(note)
+        blocks += [cell_block(i, 1, f"{label} ({tag})" if tag else label), Block(i, 2, np.array([[float(value)]]))]
         formats.append(Format(Area.cell(i, 2), Style(number_format=UNIT_FORMATS[unit], horizontal="right")))
         if label.startswith(ALERTS_PREFIX) and value > 0:
             formats.append(Format(Area(i, 1, i, 2), SEVERITY_STYLES[label.removeprefix(ALERTS_PREFIX)]))
+        elif tag in ("ILLUSTRATIVE", "WARNING"):
+            formats.append(Format(Area.cell(i, 1), INDICATIVE_STYLE if tag == "ILLUSTRATIVE" else WARNING_LABEL_STYLE))
     kpi_area = Area(top, 1, top + len(kpis), 2)
     heights = {1: 30.0}
-    _, no_roe = dashboard.roe
-    if no_roe is not None:
-        note = f"ROE not shown: the decision twin could not be fitted: {no_roe}"
-        blocks.append(cell_block(kpi_area.last_row + 1, 1, note))
-        formats.append(Format(Area.cell(kpi_area.last_row + 1, 1),
-                              Style(font=Font(size=9, italic=True, color=WARN_COLOR), wrap=True, vertical="top")))
-        heights[kpi_area.last_row + 1] = 12.0 * (1 + len(note) // 50)  # wrapped in column A, about 50 per line
+    row = kpi_area.last_row + 2
+    wrapped = Style(font=Font(size=9, italic=True, color=NOTE_COLOR), wrap=True, vertical="top")
+    warned = Style(font=Font(size=9, bold=True, color=WARN_COLOR), wrap=True, vertical="top")
+
+    def line(text: str, style: Style) -> None:
+        nonlocal row
+        blocks.append(cell_block(row, 1, text))
+        formats.append(Format(Area.cell(row, 1), style))
+        heights[row] = 12.0 * (1 + len(text) // 50)  # wrapped in column A, about 50 characters a line
+        row += 1
+
+    notes = {}
+    for label, note in zip(kpis["kpi"], kpis["note"], strict=True):
+        if _kpi_tag(note):
+            notes.setdefault(str(note), []).append(str(label))
+    for note, labels in notes.items():
+        line(f"{', '.join(labels)}: {note}", warned if _kpi_tag(note) != "INDICATIVE" else wrapped)
+    for text in [*dashboard.warnings, *analysis.warnings()]:
+        line(f"WARNING: {text}", warned)
+    for text in _book_notes(analysis)[1:] + _lgd_note(analysis.config, result.segments):
+        line(text, wrapped)
+    recon = dashboard.del30_reconciliation
+    if len(recon):
+        row += 1
+        blocks.append(cell_block(row, 1, "The two DEL30 figures at MOB 12, reconciled"))
+        formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
+        row += 1
+        for r in recon.itertuples(index=False):
+            if not np.isnan(r.difference):
+                blocks += [cell_block(row, 1, f"  difference: {r.explanation}"), Block(row, 2, np.array([[r.difference]]))]
+                formats += [Format(Area.cell(row, 1), wrapped), Format(Area.cell(row, 2), Style(number_format=PERCENT))]
+                heights[row] = 12.0 * (1 + len(r.explanation) // 50)
+                row += 1
+            blocks += [cell_block(row, 1, r.step), Block(row, 2, np.array([[r.value]]))]
+            formats += [Format(Area.cell(row, 1), Style(wrap=True, vertical="top")),
+                        Format(Area.cell(row, 2), Style(number_format=PERCENT, horizontal="right"))]
+            heights[row] = 15.0 * (1 + len(r.step) // 45)
+            row += 1
 
     chart_col = 4
-    data_top = top + 3 * CHART_ROWS + 2
+    data_top = max(top + 3 * CHART_ROWS, row) + 2
     mobs = [int(m) for m in result.mobs]
     segments = list(result.sheet_segments)
     by_segment = [(s, analysis.portfolio_del_curve(s)) for s in segments]

@@ -130,7 +130,7 @@ def test_cli_optimise_apply_verify_track(tmp_path, capsys):
     assert "portfolio ROE" in out and "unit cost" in out
     assert main(["optimise", str(data), "--out", str(tmp_path / "csv")]) == 0
     assert {p.name for p in (tmp_path / "csv").iterdir()} == {"recommendations.csv", "frontier.csv", "policy.csv",
-                                                              "bands.csv"}
+                                                              "bands.csv", "notes.csv"}
     config = tmp_path / "config.toml"
     shutil.copy(ROOT / "config.toml", config)
     log = tmp_path / "decisions.jsonl"

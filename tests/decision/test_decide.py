@@ -164,9 +164,14 @@ def test_del_decide_udf(panel, tmp_path):
         assert info["volatile"] is False and info["call_in_wizard"] is False and info["category"] == "pyxl_del"
         row = runtime.call(m.DEL_DECIDE, "CD", 650.0, 5000.0, None, str(data))
         assert len(row) == 1 and row[0][0] == "APPROVE" and row[0][1] == "APPROVED"
-        table = runtime.call(m.DEL_DECIDE, ["CD", "CASH LOAN"], [650.0, 500.0], [5000.0, 100.0], 0.06, str(data))
-        assert table[0][:3] == ["Decision", "Reason code", "Reason"] and len(table) == 3
+        # No config: default economics, so the value and price carry ILLUSTRATIVE in the last column.
+        assert row[0][-1].startswith("ILLUSTRATIVE: default economics") and "[economics] funding_rate" in row[0][-1]
+        cheap = float(panel.loc[panel["PRODUCT_TYPE"] == "CD", "APR"].min()) + 0.001  # in the booked range
+        table = runtime.call(m.DEL_DECIDE, ["CD", "CASH LOAN"], [650.0, 500.0], [5000.0, 100.0], cheap, str(data))
+        assert table[0][:3] == ["Decision", "Reason code", "Reason"] and table[0][-1] == "Caveat" and len(table) == 3
         assert table[1][1] == "APR_BELOW_BREAK_EVEN"
+        low = runtime.call(m.DEL_DECIDE, "CD", 650.0, 5000.0, cheap - 0.002, str(data))
+        assert low[0][1] == "APR_OUT_OF_RANGE" and "range allowed for CD" in low[0][2]
         bad = runtime.call(m.DEL_DECIDE, "Nope", 650.0, 5000.0, None, str(data))
         assert bad[0][0].startswith("#pyxl_del: ") and "unknown segment 'Nope'" in bad[0][0]
         short = runtime.call(m.DEL_DECIDE, ["CD", "CD"], [1.0], [1.0, 2.0], None, str(data))

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from _decision import scored_twin, twin_with
+from _decision import scored_panel, scored_twin, twin_with
 
+from pyxl_del import Config
 from pyxl_del.decision.optimise import (
     PORTFOLIO,
     InfeasibleError,
@@ -16,6 +17,7 @@ from pyxl_del.decision.optimise import (
     roe_kpis,
 )
 from pyxl_del.decision.policy import Policy
+from pyxl_del.decision.twin import fit_twin
 
 
 def test_frontier_trades_approval_for_bad_rate():
@@ -152,7 +154,11 @@ def test_apr_bounds_bind():
 
 def test_roe_kpis_for_the_dashboard():
     kpis = roe_kpis(scored_twin())
-    assert list(kpis.columns) == ["kpi", "value", "unit"] and kpis["value"].notna().all()
+    assert list(kpis.columns) == ["kpi", "value", "unit", "note"] and kpis["value"].notna().all()
+    assert not kpis["note"].str.startswith("ILLUSTRATIVE").any()  # every economic input is set (economics_config)
+    illustrative = roe_kpis(fit_twin(scored_panel(), Config())).set_index("kpi")["note"]
+    assert illustrative["ROE (steady book)"].startswith("ILLUSTRATIVE: default economics")
+    assert illustrative["Value of a month's bookings"].startswith("ILLUSTRATIVE")
     rec = optimise(scored_twin())
     assert roe_kpis(scored_twin(), rec.recommended).iloc[0]["value"] == pytest.approx(
         rec.recommended_impact.set_index("segment").loc[PORTFOLIO, "roe"])

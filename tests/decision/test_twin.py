@@ -9,6 +9,7 @@ import pyxl_del
 from pyxl_del import Config, PanelError
 from pyxl_del.datasets.sample import generate_sample
 from pyxl_del.decision.twin import fit_twin
+from pyxl_del.engine.config import ILLUSTRATIVE_ECONOMICS
 
 
 def test_sample_score_drives_the_roll_rates():
@@ -82,7 +83,8 @@ def test_no_score_uses_the_illustrative_link():
     plain = pyxl_del.run(generate_sample(**SMALL), Config())
     from_result = fit_twin(plain)
     np.testing.assert_allclose(from_result.pd12, twin.pd12)
-    assert (from_result.current_apr == Config().economics.default_apr).all()
+    assert (from_result.current_apr == ILLUSTRATIVE_ECONOMICS["default_apr"]).all()
+    assert "[economics] default_apr" in from_result.caveat() and "[economics] default_apr" not in twin.caveat()
 
 
 def test_missing_score_values_are_an_error_naming_rows():

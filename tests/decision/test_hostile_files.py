@@ -341,6 +341,7 @@ def test_apply_logs_the_version_decisions_carry(tmp_path):
 
     twin = tiny_scored_twin()
     policy = current_policy(twin)
+    (tmp_path / "config.toml").write_text(twin.config.to_toml(), encoding="utf-8")  # the config the twin runs on
     entry = apply_policy(policy, config_path=tmp_path / "config.toml", twin=twin)
     decision = decide(Application(segment="CD", score=600, amount=1000), policy, twin)
     assert entry["policy_version"] == decision.policy_version

@@ -208,7 +208,7 @@ def test_config_next_to_the_workbook_is_used(book):
     (book.parent / "config.toml").write_text("[forecast]\nmax_mob = 10\n")
     assert cli("run_forecast", "--workbook", book) == EXIT_OK
     header = [c.value for c in openpyxl.load_workbook(book)["Portfolio_DEL30"][3]]
-    assert header[-1] == 10
+    assert [v for v in header if isinstance(v, int)][-1] == 10
 
 
 # ------------------------------------------------------------------------------------ the other buttons

@@ -38,7 +38,8 @@ def cmd_optimise(args: argparse.Namespace) -> int:
 
     twin = _twin(args)
     rec = optimise(twin)
-    written = write_output(args.out, lambda: decision_layouts(rec),
+    as_of = twin.result.as_of if twin.result is not None else ""
+    written = write_output(args.out, lambda: decision_layouts(rec, as_of),
                            lambda: {"recommendations": rec.table(), "frontier": rec.frontier,
                                     "policy": rec.recommended.table(), "bands": twin.frame()})
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")

@@ -75,9 +75,8 @@ def _write(analysis, view: str, out: str | None, dashboard=None) -> None:
         if view == "stress":
             return sheets.stress_sheets(analysis.result, analysis=analysis)
         if view == "dashboard":
-            return sheets.dashboard_sheets(analysis.result, dashboard=dashboard) + \
-                sheets.stress_sheets(analysis.result, analysis=analysis)
-        return [sheets.SHEET_BUILDERS[view](analysis)]
+            return sheets.dashboard_sheets(analysis.result, dashboard=dashboard, stress=True)
+        return sheets.view_sheets(analysis, view)
 
     views = ("dashboard", "alerts", "el", "var", "concentration", "capital", "stress") if view == "dashboard" \
         else (view,)

@@ -381,15 +381,18 @@ def _scatter_chart(ws: Worksheet, spec: ScatterChartSpec) -> ScatterChart:
     main.legend.position = "b"
     _axis_title(main.x_axis, spec.x_title)
     main.x_axis.number_format = spec.x_format
+    main.x_axis.axPos = "b"  # openpyxl's scatter x axis says "l", which LibreOffice draws along the top
+    main.x_axis.majorGridlines = None
     _axis_title(main.y_axis, spec.y_title)
     main.y_axis.number_format = spec.y_format
-    main.y_axis.majorGridlines = None
     if len(charts) == 2 and not charts[0][0]:
         right = charts[1][1]
         right.y_axis.axId = 200
         _axis_title(right.y_axis, spec.y2_title)
         right.y_axis.number_format = spec.y2_format
         right.y_axis.crosses = "max"
+        right.y_axis.axPos = "r"
         right.y_axis.majorGridlines = None
+        right.x_axis = main.x_axis  # one x axis: the second chart only adds its value axis on the right
         main += right
     return main

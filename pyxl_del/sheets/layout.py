@@ -44,6 +44,10 @@ SEGMENT_COLORS = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B", "E
 LINK_COLOR = "0563C1"  # Excel's hyperlink blue
 
 PERCENT = "0.00%"
+# Differences of rates in percentage points: the value is stored in points (0.0135 -> 1.35) and shown signed.
+POINTS = '0.00" pp"'
+SIGNED_POINTS = '+0.00" pp";-0.00" pp";0.00" pp"'
+P_VALUE = '[<0.001]"<0.001";0.000'  # a p-value: never "0.000"
 CHART_WIDTH_CM, CHART_HEIGHT_CM = 18.0, 8.0  # three stacked charts fit one portrait A4 page
 MAX_SHEET_NAME = 31  # Excel counts UTF-16 code units
 MAX_CELL_TEXT = 32_767
@@ -326,6 +330,13 @@ def segment_colors(segments: Sequence[str], portfolio: str = "Portfolio") -> dic
     return colors | {portfolio: PORTFOLIO_COLOR}
 
 
+def business_label(name: str) -> str:
+    """A code name as a reader's label: "mild_recession" -> "Mild recession" (names from the data keep their
+    case beyond the first letter)."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
 # ------------------------------------------------------------------------------------------------ naming
 
 
@@ -378,7 +389,7 @@ def unique_stems(segments: Sequence[str], limit: int) -> dict[str, str]:
 TITLE_STYLE = Style(font=Font(size=20, bold=True, color=TITLE_COLOR), vertical="center")
 SUBTITLE_STYLE = Style(font=Font(size=14, bold=True, color=TITLE_COLOR), vertical="center")
 SMALL_SIZE = 10.0  # notes and legends: at the 80% a wide sheet may print at, still 8 pt on paper
-NOTE_STYLE = Style(font=Font(size=SMALL_SIZE, italic=True, color=NOTE_COLOR))
+NOTE_STYLE = Style(font=Font(italic=True, color=NOTE_COLOR))  # the size of the cells: wide sheets print at 75%
 LINK_STYLE = Style(font=Font(color=LINK_COLOR, underline="single"))
 HEADER_STYLE = Style(font=Font(bold=True), fill=HEADER_FILL, horizontal="center", vertical="center",
                      border=Border(bottom=Edge("thin", "8EA9DB")))
@@ -539,6 +550,12 @@ def display_text(value, number_format: str | None = None) -> str:
     if not math.isfinite(x):
         return "#NUM!"
     fmt = number_format or "General"
+    condition = re.match(r"\[([<>]=?)([\d.]+)\]", fmt)
+    if condition:  # [<0.001]"<0.001";0.000: the first section where the condition holds, else the second
+        op, limit = condition.group(1), float(condition.group(2))
+        holds = {"<": x < limit, "<=": x <= limit, ">": x > limit, ">=": x >= limit}[op]
+        first, _, rest = fmt[condition.end():].partition(";")
+        return display_text(x, first if holds else rest or "General")
     if fmt == "General":
         return f"{x:.10g}" if not x.is_integer() or abs(x) >= 1e11 else str(int(x))
     sections = fmt.split(";")

@@ -58,7 +58,9 @@ def _analysis(args: argparse.Namespace):
         scenarios = read_scenarios_sheet(args.scenarios)
     data = args.data or default_data()
     result = run(data, cfg, sheet=args.sheet)
-    from pyxl_del.risk.analysis import RiskAnalysis  # after the data: a bad file is reported without loading scipy
+    from pyxl_del.risk.analysis import (
+        RiskAnalysis,  # after the data: a bad file is reported without loading scipy
+    )
 
     # The decision twin reads one file (for its score and APR columns); parts (a glob, a folder) leave it the result.
     twin_data = data if Path(data).is_file() else None

@@ -27,7 +27,12 @@ from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
-from pyxl_del.engine.portfolio import ACTUAL_FLAG, FLAG_LABELS, PortfolioRates, aggregate_portfolio
+from pyxl_del.engine.portfolio import (
+    ACTUAL_FLAG,
+    FLAG_LABELS,
+    PortfolioRates,
+    aggregate_portfolio,
+)
 from pyxl_del.engine.transitions import (
     SOURCES,
     TransitionModel,

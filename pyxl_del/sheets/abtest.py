@@ -17,7 +17,6 @@ from pyxl_del.decision.abtest import (
     Simulation,
 )
 from pyxl_del.sheets import layout
-from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_sheet, summary_top
 from pyxl_del.sheets.layout import (
     Area,
     Block,
@@ -26,6 +25,13 @@ from pyxl_del.sheets.layout import (
     Series,
     SheetLayout,
     Style,
+)
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
 )
 
 SHEET_NAME = "A-B test"

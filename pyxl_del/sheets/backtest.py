@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 
 from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult, summarise
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.layout import (
     CURVE_COLORS,
     NOTE_STYLE,
@@ -34,7 +34,6 @@ from pyxl_del.sheets.layout import (
     frame_table,
     widths_of,
 )
-from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.summary import SheetWriter, book, summary_top
 
 KIND = "backtest"  # the sheets' kind and their owner
@@ -203,7 +202,7 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     wins = winners[winners["segment"] == PORTFOLIO]["winner"].astype(str)
     if len(wins):
         counts = wins.map(lambda m: MODEL_LABELS.get(m, m)).value_counts()
-        writer.notes([f"Lowest Portfolio MAE by DEL type and months ahead: "
+        writer.notes(["Lowest Portfolio MAE by DEL type and months ahead: "
                       + "; ".join(f"{label} {n} of {len(wins)}" for label, n in counts.items()) + "."])
     caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
                "(bias above zero: the forecast is too high).",

@@ -13,7 +13,6 @@ import pandas as pd
 
 from pyxl_del.decision.optimise import PORTFOLIO, Recommendation
 from pyxl_del.decision.policy import Policy
-from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_sheet, summary_top
 from pyxl_del.sheets.layout import (
     HEADER_STYLE,
     NOTE_STYLE,
@@ -32,6 +31,13 @@ from pyxl_del.sheets.layout import (
     business_label,
     clean_text,
     text_grid,
+)
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
 )
 
 OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes

@@ -9,7 +9,13 @@ from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import LoansCell
 from pyxl_del.sheets import layout
 from pyxl_del.sheets.layout import Area, Block, Format, SheetLayout, Style
-from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_sheet, summary_top
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
+)
 
 SHEET_NAME = "Drill"
 DRILL_HEADER_ROWS = 6  # title, four summary lines, table header

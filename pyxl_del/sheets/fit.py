@@ -177,7 +177,11 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         title_end = columns_spanning(widths, text_width(str(title or ""), *_font(style_at(1, 1))), first=1)
         free = np.flatnonzero(occupied[0, 1:])
         col = min(title_end, int(free[0])) + 1 if len(free) else title_end + 1
-        links.append(Link(1, col, back_link, BACK_LINK_TEXT.format(name=back_link)))
+        text = BACK_LINK_TEXT.format(name=back_link)
+        need = text_width(text)
+        if col <= area.last_col and sum(widths.get(c, DEFAULT_WIDTH) for c in range(col, area.last_col + 1)) < need:
+            widths[col] = max(widths.get(col, DEFAULT_WIDTH), round(need, 2))  # at the printed edge: in its cell
+        links.append(Link(1, col, back_link, text))
     for row, col, text, font in spills:
         after = np.flatnonzero(occupied[row - 1, col:])
         free_end = col + int(after[0]) if len(after) else None

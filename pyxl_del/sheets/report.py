@@ -17,15 +17,6 @@ import pandas as pd
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.pipeline import DelResult
-from pyxl_del.sheets.summary import (
-    DATA_COLUMN,
-    SUMMARY_NAMES,
-    SheetWriter,
-    book,
-    chart_rows,
-    summary_sheet,
-    summary_top,
-)
 from pyxl_del.sheets.layout import (
     CHART_HEIGHT_CM,
     CHART_WIDTH_CM,
@@ -74,6 +65,15 @@ from pyxl_del.sheets.layout import (
     truncate,
     unique_stems,
     utf16_len,
+)
+from pyxl_del.sheets.summary import (
+    DATA_COLUMN,
+    SUMMARY_NAMES,
+    SheetWriter,
+    book,
+    chart_rows,
+    summary_sheet,
+    summary_top,
 )
 
 TAB_COLORS = {"mixed": "1F4E78", "curves": "548235", "flags": "A6A6A6", "matrices": "A6A6A6",

@@ -50,7 +50,13 @@ from pyxl_del.sheets.layout import (
     text_grid,
     widths_of,
 )
-from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_sheet, summary_top
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
+)
 
 KIND = "risk"
 STRESS_OWNER, DASHBOARD_OWNER = "risk-stress", "risk-dashboard"  # the ribbon's two buttons replace their own sheets

@@ -353,7 +353,7 @@ def test_small_type_and_missing_headers_are_reported(workbooks, tmp_path):
     squeezed.sheet_properties.pageSetUpPr.fitToPage = False
     squeezed.page_setup.fitToWidth = squeezed.page_setup.fitToHeight = None
     squeezed.page_setup.scale = 40  # 11 pt cells at 4.4 pt on paper
-    wb["CD_matrices"].print_title_rows = None  # a long table whose header no longer repeats
+    wb["CD_matrices"]._print_rows = None  # a long table whose header no longer repeats (the setter keeps it)
     for name in wb.sheetnames:
         if name not in ("Portfolio_DEL30", "CD_matrices"):
             del wb[name]

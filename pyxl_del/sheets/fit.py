@@ -157,7 +157,7 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
                 formats.append(Format(Area.cell(row, col), WRAP_STYLE))
                 wrapped.append((row, col, text, (size, bold, name), None))
     for col, need in needed.items():
-        widths[col] = max(widths.get(col, DEFAULT_WIDTH), round(need, 2))
+        widths[col] = max(widths.get(col, DEFAULT_WIDTH), math.ceil(need * 100) / 100)
 
     # 2. What prints: the layout's print area, else everything it holds (charts included).
     page = layout.page
@@ -180,7 +180,7 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         text = BACK_LINK_TEXT.format(name=back_link)
         need = text_width(text)
         if col <= area.last_col and sum(widths.get(c, DEFAULT_WIDTH) for c in range(col, area.last_col + 1)) < need:
-            widths[col] = max(widths.get(col, DEFAULT_WIDTH), round(need, 2))  # at the printed edge: in its cell
+            widths[col] = max(widths.get(col, DEFAULT_WIDTH), math.ceil(need * 100) / 100)  # at the print edge
         links.append(Link(1, col, back_link, text))
     for row, col, text, font in spills:
         after = np.flatnonzero(occupied[row - 1, col:])

@@ -146,7 +146,7 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
     frontier = rec.frontier
     notes = ["Each row accepts the score bands from its cut-off up, priced at the value-maximising APR. Reading it: "
              "moving down a segment's rows trades approvals (volume) for a lower bad rate; 'Recommended' is the "
-             "best feasible cut-off (approval and DEL30 constraints of [policy]); value is per unit applied for."]
+             "best feasible cut-off (the policy's approval and DEL30 limits); value is per unit applied for."]
     blocks, formats, top = _title("Cut-off frontier", notes)
     header, first = top, top + 1
     rows = [[row[f] for f, _, _ in FRONTIER_FIELDS] for _, row in frontier.iterrows()]

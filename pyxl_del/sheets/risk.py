@@ -133,9 +133,9 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
     rules = analysis.config.alerts.rules
     title = "Alerts"
     blocks, formats = _header(title, [
-        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules ([alerts] rules in "
-        f"config.toml), most severe first. The CLI: pyxl-del alerts --fail-on warning|critical exits with code 3 "
-        f"when an alert of that severity or worse fires.",
+        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules (the alert rules of the "
+        f"configuration), most severe first. A scheduled run can be set to stop when an alert of a chosen "
+        f"severity or worse fires.",
     ])
     columns = [("severity", "Severity", None, 10.0), ("rule_id", "Rule", None, 6.0),
                ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("mob", "MOB", "0", 6.0),
@@ -179,10 +179,10 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
     title = "Expected loss"
     blocks, formats = _header(title, [
         f"EL = EAD flowing into {analysis.config.risk.loss_state} × LGD, from each cohort's last actual month: over "
-        f"the next {EL_HORIZON} months, and over its lifetime (the forecast to max_mob + {EL_HORIZON}, then the "
+        f"the next {EL_HORIZON} months, and over its lifetime (the forecast to the last MOB + {EL_HORIZON}, then the "
         f"absorption probabilities of the tail matrix). PD 12m: share of today's performing EAD in a default state "
         f"({', '.join(analysis.config.risk.default_states)}) within {EL_HORIZON} months.",
-        "Rows with cohort 'All' are the segment totals and the Portfolio (bold). Formulas: docs/risk.md.",
+        "Rows with cohort 'All' are the segment totals and the Portfolio (bold).",
     ])
     top = 5
     table_blocks, table_formats, area = frame_table(el, EL_TABLE, top)
@@ -405,7 +405,7 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
     blocks, formats = _header(title, [
         "Z by forecast month (month 1 = the month after each cohort's last actual month); the last value persists. "
         "Z < 0 is adverse: -1 is a 1-in-6 month, -2 a 1-in-44. Add a row or edit one, save, then run "
-        "pyxl-del stress --scenarios THIS_FILE.xlsx (or the ribbon's Stress test); a row named like a built-in "
+        "the ribbon's Stress test again (or the command line's stress with this file); a row named like a built-in "
         "scenario replaces it.",
     ])
     top = 4
@@ -435,8 +435,7 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     blocks, formats = _header(title, [
         "At each cohort's last actual month. Capital is INDICATIVE (sheet 'Capital (indicative)'); details on the "
         "sheets Alerts, Expected loss, Credit VaR, Concentration, Stress test. ROE to lifetime EL of a month's "
-        "bookings: the decision twin of the data under the applied [policy]. Methods: docs/risk.md, "
-        "docs/decisions.md.",
+        "bookings: the decision twin of the data under the applied credit policy.",
     ])
     top = 4
     blocks.append(Block(top, 1, text_grid([["Indicator", "Value"]])))

@@ -17,6 +17,8 @@ command -v soffice >/dev/null || need+=(libreoffice-calc)
 command -v pdftoppm >/dev/null || need+=(poppler-utils)
 command -v java >/dev/null || need+=(default-jre-headless)
 fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+# Carlito: Calibri's metric twin, so LibreOffice lays text out as Excel does (the rendering tests measure with it).
+fc-list 2>/dev/null | grep -qi carlito || need+=(fonts-crosextra-carlito)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   apt_install "${need[@]}"

@@ -74,6 +74,7 @@ UDF_MODULES_KEY = "UDF Modules"
 #: Loans per segment and cohort of the bundled sample on the committed workbook's Data sheet (10% of the loans,
 #: 34,875 rows: a 1 MB workbook that builds in seconds; the full 348,750 rows would be about ten times that).
 SAMPLE_LOANS_PER_COHORT = 25
+DATA_PRINT_ROWS = 40  # the Data sheet's printed rows: one page, not the whole panel
 
 MACRO_MAIN_CONTENT_TYPE = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 CUSTOMUI_NAMESPACES = (
@@ -598,7 +599,12 @@ def write_sheets(template: bytes, layout: list[dict], data_frame=None, *, epoch:
             ws.sheet_properties.codeName = f"Sheet{n}"
             taken.add(f"sheet{n}")
 
-    bold = Font(bold=True)
+    # One font across the workbook: the template's default is 12 pt, pyxl_del's sheets are 11 pt Calibri.
+    default = wb._fonts[0]
+    wb._fonts[0] = Font(name="Calibri", sz=11, family=default.family, scheme=default.scheme, color=default.color)
+    if "Normal" in wb.named_styles:
+        wb._named_styles["Normal"].font = wb._fonts[0]
+    bold = Font(bold=True, sz=11)
     for spec, ws in ordered:
         kind = spec["kind"]
         if kind == "text":
@@ -628,6 +634,9 @@ def write_sheets(template: bytes, layout: list[dict], data_frame=None, *, epoch:
                 ws.column_dimensions[get_column_letter(col)].width = spec.get("column_width", 18)
             ws.freeze_panes = "A2"
             ws.page_setup.orientation = "landscape"
+            # The raw panel is not a report: printing it shows the header and the first rows only.
+            ws.print_area = f"A1:{get_column_letter(max(len(header), 1))}{min(n, DATA_PRINT_ROWS)}"
+            ws.print_title_rows = "1:1"
             log.info("sheet %s: header of %d columns, %d data rows", ws.title, len(header), n - 1)
         else:  # xlwings_conf: keys from A1 down, values in B; notes after a gap (xlwings stops there)
             settings = spec["settings"]
@@ -643,6 +652,7 @@ def write_sheets(template: bytes, layout: list[dict], data_frame=None, *, epoch:
             ws.column_dimensions["B"].width = 24
     for i, (_, ws) in enumerate(ordered):
         ws.sheet_view.tabSelected = i == 0
+        ws.sheet_view.showGridLines = False
         ws.sheet_properties.pageSetUpPr.fitToPage = True  # print / PDF one page wide
         ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     wb.active = 0

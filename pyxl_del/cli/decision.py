@@ -39,8 +39,9 @@ def cmd_optimise(args: argparse.Namespace) -> int:
 
     twin = _twin(args)
     rec = optimise(twin)
-    written = write_output(args.out, lambda: decision_layouts(rec), lambda: decision_tables(rec, twin.frame()),
-                           raw_text=args.raw_csv)
+    as_of = twin.result.as_of if twin.result is not None else ""
+    written = write_output(args.out, lambda: decision_layouts(rec, as_of),
+                           lambda: decision_tables(rec, twin.frame()), raw_text=args.raw_csv)
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
     tag = " (ILLUSTRATIVE)" if rec.caveat else ""
     print(f"portfolio ROE{tag}: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "

@@ -139,26 +139,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_abtest(args: argparse.Namespace) -> int:
     from pyxl_del.decision import abtest
     from pyxl_del.engine.config import load_config
-    from pyxl_del.sheets.abtest import observed_sheet, simulation_sheet
+    from pyxl_del.sheets.abtest import observed_book, simulation_book
 
     config = load_config(_config_path(args))
     data = args.data
     if data and abtest.has_arm_column(data, config, args.sheet):
         obs = abtest.observed(data, config, champion=args.champion, mde=args.mde, sheet=args.sheet)
-        table, power, layout = obs.table, obs.power, observed_sheet(obs)
+        table, power, layouts = obs.table, obs.power, observed_book(obs)
         print(f"observed champion / challenger by [columns] policy_arm: {obs.arms[0]} vs {obs.arms[1]}")
     else:
         twin = _twin(args)
         sim = abtest.simulate(twin, _policy(args.champion, twin), _policy(args.challenger, twin), months=args.months,
                               split=args.split, seed=args.seed)
-        table, power, layout = sim.table(), sim.power(args.mde), simulation_sheet(sim, args.mde)
+        as_of = twin.result.as_of if twin.result is not None else ""
+        table, power, layouts = sim.table(), sim.power(args.mde), simulation_book(sim, args.mde, as_of=as_of)
         print(f"simulated {args.months} months of applicants, {args.split:.0%} to the challenger: champion "
               f"{sim.versions[0]} vs challenger {sim.versions[1]}")
         if sim.caveat:
             print(f"value and ROE: {sim.caveat}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
-    for path in write_output(args.out, lambda: [layout], lambda: {"ab_table": table, "ab_power": power},
+    for path in write_output(args.out, lambda: layouts, lambda: {"ab_table": table, "ab_power": power},
                              raw_text=args.raw_csv):
         print(f"wrote {path}")
     return EXIT_OK

@@ -70,7 +70,7 @@ def cmd_ribbon(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(outcome.message)
     if outcome.sheets:
-        print(f"wrote {len(outcome.sheets)} sheets to {args.workbook}")
+        print(f"wrote {len(outcome.sheets)} sheet{'' if len(outcome.sheets) == 1 else 's'} to {args.workbook}")
     return EXIT_OK
 
 

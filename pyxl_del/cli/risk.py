@@ -59,7 +59,9 @@ def _analysis(args: argparse.Namespace):
         scenarios = read_scenarios_sheet(args.scenarios)
     data = args.data or default_data()
     result = run(data, cfg, sheet=args.sheet)
-    from pyxl_del.risk.analysis import RiskAnalysis  # after the data: a bad file is reported without loading scipy
+    from pyxl_del.risk.analysis import (
+        RiskAnalysis,  # after the data: a bad file is reported without loading scipy
+    )
 
     # The decision twin reads one file (for its score and APR columns); parts (a glob, a folder) leave it the result.
     twin_data = data if Path(data).is_file() else None
@@ -87,9 +89,8 @@ def _write(analysis, view: str, args: argparse.Namespace, dashboard=None) -> Non
         if view == "stress":
             return sheets.stress_sheets(analysis.result, analysis=analysis)
         if view == "dashboard":
-            return sheets.dashboard_sheets(analysis.result, dashboard=dashboard) + \
-                sheets.stress_sheets(analysis.result, analysis=analysis)
-        return [sheets.SHEET_BUILDERS[view](analysis)]
+            return sheets.dashboard_sheets(analysis.result, dashboard=dashboard, stress=True)
+        return sheets.view_sheets(analysis, view)
 
     views = ("dashboard", "alerts", "el", "var", "concentration", "capital", "stress") if view == "dashboard" \
         else (view,)

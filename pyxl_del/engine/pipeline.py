@@ -27,7 +27,12 @@ from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
-from pyxl_del.engine.portfolio import FLAG_LABELS, PortfolioRates, aggregate_portfolio
+from pyxl_del.engine.portfolio import (
+    ACTUAL_FLAG,
+    FLAG_LABELS,
+    PortfolioRates,
+    aggregate_portfolio,
+)
 from pyxl_del.engine.transitions import (
     SOURCES,
     TransitionModel,
@@ -140,6 +145,48 @@ class DelResult:
             frame[col] = frame[col].astype("string")
         return frame
 
+    def portfolio_as(self, aggregation: str) -> dict[str, PortfolioRates]:
+        """The Portfolio aggregated as ``aggregation`` ("mean" | "ead_weighted"), by DEL type: the run's own when
+        it is the configured one, else the other view of the same segments."""
+        if aggregation == self.config.portfolio.aggregation:
+            return self.portfolio
+        return _portfolio(self.stats, self.rates, aggregation)
+
+    @cached_property
+    def as_of(self) -> str:
+        """The reporting month (YYYY-MM): the latest calendar month any cohort has actual data for."""
+        _, c, m = np.nonzero(self.stats.observed)
+        return month_label(np.array([int((self.stats.cohorts[c] + m).max())]))[0] if len(c) else ""
+
+    @cached_property
+    def cohort_sizes(self) -> pd.DataFrame:
+        """segment, cohort, loans, ead_mob0, last_actual_mob: the size of each row of the DEL tables (the
+        Portfolio's: the sums over its segments, and the last MOB where every one of them is actual)."""
+        loans = self.stats.n_loans.max(axis=2)  # (S, C): loans drop out of a panel, they do not join later
+        ead0 = ead_at_mob0(self.stats)
+        rates = self.rates[DEL_TYPES[0]]
+
+        def last(actual: np.ndarray) -> np.ndarray:
+            n_mob = actual.shape[-1]
+            return np.where(actual.any(axis=-1), n_mob - 1 - np.argmax(actual[..., ::-1], axis=-1), -1)
+
+        parts = []
+        labels = np.asarray(self.cohorts, dtype=object)
+        portfolio = self.portfolio[DEL_TYPES[0]]
+        present = rates.present
+        blocks = [(PORTFOLIO, portfolio.present, np.where(present, loans, 0).sum(axis=0),
+                   np.where(present, ead0, 0.0).sum(axis=0), last(portfolio.flag == ACTUAL_FLAG))]
+        blocks += [(segment, present[s], loans[s], ead0[s], last(rates.is_actual[s]))
+                   for s, segment in enumerate(self.segments)]
+        for segment, rows, n, ead, last_mob in blocks:
+            parts.append(pd.DataFrame({"segment": segment, "cohort": labels[rows], "loans": n[rows].astype(np.int64),
+                                       "ead_mob0": ead[rows].astype(np.float64),
+                                       "last_actual_mob": last_mob[rows].astype(np.int64)}))
+        frame = pd.concat(parts, ignore_index=True)
+        for col in ("segment", "cohort"):
+            frame[col] = frame[col].astype("string")
+        return frame
+
     @property
     def calibration_factors(self) -> pd.DataFrame:
         return self.factors.table(self.segments)
@@ -174,6 +221,11 @@ class DelResult:
 FLAG_LABELS_ARRAY = np.asarray(FLAG_LABELS, dtype=object)
 
 
+def _portfolio(stats: PanelStats, rates: dict[str, DelRates], aggregation: str) -> dict[str, PortfolioRates]:
+    ead0 = ead_at_mob0(stats)
+    return {d: aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0, aggregation) for d, r in rates.items()}
+
+
 def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> DelResult:
     """Sufficient statistics -> result (every stage after aggregation)."""
     step = progress or (lambda _name: None)
@@ -185,11 +237,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     path = forecast_ead(stats, applied)
     step("tables")
     rates = del_rates(stats, path, config)
-    ead0 = ead_at_mob0(stats)
-    portfolio = {
-        d: aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0, config.portfolio.aggregation)
-        for d, r in rates.items()
-    }
+    portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
     warnings = list(stats.warnings)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing)
     clipped = factors.table(stats.segments)

@@ -24,8 +24,8 @@ from pyxl_del.decision.twin import fit_twin
 from pyxl_del.engine.errors import reading
 from pyxl_del.excel.ribbon import Outcome
 from pyxl_del.excel.workbook import OpenpyxlBook, Ref, Workbook
-from pyxl_del.sheets.abtest import observed_sheet, simulation_sheet
-from pyxl_del.sheets.decision import POLICY_SHEET, decision_layouts
+from pyxl_del.sheets.abtest import observed_book, simulation_book
+from pyxl_del.sheets.decision import POLICY_HEADERS, POLICY_SHEET, decision_layouts
 from pyxl_del.sheets.layout import column_letter
 
 
@@ -41,7 +41,7 @@ def policy_sheet_table(book: Workbook) -> tuple[pd.DataFrame, str]:
         raise PolicyError(f"{book.name} [{POLICY_SHEET}]: no header row starting with 'segment' (the sheet needs "
                           f"the columns segment, cutoff, apr, budget_share; run Optimise to write it again)")
     table = Ref(POLICY_SHEET, f"A{header + 1}:{column_letter(max(len(r) for r in rows))}{len(rows)}")
-    return book.read_frame(table), f"{book.name} {table}"
+    return _policy_columns(book.read_frame(table)), f"{book.name} {table}"
 
 
 def read_policy_sheet(book: Workbook, budget: float) -> Policy:
@@ -65,6 +65,12 @@ def read_policy_table(path: str | Path) -> tuple[pd.DataFrame, str]:
             return pd.read_csv(path, encoding="utf-8-sig", index_col=False), str(path)
 
 
+def _policy_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Policy sheet's headers ("Cut-off", "Budget share") as the policy's fields (cutoff, budget_share)."""
+    fields = {label.casefold(): field for field, label in POLICY_HEADERS.items()}
+    return frame.rename(columns=lambda c: fields.get(str(c).strip().casefold(), c))
+
+
 def read_policy_file(path: str | Path, budget: float) -> Policy:
     """A Policy from policy.csv (`optimise --out DIR`) or the Policy sheet of a decision workbook."""
     table, source = read_policy_table(path)
@@ -78,8 +84,9 @@ def optimise_action(ctx):
     """Ribbon: recommend cut-off, APR and budget share per segment in the twin of the last forecast's data; the
     Recommendations, Frontier and Policy sheets."""
     source = ctx.data_source()
-    rec = optimise(fit_twin(ctx.book.read_frame(source), ctx.config()))
-    layouts = decision_layouts(rec)
+    twin = fit_twin(ctx.book.read_frame(source), ctx.config())
+    rec = optimise(twin)
+    layouts = decision_layouts(rec, twin.result.as_of if twin.result is not None else "")
     roe = [impact.set_index("segment").loc[PORTFOLIO, "roe"] for impact in (rec.current_impact,
                                                                           rec.recommended_impact)]
     return ctx.write(layouts, f"Optimise on {source}: portfolio ROE now {roe[0]:.1%}, recommended {roe[1]:.1%} "
@@ -112,7 +119,9 @@ def abtest_action(ctx):
     config = ctx.config()
     if has_arm_column(frame, config):
         obs = observed(frame, config)
-        return ctx.write([observed_sheet(obs)], f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
-    sim = simulate(fit_twin(frame, config), "current", "recommended", months=RIBBON_MONTHS)
-    return ctx.write([simulation_sheet(sim)], f"A/B test of current against recommended policy, simulated on "
+        return ctx.write(observed_book(obs), f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
+    twin = fit_twin(frame, config)
+    sim = simulate(twin, "current", "recommended", months=RIBBON_MONTHS)
+    as_of = twin.result.as_of if twin.result is not None else ""
+    return ctx.write(simulation_book(sim, as_of=as_of), f"A/B test of current against recommended policy, simulated on "
                                               f"{source}")

@@ -15,7 +15,7 @@ from pyxl_del.engine.memo import LruMemo
 from pyxl_del.excel.udf import CellText, DataArgs, Inputs, Mob, excel_safe
 from pyxl_del.excel.workbook import Ref, WorkbookError, cells_to_frame
 from pyxl_del.sheets import layout, report
-from pyxl_del.sheets.drilldown import drill_sheet
+from pyxl_del.sheets.drilldown import drill_book
 
 PANEL_MEMO_SIZE = 4
 TITLE_PATTERN = re.compile(r"^(?P<segment>.*)_(?P<del_type>DEL\d+) Actual & Forecast$")
@@ -98,4 +98,4 @@ def drill_down_action(ctx):
     if label not in segments:
         raise WorkbookError(f"the data in {source} has no segment {label!r}: run the forecast again")
     cell = loans_in_panel(panel, frame[config["loan_id"]], config, segments[label], cohort, mob)
-    return ctx.write([drill_sheet(cell)], f"Drill down {ref} ({del_type}): {cell.n_loans:,} loans")
+    return ctx.write(drill_book(cell), f"Drill down {ref} ({del_type}): {cell.n_loans:,} loans")

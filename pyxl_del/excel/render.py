@@ -31,7 +31,8 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
-from openpyxl.chart import LineChart, Reference
+from openpyxl.chart import LineChart, Reference, ScatterChart
+from openpyxl.chart import Series as XYSeries
 from openpyxl.chart.legend import LegendEntry
 from openpyxl.chart.series import SeriesLabel
 from openpyxl.chart.text import RichText, Text
@@ -46,6 +47,7 @@ from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -55,6 +57,8 @@ from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.sheets import report
 from pyxl_del.sheets.layout import (
+    DEFAULT_SIZE,
+    LINK_STYLE,
     OWNER_NAME,
     ColorScale,
     Edge,
@@ -65,6 +69,7 @@ from pyxl_del.sheets.layout import (
     resolve_styles,
 )
 from pyxl_del.sheets.layout import LineChart as LineChartSpec
+from pyxl_del.sheets.layout import ScatterChart as ScatterChartSpec
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +233,10 @@ class _StyleCache:
     def _register(self, style: Style) -> StyleArray:
         # A detached cell of any sheet reaches the workbook's style tables through the public setters.
         cell = Cell(self.workbook.worksheets[0])
-        if style.font is not None:
-            f = style.font
-            cell.font = Font(name=f.name or "Calibri", sz=f.size or 11, b=bool(f.bold), i=bool(f.italic),
-                             color=_argb(f.color), u=f.underline)
+        # Every cell gets its font, so the sheets look the same in a workbook whose default font differs.
+        f = style.font or Font()
+        cell.font = Font(name=f.name or "Calibri", sz=f.size or DEFAULT_SIZE, b=bool(f.bold), i=bool(f.italic),
+                         color=_argb(f.color), u=f.underline)
         if style.fill is not None:
             cell.fill = PatternFill(fill_type="solid", fgColor=_argb(style.fill), bgColor=_argb(style.fill))
         if style.border is not None:
@@ -259,7 +264,7 @@ def _side(edge: Edge | None) -> Side:
 
 def _render_sheet(ws: Worksheet, sheet: SheetLayout, styles: _StyleCache) -> None:
     palette, ids = resolve_styles(sheet)
-    arrays = [None] + [styles.array(s) for s in palette[1:]]
+    arrays = [styles.array(s) for s in palette]
     cells = ws._cells  # filling the cell dict directly: ws.cell() per cell is several times slower
     for block in sheet.blocks:
         style_rows = ids[block.row - 1:block.row - 1 + block.values.shape[0],
@@ -282,6 +287,15 @@ def _render_sheet(ws: Worksheet, sheet: SheetLayout, styles: _StyleCache) -> Non
         key = (int(r) + 1, int(c) + 1)
         if key not in cells:
             cells[key] = Cell(ws, row=key[0], column=key[1], style_array=arrays[ids[r, c]])
+    for link in sheet.links:
+        cell = Cell(ws, row=link.row, column=link.col, value=link.text,
+                    style_array=styles.array(LINK_STYLE.over(palette[_style_id(ids, link.row, link.col)])))
+        cell.data_type = "s"
+        target = "'" + link.target.replace("'", "''") + "'!" + link.cell
+        cell.hyperlink = Hyperlink(ref=cell.coordinate, location=target, display=link.text)
+        cells[(link.row, link.col)] = cell
+    for area in sheet.merges:
+        ws.merge_cells(area.ref)
 
     for col, width in sheet.column_widths.items():
         ws.column_dimensions[column_letter(col)].width = width
@@ -297,8 +311,13 @@ def _render_sheet(ws: Worksheet, sheet: SheetLayout, styles: _StyleCache) -> Non
     for scale in sheet.color_scales:
         ws.conditional_formatting.add(scale.area.ref, _color_scale_rule(scale))
     for chart in sheet.charts:
-        ws.add_chart(_line_chart(ws, chart), f"{column_letter(chart.anchor[1])}{chart.anchor[0]}")
+        drawn = _scatter_chart(ws, chart) if isinstance(chart, ScatterChartSpec) else _line_chart(ws, chart)
+        ws.add_chart(drawn, f"{column_letter(chart.anchor[1])}{chart.anchor[0]}")
     _page_setup(ws, sheet.page)
+
+
+def _style_id(ids, row: int, col: int) -> int:
+    return int(ids[row - 1, col - 1]) if row <= ids.shape[0] and col <= ids.shape[1] else 0
 
 
 def _color_scale_rule(scale: ColorScale) -> ColorScaleRule:
@@ -312,13 +331,16 @@ def _color_scale_rule(scale: ColorScale) -> ColorScaleRule:
 
 def _page_setup(ws: Worksheet, page: Page) -> None:
     ws.page_setup.orientation = "landscape" if page.landscape else "portrait"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.paperSize = ws.PAPERSIZE_A3 if page.paper == "A3" else ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = page.fit_width
     ws.page_setup.fitToHeight = page.fit_height
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25, footer=0.3)
-    ws.oddFooter.left.text = "&A"
-    ws.oddFooter.right.text = "Page &P of &N"
+    for part, text in ((ws.oddFooter.left, "&A"), (ws.oddFooter.center, page.footer),
+                       (ws.oddFooter.right, "Page &P of &N")):
+        if text:
+            part.text = text.replace("&", "&&") if part is ws.oddFooter.center else text
+            part.size = DEFAULT_SIZE  # the footer scales with the page, as the cells do
     if page.repeat_rows:
         ws.print_title_rows = f"{page.repeat_rows[0]}:{page.repeat_rows[1]}"
     if page.repeat_cols:
@@ -368,3 +390,58 @@ def _line_chart(ws: Worksheet, spec: LineChartSpec) -> LineChart:
                                    max_row=c.last_row))
     chart.legend.legendEntry = hidden
     return chart
+
+
+def _axis_title(axis, text: str) -> None:
+    axis.title = text or None
+    axis.delete = False  # openpyxl 3.1 writes axes as deleted unless told otherwise
+
+
+def _scatter_chart(ws: Worksheet, spec: ScatterChartSpec) -> ScatterChart:
+    """Points joined by straight lines on value axes; series marked ``secondary`` on a second chart sharing the
+    x axis, with its value axis on the right."""
+    charts = []
+    for secondary in (False, True):
+        chosen = [s for s in spec.series if s.secondary == secondary]
+        if not chosen:
+            continue
+        chart = ScatterChart()
+        chart.style = 13
+        for s in chosen:
+            x, y = s.x, s.y
+            series = XYSeries(Reference(ws, min_col=y.first_col, min_row=y.first_row, max_col=y.last_col,
+                                        max_row=y.last_row),
+                              Reference(ws, min_col=x.first_col, min_row=x.first_row, max_col=x.last_col,
+                                        max_row=x.last_row), title=s.title)
+            series.smooth = False
+            series.marker.symbol = "circle" if s.markers else "none"
+            series.marker.size = 5
+            series.marker.graphicalProperties.solidFill = s.color
+            series.marker.graphicalProperties.line.solidFill = s.color
+            line = series.graphicalProperties.line
+            line.solidFill = s.color
+            line.width = 22225
+            line.prstDash = "dash" if s.dashed else "solid"
+            chart.series.append(series)
+        charts.append((secondary, chart))
+    main = charts[0][1]
+    main.title = _chart_title(spec.title)
+    main.width, main.height = spec.width_cm, spec.height_cm
+    main.legend.position = "b"
+    _axis_title(main.x_axis, spec.x_title)
+    main.x_axis.number_format = spec.x_format
+    main.x_axis.axPos = "b"  # openpyxl's scatter x axis says "l", which LibreOffice draws along the top
+    main.x_axis.majorGridlines = None
+    _axis_title(main.y_axis, spec.y_title)
+    main.y_axis.number_format = spec.y_format
+    if len(charts) == 2 and not charts[0][0]:
+        right = charts[1][1]
+        right.y_axis.axId = 200
+        _axis_title(right.y_axis, spec.y2_title)
+        right.y_axis.number_format = spec.y2_format
+        right.y_axis.crosses = "max"
+        right.y_axis.axPos = "r"
+        right.y_axis.majorGridlines = None
+        right.x_axis = main.x_axis  # one x axis: the second chart only adds its value axis on the right
+        main += right
+    return main

@@ -86,7 +86,11 @@ class ActionContext:
 
     def write(self, layouts, what: str) -> Outcome:
         written = tuple(self.book.write_layouts(layouts))
-        return Outcome(f"{what}: {len(written)} sheets written", written)
+        return Outcome(f"{what}: {sheets_written(len(written))}", written)
+
+
+def sheets_written(n: int) -> str:
+    return f"{n} sheet{'' if n == 1 else 's'} written"
 
 
 # ------------------------------------------------------------------------------------------------ actions

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
-from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult
+from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult, summarise
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.layout import (
     CURVE_COLORS,
     NOTE_STYLE,
+    POINTS,
     SECTION_STYLE,
+    SIGNED_POINTS,
     TITLE_STYLE,
     Area,
     Font,
@@ -30,6 +34,7 @@ from pyxl_del.sheets.layout import (
     frame_table,
     widths_of,
 )
+from pyxl_del.sheets.summary import SheetWriter, book, summary_top
 
 KIND = "backtest"  # the sheets' kind and their owner
 TAB_COLOR = "7F6000"
@@ -73,9 +78,9 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
                     f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
                     f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
                     f"than the runner-up."),
-        cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain with "
-                    "[calibration] mode = none; Chain-ladder: volume-weighted development factors on each segment's "
-                    "DEL curve; Last value: the last actual DEL carried forward. Definitions: docs/backtesting.md."),
+        cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain "
+                    "without the step-wise calibration; Chain-ladder: volume-weighted development factors on each "
+                    "segment's DEL curve; Last value: the last actual DEL carried forward."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
                Format(Area.cell(3, 1), NOTE_STYLE)]
@@ -103,14 +108,14 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
             formats.append(Format(Area.cell(first + i, first_mae + models.index(winner)), WIN_STYLE))
         if len(part):
             charts.append(LineChart(
-                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(row, area.last_col + 2),
+                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, left),
                 categories=Area(first, left, last, left),
                 series=tuple(Series(label, Area(first, first_mae + i, last, first_mae + i),
                                     CURVE_COLORS[i % len(CURVE_COLORS)], dashed=not m.startswith("markov"))
                              for i, (m, label) in enumerate(zip(models, labels, strict=True))),
                 x_title="Months ahead", y_title="MAE", y_format="0.0%", width_cm=18.0,
             ))
-        row = max(area.last_row, row + CHART_ROWS) + 2
+        row = area.last_row + 2 + (CHART_ROWS if len(part) else 0) + 1
 
     blocks.append(cell_block(row, 1, "Every segment: MAE by months ahead and the lowest (filter by segment and DEL)"))
     formats.append(Format(Area.cell(row, 1), SECTION_STYLE))
@@ -130,6 +135,12 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
     """The full error table by months ahead ("horizon") or by MOB ("mob"), one row per model/segment/DEL/key."""
     frame = result.by_horizon if by == "horizon" else result.by_mob
     key = ("horizon", "Months ahead", "0", 8.0) if by == "horizon" else ("mob", "MOB", "0", 6.0)
+    # The Portfolio's rows first: they are what prints; every segment's rows follow on screen (filters are on).
+    order = np.lexsort([frame[key[0]].to_numpy(), frame["model"].astype(str).to_numpy(),
+                        frame["del_type"].astype(str).to_numpy(), frame["segment"].astype(str).to_numpy(),
+                        (frame["segment"] != PORTFOLIO).to_numpy()])
+    frame = frame.iloc[order].reset_index(drop=True)
+    n_portfolio = int((frame["segment"] == PORTFOLIO).sum())
     columns = (*KEY_COLUMNS, key, *METRIC_COLUMNS)
     name = SHEET_NAMES[1] if by == "horizon" else SHEET_NAMES[2]
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
@@ -137,7 +148,8 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
         cell_block(1, 1, title),
         cell_block(2, 1, f"{_origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
                     f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
-                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0."),
+                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. Printed: the Portfolio's rows; "
+                    f"every segment's rows follow them on screen."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE)]
     table_blocks, table_formats, area = frame_table(_labelled(frame, ["model"]), columns, 4)
@@ -145,10 +157,68 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
         name=name, kind=KIND, owner=KIND, title=title, blocks=tuple(blocks + table_blocks),
         formats=tuple(formats + table_formats), column_widths=widths_of(columns),
         row_heights={1: 30.0, 4: HEADER_HEIGHT}, freeze=(5, 1), tab_color=TAB_COLOR,
-        page=Page(landscape=False, repeat_rows=(4, 4)), autofilter=area, areas={"table": area},
+        page=Page(repeat_rows=(4, 4), print_area=Area(1, 1, 4 + max(n_portfolio, 1), len(columns))),
+        autofilter=area, areas={"table": area},
     )
 
 
+def as_of(result: BacktestResult) -> str:
+    """The latest month the backtest compared forecasts with (the data's reporting month, or near it)."""
+    cells = result.cells
+    if cells.empty:
+        return result.origins[-1] if result.origins else ""
+    origin = cells["origin"].astype(str)
+    months = origin.str[:4].astype(int) * 12 + origin.str[5:7].astype(int) - 1 + cells["horizon"].astype(int)
+    last = int(months.max())
+    return f"{last // 12:04d}-{last % 12 + 1:02d}"
+
+
+def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> SheetLayout:
+    """The backtest's Summary: what was compared, each model's Portfolio error and bias against the benchmarks,
+    the caveats and the contents."""
+    cells = result.cells
+    origins = result.origins
+    intro = [f"{_origins_text(result)}: forecasts made with the data known at each, compared with the DEL observed "
+             f"1 to {result.horizon} months later; {len(result.segments) - 1} segments and the Portfolio, "
+             f"{result.info.get('rows', 0):,} rows read."]
+    writer = SheetWriter(row=summary_top(intro))
+    writer.section("Portfolio: error and bias over every month ahead (percentage points of DEL)")
+    pooled = summarise(cells, ()) if not cells.empty else pd.DataFrame(columns=["model", "segment", "del_type"])
+    portfolio = pooled[pooled["segment"] == PORTFOLIO]
+    rows = []
+    for model in result.models:
+        row = {"model": MODEL_LABELS.get(model, model)}
+        for del_type in DEL_TYPES:
+            found = portfolio[(portfolio["model"] == model) & (portfolio["del_type"] == del_type)]
+            row[f"mae_{del_type}"] = float(found["mae"].iloc[0]) * 100 if len(found) else np.nan
+            row[f"bias_{del_type}"] = float(found["bias"].iloc[0]) * 100 if len(found) else np.nan
+        rows.append(row)
+    columns = [("model", "Model", None, 0)]
+    for del_type in DEL_TYPES:
+        columns += [(f"mae_{del_type}", f"{del_type} MAE", POINTS, 0),
+                    (f"bias_{del_type}", f"{del_type} bias", SIGNED_POINTS, 0)]
+    writer.table(pd.DataFrame(rows, columns=[c[0] for c in columns]), columns)
+    winners = result.winners
+    wins = winners[winners["segment"] == PORTFOLIO]["winner"].astype(str)
+    if len(wins):
+        counts = wins.map(lambda m: MODEL_LABELS.get(m, m)).value_counts()
+        writer.notes(["Lowest Portfolio MAE by DEL type and months ahead: "
+                      + "; ".join(f"{label} {n} of {len(wins)}" for label, n in counts.items()) + "."])
+    caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
+               "(bias above zero: the forecast is too high).",
+               f"{len(origins)} as-of month{'s' if len(origins) != 1 else ''}: "
+               + ("few, so read the differences between models as indications, not as proof."
+                  if len(origins) < 6 else "differences of a few hundredths of a point are within noise."),
+               *[f"Note: {note}" for note in result.notes]]
+    if result.warnings:
+        caveats.append(f"{len(result.warnings)} transition rows at the as-of months were thin or fell back to "
+                       f"pooled data.")
+    return summaries.summary_sheet(KIND, "Backtest: summary", as_of(result), intro, writer, layouts,
+                                   caveats=caveats)
+
+
 def backtest_sheets(result: BacktestResult) -> list[SheetLayout]:
-    """The backtest's sheets in workbook order: summary with charts, errors by horizon, errors by MOB."""
-    return [summary_sheet(result), errors_sheet(result, "horizon"), errors_sheet(result, "mob")]
+    """The backtest's sheets in workbook order: its Summary, the error by months ahead with charts, errors by
+    horizon, errors by MOB."""
+    layouts = [summary_sheet(result), errors_sheet(result, "horizon"), errors_sheet(result, "mob")]
+    return book(backtest_summary(result, layouts), layouts, as_of(result))

@@ -18,19 +18,28 @@ from pyxl_del.sheets.layout import (
     HEADER_STYLE,
     NOTE_STYLE,
     PERCENT,
+    SIGNED_POINTS,
     SUBTITLE_STYLE,
     Area,
     Block,
     Font,
     Format,
-    LineChart,
     Page,
-    Series,
+    ScatterChart,
     SheetLayout,
     Style,
+    XYSeries,
+    business_label,
     clean_text,
     text_grid,
     text_width,
+)
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
 )
 
 OWNER = "decision"  # Recommendations, Frontier and Policy: what Optimise writes
@@ -39,6 +48,9 @@ AMOUNT = "#,##0"
 RATE = "0.0000"
 SCORE = "0"
 TAB_COLOR = "7030A0"
+FRONTIER_CHART_CM = 13.0  # two side by side on a landscape page
+FRONTIER_CHART_ROWS = 18
+POLICY_HEADERS = {"segment": "Segment", "cutoff": "Cut-off", "apr": "APR", "budget_share": "Budget share"}
 BEST_STYLE = Style(font=Font(bold=True, color="375623"), fill="E2EFDA")
 CHANGE_COLOR = "1F4E78"
 
@@ -105,14 +117,16 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     heads1, heads2 = ["Figure"], [""]
     for segment in segments:
         heads1 += [segment, "", ""]
-        heads2 += ["current", "recommended", "change"]
+        heads2 += ["Current", "Recommended", "Change"]
     fields = [*RECOMMENDATION_FIELDS, *((f, label, PERCENT) for f, label in COST_FIELDS)]
     rows = []
-    for field, label, _fmt in fields:
+    for field, label, fmt in fields:
         label = f"{label}{tag}" if field in ECONOMIC_FIELDS else label
         row = [f"  of which {label}" if field.startswith("cost_") else label]
         for segment in segments:
             values = [table.loc[segment, f"{k}_{field}"] for k in ("current", "recommended", "change")]
+            if fmt == PERCENT and not pd.isna(values[2]):  # a change of a rate, in percentage points
+                values[2] = values[2] * 100
             if field == "cutoff" and segment != PORTFOLIO:  # no cut-off: every score is accepted
                 values = ["all" if pd.isna(v) else v for v in values[:2]] + [values[2]]
             row += values
@@ -123,6 +137,9 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     formats.append(Format(Area(first, 1, last_row, 1), Style(font=Font(bold=True))))
     for i, (_field, _label, fmt) in enumerate(fields):
         formats.append(Format(Area(first + i, 2, first + i, last_col), Style(number_format=fmt, horizontal="right")))
+        change = SIGNED_POINTS if fmt == PERCENT else "+" + fmt.split(";")[0] + ";-" + fmt.split(";")[0] + ";0"
+        for c in range(4, last_col + 1, 3):
+            formats.append(Format(Area.cell(first + i, c), Style(number_format=change)))
     for c in range(4, last_col + 1, 3):
         formats.append(Format(Area(first, c, last_row, c), Style(font=Font(italic=True, color=CHANGE_COLOR))))
     return SheetLayout(
@@ -140,8 +157,8 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
     tag = _tag(rec.caveat)
     notes = ["Each row accepts the score bands from its cut-off up, priced at the value-maximising APR within the "
              "allowed range. Reading it: moving down a segment's rows trades approvals (volume) for a lower bad rate; "
-             "'Recommended' is the best feasible cut-off (approval and DEL30 constraints of [policy]); value is per "
-             "unit applied for.", *([rec.caveat] if rec.caveat else [])]
+             "'Recommended' is the best feasible cut-off (the policy's approval and DEL30 limits); value is per unit "
+             "applied for.", *([rec.caveat] if rec.caveat else [])]
     blocks, formats, top = _title(f"Cut-off frontier{tag}", notes)
     if rec.caveat:
         formats.append(Format(Area.cell(1, 1), ILLUSTRATIVE_STYLE.over(SUBTITLE_STYLE)))
@@ -157,25 +174,33 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
     for i in np.flatnonzero(frontier["best"].to_numpy()):
         formats.append(Format(Area(first + i, 1, first + i, n_col), BEST_STYLE))
     charts = []
+    chart_top = last_row + 3
     for k, segment in enumerate(pd.unique(frontier["segment"])):
         rows_of = np.flatnonzero((frontier["segment"] == segment).to_numpy())
         # The "reject all" candidate has no bad rate; the chart stops at the last band.
         lo, hi = first + rows_of[0], first + rows_of[-1] - 1
         name = clean_text(segment)
-        charts.append(LineChart(
-            title=f"{name}: approval and DEL30 at MOB 12 by cut-off", anchor=(top + 20 * k, n_col + 2),
-            categories=Area(lo, 2, hi, 2),
-            series=(Series("Approval rate", Area(lo, 4, hi, 4), "1F77B4"),
-                    Series("DEL30 MOB 12", Area(lo, 5, hi, 5), "D62728")),
-            x_title="cut-off score", y_title="rate", width_cm=14.0, height_cm=9.0))
-        charts.append(LineChart(
-            title=f"{name}: value per unit applied for by cut-off", anchor=(top + 20 * k, n_col + 8),
-            categories=Area(lo, 2, hi, 2), series=(Series("Value / applicant", Area(lo, 6, hi, 6), "2CA02C"),),
-            x_title="cut-off score", y_title="value", y_format="0.000", width_cm=14.0, height_cm=9.0))
+        cutoffs = Area(lo, 2, hi, 2)
+        anchor = chart_top + FRONTIER_CHART_ROWS * k
+        charts.append(ScatterChart(
+            title=f"{name}: approval and DEL30 at MOB 12 by cut-off", anchor=(anchor, 1),
+            series=(XYSeries("Approval rate (left)", cutoffs, Area(lo, 4, hi, 4), "1F77B4"),
+                    XYSeries("DEL30 MOB 12 (right)", cutoffs, Area(lo, 5, hi, 5), "D62728", secondary=True)),
+            # No x title: LibreOffice repeats it above a chart with a second value axis; the title says "cut-off".
+            y_title="Approval rate", y2_title="DEL30 at MOB 12", y2_format="0.0%",
+            width_cm=FRONTIER_CHART_CM, height_cm=8.0))
+        charts.append(ScatterChart(
+            title=f"{name}: value per unit applied for by cut-off", anchor=(anchor, 5),
+            series=(XYSeries("Value / applicant", cutoffs, Area(lo, 6, hi, 6), "2CA02C"),),
+            x_title="Cut-off score", y_title="Value", y_format="0.000", width_cm=FRONTIER_CHART_CM, height_cm=8.0))
+    n_segments = len(pd.unique(frontier["segment"]))
     return SheetLayout(
         name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),
-        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: max(16.0, text_width(heads[c - 1])) for c in range(2, n_col + 1)},
+        formats=tuple(formats), charts=tuple(charts), column_widths={1: 18.0} | {c: max(14.0, text_width(heads[c - 1]))
+                                                    for c in range(2, n_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR, autofilter=Area(header, 1, last_row, n_col),
+        page=Page(repeat_rows=(header, header),
+                  print_area=Area(1, 1, chart_top + FRONTIER_CHART_ROWS * n_segments, n_col)),
         areas={"table": Area(header, 1, last_row, n_col)},
     )
 
@@ -186,13 +211,14 @@ def policy_sheet(policy: Policy, title: str = "Policy", caveat: str = "", versio
     under the config it was made with (default: its own)."""
     table = policy.table()
     # One note line whatever the caveat: the table stays where Apply and the users' references expect it.
-    notes = [f"Version {version or policy.version}; budget {policy.budget:,.0f} a month. Edit the values and Apply: the ribbon "
-             f"validates the sheet (pyxl_del.decision.policy.Policy.from_table) before writing config.toml [policy]."
-             + (f" APRs {caveat}." if caveat else "")]
+    notes = [f"Version {version or policy.version}; budget {policy.budget:,.0f} a month. Edit the values and click "
+             f"Apply policy: the sheet is checked, then becomes the applied policy (the configuration file's policy "
+             f"section). An empty cut-off accepts every score." + (f" APRs {caveat}." if caveat else "")]
     blocks, formats, top = _title(title, notes)
     header, first = top, top + 1
     rows = [[r.segment, r.cutoff, r.apr, r.budget_share] for r in table.itertuples(index=False)]
-    blocks += [Block(header, 1, _grid([list(table.columns)])), Block(first, 1, _grid(rows))]
+    blocks += [Block(header, 1, _grid([[POLICY_HEADERS.get(c, c) for c in table.columns]])),
+               Block(first, 1, _grid(rows))]
     last_row = first + len(rows) - 1
     formats += [Format(Area(header, 1, header, 4), HEADER_STYLE),
                 Format(Area(first, 2, last_row, 2), Style(number_format=SCORE)),
@@ -214,7 +240,7 @@ def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
     header, first = top, top + 1
     columns = list(tracking.columns)
     rows = [[_cell_value(v) for v in row] for row in tracking.itertuples(index=False)]
-    blocks.append(Block(header, 1, _grid([columns])))
+    blocks.append(Block(header, 1, _grid([[business_label(c) for c in columns]])))
     if rows:
         blocks.append(Block(first, 1, _grid(rows)))
     last_row = first + max(len(rows), 1) - 1
@@ -226,8 +252,36 @@ def tracking_sheet(tracking: pd.DataFrame) -> SheetLayout:
                        autofilter=Area(header, 1, last_row, len(columns)))
 
 
-def decision_layouts(rec: Recommendation) -> list[SheetLayout]:
-    return [recommendations_sheet(rec), frontier_sheet(rec), policy_sheet(rec.recommended, caveat=rec.caveat, version=rec.version)]
+def decision_summary(rec: Recommendation, layouts: Sequence[SheetLayout], as_of: str) -> SheetLayout:
+    """The decision's Summary: the Portfolio's ROE and value now and recommended, each segment's recommended
+    policy, the caveats and the contents."""
+    cur = rec.current_impact.set_index("segment")
+    new = rec.recommended_impact.set_index("segment")
+    intro = [f"Recommended policy {rec.recommended.version}: cut-off, APR and budget share per segment, with the "
+             f"expected impact in the decision twin of the data; budget {rec.recommended.budget:,.0f} a month."]
+    writer = SheetWriter(row=summary_top(intro))
+    writer.section("Portfolio")
+    writer.figures([Figure("ROE of the steady book, now", float(cur.loc[PORTFOLIO, "roe"]), PERCENT),
+                    Figure("ROE of the steady book, recommended", float(new.loc[PORTFOLIO, "roe"]), PERCENT),
+                    Figure("Value of a month's bookings, now", float(cur.loc[PORTFOLIO, "value"]), AMOUNT),
+                    Figure("Value of a month's bookings, recommended", float(new.loc[PORTFOLIO, "value"]), AMOUNT)])
+    writer.section("Recommended policy")
+    policy = rec.recommended.table()
+    policy = policy.assign(segment=policy["segment"].map(clean_text))
+    writer.table(policy, [("segment", "Segment", None, 0), ("cutoff", "Cut-off", SCORE, 0), ("apr", "APR", PERCENT, 0),
+                          ("budget_share", "Budget share", PERCENT, 0)])
+    caveats = [rec.caveat or "ROE, values, losses and unit costs come from the economics set in the configuration "
+               "(funding, opex, capital, LGD, take-up).",
+               "The impact is the decision twin's expectation for a steady book, not a forecast of the report's "
+               "cohorts.", *rec.notes]
+    return summary_sheet(OWNER, "Decisions: summary", as_of, intro, writer, layouts, caveats=caveats)
+
+
+def decision_layouts(rec: Recommendation, as_of: str = "") -> list[SheetLayout]:
+    """The decision workbook: its Summary, Recommendations, Frontier and Policy (``as_of``: the twin's data)."""
+    layouts = [recommendations_sheet(rec), frontier_sheet(rec),
+               policy_sheet(rec.recommended, caveat=rec.caveat, version=rec.version)]
+    return book(decision_summary(rec, layouts, as_of), layouts, as_of)
 
 
 def decision_tables(rec: Recommendation, bands: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -9,6 +9,13 @@ from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import LoansCell
 from pyxl_del.sheets import layout
 from pyxl_del.sheets.layout import Area, Block, Format, SheetLayout, Style
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
+)
 
 SHEET_NAME = "Drill"
 DRILL_HEADER_ROWS = 6  # title, four summary lines, table header
@@ -43,3 +50,36 @@ def drill_sheet(cell: LoansCell, *, max_rows: int = EXCEL_MAX_ROWS) -> layout.Sh
                        row_heights={1: 30.0}, freeze=(top + 1, 1), tab_color="A6A6A6",
                        autofilter=Area(top, 1, top + max(len(body), 1), 5),
                        areas={"loans": Area(top, 1, top + max(len(body), 1), 5)})
+
+
+def cell_month(cell: LoansCell) -> str:
+    """The calendar month of the cell: its cohort plus its MOB."""
+    index = int(cell.cohort[:4]) * 12 + int(cell.cohort[5:7]) - 1 + cell.mob
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def drill_book(cell: LoansCell, *, max_rows: int = EXCEL_MAX_ROWS) -> list[layout.SheetLayout]:
+    """The drill-down's sheets: its Summary (the cell, its totals by DEL type, the caveats) and the Drill sheet."""
+    drill = drill_sheet(cell, max_rows=max_rows)
+    label = "Portfolio" if cell.segment == PORTFOLIO else layout.clean_text(cell.segment)
+    intro = [f"The loans of {label}, cohort {cell.cohort}, at MOB {cell.mob} (month {cell_month(cell)})."]
+    writer = SheetWriter(row=summary_top(intro))
+    writer.section("The cell")
+    figures = [Figure("Loans observed at the MOB", cell.n_loans, "#,##0"),
+               Figure("Their EAD at the MOB", cell.ead, "#,##0"),
+               Figure("The cohort's EAD at MOB 0 (the DEL denominator)", cell.ead_mob0, "#,##0")]
+    if cell.ead_mob0 > 0:
+        figures += [Figure(f"{d}: EAD in its buckets / EAD at MOB 0", v / cell.ead_mob0, layout.PERCENT)
+                    for d, v in cell.bad_ead.items()]
+    writer.figures(figures)
+    caveats = []
+    if cell.segment == PORTFOLIO:
+        caveats.append("Portfolio: the loans of every segment pooled, so this DEL weights segments by their EAD; "
+                       "the Portfolio sheets show the mean of the segments' DEL.")
+    if cell.n_loans == 0:
+        caveats.append(f"No loan of cohort {cell.cohort} is observed at MOB {cell.mob}: the cell is a forecast.")
+    if len(cell.loans) > max_rows - DRILL_HEADER_ROWS:
+        caveats.append("The list is longer than a sheet holds: the Drill sheet shows the largest loans.")
+    summary = summary_sheet("drill", "Drill down: summary", cell_month(cell), intro, writer, [drill],
+                            caveats=caveats)
+    return book(summary, [drill], cell_month(cell))

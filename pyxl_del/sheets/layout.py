@@ -15,6 +15,7 @@ How a renderer reads a layout:
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -35,8 +36,18 @@ WARN_COLOR = "C65911"
 SCALE_COLORS = ("63BE7B", "FFEB84", "F8696B")  # Excel's green - yellow - red scale: low is good
 MATRIX_SCALE_COLORS = ("FFFFFF", "5B9BD5")
 CURVE_COLORS = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B")
+# One colour per segment in every chart of every workbook: the Portfolio always black, the segments in the order of
+# their names (the same data gives the same colours in the report, the risk sheets and the decision sheets).
+PORTFOLIO_COLOR = "262626"
+SEGMENT_COLORS = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B", "E377C2", "17BECF", "BCBD22",
+                  "7F7F7F")
+LINK_COLOR = "0563C1"  # Excel's hyperlink blue
 
 PERCENT = "0.00%"
+# Differences of rates in percentage points: the value is stored in points (0.0135 -> 1.35) and shown signed.
+POINTS = '0.00" pp"'
+SIGNED_POINTS = '+0.00" pp";-0.00" pp";0.00" pp"'
+P_VALUE = '[<0.001]"<0.001";0.000'  # a p-value: never "0.000"
 CHART_WIDTH_CM, CHART_HEIGHT_CM = 18.0, 8.0  # three stacked charts fit one portrait A4 page
 MAX_SHEET_NAME = 31  # Excel counts UTF-16 code units
 MAX_CELL_TEXT = 32_767
@@ -194,6 +205,48 @@ class LineChart:
 
 
 @dataclass(frozen=True)
+class XYSeries:
+    """A scatter series: x and y are columns of the same length on the same sheet."""
+
+    title: str
+    x: Area
+    y: Area
+    color: str
+    secondary: bool = False  # on the right-hand value axis
+    dashed: bool = False
+    markers: bool = True
+
+
+@dataclass(frozen=True)
+class ScatterChart:
+    """Points joined by lines on value axes (uneven x, such as cut-offs), with a second y axis on the right
+    for series of another scale."""
+
+    title: str
+    anchor: tuple[int, int]
+    series: tuple[XYSeries, ...]
+    x_title: str = ""
+    y_title: str = ""
+    y2_title: str = ""
+    x_format: str = "0"
+    y_format: str = "0%"
+    y2_format: str = "0%"
+    width_cm: float = CHART_WIDTH_CM
+    height_cm: float = CHART_HEIGHT_CM
+
+
+@dataclass(frozen=True)
+class Link:
+    """A cell holding ``text`` that jumps to cell ``cell`` of sheet ``target`` of the same workbook."""
+
+    row: int
+    col: int
+    target: str
+    text: str
+    cell: str = "A1"
+
+
+@dataclass(frozen=True)
 class Page:
     landscape: bool = True
     fit_width: int = 1  # pages across
@@ -201,6 +254,8 @@ class Page:
     repeat_rows: tuple[int, int] | None = None
     repeat_cols: tuple[int, int] | None = None
     print_area: Area | None = None
+    footer: str = ""  # the middle of the footer (the as-of month); the sheet's name and "page n of m" flank it
+    paper: str = "A4"  # "A4" | "A3"
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +268,9 @@ class SheetLayout:
     blocks: tuple[Block, ...] = ()
     formats: tuple[Format, ...] = ()
     color_scales: tuple[ColorScale, ...] = ()
-    charts: tuple[LineChart, ...] = ()
+    charts: tuple[LineChart | ScatterChart, ...] = ()
+    links: tuple[Link, ...] = ()
+    merges: tuple[Area, ...] = ()  # cells shown as one (a long note wrapped across the printed width)
     column_widths: Mapping[int, float] = field(default_factory=dict)
     row_heights: Mapping[int, float] = field(default_factory=dict)
     freeze: tuple[int, int] | None = None  # the first cell that scrolls (row, col)
@@ -231,9 +288,12 @@ class SheetLayout:
     def extent(self) -> tuple[int, int]:
         """(last row, last column) that any block or format touches."""
         rows, cols = [1], [1]
-        for part in [b.area for b in self.blocks] + [f.area for f in self.formats]:
+        for part in [b.area for b in self.blocks] + [f.area for f in self.formats] + list(self.merges):
             rows.append(part.last_row)
             cols.append(part.last_col)
+        for link in self.links:
+            rows.append(link.row)
+            cols.append(link.col)
         return max(rows), max(cols)
 
 
@@ -260,6 +320,21 @@ def resolve_styles(layout: SheetLayout) -> tuple[list[Style], np.ndarray]:
             new[i] = index[style]
         view[...] = new[inverse].reshape(view.shape)
     return palette, ids
+
+
+def segment_colors(segments: Sequence[str], portfolio: str = "Portfolio") -> dict[str, str]:
+    """The chart colour of each segment: `PORTFOLIO_COLOR` for the Portfolio, the others by the order of their
+    names, so every chart of the same data shows a segment in the same colour."""
+    others = sorted({s for s in segments if s != portfolio})
+    colors = {s: SEGMENT_COLORS[i % len(SEGMENT_COLORS)] for i, s in enumerate(others)}
+    return colors | {portfolio: PORTFOLIO_COLOR}
+
+
+def business_label(name: str) -> str:
+    """A code name as a reader's label: "mild_recession" -> "Mild recession" (names from the data keep their
+    case beyond the first letter)."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 # ------------------------------------------------------------------------------------------------ naming
@@ -313,7 +388,9 @@ def unique_stems(segments: Sequence[str], limit: int) -> dict[str, str]:
 
 TITLE_STYLE = Style(font=Font(size=20, bold=True, color=TITLE_COLOR), vertical="center")
 SUBTITLE_STYLE = Style(font=Font(size=14, bold=True, color=TITLE_COLOR), vertical="center")
-NOTE_STYLE = Style(font=Font(size=9, italic=True, color=NOTE_COLOR))
+SMALL_SIZE = 10.0  # notes and legends: at the 80% a wide sheet may print at, still 8 pt on paper
+NOTE_STYLE = Style(font=Font(italic=True, color=NOTE_COLOR))  # the size of the cells: wide sheets print at 75%
+LINK_STYLE = Style(font=Font(color=LINK_COLOR, underline="single"))
 HEADER_STYLE = Style(font=Font(bold=True), fill=HEADER_FILL, horizontal="center", vertical="center",
                      border=Border(bottom=Edge("thin", "8EA9DB")))
 ROW_HEADER_STYLE = Style(font=Font(bold=True), fill=HEADER_FILL, horizontal="center")
@@ -321,7 +398,7 @@ VALUE_STYLE = Style(number_format=PERCENT, horizontal="center")
 FORECAST_STYLE = Style(font=Font(italic=True, color=FORECAST_COLOR))
 MIXED_STYLE = Style(font=Font(bold=True, italic=True, color=MIXED_COLOR, underline="single"))
 STEP_STYLE = Style(border=Border(right=Edge("thick", STEP_COLOR), bottom=Edge("thick", STEP_COLOR)))
-STEP_NOTE_STYLE = Style(font=Font(size=9, bold=True, color=STEP_COLOR))
+STEP_NOTE_STYLE = Style(font=Font(bold=True, color=STEP_COLOR))
 SECTION_STYLE = Style(font=Font(size=12, bold=True, color=TITLE_COLOR))
 HEADER_WRAP_STYLE = Style(wrap=True).over(HEADER_STYLE)
 
@@ -375,9 +452,136 @@ def runs(mask: np.ndarray) -> np.ndarray:
     return np.column_stack([starts[:, 0], starts[:, 1], ends[:, 1] - 1])
 
 
-def text_width(text: str, size: float = 11.0) -> float:
-    """Rough width of text in column-width units (characters of the default 11 pt font)."""
-    return len(text) * size / 11.0 * 1.05 + 1
+# Advance widths of the printable ASCII characters (" " to "~") in 1/1000 em, regular and bold, of Carlito: the
+# metric twin of Calibri, Excel's default font and what LibreOffice renders it with. Other characters: their base
+# letter (Vietnamese marks add no width), 1 em for East Asian wide ones, else an average letter.
+_ADVANCE = {
+    False: (226, 326, 401, 498, 507, 715, 682, 221, 303, 303, 498, 498, 250, 306, 252, 386, 507, 507, 507, 507, 507,
+            507, 507, 507, 507, 507, 268, 268, 498, 498, 498, 463, 894, 579, 544, 533, 615, 488, 459, 631, 623, 252,
+            319, 520, 420, 855, 646, 662, 517, 673, 543, 459, 487, 642, 567, 890, 519, 487, 468, 307, 386, 307, 498,
+            498, 291, 479, 525, 423, 525, 498, 305, 471, 525, 229, 239, 455, 229, 799, 525, 527, 525, 525, 349, 391,
+            335, 525, 452, 715, 433, 453, 395, 314, 460, 314, 498),
+    True: (226, 326, 438, 498, 507, 729, 705, 233, 312, 312, 498, 498, 258, 306, 267, 430, 507, 507, 507, 507, 507,
+           507, 507, 507, 507, 507, 276, 276, 498, 498, 498, 463, 898, 606, 561, 529, 630, 488, 459, 637, 631, 267,
+           331, 547, 423, 874, 659, 676, 532, 686, 563, 473, 495, 653, 591, 906, 551, 520, 478, 325, 430, 325, 498,
+           498, 300, 494, 537, 418, 537, 503, 316, 474, 537, 246, 255, 480, 246, 813, 537, 538, 537, 537, 355, 399,
+           347, 537, 473, 745, 459, 474, 397, 344, 475, 344, 498),
+}
+_OTHER_ADVANCE = 560
+PX_PER_UNIT = 7.0  # a column-width unit: the widest digit of Calibri 11 at 96 dpi
+CELL_PADDING_PX = 7.0  # Excel's margins inside a cell, and a little room for renderers that set text wider
+POINTS_PER_UNIT = PX_PER_UNIT * 72 / 96
+DEFAULT_SIZE = 11.0
+DEFAULT_WIDTH = 8.43
+
+
+def _advance(ch: str, bold: bool) -> int:
+    code = ord(ch)
+    if 32 <= code < 127:
+        return _ADVANCE[bold][code - 32]
+    if unicodedata.combining(ch):
+        return 0
+    base = unicodedata.normalize("NFD", ch)[0]
+    if base != ch and 32 <= ord(base) < 127:
+        return _ADVANCE[bold][ord(base) - 32]
+    return 1000 if unicodedata.east_asian_width(ch) in ("W", "F") else _OTHER_ADVANCE
+
+
+MONO_FONTS = frozenset({"Consolas", "Courier New", "Lucida Console"})
+MONO_ADVANCE = 602  # Consolas, and the DejaVu Sans Mono LibreOffice draws it with where Consolas is missing
+
+
+def text_points(text: str, size: float = DEFAULT_SIZE, bold: bool = False, font: str | None = None) -> float:
+    """The width of one line of text in points, in Calibri (Carlito), or a monospace ``font``, of ``size``."""
+    if font in MONO_FONTS:
+        return len(text) * MONO_ADVANCE * size / 1000
+    return sum(_advance(ch, bold) for ch in text) * size / 1000
+
+
+def text_width(text: str, size: float = DEFAULT_SIZE, bold: bool = False, font: str | None = None) -> float:
+    """The column width (Excel's units) a cell needs to show ``text`` on one line, padding included."""
+    return (text_points(text, size, bold, font) * 96 / 72 + CELL_PADDING_PX) / PX_PER_UNIT
+
+
+def line_height(size: float = DEFAULT_SIZE) -> float:
+    """A text line's height in points as Excel sizes rows (15 pt for 11 pt Calibri)."""
+    return math.ceil(size * 15 / 11 * 4) / 4
+
+
+def wrap_lines(text: str, width: float, size: float = DEFAULT_SIZE, bold: bool = False,
+               font: str | None = None) -> list[str]:
+    """``text`` broken into lines that fit a cell ``width`` units wide (at spaces; a word too long for a line
+    on its own is broken where it must be)."""
+    room = (width * PX_PER_UNIT - CELL_PADDING_PX) * 72 / 96
+
+    def fits(part: str) -> bool:
+        return text_points(part, size, bold, font) <= room
+
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if fits(candidate) or not line and not word:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while not fits(word) and len(word) > 1:
+                cut = max([i for i in range(1, len(word)) if fits(word[:i])] or [1])
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+_LITERAL = re.compile(r'"([^"]*)"|\\(.)')
+
+
+def display_text(value, number_format: str | None = None) -> str:
+    """A value as Excel shows it under the number formats the sheets use (percent, thousands, fixed decimals,
+    signed sections, quoted literals); text as it is."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    x = float(value)
+    if not math.isfinite(x):
+        return "#NUM!"
+    fmt = number_format or "General"
+    condition = re.match(r"\[([<>]=?)([\d.]+)\]", fmt)
+    if condition:  # [<0.001]"<0.001";0.000: the first section where the condition holds, else the second
+        op, limit = condition.group(1), float(condition.group(2))
+        holds = {"<": x < limit, "<=": x <= limit, ">": x > limit, ">=": x >= limit}[op]
+        first, _, rest = fmt[condition.end():].partition(";")
+        return display_text(x, first if holds else rest or "General")
+    if fmt == "General":
+        return f"{x:.10g}" if not x.is_integer() or abs(x) >= 1e11 else str(int(x))
+    sections = fmt.split(";")
+    if x < 0 and len(sections) > 1:
+        section, x, sign = sections[1], -x, ""
+    elif x == 0 and len(sections) > 2:
+        section, sign = sections[2], ""
+    else:
+        section, sign = sections[0], "-" if x < 0 else ""
+        x = abs(x)
+    literals = []
+    code = _LITERAL.sub(lambda m: literals.append(m.group(1) if m.group(1) is not None else m.group(2)) or "\0",
+                        section)
+    if "%" in code:
+        x *= 100
+    digits = re.search(r"[0#?,.]+", code)
+    if digits is None:
+        return code.replace("\0", "".join(literals))
+    spec = digits.group(0)
+    decimals = len(spec.split(".")[1]) if "." in spec else 0
+    number = f"{x:,.{decimals}f}" if "," in spec else f"{x:.{decimals}f}"
+    prefix, suffix = code[:digits.start()], code[digits.end():]
+    out = sign + prefix + number + suffix
+    for literal in literals:
+        out = out.replace("\0", literal, 1)
+    return out
 
 
 def columns_spanning(widths: Mapping[int, float], units: float, first: int = 1, default: float = 8.43) -> int:
@@ -402,7 +606,9 @@ def legend_cells(items: Sequence[tuple[str, Style]], widths: Mapping[int, float]
     col: int | None = 1
     below, last_row = overflow_row, 2
     for text, style in items:
-        end = columns_spanning(widths, text_width(text, 9) + 2, first=col or 1)
+        font = style.font or Font()
+        end = columns_spanning(widths, text_width(text, font.size or DEFAULT_SIZE, bool(font.bold)) + 1,
+                               first=col or 1)
         if col is not None and (end <= last_col or col == 1):
             row, at, col = 2, col, end + 1
         else:

@@ -6,6 +6,7 @@ openpyxl workbook (the CLI's .xlsx, the ribbon's workbook). Nothing here imports
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -23,14 +24,17 @@ from pyxl_del.sheets.layout import (
     FORECAST_COLOR,
     FORECAST_STYLE,
     HEADER_STYLE,
+    HEADER_WRAP_STYLE,
     MATRIX_SCALE_COLORS,
     MAX_SHEET_NAME,
     MIXED_COLOR,
     MIXED_STYLE,
+    NOTE_COLOR,
     NOTE_STYLE,
     PERCENT,
     ROW_HEADER_STYLE,
     SECTION_STYLE,
+    SMALL_SIZE,
     STEP_NOTE_STYLE,
     STEP_STYLE,
     SUBTITLE_STYLE,
@@ -62,17 +66,28 @@ from pyxl_del.sheets.layout import (
     unique_stems,
     utf16_len,
 )
+from pyxl_del.sheets.summary import (
+    DATA_COLUMN,
+    SUMMARY_NAMES,
+    SheetWriter,
+    book,
+    chart_rows,
+    summary_sheet,
+    summary_top,
+)
 
 TAB_COLORS = {"mixed": "1F4E78", "curves": "548235", "flags": "A6A6A6", "matrices": "A6A6A6",
               "calibration": "A6A6A6", "run_info": "404040"}
 MOB_HEADER = '"MOB "0'
 COHORT_WIDTH = 10.0
-MOB_WIDTH = 8.5
+# A MOB column as wide as its header and a two-digit percentage: MOB tables print across as few pages as can be.
+MOB_WIDTH = round(max(text_width("MOB 88", bold=True), text_width("88.88%")), 1)
 FLAG_WIDTH = 10.5
 MAX_CURVES = 6  # cohorts per DEL chart: more lines than this stop being readable
 OWNER = "report"  # the owner of the report's sheets
 
 FLAG_ACTUAL, FLAG_FORECAST, FLAG_MIXED = "ACTUAL", "FORECAST", "MIXED"
+LEGEND_NOTE_STYLE = Style(font=Font(italic=True, color=NOTE_COLOR))
 
 WideTables = Callable[[str, str, str], pd.DataFrame]  # DelResult.wide, or a cached stand-in
 
@@ -82,7 +97,7 @@ WideTables = Callable[[str, str, str], pd.DataFrame]  # DelResult.wide, or a cac
 # serves all three; "flags_by_del" names exist for the case where they differ.
 SUFFIXES = {"mixed": "_DEL{n}", "curves": "_curves", "flags": "_flags", "flags_by_del": "_flags{n}",
             "matrices": "_matrices"}
-FIXED_SHEETS = {"calibration": "Calibration", "run_info": "Run info"}
+FIXED_SHEETS = {"calibration": "Calibration", "run_info": "Run info", "summary": SUMMARY_NAMES[OWNER]}
 
 
 def sheet_names(result: DelResult) -> dict[tuple[str, str, str | None], str]:
@@ -132,10 +147,38 @@ def _flag_formats(flags: np.ndarray, top: int, left: int, styles: Mapping[str, S
     return out
 
 
+AGGREGATION_WORDS = {"mean": "plain mean of the segments in each cohort",
+                     "ead_weighted": "mean of the segments in each cohort weighted by their EAD at MOB 0"}
+WEIGHT_WORDS = {"mean": "plain mean of segments", "ead_weighted": "weighted by EAD at MOB 0"}
+
+
 def _segment_label(result: DelResult, segment: str) -> str:
     if segment == PORTFOLIO:
-        return f"Portfolio ({result.config.portfolio.aggregation.replace('_', '-')} of the segments)"
+        return f"Portfolio ({AGGREGATION_WORDS[result.config.portfolio.aggregation]})"
     return clean_text(segment)
+
+
+# The cohort's size beside each row of a DEL table: (cohort_sizes column, header, number format).
+COHORT_COLUMNS = (("loans", "Loans", "#,##0"), ("ead_mob0", "EAD at MOB 0", "#,##0"),
+                  ("last_actual_mob", "Last actual MOB", "0"))
+
+
+def _cohort_columns(result: DelResult, segment: str, cohorts: Sequence[str], header_row: int, top: int,
+                    left: int) -> tuple[list[Block], list[Format], dict[int, float]]:
+    """Loans, EAD at MOB 0 and the last actual MOB of each cohort row, in columns from ``left``."""
+    sizes = result.cohort_sizes
+    sizes = sizes[sizes["segment"] == segment].set_index("cohort").reindex(cohorts)
+    last = left + len(COHORT_COLUMNS) - 1
+    blocks = [Block(header_row, left, text_grid([[c[1] for c in COHORT_COLUMNS]]))]
+    formats = [Format(Area(header_row, left, header_row, last), HEADER_STYLE.over(Style(wrap=True))),
+               Format(Area(header_row, left, max(top + len(cohorts) - 1, header_row), left),
+                      Style(border=Border(left=Edge("medium", TITLE_COLOR))))]
+    if len(cohorts):
+        values = sizes[[c[0] for c in COHORT_COLUMNS]].to_numpy(dtype=np.float64, na_value=np.nan)
+        blocks.append(Block(top, left, values))
+        formats += [Format(Area(top, left + j, top + len(cohorts) - 1, left + j), Style(number_format=fmt))
+                    for j, (_, _, fmt) in enumerate(COHORT_COLUMNS)]
+    return blocks, formats, {left: 8.0, left + 1: 13.0, left + 2: 10.5}
 
 
 # ------------------------------------------------------------------------------------------ mixed sheets
@@ -163,24 +206,31 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
         Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE),
         Format(Area(header_row, left, header_row, last_col), Style(number_format=MOB_HEADER)),
     ]
+    # The legend in the table's own size: the wide table prints at about 75%, and 11 pt stays 8 pt on paper.
     legend = [
-        ("ACTUAL: upright", Style(font=Font(size=9))),
-        ("FORECAST: italic grey", Style(font=Font(size=9, italic=True, color=FORECAST_COLOR))),
+        ("ACTUAL: upright", Style()),
+        ("FORECAST: italic grey", Style(font=Font(italic=True, color=FORECAST_COLOR))),
     ]
     if portfolio:
         legend.append(("MIXED (some segments actual): purple bold italic underlined",
-                       Style(font=Font(size=9, bold=True, italic=True, color=MIXED_COLOR, underline="single"))))
+                       Style(font=Font(bold=True, italic=True, color=MIXED_COLOR, underline="single"))))
     legend += [
         ("Red step: last ACTUAL month (right and bottom edge)", STEP_NOTE_STYLE),
-        ("Colour: green low, yellow middle, red high", Style(font=Font(size=9))),
-        (f"Flags of each cell: sheet '{flags_name}'", NOTE_STYLE),
+        ("Colour: green low, yellow middle, red high", Style()),
+        (f"Flags of each cell: sheet '{flags_name}'", LEGEND_NOTE_STYLE),
     ]
-    widths = {1: COHORT_WIDTH} | {left + i: MOB_WIDTH for i in range(n_cols)}
-    legend_blocks, legend_formats, legend_end = legend_cells(legend, widths, last_col, top + n_rows + 1)
-    blocks += legend_blocks
-    formats += legend_formats
+    if portfolio:
+        legend.append((f"Portfolio: {AGGREGATION_WORDS[result.config.portfolio.aggregation]} (the other "
+                       f"weighting: sheet '{FIXED_SHEETS['summary']}')", LEGEND_NOTE_STYLE))
+    size_blocks, size_formats, size_widths = _cohort_columns(result, segment, cohorts, header_row, top,
+                                                             last_col + 1)
+    widths = {1: COHORT_WIDTH} | {left + i: MOB_WIDTH for i in range(n_cols)} | size_widths
+    table_end = last_col + len(COHORT_COLUMNS)
+    legend_blocks, legend_formats, legend_end = legend_cells(legend, widths, table_end, top + n_rows + 1)
+    blocks += legend_blocks + size_blocks
+    formats += legend_formats + size_formats
     # The printed page spans the table, or the title if that is wider; fit-to-width then scales to it.
-    print_cols = max(last_col, columns_spanning(widths, text_width(blocks[0].values[0, 0], 20)))
+    print_cols = max(table_end, columns_spanning(widths, text_width(blocks[0].values[0, 0], 20)))
 
     areas = {"title": Area.cell(1, 1), "header": Area(header_row, 1, header_row, last_col)}
     color_scales = ()
@@ -243,7 +293,7 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
         value_area = Area(top, left, top + n_rows - 1, last_col)
         formats += [
             Format(Area(top, 1, top + n_rows - 1, 1), ROW_HEADER_STYLE),
-            Format(value_area, Style(font=Font(size=9), horizontal="center")),
+            Format(value_area, Style(font=Font(size=SMALL_SIZE), horizontal="center")),
         ]
         formats += _flag_formats(flags, top, left, {
             FLAG_FORECAST: Style(font=Font(italic=True, color=FORECAST_COLOR), fill="F2F2F2"),
@@ -469,6 +519,7 @@ RUN_INFO_ITEMS = (("package_version", "Package version"), ("input", "Input file"
                   ("fingerprint", "Input fingerprint"), ("run_at", "Run at"), ("run_seconds", "Run time (s)"),
                   ("segments", "Segments"), ("cohorts", "Cohorts"))
 KIND_DESCRIPTIONS = {
+    "summary": "as-of month, scope, key figures, caveats and these contents",
     "mixed": "{del_type} by cohort and MOB: actual where observed, forecast after the red step",
     "curves": "DEL30/60/90 curves of selected cohorts (charts)",
     "flags": "ACTUAL / FORECAST{mixed} of each cell of the {del_type} sheets, same cell addresses",
@@ -476,12 +527,19 @@ KIND_DESCRIPTIONS = {
     "calibration": "step-wise calibration factors k by segment and MOB",
     "run_info": "this sheet: what was run, on what, with which settings",
 }
-RUN_INFO_WIDTH = 110.0
+RUN_INFO_WIDTH = 76.0  # with column A, one portrait page across
 
 
 def _wrapped_height(text: str, width: float) -> float:
     lines = sum(max(1, math.ceil(len(line) / (width * 1.1))) for line in text.split("\n"))
     return 15.0 * lines
+
+
+def describe(result: DelResult, layout: SheetLayout) -> str:
+    """What a sheet of the report shows, in a line (the contents of Summary and Run info)."""
+    what = KIND_DESCRIPTIONS[layout.kind].format(
+        del_type=layout.del_type or "/".join(DEL_TYPES), mixed=" / MIXED" if layout.segment == PORTFOLIO else "")
+    return what if layout.segment is None else f"{_segment_label(result, layout.segment)}: {what}"
 
 
 def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayout:
@@ -536,11 +594,7 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
 
     section("Sheets", ("Sheet", "Contents"))
     for layout in [*index, SheetLayout(name=FIXED_SHEETS["run_info"], kind="run_info", title=title, owner=OWNER)]:
-        what = KIND_DESCRIPTIONS[layout.kind].format(
-            del_type=layout.del_type or "/".join(DEL_TYPES), mixed=" / MIXED" if layout.segment == PORTFOLIO else "")
-        if layout.segment is not None:
-            what = f"{_segment_label(result, layout.segment)}: {what}"
-        blocks.append(Block(row, 1, text_grid([[layout.name, what]])))
+        blocks.append(Block(row, 1, text_grid([[layout.name, describe(result, layout)]])))
         row += 1
     row += 1
 
@@ -586,5 +640,144 @@ def build_layouts(result: DelResult) -> list[SheetLayout]:
         front.append(curves_sheet(result, segment, names[(segment, "curves", None)], wide=wide))
     matrices = [matrices_sheet(result, s, names[(s, "matrices", None)]) for s in result.segments]
     layouts = [*front, *flags, *matrices, calibration_sheet(result)]
-    layouts.append(run_info_sheet(result, layouts))
-    return layouts
+    summary_stub = SheetLayout(name=FIXED_SHEETS["summary"], kind="summary", title="Summary", owner=OWNER)
+    layouts.append(run_info_sheet(result, [summary_stub, *layouts]))
+    return book(summary_of(result, layouts, wide), layouts, result.as_of)
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+DEL_COLORS = {"DEL30": "1F77B4", "DEL60": "FF7F0E", "DEL90": "C00000"}
+SUMMARY_MOBS = (6, 12)
+THIN_LOANS = 100  # a cohort with fewer loans moves its DEL by a point or more with one loan
+
+
+def _latest_actual(flags: np.ndarray, mob: int) -> int | None:
+    """The row of the newest cohort whose ``mob`` is actual, or None."""
+    if mob >= flags.shape[1]:
+        return None
+    rows = np.flatnonzero(flags[:, mob] == FLAG_ACTUAL)
+    return int(rows[-1]) if len(rows) else None
+
+
+def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTables | None = None) -> SheetLayout:
+    """The report's Summary: scope, the Portfolio's DEL at MOB 6 and 12 (latest actual, newest cohort's forecast,
+    both weightings), each segment's, DEL by vintage charts, caveats and the contents."""
+    wide = wide or result.wide
+    cfg = result.config
+    sizes = result.cohort_sizes
+    segments = sizes[sizes["segment"] != PORTFOLIO]
+    max_mob = int(result.stats.max_mob)
+    n_cohorts = len(result.cohorts)
+    intro = [f"{result.stats.n_rows:,} rows of loan-month data: {int(segments['loans'].sum()):,} loans in "
+             f"{len(result.segments)} segments ({', '.join(clean_text(s) for s in result.segments)}) and "
+             f"{n_cohorts} monthly cohorts ({result.cohorts[0]} to {result.cohorts[-1]}), followed to MOB {max_mob}."
+             if n_cohorts else "No cohort in the data."]
+    w = SheetWriter(row=summary_top(intro))
+    tables = {d: wide(PORTFOLIO, d, "mixed") for d in DEL_TYPES}
+    flags = wide(PORTFOLIO, DEL_TYPES[0], "flags").to_numpy(dtype=object, na_value="")
+    cohorts = list(tables[DEL_TYPES[0]].index.astype(str))
+
+    w.section("Portfolio DEL")
+    rows = []
+    for mob in SUMMARY_MOBS:
+        at = _latest_actual(flags, mob)
+        if at is not None:
+            rows.append((f"MOB {mob}, newest cohort observed there ({cohorts[at]})",
+                         [tables[d].iloc[at, mob] for d in DEL_TYPES]))
+    if cohorts and max_mob >= SUMMARY_MOBS[-1]:
+        rows.append((f"MOB {SUMMARY_MOBS[-1]}, newest cohort ({cohorts[-1]}), forecast",
+                     [tables[d].iloc[-1, SUMMARY_MOBS[-1]] for d in DEL_TYPES]))
+    other = "ead_weighted" if cfg.portfolio.aggregation == "mean" else "mean"
+    views = {cfg.portfolio.aggregation: result.portfolio, other: result.portfolio_as(other)}
+    for aggregation in (cfg.portfolio.aggregation, other):
+        shown = "as shown" if aggregation == cfg.portfolio.aggregation else WEIGHT_WORDS[aggregation]
+        rows.append((f"MOB {max_mob}, mean of cohorts, {shown}",
+                     [float(np.nanmean(views[aggregation][d].mixed[:, max_mob])) if n_cohorts else np.nan
+                      for d in DEL_TYPES]))
+    key = pd.DataFrame([[label, *values] for label, values in rows], columns=["figure", *DEL_TYPES])
+    w.table(key, [("figure", "Figure", None, 0), *[(d, d, PERCENT, 0) for d in DEL_TYPES]])
+
+    w.section("Segments")
+    by_segment = []
+    for segment in result.segments:
+        part = segments[segments["segment"] == segment]
+        table = wide(segment, "DEL30", "mixed")
+        seg_flags = wide(segment, "DEL30", "flags").to_numpy(dtype=object, na_value="")
+        at = _latest_actual(seg_flags, SUMMARY_MOBS[-1])
+        by_segment.append((clean_text(segment), len(part), int(part["loans"].sum()), float(part["ead_mob0"].sum()),
+                           np.nan if at is None else table.iloc[at, SUMMARY_MOBS[-1]],
+                           "" if at is None else str(table.index[at]),
+                           table.iloc[-1, SUMMARY_MOBS[-1]] if len(table) and max_mob >= SUMMARY_MOBS[-1] else np.nan))
+    frame = pd.DataFrame(by_segment, columns=["segment", "cohorts", "loans", "ead", "latest", "cohort", "newest"])
+    w.table(frame, [("segment", "Segment", None, 0), ("cohorts", "Cohorts", "0", 0), ("loans", "Loans", "#,##0", 0),
+                    ("ead", "EAD at MOB 0", "#,##0", 0),
+                    ("latest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest observed", PERCENT, 0),
+                    ("cohort", "Observed cohort", None, 0),
+                    ("newest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest cohort (forecast)", PERCENT, 0)])
+
+    # DEL at MOB 6 and 12 by vintage: a chart each, actual solid, forecast dashed; their data below the contents.
+    chart_height = 7.5
+    anchors = []
+    for mob in SUMMARY_MOBS:
+        if mob <= max_mob and cohorts:
+            w.section(f"Portfolio DEL at MOB {mob} by cohort")
+            anchors.append((mob, w.row))
+            w.row += chart_rows(chart_height)
+    w.section("How to read")
+    for d in DEL_TYPES:
+        w.notes([f"{d} at MOB m = the cohort's EAD at MOB m in {', '.join(cfg.buckets.bad(d))}, divided by its "
+                 f"EAD at MOB 0 (balance-based)."])
+    w.notes(["DEL sheets: upright = actual, italic grey = forecast, purple = mixed (Portfolio: some segments "
+             "actual); the red step is each cohort's last actual month. Beside each table: the cohort's loans, EAD "
+             "at MOB 0 and last actual MOB."])
+    thin = int((segments["loans"] < THIN_LOANS).sum())
+    fell_back = int((result.transitions.source != 0).sum())
+    caveats = [f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
+               f"{WEIGHT_WORDS[other]}, its DEL30 at MOB {max_mob} averages "
+               f"{np.nanmean(views[other]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%} over the "
+               f"cohorts instead of "
+               f"{np.nanmean(views[cfg.portfolio.aggregation]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%}.",
+               "After each cohort's red step the figures are forecasts: the transition matrices of all cohorts, "
+               "applied from the cohort's last actual month.",
+               f"Thin data: {thin} of {len(segments)} segment cohorts have fewer than {THIN_LOANS} loans (one loan "
+               f"moves their DEL by a point or more); {fell_back} transition rows had too few loans and borrow "
+               f"pooled or nearby data.",
+               f"{len(result.warnings)} warning{'s' if len(result.warnings) != 1 else ''} on sheet "
+               f"'{FIXED_SHEETS['run_info']}'. Forecast accuracy against simple benchmarks: the Backtest (ribbon "
+               f"button or command line) writes its own summary."]
+    data = SheetWriter(row=summary_top(intro))
+    left = DATA_COLUMN
+    data.text("Chart data", SECTION_STYLE, left)
+    header_row = data.row
+    columns, heads = [], ["Cohort"]
+    for mob, anchor in anchors:
+        series = []
+        for d in DEL_TYPES:
+            values = tables[d].iloc[:, mob].to_numpy(dtype=np.float64)
+            actual = flags[:, mob] == FLAG_ACTUAL
+            joins = np.zeros_like(actual)
+            joins[:-1] = actual[:-1] & ~actual[1:]
+            for kind, mask, dashed in (("actual", actual, False), ("forecast", ~actual | joins, True)):
+                columns.append(np.where(mask, values, np.nan))
+                heads.append(f"{d} MOB {mob} {kind}")
+                c = left + len(heads) - 1
+                series.append(Series(d if not dashed else f"{d} forecast",
+                                     Area(header_row + 1, c, header_row + len(cohorts), c), DEL_COLORS[d], dashed,
+                                     in_legend=not dashed))
+        w.charts.append(LineChart(title=f"Portfolio DEL at MOB {mob} by cohort (dashed: forecast)",
+                                  anchor=(anchor, 1),
+                                  categories=Area(header_row + 1, left, header_row + len(cohorts), left),
+                                  series=tuple(series), x_title="Cohort", y_title="DEL", y_format="0.0%",
+                                  width_cm=24.0, height_cm=chart_height))
+    data.blocks.append(Block(header_row, left, text_grid([heads])))
+    data.formats.append(Format(Area(header_row, left, header_row, left + len(heads) - 1), HEADER_WRAP_STYLE))
+    if columns:
+        data.blocks.append(Block(header_row + 1, left, text_grid([[c] for c in cohorts])))
+        data.blocks.append(Block(header_row + 1, left + 1, np.column_stack(columns)))
+        data.formats.append(Format(Area(header_row + 1, left + 1, header_row + len(cohorts), left + len(heads) - 1),
+                                   Style(number_format=PERCENT)))
+    summary = summary_sheet(OWNER, "DEL report: summary", result.as_of, intro, w, layouts, caveats=caveats,
+                            what={layout.name: describe(result, layout) for layout in layouts})
+    return dataclasses.replace(summary, blocks=summary.blocks + tuple(data.blocks),
+                               formats=summary.formats + tuple(data.formats))

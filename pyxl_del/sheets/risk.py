@@ -43,10 +43,20 @@ from pyxl_del.sheets.layout import (
     Series,
     SheetLayout,
     Style,
+    business_label,
     cell_block,
+    clean_text,
     frame_table,
+    segment_colors,
     text_grid,
     widths_of,
+)
+from pyxl_del.sheets.summary import (
+    Figure,
+    SheetWriter,
+    book,
+    summary_sheet,
+    summary_top,
 )
 
 KIND = "risk"
@@ -67,6 +77,7 @@ SEVERITY_STYLES = {
     "info": Style(font=Font(color="1F4E78"), fill="DDEBF7"),
 }
 CHART_ROWS = 19  # rows a 9 cm chart covers at the default row height, and a gap
+DASHBOARD_CHART_CM = 15.0  # beside the indicators, on one landscape page across
 HEADER_HEIGHT = 32.0
 
 SHEETS = {"dashboard": "Risk dashboard", "alerts": "Alerts", "el": "Expected loss", "var": "Credit VaR",
@@ -119,9 +130,11 @@ def _chart_data(top: int, left: int, key_header: str, keys: Sequence, series: Se
 
 
 def _line_chart(title: str, anchor: tuple[int, int], categories: Area, names: Sequence[str], areas: Sequence[Area],
-                **options) -> LineChart:
+                colors: dict[str, str] | None = None, **options) -> LineChart:
+    """A line per area; ``colors`` (a segment's colour by its name) fixes the colour of the series it names."""
+    colors = colors or {}
     return LineChart(title=title, anchor=anchor, categories=categories,
-                     series=tuple(Series(name, area, CURVE_COLORS[i % len(CURVE_COLORS)])
+                     series=tuple(Series(name, area, colors.get(name, CURVE_COLORS[i % len(CURVE_COLORS)]))
                                   for i, (name, area) in enumerate(zip(names, areas, strict=True))), **options)
 
 
@@ -140,9 +153,9 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
     rules = analysis.config.alerts.rules
     title = "Alerts"
     blocks, formats = _header(title, [
-        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules ([alerts] rules in "
-        f"config.toml), most severe first. The CLI: pyxl-del alerts --fail-on warning|critical exits with code 3 "
-        f"when an alert of that severity or worse fires.",
+        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules (the alert rules of the "
+        f"configuration), most severe first. A scheduled run can be set to stop when an alert of a chosen "
+        f"severity or worse fires.",
     ])
     columns = [("severity", "Severity", None, 10.0), ("rule_id", "Rule", None, 6.0),
                ("segment", "Segment", None, 16.0), ("cohort", "Cohort", None, 9.0), ("mob", "MOB", "0", 6.0),
@@ -154,7 +167,8 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
     formats += table_formats
     for i, (severity, rule_id) in enumerate(zip(alerts["severity"], alerts["rule_id"], strict=True)):
         formats.append(Format(Area.cell(top + 1 + i, 1), SEVERITY_STYLES[severity]))
-        if rules[int(rule_id[1:]) - 1].rule == "k_clipped":
+        rule = rules[int(rule_id[1:]) - 1]
+        if rule.rule == "k_clipped" or getattr(rule, "measure", None) == "hhi":
             formats.append(Format(Area(top + 1 + i, 6, top + 1 + i, 7), Style(number_format=RATIO)))
     if alerts.empty:
         blocks.append(cell_block(top + 1, 1, "No alert fired."))
@@ -186,8 +200,8 @@ def _el_definition(config: Config) -> str:
     risk = config.risk
     if risk.el_basis == "default":
         return (f"EL = LGD × the EAD in default ({', '.join(risk.default_states)}) today plus the EAD entering "
-                f"default ([risk] el_basis = \"default\")")
-    return f"EL = LGD × the EAD flowing into {risk.loss_state} ([risk] el_basis = \"writeoff\")"
+                f"default")
+    return f"EL = LGD × the EAD flowing into {risk.loss_state}"
 
 
 def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
@@ -201,7 +215,7 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"{EL_HORIZON} months. Status: current (rows at the reporting date), rolled (rows end earlier: rolled "
         f"forward by the chain), excluded, closed (no loan left).",
         *_book_notes(analysis), *_lgd_note(cfg, analysis.result.segments),
-        "Rows with cohort 'All' are the segment totals and the Portfolio (bold). Formulas: docs/risk.md.",
+        "Rows with cohort 'All' are the segment totals and the Portfolio (bold).",
     ]
     warnings = analysis.warnings()
     blocks, formats = _header(title, notes, warnings)
@@ -290,14 +304,27 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
 
     trend = conc.trend.pivot(index="month", columns="by", values=["hhi", "topn_share", "ead"])
     months = list(trend.index.astype(str))
-    block, fmt = _section(row, "Trend by calendar month")
+    current = conc.current.sort_values(["by", "rank"], ascending=[False, True], kind="stable")
+    left = 10
+    shares_row = 4 + CHART_ROWS + 1
+    block = cell_block(shares_row, left, "Shares today")
+    formats.append(Format(Area.cell(shares_row, left), SECTION_STYLE))
+    table_blocks, table_formats, shares = frame_table(current, (("by", "By", None, 0), ("name", "Name", None, 0),
+                                                           ("ead", "EAD", AMOUNT, 0), ("share", "Share", PERCENT, 0),
+                                                           ("rank", "Rank", "0", 0)), shares_row + 1, left)
+    blocks += [block, *table_blocks]
+    formats += table_formats
+
+    # The monthly trend behind the chart goes below everything printed: it is the chart's data, not a page.
+    row = max(row, shares.last_row) + 3
+    block, fmt = _section(row, "Chart data: trend by calendar month")
     series = [("HHI by segment", trend[("hhi", "segment")].to_numpy()),
               ("HHI by cohort", trend[("hhi", "cohort")].to_numpy()),
               (f"Top-{n} share by segment", trend[("topn_share", "segment")].to_numpy()),
               (f"Top-{n} share by cohort", trend[("topn_share", "cohort")].to_numpy()),
               ("Outstanding EAD", trend[("ead", "segment")].to_numpy())]
     data_blocks, data_formats, keys, areas = _chart_data(row + 1, 1, "Month", months, series)
-    chart = _line_chart("HHI of outstanding EAD", (4, 10), keys, [s[0] for s in series[:2]], areas[:2],
+    chart = _line_chart("HHI of outstanding EAD", (4, left), keys, [s[0] for s in series[:2]], areas[:2],
                         x_title="Month", y_title="HHI", y_format="0.00", width_cm=18.0)
     if months:
         data_formats += [Format(Area(keys.first_row, 2, keys.last_row, 3), Style(number_format=RATIO)),
@@ -305,21 +332,10 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
                          Format(Area(keys.first_row, 6, keys.last_row, 6), Style(number_format=AMOUNT))]
     blocks += [block, *data_blocks]
     formats += [fmt, *data_formats]
-
-    current = conc.current.sort_values(["by", "rank"], ascending=[False, True], kind="stable")
-    left = 10
-    row = 4 + CHART_ROWS + 1
-    block = cell_block(row, left, "Shares today")
-    formats.append(Format(Area.cell(row, left), SECTION_STYLE))
-    table_blocks, table_formats, _ = frame_table(current, (("by", "By", None, 0), ("name", "Name", None, 0),
-                                                      ("ead", "EAD", AMOUNT, 0), ("share", "Share", PERCENT, 0),
-                                                      ("rank", "Rank", "0", 0)), row + 1, left)
-    blocks += [block, *table_blocks]
-    formats += table_formats
     widths = {1: 12.0, 2: 10.0, 3: 13.0, 4: 11.0, 5: 11.0, 6: 14.0, 7: 12.0, 10: 9.0, 11: 16.0, 12: 14.0, 13: 9.0}
     return _sheet(SHEETS["concentration"], DASHBOARD_OWNER, title, blocks, formats, charts=(chart,) if months else (),
                   column_widths=widths, row_heights={1: 30.0, keys.first_row - 1: HEADER_HEIGHT},
-                  page=Page(landscape=True))
+                  page=Page(landscape=True, print_area=Area(1, 1, row - 2, shares.last_col)))
 
 
 CAPITAL_TABLE: tuple[Column, ...] = (
@@ -381,7 +397,7 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"report's forecast. DEL: Portfolio, mean of cohorts. {_el_definition(analysis.config)}.",
     ], [analysis.stress_note] if analysis.stress_note else [])
     top = 2 + len(blocks)
-    blocks.append(Block(top, 1, text_grid([["Metric", *names]])))
+    blocks.append(Block(top, 1, text_grid([["Metric", *map(business_label, names)]])))
     formats.append(Format(Area(top, 1, top, 1 + len(names)), HEADER_WRAP_STYLE))
     summary = stress.summary.set_index("scenario")
     del_rows = [(c, c, PERCENT) for c in summary.columns if " MOB " in c]
@@ -414,7 +430,8 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
     if len(mobs):
         data_formats.append(Format(Area(keys.first_row, 2, keys.last_row, 1 + len(names)),
                                    Style(number_format=PERCENT)))
-    chart = _line_chart("Portfolio DEL30 by scenario (mean of cohorts)", (row, 1), keys, names, areas,
+    chart = _line_chart("Portfolio DEL30 by scenario (mean of cohorts)", (row, 1), keys,
+                        [business_label(n) for n in names], areas,
                         y_title="DEL30", width_cm=22.0)
     blocks += [block, *data_blocks]
     formats += [fmt, *data_formats]
@@ -433,7 +450,8 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         {c: 17.0 for c in range(chart_left + 1, chart_left + 1 + len(names))}
     return _sheet(SHEETS["stress"], STRESS_OWNER, title, blocks + z_blocks, formats + z_formats, charts=(chart,),
                   column_widths=widths, row_heights={1: 30.0, top: HEADER_HEIGHT, top + 1: 60.0},
-                  freeze=(top + 1, 2), page=Page(landscape=True), areas={"side_by_side": table})
+                  freeze=(top + 1, 2), areas={"side_by_side": table},
+                  page=Page(landscape=True, print_area=Area(1, 1, data_top - 3, table.last_col)))
 
 
 def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
@@ -442,7 +460,7 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
     blocks, formats = _header(title, [
         "Z by forecast month (month 1 = the month after each cohort's last actual month); the last value persists. "
         "Z < 0 is adverse: -1 is a 1-in-6 month, -2 a 1-in-44. Add a row or edit one, save, then run "
-        "pyxl-del stress --scenarios THIS_FILE.xlsx (or the ribbon's Stress test); a row named like a built-in "
+        "the ribbon's Stress test again (or the command line's stress with this file); a row named like a built-in "
         "scenario replaces it.",
     ])
     top = 4
@@ -458,7 +476,8 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
     formats.append(Format(Area(top + 1, 3, top + len(scenarios), len(header)), Style(number_format="0.00")))
     return _sheet(SHEETS["scenarios"], STRESS_OWNER, title, blocks, formats,
                   column_widths={1: 20.0, 2: 60.0} | {c: 7.5 for c in range(3, len(header) + 1)},
-                  row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3), page=Page(landscape=True),
+                  row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3),
+                  page=Page(landscape=True, repeat_rows=(top, top), repeat_cols=(1, 1)),
                   areas={"table": Area(top, 1, top + len(scenarios), len(header))})
 
 
@@ -477,8 +496,8 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     blocks, formats = _header(title, [
         f"At the reporting date {analysis.book.label}, the data's last reporting month. Capital is INDICATIVE (sheet "
         "'Capital (indicative)'); details on the sheets Alerts, Expected loss, Credit VaR, Concentration, Stress "
-        "test. ROE to lifetime EL of a month's bookings: the decision twin of the data under the applied [policy]. "
-        "Methods: docs/risk.md, docs/decisions.md.",
+        "test. ROE to lifetime EL of a month's bookings: the decision twin of the data under the applied credit "
+        "policy.",
     ])
     top = 4
     blocks.append(Block(top, 1, text_grid([["Indicator", "Value"]])))
@@ -540,18 +559,20 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     stress = analysis.stress
     curves = stress.curves[stress.curves["del_type"] == "DEL30"]
     names = list(stress.summary["scenario"].astype(str))
-    by_scenario = [(n, curves.loc[curves["scenario"] == n, "value"].to_numpy()) for n in names]
+    by_scenario = [(business_label(n), curves.loc[curves["scenario"] == n, "value"].to_numpy()) for n in names]
     mix = analysis.concentration.mix
 
     blocks.append(cell_block(data_top - 1, 1, "Chart data"))
     formats.append(Format(Area.cell(data_top - 1, 1), SECTION_STYLE))
     charts = []
     left = 1
+    palette = {clean_text(name): color for name, color in segment_colors(result.sheet_segments, PORTFOLIO).items()}
+    by_segment = [(clean_text(name), values) for name, values in by_segment]
     for key, keys_values, series, chart_title, options in (
-        ("MOB", mobs, by_segment, "DEL30 by segment (mean of cohorts)", {"y_title": "DEL30"}),
+        ("MOB", mobs, by_segment, "DEL30 by segment (mean of cohorts)", {"y_title": "DEL30", "colors": palette}),
         ("MOB", mobs, by_scenario, "Portfolio DEL30 by stress scenario", {"y_title": "DEL30"}),
-        ("Month", list(mix.index.astype(str)), [(str(c), mix[c].to_numpy()) for c in mix.columns],
-         "EAD mix: share of outstanding EAD by segment", {"x_title": "Month", "y_title": "Share"}),
+        ("Month", list(mix.index.astype(str)), [(clean_text(c), mix[c].to_numpy()) for c in mix.columns],
+         "EAD mix: share of outstanding EAD by segment", {"x_title": "Month", "y_title": "Share", "colors": palette}),
     ):
         data_blocks, data_formats, keys, areas = _chart_data(data_top, left, key, keys_values, series)
         if keys_values:
@@ -560,31 +581,106 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
         blocks += data_blocks
         formats += data_formats
         charts.append(_line_chart(chart_title, (top + len(charts) * CHART_ROWS, chart_col), keys,
-                                  [s[0] for s in series], areas, width_cm=20.0, **options))
+                                  [s[0] for s in series], areas, width_cm=DASHBOARD_CHART_CM, **options))
         left += len(series) + 2
     return _sheet(SHEETS["dashboard"], DASHBOARD_OWNER, title, blocks, formats, charts=tuple(charts),
                   column_widths={1: 44.0, 2: 16.0, 3: 3.0}, row_heights=heights, show_gridlines=False,
-                  page=Page(landscape=False, print_area=Area(1, 1, data_top - 2, 14)), areas={"kpis": kpi_area})
+                  page=Page(landscape=True, print_area=Area(1, 1, data_top - 2, chart_col + 8)),
+                  areas={"kpis": kpi_area})
 
 
 # -------------------------------------------------------------------------------------------- entry points
 
 
+def _risk_intro(analysis: RiskAnalysis) -> list[str]:
+    result = analysis.result
+    return [f"{len(result.segments)} segments ({', '.join(clean_text(s) for s in result.segments)}) and "
+            f"{len(result.cohorts)} monthly cohorts, each from its last actual month; outstanding EAD "
+            f"{analysis.concentration.summary['ead'].iloc[0]:,.0f}."]
+
+
+def _risk_caveats(analysis: RiskAnalysis) -> list[str]:
+    result = analysis.result
+    thin = [w for w in result.warnings if "fell back" in w or "min_count" in w or "pooled" in w]
+    return [f"DEL figures of the Portfolio are the {'plain mean' if result.config.portfolio.aggregation == 'mean' else 'EAD-weighted mean'} "
+            f"of the segments' DEL (as on the report's Portfolio sheets); losses, EAD and capital are sums.",
+            "Capital is INDICATIVE: the Basel IRB retail formula on the chain's PD, not a regulatory calculation.",
+            "ROE, values and new lending come from the economics of the configuration (rates, costs, volumes): "
+            "with its defaults they are illustrative.",
+            f"{len(result.warnings)} warnings of the forecast (thin data: {len(thin)}); the report's Run info lists "
+            f"them."]
+
+
+def _segment_names(result: DelResult) -> dict[str, str]:
+    return {s: clean_text(s) for s in result.segments} | {PORTFOLIO: PORTFOLIO}
+
+
+def stress_summary(analysis: RiskAnalysis, layouts: Sequence[SheetLayout]) -> SheetLayout:
+    """The stress test's Summary: each scenario's losses against the baseline, the caveats, the contents."""
+    intro = _risk_intro(analysis)
+    writer = SheetWriter(row=summary_top(intro))
+    writer.section("Scenarios: expected loss over the cohorts' lifetime")
+    summary = analysis.stress.summary
+    frame = pd.DataFrame({
+        "scenario": [business_label(n) for n in summary["scenario"].astype(str)],
+        "min_z": summary["min_z"].to_numpy(dtype=float), "del30": summary["DEL30 MOB 12"].to_numpy(dtype=float)
+        if "DEL30 MOB 12" in summary else np.nan,
+        "el_12m": summary["el_12m"].to_numpy(dtype=float), "el": summary["el_lifetime"].to_numpy(dtype=float),
+        "vs": summary["el_lifetime_vs_baseline"].to_numpy(dtype=float), "rank": summary["rank"].to_numpy(dtype=float)})
+    writer.table(frame, [("scenario", "Scenario", None, 0), ("min_z", "Lowest Z", "0.00", 0),
+                         ("del30", "Portfolio DEL30 MOB 12", PERCENT, 0), ("el_12m", "EL, 12 months", AMOUNT, 0),
+                         ("el", "EL, lifetime", AMOUNT, 0), ("vs", "Lifetime EL vs baseline", SIGNED_PERCENT, 0),
+                         ("rank", "Rank (1 = worst)", "0", 0)])
+    caveats = ["Z is the credit-cycle factor (below zero: adverse); each scenario is a path of Z over the forecast "
+               "months, edited on the sheet 'Scenarios'.", *_risk_caveats(analysis)]
+    return summary_sheet(STRESS_OWNER, "Stress test: summary", analysis.result.as_of, intro, writer, layouts,
+                         caveats=caveats)
+
+
+def risk_summary(analysis: RiskAnalysis, layouts: Sequence[SheetLayout], dashboard: Dashboard | None = None
+                 ) -> SheetLayout:
+    """The risk views' Summary: the dashboard's key figures (with a dashboard), the caveats, the contents."""
+    intro = _risk_intro(analysis)
+    writer = SheetWriter(row=summary_top(intro))
+    if dashboard is not None:
+        writer.section("Key figures")
+        writer.figures([Figure(label, float(value), UNIT_FORMATS[unit])
+                        for label, value, unit in dashboard.kpis.itertuples(index=False)])
+    alerts = analysis.alerts
+    if len(alerts):
+        writer.notes([f"Alerts: {len(alerts)} fired, the most severe: {alerts['message'].iloc[0]}"])
+    return summary_sheet(DASHBOARD_OWNER, "Risk: summary", analysis.result.as_of, intro, writer, layouts,
+                         caveats=_risk_caveats(analysis))
+
+
 def stress_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
                   data=None, analysis: RiskAnalysis | None = None) -> list[SheetLayout]:
-    """The ribbon's Stress test: "Stress test" and "Scenarios". ``scenarios`` extend the config's (e.g. read
-    from the workbook's Scenarios sheet with `stress.scenarios_from_rows`); ``data``: see `RiskAnalysis`."""
+    """The ribbon's Stress test: its Summary, "Stress test" and "Scenarios". ``scenarios`` extend the config's
+    (e.g. read from the workbook's Scenarios sheet with `stress.scenarios_from_rows`); ``data``: see
+    `RiskAnalysis`."""
     analysis = analysis or RiskAnalysis.of(result, config, scenarios, data=data)
-    return [stress_sheet(analysis), scenarios_sheet(analysis.stress.scenarios)]
+    layouts = [stress_sheet(analysis), scenarios_sheet(analysis.stress.scenarios)]
+    return book(stress_summary(analysis, layouts), layouts, analysis.result.as_of)
 
 
 def dashboard_sheets(result: DelResult, config: Config | None = None, *, scenarios: Sequence[ScenarioSpec] = (),
-                     data=None, dashboard: Dashboard | None = None) -> list[SheetLayout]:
-    """The ribbon's Risk dashboard: the dashboard, then Alerts, Expected loss, Credit VaR, Concentration, Capital."""
+                     data=None, dashboard: Dashboard | None = None, stress: bool = False) -> list[SheetLayout]:
+    """The ribbon's Risk dashboard: its Summary, the dashboard, then Alerts, Expected loss, Credit VaR,
+    Concentration, Capital; with ``stress``, the Stress test and Scenarios sheets too (one workbook of every risk
+    view, as the command line writes it)."""
     dashboard = dashboard or Dashboard(RiskAnalysis.of(result, config, scenarios, data=data))
     analysis = dashboard.analysis
-    return [dashboard_sheet(dashboard), alerts_sheet(analysis), el_sheet(analysis), var_sheet(analysis),
-            concentration_sheet(analysis), capital_sheet(analysis)]
+    layouts = [dashboard_sheet(dashboard), alerts_sheet(analysis), el_sheet(analysis), var_sheet(analysis),
+               concentration_sheet(analysis), capital_sheet(analysis)]
+    if stress:
+        layouts += [stress_sheet(analysis), scenarios_sheet(analysis.stress.scenarios)]
+    return book(risk_summary(analysis, layouts, dashboard), layouts, analysis.result.as_of)
+
+
+def view_sheets(analysis: RiskAnalysis, view: str) -> list[SheetLayout]:
+    """One risk view's sheet (el, var, concentration, capital, alerts) as a workbook: a Summary and the sheet."""
+    layouts = [SHEET_BUILDERS[view](analysis)]
+    return book(risk_summary(analysis, layouts), layouts, analysis.result.as_of)
 
 
 SHEET_BUILDERS = {"alerts": alerts_sheet, "el": el_sheet, "var": var_sheet, "concentration": concentration_sheet,

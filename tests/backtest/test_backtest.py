@@ -294,7 +294,7 @@ def test_cli_workbook_has_the_backtest_sheets_and_charts(panel_file, tmp_path):
     out = tmp_path / "backtest.xlsx"
     assert main(["backtest", str(panel_file), "--origins", "3", "--horizon", "3", "--out", str(out), "-q"]) == 0
     book = load_workbook(out)
-    assert book.sheetnames == list(SHEET_NAMES)
+    assert book.sheetnames == ["Backtest summary", *SHEET_NAMES]
     summary = book[SHEET_NAMES[0]]
     assert len(summary._charts) == len(DEL_TYPES)
     assert summary["A5"].value == "Portfolio DEL30: MAE by months ahead"
@@ -310,7 +310,8 @@ def test_cli_last_month_and_early_as_of_exit_2(panel_file, tmp_path, capsys):
 
 
 def test_backtest_sheets_layout(small_result):
-    summary, by_horizon, by_mob = backtest_sheets(small_result)
+    first, summary, by_horizon, by_mob = backtest_sheets(small_result)
+    assert first.name == "Backtest summary" and {link.target for link in first.links} >= set(SHEET_NAMES)
     assert [s.name for s in (summary, by_horizon, by_mob)] == list(SHEET_NAMES)
     assert all(len(chart.series) == len(small_result.models) for chart in summary.charts)
     # The chart of DEL30 plots the MAE column of each model from the Portfolio table above it.

@@ -113,12 +113,12 @@ def test_policy_from_table_errors_name_rows():
 def test_decision_workbook_and_sheets(tmp_path, rec):
     again = optimise(scored_twin())
     layouts = decision_layouts(again)
-    assert [layout.name for layout in layouts] == ["Recommendations", "Frontier", "Policy"]
+    assert [layout.name for layout in layouts] == ["Decision summary", "Recommendations", "Frontier", "Policy"]
     assert again.recommended.version == rec.recommended.version
     path = write_workbook(decision_layouts(rec), tmp_path / "d.xlsx")
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Recommendations", "Frontier", "Policy"]
-    assert len(wb["Frontier"]._charts) == 6
+    assert wb.sheetnames == ["Decision summary", "Recommendations", "Frontier", "Policy"]
+    assert len(wb["Frontier"]._charts) == 6  # per segment: approval and DEL30 (right axis), value
     assert "ROE" in wb["Recommendations"]["A2"].value
 
 

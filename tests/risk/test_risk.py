@@ -360,12 +360,13 @@ def test_sample_alerts_with_the_shipped_rules(analysis):
 
 
 def test_sheets_render_and_scenarios_round_trip(analysis, sample_result, tmp_path):
-    layouts = (dashboard_sheets(sample_result, dashboard=Dashboard(analysis))
-               + stress_sheets(sample_result, analysis=analysis))
+    layouts = dashboard_sheets(sample_result, dashboard=Dashboard(analysis), stress=True)
     names = [layout.name for layout in layouts]
-    assert names == ["Risk dashboard", "Alerts", "Expected loss", "Credit VaR", "Concentration",
+    assert names == ["Risk summary", "Risk dashboard", "Alerts", "Expected loss", "Credit VaR", "Concentration",
                      "Capital (indicative)", "Stress test", "Scenarios"]
-    assert len(layouts[0].charts) == 3 and len(layouts[6].charts) == 1
+    assert len(layouts[1].charts) == 3 and len(layouts[7].charts) == 1
+    assert [layout.name for layout in stress_sheets(sample_result, analysis=analysis)] == [
+        "Stress summary", "Stress test", "Scenarios"]
     path = write_workbook(layouts, tmp_path / "risk.xlsx")
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == names
@@ -384,7 +385,7 @@ def test_cli_risk_commands(tmp_path, capsys):
     assert (tmp_path / "alerts" / "alerts.csv").is_file()
     assert main(["var", "--paths", "500", "--horizon", "6", "--out", str(tmp_path / "var.xlsx")]) == 0
     assert "VaR" in capsys.readouterr().out
-    assert openpyxl.load_workbook(tmp_path / "var.xlsx").sheetnames == ["Credit VaR"]
+    assert openpyxl.load_workbook(tmp_path / "var.xlsx").sheetnames == ["Risk summary", "Credit VaR"]
     scenarios = tmp_path / "scenarios.xlsx"
     pd.DataFrame([["Scenario", "Description", "Z month 1"], ["dip", "", -2.0]]).to_excel(
         scenarios, sheet_name="Scenarios", header=False, index=False)
@@ -402,7 +403,7 @@ def test_every_view_on_awkward_books(fixture, request):
     book = openpyxl.Workbook()
     book.remove(book.active)
     pyxl_del.excel.render.render_openpyxl(layouts, book)
-    assert len(book.sheetnames) == 8
+    assert len(book.sheetnames) == 6 + 1 + 2 + 1  # each run's summary, its sheets
     el = analysis.el
     assert set(el.loc[el["cohort"] == ALL, "segment"]) == {*result.segments, "Portfolio"}
     assert np.isfinite(analysis.kpis["value"]).all()

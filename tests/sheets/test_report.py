@@ -310,8 +310,10 @@ def check_workbook(wb, result) -> list[str]:
     found = [titles[ws["A1"].value] for ws in wb.worksheets if ws["A1"].value in titles]
     if found != order:
         problems.append(f"order: mixed sheets are {found[:4]}..., expected Portfolio first then the segments")
-    if wb.worksheets[0]["A1"].value != f"{PORTFOLIO}_DEL30 Actual & Forecast":
-        problems.append(f"order: the first sheet is {wb.worksheets[0].title!r}, not the Portfolio")
+    if wb.worksheets[0].title != "Summary":
+        problems.append(f"order: the first sheet is {wb.worksheets[0].title!r}, not the Summary")
+    if wb.worksheets[1]["A1"].value != f"{PORTFOLIO}_DEL30 Actual & Forecast":
+        problems.append(f"order: the first sheet after the Summary is {wb.worksheets[1].title!r}, not the Portfolio")
     for ws in wb.worksheets:
         if ws.sheet_view.showGridLines is not False:
             problems.append(f"gridlines: shown on {ws.title!r}")
@@ -384,11 +386,11 @@ def test_sheet_list_and_order(loaded, sample_result):
     names = loaded["sample"].sheetnames
     front = [f"{s}_{d}" for s in ("Portfolio", "CASH LOAN", "CD", "TW-Moto") for d in ("DEL30", "DEL60", "DEL90")]
     assert [n for n in names if n.endswith(("_DEL30", "_DEL60", "_DEL90"))] == front
-    assert names[:4] == ["Portfolio_DEL30", "Portfolio_DEL60", "Portfolio_DEL90", "Portfolio_curves"]
+    assert names[:5] == ["Summary", "Portfolio_DEL30", "Portfolio_DEL60", "Portfolio_DEL90", "Portfolio_curves"]
     assert names[-2:] == ["Calibration", "Run info"]
     assert {f"{s}_matrices" for s in ("CASH LOAN", "CD", "TW-Moto")} <= set(names)
     assert {f"{s}_flags" for s in ("Portfolio", "CASH LOAN", "CD", "TW-Moto")} <= set(names)
-    assert len(names) == 4 * 3 + 4 + 4 + 3 + 2
+    assert len(names) == 1 + 4 * 3 + 4 + 4 + 3 + 2
 
 
 def test_portfolio_has_mixed_cells_marked(loaded, mixed_result):
@@ -439,7 +441,8 @@ def test_cohorts_are_text_and_values_numbers(loaded):
 def test_print_setup(loaded):
     ws = loaded["sample"]["Portfolio_DEL30"]
     assert ws.page_setup.orientation == "landscape"
-    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+    # 37 MOB columns and the cohort's size, at 8 pt or more on paper: two landscape pages across
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 2
     assert ws.page_setup.fitToHeight == 0
     assert ws.print_title_rows == "$3:$3" and ws.print_title_cols == "$A:$A"
 
@@ -774,8 +777,11 @@ def test_rendered_pages_show_the_table(books, tmp_path):
                     "--outdir", str(tmp_path), str(books["mixed"])], check=True, capture_output=True, timeout=180)
     pdf = tmp_path / "mixed.pdf"
     assert pdf.is_file()
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")],
-                   check=True, capture_output=True, timeout=60)
+    # The book opens on its Summary; the DEL table's first page has its title.
+    first = next(i for i in range(1, 20) if "Portfolio_DEL30 Actual & Forecast" in subprocess.run(
+        ["pdftotext", "-f", str(i), "-l", str(i), str(pdf), "-"], check=True, capture_output=True, text=True).stdout)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", str(first), "-l", str(first + 1), str(pdf),
+                    str(tmp_path / "page")], check=True, capture_output=True, timeout=60)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == 2
     for page in pages:

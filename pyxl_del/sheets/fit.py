@@ -1,0 +1,224 @@
+"""The layout pass every sheet goes through last (`fit_sheet`): columns wide enough for what they show, long cells
+and notes wrapped within the printed width, rows tall enough for their wrapped lines, and a print setup that keeps
+type at 8 pt or more on paper.
+
+How text behaves in a cell, as Excel and LibreOffice draw it: a number that does not fit shows "####"; text spills
+into the empty cells to its right, and is cut at the first cell that holds a value; wrapped text breaks into lines
+at the column's width and needs a row tall enough. So a column must be as wide as its numbers and its text that
+cannot spill; text that spills must end before the next value and inside the printed page, or it is wrapped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.sheets.layout import (
+    DEFAULT_SIZE,
+    DEFAULT_WIDTH,
+    Area,
+    Format,
+    Link,
+    SheetLayout,
+    Style,
+    cm_to_units,
+    columns_spanning,
+    display_text,
+    line_height,
+    resolve_styles,
+    text_width,
+    wrap_lines,
+)
+
+MIN_PRINT_PT = 8.0  # the smallest type on paper
+MAX_COLUMN_WIDTH = 60.0  # wider text wraps
+SAMPLE_ROWS = 5_000  # a long table's widths are measured on its first rows
+MARGINS_PT = 0.8 * 72  # left and right page margins (pyxl_del.excel.render)
+PAPER_PT = {"A4": (595.3, 841.9), "A3": (841.9, 1190.6)}  # portrait width, height
+CHART_TEXT_PT = 10.0  # the axis labels and legends of a chart
+# A column-width unit on paper: Excel draws it 7 px (5.25 pt) wide, LibreOffice a little wider (Calibri's digit is
+# 7.4 px); pages are planned for the wider one.
+PRINT_POINTS_PER_UNIT = 5.6
+WRAP_STYLE = Style(wrap=True, vertical="top")
+BACK_LINK_TEXT = "Back to {name}"
+
+
+def printable_width(page) -> float:
+    """Points across the printable part of a page."""
+    short, long = PAPER_PT[page.paper]
+    return (long if page.landscape else short) - MARGINS_PT
+
+
+def _occupied(layout: SheetLayout, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for block in layout.blocks:
+        a = block.area
+        values = block.values
+        filled = ~np.isnan(values) if values.dtype.kind == "f" else ~pd.isna(values)
+        mask[a.first_row - 1:a.last_row, a.first_col - 1:a.last_col] |= filled
+    for link in layout.links:
+        mask[link.row - 1, link.col - 1] = True
+    return mask
+
+
+def _measured_cells(layout: SheetLayout):
+    """(row, col, value) of the cells whose width matters: every cell of a small block, the first rows of a long
+    one, and the extremes of each numeric column (the longest numbers)."""
+    for block in layout.blocks:
+        values = block.values
+        if values.dtype.kind == "f":
+            for j in range(values.shape[1]):
+                column = values[:, j]
+                finite = np.flatnonzero(np.isfinite(column))
+                if len(finite):
+                    for i in {int(finite[np.argmax(column[finite])]), int(finite[np.argmin(column[finite])])}:
+                        yield block.row + i, block.col + j, float(column[i])
+            continue
+        rows = values[:SAMPLE_ROWS]
+        for i, row in enumerate(rows.tolist()):
+            for j, value in enumerate(row):
+                if value is None or value != value or value == "":
+                    continue
+                yield block.row + i, block.col + j, value
+    for link in layout.links:
+        yield link.row, link.col, link.text
+
+
+def _font(style: Style) -> tuple[float, bool, str | None]:
+    """(size, bold, name) of a cell's font."""
+    font = style.font
+    return (font.size if font and font.size else DEFAULT_SIZE), bool(font and font.bold), font and font.name
+
+
+def _chart_extent(chart, widths) -> tuple[int, int]:
+    """The last row and column a chart covers (rows of the default height)."""
+    row, col = chart.anchor
+    rows = math.ceil(chart.height_cm / 2.54 * 72 / line_height())
+    return row + rows, columns_spanning(widths, cm_to_units(chart.width_cm), first=col)
+
+
+def pages_across(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, scale: float,
+                 page) -> int:
+    """How many pages wide the print area prints at ``scale`` (pages break between columns; the repeated
+    columns are on every page)."""
+    room = printable_width(page) / scale
+    repeated = range(repeat_cols[0], repeat_cols[1] + 1) if repeat_cols else range(0)
+    fixed = sum(widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in repeated)
+    pages, used = 1, fixed
+    for col in range(print_area.first_col, print_area.last_col + 1):
+        if col in repeated:
+            continue
+        width = widths.get(col, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT
+        if used + width > room and used > fixed:
+            pages += 1
+            used = fixed
+        used += width
+    return pages
+
+
+def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str | None = None) -> SheetLayout:
+    """The layout with its columns, rows, wrapping and print setup fitted to its content; ``footer`` goes in the
+    middle of every printed page's footer (the as-of month), ``back_link`` names the sheet a link at the right of
+    the title jumps to (the Summary)."""
+    palette, ids = resolve_styles(layout)
+    shape = ids.shape
+    occupied = _occupied(layout, shape)
+    widths = dict(layout.column_widths)
+    heights = dict(layout.row_heights)
+    formats = list(layout.formats)
+    merges = list(layout.merges)
+
+    def style_at(row: int, col: int) -> Style:
+        return palette[ids[row - 1, col - 1]]
+
+    def right_free(row: int, col: int) -> bool:
+        return col >= shape[1] or not occupied[row - 1, col]
+
+    # 1. Widths from the cells that cannot spill; note the ones that can.
+    needed: dict[int, float] = {}
+    spills, wrapped = [], []
+    for row, col, value in _measured_cells(layout):
+        style = style_at(row, col)
+        size, bold, name = _font(style)
+        text = display_text(value, style.number_format)
+        if style.wrap or "\n" in text:
+            longest = max((text_width(word, size, bold, name) for word in text.split()), default=0.0)
+            needed[col] = max(needed.get(col, 0.0), min(longest, MAX_COLUMN_WIDTH))
+            wrapped.append((row, col, text, (size, bold, name), None))
+        elif isinstance(value, str) and style.horizontal in (None, "left") and right_free(row, col):
+            spills.append((row, col, text, (size, bold, name)))
+        else:
+            need = text_width(text, size, bold, name)
+            needed[col] = max(needed.get(col, 0.0), min(need, MAX_COLUMN_WIDTH))
+            if need > MAX_COLUMN_WIDTH and isinstance(value, str):
+                formats.append(Format(Area.cell(row, col), WRAP_STYLE))
+                wrapped.append((row, col, text, (size, bold, name), None))
+    for col, need in needed.items():
+        widths[col] = max(widths.get(col, DEFAULT_WIDTH), math.ceil(need * 100) / 100)
+
+    # 2. What prints: the layout's print area, else everything it holds (charts included).
+    page = layout.page
+    area = page.print_area
+    if area is None:
+        last_row, last_col = shape
+        for chart in layout.charts:
+            r, c = _chart_extent(chart, widths)
+            last_row, last_col = max(last_row, r), max(last_col, c)
+        area = Area(1, 1, last_row, last_col)
+
+    # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it.
+    links = list(layout.links)
+    if back_link is not None:
+        spills = [s for s in spills if (s[0], s[1]) != (1, 1)]
+        title = layout.blocks[0].values[0, 0] if layout.blocks else None
+        title_end = columns_spanning(widths, text_width(str(title or ""), *_font(style_at(1, 1))), first=1)
+        free = np.flatnonzero(occupied[0, 1:])
+        col = min(title_end, int(free[0])) + 1 if len(free) else title_end + 1
+        text = BACK_LINK_TEXT.format(name=back_link)
+        need = text_width(text)
+        if col <= area.last_col and sum(widths.get(c, DEFAULT_WIDTH) for c in range(col, area.last_col + 1)) < need:
+            widths[col] = max(widths.get(col, DEFAULT_WIDTH), math.ceil(need * 100) / 100)  # at the print edge
+        links.append(Link(1, col, back_link, text))
+    for row, col, text, font in spills:
+        after = np.flatnonzero(occupied[row - 1, col:])
+        free_end = col + int(after[0]) if len(after) else None
+        if col <= area.last_col and area.first_row <= row <= area.last_row:
+            end = area.last_col if free_end is None else min(free_end, area.last_col)
+        elif free_end is not None:
+            end = free_end
+        else:
+            continue
+        room = sum(widths.get(c, DEFAULT_WIDTH) for c in range(col, end + 1))
+        if text_width(text, *font) <= room:
+            continue
+        if end > col:
+            merges.append(Area(row, col, row, end))
+        formats.append(Format(Area(row, col, row, end), WRAP_STYLE))
+        wrapped.append((row, col, text, font, room))
+
+    # 4. Rows tall enough for their wrapped lines.
+    for row, col, text, font, room in wrapped:
+        lines = len(wrap_lines(text, room or widths.get(col, DEFAULT_WIDTH), *font))
+        heights[row] = max(heights.get(row, 0.0), lines * line_height(font[0]) + 1)
+
+    # 5. Pages: as many across as keep the smallest type at MIN_PRINT_PT; headers repeat on each.
+    inside = ids[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]
+    used = np.unique(inside[occupied[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]])
+    smallest = min([_font(palette[i])[0] for i in used] or [DEFAULT_SIZE])
+    if any(chart.anchor[0] <= area.last_row and chart.anchor[1] <= area.last_col for chart in layout.charts):
+        smallest = min(smallest, CHART_TEXT_PT)
+    scale = min(1.0, MIN_PRINT_PT * 1.03 / smallest)
+    repeat_rows, repeat_cols = page.repeat_rows, page.repeat_cols
+    if layout.freeze is not None and repeat_rows is None and repeat_cols is None:
+        top, left = layout.freeze
+        repeat_rows = (top - 1, top - 1) if top > 1 else None
+        repeat_cols = (1, left - 1) if left > 1 else None
+    fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
+    page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
+                   footer=page.footer if footer is None else footer)
+    return replace(layout, column_widths=widths, row_heights=heights, formats=tuple(formats), merges=tuple(merges),
+                   links=tuple(links), page=page)
+

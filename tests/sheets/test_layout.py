@@ -1,0 +1,114 @@
+"""The layout primitives and the layout pass, on hand-worked cases: text measured in Calibri's metrics, values as
+Excel shows them, wrapping, pages across, links back, colours by segment, the A/B verdict in words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyxl_del.sheets import fit
+from pyxl_del.sheets.abtest import verdict
+from pyxl_del.sheets.layout import (
+    HEADER_WRAP_STYLE,
+    NOTE_STYLE,
+    P_VALUE,
+    PORTFOLIO_COLOR,
+    SIGNED_POINTS,
+    Area,
+    Block,
+    Format,
+    Page,
+    SheetLayout,
+    Style,
+    business_label,
+    cell_block,
+    display_text,
+    segment_colors,
+    text_grid,
+    text_width,
+    wrap_lines,
+)
+
+
+def test_text_width_follows_calibri():
+    # Calibri's digits are 0.507 em: "0" at 11 pt is 7.4 px, + 7 px of cell margins = 2.06 units of 7 px.
+    assert text_width("0") == pytest.approx((0.507 * 11 * 96 / 72 + 7) / 7, rel=1e-3)
+    assert text_width("iiii") < text_width("MMMM")  # proportional, not a count of characters
+    assert text_width("Severity", bold=True) > text_width("Severity")
+    assert text_width("ệ") == text_width("e")  # Vietnamese marks add no width
+    assert text_width("x" * 10, font="Consolas") > text_width("x" * 10)
+
+
+@pytest.mark.parametrize(("value", "fmt", "shown"), [
+    (0.1234, "0.00%", "12.34%"), (1234567.4, "#,##0", "1,234,567"), (12, '"MOB "0', "MOB 12"),
+    (1.35, SIGNED_POINTS, "+1.35 pp"), (-1.35, SIGNED_POINTS, "-1.35 pp"), (0.0, SIGNED_POINTS, "0.00 pp"),
+    (0.0002, P_VALUE, "<0.001"), (0.0312, P_VALUE, "0.031"), (-0.05, "+0.0%;-0.0%;0.0%", "-5.0%"),
+    ("text", "0.00%", "text"), (3.0, None, "3"),
+])
+def test_display_text_as_excel_shows_it(value, fmt, shown):
+    assert display_text(value, fmt) == shown
+
+
+def test_wrap_lines_fit_their_width():
+    text = "Last value carried forward to the end of the horizon"
+    lines = wrap_lines(text, 12.0, bold=True)
+    assert " ".join(lines) == text and len(lines) > 2
+    assert all(text_width(line, bold=True) <= 12.0 + 1e-9 for line in lines)
+    assert wrap_lines("x" * 80, 5.0)[0] and len(wrap_lines("x" * 80, 5.0)) > 1  # a word too long is broken
+
+
+def test_business_labels_and_segment_colours():
+    assert business_label("mild_recession") == "Mild recession" and business_label("CD") == "CD"
+    colors = segment_colors(["TW/Moto", "Portfolio", "CASH LOAN", "CD"])
+    assert colors["Portfolio"] == PORTFOLIO_COLOR
+    assert colors == segment_colors(["CD", "CASH LOAN", "TW/Moto"]) | {"Portfolio": PORTFOLIO_COLOR}
+    assert len(set(colors.values())) == 4
+
+
+def _sheet(**options) -> SheetLayout:
+    values = np.array([[0.123456, 1234567.0], [0.5, 2.0]])
+    blocks = (cell_block(1, 1, "A title long enough to run over several columns of the sheet"),
+              cell_block(2, 1, "A note " * 40),
+              Block(3, 1, text_grid([["Rate", "Last value carried forward"]])), Block(4, 1, values))
+    formats = (Format(Area(3, 1, 3, 2), HEADER_WRAP_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
+               Format(Area(4, 1, 5, 1), Style(number_format="0.00%")),
+               Format(Area(4, 2, 5, 2), Style(number_format="#,##0")))
+    return SheetLayout(name="S", kind="test", owner="test", title="t", blocks=blocks, formats=formats,
+                       column_widths={1: 4.0, 2: 4.0}, **options)
+
+
+def test_fit_widens_wraps_and_links_back():
+    fitted = fit.fit_sheet(_sheet(), footer="As of 2025-06", back_link="Summary")
+    widths = fitted.column_widths
+    assert widths[1] >= text_width("12.35%") and widths[2] >= text_width("1,234,567")
+    assert widths[2] >= text_width("carried", bold=True)  # the header wraps at words
+    assert fitted.row_heights[3] >= 2 * 15  # ... on two lines or more
+    # the long note wraps across the printed width, in a merged cell as tall as its lines
+    note = next(m for m in fitted.merges if m.first_row == 2)
+    assert note.first_col == 1 and fitted.row_heights[2] > 15
+    link = fitted.links[-1]
+    assert (link.row, link.target) == (1, "Summary") and link.col > 1
+    assert fitted.page.footer == "As of 2025-06" and fitted.page.print_area is not None
+
+
+def test_pages_across_keep_type_at_8_pt():
+    widths = {1: 10.0} | {c: 8.0 for c in range(2, 60)}
+    area = Area(1, 1, 30, 59)
+    at_full_size = fit.pages_across(widths, area, (1, 1), 1.0, Page())
+    at_75 = fit.pages_across(widths, area, (1, 1), 0.75, Page())
+    assert at_full_size > at_75 >= 2
+    assert fit.pages_across(widths, area, (1, 1), 0.75, Page(paper="A3")) < at_75
+
+
+def test_verdict_in_words():
+    table = pd.DataFrame({"metric": ["DEL30 at MOB 6 (simulated)"], "unit": ["pct"], "champion": [0.035],
+                          "challenger": [0.022], "difference": [-0.013], "ci_low": [-0.024], "ci_high": [-0.002],
+                          "p_value": [0.2]})
+    power = pd.DataFrame({"what": ["expected difference"], "months_needed": [21.4], "power_after_6_months": [0.31]})
+    assert verdict(table, power) == ("Not enough evidence yet: 31% power, 21 months needed (for the expected "
+                                     "difference in DEL30 at MOB 6 (simulated)).")
+    assert verdict(table.assign(p_value=0.01), power.assign(power_after_6_months=0.9)).startswith(
+        "Significant: the challenger's DEL30 at MOB 6 (simulated) differs by -1.30 pp (p = 0.010)")
+    assert "likely overstated" in verdict(table.assign(p_value=0.0001), power)
+    assert verdict(table, power.assign(power_after_6_months=0.95)).startswith("No difference found")

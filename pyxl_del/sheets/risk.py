@@ -224,7 +224,8 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
     formats += table_formats + _bold_rows(el["cohort"] == ALL, top + 1, 1, len(EL_TABLE))
     return _sheet(SHEETS["el"], DASHBOARD_OWNER, title, blocks + table_blocks, formats,
                   column_widths=widths_of(EL_TABLE), row_heights={1: 30.0, top: HEADER_HEIGHT}, freeze=(top + 1, 3),
-                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top)), areas={"table": area})
+                  autofilter=area, page=Page(landscape=True, repeat_rows=(top, top), repeat_cols=(1, 2)),
+                  areas={"table": area})
 
 
 VAR_TABLE: tuple[Column, ...] = (
@@ -644,8 +645,9 @@ def risk_summary(analysis: RiskAnalysis, layouts: Sequence[SheetLayout], dashboa
     writer = SheetWriter(row=summary_top(intro))
     if dashboard is not None:
         writer.section("Key figures")
-        writer.figures([Figure(label, float(value), UNIT_FORMATS[unit])
-                        for label, value, unit in dashboard.kpis.itertuples(index=False)])
+        writer.figures([Figure(f"{label} ({_kpi_tag(note)})" if _kpi_tag(note) else label, float(value),
+                               UNIT_FORMATS[unit])
+                        for label, value, unit, note in dashboard.kpis.itertuples(index=False)])
     alerts = analysis.alerts
     if len(alerts):
         writer.notes([f"Alerts: {len(alerts)} fired, the most severe: {alerts['message'].iloc[0]}"])

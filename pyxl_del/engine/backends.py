@@ -536,12 +536,14 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     t_mob = trans["mob"].to_numpy(dtype=np.float64).astype(np.int64)
     t_from = trans["state"].to_numpy(dtype=np.float64).astype(np.int64)
     t_to = trans["next_state"].to_numpy(dtype=np.float64).astype(np.int64)
-    tkey = ((seg_index.get_indexer(trans["segment"]) * max_mob + t_mob) * n_states + t_from) * n_states + t_to
-    tsize = n_seg * max_mob * n_states * n_states
-    shape4 = (n_seg, max_mob, n_states, n_states)
+    t_cohort = np.searchsorted(cohorts, trans["cohort"].to_numpy(dtype=np.int64))
+    tkey = ((((seg_index.get_indexer(trans["segment"]) * n_coh + t_cohort) * max_mob + t_mob) * n_states + t_from)
+            * n_states + t_to)
+    tsize = n_seg * n_coh * max_mob * n_states * n_states
+    shape5 = (n_seg, n_coh, max_mob, n_states, n_states)
 
     def tsum(column: str) -> np.ndarray:
-        return np.bincount(tkey, weights=trans[column].to_numpy(dtype=np.float64), minlength=tsize).reshape(shape4)
+        return np.bincount(tkey, weights=trans[column].to_numpy(dtype=np.float64), minlength=tsize).reshape(shape5)
 
     warnings += coverage_warnings(int(cells["n"].to_numpy()[~keep].sum()), n_loans, segments, cohorts, max_mob)
     ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
@@ -556,9 +558,9 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         states=tuple(config.buckets.order),
         ead=ead,
         n_loans=n_loans,
-        trans_count=tsum("n").astype(np.int64),
-        trans_ead_from=tsum("ead"),
-        trans_ead_to=tsum("next_ead"),
+        cohort_trans_count=tsum("n").astype(np.int64),
+        cohort_trans_ead_from=tsum("ead"),
+        cohort_trans_ead_to=tsum("next_ead"),
         n_rows=n_rows,
         warnings=tuple(warnings),
         final_mob=final_mob,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -310,9 +311,10 @@ class PanelStats:
     states: tuple[str, ...]
     ead: np.ndarray  # (S, C, M+1, K) EAD by state
     n_loans: np.ndarray  # (S, C, M+1) rows (loans) observed
-    trans_count: np.ndarray  # (S, M, K, K) loans at m in i and at m+1 in j
-    trans_ead_from: np.ndarray  # (S, M, K, K) their EAD at m
-    trans_ead_to: np.ndarray  # (S, M, K, K) their EAD at m+1
+    # Transitions by cohort, so a cell's reporting month (cohort + m) is known: calendar weighting needs it.
+    cohort_trans_count: np.ndarray  # (S, C, M, K, K) loans at m in i and at m+1 in j
+    cohort_trans_ead_from: np.ndarray  # (S, C, M, K, K) their EAD at m
+    cohort_trans_ead_to: np.ndarray  # (S, C, M, K, K) their EAD at m+1
     n_rows: int
     warnings: tuple[str, ...] = ()
     # The last MOB with rows of each cohort-segment over the whole panel, beyond max_mob too (-1: none), and the EAD
@@ -333,6 +335,21 @@ class PanelStats:
     @property
     def cohort_labels(self) -> list[str]:
         return month_label(self.cohorts)
+
+    @cached_property
+    def trans_count(self) -> np.ndarray:
+        """(S, M, K, K) loans at m in i and at m+1 in j, all cohorts."""
+        return self.cohort_trans_count.sum(axis=1)
+
+    @cached_property
+    def trans_ead_from(self) -> np.ndarray:
+        """(S, M, K, K) their EAD at m."""
+        return self.cohort_trans_ead_from.sum(axis=1)
+
+    @cached_property
+    def trans_ead_to(self) -> np.ndarray:
+        """(S, M, K, K) their EAD at m+1."""
+        return self.cohort_trans_ead_to.sum(axis=1)
 
 
 def last_observed(n_loans: np.ndarray) -> np.ndarray:
@@ -399,12 +416,13 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
     pair = (panel.loan[1:] == panel.loan[:-1]) & (panel.mob[1:] == panel.mob[:-1] + 1) & (panel.mob[1:] <= max_mob)
     i = np.flatnonzero(pair)
-    tkey = ((panel.segment[i] * max_mob + panel.mob[i]) * n_states + panel.state[i]) * n_states + panel.state[i + 1]
-    tsize = n_seg * max_mob * n_states * n_states
-    shape4 = (n_seg, max_mob, n_states, n_states)
-    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape4)
-    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape4)
-    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape4)
+    tkey = ((((panel.segment[i] * n_coh + cohort_code[i]) * max_mob + panel.mob[i]) * n_states + panel.state[i])
+            * n_states + panel.state[i + 1])
+    tsize = n_seg * n_coh * max_mob * n_states * n_states
+    shape5 = (n_seg, n_coh, max_mob, n_states, n_states)
+    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape5)
+    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape5)
+    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape5)
 
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
     warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
@@ -418,9 +436,9 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
         states=tuple(config.buckets.order),
         ead=ead,
         n_loans=n_loans,
-        trans_count=trans_count,
-        trans_ead_from=trans_from,
-        trans_ead_to=trans_to,
+        cohort_trans_count=trans_count,
+        cohort_trans_ead_from=trans_from,
+        cohort_trans_ead_to=trans_to,
         n_rows=panel.n_rows,
         warnings=tuple(warnings),
         final_mob=final_mob,

@@ -42,6 +42,10 @@ class TransitionModel:
     n_obs: np.ndarray  # (S, M, K) loans observed in state i at m and at m+1
     origin: np.ndarray  # (S, M, K) index into ROW_ORIGINS
     last_estimated_step: np.ndarray  # (S,) last step with own transitions; later steps are the tail
+    # (S, M, K) how many loans' worth of evidence row (s, m, i) rests on: the Dirichlet concentration of its
+    # posterior (forecast intervals draw rows from Dirichlet(concentration * row)). The specified estimator's is
+    # the loans observed in the row it was taken from.
+    concentration: np.ndarray
 
     @property
     def source(self) -> np.ndarray:
@@ -136,11 +140,21 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
 
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]
     origin[:, :, absorbing] = OWN
+    source_n = {OWN: n_obs, OWN_THIN: n_obs, POOLED: pooled_nb, POOLED_THIN: pooled_nb}
+    concentration = np.zeros(n_obs.shape)
+    for code, n in source_n.items():
+        concentration = np.where(origin == code, n, concentration)
+    if config.transitions.fallback == "pooled":
+        concentration = np.where(origin == OWN_NEAREST, n_obs[s_idx, np.maximum(own_near, 0), i_idx], concentration)
+        concentration = np.where(origin == POOLED_NEAREST, pooled_n[np.maximum(pooled_near, 0), i_idx],
+                                 concentration)
 
     # The tail: steps after a segment's last estimated step reuse that step's matrix.
     tail = step_idx[..., 0] > last_step[:, None]  # (S, M)
     last_matrix = matrix[np.arange(n_seg), np.minimum(last_step, n_steps - 1)]  # (S, K, K)
     matrix = np.where(tail[..., None, None], last_matrix[:, None], matrix)
+    last_conc = concentration[np.arange(n_seg), np.minimum(last_step, n_steps - 1)]  # (S, K)
+    concentration = np.where(tail[..., None], last_conc[:, None], concentration)
     origin = np.where(tail[..., None], TAIL_COPY, origin).astype(np.int8)
 
     thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
@@ -151,6 +165,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
         n_obs=n_obs,
         origin=origin,
         last_estimated_step=last_step,
+        concentration=concentration.astype(np.float64),
     )
 
 

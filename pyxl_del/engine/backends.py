@@ -39,12 +39,15 @@ import pandas as pd
 from pyxl_del.engine import panel_sql
 from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
 from pyxl_del.engine.data import (
+    LABEL_CHARS,
     MAX_LISTED,
     MESSAGES,
     PORTFOLIO,
     PanelStats,
     _require_columns,
     aggregate_panel,
+    check_ead,
+    cohort_problem,
     coverage_warnings,
     final_rows,
     gap_warning,
@@ -52,7 +55,7 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
-from pyxl_del.engine.errors import PanelError
+from pyxl_del.engine.errors import PanelError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -372,12 +375,13 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
         step("validate")
         panel = validate_panel(frame, config, name)
         step("aggregate")
-        return aggregate_panel(panel, config)
+        return check_ead(aggregate_panel(panel, config), config["ead"], name)
 
     data = source if isinstance(source, pd.DataFrame) or _is_spark_frame(source) else resolve_files(source)
     engine = _DuckDB(memory_limit, threads) if chosen == "duckdb" else _Spark(spark)
     try:
-        return _aggregate_sql(engine, data, config, step, examples, source_name(source))
+        return check_ead(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config["ead"],
+                         source_name(source))
     finally:
         engine.close()
 
@@ -385,25 +389,29 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
 def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, name: str) -> PanelStats:
     columns = {k: config[k] for k in LOGICAL_COLUMNS}
     states = list(config.buckets.order)
+    cohort_format = config.columns.cohort_format
     step("read")
     try:
         relation, types = engine.register(data, config, name)
         kind = panel_sql.cohort_kind(types[config["cohort"]])
         step("validate")
-        sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob)
+        sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob,
+                                        cohort_format)
         result = _watch(engine, sql, step)
     except engine.read_errors as exc:
-        raise PanelError(name, [f"cannot read the data: {exc}"]) from exc
+        raise PanelError(name, [f"cannot read the data: {shorten(exc)}"]) from exc
     step("aggregate")
 
     def fetch(rule: str) -> list[tuple[str, str]]:
         if examples <= 0:
             return []
-        rows = engine.query(panel_sql.examples_query(engine.dialect, relation, columns, kind, states, rule, examples))
+        rows = engine.query(panel_sql.examples_query(engine.dialect, relation, columns, kind, states, rule, examples,
+                                                     cohort_format))
         return list(zip(rows["loan_text"], rows["mob_text"], strict=True))
 
     def labels(rule: str) -> list:
-        query = panel_sql.labels_query(engine.dialect, relation, columns, kind, states, rule, MAX_LISTED)
+        query = panel_sql.labels_query(engine.dialect, relation, columns, kind, states, rule, MAX_LISTED,
+                                       cohort_format)
         return list(engine.query(query)["label"])
 
     return stats_from_sql(result, config, name, fetch, labels)
@@ -445,7 +453,7 @@ def _where(count: int, rows: Sequence[tuple]) -> str:
 
 def _labels(values: list) -> str:
     """Bad values as the messages quote them; an empty one (NULL) is "empty"."""
-    return ", ".join("empty" if pd.isna(v) else repr(v) for v in values)
+    return ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in values)
 
 
 def _flagged(cells: pd.DataFrame, rule: str) -> pd.DataFrame:
@@ -479,8 +487,8 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     if counts["cohort"]:
         # As data._parse_cohorts: the values that are not months, or "empty" when only empty cells are.
         bad = [v for v in labels("cohort") if not pd.isna(v)]
-        problems.append(MESSAGES["cohort"].format(column=col["cohort"], n=counts["cohort"], where=where("cohort"),
-                                                  labels=_labels(bad) or "empty"))
+        problems.append(cohort_problem(col["cohort"], counts["cohort"], bad, where("cohort"),
+                                       config.columns.cohort_format))
     if counts["mob"]:
         problems.append(MESSAGES["mob"].format(column=col["mob"], where=where("mob")))
     if counts["segment_empty"]:
@@ -496,6 +504,8 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=where("ead_nan")))
     if counts["ead_negative"]:
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=where("ead_negative")))
+    if counts["ead_huge"]:
+        problems.append(MESSAGES["ead_huge"].format(column=col["ead"], where=where("ead_huge")))
     if problems:
         raise PanelError(name, problems)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +30,8 @@ LOGICAL_COLUMNS = ("loan_id", "cohort", "mob", "segment", "state", "ead")
 # Read only by the decision engine, and only when configured and present in the data.
 OPTIONAL_COLUMNS = ("score", "apr", "policy_arm")
 DEL_TYPES = ("DEL30", "DEL60", "DEL90")
+# The strptime directives [columns] cohort_format may use: the ones every backend's date parser reads alike.
+COHORT_DIRECTIVES = ("Y", "y", "m", "b", "B", "d", "H", "M", "S")
 # The DEL type as an argument type; the UDF arguments (pyxl_del.excel.udf) validate against it too.
 DelType = Literal["DEL30", "DEL60", "DEL90"]
 
@@ -68,6 +71,22 @@ class Columns(_Section):
     score: str | None = "SCORE"  # origination score; "" = not used
     apr: str | None = "APR"  # annual percentage rate of the loan; "" = not used
     policy_arm: str | None = "POLICY_ARM"  # champion / challenger arm of the loan (pyxl_del.decision.abtest); "" = not used
+    # How cohort text is read: "" = ISO text (2023-07, 2023-07-05), 202307 and real dates only, so "05/07/2023" is
+    # rejected rather than guessed; or one strptime format for every value (e.g. "%d/%m/%Y").
+    cohort_format: str = ""
+
+    @field_validator("cohort_format")
+    @classmethod
+    def _one_date_format(cls, value: str) -> str:
+        if not value:
+            return value
+        unknown = sorted(set(re.findall(r"%(.)", value.replace("%%", ""))) - set(COHORT_DIRECTIVES))
+        if unknown:
+            raise ValueError(f"unknown or unsupported directives {', '.join('%' + u for u in unknown)}; use "
+                             f"{' '.join('%' + d for d in COHORT_DIRECTIVES)} (e.g. \"%d/%m/%Y\")")
+        if not re.search("%[Yy]", value) or not re.search("%[mbB]", value):
+            raise ValueError("a cohort format needs a year (%Y or %y) and a month (%m, %b or %B), e.g. \"%d/%m/%Y\"")
+        return value
 
     @field_validator(*OPTIONAL_COLUMNS)
     @classmethod
@@ -157,6 +176,8 @@ class Calibration(_Section):
 
 
 MAX_MOB = 600  # fifty years on book: beyond it a MOB is a typo
+PANEL_MAX_MOB = 1200  # a panel row's MOB: rows beyond max_mob feed the risk views, but a hundred years is a typo
+EAD_LIMIT = 1e15  # a panel row's EAD above this is a misread value (1e300 would move every DEL cell), not a balance
 
 
 class Forecast(_Section):

@@ -7,17 +7,20 @@ sort by (loan, mob), then bincounts.
 
 from __future__ import annotations
 
+import datetime
+import gzip
 import hashlib
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
-from pyxl_del.engine.errors import PanelError
+from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
+from pyxl_del.engine.errors import PanelError, shorten
 from pyxl_del.engine.panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,23 @@ MESSAGES = {
     "empty": "column {column!r} ([columns] {key}) is empty in {where}",
     "cohort": "column {column!r} ([columns] cohort): {n} values are not a month (e.g. {labels}; expected "
               "'2023-01', a date or a period) in {where}",
-    "mob": "column {column!r} ([columns] mob) must be a whole number >= 0; not so in {where}",
+    "cohort_ambiguous": "column {column!r} ([columns] cohort): {n} values such as {labels} could be day-first or "
+                        "month-first, and a date is never guessed: write ISO dates ('2023-07-05' or '2023-07') or "
+                        "declare the column's one format in [columns] cohort_format (e.g. \"%d/%m/%Y\"); in {where}",
+    "cohort_format": "column {column!r} ([columns] cohort): {n} values do not match [columns] cohort_format "
+                     "{fmt!r} (e.g. {labels}) in {where}",
+    "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
+           + "; not so in {where}",
     "reserved": "segment name {name!r} is reserved for the portfolio aggregate; rename it in column {column!r}",
     "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
     "ead_nan": "column {column!r} ([columns] ead) is empty or not a number in {where}",
     "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
+    "ead_huge": "column {column!r} ([columns] ead) is above " + f"{EAD_LIMIT:.0e}".replace("+", "") + " (a thousand trillion), not a "
+                "loan's balance, in {where}: is it the right column, or a misread value?",
+    "ead_all_zero": "column {column!r} ([columns] ead) is 0 on every row: no DEL can be computed; is it mapped to "
+                    "the outstanding balance?",
+    "zero_mob0": "{n} cohorts have MOB 0 rows whose EAD sums to 0, so their DEL has no denominator and they are "
+                 "left out of the DEL tables (their transitions still count): {listed}",
     "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
     "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
     "gaps": "{n} gaps in loans' MOB sequences ({loans} loans, e.g. {examples}); no transition is counted "
@@ -48,6 +63,10 @@ MESSAGES = {
                "tables (their transitions still count): {listed}",
 }
 GAP_EXAMPLES = 5  # loans named in the gap warning
+# Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
+AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
+LABEL_CHARS = 40  # characters of a bad value a message quotes
+HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a one-line file, a wrong delimiter)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -69,6 +88,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".gz"):
+            check_header_line(path)
             header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
             _require_columns(header, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
@@ -90,15 +110,27 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     except PanelError:
         raise
     except (OSError, ValueError) as exc:
-        raise PanelError(name, [f"cannot read the file: {exc}"]) from exc
+        raise PanelError(name, [f"cannot read the file: {shorten(exc)}"]) from exc
     return frame, path.name
+
+
+def check_header_line(path: Path) -> None:
+    """A CSV whose first line is longer than HEADER_BYTES is not a panel (a one-line 400 MB file, a wrong
+    delimiter): say so before a reader holds the line, and copies of it, in memory."""
+    with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as fh:
+        head = fh.read(HEADER_BYTES + 1)
+    if len(head) > HEADER_BYTES and b"\n" not in head and b"\r" not in head:
+        start = shorten(head[:200].decode("utf-8", "replace"), 60)
+        raise PanelError(str(path), [(f"the first line (the header) is longer than {HEADER_BYTES >> 20} MB, so this "
+                                      f"is not a panel of rows (it starts {start!r}): one row per line, columns "
+                                      f"separated by commas")])
 
 
 def _require_columns(columns, config: Config, source: str) -> None:
     present = set(map(str, columns))
     missing = [f"[columns] {k} = {config[k]!r}" for k in LOGICAL_COLUMNS if config[k] not in present]
     if missing:
-        shown = ", ".join(list(map(str, columns))[:20])
+        shown = ", ".join(shorten(c, LABEL_CHARS) for c in list(map(str, columns))[:20])
         raise PanelError(
             source,
             [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
@@ -140,12 +172,28 @@ def row_numbers(positions: np.ndarray) -> str:
     return f"rows {shown}{more}"
 
 
-def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.ndarray:
-    """Month index per row; parses each distinct value once (a panel has few cohorts)."""
+def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format: str = "") -> str:
+    """The finding for cohort values that are not months (``labels``: the distinct bad values, empty ones
+    dropped), shared by every backend: text such as 05/07/2023 is named as ambiguous, not as "not a month"."""
+    shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED]) or "empty"
+    if cohort_format:
+        return MESSAGES["cohort_format"].format(column=column, n=n, fmt=cohort_format, labels=shown, where=where)
+    ambiguous = [v for v in labels if isinstance(v, str) and AMBIGUOUS_DATE.match(v)]
+    if ambiguous:
+        shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in ambiguous[:MAX_LISTED])
+        return MESSAGES["cohort_ambiguous"].format(column=column, n=n, labels=shown, where=where)
+    return MESSAGES["cohort"].format(column=column, n=n, labels=shown, where=where)
+
+
+def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_format: str = "") -> np.ndarray:
+    """Month index per row; parses each distinct value once (a panel has few cohorts). Text is read by
+    ``cohort_format`` when given, else as ISO (never a day-first / month-first guess)."""
     if isinstance(values.dtype, pd.PeriodDtype):
         return month_index(values.dt.year.to_numpy(), values.dt.month.to_numpy())
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if pd.api.types.is_datetime64_any_dtype(uniques.dtype):
+    if len(uniques) == 0:  # the column is blank: every row is reported below
+        parsed = pd.DatetimeIndex([])
+    elif pd.api.types.is_datetime64_any_dtype(uniques.dtype):
         parsed = pd.DatetimeIndex(uniques)
     elif pd.api.types.is_numeric_dtype(uniques.dtype):  # 202301-style integers
         u = np.asarray(uniques, dtype=np.float64)
@@ -154,22 +202,29 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
             pd.Series(np.where(ok, u, np.nan)).map(lambda v: f"{int(v) // 100:04d}-{int(v) % 100:02d}"
                                                   if v == v else None), format="%Y-%m", errors="coerce")
     else:
+        raw = pd.Series(uniques, dtype="object")
         # The cohort is the calendar date as written: drop a time and zone (mixed offsets would not parse, and
         # converting them would move a month-start to the month before); read 202301 as 2023-01.
-        text = (pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
+        text = (raw.map(lambda v: str(v).strip())
                 .str.replace("^([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})" + TIME_SUFFIX + "$", r"\1", regex=True)
                 .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        retry = parsed.isna()
+        # Other unambiguous spellings ("Jul 2023"), never day/month numbers: 05/07/2023 stays unread.
+        retry = parsed.isna() & ~text.str.match(AMBIGUOUS_DATE.pattern)
         if retry.any():
             parsed[retry] = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
+        if cohort_format:  # real date cells (an .xlsx) are dates; all text is read by the one declared format
+            is_text = raw.map(lambda v: not isinstance(v, (datetime.date, np.datetime64))).to_numpy(dtype=bool)
+            declared = pd.to_datetime(raw.map(lambda v: str(v).strip()), format=cohort_format, errors="coerce")
+            parsed = parsed.where(~is_text, declared)
     parsed = pd.DatetimeIndex(parsed)
     bad = np.flatnonzero(parsed.isna())
     if len(bad) or (codes < 0).any():
-        labels = [repr(uniques[i]) for i in bad[:MAX_LISTED]]
         rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
-        problems.append(MESSAGES["cohort"].format(column=column, n=len(rows), labels=", ".join(labels) or "empty",
-                                                  where=row_numbers(rows)))
+        problems.append(cohort_problem(column, len(rows), [uniques[i] for i in bad], row_numbers(rows),
+                                       cohort_format))
+    if len(uniques) == 0:
+        return np.full(len(codes), -1, dtype=np.int64)
     idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
     return np.where(codes >= 0, idx[np.maximum(codes, 0)], -1)
 
@@ -207,10 +262,10 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
                                                  where=row_numbers(np.flatnonzero(loan_codes < 0))))
 
-    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems)
+    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems, config.columns.cohort_format)
 
     mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw != np.floor(mob_raw))
+    bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw > PANEL_MAX_MOB) | (mob_raw != np.floor(mob_raw))
     if bad_mob.any():
         problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
     mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
@@ -242,6 +297,9 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     negative = ead < 0
     if negative.any():
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))
+    huge = np.isfinite(ead) & (ead > EAD_LIMIT)
+    if huge.any():
+        problems.append(MESSAGES["ead_huge"].format(column=col["ead"], where=row_numbers(np.flatnonzero(huge))))
 
     if problems:
         raise PanelError(source, problems)
@@ -395,6 +453,23 @@ def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.
         warnings.append(MESSAGES["no_mob0"].format(n=len(s_idx), listed=listed))
         log.warning(warnings[-1])
     return warnings
+
+
+def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
+    """The EAD findings every backend's statistics get: 0 on every row is an error (the report would be empty);
+    cohorts with MOB 0 rows whose EAD sums to 0 would vanish from the DEL tables, so a warning names them."""
+    if not stats.ead.any() and (stats.final_ead is None or not stats.final_ead.any()):
+        raise PanelError(source, [MESSAGES["ead_all_zero"].format(column=column)])
+    zero = (stats.n_loans[:, :, 0] > 0) & (stats.ead[:, :, 0, :].sum(axis=-1) <= 0)
+    if not zero.any():
+        return stats
+    s_idx, c_idx = np.nonzero(zero)
+    listed = ", ".join(f"{stats.segments[s]} {month_label([stats.cohorts[c]])[0]}"
+                       for s, c in zip(s_idx[:MAX_LISTED], c_idx[:MAX_LISTED], strict=True))
+    more = f" and {len(s_idx) - MAX_LISTED} more" if len(s_idx) > MAX_LISTED else ""
+    warning = MESSAGES["zero_mob0"].format(n=len(s_idx), listed=listed + more)
+    log.warning(warning)
+    return replace(stats, warnings=(*stats.warnings, warning))
 
 
 def aggregate_panel(panel: Panel, config: Config) -> PanelStats:

@@ -24,19 +24,23 @@ Rows and labels quoted for a failed row rule are fetched afterwards, only then (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pyxl_del.engine.config import EAD_LIMIT, PANEL_MAX_MOB
+
 # Row-level rules: a row breaks the rule where the predicate holds (on the columns of the ``typed`` CTE).
-# NaN compares greater than every number in both engines, so "mob < inf" also rejects NaN.
+# NaN compares greater than every number in both engines, so "mob <= 1200" also rejects NaN.
 ROW_RULES = {
     "loan_empty": "loan IS NULL",
     "cohort": "cohort IS NULL",
-    "mob": "mob IS NULL OR NOT (mob >= 0 AND mob < CAST('Infinity' AS DOUBLE) AND mob % 1 = 0)",
+    "mob": f"mob IS NULL OR NOT (mob >= 0 AND mob <= {PANEL_MAX_MOB} AND mob % 1 = 0)",
     "segment_empty": "segment IS NULL",
     "state": "state IS NULL",
     "ead_nan": "ead IS NULL OR isnan(ead) OR abs(ead) = CAST('Infinity' AS DOUBLE)",
     "ead_negative": "ead < 0",
+    "ead_huge": f"ead > CAST('{EAD_LIMIT:.0e}' AS DOUBLE) AND ead < CAST('Infinity' AS DOUBLE)",
 }
 # Rules on a row and the loan's next row (columns of the paired rows).
 LOAN_RULES = {
@@ -73,6 +77,25 @@ class Dialect:
             return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
         return "'" + text.replace("'", "''") + "'"
 
+    def parse_time(self, text: str, strptime_format: str) -> str:
+        """A timestamp read from ``text`` by one strptime format ([columns] cohort_format), NULL where it does
+        not match: DuckDB takes the format as it is, Spark as its datetime pattern."""
+        if self.name == "spark":
+            return f"try_to_timestamp({text}, {self.literal(spark_pattern(strptime_format))})"
+        return f"try_strptime({text}, {self.literal(strptime_format)})"
+
+
+# strptime directives (config.COHORT_DIRECTIVES) as Spark datetime pattern letters; other text is quoted.
+SPARK_PATTERN = {"Y": "yyyy", "y": "yy", "m": "M", "b": "MMM", "B": "MMMM", "d": "d", "H": "H", "M": "m", "S": "s",
+                 "%": "%"}
+
+
+def spark_pattern(strptime_format: str) -> str:
+    """A strptime format (its directives checked by the config) as a Spark datetime pattern."""
+    parts = re.split(r"(%.)", strptime_format)
+    return "".join(SPARK_PATTERN[p[1]] if len(p) == 2 and p[0] == "%" and p[1] != "%" else
+                   "%" if p == "%%" else ("'" + p.replace("'", "''") + "'" if p else "") for p in parts)
+
 
 DUCKDB = Dialect("duckdb", '"', backslash_escapes=False)
 SPARK = Dialect("spark", "`", backslash_escapes=True)
@@ -90,8 +113,9 @@ def cohort_kind(type_name: str) -> str:
     return "number" if base in _NUMBER_TYPES else "text"
 
 
-def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str) -> str:
-    """SELECT raw, month: each distinct cohort value once (a panel has few) with its month index or NULL."""
+def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str, cohort_format: str = "") -> str:
+    """SELECT raw, month: each distinct cohort value once (a panel has few) with its month index or NULL. Text is
+    read by ``cohort_format`` (strptime) when given, else as ISO text (no day/month guess)."""
     distinct = f"SELECT DISTINCT {cohort} AS raw FROM {source}"
     if kind == "date":
         return f"SELECT raw, year(raw) * 12 + month(raw) - 1 AS month FROM ({distinct}) AS distinct_cohorts"
@@ -103,6 +127,10 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str) -> str:
         FROM (SELECT raw, try_cast(raw AS DOUBLE) AS v FROM ({distinct}) AS distinct_cohorts) AS numbers"""
     if kind != "text":
         raise ValueError(f"unknown cohort kind {kind!r}; known: {', '.join(COHORT_KINDS)}")
+    if cohort_format:
+        return f"""SELECT raw, year(ts) * 12 + month(ts) - 1 AS month
+        FROM (SELECT raw, {d.parse_time("trim(CAST(raw AS STRING))", cohort_format)} AS ts
+              FROM ({distinct}) AS distinct_cohorts) AS parsed"""
     iso, basic, compact = d.literal(ISO_MONTH), d.literal(BASIC_DATE), d.literal(COMPACT_MONTH)
 
     def part(group: int) -> str:
@@ -122,13 +150,14 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str) -> str:
              ) AS parts"""
 
 
-def _typed_rows(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str]) -> str:
+def _typed_rows(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
+                cohort_format: str = "") -> str:
     """The CTEs up to ``typed``: one row per panel row with typed values (NULL where a value is bad) and, for
     the queries that quote bad rows, their text as written."""
     c = {k: d.ident(v) for k, v in columns.items()}
     state_code = "CASE state_raw " + " ".join(f"WHEN {d.literal(s)} THEN {i}" for i, s in enumerate(states)) + " END"
     return f"""cohort_months AS (
-    {cohort_months_query(d, source, c["cohort"], kind)}
+    {cohort_months_query(d, source, c["cohort"], kind, cohort_format)}
 ),
 labelled AS (
     SELECT /*+ BROADCAST(m) */
@@ -151,12 +180,12 @@ RULES = (*ROW_RULES, *LOAN_RULES)  # bit i of the ``broken`` key is rule RULES[i
 
 
 def aggregate_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                    max_mob: int) -> str:
+                    max_mob: int, cohort_format: str = "") -> str:
     """The one-pass query (see the module docstring). ``source`` is a relation the engine knows."""
     predicates = {**ROW_RULES, **LOAN_RULES}
     broken = " + ".join(f"CASE WHEN {predicates[rule]} THEN {1 << i} ELSE 0 END" for i, rule in enumerate(RULES))
     any_loan_rule = " OR ".join(f"({rule})" for rule in LOAN_RULES.values())
-    return f"""WITH {_typed_rows(d, source, columns, kind, states)},
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)},
 paired AS (
     -- Only what the statistics and the rules need goes through the window: it holds every row.
     SELECT loan, cohort, mob, segment, state, ead,
@@ -185,9 +214,9 @@ GROUP BY segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob"""
 
 
 def examples_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                   rule: str, limit: int) -> str:
+                   rule: str, limit: int, cohort_format: str = "") -> str:
     """The first ``limit`` rows (loan, MOB as written) breaking a row rule, ordered by loan and MOB."""
-    return f"""WITH {_typed_rows(d, source, columns, kind, states)}
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
 SELECT CAST(loan AS STRING) AS loan_text, mob_text
 FROM typed WHERE {ROW_RULES[rule]}
 ORDER BY loan NULLS FIRST, mob NULLS FIRST
@@ -199,10 +228,10 @@ LABELLED_RULES = {"cohort": "cohort_text", "state": "state_raw"}
 
 
 def labels_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                 rule: str, limit: int) -> str:
+                 rule: str, limit: int, cohort_format: str = "") -> str:
     """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort or state rule."""
     label = LABELLED_RULES[rule]
-    return f"""WITH {_typed_rows(d, source, columns, kind, states)}
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
 SELECT DISTINCT {label} AS label FROM typed WHERE {ROW_RULES[rule]}
 ORDER BY label NULLS LAST
 LIMIT {int(limit)}"""

@@ -211,8 +211,10 @@ class _DuckDB:
             settings["memory_limit"] = limit
         self.con = duckdb.connect(config=settings)
         self.con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
-        # What a file that cannot be read raises (missing, not Parquet, a CSV with ragged rows).
-        self.read_errors = (duckdb.IOException, duckdb.InvalidInputException)
+        # What a file that cannot be read raises (missing, not Parquet, a CSV with ragged rows; a damaged Parquet
+        # footer raises the base duckdb.Error), but not the errors of a query that is wrong: those are bugs.
+        self.read_errors = (duckdb.Error,)
+        self.bugs = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException)
 
     def register(self, source, config: Config, label: str) -> tuple[str, dict[str, str]]:
         if isinstance(source, pd.DataFrame):
@@ -251,6 +253,7 @@ class _Spark:
 
         self.session = spark_session(spark)
         self.read_errors = (AnalysisException,)
+        self.bugs = ()
         # A session may treat backslashes in string literals literally; quote for the one we have.
         literal = self.session.conf.get("spark.sql.parser.escapedStringLiterals", "false") == "true"
         self.dialect = panel_sql.Dialect("spark", "`", backslash_escapes=not literal)
@@ -399,6 +402,8 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
                                         cohort_format)
         result = _watch(engine, sql, step)
     except engine.read_errors as exc:
+        if isinstance(exc, engine.bugs):
+            raise
         raise PanelError(name, [f"cannot read the data: {shorten(exc)}"]) from exc
     step("aggregate")
 

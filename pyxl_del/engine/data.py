@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
-from pyxl_del.engine.errors import PanelError, shorten
+from pyxl_del.engine.errors import PanelError, read_advice, shorten
 from pyxl_del.engine.panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,11 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
     except PanelError:
         raise
-    except (OSError, ValueError) as exc:
-        raise PanelError(name, [f"cannot read the file: {shorten(exc)}"]) from exc
+    except Exception as exc:
+        advice = read_advice(exc, path, "panel")  # a damaged zip, an encoding, a ragged CSV: a sentence
+        if advice is None:
+            raise
+        raise PanelError(name, [advice]) from exc
     return frame, path.name
 
 

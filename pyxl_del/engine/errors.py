@@ -178,15 +178,19 @@ def reading(path: str | Path, what: str = "file", *, error: type[InputError] = I
         yield
     except InputError:
         raise
-    except (OSError, ValueError, LookupError, RecursionError, MemoryError, zipfile.BadZipFile) as exc:
-        advice = _advice(exc, path, what)
-        if advice is None and isinstance(exc, (OSError, ValueError)):
-            advice = f"cannot read {what} file {path}: {_detail(exc, path)}"
-        if advice is None:
-            raise
-        raise error(advice) from exc
     except Exception as exc:
-        advice = _advice(exc, path, what)  # library errors that are not ValueErrors (duckdb.Error, ...)
+        advice = read_advice(exc, path, what)
         if advice is None:
             raise
         raise error(advice) from exc
+
+
+def read_advice(exc: BaseException, path: Path, what: str = "file") -> str | None:
+    """The sentence for an exception raised while reading ``path`` (see ``reading``); None for a bug (anything a
+    reader or parser does not raise for a bad file)."""
+    if not isinstance(exc, Exception):
+        return None
+    advice = _advice(exc, path, what)
+    if advice is None and isinstance(exc, (OSError, ValueError)):
+        advice = f"cannot read {what} file {path}: {_detail(exc, path)}"
+    return advice

@@ -28,6 +28,7 @@ from pyxl_del.engine.data import (
     Panel,
     PanelStats,
     aggregate_panel,
+    check_ead,
     month_index,
     month_label,
     read_panel,
@@ -408,7 +409,7 @@ def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, hori
     forecasters = {m: FORECASTERS[m] for m in models}
 
     step("aggregate")
-    full = aggregate_panel(panel, config)
+    full = check_ead(aggregate_panel(panel, config), config["ead"], panel.source)
     truth = _Truth(
         cohorts=full.cohorts,
         actual=_actuals(full, config),

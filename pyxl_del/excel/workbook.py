@@ -107,6 +107,13 @@ def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
         last -= 1
     if last < 2:
         raise WorkbookError("the data needs a header row and at least one row of data")
+    width = len(rows[0])
+    ragged = [i for i, row in enumerate(rows[:last]) if not isinstance(row, (list, tuple)) or len(row) != width]
+    if ragged:  # an array from another function or from code, not a range: its rows must line up with the header
+        more = f" and {len(ragged) - 10} more" if len(ragged) > 10 else ""
+        listed = f"{'row' if len(ragged) == 1 else 'rows'} {', '.join(str(i + 1) for i in ragged[:10])}{more}"
+        raise WorkbookError(f"the data is not a rectangular range: the header has {width} cells, {listed} "
+                            f"{'has' if len(ragged) == 1 else 'have'} another number")
     frame: dict[str, Any] = {}
     for name, values in zip(rows[0], zip(*rows[1:last], strict=True), strict=True):
         if name is None or name == "":

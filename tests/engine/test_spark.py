@@ -98,3 +98,23 @@ def test_cli_spark_master(spark, tmp_path, capsys):
     assert main(["report", str(tmp_path / "parts"), "--spark-master", "local[2]", "--out", str(tmp_path / "o"),
                  "-q"]) == 0
     assert "spark" in capsys.readouterr().out
+
+
+def test_hostile_panels_same_on_spark(spark):
+    """Issue 17 on Spark: day/month text read by [columns] cohort_format (Spark's datetime pattern) or rejected,
+    MOB and EAD bounds, an all-zero EAD column, in the pandas path's words."""
+    df = frame(loan("L1", "x", "A", [("CURRENT", 100), ("DPD1+", 90)])
+               + loan("L2", "x", "A", [("CURRENT", 50), ("CURRENT", 40)]))
+    df["DISBURSAL_MONTH"] = ["5/7/2023", "5/7/2023", "15/07/2023", "15/07/2023"]
+    dated = CONFIG.with_overrides(columns={"cohort_format": "%d/%m/%Y"})
+    assert list(aggregate(df, dated, "spark", spark=spark).cohort_labels) == ["2023-07"]
+    with pytest.raises(PanelError, match="could be day-first or month-first"):
+        aggregate(df, CONFIG, "spark", spark=spark)
+    df["DISBURSAL_MONTH"] = "2023-07"
+    for column, value, words in (("MOB", 1e19, "from 0 to 1200"), ("PRINCIPLE_OUTSTANDING", 1e300, "above 1e15")):
+        bad = df.astype({column: float})
+        bad.loc[1, column] = value
+        with pytest.raises(PanelError, match=words):
+            aggregate(bad, CONFIG, "spark", spark=spark)
+    with pytest.raises(PanelError, match="is 0 on every row"):
+        aggregate(df.assign(PRINCIPLE_OUTSTANDING=0.0), CONFIG, "spark", spark=spark)

@@ -47,6 +47,7 @@ from pyxl_del.engine.data import (
     _require_columns,
     aggregate_panel,
     check_ead,
+    check_header_line,
     cohort_problem,
     coverage_warnings,
     final_rows,
@@ -381,6 +382,8 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
         return check_ead(aggregate_panel(panel, config), config["ead"], name)
 
     data = source if isinstance(source, pd.DataFrame) or _is_spark_frame(source) else resolve_files(source)
+    if isinstance(data, Files) and data.kind == "csv" and not data.remote:
+        check_header_line(Path(data.paths[0]))  # a one-line file: a sentence, not a reader's memory and minutes
     engine = _DuckDB(memory_limit, threads) if chosen == "duckdb" else _Spark(spark)
     try:
         return check_ead(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config["ead"],

@@ -119,10 +119,18 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
 
 def check_header_line(path: Path) -> None:
     """A CSV whose first line is longer than HEADER_BYTES is not a panel (a one-line 400 MB file, a wrong
-    delimiter): say so before a reader holds the line, and copies of it, in memory."""
-    with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as fh:
-        head = fh.read(HEADER_BYTES + 1)
-    if len(head) > HEADER_BYTES and b"\n" not in head and b"\r" not in head:
+    delimiter): say so before a reader holds the line, and copies of it, in memory. Reads up to the first newline."""
+    head = b""
+    try:
+        with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as fh:
+            while len(head) <= HEADER_BYTES:
+                chunk = fh.read(1 << 16)
+                if not chunk or b"\n" in chunk or b"\r" in chunk:
+                    break
+                head += chunk
+    except OSError as exc:  # unreadable, or a .gz that is not gzip
+        raise PanelError(str(path), [read_advice(exc, path, "panel")]) from exc
+    if len(head) > HEADER_BYTES:
         start = shorten(head[:200].decode("utf-8", "replace"), 60)
         raise PanelError(str(path), [(f"the first line (the header) is longer than {HEADER_BYTES >> 20} MB, so this "
                                       f"is not a panel of rows (it starts {start!r}): one row per line, columns "

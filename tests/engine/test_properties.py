@@ -40,8 +40,11 @@ def run(df, o):
 
 
 def has_transitions(df) -> bool:
+    """A panel the model can fit: some loan moves from a live state, and some EAD is not 0 (an all-zero EAD column
+    is an input error, tests/engine/test_hostile_panels.py)."""
     counts = df.groupby("AGREEMENT_ID")["STATE_MODEL"].agg(list)
-    return any(s not in ("WRITEOFF", "PREPAY") for path in counts for s in path[:-1])
+    live = any(s not in ("WRITEOFF", "PREPAY") for path in counts for s in path[:-1])
+    return live and bool((df["PRINCIPLE_OUTSTANDING"] > 0).any())
 
 
 @settings_

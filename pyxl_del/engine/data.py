@@ -51,6 +51,8 @@ MESSAGES = {
                 "loan's balance, in {where}: is it the right column, or a misread value?",
     "ead_all_zero": "column {column!r} ([columns] ead) is 0 on every row: no DEL can be computed; is it mapped to "
                     "the outstanding balance?",
+    "ead_far": "{n} cohort-MOB cells have an EAD per loan more than {spread} times the panel's typical {typical:,.0f} "
+               "(a misread balance moves every DEL cell of its cohort): {listed}; check their rows",
     "zero_mob0": "{n} cohorts have MOB 0 rows whose EAD sums to 0, so their DEL has no denominator and they are "
                  "left out of the DEL tables (their transitions still count): {listed}",
     "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
@@ -65,6 +67,7 @@ MESSAGES = {
 GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
+EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 LABEL_CHARS = 40  # characters of a bad value a message quotes
 HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a one-line file, a wrong delimiter)
 
@@ -471,16 +474,31 @@ def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
     cohorts with MOB 0 rows whose EAD sums to 0 would vanish from the DEL tables, so a warning names them."""
     if not stats.ead.any() and (stats.final_ead is None or not stats.final_ead.any()):
         raise PanelError(source, [MESSAGES["ead_all_zero"].format(column=column)])
+    warnings = []
     zero = (stats.n_loans[:, :, 0] > 0) & (stats.ead[:, :, 0, :].sum(axis=-1) <= 0)
-    if not zero.any():
-        return stats
-    s_idx, c_idx = np.nonzero(zero)
-    listed = ", ".join(f"{stats.segments[s]} {month_label([stats.cohorts[c]])[0]}"
-                       for s, c in zip(s_idx[:MAX_LISTED], c_idx[:MAX_LISTED], strict=True))
-    more = f" and {len(s_idx) - MAX_LISTED} more" if len(s_idx) > MAX_LISTED else ""
-    warning = MESSAGES["zero_mob0"].format(n=len(s_idx), listed=listed + more)
-    log.warning(warning)
-    return replace(stats, warnings=(*stats.warnings, warning))
+    if zero.any():
+        s_idx, c_idx = np.nonzero(zero)
+        warnings.append(MESSAGES["zero_mob0"].format(n=len(s_idx), listed=_cells(stats, s_idx, c_idx)))
+    # A loan far above the book (a misread 1e13 among balances of 1e4) moves every DEL cell of its cohort.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = stats.ead.sum(axis=-1) / stats.n_loans  # (S, C, M+1) EAD per loan of each cell
+    typical = np.median(mean[mean > 0]) if (mean > 0).any() else 0.0
+    far = mean > EAD_SPREAD * typical
+    if typical > 0 and far.any():
+        s_idx, c_idx, m_idx = np.nonzero(far)
+        warnings.append(MESSAGES["ead_far"].format(n=len(s_idx), spread=f"{EAD_SPREAD:,.0f}", typical=typical,
+                                                   listed=_cells(stats, s_idx, c_idx, m_idx)))
+    for warning in warnings:
+        log.warning(warning)
+    return replace(stats, warnings=(*stats.warnings, *warnings)) if warnings else stats
+
+
+def _cells(stats: PanelStats, s_idx, c_idx, m_idx=None) -> str:
+    """Segment-cohort(-MOB) cells as a warning lists them, at most MAX_LISTED."""
+    mobs = [f" MOB {m}" for m in m_idx[:MAX_LISTED]] if m_idx is not None else [""] * len(s_idx[:MAX_LISTED])
+    listed = ", ".join(f"{stats.segments[s]} {month_label([stats.cohorts[c]])[0]}{m}"
+                       for s, c, m in zip(s_idx[:MAX_LISTED], c_idx[:MAX_LISTED], mobs, strict=True))
+    return listed + (f" and {len(s_idx) - MAX_LISTED} more" if len(s_idx) > MAX_LISTED else "")
 
 
 def aggregate_panel(panel: Panel, config: Config) -> PanelStats:

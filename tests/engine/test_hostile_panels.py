@@ -358,3 +358,13 @@ def test_fuzz_helpers_damage_the_file():
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(io.BytesIO(damaged[:100]))
     assert fuzz_bytes("csv", b"").startswith(b"AGREEMENT_ID")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_ead_far_above_the_book_is_named(backend):
+    """Below the 1e15 bound, a balance 1e4 times the book's typical one is named (segment, cohort, MOB)."""
+    df = cohorts("2024-01", "2024-02").astype({"PRINCIPLE_OUTSTANDING": float})
+    assert not [w for w in run(df, backend).warnings if "times the panel's typical" in w]
+    df.loc[5, "PRINCIPLE_OUTSTANDING"] = 1e10
+    (warning,) = [w for w in run(df, backend).warnings if "times the panel's typical" in w]
+    assert warning.startswith("1 cohort-MOB cells") and "A 2024-02 MOB 1" in warning and "typical 88" in warning  # the median of 65, 75, 100 and 1e10

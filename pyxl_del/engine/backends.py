@@ -4,8 +4,9 @@ Everything after aggregation is small, so the size of the book only matters here
 same PanelStats (to float round-off), the same PanelError findings and the same warnings:
 
 * ``pandas``: the in-memory path of data.py (DataFrames, a single CSV/Parquet/.xlsx file; the UDFs' path);
+  the default for one local Parquet file that fits in memory (its text is read as Arrow dictionaries);
 * ``duckdb``: CSV and Parquet files, globs ("parts/*.parquet") and folders of parts, out of core; the default
-  for file inputs;
+  for other file inputs;
 * ``spark``: the same inputs, or a Spark DataFrame, on a SparkSession or a cluster URL (``pyxl_del[spark]``).
 
 DuckDB and Spark run the one query of panel_sql.py, which also checks the input rules and returns counts of

@@ -131,12 +131,12 @@ def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.In
     if not isinstance(values.dtype, pd.CategoricalDtype):
         codes, uniques = pd.factorize(values, use_na_sentinel=True, sort=sort)
         return codes, pd.Index(uniques)
-    codes = values.cat.codes.to_numpy().astype(np.int64)
+    codes = values.cat.codes.to_numpy()  # int8 .. int32 as the categories need: 10M rows stay small
     categories = values.cat.categories
     used = np.flatnonzero(np.bincount(codes + 1, minlength=len(categories) + 1)[1:])
     if sort:
         used = used[np.argsort(categories[used], kind="stable")]
-    remap = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last entry maps -1 (empty) to itself
+    remap = np.full(len(categories) + 1, -1, dtype=codes.dtype)  # the last entry maps -1 (empty) to itself
     remap[used] = np.arange(len(used))
     if len(used) < len(categories) or sort:
         codes = remap[codes]
@@ -227,10 +227,10 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str]) -> np.nd
 class Panel:
     """A validated panel as typed arrays, sorted by (loan, mob). States are codes into the bucket order."""
 
-    loan: np.ndarray  # int64 codes
+    loan: np.ndarray  # integer codes (int32 or int64)
     cohort: np.ndarray  # int64 month index (year * 12 + month - 1)
     mob: np.ndarray  # int64
-    segment: np.ndarray  # int64 codes into `segments`
+    segment: np.ndarray  # integer codes into `segments` (int8 .. int64)
     state: np.ndarray  # int8 codes into config.buckets.order
     ead: np.ndarray  # float64
     segments: tuple[str, ...]
@@ -298,8 +298,9 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         raise PanelError(source, problems)
 
     # One sort by (loan, mob) answers duplicates, gaps, and cohort/segment changes, and pairs transitions.
-    loan_codes = loan_codes.astype(np.int64, copy=False)
-    key = loan_codes * (int(mob.max()) + 2) + mob
+    key = loan_codes.astype(np.int64)
+    key *= int(mob.max()) + 2
+    key += mob
     # Panels usually arrive sorted by loan and month: then the sort and every gather below are skipped.
     presorted = bool((key[1:] >= key[:-1]).all())
     order_idx = np.arange(len(key)) if presorted else np.argsort(key, kind="stable")
@@ -338,7 +339,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         loan=loan_codes,
         cohort=cohort,
         mob=mob,
-        segment=seg_codes.astype(np.int64, copy=False),
+        segment=seg_codes,
         state=state_codes,
         ead=ead,
         segments=segments,
@@ -453,8 +454,9 @@ def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.
 def _unique_months(months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(months, return_inverse=True)`` by counting, not sorting: a panel's months span a short range."""
     low = int(months.min())
-    present = np.bincount(months - low) > 0
-    return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[months - low]
+    shifted = months - low
+    present = np.bincount(shifted) > 0
+    return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[shifted]
 
 
 def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
@@ -464,14 +466,33 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     n_seg = len(panel.segments)
     warnings = list(panel.warnings)
 
-    # Keys are built in place: on 10M rows each temporary is 80 MB, and they set the peak memory of a run.
+    # Keys are built in place and rows picked by masks, not index arrays: on 10M rows each temporary is 80 MB,
+    # and they set the peak memory of a run.
     beyond = panel.mob > max_mob
     cohorts, cohort_code = _unique_months(panel.cohort)
     n_coh = len(cohorts)
-    group = panel.segment * n_coh
+    group = panel.segment.astype(np.int64)
+    group *= n_coh
     group += cohort_code  # the cohort-segment of each row
     del cohort_code
-    cell = group * (max_mob + 1)
+    beyond_group = group[beyond]
+
+    # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
+    pair = (panel.loan[1:] == panel.loan[:-1]) & (np.diff(panel.mob) == 1) & (panel.mob[1:] <= max_mob)
+    tkey = group[:-1][pair]
+    for factor, term in ((max_mob, panel.mob[:-1]), (n_states, panel.state[:-1]), (n_states, panel.state[1:])):
+        tkey *= factor
+        tkey += term[pair]
+    tsize = n_seg * n_coh * max_mob * n_states * n_states
+    shape5 = (n_seg, n_coh, max_mob, n_states, n_states)
+    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape5)
+    trans_from = np.bincount(tkey, weights=panel.ead[:-1][pair], minlength=tsize).reshape(shape5)
+    trans_to = np.bincount(tkey, weights=panel.ead[1:][pair], minlength=tsize).reshape(shape5)
+    del tkey, pair
+
+    cell = group  # reused in place: the cohort-segment-MOB cell of each row
+    del group
+    cell *= max_mob + 1
     cell += panel.mob
     state, weight = panel.state, panel.ead
     if beyond.any():
@@ -484,24 +505,10 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     ead = np.bincount(cell, weights=weight, minlength=size * n_states)
     del cell, state, weight
 
-    # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
-    pair = (panel.loan[1:] == panel.loan[:-1]) & (panel.mob[1:] == panel.mob[:-1] + 1) & (panel.mob[1:] <= max_mob)
-    i = np.flatnonzero(pair)
-    del pair
-    tkey = group[i]
-    for factor, term in ((max_mob, panel.mob[i]), (n_states, panel.state[i]), (n_states, panel.state[i + 1])):
-        tkey *= factor
-        tkey += term
-    tsize = n_seg * n_coh * max_mob * n_states * n_states
-    shape5 = (n_seg, n_coh, max_mob, n_states, n_states)
-    trans_count = np.bincount(tkey, minlength=tsize).reshape(shape5)
-    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape5)
-    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape5)
-
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
     warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
     ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
-    final_mob, final_ead = final_rows(n_loans, ead, group[beyond], panel.mob[beyond], panel.state[beyond],
+    final_mob, final_ead = final_rows(n_loans, ead, beyond_group, panel.mob[beyond], panel.state[beyond],
                                       panel.ead[beyond])
 
     return PanelStats(

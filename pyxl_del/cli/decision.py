@@ -35,9 +35,11 @@ def _twin(args: argparse.Namespace):
 
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pyxl_del.decision.optimise import PORTFOLIO, optimise
-    from pyxl_del.sheets.decision import decision_layouts, decision_tables
 
     twin = _twin(args)
+    # The layouts are imported once the data is read: the command's start-up stays short (issue 13).
+    from pyxl_del.sheets.decision import decision_layouts, decision_tables
+
     rec = optimise(twin)
     as_of = twin.result.as_of if twin.result is not None else ""
     written = write_output(args.out, lambda: decision_layouts(rec, as_of),

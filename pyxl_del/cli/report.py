@@ -85,8 +85,8 @@ def add_commands(sub) -> None:
                                                         "(default: report.xlsx)")
     p.add_argument("--sheet", help=SHEET_HELP)
     p.add_argument("--backend", choices=("auto", "pandas", "duckdb", "spark"), default="auto",
-                   help="aggregation engine (default auto: .xlsx -> pandas, other files -> duckdb; "
-                        "spark when --spark-master is given)")
+                   help="aggregation engine (default auto: .xlsx and one Parquet file that fits in memory -> "
+                        "pandas, other files -> duckdb; spark when --spark-master is given)")
     p.add_argument("--spark-master", metavar="URL", help="Spark master for --backend spark, e.g. local[4] or "
                                                          "spark://host:7077 (default: a local session)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

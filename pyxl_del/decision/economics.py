@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from pyxl_del.engine.config import Config
 
@@ -74,6 +73,8 @@ def segment_terms(config: Config, segments, apr_in_data=None) -> Terms:
 
 def take_up(apr, max_take_up, midpoint, steepness):
     """Share of approved applicants who accept an offer at ``apr``: L / (1 + exp(k (apr - midpoint)))."""
+    from scipy import special  # 0.3 s to import: only when used
+
     return max_take_up * special.expit(-steepness * (np.asarray(apr, dtype=np.float64) - midpoint))
 
 
@@ -86,6 +87,8 @@ def optimal_apr(unit_cost, midpoint, steepness, apr_min=-np.inf, apr_max=np.inf)
     bounded optimum. The exponent is capped where W's argument would overflow: there W(x) ~ log(x), and
     scipy's lambertw is exact to the cap (e^700).
     """
+    from scipy import special  # 0.3 s to import: only when used
+
     c = np.asarray(unit_cost, dtype=np.float64)
     exponent = -1.0 - steepness * (c - midpoint)
     big = exponent > 700.0
@@ -123,7 +126,7 @@ def linked_band_pd(mean_pd, score_offsets, pdo: float, weights=None) -> np.ndarr
     the intercept a is solved per row so the mixture keeps the segment's PD. mean_pd: (S,); score_offsets:
     (B,) band scores minus the scale's mean; returns (S, B).
     """
-    from scipy import optimize  # 0.2 s to import: only when used
+    from scipy import optimize, special  # 0.2 s to import: only when used
 
     mean_pd = np.clip(np.asarray(mean_pd, dtype=np.float64), 1e-9, 1 - 1e-9)
     slope = -LN2 * np.asarray(score_offsets, dtype=np.float64) / pdo

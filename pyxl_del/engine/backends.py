@@ -4,8 +4,9 @@ Everything after aggregation is small, so the size of the book only matters here
 same PanelStats (to float round-off), the same PanelError findings and the same warnings:
 
 * ``pandas``: the in-memory path of data.py (DataFrames, a single CSV/Parquet/.xlsx file; the UDFs' path);
+  the default for one local Parquet file that fits in memory (its text is read as Arrow dictionaries);
 * ``duckdb``: CSV and Parquet files, globs ("parts/*.parquet") and folders of parts, out of core; the default
-  for file inputs;
+  for other file inputs;
 * ``spark``: the same inputs, or a Spark DataFrame, on a SparkSession or a cluster URL (``pyxl_del[spark]``).
 
 DuckDB and Spark run the one query of panel_sql.py, which also checks the input rules and returns counts of
@@ -67,6 +68,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PROGRESS_EVERY = 0.5  # seconds between progress reports of a running query
 DUCKDB_MEMORY_SHARE = 0.6  # of physical memory, when no memory_limit is given: the rest is Python's and the OS's
+# "auto" reads one Parquet file in memory when its rows at this many bytes (the peak per row of the in-memory path
+# is about 60: 564 MB for 10M rows) take at most this share of physical memory; larger files go to DuckDB.
+IN_MEMORY_BYTES_PER_ROW = 100
+IN_MEMORY_SHARE = 0.25
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB = re.compile(r"[*?\[]")
 
@@ -139,14 +144,38 @@ def _is_spark_frame(source) -> bool:
 
 
 def choose_backend(source) -> str:
-    """auto: a DataFrame -> pandas; a Spark DataFrame -> spark; an .xlsx -> pandas; other files -> duckdb."""
+    """auto: a DataFrame -> pandas; a Spark DataFrame -> spark; an .xlsx -> pandas; one local Parquet file that
+    fits in memory (``fits_in_memory``) -> pandas; other files (CSV, globs, folders, remote) -> duckdb.
+
+    The in-memory path reads a Parquet file's text as Arrow dictionaries and aggregates with one sort and
+    bincounts: on 2 cores it is about 1.4x faster than DuckDB's window query for a panel sorted by loan (the
+    usual layout), slower for one in random row order, and it cannot spill to disk.
+    """
     if isinstance(source, pd.DataFrame):
         return "pandas"
     if _is_spark_frame(source):
         return "spark"
     if isinstance(source, (str, os.PathLike)):
-        return "pandas" if Path(os.fspath(source)).suffix.lower() in EXCEL_SUFFIXES else "duckdb"
+        text = os.fspath(source)
+        suffix = Path(text).suffix.lower()
+        if suffix in EXCEL_SUFFIXES:
+            return "pandas"
+        local_file = not _REMOTE.match(text) and not _GLOB.search(text) and Path(text).is_file()
+        return "pandas" if suffix in PARQUET_SUFFIXES and local_file and fits_in_memory(text) else "duckdb"
     raise TypeError(f"a panel is a DataFrame, a file path, a glob or a folder; got {type(source).__name__}")
+
+
+def fits_in_memory(path: str) -> bool:
+    """A Parquet file's rows, at IN_MEMORY_BYTES_PER_ROW, take at most IN_MEMORY_SHARE of physical memory (rows
+    from the file's footer; an unreadable footer -> False, and DuckDB's reader words the error)."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_metadata(path).num_rows
+    except (OSError, ValueError):
+        return False
+    total = _physical_memory()
+    return total is None or rows * IN_MEMORY_BYTES_PER_ROW <= IN_MEMORY_SHARE * total
 
 
 def source_name(source) -> str:
@@ -340,10 +369,16 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _default_memory_limit() -> str | None:
+def _physical_memory() -> int | None:
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX: DuckDB's own default (80% of memory) applies
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def _default_memory_limit() -> str | None:
+    total = _physical_memory()
+    if total is None:  # DuckDB's own default (80% of memory) applies
         return None
     return f"{int(total * DUCKDB_MEMORY_SHARE) >> 20}MB"
 
@@ -378,6 +413,7 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
         frame, name = read_panel(source, config, sheet=sheet)
         step("validate")
         panel = validate_panel(frame, config, name)
+        del frame  # the Panel's arrays are all that is used from here: 10M rows' columns are freed before summing
         step("aggregate")
         return check_ead(aggregate_panel(panel, config), config["ead"], name)
 

@@ -100,10 +100,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            _require_columns(pq.read_schema(path).names, config, name)
-            frame = pd.read_parquet(path, columns=wanted)
+            frame = _read_parquet(path, wanted, config, name)
         elif suffix in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
             _require_columns(frame.columns, config, f"{name} [sheet {sheet if sheet is not None else 1}]")
@@ -138,6 +135,58 @@ def check_header_line(path: Path) -> None:
         raise PanelError(str(path), [(f"the first line (the header) is longer than {HEADER_BYTES >> 20} MB, so this "
                                       f"is not a panel of rows (it starts {start!r}): one row per line, columns "
                                       f"separated by commas")])
+
+
+def _read_parquet(path: Path, columns: list[str], config: Config, name: str) -> pd.DataFrame:
+    """The mapped columns of a Parquet file; text columns come back as categoricals.
+
+    Arrow reads text as dictionaries (the file usually stores them so), so 10M loan ids are hashed once in C++
+    and validation works on integer codes: reading a 10M-row panel this way takes a fraction of the time and
+    memory of Python strings. The categories are unified across row groups; unused ones are dropped later
+    (``_factorize``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    _require_columns(schema.names, config, name)
+    unique = list(dict.fromkeys(columns))
+    text = [c for c in unique if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    table = pq.read_table(path, columns=unique, read_dictionary=text)
+    frame = {}
+    for column in unique:
+        values = table[column]
+        table = table.drop_columns([column])  # each column's Arrow buffers go as soon as it is converted
+        if column in text:
+            values = values.combine_chunks() if values.num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
+            indices = values.indices.fill_null(-1) if values.null_count else values.indices
+            dtype = pd.CategoricalDtype(pd.Index(values.dictionary.to_pandas(), dtype="str"))
+            frame[column] = pd.Categorical.from_codes(indices.to_numpy(zero_copy_only=False), dtype=dtype, validate=False)
+        else:
+            frame[column] = values.to_pandas()
+        del values
+    del table
+    pa.default_memory_pool().release_unused()  # the allocator would keep the file's decoded pages resident
+    return pd.DataFrame(frame, copy=False)[columns]
+
+
+def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize`` (codes, -1 for empty; the distinct values), with a categorical's own codes reused: the
+    Parquet reader gives text columns as categoricals. Unused categories are dropped so only values present
+    count (a segment without rows is no segment)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True, sort=sort)
+        return codes, pd.Index(uniques)
+    codes = values.cat.codes.to_numpy()  # int8 .. int32 as the categories need: 10M rows stay small
+    categories = values.cat.categories
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(categories) + 1)[1:])
+    if sort:
+        used = used[np.argsort(categories[used], kind="stable")]
+    remap = np.full(len(categories) + 1, -1, dtype=codes.dtype)  # the last entry maps -1 (empty) to itself
+    remap[used] = np.arange(len(used))
+    if len(used) < len(categories) or sort:
+        codes = remap[codes]
+    return codes, categories[used]
 
 
 def _require_columns(columns, config: Config, source: str) -> None:
@@ -204,7 +253,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
     ``cohort_format`` when given, else as ISO (never a day-first / month-first guess)."""
     if isinstance(values.dtype, pd.PeriodDtype):
         return month_index(values.dt.year.to_numpy(), values.dt.month.to_numpy())
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = _factorize(values)
     if len(uniques) == 0:  # the column is blank: every row is reported below
         parsed = pd.DatetimeIndex([])
     elif pd.api.types.is_datetime64_any_dtype(uniques.dtype):
@@ -247,10 +296,10 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
 class Panel:
     """A validated panel as typed arrays, sorted by (loan, mob). States are codes into the bucket order."""
 
-    loan: np.ndarray  # int64 codes
+    loan: np.ndarray  # integer codes (int32 or int64)
     cohort: np.ndarray  # int64 month index (year * 12 + month - 1)
     mob: np.ndarray  # int64
-    segment: np.ndarray  # int64 codes into `segments`
+    segment: np.ndarray  # integer codes into `segments` (int8 .. int64)
     state: np.ndarray  # int8 codes into config.buckets.order
     ead: np.ndarray  # float64
     segments: tuple[str, ...]
@@ -271,7 +320,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         raise PanelError(source, [MESSAGES["empty_panel"]])
     col = {k: config[k] for k in LOGICAL_COLUMNS}
 
-    loan_codes, _ = pd.factorize(frame[col["loan_id"]], use_na_sentinel=True)
+    loan_codes, _ = _factorize(frame[col["loan_id"]])
     if (loan_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
                                                  where=row_numbers(np.flatnonzero(loan_codes < 0))))
@@ -283,9 +332,10 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if bad_mob.any():
         problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
     mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
+    del mob_raw  # 10M-row panels: each column's temporaries go once its typed array is made
 
     seg_values = frame[col["segment"]]
-    seg_codes, seg_uniques = pd.factorize(seg_values, use_na_sentinel=True, sort=True)
+    seg_codes, seg_uniques = _factorize(seg_values, sort=True)
     segments = tuple(str(s) for s in seg_uniques)
     if (seg_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
@@ -294,9 +344,10 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
 
     order = list(config.buckets.order)
-    raw_codes, raw_labels = pd.factorize(frame[col["state"]], use_na_sentinel=True)
+    raw_codes, raw_labels = _factorize(frame[col["state"]])
     lookup = np.append(pd.Index(order).get_indexer(pd.Index(raw_labels, dtype=object)), -1)
-    state_codes = lookup[raw_codes]  # the -1 sentinel of a missing label picks the appended -1
+    state_codes = lookup.astype(np.int8)[raw_codes]  # the -1 sentinel of a missing label picks the appended -1
+    del raw_codes
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
@@ -319,25 +370,29 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
         raise PanelError(source, problems)
 
     # One sort by (loan, mob) answers duplicates, gaps, and cohort/segment changes, and pairs transitions.
-    key = loan_codes.astype(np.int64, copy=False) * (int(mob.max()) + 2) + mob
+    key = loan_codes.astype(np.int64)
+    key *= int(mob.max()) + 2
+    key += mob
     # Panels usually arrive sorted by loan and month: then the sort and every gather below are skipped.
     presorted = bool((key[1:] >= key[:-1]).all())
     order_idx = np.arange(len(key)) if presorted else np.argsort(key, kind="stable")
+    if not presorted:  # one column at a time, so one unsorted copy at most is alive next to the sorted ones
+        key = key[order_idx]
+        loan_codes = loan_codes[order_idx]
+        cohort = cohort[order_idx]
+        seg_codes = seg_codes[order_idx]
+        mob = mob[order_idx]
+        state_codes = state_codes[order_idx]
+        ead = ead[order_idx]
+    same_loan = loan_codes[1:] == loan_codes[:-1]
 
-    def sort(values: np.ndarray) -> np.ndarray:
-        return values if presorted else values[order_idx]
-
-    key_s = sort(key)
-    loan_s = sort(loan_codes).astype(np.int64, copy=False)
-    same_loan = loan_s[1:] == loan_s[:-1]
-
-    dup = np.flatnonzero(key_s[1:] == key_s[:-1])
+    dup = np.flatnonzero(key[1:] == key[:-1])
+    del key
     if len(dup):
         rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
         problems.append(MESSAGES["duplicates"].format(n=len(dup), loan=col["loan_id"], mob=col["mob"],
                                                       where=row_numbers(rows)))
-    for key_name, values in (("cohort", cohort), ("segment", seg_codes)):
-        v = sort(values)
+    for key_name, v in (("cohort", cohort), ("segment", seg_codes)):
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
@@ -347,19 +402,18 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if problems:
         raise PanelError(source, problems)
 
-    mob_s = sort(mob)
-    gaps = np.flatnonzero(same_loan & (mob_s[1:] - mob_s[:-1] > 1))
+    gaps = np.flatnonzero(same_loan & (mob[1:] - mob[:-1] > 1))
     if len(gaps):
         loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
         warnings.append(gap_warning(len(gaps), loans))
 
     panel = Panel(
-        loan=loan_s,
-        cohort=sort(cohort),
-        mob=mob_s,
-        segment=sort(seg_codes).astype(np.int64, copy=False),
-        state=sort(state_codes).astype(np.int8),
-        ead=sort(ead),
+        loan=loan_codes,
+        cohort=cohort,
+        mob=mob,
+        segment=seg_codes,
+        state=state_codes,
+        ead=ead,
         segments=segments,
         row=order_idx,
         source=source,
@@ -501,6 +555,14 @@ def _cells(stats: PanelStats, s_idx, c_idx, m_idx=None) -> str:
     return listed + (f" and {len(s_idx) - MAX_LISTED} more" if len(s_idx) > MAX_LISTED else "")
 
 
+def _unique_months(months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(months, return_inverse=True)`` by counting, not sorting: a panel's months span a short range."""
+    low = int(months.min())
+    shifted = months - low
+    present = np.bincount(shifted) > 0
+    return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[shifted]
+
+
 def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     """Panel -> sufficient statistics with bincounts (no loops over loans)."""
     max_mob = config.forecast.max_mob
@@ -508,31 +570,50 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     n_seg = len(panel.segments)
     warnings = list(panel.warnings)
 
+    # Keys are built in place and rows picked by masks, not index arrays: on 10M rows each temporary is 80 MB,
+    # and they set the peak memory of a run.
     beyond = panel.mob > max_mob
-    cohorts, cohort_code = np.unique(panel.cohort, return_inverse=True)
+    cohorts, cohort_code = _unique_months(panel.cohort)
     n_coh = len(cohorts)
-    keep = ~beyond
-    cell = ((panel.segment * n_coh + cohort_code) * (max_mob + 1) + panel.mob)[keep]
-    size = n_seg * n_coh * (max_mob + 1)
-    ead = np.bincount(cell * n_states + panel.state[keep], weights=panel.ead[keep], minlength=size * n_states)
-    n_loans = np.bincount(cell, minlength=size)
+    group = panel.segment.astype(np.int64)
+    group *= n_coh
+    group += cohort_code  # the cohort-segment of each row
+    del cohort_code
+    beyond_group = group[beyond]
 
     # Consecutive sorted rows of the same loan one MOB apart form a transition m -> m+1.
-    pair = (panel.loan[1:] == panel.loan[:-1]) & (panel.mob[1:] == panel.mob[:-1] + 1) & (panel.mob[1:] <= max_mob)
-    i = np.flatnonzero(pair)
-    tkey = ((((panel.segment[i] * n_coh + cohort_code[i]) * max_mob + panel.mob[i]) * n_states + panel.state[i])
-            * n_states + panel.state[i + 1])
+    pair = (panel.loan[1:] == panel.loan[:-1]) & (np.diff(panel.mob) == 1) & (panel.mob[1:] <= max_mob)
+    tkey = group[:-1][pair]
+    for factor, term in ((max_mob, panel.mob[:-1]), (n_states, panel.state[:-1]), (n_states, panel.state[1:])):
+        tkey *= factor
+        tkey += term[pair]
     tsize = n_seg * n_coh * max_mob * n_states * n_states
     shape5 = (n_seg, n_coh, max_mob, n_states, n_states)
     trans_count = np.bincount(tkey, minlength=tsize).reshape(shape5)
-    trans_from = np.bincount(tkey, weights=panel.ead[i], minlength=tsize).reshape(shape5)
-    trans_to = np.bincount(tkey, weights=panel.ead[i + 1], minlength=tsize).reshape(shape5)
+    trans_from = np.bincount(tkey, weights=panel.ead[:-1][pair], minlength=tsize).reshape(shape5)
+    trans_to = np.bincount(tkey, weights=panel.ead[1:][pair], minlength=tsize).reshape(shape5)
+    del tkey, pair
+
+    cell = group  # reused in place: the cohort-segment-MOB cell of each row
+    del group
+    cell *= max_mob + 1
+    cell += panel.mob
+    state, weight = panel.state, panel.ead
+    if beyond.any():
+        keep = ~beyond
+        cell, state, weight = cell[keep], state[keep], weight[keep]
+    size = n_seg * n_coh * (max_mob + 1)
+    n_loans = np.bincount(cell, minlength=size)
+    cell *= n_states
+    cell += state
+    ead = np.bincount(cell, weights=weight, minlength=size * n_states)
+    del cell, state, weight
 
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
     warnings += coverage_warnings(int(beyond.sum()), n_loans, panel.segments, cohorts, max_mob)
     ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
-    final_mob, final_ead = final_rows(n_loans, ead, (panel.segment * n_coh + cohort_code)[beyond], panel.mob[beyond],
-                                      panel.state[beyond], panel.ead[beyond])
+    final_mob, final_ead = final_rows(n_loans, ead, beyond_group, panel.mob[beyond], panel.state[beyond],
+                                      panel.ead[beyond])
 
     return PanelStats(
         segments=panel.segments,

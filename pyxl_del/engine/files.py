@@ -155,6 +155,7 @@ def neutral_text(text: str) -> str:
 
 
 def _neutral_column(values: pd.Series) -> pd.Series:
+    import numpy as np
     import pandas as pd
 
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -167,12 +168,15 @@ def _neutral_column(values: pd.Series) -> pd.Series:
         values = values.astype(object)
     if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
         return values  # numbers, dates, booleans
-    text = values.astype("string")  # a number among text reads as itself, and NUMBER_TEXT lets it through
-    risky = (text.str.match(FORMULA_TEXT) & ~text.str.match(NUMBER_TEXT, case=False)).fillna(False)
-    if not risky.any():
+    # Each distinct value is checked once: a long table repeats a few segment, state and cohort names.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="string")  # a number among text reads as itself, and NUMBER_TEXT lets it through
+    risky_unique = (text.str.match(FORMULA_TEXT) & ~text.str.match(NUMBER_TEXT, case=False)).fillna(False).to_numpy()
+    if not risky_unique.any():
         return values
+    risky = np.append(risky_unique, False)[codes]  # the appended False is the -1 code of a missing value
     out = values.astype(object).copy()
-    out[risky.to_numpy()] = "'" + text[risky]
+    out[risky] = ("'" + text).to_numpy(dtype=object)[codes[risky]]
     return out
 
 

@@ -253,8 +253,9 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
 def run(data, config: Config | str | None = None, *, sheet=None, progress: Progress | None = None,
         backend: str = "auto", spark=None) -> DelResult:
     """Panel + config -> DelResult. ``data``: a DataFrame, a .csv/.parquet/.xlsx file, a glob or a folder of
-    parts, or a Spark DataFrame. ``backend``: "auto" (DataFrame and .xlsx -> pandas, other files -> duckdb),
-    "pandas", "duckdb" or "spark" (``spark``: a SparkSession or a master URL); see backends.py."""
+    parts, or a Spark DataFrame. ``backend``: "auto" (DataFrame, .xlsx and one Parquet file that fits in memory
+    -> pandas, other files -> duckdb), "pandas", "duckdb" or "spark" (``spark``: a SparkSession or a master URL);
+    see backends.py."""
     started = time.perf_counter()
     cfg = config if isinstance(config, Config) else load_config(config)
     step = progress or (lambda _name: None)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import month_label
@@ -59,6 +58,8 @@ def _bsf_thresholds(p: np.ndarray, rho, anchor: Anchor) -> tuple[np.ndarray, np.
     The thresholds are exactly +inf where no better destination has mass and -inf where nothing this bad or
     worse has, so a shift never creates a move the base matrix does not have.
     """
+    from scipy.special import ndtri  # 0.3 s to import: only when used
+
     total = p.sum(axis=-1, keepdims=True)
     q = np.divide(p, total, out=np.zeros_like(p), where=total > 0)
     worse = np.clip(np.cumsum(q[..., ::-1], axis=-1)[..., ::-1], 0.0, 1.0)
@@ -75,6 +76,8 @@ def _bsf_apply(x: np.ndarray, total: np.ndarray, z, rho) -> np.ndarray:
 
     ``rho`` varies at most over the leading axes of ``x``; ``z`` over them and over extra axes in front (paths).
     """
+    from scipy.special import ndtr  # 0.3 s to import: only when used
+
     z = np.asarray(z, dtype=np.float64)[..., None, None]
     r = np.broadcast_to(np.asarray(rho, dtype=np.float64)[..., None, None], x.shape)
     worse = np.empty(np.broadcast_shapes(z.shape, x.shape))

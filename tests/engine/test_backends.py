@@ -19,7 +19,7 @@ import pyxl_del
 from pyxl_del import PanelError
 from pyxl_del.cli import main
 from pyxl_del.datasets.sample import write_panel
-from pyxl_del.engine import panel_sql
+from pyxl_del.engine import backends, panel_sql
 from pyxl_del.engine.backends import (
     _watch,
     aggregate,
@@ -39,12 +39,36 @@ def awkward():
     return awkward_panel()
 
 
-def test_choose_backend():
+def test_choose_backend(tmp_path, monkeypatch):
     assert choose_backend(frame(GOOD)) == "pandas"
     assert choose_backend("panel.xlsx") == "pandas"
     assert choose_backend("panel.parquet") == choose_backend("parts/*.parquet") == choose_backend("p.csv") == "duckdb"
+    frame(GOOD).to_parquet(tmp_path / "panel.parquet")
+    frame(GOOD).to_csv(tmp_path / "panel.csv", index=False)
+    # One local Parquet file that fits in memory is read in memory; globs, folders, CSV and remote files by DuckDB.
+    assert choose_backend(tmp_path / "panel.parquet") == choose_backend(str(tmp_path / "panel.parquet")) == "pandas"
+    assert choose_backend(str(tmp_path / "*.parquet")) == choose_backend(tmp_path) == "duckdb"
+    assert choose_backend(tmp_path / "panel.csv") == choose_backend("s3://bucket/panel.parquet") == "duckdb"
+    monkeypatch.setattr(backends, "IN_MEMORY_SHARE", 1e-12)  # a file too big for the memory
+    assert choose_backend(tmp_path / "panel.parquet") == "duckdb"
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    assert choose_backend(tmp_path / "broken.parquet") == "duckdb"  # DuckDB words the read error
     with pytest.raises(ValueError, match="unknown backend"):
         aggregate(frame(GOOD), CONFIG, "polars")
+
+
+def test_categorical_columns_count_only_values_present(tmp_path):
+    """Parquet text is read as categoricals: unused categories are no segment, no cohort and no bad value."""
+    df = simulate(CHAIN, segments=("A", "B"), cohorts=3, loans=20, max_mob=3)
+    expected = aggregate(df, CONFIG, "pandas")
+    cat = df.astype({"PRODUCT_TYPE": pd.CategoricalDtype(["Z", "B", "A", "Portfolio"]),
+                     "DISBURSAL_MONTH": pd.CategoricalDtype(["not a month", *sorted(set(df["DISBURSAL_MONTH"]))]),
+                     "STATE_MODEL": pd.CategoricalDtype(["??", *CONFIG.buckets.order]),
+                     "AGREEMENT_ID": "category"})
+    cat.to_parquet(tmp_path / "cat.parquet")
+    for source in (cat, tmp_path / "cat.parquet"):
+        assert_same_stats(expected, aggregate(source, CONFIG, "pandas"))
+    assert_same_stats(expected, aggregate(tmp_path / "cat.parquet", CONFIG, "duckdb"))
 
 
 def test_awkward_panel_same_on_duckdb(awkward, tmp_path):
@@ -160,6 +184,14 @@ def test_bad_input_gives_the_same_findings(case, tmp_path):
         got = _errors(source, "duckdb")
         assert len(got.problems) == len(expected.problems)
         assert finding_kinds(str(got)) == finding_kinds(str(expected)), (str(got), str(expected))
+
+
+@pytest.mark.parametrize("case", [c for c in BAD_INPUTS if c not in ("text ead", "missing column")])
+def test_bad_parquet_gives_the_same_findings_in_memory(case, tmp_path):
+    """The in-memory Parquet reader (text as dictionaries) names the same rows and values as the DataFrame path."""
+    df = _broken(case).infer_objects()
+    df.to_parquet(tmp_path / "bad.parquet")
+    assert _errors(tmp_path / "bad.parquet", "pandas").problems == _errors(df, "pandas").problems
 
 
 def test_sql_findings_name_rows_by_loan_and_mob(tmp_path):

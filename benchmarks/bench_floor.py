@@ -1,0 +1,223 @@
+"""`pyxl-del report` on 10M rows (one Parquet file) against a hand-written floor, as a ratio in one process run.
+
+The floor is the least work the first stage can do: pyarrow reads the 6 mapped columns (text as dictionaries),
+numpy checks the input rules (empty cells, unknown states, duplicate (loan, MOB) rows, loans changing cohort or
+segment), one sort by (loan, MOB) (skipped when the file is in that order, as the report skips it) and bincounts
+into exactly the arrays of PanelStats (ead (S,C,M+1,K), n_loans (S,C,M+1), the cohort transitions (S,C,M,K,K));
+it is checked to equal them. No messages, no model, no tables written: the report cannot reach a ratio of 1.
+
+`pyxl-del report` runs through the command line's main() in this process (the same file, --out a folder of CSV
+tables, backend auto), alternating with the floor so both see the same machine load; the ratio is the median of
+the per-pair ratios (also shown: fastest over fastest, and the ratio of CPU seconds, which load from other work
+disturbs less). Peak memory is the report's own, in a fresh child process (its VmHWM).
+
+    python benchmarks/bench_floor.py [--rows 10_000_000] [--repeat 5] [--keep]
+
+Target (issue 13): report / floor <= 1.5, report's peak < 1.5 GB. The panel is written once to
+benchmarks/_data/floor/ and deleted afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+DATA = Path(__file__).parent / "_data" / "floor"
+SEGMENTS = ("CASH LOAN", "CD", "TW/Moto")
+N_COHORTS, AS_OF, MAX_MOB = 60, "2025-12", 36
+TARGET_RATIO, TARGET_PEAK_MB = 1.5, 1500
+
+
+def make_panel(rows: int) -> Path:
+    """A realistic 3-segment, 60-cohort panel of about ``rows`` rows in one Parquet file, sorted by loan and MOB."""
+    from pyxl_del.datasets.sample import iter_panel_parts, realistic_matrices
+
+    target = DATA / f"panel_{rows:.0e}.parquet"
+    if target.exists():
+        return target
+    DATA.mkdir(parents=True, exist_ok=True)
+    first = int(AS_OF[:4]) * 12 + int(AS_OF[5:]) - N_COHORTS
+    cohorts = [f"{(first + i) // 12:04d}-{(first + i) % 12 + 1:02d}" for i in range(N_COHORTS)]
+    per_set = len(SEGMENTS) * sum(min(N_COHORTS - 1 - i, MAX_MOB) + 1 for i in range(N_COHORTS))
+    parts = iter_panel_parts(realistic_matrices(), parts=10, loans_per_cohort=max(1, round(rows / per_set)),
+                             segments=SEGMENTS, cohorts=cohorts, as_of=AS_OF, seed=1)
+    # One file written part by part (one row group each): memory stays at one part.
+    writer = None
+    for frame in parts:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = writer or pq.ParquetWriter(target, table.schema, compression="zstd")
+        writer.write_table(table)
+    writer.close()
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ the floor
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes as Arrow has them (int32, -1 for null) and the dictionary of a text column."""
+    encoded = column.combine_chunks()
+    indices = encoded.indices.fill_null(-1) if encoded.null_count else encoded.indices
+    return indices.to_numpy(zero_copy_only=False), encoded.dictionary
+
+
+def floor(path: Path, columns: dict[str, str], states: list[str], max_mob: int) -> dict[str, np.ndarray]:
+    """Read, validate and aggregate with nothing but pyarrow and numpy; returns the PanelStats arrays."""
+    text = [columns[k] for k in ("loan_id", "cohort", "segment", "state")]
+    table = pq.read_table(path, columns=list(columns.values()), read_dictionary=text)
+    loan, _ = _codes(table[columns["loan_id"]])
+    cohort_code, cohort_text = _codes(table[columns["cohort"]])
+    segment_code, segments = _codes(table[columns["segment"]])
+    state_code, state_text = _codes(table[columns["state"]])
+    mob = table[columns["mob"]].to_numpy()
+    ead = table[columns["ead"]].to_numpy()
+    del table
+    # Per distinct value, not per row: cohorts "YYYY-MM" -> month index, states -> bucket codes, segments by name.
+    parsed = pc.strptime(pc.utf8_slice_codeunits(cohort_text, 0, 7), format="%Y-%m", unit="s", error_is_null=True)
+    month = (pc.year(parsed).to_numpy(zero_copy_only=False) * 12
+             + pc.month(parsed).to_numpy(zero_copy_only=False) - 1)
+    state_of = np.array([states.index(s) if s in states else -1 for s in state_text.to_pylist()], dtype=np.int8)
+    names = segments.to_pylist()
+    segment_of = np.argsort(np.argsort(np.array(names, dtype=object))).astype(np.int8)
+    bad = (loan < 0) | (cohort_code < 0) | (segment_code < 0) | (mob < 0) | ~np.isfinite(ead) | (ead < 0)
+    if bad.any() or parsed.null_count or (state_of[state_code] < 0).any():
+        raise ValueError("bad rows")
+    used = np.flatnonzero(np.bincount(cohort_code, minlength=len(month)))
+    cohorts = np.unique(month[used])
+    cohort_of = np.searchsorted(cohorts, month).astype(np.int32)  # dictionary entry -> cohort position
+    key = loan.astype(np.int64) * (int(mob.max()) + 2) + mob
+    if not (key[1:] >= key[:-1]).all():  # the one sort, skipped when the file is in (loan, MOB) order already
+        order = np.argsort(key, kind="stable")
+        key, loan, mob, segment_code, state_code, ead, cohort_code = (
+            a[order] for a in (key, loan, mob, segment_code, state_code, ead, cohort_code))
+    c, segment, state = cohort_of[cohort_code], segment_of[segment_code], state_of[state_code]
+    same = loan[1:] == loan[:-1]
+    if (key[1:] == key[:-1]).any() or (same & ((c[1:] != c[:-1]) | (segment[1:] != segment[:-1]))).any():
+        raise ValueError("duplicates or changes")
+    n_seg, n_coh, k = len(names), len(cohorts), len(states)
+    group = segment * np.int64(n_coh) + c
+    keep = mob <= max_mob
+    cell = (group * (max_mob + 1) + mob)[keep]
+    size = n_seg * n_coh * (max_mob + 1)
+    out = {"n_loans": np.bincount(cell, minlength=size).reshape(n_seg, n_coh, -1)}
+    out["ead"] = np.bincount(cell * k + state[keep], weights=ead[keep], minlength=size * k).reshape(n_seg, n_coh, -1, k)
+    i = np.flatnonzero(same & (mob[1:] == mob[:-1] + 1) & (mob[1:] <= max_mob))
+    tkey = ((group[i] * max_mob + mob[i]) * k + state[i]) * k + state[i + 1]
+    tsize, shape = n_seg * n_coh * max_mob * k * k, (n_seg, n_coh, max_mob, k, k)
+    out["cohort_trans_count"] = np.bincount(tkey, minlength=tsize).reshape(shape)
+    out["cohort_trans_ead_from"] = np.bincount(tkey, weights=ead[i], minlength=tsize).reshape(shape)
+    out["cohort_trans_ead_to"] = np.bincount(tkey, weights=ead[i + 1], minlength=tsize).reshape(shape)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+
+def report(path: Path, out: Path) -> None:
+    """`pyxl-del report PATH --out OUT -q` through the command line's main(), in this process."""
+    from pyxl_del.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["report", str(path), "--out", str(out), "-q"])
+    if code:
+        raise SystemExit(f"pyxl-del report failed with exit code {code}")
+
+
+def timed(run, *args) -> tuple[float, float]:
+    """Wall and CPU seconds of one call (CPU seconds of all this process's threads: they grow less than wall
+    seconds when other work shares the machine)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+PEAK_PROBE = """
+import resource, sys
+from pyxl_del.cli import main
+code = main(sys.argv[1:])
+# VmHWM is this program's own peak; ru_maxrss would also count the parent's pages it had before exec.
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(int(status["VmHWM"].split()[0]) if "VmHWM" in status else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def report_peak_mb(path: Path, out: Path) -> float:
+    """The peak RSS of `pyxl-del report` in a fresh child process (this one's arrays are not counted)."""
+    done = subprocess.run([sys.executable, "-c", PEAK_PROBE, "report", str(path), "--out", str(out), "-q"],
+                          check=True, capture_output=True, text=True)
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def same_as_report(path: Path, config, columns: dict[str, str]) -> None:
+    """The floor computes what the report does: its arrays equal PanelStats' on the backend "auto" picks."""
+    from pyxl_del.engine.backends import aggregate, choose_backend
+
+    stats = aggregate(path, config)
+    for name, values in floor(path, columns, list(config.buckets.order), config.forecast.max_mob).items():
+        if not np.allclose(values, getattr(stats, name), rtol=1e-12, atol=1e-6):
+            raise SystemExit(f"the floor's {name} differs from PanelStats")
+    print(f"floor = PanelStats of backend {choose_backend(path)!r} (all five arrays)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5, help="floor/report pairs; the ratio is their median")
+    parser.add_argument("--keep", action="store_true", help="keep the panel in benchmarks/_data/floor")
+    args = parser.parse_args()
+    from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
+
+    config = Config()
+    columns = {k: config[k] for k in LOGICAL_COLUMNS}
+    states, max_mob = list(config.buckets.order), config.forecast.max_mob
+    try:
+        path = make_panel(args.rows)
+        rows = pq.read_metadata(path).num_rows
+        print(f"{rows:,} rows, {path.stat().st_size / 2**20:.0f} MB Parquet; {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "tables"
+            same_as_report(path, config, columns)
+            peak = report_peak_mb(path, out)
+            report(path, out)  # the first run imports the pipeline's modules: not timed
+            floors, reports = [], []
+            for _ in range(args.repeat):
+                floors.append(timed(floor, path, columns, states, max_mob))
+                reports.append(timed(report, path, out))
+                (fw, fc), (rw, rc) = floors[-1], reports[-1]
+                print(f"  floor {fw:.2f} s (cpu {fc:.2f}), report {rw:.2f} s (cpu {rc:.2f}), ratio {rw / fw:.2f} "
+                      f"(cpu {rc / fc:.2f}); load average {os.getloadavg()[0]:.1f}")
+        ratios = [r[0] / f[0] for r, f in zip(reports, floors, strict=True)]
+        ratio = statistics.median(ratios)
+        best_floor, best_report = min(f[0] for f in floors), min(r[0] for r in reports)
+        cpu = statistics.median(r[1] / f[1] for r, f in zip(reports, floors, strict=True))
+        print(f"floor  median {statistics.median(f[0] for f in floors):.2f} s, fastest {best_floor:.2f} s")
+        print(f"report median {statistics.median(r[0] for r in reports):.2f} s, fastest {best_report:.2f} s "
+              f"({rows / best_report:,.0f} rows/s)")
+        print(f"ratio  median {ratio:.2f} (range {min(ratios):.2f}-{max(ratios):.2f}; fastest / fastest "
+              f"{best_report / best_floor:.2f}; CPU seconds {cpu:.2f}; target <= {TARGET_RATIO}) "
+              f"{'ok' if ratio <= TARGET_RATIO else 'OVER'}")
+        print(f"report peak {peak:,.0f} MB (target < {TARGET_PEAK_MB}) {'ok' if peak < TARGET_PEAK_MB else 'OVER'}; "
+              f"load average now {os.getloadavg()[0]:.1f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(DATA, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

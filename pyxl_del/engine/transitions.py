@@ -73,13 +73,13 @@ class TransitionModel:
 
 def calendar_weights(stats: PanelStats, half_life: float, window: int) -> np.ndarray | None:
     """(C, M) weight of step m of cohort c by its reporting month cohorts[c] + m + 1, relative to the data's last
-    reporting month with a transition: 0.5 ** (months back / half_life), 0 outside the last ``window`` months.
+    reporting month (its last row): 0.5 ** (months back / half_life), 0 outside the last ``window`` months.
     None when both are off (every transition counts 1, as specified)."""
     if half_life <= 0 and window <= 0:
         return None
-    month = stats.cohorts[:, None] + np.arange(stats.cohort_trans_count.shape[2])[None, :] + 1  # (C, M)
-    seen = stats.cohort_trans_count.sum(axis=(0, 3, 4)) > 0
-    back = (month[seen].max() if seen.any() else 0) - month
+    month = stats.cohorts[:, None] + np.arange(stats.n_loans.shape[2])[None, :]  # (C, M+1) of each MOB
+    seen = stats.n_loans.sum(axis=0) > 0
+    back = (month[seen].max() if seen.any() else 0) - month[:, 1:]  # step m arrives at MOB m+1
     weight = 0.5 ** (back / half_life) if half_life > 0 else np.ones(back.shape)
     return np.where((window <= 0) | (back < window), weight, 0.0)
 
@@ -269,7 +269,8 @@ def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray,
     fallback = np.where(no_data[:, None], np.eye(n_states), top)  # a state never seen leaving: stays
     prior = _mix(parts, has, np.broadcast_to(w, has.shape), np.broadcast_to(fallback, own.shape))
     with np.errstate(invalid="ignore", divide="ignore"):
-        posterior = (n_eff[..., None] * own + a[:, None] * prior) / (n_eff + a)[..., None]
+        # own + a / (n + a) * (prior - own) = (n * own + a * prior) / (n + a), exactly own at a = 0.
+        posterior = own + (a / (n_eff + a))[..., None] * (prior - own)
     matrix = np.where((n_eff > 0)[..., None], posterior, prior)
     origin = np.where(n_eff > 0, SHRUNK, np.where(no_data, NO_DATA, PRIOR)).astype(np.int8)
     return matrix, origin, n_eff + a, strengths, weights

@@ -246,22 +246,28 @@ def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarra
     return unpack(best.x)
 
 
-def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, n_eff: np.ndarray,
+def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, loans: np.ndarray,
            absorbing: np.ndarray, strength: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                    np.ndarray, np.ndarray]:
     """(matrix, origin, concentration, strength (K,), weights (K, P)) of the bayes estimator: each row is the
-    posterior mean (n * own + a * prior) / (n + a) of its own n loans and its prior of strength a."""
+    posterior mean (n * own + a * prior) / (n + a) of its own n (calendar-weighted) loans and its prior of
+    strength a. ``loans`` are the loan counts without calendar weights: the strength and mix are fitted on them
+    (a likelihood of fractional counts is flat enough to let any strength fit), in loans."""
+    n_eff = count.sum(axis=-1)
     n_states = n_eff.shape[-1]
-    parts, parts_count, has = _prior_parts(num, den, count)
+    parts, _, has = _prior_parts(num, den, count)
+    _, loan_parts, loan_has = (_prior_parts(loans, loans.sum(axis=-1), loans) if loans is not count
+                               else _prior_parts(num, den, count))
     top_count = count.sum(axis=(0, 1))  # (K, K) every segment and MOB: the prior of a row no part covers
     top = _row_estimate(num.sum(axis=(0, 1)), den.sum(axis=(0, 1)), top_count)
+    top_loans = loans.sum(axis=(0, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        top_by_count = np.nan_to_num(top_count / top_count.sum(axis=-1, keepdims=True))
+        top_by_count = np.nan_to_num(top_loans / top_loans.sum(axis=-1, keepdims=True))
     strengths = np.full(n_states, np.nan)
     weights = np.full((n_states, len(PRIOR_PARTS)), np.nan)
     for i in np.flatnonzero(~absorbing & (top_count.sum(axis=-1) > 0)):
-        rows = n_eff[..., i] > 0
-        strengths[i], weights[i] = _fit_prior(count[..., i, :][rows], parts_count[:, rows, i], has[:, rows, i],
+        rows = loans[..., i, :].sum(axis=-1) > 0
+        strengths[i], weights[i] = _fit_prior(loans[..., i, :][rows], loan_parts[:, rows, i], loan_has[:, rows, i],
                                               top_by_count[i], strength)
     a = np.nan_to_num(strengths)  # (K,)
     w = np.nan_to_num(weights).T[:, None, None, :]  # (P, 1, 1, K)
@@ -317,7 +323,8 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     strengths = weights = None
     if t.estimator == "bayes":
         fixed = None if t.prior_strength == "auto" else float(t.prior_strength)
-        matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, n_eff, absorbing, fixed)
+        loans = count if t.half_life <= 0 and t.window <= 0 else stats.trans_count.astype(np.float64)
+        matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, loans, absorbing, fixed)
     else:
         matrix, origin, concentration = _specified(own, num, den, count, n_eff, config)
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]
@@ -329,7 +336,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
 
     threshold = max(t.min_count, 1)
     thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
-    if thin.any():
+    if thin.any() and t.estimator == "specified":  # the bayes estimator has no min_count switch
         log.warning("%d transition rows rest on fewer than min_count=%d loans", int(thin.sum()), threshold)
     return TransitionModel(
         transition_matrix=matrix,

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyxl_del
-from pyxl_del.engine.data import aggregate_panel, validate_panel
 from pyxl_del.engine.config import ConfigError, config_from_dict
+from pyxl_del.engine.data import aggregate_panel, validate_panel
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.transitions import (
     NO_DATA,

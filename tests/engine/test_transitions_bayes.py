@@ -1,6 +1,7 @@
 """The bayes estimator, calendar weights and the tail window: known answers on tiny panels and invariants."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from _panels import CHAIN, cfg, frame, loan, simulate
 from hypothesis import HealthCheck, given, settings
@@ -24,8 +25,8 @@ from pyxl_del.engine.transitions import (
 CUR, D1, D30, D60, D90, WO, PP = range(7)
 
 
-def model(df, **transitions):
-    config = cfg(transitions={"min_count": 0, **transitions}, forecast={"max_mob": 3})
+def model(df, max_mob=3, **transitions):
+    config = cfg(transitions={"min_count": 0, **transitions}, forecast={"max_mob": max_mob})
     stats = aggregate_panel(validate_panel(df, config), config)
     return estimate_transition_matrices(stats, config), stats, config
 
@@ -230,3 +231,22 @@ def test_bayes_rows_sum_to_one_absorbing_identity(loans, weighting, strength, ha
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-9)
     np.testing.assert_array_equal(p[:, :, [WO, PP]], np.broadcast_to(np.eye(7)[[WO, PP]], p[:, :, [WO, PP]].shape))
     assert (m.concentration >= 0).all() and np.isfinite(m.concentration).all()
+
+
+def test_bayes_auto_tail_reaches_loss_from_every_live_state():
+    # B keeps 1 loan in 10 beside A: its late delinquent rows rest on a loan or two, or none, at the last step.
+    # The data have write-offs (from DPD90+), so with the fitted prior every live state B uses reaches WRITEOFF in
+    # the tail, where the specified tail leaves some state with no way out to loss.
+    df = simulate(CHAIN, segments=("A", "B"), cohorts=12, loans=200, max_mob=10, seed=9)
+    codes = pd.factorize(df["AGREEMENT_ID"])[0]
+    df = df[(df["PRODUCT_TYPE"] == "A") | (codes % 10 == 0)]
+    stats_used = None
+    reach = {}
+    for estimator in ("specified", "bayes"):
+        m, stats, _ = model(df, max_mob=10, estimator=estimator, weighting="count")
+        assert stats.trans_count[..., WO].sum() > 0
+        stats_used = stats.trans_count.sum(axis=(1, 3)) > 0  # (S, K) states each segment was seen leaving
+        reach[estimator] = np.linalg.matrix_power(m.transition_matrix[:, -1], 256)[..., WO]  # (S, K)
+    live = stats_used & ~np.isin(np.arange(7), [WO, PP])
+    assert (reach["bayes"][live] > 0).all()
+    assert not (reach["specified"][live] > 0).all()

@@ -1,7 +1,10 @@
 """Stage 2 — transitions: transition matrices per segment and MOB step from the panel's sufficient statistics.
 
-P[s, m] is the step m -> m+1 for segment s, shape (S, M, K, K). How a row is estimated, and which rows fall
-back to pooled or neighbouring data, is documented in docs/methodology.md.
+P[s, m] is the step m -> m+1 for segment s, shape (S, M, K, K). Two estimators ([transitions] estimator):
+"specified" takes a row from its own loans and falls back to pooled or neighbouring data below min_count;
+"bayes" shrinks every row toward a prior from neighbouring MOBs, other segments and the segment's other MOBs,
+with an empirical-Bayes strength. Both weight transitions by reporting month when asked (half_life, window) and
+fill the steps after a segment's data with its last tail_window steps. docs/methodology.md §2 has the rules.
 """
 
 from __future__ import annotations

@@ -250,3 +250,20 @@ def test_bayes_auto_tail_reaches_loss_from_every_live_state():
     live = stats_used & ~np.isin(np.arange(7), [WO, PP])
     assert (reach["bayes"][live] > 0).all()
     assert not (reach["specified"][live] > 0).all()
+
+
+def test_balance_rows_keep_the_balance_kept():
+    # Balance weighting: A's own CURRENT row is (90 + 90, 100) / 300 (sums to 0.933: amortisation left the book),
+    # B's is (100 * 4) / 400 = 1. With a = 6 the row is the same mix of dollar roll rates: it sums to what the
+    # mix keeps, (3 * 0.933 + 6 * 1) / 9, as the specified estimator's rows sum to their own.
+    df = frame(
+        loan("a1", "2024-01", "A", [("CURRENT", 100), ("DPD1+", 100)])
+        + loan("a2", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90)])
+        + loan("a3", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90)])
+        + [row for k in range(4) for row in loan(f"b{k}", "2024-01", "B", [("CURRENT", 100), ("CURRENT", 100)])]
+    )
+    m, _, _ = model(df, estimator="bayes", prior_strength=6.0, weighting="balance")
+    np.testing.assert_allclose(m.transition_matrix[0, 0, CUR, [CUR, D1]], [(1.8 + 6) / 9, 1 / 9])
+    np.testing.assert_allclose(m.transition_matrix[0, 0, CUR].sum(), (3 * 280 / 300 + 6) / 9)
+    spec, _, _ = model(df, weighting="balance")
+    np.testing.assert_allclose(spec.transition_matrix[0, 0, CUR].sum(), 280 / 300)

@@ -370,8 +370,8 @@ def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: 
     if model.prior_strength is not None:
         fitted = [(states[i], model.prior_strength[i], model.prior_weights[i]) for i in np.flatnonzero(transient)
                   if np.isfinite(model.prior_strength[i])]
-        detail = "; ".join(f"{name} {a:,.0f} loans (" + ", ".join(f"{p} {w:.0%}" for p, w in
-                                                                zip(PRIOR_PARTS, weights, strict=True)) + ")"
+        detail = "; ".join((f"{name} {a:,.0f} loans (" if a >= 1 else f"{name} {a:.2g} loans (")
+                           + ", ".join(f"{p} {w:.0%}" for p, w in zip(PRIOR_PARTS, weights, strict=True)) + ")"
                            for name, a, weights in fitted)
         lines.append(f"transitions: estimator \"bayes\", every row shrunk toward its prior; prior strength and "
                      f"mix by from-state: {detail}")

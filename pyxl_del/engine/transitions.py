@@ -171,7 +171,7 @@ def _specified(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndar
 
 def _prior_parts(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The PRIOR_PARTS of every row, each leaving the row's own data out: rows (P, S, M, K, K) by the weighting,
-    the same by loan count (P, S, M, K, K), and where each part has data (P, S, M, K)."""
+    the same by loan count (P, S, M, K, K), where each part has data (P, S, M, K) and its loans (P, S, M, K)."""
     def shift(a: np.ndarray, d: int) -> np.ndarray:  # a[:, m + d] at m, zero outside the MOB range
         out = np.zeros_like(a)
         if d > 0:
@@ -194,7 +194,7 @@ def _prior_parts(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> tuple[n
     has = n_part > 1e-9 * np.maximum(count.sum(axis=(0, 1, 3)), 1.0)[None, None, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         by_count = np.where(has[..., None], count_parts / n_part[..., None], 0.0)
-    return np.where(has[..., None], rows, 0.0), by_count, has
+    return np.where(has[..., None], rows, 0.0), by_count, has, np.where(has, n_part, 0.0)
 
 
 def _mix(parts: np.ndarray, has: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -250,17 +250,18 @@ def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarra
 
 
 def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, loans: np.ndarray,
-           absorbing: np.ndarray, strength: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                   np.ndarray, np.ndarray]:
+           absorbing: np.ndarray, strength: float | None, stay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                               np.ndarray, np.ndarray]:
     """(matrix, origin, concentration, strength (K,), weights (K, P)) of the bayes estimator: each row is the
     posterior mean (n * own + a * prior) / (n + a) of its own n (calendar-weighted) loans and its prior of
     strength a. ``loans`` are the loan counts without calendar weights: the strength and mix are fitted on them
-    (a likelihood of fractional counts is flat enough to let any strength fit), in loans."""
+    (a likelihood of fractional counts is flat enough to let any strength fit), in loans. The prior leans toward
+    "stays in its state" with the weight of ``stay`` loans against the loans it rests on."""
     n_eff = count.sum(axis=-1)
     n_states = n_eff.shape[-1]
-    parts, _, has = _prior_parts(num, den, count)
-    _, loan_parts, loan_has = (_prior_parts(loans, loans.sum(axis=-1), loans) if loans is not count
-                               else _prior_parts(num, den, count))
+    parts, _, has, n_part = _prior_parts(num, den, count)
+    _, loan_parts, loan_has, _ = (_prior_parts(loans, loans.sum(axis=-1), loans) if loans is not count
+                                  else _prior_parts(num, den, count))
     top_count = count.sum(axis=(0, 1))  # (K, K) every segment and MOB: the prior of a row no part covers
     top = _row_estimate(num.sum(axis=(0, 1)), den.sum(axis=(0, 1)), top_count)
     top_loans = loans.sum(axis=(0, 1))
@@ -276,7 +277,13 @@ def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray,
     w = np.nan_to_num(weights).T[:, None, None, :]  # (P, 1, 1, K)
     no_data = top_count.sum(axis=-1) == 0
     fallback = np.where(no_data[:, None], np.eye(n_states), top)  # a state never seen leaving: stays
-    prior = _mix(parts, has, np.broadcast_to(w, has.shape), np.broadcast_to(fallback, own.shape))
+    w = np.broadcast_to(w, has.shape)
+    prior = _mix(parts, has, w, np.broadcast_to(fallback, own.shape))
+    if stay > 0:
+        # The loans the prior rests on (its parts' loans, mixed as the rows are): a prior resting on one loan is
+        # no surer of it than of staying put, one resting on thousands hardly moves.
+        behind = _mix(n_part[..., None], has, w, np.broadcast_to(top_count.sum(axis=-1)[:, None], has.shape[1:] + (1,)))
+        prior = (behind * prior + stay * np.eye(n_states)) / (behind + stay)
     with np.errstate(invalid="ignore", divide="ignore"):
         # own + a / (n + a) * (prior - own) = (n * own + a * prior) / (n + a), exactly own at a = 0.
         posterior = own + (a / (n_eff + a))[..., None] * (prior - own)
@@ -327,7 +334,8 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     if t.estimator == "bayes":
         fixed = None if t.prior_strength == "auto" else float(t.prior_strength)
         loans = count if t.half_life <= 0 and t.window <= 0 else stats.trans_count.astype(np.float64)
-        matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, loans, absorbing, fixed)
+        matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, loans, absorbing, fixed,
+                                                                   t.prior_stay)
     else:
         matrix, origin, concentration = _specified(own, num, den, count, n_eff, config)
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]

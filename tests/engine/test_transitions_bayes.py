@@ -44,7 +44,7 @@ def two_segments():
 def test_fixed_strength_by_hand():
     # One step: A's only prior part is the other segment at the MOB (B: CURRENT -> CURRENT 4 of 4), so with a = 6
     # A's CURRENT row is (3 * (2/3, 1/3) + 6 * (1, 0)) / 9 = (8/9, 1/9) and its concentration 3 + 6.
-    m, _, _ = model(two_segments(), estimator="bayes", prior_strength=6.0, weighting="count")
+    m, _, _ = model(two_segments(), estimator="bayes", prior_strength=6.0, prior_stay=0.0, weighting="count")
     np.testing.assert_allclose(m.transition_matrix[0, 0, CUR, [CUR, D1]], [8 / 9, 1 / 9])
     # B's prior is A's row: (4 * (1, 0) + 6 * (2/3, 1/3)) / 10 = (0.8, 0.2).
     np.testing.assert_allclose(m.transition_matrix[1, 0, CUR, [CUR, D1]], [0.8, 0.2])
@@ -74,10 +74,10 @@ def test_strength_zero_is_the_specified_own_rows():
 
 def test_large_strength_is_the_prior():
     df = simulate(CHAIN, segments=("A", "B"), cohorts=5, loans=40, max_mob=4, seed=4)
-    m, stats, _ = model(df, weighting="ead", estimator="bayes", prior_strength=1e15)
+    m, stats, _ = model(df, weighting="ead", estimator="bayes", prior_strength=1e15, prior_stay=0.0)
     count = stats.trans_count.astype(float)
     num = stats.trans_ead_from
-    parts, _, has = _prior_parts(num, num.sum(axis=-1), count)
+    parts, _, has, _ = _prior_parts(num, num.sum(axis=-1), count)
     w = np.nan_to_num(m.prior_weights).T[:, None, None, :]
     top = count.sum(axis=(0, 1))
     with np.errstate(invalid="ignore"):
@@ -109,10 +109,14 @@ def test_row_without_data_takes_its_prior_not_a_stay():
         + loan("b1", "2024-01", "B", [("DPD30+", 100), ("DPD60+", 100), ("CURRENT", 100)])
         + loan("b2", "2024-01", "B", [("DPD60+", 100), ("DPD90+", 100), ("WRITEOFF", 100)])
     )
-    m, _, _ = model(df, estimator="bayes", weighting="count")
+    m, _, _ = model(df, estimator="bayes", weighting="count", prior_stay=0.0)
     assert (m.origin[0, :2, D60] == PRIOR).all()
     np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [CUR, D90]], [0.0, 1.0])
     np.testing.assert_allclose(m.transition_matrix[0, 1, D60, [CUR, D90]], [1.0, 0.0])
+    # prior_stay 5: each of those priors rests on one loan, so it is (1 * that loan's move + 5 * stay) / 6.
+    m, _, _ = model(df, estimator="bayes", weighting="count", prior_stay=5.0)
+    np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [D60, D90]], [5 / 6, 1 / 6])
+    np.testing.assert_allclose(m.transition_matrix[0, 1, D60, [CUR, D60]], [1 / 6, 5 / 6])
 
 
 def test_bayes_tail_keeps_a_path_to_loss():
@@ -201,7 +205,8 @@ def test_bayes_run_info_names_the_strengths():
 
 @pytest.mark.parametrize("key, value", [("estimator", "bayesian"), ("prior_strength", -1.0),
                                         ("prior_strength", "big"), ("half_life", -1.0), ("window", -2),
-                                        ("tail_window", 0), ("window", 1.5)])
+                                        ("tail_window", 0), ("window", 1.5),
+                                        ("prior_stay", -1.0)])
 def test_bad_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"transitions.*{key}|{key}"):
         config_from_dict({"transitions": {key: value}})

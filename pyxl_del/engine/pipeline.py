@@ -239,7 +239,8 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
     warnings = list(stats.warnings)
-    warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing)
+    warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
+                                 config.transitions.min_count)
     clipped = factors.table(stats.segments)
     clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
     if len(clipped):

@@ -1,7 +1,10 @@
 """Stage 2 — transitions: transition matrices per segment and MOB step from the panel's sufficient statistics.
 
-P[s, m] is the step m -> m+1 for segment s, shape (S, M, K, K). How a row is estimated, and which rows fall
-back to pooled or neighbouring data, is documented in docs/methodology.md.
+P[s, m] is the step m -> m+1 for segment s, shape (S, M, K, K). Two estimators ([transitions] estimator):
+"specified" takes a row from its own loans and falls back to pooled or neighbouring data below min_count;
+"bayes" shrinks every row toward a prior from neighbouring MOBs, other segments and the segment's other MOBs,
+with an empirical-Bayes strength. Both weight transitions by reporting month when asked (half_life, window) and
+fill the steps after a segment's data with its last tail_window steps. docs/methodology.md §2 has the rules.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import gammaln
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats
@@ -30,8 +35,17 @@ ROW_ORIGINS = (
     "pooled data below min_count",
     "no data: stays in its state",
     "tail: last estimated MOB",
+    "own data shrunk toward its prior",
+    "no own data: its prior",
+    "tail: last estimated MOBs pooled",
 )
-OWN, POOLED, OWN_NEAREST, POOLED_NEAREST, OWN_THIN, POOLED_THIN, NO_DATA, TAIL_COPY = range(8)
+(OWN, POOLED, OWN_NEAREST, POOLED_NEAREST, OWN_THIN, POOLED_THIN, NO_DATA, TAIL_COPY, SHRUNK, PRIOR,
+ TAIL_POOLED) = range(11)
+# The bayes estimator's prior is a mixture of these rows, each left-one-out (none contains the row itself).
+PRIOR_PARTS = ("neighbouring MOBs", "other segments at the MOB", "the segment over all MOBs")
+# Neighbouring MOBs: steps m +- d for d = 1..3, weighted 1, 1/2, 1/4 (smooths the rows across MOB).
+NEIGHBOUR_WEIGHTS = (1.0, 0.5, 0.25)
+AUTO_STRENGTH_BOUNDS = (0.1, 1e7)  # loans; the empirical-Bayes strength is searched in this range
 
 
 @dataclass(frozen=True)
@@ -46,23 +60,52 @@ class TransitionModel:
     # posterior (forecast intervals draw rows from Dirichlet(concentration * row)). The specified estimator's is
     # the loans observed in the row it was taken from.
     concentration: np.ndarray
+    estimator: str = "specified"
+    # bayes: (K,) the prior strength in loans per from-state (NaN: absorbing or no data) and (K, 3) the weights of
+    # PRIOR_PARTS in each from-state's prior.
+    prior_strength: np.ndarray | None = None
+    prior_weights: np.ndarray | None = None
+    tail_window: int = 1
 
     @property
     def source(self) -> np.ndarray:
         """(S, M, K) index into SOURCES."""
-        src = np.where(np.isin(self.origin, (OWN, OWN_THIN)), ESTIMATED, FALLBACK)
-        return np.where(self.origin == TAIL_COPY, TAIL, src).astype(np.int8)
+        src = np.where(np.isin(self.origin, (OWN, OWN_THIN, SHRUNK)), ESTIMATED, FALLBACK)
+        return np.where(np.isin(self.origin, (TAIL_COPY, TAIL_POOLED)), TAIL, src).astype(np.int8)
 
 
-def _weights(stats: PanelStats, weighting: str) -> tuple[np.ndarray, np.ndarray]:
+def calendar_weights(stats: PanelStats, half_life: float, window: int) -> np.ndarray | None:
+    """(C, M) weight of step m of cohort c by its reporting month cohorts[c] + m + 1, relative to the data's last
+    reporting month (its last row): 0.5 ** (months back / half_life), 0 outside the last ``window`` months.
+    None when both are off (every transition counts 1, as specified)."""
+    if half_life <= 0 and window <= 0:
+        return None
+    month = stats.cohorts[:, None] + np.arange(stats.n_loans.shape[2])[None, :]  # (C, M+1) of each MOB
+    seen = stats.n_loans.sum(axis=0) > 0
+    back = (month[seen].max() if seen.any() else 0) - month[:, 1:]  # step m arrives at MOB m+1
+    weight = 0.5 ** (back / half_life) if half_life > 0 else np.ones(back.shape)
+    return np.where((window <= 0) | (back < window), weight, 0.0)
+
+
+def _sums(stats: PanelStats, config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, EAD at m, EAD at m+1) of the transitions (S, M, K, K), weighted by reporting month if configured."""
+    t = config.transitions
+    weight = calendar_weights(stats, t.half_life, t.window)
+    if weight is None:
+        return stats.trans_count.astype(np.float64), stats.trans_ead_from, stats.trans_ead_to
+    return tuple(np.einsum("scmij,cm->smij", a, weight) for a in
+                 (stats.cohort_trans_count, stats.cohort_trans_ead_from, stats.cohort_trans_ead_to))
+
+
+def _weights(count: np.ndarray, ead_from: np.ndarray, ead_to: np.ndarray,
+             weighting: str) -> tuple[np.ndarray, np.ndarray]:
     """Numerator (S, M, K, K) and row denominator (S, M, K) of the row estimate for a weighting."""
     if weighting == "count":
-        num = stats.trans_count.astype(np.float64)
-        return num, num.sum(axis=-1)
+        return count, count.sum(axis=-1)
     if weighting == "ead":
-        return stats.trans_ead_from, stats.trans_ead_from.sum(axis=-1)
+        return ead_from, ead_from.sum(axis=-1)
     # "balance": dollar roll rates, EAD arriving at m+1 over EAD leaving at m.
-    return stats.trans_ead_to, stats.trans_ead_from.sum(axis=-1)
+    return ead_to, ead_from.sum(axis=-1)
 
 
 def _row_estimate(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -88,77 +131,223 @@ def _nearest(valid: np.ndarray) -> np.ndarray:
     return np.where(use_prev, prev, np.where(nxt < n, nxt, -1))
 
 
+def _specified(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, n_eff: np.ndarray,
+               config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matrix, origin, concentration) of the specified estimator: own rows with >= min_count loans, else the
+    fallback chain of docs/methodology.md; a row with no data anywhere stays in its state."""
+    n_seg, _, n_states = n_eff.shape
+    threshold = max(config.transitions.min_count, 1)
+    pooled_n = n_eff.sum(axis=0)  # (M, K)
+    pooled = _row_estimate(num.sum(axis=0), den.sum(axis=0), count.sum(axis=0))  # (M, K, K)
+    i_idx = np.arange(n_states)[None, None, :]
+    pooled_b = np.broadcast_to(pooled, own.shape)
+    pooled_nb = np.broadcast_to(pooled_n, n_eff.shape)
+
+    origin = np.full(n_eff.shape, NO_DATA, dtype=np.int8)
+    matrix = np.broadcast_to(np.eye(n_states), own.shape).copy()
+    concentration = np.zeros(n_eff.shape)
+    candidates: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = [(n_eff >= threshold, own, OWN, n_eff)]
+    if config.transitions.fallback == "pooled":
+        own_near = _nearest(n_eff >= threshold)  # (S, M, K)
+        pooled_near = _nearest(np.broadcast_to(pooled_n >= threshold, n_eff.shape))
+        s_idx = np.arange(n_seg)[:, None, None]
+        own_at, pooled_at = np.maximum(own_near, 0), np.maximum(pooled_near, 0)
+        candidates += [
+            (pooled_nb >= threshold, pooled_b, POOLED, pooled_nb),
+            (own_near >= 0, own[s_idx, own_at, i_idx], OWN_NEAREST, n_eff[s_idx, own_at, i_idx]),
+            (pooled_near >= 0, pooled[pooled_at, i_idx], POOLED_NEAREST, pooled_n[pooled_at, i_idx]),
+            (n_eff > 0, own, OWN_THIN, n_eff),
+            (pooled_nb > 0, pooled_b, POOLED_THIN, pooled_nb),
+        ]
+    else:
+        candidates += [(n_eff > 0, own, OWN_THIN, n_eff)]
+    # Earlier candidates win: fill from the last to the first.
+    for ok, rows, code, n in reversed(candidates):
+        matrix = np.where(ok[..., None], rows, matrix)
+        origin = np.where(ok, code, origin).astype(np.int8)
+        concentration = np.where(ok, n, concentration)
+    return matrix, origin, concentration
+
+
+def _prior_parts(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The PRIOR_PARTS of every row, each leaving the row's own data out: rows (P, S, M, K, K) by the weighting,
+    the same by loan count (P, S, M, K, K), where each part has data (P, S, M, K) and its loans (P, S, M, K)."""
+    def shift(a: np.ndarray, d: int) -> np.ndarray:  # a[:, m + d] at m, zero outside the MOB range
+        out = np.zeros_like(a)
+        if d > 0:
+            out[:, :-d] = a[:, d:]
+        else:
+            out[:, -d:] = a[:, :d]
+        return out
+
+    def neighbours(a: np.ndarray) -> np.ndarray:
+        return sum(w * (shift(a, d) + shift(a, -d)) for d, w in enumerate(NEIGHBOUR_WEIGHTS, start=1))
+
+    parts = []
+    for a in (num, den, count):
+        parts.append([neighbours(a), np.maximum(a.sum(axis=0, keepdims=True) - a, 0.0),
+                      np.maximum(a.sum(axis=1, keepdims=True) - a, 0.0)])
+    rows = np.stack([_row_estimate(n, d, c) for n, d, c in zip(*parts, strict=True)])
+    count_parts = np.stack(parts[2])
+    n_part = count_parts.sum(axis=-1)
+    # Left-one-out sums are differences: a part "has data" above the rounding of the totals it came from.
+    has = n_part > 1e-9 * np.maximum(count.sum(axis=(0, 1, 3)), 1.0)[None, None, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_count = np.where(has[..., None], count_parts / n_part[..., None], 0.0)
+    return np.where(has[..., None], rows, 0.0), by_count, has, np.where(has, n_part, 0.0)
+
+
+def _mix(parts: np.ndarray, has: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """The prior rows (..., K): the parts (P, ..., K) mixed by ``weights`` (P, ...) over those with data,
+    ``fallback`` (..., K) where none has."""
+    w = weights * has
+    total = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mixed = (w[..., None] * parts).sum(axis=0) / total[..., None]
+    return np.where((total > 0)[..., None], mixed, fallback)
+
+
+def _log_marginal(x: np.ndarray, n: np.ndarray, alpha_mean: np.ndarray, strength: float) -> float:
+    """Dirichlet-multinomial log marginal likelihood of count rows x (R, K) under Dirichlet(strength * mean)."""
+    a = strength * alpha_mean
+    support = alpha_mean > 0
+    terms = np.where(support, gammaln(x + a) - gammaln(np.where(support, a, 1.0)), 0.0).sum(axis=-1)
+    return float((gammaln(strength) - gammaln(n + strength) + terms).sum())
+
+
+def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarray,
+               strength: float | None) -> tuple[float, np.ndarray]:
+    """Empirical Bayes for one from-state: the mixture weights of the parts (P,) and, when ``strength`` is None,
+    the strength maximising the Dirichlet-multinomial marginal likelihood of the rows' loan counts x (R, K).
+
+    parts (P, R, K) by count, has (P, R), top (K,) the state's row over all the data: mixed in at 1e-3 so that a
+    move the left-one-out prior has never seen lowers the likelihood instead of zeroing it.
+    """
+    n = x.sum(axis=-1)
+    n_parts = parts.shape[0]
+
+    def unpack(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = np.concatenate([[0.0], theta[1:]])
+        w = np.exp(z - z.max())
+        return (float(np.exp(theta[0])) if strength is None else strength), w / w.sum()
+
+    def loss(theta: np.ndarray) -> float:
+        a, w = unpack(theta)
+        mean = 0.999 * _mix(parts, has, w[:, None], top[None, :]) + 0.001 * top
+        return -_log_marginal(x, n, mean, a)
+
+    lo, hi = np.log(AUTO_STRENGTH_BOUNDS)
+    if strength is None:  # a coarse grid first: the likelihood in the strength can be flat over decades
+        grid = np.linspace(lo, hi, 12)
+        start = grid[int(np.argmin([loss(np.concatenate([[g], np.zeros(n_parts - 1)])) for g in grid]))]
+    elif strength == 0:
+        return 0.0, np.full(n_parts, 1.0 / n_parts)
+    else:
+        start = 0.0
+    bounds = [(lo, hi) if strength is None else (start, start)] + [(-20.0, 20.0)] * (n_parts - 1)
+    best = minimize(loss, np.concatenate([[start], np.zeros(n_parts - 1)]), method="L-BFGS-B", bounds=bounds)
+    return unpack(best.x)
+
+
+def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, loans: np.ndarray,
+           absorbing: np.ndarray, strength: float | None, stay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                               np.ndarray, np.ndarray]:
+    """(matrix, origin, concentration, strength (K,), weights (K, P)) of the bayes estimator: each row is the
+    posterior mean (n * own + a * prior) / (n + a) of its own n (calendar-weighted) loans and its prior of
+    strength a. ``loans`` are the loan counts without calendar weights: the strength and mix are fitted on them
+    (a likelihood of fractional counts is flat enough to let any strength fit), in loans. The prior leans toward
+    "stays in its state" with the weight of ``stay`` loans against the loans it rests on."""
+    n_eff = count.sum(axis=-1)
+    n_states = n_eff.shape[-1]
+    parts, _, has, n_part = _prior_parts(num, den, count)
+    _, loan_parts, loan_has, _ = (_prior_parts(loans, loans.sum(axis=-1), loans) if loans is not count
+                                  else _prior_parts(num, den, count))
+    top_count = count.sum(axis=(0, 1))  # (K, K) every segment and MOB: the prior of a row no part covers
+    top = _row_estimate(num.sum(axis=(0, 1)), den.sum(axis=(0, 1)), top_count)
+    top_loans = loans.sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top_by_count = np.nan_to_num(top_loans / top_loans.sum(axis=-1, keepdims=True))
+    strengths = np.full(n_states, np.nan)
+    weights = np.full((n_states, len(PRIOR_PARTS)), np.nan)
+    for i in np.flatnonzero(~absorbing & (top_count.sum(axis=-1) > 0)):
+        rows = loans[..., i, :].sum(axis=-1) > 0
+        strengths[i], weights[i] = _fit_prior(loans[..., i, :][rows], loan_parts[:, rows, i], loan_has[:, rows, i],
+                                              top_by_count[i], strength)
+    a = np.nan_to_num(strengths)  # (K,)
+    w = np.nan_to_num(weights).T[:, None, None, :]  # (P, 1, 1, K)
+    no_data = top_count.sum(axis=-1) == 0
+    fallback = np.where(no_data[:, None], np.eye(n_states), top)  # a state never seen leaving: stays
+    w = np.broadcast_to(w, has.shape)
+    prior = _mix(parts, has, w, np.broadcast_to(fallback, own.shape))
+    if stay > 0:
+        # The loans the prior rests on (its parts' loans, mixed as the rows are): a prior resting on one loan is
+        # no surer of it than of staying put, one resting on thousands hardly moves.
+        behind = _mix(n_part[..., None], has, w, np.broadcast_to(top_count.sum(axis=-1)[:, None], has.shape[1:] + (1,)))
+        prior = (behind * prior + stay * np.eye(n_states)) / (behind + stay)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # own + a / (n + a) * (prior - own) = (n * own + a * prior) / (n + a), exactly own at a = 0.
+        posterior = own + (a / (n_eff + a))[..., None] * (prior - own)
+    matrix = np.where((n_eff > 0)[..., None], posterior, prior)
+    origin = np.where(n_eff > 0, SHRUNK, np.where(no_data, NO_DATA, PRIOR)).astype(np.int8)
+    return matrix, origin, n_eff + a, strengths, weights
+
+
+def _tail(matrix: np.ndarray, concentration: np.ndarray, last_step: np.ndarray,
+          window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matrix, concentration, tail mask (S, M)): steps after a segment's last estimated step take its last
+    ``window`` estimated steps pooled, each row weighted by its concentration (equal weights where all are 0)."""
+    steps = np.arange(matrix.shape[1])[None, :]
+    tail = steps > last_step[:, None]  # (S, M)
+    pooled = (steps <= last_step[:, None]) & (steps > last_step[:, None] - window)
+    c = np.where(pooled[..., None], concentration, 0.0)  # (S, M, K)
+    total = c.sum(axis=1, keepdims=True)
+    w = np.where(total > 0, c / np.where(total > 0, total, 1.0), pooled[..., None] / pooled.sum(axis=1)[:, None, None])
+    tail_matrix = np.einsum("smi,smij->sij", w, matrix)
+    matrix = np.where(tail[..., None, None], tail_matrix[:, None], matrix)
+    concentration = np.where(tail[..., None], total, concentration)
+    return matrix, concentration, tail
+
+
 def estimate_transition_matrices(stats: PanelStats, config: Config) -> TransitionModel:
-    """Transition matrices (S, M, K, K) by the configured weighting, min_count fallback and tail rule."""
+    """Transition matrices (S, M, K, K) by the configured estimator, weighting, calendar weights and tail rule."""
+    t = config.transitions
     states = list(stats.states)
     absorbing = np.isin(states, config.buckets.absorbing)
-    n_seg, n_steps, n_states = stats.trans_count.shape[:3]
-    weighting = config.transitions.weighting
-    threshold = max(config.transitions.min_count, 1)
+    n_steps, n_states = stats.trans_count.shape[1:3]
 
-    num, den = _weights(stats, weighting)
-    count = stats.trans_count
-    n_obs = count.sum(axis=-1)  # (S, M, K)
+    count, ead_from, ead_to = _sums(stats, config)
+    num, den = _weights(count, ead_from, ead_to, t.weighting)
+    n_obs = stats.trans_count.sum(axis=-1)  # (S, M, K) loans, whatever their calendar weight
+    n_eff = count.sum(axis=-1)  # the same weighted by reporting month: the rows' evidence
     own = _row_estimate(num, den, count)
-    pooled_n = n_obs.sum(axis=0)  # (M, K)
-    pooled = _row_estimate(num.sum(axis=0), den.sum(axis=0), count.sum(axis=0))  # (M, K, K)
 
-    transient_n = np.where(absorbing, 0, n_obs).sum(axis=-1)  # (S, M)
-    has_steps = transient_n > 0
-    pooled_last = int(np.flatnonzero(has_steps.any(axis=0))[-1]) if has_steps.any() else -1
-    if pooled_last < 0:
-        raise PanelError("panel", ["no loan is observed at two consecutive MOBs in a non-absorbing state, so no "
-                                   "transition can be estimated"])
+    has_steps = np.where(absorbing, 0, n_eff).sum(axis=-1) > 0  # (S, M)
+    if not has_steps.any():
+        raise PanelError("panel", ["no loan is observed at two consecutive MOBs in a non-absorbing state"
+                                   + (" within [transitions] window" if t.window and stats.trans_count.any() else "")
+                                   + ", so no transition can be estimated"])
+    pooled_last = int(np.flatnonzero(has_steps.any(axis=0))[-1])
     own_last = np.where(has_steps.any(axis=1), n_steps - 1 - np.argmax(has_steps[:, ::-1], axis=1), -1)
     last_step = np.where(own_last >= 0, own_last, pooled_last)
 
-    step_idx = np.arange(n_steps)[None, :, None]
-    i_idx = np.arange(n_states)[None, None, :]
-    pooled_b = np.broadcast_to(pooled, own.shape)
-    pooled_nb = np.broadcast_to(pooled_n, n_obs.shape)
-
-    origin = np.full(n_obs.shape, NO_DATA, dtype=np.int8)
-    matrix = np.broadcast_to(np.eye(n_states), own.shape).copy()
-    candidates: list[tuple[np.ndarray, np.ndarray, int]] = [(n_obs >= threshold, own, OWN)]
-    if config.transitions.fallback == "pooled":
-        own_near = _nearest(n_obs >= threshold)  # (S, M, K)
-        pooled_near = _nearest(np.broadcast_to(pooled_n >= threshold, n_obs.shape))
-        s_idx = np.arange(n_seg)[:, None, None]
-        candidates += [
-            (pooled_nb >= threshold, pooled_b, POOLED),
-            (own_near >= 0, own[s_idx, np.maximum(own_near, 0), i_idx], OWN_NEAREST),
-            (pooled_near >= 0, pooled[np.maximum(pooled_near, 0), i_idx], POOLED_NEAREST),
-            (n_obs > 0, own, OWN_THIN),
-            (pooled_nb > 0, pooled_b, POOLED_THIN),
-        ]
+    strengths = weights = None
+    if t.estimator == "bayes":
+        fixed = None if t.prior_strength == "auto" else float(t.prior_strength)
+        loans = count if t.half_life <= 0 and t.window <= 0 else stats.trans_count.astype(np.float64)
+        matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, loans, absorbing, fixed,
+                                                                   t.prior_stay)
     else:
-        candidates += [(n_obs > 0, own, OWN_THIN)]
-    # Earlier candidates win: fill from the last to the first.
-    for ok, rows, code in reversed(candidates):
-        matrix = np.where(ok[..., None], rows, matrix)
-        origin = np.where(ok, code, origin).astype(np.int8)
-
+        matrix, origin, concentration = _specified(own, num, den, count, n_eff, config)
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]
     origin[:, :, absorbing] = OWN
-    source_n = {OWN: n_obs, OWN_THIN: n_obs, POOLED: pooled_nb, POOLED_THIN: pooled_nb}
-    concentration = np.zeros(n_obs.shape)
-    for code, n in source_n.items():
-        concentration = np.where(origin == code, n, concentration)
-    if config.transitions.fallback == "pooled":
-        concentration = np.where(origin == OWN_NEAREST, n_obs[s_idx, np.maximum(own_near, 0), i_idx], concentration)
-        concentration = np.where(origin == POOLED_NEAREST, pooled_n[np.maximum(pooled_near, 0), i_idx],
-                                 concentration)
+    concentration[:, :, absorbing] = n_eff[:, :, absorbing]
 
-    # The tail: steps after a segment's last estimated step reuse that step's matrix.
-    tail = step_idx[..., 0] > last_step[:, None]  # (S, M)
-    last_matrix = matrix[np.arange(n_seg), np.minimum(last_step, n_steps - 1)]  # (S, K, K)
-    matrix = np.where(tail[..., None, None], last_matrix[:, None], matrix)
-    last_conc = concentration[np.arange(n_seg), np.minimum(last_step, n_steps - 1)]  # (S, K)
-    concentration = np.where(tail[..., None], last_conc[:, None], concentration)
-    origin = np.where(tail[..., None], TAIL_COPY, origin).astype(np.int8)
+    matrix, concentration, tail = _tail(matrix, concentration, last_step, t.tail_window)
+    origin = np.where(tail[..., None], TAIL_COPY if t.tail_window == 1 else TAIL_POOLED, origin).astype(np.int8)
 
+    threshold = max(t.min_count, 1)
     thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
-    if thin.any():
+    if thin.any() and t.estimator == "specified":  # the bayes estimator has no min_count switch
         log.warning("%d transition rows rest on fewer than min_count=%d loans", int(thin.sum()), threshold)
     return TransitionModel(
         transition_matrix=matrix,
@@ -166,23 +355,51 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
         origin=origin,
         last_estimated_step=last_step,
         concentration=concentration.astype(np.float64),
+        estimator=t.estimator,
+        prior_strength=strengths,
+        prior_weights=weights,
+        tail_window=t.tail_window,
     )
 
 
+def _tail_loans(model: TransitionModel, s: int, transient: np.ndarray) -> np.ndarray:
+    """(K,) the loans behind segment s's tail rows: its last tail_window estimated steps, 0 for unused states."""
+    last = int(model.last_estimated_step[s])
+    loans = model.n_obs[s, max(last - model.tail_window + 1, 0): last + 1].sum(axis=0)
+    return np.where(transient & (model.n_obs[s].sum(axis=0) > 0), loans, -1)
+
+
 def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: tuple[str, ...],
-                     absorbing: tuple[str, ...]) -> list[str]:
-    """Readable lines on the rows that did not come from the segment's own data (for Run info / warnings)."""
+                     absorbing: tuple[str, ...], min_count: int = 0) -> list[str]:
+    """Readable lines on the rows that did not come from the segment's own data alone, the bayes prior and the
+    tail (for Run info / warnings); a tail row resting on fewer than ``min_count`` loans is named."""
     lines = []
     transient = ~np.isin(states, absorbing)
+    if model.prior_strength is not None:
+        fitted = [(states[i], model.prior_strength[i], model.prior_weights[i]) for i in np.flatnonzero(transient)
+                  if np.isfinite(model.prior_strength[i])]
+        detail = "; ".join((f"{name} {a:,.0f} loans (" if a >= 1 else f"{name} {a:.2g} loans (")
+                           + ", ".join(f"{p} {w:.0%}" for p, w in zip(PRIOR_PARTS, weights, strict=True)) + ")"
+                           for name, a, weights in fitted)
+        lines.append(f"transitions: estimator \"bayes\", every row shrunk toward its prior; prior strength and "
+                     f"mix by from-state: {detail}")
     for s, segment in enumerate(segments):
         last = int(model.last_estimated_step[s])
         origin = model.origin[s, : last + 1][:, transient]
-        counts = {ROW_ORIGINS[o]: int((origin == o).sum()) for o in range(len(ROW_ORIGINS)) if o != OWN}
+        counts = {ROW_ORIGINS[o]: int((origin == o).sum()) for o in range(len(ROW_ORIGINS)) if o not in (OWN, SHRUNK)}
         used = {k: v for k, v in counts.items() if v}
         if used:
             detail = ", ".join(f"{v} from {k}" for k, v in used.items())
             lines.append(f"segment {segment!r}: of {origin.size} transition rows up to MOB step {last}, {detail}")
         if last + 1 < model.origin.shape[1]:
+            first = max(last - model.tail_window + 1, 0)
+            pooled = f"step {last}" if first == last else f"steps {first}..{last} pooled"
             lines.append(f"segment {segment!r}: MOB steps {last + 1}..{model.origin.shape[1] - 1} reuse the "
-                         f"matrix of step {last} (tail)")
+                         f"matrix of {pooled} (tail)")
+            loans = _tail_loans(model, s, transient)
+            thin = [f"{states[i]} {int(loans[i])}" for i in np.flatnonzero((loans >= 0) & (loans < min_count))]
+            if thin:
+                lines.append(f"segment {segment!r}: the tail rests on fewer than min_count={min_count} loans in "
+                             f"rows {', '.join(thin)} (loans over {pooled}); raise [transitions] tail_window "
+                             f"(now {model.tail_window}) to pool more steps")
     return lines

@@ -132,7 +132,8 @@ class RiskAnalysis:
         rolled forward with no actual month after it. Against `portfolio_del_curve` it shows what the actuals add."""
         stats = self.result.stats
         first = replace(stats, n_loans=np.where(np.arange(stats.max_mob + 1) == 0, stats.n_loans, 0))
-        return mean_del_curves(stats, forecast_ead(first, self.result.transition_matrix), self.config)[del_type]
+        return mean_del_curves(stats, forecast_ead(first, self.result.transition_matrix, self.result.factors.cohort),
+                               self.config)[del_type]
 
     @cached_property
     def kpis(self) -> pd.DataFrame:

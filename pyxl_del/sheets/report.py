@@ -577,6 +577,15 @@ def describe(result: DelResult, layout: SheetLayout) -> str:
     return what if layout.segment is None else f"{_segment_label(result, layout.segment)}: {what}"
 
 
+def _calibration_options(cfg) -> str:
+    """The non-specified calibration settings, as a clause of the Run info line ("" when all are as specified)."""
+    c = cfg.calibration
+    parts = [f"k weighted by {c.weights}"] if c.weights != "cohorts" else []
+    parts += [f"cohorts with >= {c.min_cohort_loans} loans"] if c.min_cohort_loans > 1 else []
+    parts += [f"cohort factors (credibility kappa {c.cohort_credibility})"] if c.cohort_factor != "none" else []
+    return "".join(f"; {p}" for p in parts)
+
+
 def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayout:
     info = result.run_info
     cfg = result.config
@@ -589,7 +598,8 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
                      Style(number_format="0.000") if key == "run_seconds" else None))
     rows += [("Max MOB", int(result.stats.max_mob), None),
              ("Calibration", f"{cfg.calibration.mode}, fitted on {cfg.calibration.del_type}, "
-                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]", None),
+                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]"
+                             + _calibration_options(cfg), None),
              ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None)]
 
     title = "Run info"

@@ -49,6 +49,9 @@ def test_the_cohort_factors_are_on_the_calibration_sheet(book):
     assert np.allclose(factors, table["factor"].to_numpy()) and np.ptp(factors) > 0
     assert ws.cell(cohort_block(ws)[0], 1).value == "Segment"  # the k table keeps its place
     assert ws.print_area and ws.page_setup.orientation == "landscape"
+    info = load_workbook(path)[FIXED_SHEETS["run_info"]]
+    texts = [str(c.value) for row in info.iter_rows() for c in row if c.value is not None]
+    assert any("cohort factors (credibility kappa 20.0)" in t for t in texts)
 
 
 def test_the_check_fails_on_a_changed_factor(book, tmp_path):
@@ -67,3 +70,4 @@ def test_no_cohort_table_without_cohort_factors(tmp_path):
     ws = load_workbook(write_report(result, tmp_path / "plain.xlsx"))[FIXED_SHEETS["calibration"]]
     with pytest.raises(AssertionError, match="no cohort factor table"):
         cohort_block(ws)
+    assert ws.page_setup.orientation != "landscape"

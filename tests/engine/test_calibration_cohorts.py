@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_known_answers import calibration_panel
 from test_known_answers import run as run_tiny
+from test_properties import build, has_transitions, loan_paths
 
 import pyxl_del
 from pyxl_del.engine.calibration import (
@@ -236,3 +237,23 @@ def test_forecast_with_cohort_factors_conserves_ead(vintage_stats, factors, seed
     total = path.sum(axis=-1)  # (S, C, M+1)
     forecast = ~stats.observed[:, :, 1:]
     np.testing.assert_allclose(np.where(forecast, total[:, :, 1:] - total[:, :, :-1], 0.0), 0.0, atol=1e-7)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loan_paths, st.sampled_from(["ead", "count"]), st.sampled_from(["stepwise", "none"]),
+       st.sampled_from(["cohorts", "ead", "loans"]), st.sampled_from(["auto", 0.0, 3.0]))
+def test_cohort_factors_on_random_panels_are_finite_and_conserve_ead(loans, weighting, mode, weights, kappa):
+    df = build(loans)
+    if not has_transitions(df):
+        return
+    r = pyxl_del.run(df, cfg(transitions={"weighting": weighting, "min_count": 1},
+                             calibration={"mode": mode, "weights": weights, "cohort_factor": "credibility",
+                                          "cohort_credibility": kappa}, forecast={"max_mob": 5}))
+    f = r.factors.cohort
+    assert np.isfinite(f.factor).all() and ((f.credibility >= 0) & (f.credibility <= 1)).all()
+    assert np.isfinite(r.ead_path).all() and (r.ead_path >= -1e-9).all()
+    total = r.ead_path.sum(axis=-1)
+    forecast_step = ~r.stats.observed[:, :, 1:]
+    np.testing.assert_allclose(np.where(forecast_step, total[:, :, 1:], 0),
+                               np.where(forecast_step, total[:, :, :-1], 0), rtol=1e-9, atol=1e-6)
+    assert len(r.cohort_factors) == int((r.stats.n_loans.max(axis=2) > 0).sum())

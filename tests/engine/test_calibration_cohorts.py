@@ -257,3 +257,22 @@ def test_cohort_factors_on_random_panels_are_finite_and_conserve_ead(loans, weig
     np.testing.assert_allclose(np.where(forecast_step, total[:, :, 1:], 0),
                                np.where(forecast_step, total[:, :, :-1], 0), rtol=1e-9, atol=1e-6)
     assert len(r.cohort_factors) == int((r.stats.n_loans.max(axis=2) > 0).sum())
+
+
+def test_twice_the_pooled_chain_through_the_pipeline():
+    # Cohort 2024-01: 2 of 4 CURRENT loans roll to DPD1+; cohort 2024-02: 0 of 4. Pooled chain (count): 2 / 8 = 0.25.
+    # Own factors 2 and 0; with full credibility (kappa 0) and k_clip [0.5, 2]: 2 and 0.5 (clipped, warned).
+    rows = [("CURRENT", 100), ("DPD1+", 100)], [("CURRENT", 100), ("CURRENT", 100)]
+    df = frame(sum((loan(f"{c}{i}", cohort, "A", rows[0] if (c == "x" and i < 2) else rows[1])
+                    for c, cohort in (("x", "2024-01"), ("y", "2024-02")) for i in range(4)), []))
+    r = run_tiny(df, calibration={"cohort_factor": "credibility", "cohort_credibility": 0.0},
+                 transitions={"weighting": "count"}, forecast={"max_mob": 1})
+    t = r.cohort_factors.set_index("cohort")
+    assert t.loc["2024-01", "own_factor"] == pytest.approx(2.0) and t.loc["2024-01", "factor"] == pytest.approx(2.0)
+    assert t.loc["2024-02", "own_factor"] == 0 and t.loc["2024-02", "factor"] == 0.5
+    assert (t["credibility"] == 1.0).all() and (t["expected_moves"] == 1.0).all()
+    assert any("2 cohort factors reached k_clip [0.5, 2.0]" in w for w in r.warnings)
+    auto = run_tiny(df, calibration={"cohort_factor": "credibility"}, transitions={"weighting": "count"},
+                    forecast={"max_mob": 1})
+    # One step per cohort: no within-cohort variance to measure, so "auto" keeps every factor at 1.
+    assert (auto.cohort_factors["factor"] == 1.0).all() and not any("cohort factors" in w for w in auto.warnings)

@@ -218,10 +218,9 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
     absorbing = absorbing_mask(config)
     rate = np.where(roll, transition_matrix, 0.0).sum(axis=-1)  # (S, M, K) chance of rolling forward
     count = stats.cohort_trans_count
-    moves = np.where(roll, count, 0).sum(axis=(-2, -1))  # (S, C, M)
-    expected_moves = np.einsum("scmk,smk->scm", count.sum(axis=-1), rate)
+    expected_moves = np.einsum("scmk,smk->scm", count.sum(axis=-1), rate)  # (S, C, M)
     if config.transitions.weighting == "count":
-        actual, expected = moves.astype(np.float64), expected_moves
+        actual, expected = np.where(roll, count, 0).sum(axis=(-2, -1)).astype(np.float64), expected_moves
     else:
         ead = stats.cohort_trans_ead_from
         actual = np.where(roll, ead, 0.0).sum(axis=(-2, -1))

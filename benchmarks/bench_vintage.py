@@ -3,7 +3,7 @@
 Portfolio and segment MAE (DEL points, mean over h = 1..12, the last 12 origins) of the chain as specified, with
 k weighted by EAD or loans, with cohort factors, against chain-ladder and the last value carried forward, on a
 simulated book with vintage effects ("sim"), the bundled sample ("sample") and a book of uneven cohort sizes
-("uneven"). Usage: python benchmarks/bench_vintage.py [sim] [sample] [uneven]   (about 15 s on 2 cores)
+("uneven"). Usage: python benchmarks/bench_vintage.py [sim] [sample] [uneven]   (about 30 s on 2 shared cores)
 """
 import sys
 import time

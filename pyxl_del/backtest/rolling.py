@@ -152,7 +152,8 @@ def _markov(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], t
 
 
 def _markov_uncalibrated(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    return _markov(stats, config.with_overrides(calibration={"mode": "none"}))
+    # The chain alone: neither the step-wise k nor cohort factors.
+    return _markov(stats, config.with_overrides(calibration={"mode": "none", "cohort_factor": "none"}))
 
 
 def _develop(actual: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
@@ -402,7 +403,8 @@ def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, hori
     origins = sorted(set(int(o) for o in origins))
     notes = []
     models = [m for m in MODELS if m in models]
-    if config.calibration.mode == "none" and "markov" in models and "markov_uncalibrated" in models:
+    uncalibrated = config.calibration.mode == "none" and config.calibration.cohort_factor == "none"
+    if uncalibrated and "markov" in models and "markov_uncalibrated" in models:
         models.remove("markov_uncalibrated")
         notes.append("calibration is off in the config, so 'markov' is already the uncalibrated chain; "
                      "'markov_uncalibrated' is left out")

@@ -169,6 +169,10 @@ class Calibration(_Section):
     mode: Literal["stepwise", "none"] = "stepwise"
     k_clip: tuple[float, float] = (0.5, 2.0)
     del_type: DelType = "DEL30"
+    weights: Literal["cohorts", "ead", "loans"] = "cohorts"  # the mean over cohorts behind k (plain: specified)
+    min_cohort_loans: int = Field(1, ge=1)  # a cohort with fewer loans at m-1 is left out of k[m]
+    cohort_factor: Literal["none", "credibility"] = "none"  # vintage quality (engine/calibration.py)
+    cohort_credibility: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"  # kappa of Z = w / (w + kappa)
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> Calibration:

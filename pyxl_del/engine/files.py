@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pyxl_del.engine.pipeline import DelResult
 
 TABLE_FILES = ("del_long.csv", "calibration_factors.csv", "transition_matrices.csv")
+COHORT_FACTORS_FILE = "cohort_factors.csv"  # written only when the run has cohort factors ([calibration] cohort_factor)
 EXCEL_MAX_ROWS = 1_048_576  # rows of one sheet, header included
 
 
@@ -218,7 +219,10 @@ def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_
 
 
 def write_tables(result: DelResult, folder: str | Path, *, raw_text: bool = False) -> list[Path]:
-    """del_long.csv, calibration_factors.csv and transition_matrices.csv into `folder` (created if needed)."""
+    """del_long.csv, calibration_factors.csv and transition_matrices.csv into `folder` (created if needed), and
+    cohort_factors.csv when the run has cohort factors."""
     frames = (result.del_long, result.calibration_factors, result.transition_matrices)
-    return write_frames({Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}, folder,
-                        raw_text=raw_text)
+    named = {Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}
+    if result.factors.cohort is not None:
+        named[Path(COHORT_FACTORS_FILE).stem] = result.cohort_factors
+    return write_frames(named, folder, raw_text=raw_text)

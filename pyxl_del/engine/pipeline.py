@@ -22,7 +22,11 @@ from pyxl_del.engine.backends import (
     fingerprint,
     source_name,
 )
-from pyxl_del.engine.calibration import CalibrationFactors, calibrate
+from pyxl_del.engine.calibration import (
+    COHORT_FACTOR_COLUMNS,
+    CalibrationFactors,
+    calibrate,
+)
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.forecast import forecast_ead
@@ -53,7 +57,7 @@ class DelResult:
     config: Config
     stats: PanelStats
     transitions: TransitionModel  # as estimated, before calibration
-    transition_matrix: np.ndarray  # (S, M, K, K) as applied (after calibration)
+    transition_matrix: np.ndarray  # (S, M, K, K) as applied (after calibration; cohort factors: `cohort_chain`)
     factors: CalibrationFactors
     ead_path: np.ndarray  # (S, C, M+1, K) actual where observed, else forecast
     rates: dict[str, DelRates]
@@ -191,6 +195,23 @@ class DelResult:
     def calibration_factors(self) -> pd.DataFrame:
         return self.factors.table(self.segments)
 
+    @property
+    def cohort_factors(self) -> pd.DataFrame:
+        """segment, cohort, factor, credibility, own_factor, expected_moves, n_loans, kappa: the vintage quality
+        factors ([calibration] cohort_factor); empty when there are none."""
+        cohort = self.factors.cohort
+        if cohort is None:
+            return pd.DataFrame({c: pd.array([], dtype="string" if c in ("segment", "cohort") else "float64")
+                                 for c in COHORT_FACTOR_COLUMNS})
+        return cohort.table(self.segments, self.stats.cohorts)
+
+    def cohort_chain(self, matrices: np.ndarray) -> np.ndarray:
+        """Segment matrices laid out per cohort, (S, C or 1, ..., K, K), as this run rolls each cohort forward:
+        scaled by the cohort factors when there are any, else unchanged. Everything that rolls a cohort of the book
+        forward (the forecast, the risk projection) goes through it, so their figures agree."""
+        cohort = self.factors.cohort
+        return matrices if cohort is None else cohort.scale(matrices)
+
     @cached_property
     def transition_matrices(self) -> pd.DataFrame:
         """segment, mob, from_state, to_state, probability (as applied), n_obs, source — tidy."""
@@ -226,6 +247,28 @@ def _portfolio(stats: PanelStats, rates: dict[str, DelRates], aggregation: str) 
     return {d: aggregate_portfolio(r.mixed, r.is_actual, r.present, ead0, aggregation) for d, r in rates.items()}
 
 
+def _thin_factor_warnings(factors: CalibrationFactors, segments: tuple[str, ...], config: Config) -> list[str]:
+    """A sentence when step-wise factors rest on fewer loans than [transitions] min_count, and one when cohort factors
+    were clipped."""
+    out = []
+    few = config.transitions.min_count
+    table = factors.table(segments)
+    thin = table[(table["n_loans"] < few) & (table["k"] != 1.0)]
+    if len(thin):
+        first = thin.iloc[0]
+        out.append(f"{len(thin)} calibration factors rest on fewer than [transitions] min_count = {few} loans (e.g. "
+                   f"segment {first['segment']!r} MOB {int(first['mob'])}: k = {first['k']:.3g} from "
+                   f"{int(first['n_loans'])} loans); raise [calibration] min_cohort_loans or use weights = \"loans\" "
+                   f"so that small cohorts cannot drive them")
+    cohort = factors.cohort
+    if cohort is not None:
+        lo, hi = config.calibration.k_clip
+        clipped = (cohort.n_loans > 0) & ((cohort.factor <= lo) | (cohort.factor >= hi)) & (cohort.credibility > 0)
+        if clipped.any():
+            out.append(f"{int(clipped.sum())} cohort factors reached k_clip {[lo, hi]} ([calibration] cohort_factor)")
+    return out
+
+
 def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> DelResult:
     """Sufficient statistics -> result (every stage after aggregation)."""
     step = progress or (lambda _name: None)
@@ -234,7 +277,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     step("calibration")
     applied, factors = calibrate(stats, model.transition_matrix, config)
     step("forecast")
-    path = forecast_ead(stats, applied)
+    path = forecast_ead(stats, applied, factors.cohort)
     step("tables")
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
@@ -245,6 +288,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
     if len(clipped):
         warnings.append(f"{len(clipped)} calibration factors were clipped to k_clip {list(config.calibration.k_clip)}")
+    warnings += _thin_factor_warnings(factors, stats.segments, config)
     return DelResult(
         config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,
         ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings),

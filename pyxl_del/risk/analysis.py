@@ -129,10 +129,12 @@ class RiskAnalysis:
 
     def chain_del_curve(self, del_type: str = "DEL30") -> np.ndarray:
         """The Portfolio's DEL by MOB (mean of cohorts) that the fitted chain alone gives: every cohort's MOB 0 book
-        rolled forward with no actual month after it. Against `portfolio_del_curve` it shows what the actuals add."""
+        rolled forward with no actual month after it (through its own chain when the run has cohort factors). Against
+        `portfolio_del_curve` it shows what the actuals add."""
         stats = self.result.stats
         first = replace(stats, n_loans=np.where(np.arange(stats.max_mob + 1) == 0, stats.n_loans, 0))
-        return mean_del_curves(stats, forecast_ead(first, self.result.transition_matrix), self.config)[del_type]
+        return mean_del_curves(stats, forecast_ead(first, self.result.transition_matrix, self.result.factors.cohort),
+                               self.config)[del_type]
 
     @cached_property
     def kpis(self) -> pd.DataFrame:

@@ -53,9 +53,9 @@ def inflow(projection: Projection, config: Config, target: np.ndarray,
         tail[..., target, :] = np.eye(len(target))[target]
         path = roll(now * ~target, trapped)
     ends = absorbing | target
-    b = absorption_probabilities(tail, ends)[..., target[ends]].sum(axis=-1)  # (S, non-ending states)
+    b = absorption_probabilities(tail, ends)[..., target[ends]].sum(axis=-1)  # (S, C or 1, non-ending states)
     end = path[:, :, -1]
-    beyond = np.einsum("sck,sk->sc", end[..., ~ends], b)
+    beyond = (end[..., ~ends] * b).sum(axis=-1)
     return path[:, :, months, target].sum(axis=-1), end[..., target].sum(axis=-1) + beyond
 
 

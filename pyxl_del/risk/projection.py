@@ -229,6 +229,7 @@ def reporting_book(result: DelResult, config: Config | None = None) -> Book:
     if gap.max(initial=0) > 0:
         tail = result.transition_matrix[:, None, None, -1]  # (S, 1, 1, K, K)
         steps = np.where((np.arange(gap.max()) < gap[..., None])[..., None, None], tail, np.eye(tail.shape[-1]))
+        steps = result.cohort_chain(steps)  # each cohort's own chain (vintage quality), as in the report's forecast
         from_ead = roll(from_ead, steps)[:, :, -1]
     kept = (status == CURRENT) | (status == CLOSED)
     ead = np.where(kept[..., None], final_ead, np.where((status == ROLLED)[..., None], from_ead, 0.0))
@@ -250,7 +251,7 @@ class Projection:
     path: np.ndarray  # (S, C, T+1, K) EAD by state at forecast month t (zeros where absent or excluded)
     start: np.ndarray  # (S, C) MOB at the reporting date, -1 where the segment does not have the cohort
     matrices: np.ndarray  # (S, C, T, K, K) step matrices applied (stressed where a scenario says so)
-    tail: np.ndarray  # (S, K, K) the matrix applied after month T
+    tail: np.ndarray  # (S, C or 1, K, K) the matrix applied after month T (per cohort with cohort factors)
     book: Book
     history: np.ndarray  # (S, C, M+1, K) the report's EAD path (actual, then its forecast)
 
@@ -291,9 +292,11 @@ def project(result: DelResult, *, months: int = EL_HORIZON, z: Sequence[float] =
     horizon = max(int(months), len(z), n_steps - first, 1)
     path = np.asarray(z if len(z) else (0.0,), dtype=np.float64)
     z_steps = path[np.minimum(np.arange(horizon), len(path) - 1)]
-    steps = _steps(base, np.maximum(start, 0)[..., None] + np.arange(horizon))
+    # Each cohort rolls through its own chain (the segment's scaled by its cohort factor, when the run has them), the
+    # one the report's forecast used; the credit cycle then moves that chain.
+    steps = result.cohort_chain(_steps(base, np.maximum(start, 0)[..., None] + np.arange(horizon)))
     matrices = stress_matrices(steps, z_steps, rho, config=cfg)
-    tail = stress_matrices(base[:, -1], path[-1], rho, config=cfg)
+    tail = stress_matrices(result.cohort_chain(base[:, None, -1]), path[-1], rho, config=cfg)
     return Projection(path=roll(book.ead, matrices), start=start, matrices=matrices, tail=tail, book=book,
                       history=result.ead_path)
 

@@ -472,9 +472,29 @@ CALIBRATION_COLUMNS = (("segment", "Segment", None, 22.0), ("mob", "MOB", "0", 7
                        ("expected_mean", "Expected DEL", PERCENT, 13.0), ("actual_mean", "Actual DEL", PERCENT, 12.0))
 
 
+COHORT_FACTOR_COLUMNS = (("segment", "Segment", None, 22.0), ("cohort", "Cohort", None, 9.0),
+                         ("factor", "Cohort factor", "0.000", 9.0), ("credibility", "Credibility", "0.00", 11.0),
+                         ("own_factor", "Own factor", "0.000", 10.0), ("expected_moves", "Expected moves", "#,##0.0",
+                                                                        12.0),
+                         ("n_loans", "Loans", "#,##0", 9.0))
+
+
+def _column_blocks(table, columns, top: int, first_col: int) -> tuple[list[Block], list[Format]]:
+    """One block per column of a tidy table (text columns as text), from (top, first_col)."""
+    blocks, formats = [], []
+    for j, (column, _label, number_format, _width) in enumerate(columns, start=first_col):
+        if number_format is None:
+            blocks.append(Block(top, j, text_grid([[s] for s in table[column].astype(str)])))
+        else:
+            blocks.append(Block(top, j, table[column].to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
+            formats.append(Format(Area(top, j, top + len(table) - 1, j), Style(number_format=number_format)))
+    return blocks, formats
+
+
 def calibration_sheet(result: DelResult) -> SheetLayout:
     cal = result.config.calibration
     table = result.calibration_factors
+    cohorts = result.cohort_factors if result.factors.cohort is not None else None
     title = "Calibration factors (step-wise)"
     n = len(table)
     lines = [
@@ -484,6 +504,9 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
     ]
     if not n:
         lines.append("No factors: calibration is off, or no cohort had two consecutive actual months.")
+    if cohorts is not None:
+        lines.append("Right: cohort factors (vintage quality): each cohort's roll-forward moves are scaled by")
+        lines.append("1 + credibility x (own factor - 1); credibility = expected moves / (expected moves + kappa).")
     header_row = 2 + len(lines)
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)
@@ -492,24 +515,36 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
               Block(header_row, 1, text_grid([[c[1] for c in CALIBRATION_COLUMNS]]))]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,
                Format(Area(header_row, 1, header_row, last_col), HEADER_STYLE)]
+    widths = {j: c[3] for j, c in enumerate(CALIBRATION_COLUMNS, start=1)}
     if n:
-        for j, (column, _label, number_format, _width) in enumerate(CALIBRATION_COLUMNS, start=1):
-            if column == "segment":
-                blocks.append(Block(top, j, text_grid([[s] for s in table[column].astype(str)])))
-            else:
-                blocks.append(Block(top, j, table[column].to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)))
-                formats.append(Format(Area(top, j, top + n - 1, j), Style(number_format=number_format)))
+        more_blocks, more_formats = _column_blocks(table, CALIBRATION_COLUMNS, top, 1)
+        blocks += more_blocks
+        formats += more_formats
         clipped = (table["k"] != table["k_unclipped"]).to_numpy()
         for _, r0, r1 in runs(clipped[None, :]):
             formats.append(Format(Area(top + r0, 3, top + r1, 4), Style(font=Font(bold=True, color=WARN_COLOR))))
     table_area = Area(header_row, 1, header_row + n, last_col)
+    areas = {"table": table_area}
+    print_col, print_row = last_col, table_area.last_row
+    if cohorts is not None:
+        first = last_col + 2  # one empty column between the tables
+        print_col = first + len(COHORT_FACTOR_COLUMNS) - 1
+        blocks.append(Block(header_row, first, text_grid([[c[1] for c in COHORT_FACTOR_COLUMNS]])))
+        formats.append(Format(Area(header_row, first, header_row, print_col), HEADER_STYLE))
+        if len(cohorts):
+            more_blocks, more_formats = _column_blocks(cohorts, COHORT_FACTOR_COLUMNS, top, first)
+            blocks += more_blocks
+            formats += more_formats
+        areas["cohort_factors"] = Area(header_row, first, header_row + len(cohorts), print_col)
+        print_row = max(print_row, header_row + len(cohorts))
+        widths |= {first - 1: 3.0} | {j: c[3] for j, c in enumerate(COHORT_FACTOR_COLUMNS, start=first)}
     return SheetLayout(
         name=FIXED_SHEETS["calibration"], kind="calibration", owner=OWNER, title=title, blocks=tuple(blocks),
-        formats=tuple(formats), column_widths={j: c[3] for j, c in enumerate(CALIBRATION_COLUMNS, start=1)},
+        formats=tuple(formats), column_widths=widths,
         row_heights={1: 24.0}, freeze=(top, 1), tab_color=TAB_COLORS["calibration"],
-        page=Page(landscape=False, repeat_rows=(header_row, header_row),
-                  print_area=Area(1, 1, table_area.last_row, last_col)),
-        autofilter=table_area, areas={"table": table_area},
+        page=Page(landscape=cohorts is not None, repeat_rows=(header_row, header_row),
+                  print_area=Area(1, 1, print_row, print_col)),
+        autofilter=table_area, areas=areas,
     )
 
 
@@ -542,6 +577,15 @@ def describe(result: DelResult, layout: SheetLayout) -> str:
     return what if layout.segment is None else f"{_segment_label(result, layout.segment)}: {what}"
 
 
+def _calibration_options(cfg) -> str:
+    """The non-specified calibration settings, as a clause of the Run info line ("" when all are as specified)."""
+    c = cfg.calibration
+    parts = [f"k weighted by {c.weights}"] if c.weights != "cohorts" else []
+    parts += [f"cohorts with >= {c.min_cohort_loans} loans"] if c.min_cohort_loans > 1 else []
+    parts += [f"cohort factors (credibility kappa {c.cohort_credibility})"] if c.cohort_factor != "none" else []
+    return "".join(f"; {p}" for p in parts)
+
+
 def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayout:
     info = result.run_info
     cfg = result.config
@@ -554,7 +598,8 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
                      Style(number_format="0.000") if key == "run_seconds" else None))
     rows += [("Max MOB", int(result.stats.max_mob), None),
              ("Calibration", f"{cfg.calibration.mode}, fitted on {cfg.calibration.del_type}, "
-                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]", None),
+                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]"
+                             + _calibration_options(cfg), None),
              ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None)]
 
     title = "Run info"

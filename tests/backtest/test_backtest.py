@@ -322,3 +322,12 @@ def test_backtest_sheets_layout(small_result):
     np.testing.assert_array_equal(horizons, np.arange(1, small_result.horizon + 1))
     n_rows = len(small_result.by_horizon)
     assert by_horizon.areas["table"].shape == (n_rows + 1, 12)
+
+
+def test_cohort_factors_keep_the_uncalibrated_chain_beside_them(small_panel):
+    on = cfg(forecast={"max_mob": MAX_MOB}, calibration={"mode": "none", "cohort_factor": "credibility",
+                                                           "cohort_credibility": 0.0})
+    result = backtest(small_panel, on, as_of="2024-06", horizon=3)
+    assert result.models == ("markov", "markov_uncalibrated", "chain_ladder", "carry_forward")
+    cells = result.cells.set_index(["model", "segment", "del_type", "cohort", "mob"])["forecast"]
+    assert not np.allclose(cells.loc["markov"].to_numpy(), cells.loc["markov_uncalibrated"].to_numpy())

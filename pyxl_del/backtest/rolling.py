@@ -174,7 +174,8 @@ def chain_ladder(actual: np.ndarray, ead0: np.ndarray) -> np.ndarray:
     balance at m+1 over bad balance at m. A factor cannot grow a zero: where the projected DEL is 0 (a young
     cohort, a clean one) or f[m] is undefined (no cohort was delinquent at m, e.g. MOB 0), the step adds the
     EAD0-weighted mean increment DEL[m+1] - DEL[m] instead (floored at 0). Steps no cohort has observed keep
-    the curve flat.
+    the curve flat. A DEL is a share of the MOB-0 balance, so every step stops at 1 (a factor > 1 compounded over
+    many steps, or a large increment, would otherwise forecast more bad balance than was lent).
     """
     both = ~np.isnan(actual[..., :-1]) & ~np.isnan(actual[..., 1:])
     weight = np.where(both, ead0[..., None], 0.0)
@@ -189,7 +190,7 @@ def chain_ladder(actual: np.ndarray, ead0: np.ndarray) -> np.ndarray:
         f = factor[:, m, None]
         multiply = (value > 0) & np.isfinite(f)
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.where(multiply, value * f, np.maximum(value + increment[:, m, None], 0.0))
+            return np.minimum(np.where(multiply, value * f, np.maximum(value + increment[:, m, None], 0.0)), 1.0)
 
     return _develop(actual, step)
 

@@ -141,6 +141,21 @@ def test_chain_ladder_never_goes_negative():
     assert out[0, 1, 2] == 0.0
 
 
+def test_chain_ladder_never_exceeds_100_percent():
+    """A DEL is a share of the MOB-0 balance: a factor > 1 compounded over steps (or a large increment) must stop at 1."""
+    nan = np.nan
+    # Step 1 -> 2 doubles the oldest cohort (f = 2), step 2 -> 3 doubles it again; a cohort at 0.6 at MOB 1 would
+    # reach 1.2 and then 2.4 uncapped.
+    actual = np.array([[[0.0, 0.2, 0.4, 0.8], [0.0, 0.6, nan, nan]]])
+    out = chain_ladder(actual, np.array([[1.0, 1.0]]))
+    np.testing.assert_array_equal(out[0, 1, 2:], [1.0, 1.0])
+    # Additive steps too: from a zero base the increment 0.0 -> 0.9 twice would give 1.8.
+    additive = np.array([[[0.0, 0.0, 0.9, 1.0], [0.0, 0.0, nan, nan], [0.0, 0.5, nan, nan]]])
+    out = chain_ladder(additive, np.array([[1.0, 1.0, 1.0]]))
+    assert np.nanmax(out) <= 1.0
+    assert out[0, 2, 2:].tolist() == [1.0, 1.0]
+
+
 def test_carry_forward_known_answer():
     actual = np.array([[[0.0, 0.01, 0.03, np.nan, np.nan], [0.0, np.nan, np.nan, np.nan, np.nan]]])
     out = carry_forward(actual)

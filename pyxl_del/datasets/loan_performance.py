@@ -163,6 +163,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     dropped["repeating a loan's month (the last kept)"] = int(dup.sum())
     raw = raw[~dup].reset_index(drop=True)
     loan = raw["loan"]
+    loan_code = pd.factorize(loan)[0]  # integer loan codes: every grouped fill below groups by them, not by text
     number = {k: pd.to_numeric(raw[k].str.strip(), errors="coerce").astype("float64").to_numpy(na_value=np.nan)
               for k in ("orig_upb", "upb", "removal", "rate")}
 
@@ -170,7 +171,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     zb = raw["zb"].str.strip()
     zb = zb.where(zb.eq(""), zb.str.zfill(2)).to_numpy(dtype=object)
     ended = zb != ""
-    after_end = pd.Series(ended).groupby(loan.to_numpy()).cumsum().to_numpy() - ended > 0
+    after_end = pd.Series(ended).groupby(loan_code).cumsum().to_numpy() - ended > 0
     prepay, loss = np.isin(zb, PREPAY_CODES), np.isin(zb, LOSS_CODES)
     censor = ended & ~prepay & ~loss
 
@@ -179,7 +180,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     dlq = pd.to_numeric(dlq_text, errors="coerce").where(lambda d: d >= 0)
     dlq = dlq.where(~dlq_text.eq("RA"), 3.0)
     known = dlq.notna().to_numpy()
-    filled = dlq.groupby(loan.to_numpy()).ffill().groupby(loan.to_numpy()).bfill().to_numpy(dtype=np.float64,
+    filled = dlq.groupby(loan_code).ffill().groupby(loan_code).bfill().to_numpy(dtype=np.float64,
                                                                                                  na_value=np.nan)
     live = ~ended & ~after_end
     unknown_status = int((live & ~known & ~np.isnan(filled)).sum())
@@ -189,7 +190,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
 
     # Balance: masked (0 / blank) on a live row -> the last positive UPB, else the original UPB.
     upb = pd.Series(np.where(number["upb"] > 0, number["upb"], np.nan))
-    carried = upb.groupby(loan.to_numpy()).ffill().to_numpy()
+    carried = upb.groupby(loan_code).ffill().to_numpy()
     carried = np.where(np.isnan(carried), number["orig_upb"], carried)
     masked = int((live & ~(number["upb"] > 0)).sum())
     removal = np.where(number["removal"] > 0, number["removal"], carried)
@@ -205,7 +206,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
 
     period = raw["period"].to_numpy(dtype=np.int64)
     if cohort_by == "origination":
-        start = raw["orig_month"].groupby(loan.to_numpy()).transform("first").to_numpy(dtype=np.float64,
+        start = raw["orig_month"].groupby(loan_code).transform("first").to_numpy(dtype=np.float64,
                                                                                        na_value=np.nan)
         no_orig = np.isnan(start)
         dropped["of loans without an origination month"] = int((keep & no_orig).sum())
@@ -215,8 +216,8 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
         start = np.nan_to_num(start).astype(np.int64)
     else:
         first = np.where(keep, period, np.iinfo(np.int64).max)
-        start = pd.Series(first).groupby(loan.to_numpy()).transform("min").to_numpy()
-    purpose = raw["purpose"].str.strip().groupby(loan.to_numpy()).transform("first")
+        start = pd.Series(first).groupby(loan_code).transform("min").to_numpy()
+    purpose = raw["purpose"].str.strip().groupby(loan_code).transform("first")
     segment = (purpose.map(dict(purposes)).fillna("UNKNOWN") if segment_by == "purpose"
                else pd.Series(ALL_SEGMENT, index=raw.index))
 
@@ -243,7 +244,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
         rows_read=n_read, rows=len(panel), loans=int(panel[columns["loan_id"]].nunique()),
         cohorts=int(panel[columns["cohort"]].nunique()), states={s: int(counts.get(s, 0)) for s in order},
         dropped=dropped, masked_balances=masked, unknown_status=unknown_status, gaps=gaps,
-        censored_loans=len(pd.unique(loan.to_numpy()[censor & ~after_end])),
+        censored_loans=len(np.unique(loan_code[censor & ~after_end])),
     )
     log.info("loan performance import: %s", "; ".join(summary.lines()))
     return panel, summary

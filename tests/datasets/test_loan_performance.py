@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyxl_del.cli import main
 from pyxl_del.datasets.fannie import read_fannie
@@ -218,3 +220,31 @@ def test_real_excerpt_reads_whole():
     # cohort + MOB = calendar month: every loan starts at MOB 0 by first reporting month.
     assert (panel.groupby("AGREEMENT_ID")["MOB"].min() == 0).all()
     assert np.isfinite(panel["PRINCIPLE_OUTSTANDING"]).all() and (panel["PRINCIPLE_OUTSTANDING"] >= 0).all()
+
+
+STATUS = st.sampled_from(["00", "01", "02", "03", "07", "XX", ""])
+ZB = st.sampled_from(["", "", "", "", "01", "03", "06", "09", "16"])
+UPB = st.sampled_from(["0.00", "", "100.00", "95.50"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(UPB, STATUS, ZB), min_size=1, max_size=8), min_size=1, max_size=6))
+def test_cleaning_invariants(tmp_path, loans):
+    """Whatever the statuses, codes and balances: MOBs rise from 0 without repeats, an absorbing state can only be a
+    loan's last row, PREPAY has EAD 0, every EAD is a finite number >= 0, and the summary adds up."""
+    rows = [{1: f"L{i}", 2: f"{m % 12 + 1:02d}{2020 + m // 12}", 9: "100.00", 11: upb, 13: "012020", 26: "P",
+             39: dlq, 43: zb}
+            for i, months in enumerate(loans) for m, (upb, dlq, zb) in enumerate(months)]
+    path = tmp_path / "random.csv"
+    path.write_text(_lines(108, rows))
+    panel, summary = read_fannie([path], COLUMNS)
+    assert summary.rows == len(panel) == sum(summary.states.values()) <= summary.rows_read == len(rows)
+    by_loan = panel.groupby("AGREEMENT_ID")
+    assert (by_loan["MOB"].min() == 0).all() and (by_loan["MOB"].diff().dropna() >= 1).all()
+    absorbing = panel["STATE_MODEL"].isin(["PREPAY", "WRITEOFF"]).to_numpy()
+    last = ~panel["AGREEMENT_ID"].duplicated(keep="last").to_numpy()
+    assert not (absorbing & ~last).any()
+    ead = panel["PRINCIPLE_OUTSTANDING"].to_numpy()
+    assert np.isfinite(ead).all() and (ead >= 0).all()
+    assert (ead[panel["STATE_MODEL"].to_numpy() == "PREPAY"] == 0).all()
+    assert (ead[~absorbing] > 0).all()  # a live balance is never the masked 0

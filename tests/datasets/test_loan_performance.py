@@ -134,6 +134,15 @@ def test_fannie_combined_layout_known_answer(tmp_path):
     assert summary.dropped["after the loan's end"] == 1
 
 
+def test_compressed_files_read_the_same(tmp_path):
+    import gzip
+
+    plain = write_combined(tmp_path / "2020Q1.csv")
+    packed = tmp_path / "2020Q1.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    check(read_fannie([packed], COLUMNS)[0], expected())
+
+
 def test_cohort_by_origination_month(tmp_path):
     panel, summary = read_fannie([write_combined(tmp_path / "2020Q1.csv")], COLUMNS, cohort_by="origination")
     first = panel.groupby("AGREEMENT_ID")[["DISBURSAL_MONTH", "MOB"]].first()

@@ -78,14 +78,17 @@ def parse_month(text: str) -> int:
 
 @dataclass(frozen=True)
 class Calendar:
-    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB)."""
+    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB); with a max_mob, the last
+    month any cohort is still forecast (its newest cohort at MOB max_mob)."""
 
     first_cohort: int
     last_month: int
+    last_forecast: int | None = None
 
     @classmethod
-    def of(cls, panel: Panel) -> Calendar:
-        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()))
+    def of(cls, panel: Panel, max_mob: int | None = None) -> Calendar:
+        last_forecast = None if max_mob is None else int(panel.cohort.max()) + max_mob
+        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()), last_forecast)
 
     @property
     def first_origin(self) -> int:
@@ -102,13 +105,18 @@ class Calendar:
         return f"{month_label([self.first_origin])[0]} .. {month_label([self.last_origin])[0]}"
 
     def last(self, n: int) -> list[int]:
-        """The last n usable origins, oldest first (all of them when there are fewer)."""
+        """The last n usable origins, oldest first (all of them when there are fewer). With a max_mob, origins from
+        the newest cohort's MOB max_mob on are not usable: no cell after them is forecast (a long book of few
+        cohorts, e.g. one agency quarter, is past max_mob long before its data end)."""
         if n < 1:
             raise BacktestError(f"--origins must be at least 1, got {n}")
-        first = max(self.first_origin, self.last_origin - n + 1)
-        if first > self.last_origin:
-            raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()})")
-        return list(range(first, self.last_origin + 1))
+        last = self.last_origin if self.last_forecast is None else min(self.last_origin, self.last_forecast - 1)
+        first = max(self.first_origin, last - n + 1)
+        if first > last:
+            beyond = ("" if last == self.last_origin else f"; from {month_label([last + 1])[0]} on every cohort is "
+                      f"past [forecast] max_mob, so no forecast cell is left to score")
+            raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()}{beyond})")
+        return list(range(first, last + 1))
 
     def check(self, origins: Sequence[int]) -> None:
         """Raise one error naming every as-of that cannot be backtested, and why."""
@@ -460,7 +468,7 @@ def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[
     step("validate")
     panel = validate_panel(frame, cfg, source)
     del frame
-    chosen = requested or Calendar.of(panel).last(origins)
+    chosen = requested or Calendar.of(panel, cfg.forecast.max_mob).last(origins)
     result = backtest_panel(panel, cfg, chosen, horizon=horizon, models=models, progress=step)
     elapsed = time.perf_counter() - started
     log.info("backtest: %d rows, %d origins in %.2f s", panel.n_rows, len(chosen), elapsed)

@@ -247,6 +247,18 @@ def test_origins_and_usable_months(small_panel):
     assert len(calendar.last(1000)) == 22  # every usable month when fewer exist
 
 
+def test_origins_stop_where_every_cohort_is_past_max_mob(small_panel):
+    """The newest cohort (2024-12) at MOB 3 is 2025-03: beyond the data, so max_mob 3 changes nothing; the first
+    cohort alone (2023-01) at MOB 3 is 2023-04, so the last origin with a forecast cell left is 2023-03."""
+    panel = validate_panel(small_panel, CONFIG)
+    assert Calendar.of(panel, 3).last(3) == Calendar.of(panel).last(3)
+    first_only = validate_panel(small_panel[small_panel["DISBURSAL_MONTH"] == "2023-01"], CONFIG)
+    assert month_label(Calendar.of(first_only, 3).last(3)) == ["2023-02", "2023-03"]
+    assert month_label(Calendar.of(first_only).last(1)) == ["2024-06"]  # without max_mob: its last row is 2024-07
+    with pytest.raises(NothingToCompareError, match="past .forecast. max_mob"):
+        Calendar.of(validate_panel(small_panel[small_panel["DISBURSAL_MONTH"] == "2023-01"], CONFIG), 1).last(1)
+
+
 def test_as_of_at_the_last_month_compares_nothing(small_panel):
     with pytest.raises(NothingToCompareError, match="last reporting month .2024-12.: nothing happened after it"):
         backtest(small_panel, CONFIG, as_of="2024-12")

@@ -111,6 +111,14 @@ def DEL_SEGMENTS(data, config=None):  # noqa: N802
     return udf.segments(data, config, folder=caller_folder())
 
 
+@xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
+@data_arg()
+@config_arg()
+def DEL_WARNINGS(data, config=None):  # noqa: N802
+    """What the run warns about (thin cohorts, loans leaving the data, fallback rows), one per row. Spills."""
+    return udf.warnings(data, config, folder=caller_folder())
+
+
 @xw.func(category=CATEGORY, volatile=False)
 def DEL_VERSION():  # noqa: N802
     """Version of the pyxl_del Python package that answers these functions."""

@@ -7,8 +7,7 @@ docs/examples/mortgage-config.toml (docs/risk.md §12, docs/decisions.md §9 exp
 tests/decision/test_mortgage_book.py runs it and pins the figures loosely; both skip when the data are absent.
 
 The data are Fannie Mae's (internal test data, never copied into the repository: see the README beside the file).
-`read_fannie_panel` is a minimal private reader of the combined 108-field layout, enough for this example: the
-package's own reader (pyxl_del.datasets.fannie) is written on another branch.
+`read_fannie_panel` reads it with the package's reader, pyxl_del.datasets.fannie (`pyxl-del import fannie`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,47 +23,18 @@ EXCERPT = Path("shared", "data", "fannie-mae-2017Q1", "2017Q1-part.csv")
 # ../shared/data beside the checkout (or beside a folder of worktrees above it).
 DATA = next((p / EXCERPT for p in ROOT.parents if (p / EXCERPT).is_file()), ROOT.parent / EXCERPT)
 CONFIG = Path(__file__).with_name("mortgage-config.toml")
-# 0-based fields of the combined layout: loan id, reporting period MMYYYY, original interest rate, original UPB,
-# current UPB (0.00 while masked), loan purpose, months delinquent, zero-balance code, UPB at removal.
-FIELDS = {"loan": 1, "period": 2, "rate": 7, "orig_upb": 9, "upb": 11, "purpose": 26, "dlq": 39, "zb": 43,
-          "removal": 45}
-PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "R": "NO-CASH-OUT REFI", "U": "UNKNOWN"}
-LOSS_CODES = ("02", "03", "09", "15")  # third-party sale, short sale, deed-in-lieu / REO, note sale
 
 
 def read_fannie_panel(path: str | Path) -> pd.DataFrame:
-    """The excerpt as a pyxl_del panel in the default [columns] names, with the note rate as APR.
+    """The excerpt as a pyxl_del panel in the default [columns] names, with the note rate as APR: the package's reader
+    (`pyxl-del import fannie`, cleaning rules in docs/real-data.md), cohort by first reporting month, segment by loan
+    purpose."""
+    from pyxl_del.datasets.fannie import read_fannie
+    from pyxl_del.engine.config import Config
 
-    Cohort = the loan's first reporting month (so cohort + MOB is the calendar month); state from the months
-    delinquent (0 CURRENT, 1 DPD30+, 2 DPD60+, 3+ DPD90+); a zero-balance code ends the loan: 01 -> PREPAY with EAD 0,
-    a credit event -> WRITEOFF at the UPB removed, any other code drops the row (the loan leaves while live). A
-    masked current UPB (0.00 in a loan's first months) is the last positive UPB, else the original UPB.
-    """
-    raw = pd.read_csv(path, sep="|", header=None, usecols=sorted(FIELDS.values()), dtype=str,
-                      keep_default_na=False).rename(columns={v: k for k, v in FIELDS.items()})
-    period = pd.to_datetime(raw["period"], format="%m%Y")
-    raw["month"] = period.dt.year * 12 + period.dt.month - 1
-    raw = raw.sort_values(["loan", "month"], kind="stable").reset_index(drop=True)
-    number = {k: pd.to_numeric(raw[k], errors="coerce") for k in ("rate", "orig_upb", "upb", "removal")}
-    zb = raw["zb"].str.strip().str.zfill(2).where(raw["zb"].str.strip() != "", "")
-    dlq = pd.to_numeric(raw["dlq"], errors="coerce")
-    upb = number["upb"].where(number["upb"] > 0)
-    carried = upb.groupby(raw["loan"]).ffill().fillna(number["orig_upb"])
-    state = np.select([dlq >= 3, dlq == 2, dlq == 1], ["DPD90+", "DPD60+", "DPD30+"], "CURRENT").astype(object)
-    state = np.where(zb == "01", "PREPAY", np.where(zb.isin(LOSS_CODES), "WRITEOFF", state))
-    removal = number["removal"].where(number["removal"] > 0)
-    ead = np.where(zb == "01", 0.0, np.where(zb.isin(LOSS_CODES), removal.fillna(carried), carried))
-    keep = ((zb == "") & dlq.notna()) | (zb == "01") | zb.isin(LOSS_CODES)
-    first = raw.groupby("loan")["month"].transform("min")
-    cohort = first.map(lambda m: f"{m // 12:04d}-{m % 12 + 1:02d}")
-    panel = pd.DataFrame({
-        "AGREEMENT_ID": raw["loan"], "DISBURSAL_MONTH": cohort, "MOB": raw["month"] - first,
-        "PRODUCT_TYPE": raw["purpose"].map(PURPOSES).fillna("UNKNOWN"), "STATE_MODEL": state,
-        "PRINCIPLE_OUTSTANDING": ead, "APR": number["rate"] / 100.0,
-    })[keep.to_numpy()]
-    for col in ("AGREEMENT_ID", "DISBURSAL_MONTH", "PRODUCT_TYPE", "STATE_MODEL"):
-        panel[col] = panel[col].astype("string")
-    return panel.reset_index(drop=True)
+    config = Config()
+    columns = {k: config[k] for k in ("loan_id", "cohort", "mob", "segment", "state", "ead", "apr")}
+    return read_fannie([path], columns)[0]
 
 
 def figures(path: str | Path = DATA, config: str | Path = CONFIG) -> dict:

@@ -79,14 +79,17 @@ def parse_month(text: str) -> int:
 
 @dataclass(frozen=True)
 class Calendar:
-    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB)."""
+    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB); with a max_mob, the last
+    month any cohort is still forecast (its newest cohort at MOB max_mob)."""
 
     first_cohort: int
     last_month: int
+    last_forecast: int | None = None
 
     @classmethod
-    def of(cls, panel: Panel) -> Calendar:
-        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()))
+    def of(cls, panel: Panel, max_mob: int | None = None) -> Calendar:
+        last_forecast = None if max_mob is None else int(panel.cohort.max()) + max_mob
+        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()), last_forecast)
 
     @property
     def first_origin(self) -> int:
@@ -103,13 +106,18 @@ class Calendar:
         return f"{month_label([self.first_origin])[0]} .. {month_label([self.last_origin])[0]}"
 
     def last(self, n: int) -> list[int]:
-        """The last n usable origins, oldest first (all of them when there are fewer)."""
+        """The last n usable origins, oldest first (all of them when there are fewer). With a max_mob, origins from
+        the newest cohort's MOB max_mob on are not usable: no cell after them is forecast (a long book of few
+        cohorts, e.g. one agency quarter, is past max_mob long before its data end)."""
         if n < 1:
             raise BacktestError(f"--origins must be at least 1, got {n}")
-        first = max(self.first_origin, self.last_origin - n + 1)
-        if first > self.last_origin:
-            raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()})")
-        return list(range(first, self.last_origin + 1))
+        last = self.last_origin if self.last_forecast is None else min(self.last_origin, self.last_forecast - 1)
+        first = max(self.first_origin, last - n + 1)
+        if first > last:
+            beyond = ("" if last == self.last_origin else f"; from {month_label([last + 1])[0]} on every cohort is "
+                      f"past [forecast] max_mob, so no forecast cell is left to score")
+            raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()}{beyond})")
+        return list(range(first, last + 1))
 
     def check(self, origins: Sequence[int]) -> None:
         """Raise one error naming every as-of that cannot be backtested, and why."""
@@ -176,7 +184,8 @@ def chain_ladder(actual: np.ndarray, ead0: np.ndarray) -> np.ndarray:
     balance at m+1 over bad balance at m. A factor cannot grow a zero: where the projected DEL is 0 (a young
     cohort, a clean one) or f[m] is undefined (no cohort was delinquent at m, e.g. MOB 0), the step adds the
     EAD0-weighted mean increment DEL[m+1] - DEL[m] instead (floored at 0). Steps no cohort has observed keep
-    the curve flat.
+    the curve flat. A DEL is a share of the MOB-0 balance, so every step stops at 1 (a factor > 1 compounded over
+    many steps, or a large increment, would otherwise forecast more bad balance than was lent).
     """
     both = ~np.isnan(actual[..., :-1]) & ~np.isnan(actual[..., 1:])
     weight = np.where(both, ead0[..., None], 0.0)
@@ -191,7 +200,7 @@ def chain_ladder(actual: np.ndarray, ead0: np.ndarray) -> np.ndarray:
         f = factor[:, m, None]
         multiply = (value > 0) & np.isfinite(f)
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.where(multiply, value * f, np.maximum(value + increment[:, m, None], 0.0))
+            return np.minimum(np.where(multiply, value * f, np.maximum(value + increment[:, m, None], 0.0)), 1.0)
 
     return _develop(actual, step)
 
@@ -462,7 +471,7 @@ def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[
     step("validate")
     panel = validate_panel(frame, cfg, source)
     del frame
-    chosen = requested or Calendar.of(panel).last(origins)
+    chosen = requested or Calendar.of(panel, cfg.forecast.max_mob).last(origins)
     result = backtest_panel(panel, cfg, chosen, horizon=horizon, models=models, progress=step)
     elapsed = time.perf_counter() - started
     log.info("backtest: %d rows, %d origins in %.2f s", panel.n_rows, len(chosen), elapsed)

@@ -52,7 +52,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for w in shown:
             print(f"warning: {w}")
         if not shown:
-            print(f"{len(result.warnings)} warnings (thin or fallback transition rows at the origins); -v lists them")
+            print(f"{len(result.warnings)} warnings (thin cohorts or rows, loans leaving the data, fallback rows at the "
+                  "origins); -v lists them")
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK

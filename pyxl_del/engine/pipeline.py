@@ -29,6 +29,7 @@ from pyxl_del.engine.calibration import (
 )
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
+from pyxl_del.engine.diagnostics import diagnostics
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
 from pyxl_del.engine.portfolio import (
@@ -282,6 +283,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
     warnings = list(stats.warnings)
+    warnings += diagnostics(stats, config)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
                                  config.transitions.min_count)
     clipped = factors.table(stats.segments)

@@ -275,5 +275,14 @@ def segments(data: Any, config: Any, *, folder: Path | None = None) -> Cells:
                    lambda result: [["Segment"], *([str(s)] for s in result.sheet_segments)])
 
 
+@excel_safe
+def warnings(data: Any, config: Any, *, folder: Path | None = None) -> Cells:
+    """The run's warnings, one per row under a "Warning" header (thin data, fallbacks, diagnostics); "none" when the
+    run has none, so an empty spill never looks like a failed one."""
+    args = DataArgs(config=config)
+    return _answer(Inputs.of(data, args, folder), args, "warnings",
+                   lambda result: [["Warning"], *([str(w)] for w in result.warnings or ("none",))])
+
+
 def version() -> str:
     return __version__

@@ -626,7 +626,7 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
         row += 1
     row += 1
 
-    section(f"Warnings ({len(result.warnings)}): validation findings and transition rows that fell back",
+    section(f"Warnings ({len(result.warnings)}): validation findings, thin or incomplete data, transition rows that fell back",
             ("#", "Warning"))
     for i, text in enumerate(result.warnings or ("none",), start=1):
         blocks.append(Block(row, 1, text_grid([[i if result.warnings else "", text]])))

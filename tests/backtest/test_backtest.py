@@ -141,6 +141,21 @@ def test_chain_ladder_never_goes_negative():
     assert out[0, 1, 2] == 0.0
 
 
+def test_chain_ladder_never_exceeds_100_percent():
+    """A DEL is a share of the MOB-0 balance: a factor > 1 compounded over steps (or a large increment) must stop at 1."""
+    nan = np.nan
+    # Step 1 -> 2 doubles the oldest cohort (f = 2), step 2 -> 3 doubles it again; a cohort at 0.6 at MOB 1 would
+    # reach 1.2 and then 2.4 uncapped.
+    actual = np.array([[[0.0, 0.2, 0.4, 0.8], [0.0, 0.6, nan, nan]]])
+    out = chain_ladder(actual, np.array([[1.0, 1.0]]))
+    np.testing.assert_array_equal(out[0, 1, 2:], [1.0, 1.0])
+    # Additive steps too: from a zero base the increment 0.0 -> 0.9 twice would give 1.8.
+    additive = np.array([[[0.0, 0.0, 0.9, 1.0], [0.0, 0.0, nan, nan], [0.0, 0.5, nan, nan]]])
+    out = chain_ladder(additive, np.array([[1.0, 1.0, 1.0]]))
+    assert np.nanmax(out) <= 1.0
+    assert out[0, 2, 2:].tolist() == [1.0, 1.0]
+
+
 def test_carry_forward_known_answer():
     actual = np.array([[[0.0, 0.01, 0.03, np.nan, np.nan], [0.0, np.nan, np.nan, np.nan, np.nan]]])
     out = carry_forward(actual)
@@ -230,6 +245,18 @@ def test_origins_and_usable_months(small_panel):
     assert month_label([calendar.first_origin, calendar.last_origin]) == ["2023-02", "2024-11"]
     assert month_label(calendar.last(3)) == ["2024-09", "2024-10", "2024-11"]
     assert len(calendar.last(1000)) == 22  # every usable month when fewer exist
+
+
+def test_origins_stop_where_every_cohort_is_past_max_mob(small_panel):
+    """The newest cohort (2024-12) at MOB 3 is 2025-03: beyond the data, so max_mob 3 changes nothing; the first
+    cohort alone (2023-01) at MOB 3 is 2023-04, so the last origin with a forecast cell left is 2023-03."""
+    panel = validate_panel(small_panel, CONFIG)
+    assert Calendar.of(panel, 3).last(3) == Calendar.of(panel).last(3)
+    first_only = validate_panel(small_panel[small_panel["DISBURSAL_MONTH"] == "2023-01"], CONFIG)
+    assert month_label(Calendar.of(first_only, 3).last(3)) == ["2023-02", "2023-03"]
+    assert month_label(Calendar.of(first_only).last(1)) == ["2024-06"]  # without max_mob: its last row is 2024-07
+    with pytest.raises(NothingToCompareError, match="past .forecast. max_mob"):
+        Calendar.of(validate_panel(small_panel[small_panel["DISBURSAL_MONTH"] == "2023-01"], CONFIG), 1).last(1)
 
 
 def test_as_of_at_the_last_month_compares_nothing(small_panel):

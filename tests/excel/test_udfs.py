@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 from xlsm.xlwings_win import MISSING, TimeType, windows_udfs  # noqa: E402
 
 UDF_NAMES = ("DEL_ACTUAL", "DEL_CALIBRATION", "DEL_FLAGS", "DEL_FORECAST", "DEL_MATRIX", "DEL_SEGMENTS",
-             "DEL_VERSION")
+             "DEL_VERSION", "DEL_WARNINGS")
 FORMULA_LIKE = ("=HYPERLINK(\"http://example.com\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)")
 
 
@@ -180,6 +180,7 @@ def test_del_forecast_spills_the_mixed_table(excel, cells, panel):
     ("DEL_CALIBRATION", (), "segment"),
     ("DEL_MATRIX", ("TW/Moto", 3.0), "From \\ to"),
     ("DEL_SEGMENTS", (), "Segment"),
+    ("DEL_WARNINGS", (), "Warning"),
 ])
 def test_companions_are_rectangular_and_nan_free(excel, cells, name, args, corner):
     out = assert_cells(excel.call(getattr(excel.module, name), cells, *args))
@@ -194,6 +195,16 @@ def test_flags_and_actual_match_the_engine(excel, cells, panel):
     assert [r[1:] for r in flags[1:]] == result.flags_wide("Portfolio", "DEL90").fillna("").values.tolist()
     actual = excel.call(excel.module.DEL_ACTUAL, cells, "CASH LOAN")
     assert sum(v == "" for r in actual[1:] for v in r[1:]) > 0  # future months are blank, not zero
+
+
+def test_warnings_are_the_runs(excel, cells, panel):
+    """=DEL_WARNINGS lists the run's warnings (the thin sample here: tiny cohorts among them); bad data, a message."""
+    result = pyxl_del.run(panel)
+    shown = assert_cells(excel.call(excel.module.DEL_WARNINGS, cells))
+    assert [r[0] for r in shown[1:]] == list(result.warnings)
+    assert any("fewer than 30 loans at MOB 0" in r[0] for r in shown[1:])
+    bad = assert_cells(excel.call(excel.module.DEL_WARNINGS, [["x"], [1]]))
+    assert bad[0][0].startswith("#pyxl_del: ")
 
 
 def test_matrix_rows_sum_to_one(excel, cells):

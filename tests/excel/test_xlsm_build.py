@@ -31,7 +31,7 @@ EXPECTED_TAGS = ["run_forecast", "refresh_report", "backtest", "stress_test", "r
                  "abtest", "optimise", "apply_policy", "open_config", "diagnostics"]
 #: The worksheet functions the workbook embeds: those of every module its xlwings.conf sheet lists.
 EXPECTED_UDFS = ["DEL_ACTUAL", "DEL_CALIBRATION", "DEL_DECIDE", "DEL_FLAGS", "DEL_FORECAST", "DEL_LOANS", "DEL_MATRIX",
-                 "DEL_SEGMENTS", "DEL_VERSION"]
+                 "DEL_SEGMENTS", "DEL_VERSION", "DEL_WARNINGS"]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Fannie Mae's Single-Family Loan Performance Data -> a pyxl_del panel (cleaning: loan_performance.py).
+
+Two layouts, told apart by each file's first line:
+- combined (acquisitions from 2000 in the current release): one pipe-delimited file per quarter, 108 fields, each
+  line starting with '|' (field 0 empty);
+- older: `Performance_YYYYQn.txt` (period MM/DD/YYYY in field 1) with `Acquisition_YYYYQn.txt` (the loans' static
+  fields), no leading empty field; the two are joined on the loan id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pyxl_del.datasets.loan_performance import (
+    ImportSummary,
+    LoanFileError,
+    clean,
+    concat,
+    field_count,
+    first_line,
+    is_date,
+    month_from,
+    read_fields,
+)
+
+PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "R": "NO-CASH-OUT REFI", "U": "UNKNOWN"}
+# 0-based positions. Combined layout: field 0 is empty.
+COMBINED = {"loan": 1, "period": 2, "rate": 7, "orig_upb": 9, "upb": 11, "orig_month": 13, "purpose": 26,
+            "dlq": 39, "zb": 43, "removal": 45}
+COMBINED_MIN_FIELDS = 100
+PERFORMANCE = {"loan": 0, "period": 1, "upb": 4, "dlq": 10, "zb": 12}
+ACQUISITION = {"loan": 0, "rate": 3, "orig_upb": 4, "orig_month": 6, "purpose": 14}
+
+
+def layout_of(path: Path) -> str:
+    """"combined", "performance" or "acquisition", from the file's first line."""
+    fields = first_line(path)
+    if len(fields) >= COMBINED_MIN_FIELDS and fields[0] == "":
+        return "combined"
+    if len(fields) > max(PERFORMANCE.values()) and is_date(fields[1], r"\d{2}/\d{2}/\d{4}"):
+        return "performance"
+    if len(fields) > max(ACQUISITION.values()) and is_date(fields[ACQUISITION["orig_month"]], r"\d{2}/\d{4}"):
+        return "acquisition"
+    raise LoanFileError(f"{path}: not a Fannie Mae loan performance file: its first line has {field_count(path)} "
+                        f"'|'-separated fields; expected the combined layout (108 fields, starting with '|'), a "
+                        f"Performance file (period MM/DD/YYYY in field 2) or an Acquisition file")
+
+
+def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
+    """The files' rows as the shared raw frame (loan_performance.RAW_FIELDS)."""
+    by_layout: dict[str, list[Path]] = {"combined": [], "performance": [], "acquisition": []}
+    for source in map(Path, sources):
+        if not source.is_file():
+            raise LoanFileError(f"{source}: file not found")
+        by_layout[layout_of(source)].append(source)
+    parts = []
+    for path in by_layout["combined"]:
+        raw = read_fields(path, COMBINED, what="a Fannie Mae combined-layout file")
+        raw["period"] = month_from(raw["period"], "MMYYYY")
+        raw["orig_month"] = month_from(raw["orig_month"], "MMYYYY")
+        parts.append(raw)
+    if by_layout["performance"]:
+        if not by_layout["acquisition"]:
+            names = ", ".join(p.name for p in by_layout["performance"])
+            raise LoanFileError(f"{names}: a Performance file needs its Acquisition file (Acquisition_YYYYQn.txt, the "
+                                f"loans' original balance and purpose): give both")
+        perf = concat([read_fields(p, PERFORMANCE, what="a Fannie Mae Performance file")
+                       for p in by_layout["performance"]])
+        acq = concat([read_fields(p, ACQUISITION, what="a Fannie Mae Acquisition file")
+                      for p in by_layout["acquisition"]]).drop_duplicates("loan", keep="last")
+        perf["period"] = month_from(perf["period"], "MM/DD/YYYY")
+        acq["orig_month"] = month_from(acq["orig_month"], "MM/YYYY")
+        # The older layout has no UPB at removal: a credit event is written off at the loan's last balance.
+        perf["removal"] = pd.array([""] * len(perf), dtype="string")
+        parts.append(perf.merge(acq, on="loan", how="left", validate="many_to_one"))
+    elif by_layout["acquisition"]:
+        names = ", ".join(p.name for p in by_layout["acquisition"])
+        raise LoanFileError(f"{names}: an Acquisition file alone has no monthly rows: give its Performance file too")
+    raw = concat(parts)
+    no_acq = raw["purpose"].isna()
+    raw["purpose"] = raw["purpose"].fillna("")
+    for col in ("orig_upb", "rate"):
+        raw[col] = raw[col].fillna("")
+    if no_acq.all() and len(raw):
+        raise LoanFileError("no loan of the Performance files is in the Acquisition files given: are they the same "
+                            "quarter's?")
+    return raw
+
+
+def read_fannie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
+                segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
+    """Fannie Mae loan performance files (either layout, several quarters) -> (panel, summary)."""
+    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)

@@ -1,0 +1,80 @@
+"""Freddie Mac's Single-Family Loan-Level Dataset -> a pyxl_del panel (cleaning: loan_performance.py).
+
+Per quarter, two pipe-delimited files without a header: the origination file (`historical_data_YYYYQn.txt`, one row
+per loan) and the monthly performance file (`historical_data_time_YYYYQn.txt`), joined on the loan sequence number.
+They are told apart by field 0: the performance file starts with the loan sequence number (a letter then digits,
+e.g. F17Q10000001), the origination file with the credit score.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pyxl_del.datasets.loan_performance import (
+    ImportSummary,
+    LoanFileError,
+    clean,
+    concat,
+    first_line,
+    month_from,
+    read_fields,
+)
+
+# Freddie's loan purpose: P purchase, C cash-out refinance, N no-cash-out refinance, R refinance not specified,
+# 9 not available.
+PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "N": "NO-CASH-OUT REFI", "R": "REFI (NOT SPECIFIED)",
+            "9": "UNKNOWN"}
+# 0-based positions (General User Guide, "File Layout & Data Dictionary").
+ORIGINATION = {"first_payment": 1, "orig_upb": 10, "rate": 12, "loan": 19, "purpose": 20}
+PERFORMANCE = {"loan": 0, "period": 1, "upb": 2, "dlq": 3, "zb": 8}
+# Freddie gives the first payment date, not the origination date: a US mortgage's first payment falls due on the
+# first day of the second month after closing (Fannie's own files: originated 12/2016, first payment 02/2017).
+FIRST_PAYMENT_LAG = 2
+
+
+def layout_of(path: Path) -> str:
+    fields = first_line(path)
+    if len(fields) > max(PERFORMANCE.values()) and re.fullmatch(r"[A-Za-z]\w+", fields[0].strip()):
+        return "performance"
+    if len(fields) > max(ORIGINATION.values()):
+        return "origination"
+    raise LoanFileError(f"{path}: not a Freddie Mac loan-level file: its first line has {len(fields)} '|'-separated "
+                        f"fields; expected an origination file (32 or more) or a monthly performance file")
+
+
+def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
+    by_layout: dict[str, list[Path]] = {"origination": [], "performance": []}
+    for source in map(Path, sources):
+        if not source.is_file():
+            raise LoanFileError(f"{source}: file not found")
+        by_layout[layout_of(source)].append(source)
+    if not by_layout["performance"] or not by_layout["origination"]:
+        missing = "monthly performance" if not by_layout["performance"] else "origination"
+        raise LoanFileError(f"Freddie Mac data need both files of a quarter: no {missing} file among "
+                            f"{', '.join(Path(s).name for s in sources)}")
+    perf = concat([read_fields(p, PERFORMANCE, what="a Freddie Mac monthly performance file")
+                   for p in by_layout["performance"]])
+    orig = concat([read_fields(p, ORIGINATION, what="a Freddie Mac origination file")
+                   for p in by_layout["origination"]]).drop_duplicates("loan", keep="last")
+    perf["period"] = month_from(perf["period"], "YYYYMM")
+    orig["orig_month"] = month_from(orig.pop("first_payment"), "YYYYMM") - FIRST_PAYMENT_LAG
+    # The performance file's UPB at removal is not among the fields read: a credit event is written off at the
+    # loan's last balance (Freddie reports the current UPB as 0 from the zero-balance month).
+    perf["removal"] = pd.array([""] * len(perf), dtype="string")
+    raw = perf.merge(orig, on="loan", how="left", validate="many_to_one")
+    if len(raw) and raw["purpose"].isna().all():
+        raise LoanFileError("no loan of the performance files is in the origination files given: are they the same "
+                            "quarter's?")
+    for col in ("purpose", "orig_upb", "rate"):
+        raw[col] = raw[col].fillna("")
+    return raw
+
+
+def read_freddie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
+                 segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
+    """Freddie Mac origination + monthly performance files (several quarters) -> (panel, summary)."""
+    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)

@@ -1,0 +1,254 @@
+"""Agency single-family loan performance files -> a pyxl_del panel: the cleaning rules Fannie Mae's and Freddie Mac's
+readers (fannie.py, freddie.py) share. docs/real-data.md states every rule for users.
+
+A reader brings each layout to one narrow frame of text fields, `RAW_FIELDS` (loan, period, orig_month, orig_upb, upb,
+dlq, zb, removal, purpose, rate; month fields as month indexes year * 12 + month - 1), and `clean` turns it into the
+panel in the config's [columns] names:
+
+- state from the months delinquent: 0 CURRENT, 1 DPD30+, 2 DPD60+, 3 or more DPD90+ (monthly files count whole
+  months, so there is no 1-29 days state; Freddie's "RA", REO acquired, is DPD90+). An unknown status (Fannie's 'XX',
+  'X', blank) carries the loan's last known one; a loan with no known status before it takes the next known one.
+- a zero-balance code ends the loan: 01 (prepaid or matured) -> PREPAY with EAD 0; a credit event (02 third-party
+  sale, 03 short sale / charge-off, 09 deed-in-lieu / REO disposition, 15 note sale) -> WRITEOFF at the UPB removed
+  (else the last balance); any other code (06 / 96 repurchase, 16 re-performing sale) is a loan that leaves the data
+  while live: that row is dropped and the loan is censored there. Rows after a loan's end are dropped.
+- a masked balance (0.00 or blank on a live row: Fannie masks the current UPB in a loan's first months) carries the
+  loan's last positive UPB, else the original UPB.
+- cohort: the loan's first reporting month (default; cohort + MOB is then the calendar month and every loan has a
+  MOB 0 row) or its origination month (loans enter seasoned, so most have no MOB 0 row); rows before the cohort
+  month are dropped.
+- gaps (months missing inside a loan's rows) are kept as they are: the engine counts no transition across a gap.
+- segment: the loan purpose (its first row's), or one segment "ALL".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.engine.data import month_label
+from pyxl_del.engine.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RAW_FIELDS = ("loan", "period", "orig_month", "orig_upb", "upb", "dlq", "zb", "removal", "purpose", "rate")
+PREPAY_CODES = ("01",)
+LOSS_CODES = ("02", "03", "09", "15")
+COHORT_BY = ("first_report", "origination")
+SEGMENT_BY = ("purpose", "none")
+ALL_SEGMENT = "ALL"
+READ_BLOCK = 1 << 26  # bytes per block of the streaming reader: memory stays at the narrow columns kept
+
+
+class LoanFileError(InputError):
+    """A loan performance file that cannot be read as the layout named (the message names the file and why)."""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What the cleaning did, in counts: the CLI prints it and docs/real-data.md quotes it."""
+
+    rows_read: int
+    rows: int
+    loans: int
+    cohorts: int
+    states: dict[str, int]
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    masked_balances: int = 0  # live rows whose balance was carried or taken from the original UPB
+    unknown_status: int = 0  # rows whose status was carried from a known one
+    gaps: int = 0  # months missing inside loans' rows
+    censored_loans: int = 0  # loans leaving the data while live (a non-terminal zero-balance code)
+
+    def lines(self) -> list[str]:
+        states = ", ".join(f"{k} {v:,}" for k, v in self.states.items())
+        dropped = ", ".join(f"{v:,} {k}" for k, v in self.dropped.items() if v) or "none"
+        return [f"{self.rows_read:,} rows read -> {self.rows:,} panel rows, {self.loans:,} loans, {self.cohorts} cohorts",
+                f"states: {states}",
+                f"rows dropped: {dropped}",
+                f"balances filled (masked): {self.masked_balances:,}; unknown statuses carried: {self.unknown_status:,}",
+                f"gaps inside loans: {self.gaps:,}; loans leaving while live: {self.censored_loans:,}"]
+
+
+def month_from(text: pd.Series, pattern: str) -> pd.Series:
+    """Month index (year * 12 + month - 1) of text dates: ``pattern`` "MMYYYY", "MM/YYYY", "MM/DD/YYYY" or "YYYYMM";
+    blank or malformed -> <NA>."""
+    text = text.str.strip()
+    if pattern == "YYYYMM":
+        year, month = text.str.slice(0, 4), text.str.slice(4, 6)
+    elif pattern == "MMYYYY":
+        year, month = text.str.slice(2, 6), text.str.slice(0, 2)
+    else:  # MM/YYYY and MM/DD/YYYY: the year is the last four characters
+        year, month = text.str.slice(-4), text.str.slice(0, 2)
+    year, month = pd.to_numeric(year, errors="coerce"), pd.to_numeric(month, errors="coerce")
+    ok = month.between(1, 12) & (year > 1900)
+    return (year * 12 + month - 1).where(ok).astype("Int64")
+
+
+def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:
+    """The pipe-delimited, header-less file's ``fields`` (name -> 0-based position) as text, read in blocks by
+    pyarrow (compressed files by their extension); only the named columns are kept in memory."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    path = Path(path)
+    if not path.is_file():
+        raise LoanFileError(f"{path}: file not found ({what})")
+    width = field_count(path)
+    short = {k: v for k, v in fields.items() if v >= width}
+    if short:
+        raise LoanFileError(f"{path}: not {what}: its first line has {width} '|'-separated fields, and "
+                            f"{', '.join(short)} would be field {max(short.values())} (0-based)")
+    names = [f"f{i}" for i in range(width)]
+    wanted = [names[i] for i in fields.values()]
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            reader = pc.open_csv(
+                stream,
+                read_options=pc.ReadOptions(column_names=names, block_size=READ_BLOCK),
+                parse_options=pc.ParseOptions(delimiter="|", quote_char=False),
+                convert_options=pc.ConvertOptions(include_columns=wanted,
+                                                  column_types=dict.fromkeys(wanted, pa.string()),
+                                                  strings_can_be_null=False))
+            table = reader.read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoanFileError(f"{path}: cannot read it as {what}: {exc}") from exc
+    frame = table.rename_columns(list(fields)).to_pandas(types_mapper=lambda _t: pd.StringDtype())
+    return frame
+
+
+def field_count(path: Path) -> int:
+    """Fields on the file's first line (0 for an empty file)."""
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as stream:
+        first = stream.read(1 << 16).split(b"\n", 1)[0]
+    return first.count(b"|") + 1 if first.strip() else 0
+
+
+def first_line(path: Path) -> list[str]:
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as stream:
+        return stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split("|")
+
+
+def is_date(text: str, pattern: str) -> bool:
+    return re.fullmatch(pattern, text.strip()) is not None
+
+
+def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[str, str],
+          cohort_by: str = "first_report", segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
+    """The raw frame (`RAW_FIELDS`; month fields as month indexes, the rest text) -> (panel, summary).
+
+    ``columns``: the [columns] names (loan_id, cohort, mob, segment, state, ead and apr, "" = no APR column).
+    ``purposes``: loan purpose code -> segment name (other codes: "UNKNOWN"). Vectorised: one sort by loan and
+    month, then grouped forward fills and cumulative flags; no loop over loans or rows.
+    """
+    if cohort_by not in COHORT_BY:
+        raise InputError(f"cohort_by must be one of {', '.join(COHORT_BY)} (got {cohort_by!r})")
+    if segment_by not in SEGMENT_BY:
+        raise InputError(f"segment_by must be one of {', '.join(SEGMENT_BY)} (got {segment_by!r})")
+    n_read = len(raw)
+    dropped: dict[str, int] = {}
+    bad_period = raw["period"].isna() | raw["loan"].str.strip().eq("")
+    dropped["without a loan id or reporting month"] = int(bad_period.sum())
+    raw = raw[~bad_period.to_numpy()].sort_values(["loan", "period"], kind="stable")
+    dup = raw.duplicated(["loan", "period"], keep="last").to_numpy()
+    dropped["repeating a loan's month (the last kept)"] = int(dup.sum())
+    raw = raw[~dup].reset_index(drop=True)
+    loan = raw["loan"]
+    loan_code = pd.factorize(loan)[0]  # integer loan codes: every grouped fill below groups by them, not by text
+    number = {k: pd.to_numeric(raw[k].str.strip(), errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+              for k in ("orig_upb", "upb", "removal", "rate")}
+
+    # End of life: the first row with a zero-balance code; rows after it are not the loan's any more.
+    zb = raw["zb"].str.strip()
+    zb = zb.where(zb.eq(""), zb.str.zfill(2)).to_numpy(dtype=object)
+    ended = zb != ""
+    after_end = pd.Series(ended).groupby(loan_code).cumsum().to_numpy() - ended > 0
+    prepay, loss = np.isin(zb, PREPAY_CODES), np.isin(zb, LOSS_CODES)
+    censor = ended & ~prepay & ~loss
+
+    # Status: months delinquent; RA (REO acquired) counts as 90+; unknown carried forward, then back.
+    dlq_text = raw["dlq"].str.strip()
+    dlq = pd.to_numeric(dlq_text, errors="coerce").where(lambda d: d >= 0)
+    dlq = dlq.where(~dlq_text.eq("RA"), 3.0)
+    known = dlq.notna().to_numpy()
+    filled = dlq.groupby(loan_code).ffill().groupby(loan_code).bfill().to_numpy(dtype=np.float64,
+                                                                                                 na_value=np.nan)
+    live = ~ended & ~after_end
+    unknown_status = int((live & ~known & ~np.isnan(filled)).sum())
+    no_status = live & np.isnan(filled)
+    state = np.select([filled >= 3, filled == 2, filled == 1], ["DPD90+", "DPD60+", "DPD30+"], "CURRENT")
+    state = np.where(prepay, "PREPAY", np.where(loss, "WRITEOFF", state))
+
+    # Balance: masked (0 / blank) on a live row -> the last positive UPB, else the original UPB.
+    upb = pd.Series(np.where(number["upb"] > 0, number["upb"], np.nan))
+    carried = upb.groupby(loan_code).ffill().to_numpy()
+    carried = np.where(np.isnan(carried), number["orig_upb"], carried)
+    masked = int((live & ~(number["upb"] > 0)).sum())
+    removal = np.where(number["removal"] > 0, number["removal"], carried)
+    ead = np.where(prepay, 0.0, np.where(loss, removal, carried))
+
+    keep = ~after_end & ~censor & ~no_status & ~np.isnan(ead)
+    dropped["after the loan's end"] = int(after_end.sum())
+    dropped["leaving the data while live (zero-balance code not a prepayment or credit event)"] = int(
+        (censor & ~after_end).sum())
+    dropped["of loans without any known status"] = int(no_status.sum())
+    dropped["without a balance (no current or original UPB)"] = int((~after_end & ~censor & ~no_status
+                                                                      & np.isnan(ead)).sum())
+
+    period = raw["period"].to_numpy(dtype=np.int64)
+    if cohort_by == "origination":
+        start = raw["orig_month"].groupby(loan_code).transform("first").to_numpy(dtype=np.float64,
+                                                                                       na_value=np.nan)
+        no_orig = np.isnan(start)
+        dropped["of loans without an origination month"] = int((keep & no_orig).sum())
+        before = ~no_orig & (period < np.nan_to_num(start))
+        dropped["reported before the origination month"] = int((keep & before).sum())
+        keep &= ~no_orig & ~before
+        start = np.nan_to_num(start).astype(np.int64)
+    else:
+        first = np.where(keep, period, np.iinfo(np.int64).max)
+        start = pd.Series(first).groupby(loan_code).transform("min").to_numpy()
+    purpose = raw["purpose"].str.strip().groupby(loan_code).transform("first")
+    segment = (purpose.map(dict(purposes)).fillna("UNKNOWN") if segment_by == "purpose"
+               else pd.Series(ALL_SEGMENT, index=raw.index))
+
+    mob = period - start
+    panel = pd.DataFrame({columns["loan_id"]: loan.to_numpy(), "_cohort": start, columns["mob"]: mob,
+                          columns["segment"]: segment.to_numpy(dtype=object), columns["state"]: state,
+                          columns["ead"]: ead})
+    if columns.get("apr"):
+        panel[columns["apr"]] = number["rate"] / 100.0
+    panel = panel[keep].reset_index(drop=True)
+    cohort = panel.pop("_cohort").to_numpy()
+    values, inverse = np.unique(cohort, return_inverse=True)  # label the few cohorts, not every row
+    panel.insert(1, columns["cohort"], np.asarray(month_label(values), dtype=object)[inverse])
+    for key in ("loan_id", "cohort", "segment", "state"):
+        panel[columns[key]] = panel[columns[key]].astype("string")
+
+    kept_mob = panel[columns["mob"]].to_numpy()
+    step = np.diff(kept_mob)
+    same = panel[columns["loan_id"]].to_numpy()[1:] == panel[columns["loan_id"]].to_numpy()[:-1]
+    gaps = int(np.where(same & (step > 1), step - 1, 0).sum())
+    counts = panel[columns["state"]].value_counts()
+    order = ("CURRENT", "DPD30+", "DPD60+", "DPD90+", "WRITEOFF", "PREPAY")
+    summary = ImportSummary(
+        rows_read=n_read, rows=len(panel), loans=int(panel[columns["loan_id"]].nunique()),
+        cohorts=int(panel[columns["cohort"]].nunique()), states={s: int(counts.get(s, 0)) for s in order},
+        dropped=dropped, masked_balances=masked, unknown_status=unknown_status, gaps=gaps,
+        censored_loans=len(np.unique(loan_code[censor & ~after_end])),
+    )
+    log.info("loan performance import: %s", "; ".join(summary.lines()))
+    return panel, summary
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

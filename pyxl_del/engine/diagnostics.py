@@ -1,0 +1,111 @@
+"""Honest diagnostics: what the sufficient statistics say about how far the DEL tables can be trusted.
+
+Four findings, each a sentence in DelResult.warnings (so the CLI, the Run info sheet, the UDF messages and the ribbon
+show them), computed from PanelStats arrays alone (no second pass over the panel):
+
+- tiny cohorts: cohort-segments with fewer than `THIN_LOANS` loans at MOB 0, and the weight they carry in the
+  Portfolio (the specified mean gives every segment of a cohort the same weight, whatever its size);
+- censoring: loans that leave the data while live before their cohort's last reporting month (a repurchase, a
+  servicing transfer, a file cut): the chain learns from the loans that stay;
+- cohorts cut at max_mob: rows exist beyond it, so the DEL tables stop before the data do;
+- thin transition rows: rows estimated (at or above [transitions] min_count) from fewer than `THIN_LOANS` loans,
+  where one loan moves a probability by 1/n.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyxl_del.engine.config import Config
+from pyxl_del.engine.data import PanelStats, last_observed, month_label
+
+THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
+EXAMPLES = 3
+
+
+def diagnostics(stats: PanelStats, config: Config) -> list[str]:
+    """The findings that apply, as sentences (none on a large, complete book)."""
+    return [w for w in (tiny_cohorts(stats, config), censored_loans(stats, config), cut_cohorts(stats),
+                        thin_rows(stats, config)) if w]
+
+
+def _where(stats: PanelStats, s: np.ndarray, c: np.ndarray, values: np.ndarray, unit: str, *,
+           smallest: bool = False) -> str:
+    """The first few cells (largest values first, or smallest), named by segment and cohort."""
+    order = np.argsort(values if smallest else -values, kind="stable")[:EXAMPLES]
+    labels = month_label(stats.cohorts[c[order]])
+    return ", ".join(f"{stats.segments[s[o]]} {lab} ({int(values[o])} {unit if values[o] != 1 else unit[:-1]})"
+                     for o, lab in zip(order, labels, strict=True))
+
+
+def tiny_cohorts(stats: PanelStats, config: Config) -> str:
+    loans0 = stats.n_loans[:, :, 0]
+    tiny = (loans0 > 0) & (loans0 < THIN_LOANS)
+    if not tiny.any():
+        return ""
+    present = loans0 > 0
+    if config.portfolio.aggregation == "ead_weighted":
+        ead0 = stats.ead[:, :, 0, :].sum(axis=-1)
+        weight = np.where(present, ead0, 0.0)
+    else:
+        weight = present.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = weight / weight.sum(axis=0, keepdims=True)  # each segment's weight in its cohort's Portfolio row
+    loan_share = np.where(present, loans0, 0) / np.maximum(loans0.sum(axis=0, keepdims=True), 1)
+    s, c = np.nonzero(tiny)
+    mean_weight = float(np.nanmean(np.where(present.any(axis=0), np.where(tiny, share, 0.0).sum(axis=0), np.nan)))
+    mean_loans = float(np.nanmean(np.where(present.any(axis=0), np.where(tiny, loan_share, 0.0).sum(axis=0), np.nan)))
+    return (f"{len(s)} of {int(present.sum())} cohort-segments start with fewer than {THIN_LOANS} loans at MOB 0 "
+            f"(e.g. {_where(stats, s, c, loans0[s, c], 'loans', smallest=True)}): one loan moves "
+            f"their DEL by more than {1 / THIN_LOANS:.0%}; in the Portfolio ({config.portfolio.aggregation}) they "
+            f"carry {mean_weight:.0%} of a cohort's weight on average for {mean_loans:.0%} of its loans")
+
+
+def censored_loans(stats: PanelStats, config: Config) -> str:
+    """Loans at m in a live state minus those seen again at m + 1: the ones that left (or skipped a month) while
+    live. Loans in an absorbing state at m are the ones that entered it from m - 1."""
+    absorbing = np.isin(np.asarray(stats.states), config.buckets.absorbing)
+    t = stats.cohort_trans_count  # (S, C, M, K, K)
+    n_steps = t.shape[2]
+    if n_steps == 0:
+        return ""
+    entered_absorbing = np.zeros(stats.n_loans.shape)
+    entered_absorbing[:, :, 1:] = t[..., absorbing].sum(axis=(-1, -2))
+    live_seen_next = t[:, :, :, ~absorbing, :].sum(axis=(-1, -2))  # (S, C, M)
+    live = stats.n_loans[:, :, :n_steps] - entered_absorbing[:, :, :n_steps]
+    left = np.clip(live - live_seen_next, 0, None)
+    last = last_observed(stats.n_loans) if stats.final_mob is None else stats.final_mob
+    before_end = np.arange(n_steps) < last[..., None]  # leaving at the cohort's last month is the data's end
+    left = np.where(before_end, left, 0)
+    total = int(left.sum())
+    if total == 0:
+        return ""
+    by_cell = left.sum(axis=2)
+    s, c = np.nonzero(by_cell)
+    loans0 = int(stats.n_loans[:, :, 0].sum())
+    share = f" ({total / loans0:.1%} of the {loans0:,} loans at MOB 0)" if loans0 else ""
+    return (f"{total:,} loan{'s' if total != 1 else ''}{share} leave the data while live before their cohort's last month, or skip a month "
+            f"(e.g. {_where(stats, s, c, by_cell[s, c], 'loans')}): the chain learns from the loans that stay, so "
+            f"if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
+
+
+def cut_cohorts(stats: PanelStats) -> str:
+    if stats.final_mob is None:
+        return ""
+    cut = stats.final_mob > stats.max_mob
+    if not cut.any():
+        return ""
+    return (f"{int(cut.sum())} cohort-segments have data beyond [forecast] max_mob = {stats.max_mob} (up to MOB "
+            f"{int(stats.final_mob.max())}): their DEL tables stop at MOB {stats.max_mob}, before the data do")
+
+
+def thin_rows(stats: PanelStats, config: Config) -> str:
+    absorbing = np.isin(np.asarray(stats.states), config.buckets.absorbing)
+    n = stats.trans_count.sum(axis=-1)[..., ~absorbing]  # (S, M, live from-states)
+    thin = (n >= config.transitions.min_count) & (n < THIN_LOANS)
+    if not thin.any():
+        return ""
+    return (f"{int(thin.sum())} of {int((n >= config.transitions.min_count).sum())} estimated transition rows rest on "
+            f"{config.transitions.min_count}..{THIN_LOANS - 1} loans ([transitions] min_count = "
+            f"{config.transitions.min_count}): one loan moves such a row's probabilities by more than "
+            f"{1 / THIN_LOANS:.0%}")

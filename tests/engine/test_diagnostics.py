@@ -1,0 +1,63 @@
+"""Honest diagnostics from PanelStats: tiny cohorts and their Portfolio weight, loans leaving while live, cohorts
+cut at max_mob, thin transition rows — known answers on a hand-made panel, and silence on a complete book."""
+
+from __future__ import annotations
+
+from _panels import CHAIN, cfg, frame, loan, simulate
+
+from pyxl_del.engine.diagnostics import (
+    censored_loans,
+    cut_cohorts,
+    diagnostics,
+    thin_rows,
+    tiny_cohorts,
+)
+from pyxl_del.engine.pipeline import run
+
+
+def book():
+    """Segment A, cohort 2024-01: 40 loans at MOB 0..3, except X (leaves live after MOB 1) and Y (prepays at MOB 2,
+    its last row: not censored). Segment B, same cohort: 10 loans, MOB 0..3."""
+    records = []
+    for i in range(38):
+        records += loan(f"A{i}", "2024-01", "A", [("CURRENT", 100.0)] * 4)
+    records += loan("X", "2024-01", "A", [("CURRENT", 100.0)] * 2)
+    records += loan("Y", "2024-01", "A", [("CURRENT", 100.0), ("CURRENT", 100.0), ("PREPAY", 0.0)])
+    for i in range(10):
+        records += loan(f"B{i}", "2024-01", "B", [("CURRENT", 100.0)] * 4)
+    return frame(records)
+
+
+CONFIG = cfg(forecast={"max_mob": 2}, transitions={"min_count": 5})
+
+
+def test_known_answers_on_a_hand_made_book():
+    stats = run(book(), CONFIG).stats
+    tiny = tiny_cohorts(stats, CONFIG)
+    # B is 10 of the cohort's 50 loans but half the Portfolio mean's weight (2 segments, equal weights).
+    assert tiny.startswith("1 of 2 cohort-segments start with fewer than 30 loans at MOB 0 (e.g. B 2024-01 (10 loans))")
+    assert "carry 50% of a cohort's weight on average for 20% of its loans" in tiny
+    assert censored_loans(stats, CONFIG).startswith("1 loan (2.0% of the 50 loans at MOB 0) leave the data while live")
+    assert "(e.g. A 2024-01 (1 loan))" in censored_loans(stats, CONFIG)
+    assert cut_cohorts(stats).startswith("2 cohort-segments have data beyond [forecast] max_mob = 2 (up to MOB 3)")
+    # From CURRENT: A 40 then 39 loans (X gone), B 10 and 10: B's two rows are thin, A's are not.
+    assert thin_rows(stats, CONFIG).startswith("2 of 4 estimated transition rows rest on 5..29 loans")
+
+
+def test_they_reach_the_result_warnings():
+    result = run(book(), CONFIG)
+    found = diagnostics(result.stats, CONFIG)
+    assert len(found) == 4 and all(w in result.warnings for w in found)
+
+
+def test_silent_on_a_large_complete_book():
+    panel = simulate(CHAIN, segments=("A", "B"), cohorts=4, loans=200, max_mob=6)
+    config = cfg(forecast={"max_mob": 6})
+    assert diagnostics(run(panel, config).stats, config) == []
+
+
+def test_ead_weighted_portfolio_weight():
+    config = cfg(forecast={"max_mob": 2}, transitions={"min_count": 5}, portfolio={"aggregation": "ead_weighted"})
+    # Equal balances: B's weight is its share of the EAD at MOB 0, 20%.
+    assert "carry 20% of a cohort's weight on average for 20% of its loans" in tiny_cohorts(run(book(), config).stats,
+                                                                                           config)

@@ -12,10 +12,10 @@ import logging
 import sys
 
 from pyxl_del import __version__
-from pyxl_del.cli import backtest, decision, realtime, report, risk
+from pyxl_del.cli import backtest, decision, realtime, report, risk, tune
 from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR
 
-GROUPS = (report, backtest, risk, decision, realtime)
+GROUPS = (report, backtest, tune, risk, decision, realtime)
 
 
 def build_parser() -> argparse.ArgumentParser:

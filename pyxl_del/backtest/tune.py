@@ -200,8 +200,7 @@ class TuneResult:
     def table(self) -> pd.DataFrame:
         """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
         their mean (the score), the rank among the candidates and the score against the best benchmark."""
-        mean = _mean_over_horizons(self.by_horizon, ["model", "del_type"])
-        wide = mean.pivot(index="model", columns="del_type", values="mae").reindex(list(self.backtest.models))
+        wide = portfolio_mae(self.backtest)
         out = pd.DataFrame({"model": wide.index.astype(str)})
         out["kind"] = ["benchmark" if m in BENCHMARKS else "candidate" for m in out["model"]]
         out["settings"] = [MODEL_LABELS[m] if m in BENCHMARKS else settings_text(self.candidates.configs[m])
@@ -236,6 +235,27 @@ class TuneResult:
 def _mean_over_horizons(by_horizon: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Each horizon counts once, however many cells it has (the near months have the most)."""
     return by_horizon.groupby(keys, observed=True, sort=False)[["mae", "bias", "mae_ead"]].mean().reset_index()
+
+
+def portfolio_mae(result: BacktestResult) -> pd.DataFrame:
+    """The Portfolio MAE per model (rows, in the result's order) and DEL type (columns), the mean over months
+    ahead: the figure `tune` ranks by."""
+    table = result.by_horizon
+    mean = _mean_over_horizons(table[table["segment"] == PORTFOLIO], ["model", "del_type"])
+    wide = mean.pivot(index="model", columns="del_type", values="mae")
+    return wide.reindex(index=list(result.models), columns=list(DEL_TYPES))
+
+
+def backtest_text(result: BacktestResult) -> str:
+    """One line for Run info: the first model's Portfolio MAE per DEL type beside the other models'."""
+    wide = portfolio_mae(result)
+    first, others = result.models[0], result.models[1:]
+    per_type = [f"{d} {wide.loc[first, d]:.2%}" + (" (" + ", ".join(
+        f"{MODEL_LABELS.get(m, m).lower()} {wide.loc[m, d]:.2%}" for m in others) + ")" if others else "")
+        for d in DEL_TYPES]
+    o = result.origins
+    return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {len(o)} as-of months ({o[0]} .. "
+            f"{o[-1]}): " + "; ".join(per_type))
 
 
 # ------------------------------------------------------------------------------------------------ running

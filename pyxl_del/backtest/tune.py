@@ -112,10 +112,13 @@ def resolve_candidates(config: Config, candidates: Mapping[str, Mapping] | None 
         if unknown:
             problems.append(f"{name!r}: {', '.join(unknown)}")
             continue
+        data = config.model_dump()
+        for section, changed in values.items():
+            data[section].update(changed)
         try:
-            candidate = config.with_overrides(**{s: dict(v) for s, v in values.items()})
+            candidate = config_from_dict(data, source=f"{source}: candidate {name!r}")
         except ConfigError as exc:
-            raise CandidateError(f"{source}: candidate {name!r}: {exc}") from None
+            raise CandidateError(str(exc)) from None
         same = next((n for n, c in configs.items() if c == candidate), None)
         if same is not None:
             notes.append(f"candidate {name!r} has the same settings as {same!r}; left out")

@@ -45,6 +45,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from pyxl_del.backtest.tune import (
         CURRENT,
         load_candidates,
+        resolve_candidates,
         settings_text,
         tune,
         write_settings,
@@ -54,6 +55,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     candidates = load_candidates(args.candidates) if args.candidates else None
+    if candidates is not None:  # a mistake in the file is reported before the data is read
+        resolve_candidates(cfg, candidates, strict=True, source=args.candidates)
     data = args.data or default_data()
     bar, step = progress_bar(args.origins + 4, not args.quiet)
     started = time.perf_counter()

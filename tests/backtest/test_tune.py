@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 from _panels import cfg
 
-from pyxl_del.backtest.rolling import FORECASTERS, Calendar, backtest_forecasters, oracle
+from pyxl_del.backtest.rolling import (
+    FORECASTERS,
+    Calendar,
+    backtest_forecasters,
+    oracle,
+)
 from pyxl_del.backtest.tune import (
     CANDIDATES,
     CURRENT,

@@ -46,6 +46,7 @@ FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 FANNIE_CONFIG = {"forecast": {"max_mob": 63}, "transitions": {"min_count": 5}}
 CRISIS = Crisis(start="2025-03", months=6, factor=1.8)  # inside the last 12 as-of months of a 2025-12 book
 HORIZON = 12
+MIN_BLOCKS = 5
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Gener
     cells = result.cells[result.cells["segment"] == PORTFOLIO]
     models = tuple(result.models)
     cohort = cells["cohort"].cat.codes.to_numpy()
+    # Blocks of consecutive cohorts; a book of few cohorts gets smaller blocks, and with fewer than MIN_BLOCKS
+    # clusters no interval is given (every draw would be nearly the same book).
+    n_cohorts = int(cohort.max()) + 1
+    block = max(1, min(block, n_cohorts // MIN_BLOCKS))
     blocks = cohort // block
     n_blocks = int(blocks.max()) + 1
     horizons = cells["horizon"].to_numpy() - 1
@@ -127,7 +132,8 @@ def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Gener
             mae[m, d] = np.mean(total.sum(axis=1)[seen] / count.sum(axis=1)[seen])
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_h = (weights @ total[seen].T) / (weights @ count[seen].T)  # (R, H seen)
-            draws[:, m, d] = np.nanmean(per_h, axis=1)
+            if n_blocks >= MIN_BLOCKS:
+                draws[:, m, d] = np.nanmean(per_h, axis=1)
     return Scored(models, mae, draws)
 
 
@@ -153,7 +159,7 @@ def _kind_table(scored: list[Scored]) -> pd.DataFrame:
         row = {"model": model}
         for d, del_type in enumerate(DEL_TYPES):
             diff = draws[:, m, d] - draws[:, best[d], d]
-            lo, hi = np.nanpercentile(diff, [5, 95])
+            lo, hi = np.nanpercentile(diff, [5, 95]) if np.isfinite(diff).any() else (np.nan, np.nan)
             row[f"{del_type}"] = mae[m, d]
             row[f"{del_type}_diff"] = mae[m, d] - mae[best[d], d]
             row[f"{del_type}_lo"], row[f"{del_type}_hi"] = lo, hi
@@ -183,6 +189,8 @@ def markdown(kind: str, n_books: int, table: pd.DataFrame) -> str:
         for d in DEL_TYPES:
             if row["model"] in BENCHMARKS or row["model"] == "oracle":
                 cells.append(_pp(row[d]) + (f" ({_pp(row[f'{d}_diff'], True)})" if row["model"] == "oracle" else ""))
+            elif np.isnan(row[f"{d}_lo"]):
+                cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)}, too few cohorts for an interval)")
             else:
                 cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)} [{_pp(row[f'{d}_lo'], True)}, "
                              f"{_pp(row[f'{d}_hi'], True)}])")

@@ -163,6 +163,13 @@ def settings_text(config: Config) -> str:
     return "; ".join(parts)
 
 
+def overrides_text(overrides: Mapping[str, Mapping]) -> str:
+    """A candidate's overrides, one short line: "[transitions] weighting = count; [calibration] mode = none"."""
+    return "; ".join(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+                                                 for k, v in values.items())
+                     for section, values in overrides.items() if values) or "config.toml as it is"
+
+
 def changes(current: Config, chosen: Config) -> list[tuple[str, str, object, object]]:
     """(section, key, old, new) for every tunable key that differs."""
     out = []
@@ -206,6 +213,8 @@ class TuneResult:
         wide = portfolio_mae(self.backtest)
         out = pd.DataFrame({"model": wide.index.astype(str)})
         out["kind"] = ["benchmark" if m in BENCHMARKS else "candidate" for m in out["model"]]
+        out["overrides"] = ["" if m in BENCHMARKS else overrides_text(self.candidates.overrides[m])
+                            for m in out["model"]]
         out["settings"] = [MODEL_LABELS[m] if m in BENCHMARKS else settings_text(self.candidates.configs[m])
                            for m in out["model"]]
         for del_type in DEL_TYPES:

@@ -46,7 +46,7 @@ RANK_COLUMNS = (
     ("label", "Model", None, 30.0), ("kind", "Kind", None, 11.0),
     *[(f"mae_{d}", f"{d} MAE", DEL_POINTS, 10.0) for d in DEL_TYPES],
     ("score", "Mean MAE", DEL_POINTS, 10.0), ("rank", "Rank", "0", 6.0),
-    ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0), ("settings", "Settings", None, 70.0),
+    ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0), ("overrides", "What it sets", None, 44.0),
 )
 
 

@@ -255,6 +255,9 @@ def test_cli_tune_writes_the_workbook(two_segments, tmp_path, capsys):
     assert book.sheetnames == ["Tune summary", "Tune", "Tune by horizon"]
     labels = [row[0] for row in book["Tune"].iter_rows(min_row=6, max_row=9, max_col=1, values_only=True)]
     assert labels == [CURRENT, "own segment (winner)", "Chain-ladder", "Last value carried forward"]
+    bold = [book["Tune"].cell(row, 3).font.b for row in range(6, 10)]
+    assert bold == [False, True, False, False]  # the winner's row, and only it
+    assert book["Tune"].cell(7, 9).value == "[transitions] min_count = 0"
 
 
 def _candidates(folder):

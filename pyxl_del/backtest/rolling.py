@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 
@@ -47,6 +47,7 @@ MODEL_LABELS = {
     "markov_uncalibrated": "Markov, no calibration",
     "chain_ladder": "Chain-ladder",
     "carry_forward": "Last value carried forward",
+    "oracle": "Oracle (the simulated truth)",
 }
 DEFAULT_HORIZON = 12
 METRICS = ("mae", "bias", "mape", "mae_ead", "bias_ead", "mape_ead")
@@ -218,6 +219,35 @@ def _benchmark(project: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Forec
     return forecaster
 
 
+def oracle(matrices: np.ndarray, cohorts: Sequence[str], segments: Sequence[str]) -> Forecaster:
+    """The forecaster that knows a simulated book's truth: the chain run with the true transition matrices of
+    each cohort (C, S, M, K, K), the cohort and calendar effects included (``datasets.sample.VintageBook``).
+
+    ``cohorts`` (YYYY-MM) and ``segments`` name the matrices' first two axes; K follows [buckets] order. Its error
+    is what sampling noise alone leaves, the floor a fitted model's error is measured against (model / oracle).
+    Steps beyond the matrices' M reuse the last one.
+    """
+    cohort_at = {c: i for i, c in enumerate(cohorts)}
+    segment_at = {s: i for i, s in enumerate(segments)}
+
+    def forecaster(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+        missing = [c for c in stats.cohort_labels if c not in cohort_at] + \
+                  [s for s in stats.segments if s not in segment_at]
+        if missing:
+            raise BacktestError(f"the oracle has no true matrices for {missing}")
+        steps = np.minimum(np.arange(stats.max_mob), matrices.shape[2] - 1)
+        P = matrices[[cohort_at[c] for c in stats.cohort_labels]][:, [segment_at[s] for s in stats.segments]]
+        P = P[:, :, steps].swapaxes(0, 1)  # (S, C, M, K, K)
+        observed = stats.observed
+        path = np.where(observed[..., None], stats.ead, 0.0)
+        for m in range(stats.max_mob):
+            rolled = np.einsum("sck,sckj->scj", path[:, :, m, :], P[:, :, m])
+            path[:, :, m + 1, :] = np.where(observed[:, :, m + 1, None], path[:, :, m + 1, :], rolled)
+        return {d: r.mixed for d, r in del_rates(stats, path, config).items()}, ()
+
+    return forecaster
+
+
 FORECASTERS: dict[str, Forecaster] = {
     "markov": _markov,
     "markov_uncalibrated": _markov_uncalibrated,
@@ -266,8 +296,10 @@ class _Truth:
 
 
 def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, horizon: int,
-                  forecasters: dict[str, Forecaster]) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """One origin: every (model, segment, DEL type, cohort, MOB) cell 1..horizon months ahead with an actual."""
+                  forecasters: Mapping[str, Forecaster]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """One origin: every (model, segment, DEL type, cohort, MOB) cell 1..horizon months ahead with an actual.
+
+    The model column's categories are the forecasters' names, in their order."""
     position = np.searchsorted(truth.cohorts, stats.cohorts)  # the cut's cohorts are among the full panel's
     ahead = stats.cohorts[:, None] + np.arange(stats.max_mob + 1)[None, :] - as_of  # (C, M+1)
     rates = del_rates(stats, stats.ead, config)
@@ -288,11 +320,12 @@ def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, 
         predictions[model] = _with_portfolio(stats, config, mixed, first.is_actual, first.present)
         warnings += [w for w in fit_warnings if w not in warnings]
 
-    blocks = [(m, d) for m in forecasters for d in DEL_TYPES]
+    names = list(forecasters)
+    blocks = [(m, d) for m in names for d in DEL_TYPES]
     reps = len(blocks)
     frame = pd.DataFrame({
         "origin": np.repeat(month_label([as_of]), n * reps),
-        "model": pd.Categorical.from_codes(np.repeat([MODELS.index(m) for m, _ in blocks], n), MODELS),
+        "model": pd.Categorical.from_codes(np.repeat([names.index(m) for m, _ in blocks], n), names),
         "segment": pd.Categorical.from_codes(np.tile(seg, reps), truth.segments),
         "del_type": pd.Categorical.from_codes(np.repeat([DEL_TYPES.index(d) for _, d in blocks], n), DEL_TYPES),
         "cohort": pd.Categorical.from_codes(np.tile(position[coh], reps), truth.cohort_labels),
@@ -402,14 +435,9 @@ class BacktestResult:
 def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, horizon: int = DEFAULT_HORIZON,
                    models: Sequence[str] = MODELS, progress: Progress | None = None) -> BacktestResult:
     """A validated panel, backtested at each as-of month index in ``origins``."""
-    step = progress or (lambda _name: None)
-    if horizon < 1:
-        raise BacktestError(f"--horizon must be at least 1 month, got {horizon}")
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise BacktestError(f"unknown models {unknown}; known: {', '.join(MODELS)}")
-    Calendar.of(panel).check(origins)
-    origins = sorted(set(int(o) for o in origins))
     notes = []
     models = [m for m in MODELS if m in models]
     uncalibrated = config.calibration.mode == "none" and config.calibration.cohort_factor == "none"
@@ -417,7 +445,27 @@ def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, hori
         models.remove("markov_uncalibrated")
         notes.append("calibration is off in the config, so 'markov' is already the uncalibrated chain; "
                      "'markov_uncalibrated' is left out")
-    forecasters = {m: FORECASTERS[m] for m in models}
+    result = backtest_forecasters(panel, config, origins, {m: FORECASTERS[m] for m in models}, horizon=horizon,
+                                  progress=progress)
+    return replace(result, notes=(*notes, *result.notes))
+
+
+def backtest_forecasters(panel: Panel, config: Config, origins: Sequence[int], forecasters: Mapping[str, Forecaster],
+                         *, horizon: int = DEFAULT_HORIZON, progress: Progress | None = None) -> BacktestResult:
+    """A validated panel, backtested at each as-of month index in ``origins`` with any named forecasters (the
+    candidate settings of `tune`, an oracle that knows the simulated truth, the benchmarks).
+
+    The full panel and each origin's cut are aggregated once with ``config``, whatever the forecasters are: a
+    forecaster may fit with other estimation settings, but not with other buckets, columns or max_mob.
+    """
+    step = progress or (lambda _name: None)
+    if horizon < 1:
+        raise BacktestError(f"--horizon must be at least 1 month, got {horizon}")
+    if not forecasters:
+        raise BacktestError("nothing to backtest: no model was given")
+    Calendar.of(panel).check(origins)
+    origins = sorted({int(o) for o in origins})
+    notes = []
 
     step("aggregate")
     full = check_ead(aggregate_panel(panel, config), config["ead"], panel.source)
@@ -441,13 +489,13 @@ def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, hori
                          f"(beyond [forecast] max_mob = {config.forecast.max_mob}?)")
         parts.append(cells)
         warnings += [f"as-of {label}: {w}" for w in fit_warnings if w not in full.warnings]
-        log.info("backtest as-of %s: %d cells", label, len(cells) // max(len(models) * len(DEL_TYPES), 1))
+        log.info("backtest as-of %s: %d cells", label, len(cells) // max(len(forecasters) * len(DEL_TYPES), 1))
     cells = pd.concat(parts, ignore_index=True)
     if cells.empty:
         raise NothingToCompareError("no forecast cell at any as-of was observed later: " + "; ".join(notes))
     cells["origin"] = pd.Categorical(cells["origin"], categories=labels)
     return BacktestResult(
-        cells=cells, origins=tuple(labels), horizon=horizon, models=tuple(models), config=config,
+        cells=cells, origins=tuple(labels), horizon=horizon, models=tuple(forecasters), config=config,
         segments=tuple(truth.segments), notes=tuple(notes), warnings=tuple(warnings),
         info={"package_version": __version__, "input": panel.source, "rows": panel.n_rows},
     )

@@ -12,10 +12,10 @@ import logging
 import sys
 
 from pyxl_del import __version__
-from pyxl_del.cli import backtest, decision, importer, realtime, report, risk
+from pyxl_del.cli import backtest, decision, importer, realtime, report, risk, tune
 from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR
 
-GROUPS = (report, backtest, risk, decision, realtime, importer)
+GROUPS = (report, backtest, tune, risk, decision, realtime, importer)
 
 
 def build_parser() -> argparse.ArgumentParser:

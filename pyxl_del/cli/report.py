@@ -32,6 +32,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     with bar:
         backend = "spark" if args.spark_master and args.backend == "auto" else args.backend
         result = run(data, cfg, sheet=args.sheet, progress=step, backend=backend, spark=args.spark_master)
+        if args.backtest:
+            result = _with_backtest(result, data, cfg, args)
         step("write")
         if out.suffix.lower() in (".xlsx", ".xlsm"):
             from pyxl_del.excel.render import write_report
@@ -45,9 +47,24 @@ def cmd_report(args: argparse.Namespace) -> int:
           f"in {elapsed:.2f} s ({rows / max(elapsed, 1e-9):,.0f} rows/s, {result.run_info['backend']})")
     for w in result.warnings:
         print(f"warning: {w}")
+    if "backtest" in result.run_info:
+        print(f"backtest: {result.run_info['backtest']}")
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _with_backtest(result, data, cfg, args: argparse.Namespace):
+    """The result with its backtest in Run info: the model's error beside the benchmarks' at the last N as-of
+    months (pyxl-del tune compares other settings)."""
+    from dataclasses import replace
+
+    from pyxl_del.backtest.rolling import backtest
+    from pyxl_del.backtest.tune import backtest_text
+
+    scored = backtest(data, cfg, origins=args.backtest, models=("markov", "chain_ladder", "carry_forward"),
+                      sheet=args.sheet)
+    return replace(result, run_info=result.run_info | {"backtest": backtest_text(scored)})
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -89,6 +106,8 @@ def add_commands(sub) -> None:
                         "pandas, other files -> duckdb; spark when --spark-master is given)")
     p.add_argument("--spark-master", metavar="URL", help="Spark master for --backend spark, e.g. local[4] or "
                                                          "spark://host:7077 (default: a local session)")
+    p.add_argument("--backtest", type=int, metavar="N", help="also backtest the model at the last N as-of months "
+                                                              "and show its error beside the benchmarks' in Run info")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_raw_csv(p)
     p.set_defaults(func=cmd_report)

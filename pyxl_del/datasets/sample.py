@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -518,6 +519,87 @@ def _scale_roll_forward(P: np.ndarray, factor: float | np.ndarray, cfg: Config) 
         P[..., i, :] *= scale[..., None]
         P[..., i, j] = new
     return P
+
+
+# --------------------------------------------------------------------------------------------------
+# books with a known truth: vintage effects, thin segments, a crisis
+
+
+# Segment profiles of the vintage books: A a large riskier book, B a thin safer one.
+VINTAGE_PROFILES: dict[str, dict[str, float]] = {"A": {"risk": 1.0, "prepay": 0.022},
+                                                 "B": {"risk": 0.5, "prepay": 0.028}}
+
+
+@dataclass(frozen=True)
+class Crisis:
+    """Roll-forward rates times ``factor`` in the reporting months ``start`` .. ``start + months - 1``."""
+
+    start: str  # YYYY-MM
+    months: int = 6
+    factor: float = 1.8
+
+
+@dataclass(frozen=True)
+class VintageBook:
+    """A simulated panel and the truth it was drawn from.
+
+    matrices (C, S, M, K, K): each cohort's true transition matrices, step m -> m+1, in [buckets] order, the
+    cohort factor and the crisis included; base (S, M, K, K): the segments' matrices before either;
+    cohort_factors (C,): the multiplier of every cohort's roll-forward rates; crisis (C, M): the calendar
+    multiplier at each cohort's step (1 outside the crisis).
+    """
+
+    panel: pd.DataFrame
+    matrices: np.ndarray
+    base: np.ndarray
+    cohort_factors: np.ndarray
+    crisis: np.ndarray
+    cohorts: tuple[str, ...]
+    segments: tuple[str, ...]
+    as_of: str
+
+
+def simulate_vintage_book(
+    seed: int,
+    *,
+    cohorts: int = 36,
+    loans: Mapping[str, int] | None = None,
+    cohort_log_sd: float = 0.25,
+    crisis: Crisis | None = None,
+    as_of: str = "2025-12",
+    config: Config | None = None,
+) -> VintageBook:
+    """A book whose vintages differ (each cohort's roll-forward rates times a lognormal factor, log-sd
+    ``cohort_log_sd``) and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
+    thin), optionally with a ``crisis`` (roll-forward rates up for a window of reporting months, whatever the
+    cohort). Returns the panel with its truth, so a backtest can be scored against the oracle
+    (`backtest.rolling.oracle`). Segments named in `VINTAGE_PROFILES` get their profile, others a middle one.
+    """
+    cfg = config or Config()
+    loans = dict(loans or {"A": 800, "B": 120})
+    if cohorts < 1:
+        raise ValueError(f"cohorts must be >= 1, got {cohorts}")
+    segments = tuple(loans)
+    end = _month_index(as_of)
+    labels = tuple(_month_label(end - cohorts + 1 + i) for i in range(cohorts))
+    max_mob = cfg.forecast.max_mob
+    effect_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
+    factors = np.exp(np.random.default_rng(effect_seed).normal(0.0, cohort_log_sd, cohorts))
+    base = _to_config_order(
+        np.stack([_canonical_matrices(VINTAGE_PROFILES.get(s, _DEFAULT_PROFILE), max_mob) for s in segments]),
+        cfg, "simulate_vintage_book")
+    calendar = (end - cohorts + 1 + np.arange(cohorts))[:, None] + np.arange(max_mob)[None, :]  # month of step m
+    shock = np.ones((cohorts, max_mob))
+    if crisis is not None:
+        first = _month_index(crisis.start)
+        shock = np.where((calendar >= first) & (calendar < first + crisis.months), crisis.factor, 1.0)
+    # (C, 1, M) multipliers over the segments' (S, M, K, K) matrices -> (C, S, M, K, K)
+    multiplier = (factors[:, None] * shock)[:, None, :]
+    matrices = _scale_roll_forward(base[None], multiplier, cfg)
+    panel = simulate_panel(matrices, cohorts=labels, as_of=as_of, loans_per_cohort=loans, segments=segments,
+                           seed=sim_seed, config=cfg)
+    return VintageBook(panel=panel, matrices=matrices, base=base, cohort_factors=factors, crisis=shock,
+                       cohorts=labels, segments=segments, as_of=as_of)
 
 
 # --------------------------------------------------------------------------------------------------

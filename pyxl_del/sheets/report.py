@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.pipeline import DelResult
@@ -577,15 +578,6 @@ def describe(result: DelResult, layout: SheetLayout) -> str:
     return what if layout.segment is None else f"{_segment_label(result, layout.segment)}: {what}"
 
 
-def _calibration_options(cfg) -> str:
-    """The non-specified calibration settings, as a clause of the Run info line ("" when all are as specified)."""
-    c = cfg.calibration
-    parts = [f"k weighted by {c.weights}"] if c.weights != "cohorts" else []
-    parts += [f"cohorts with >= {c.min_cohort_loans} loans"] if c.min_cohort_loans > 1 else []
-    parts += [f"cohort factors (credibility kappa {c.cohort_credibility})"] if c.cohort_factor != "none" else []
-    return "".join(f"; {p}" for p in parts)
-
-
 def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayout:
     info = result.run_info
     cfg = result.config
@@ -598,9 +590,11 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
                      Style(number_format="0.000") if key == "run_seconds" else None))
     rows += [("Max MOB", int(result.stats.max_mob), None),
              ("Calibration", f"{cfg.calibration.mode}, fitted on {cfg.calibration.del_type}, "
-                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]"
-                             + _calibration_options(cfg), None),
-             ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None)]
+                             f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]", None),
+             ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None),
+             ("Model", settings_text(cfg), None)]
+    if info.get("backtest"):
+        rows.append(("Backtest", info["backtest"], None))
 
     title = "Run info"
     blocks = [cell_block(1, 1, title)]
@@ -622,7 +616,11 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     for label, value, style in rows:
         blocks.append(Block(row, 1, text_grid([[label, value]])))
         formats.append(Format(Area.cell(row, 1), Style(font=Font(bold=True))))
-        formats.append(Format(Area.cell(row, 2), (style or Style()).over(Style(horizontal="left"))))
+        long = isinstance(value, str) and len(value) > RUN_INFO_WIDTH
+        formats.append(Format(Area.cell(row, 2), (style or Style()).over(Style(horizontal="left", wrap=long or None,
+                                                                                 vertical="top" if long else None))))
+        if long:
+            heights[row] = _wrapped_height(value, RUN_INFO_WIDTH)
         row += 1
     row += 1
 

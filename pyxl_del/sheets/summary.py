@@ -42,7 +42,8 @@ from pyxl_del.sheets.layout import (
 
 SUMMARY_NAMES = {"report": "Summary", "backtest": "Backtest summary", "risk-dashboard": "Risk summary",
                  "risk-stress": "Stress summary", "decision": "Decision summary", "abtest": "A-B summary",
-                 "drill": "Drill summary", "tracking": "Tracking summary"}
+                 "drill": "Drill summary", "tracking": "Tracking summary",
+                 "tune": "Tune summary"}
 SUMMARY_TAB_COLOR = "002060"
 LABEL_WIDTH = 48.0
 VALUE_WIDTH = 12.0

@@ -51,7 +51,7 @@ def test_the_cohort_factors_are_on_the_calibration_sheet(book):
     assert ws.print_area and ws.page_setup.orientation == "landscape"
     info = load_workbook(path)[FIXED_SHEETS["run_info"]]
     texts = [str(c.value) for row in info.iter_rows() for c in row if c.value is not None]
-    assert any("cohort factors (credibility kappa 20.0)" in t for t in texts)
+    assert any("cohort_factor = credibility" in t and "cohort_credibility = 20.0" in t for t in texts)
 
 
 def test_the_check_fails_on_a_changed_factor(book, tmp_path):

@@ -1,0 +1,230 @@
+"""Defaults chosen by evidence (issue 14): every candidate setting of `pyxl-del tune` backtested on several kinds of
+book, beside the benchmarks and, on simulated books, the oracle that knows the truth.
+
+Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: cohort effects, a thin segment);
+N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); the
+Fannie Mae 2017Q1 excerpt when its reader (`pyxl_del.datasets.fannie`) and the file are present.
+
+Each book is backtested at its last --origins as-of months, 1..12 months ahead; the score of a model is the
+Portfolio MAE, the mean over months ahead of each month's MAE, per DEL type. Per kind of book (the simulated seeds
+averaged) the table gives each candidate's MAE, its difference to the best benchmark (chain-ladder or last value,
+whichever is lower for that DEL type) with a 90% interval from a cohort-block bootstrap (blocks of --block
+consecutive cohorts resampled with replacement, the same draws for every model, so the difference is paired; the
+books of a kind are resampled independently and averaged), and on simulated books the ratio to the oracle's MAE.
+
+    python benchmarks/forecast_evidence.py [--quick] [--seeds 5] [--origins 12] [--boot 400] [--block 3]
+
+Prints Markdown (docs/backtesting.md quotes it). --quick: 2 seeds, 6 origins, 200 draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import pyxl_del
+from pyxl_del.backtest.rolling import (
+    FORECASTERS,
+    Calendar,
+    backtest_forecasters,
+    oracle,
+)
+from pyxl_del.backtest.tune import BENCHMARKS, CANDIDATES, CURRENT, resolve_candidates
+from pyxl_del.datasets.sample import Crisis, load_sample_panel, simulate_vintage_book
+from pyxl_del.engine.config import DEL_TYPES, Config
+from pyxl_del.engine.data import PORTFOLIO, validate_panel
+
+FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
+# The excerpt spans 63 months on book and its delinquent rows are thin (docs/real-data.md on the realdata branch).
+FANNIE_CONFIG = {"forecast": {"max_mob": 63}, "transitions": {"min_count": 5}}
+CRISIS = Crisis(start="2025-03", months=6, factor=1.8)  # inside the last 12 as-of months of a 2025-12 book
+HORIZON = 12
+MIN_BLOCKS = 5
+
+
+@dataclass(frozen=True)
+class Book:
+    kind: str
+    panel: pd.DataFrame
+    config: Config
+    truth: Callable | None = None  # the oracle forecaster
+
+
+def _books(seeds: int) -> list[Book]:
+    books = [Book("bundled sample", load_sample_panel(), Config())]
+    for kind, crisis in (("vintage books", None), ("crisis books", CRISIS)):
+        for seed in range(seeds):
+            book = simulate_vintage_book(1000 + seed, crisis=crisis)
+            books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
+    fannie = _fannie()
+    if fannie is not None:
+        books.append(fannie)
+    return books
+
+
+def _fannie() -> Book | None:
+    """The real excerpt, when the reader and the file exist (the data stays where it is: nothing is written)."""
+    if not FANNIE.is_file():
+        print(f"skipped the Fannie Mae excerpt: {FANNIE} is absent")
+        return None
+    try:
+        from pyxl_del.datasets.fannie import read_fannie
+    except ImportError as exc:
+        print(f"skipped the Fannie Mae excerpt: no reader ({exc})")
+        return None
+    config = Config().with_overrides(**FANNIE_CONFIG)
+    panel, _summary = read_fannie([FANNIE], config.columns.model_dump())
+    return Book("Fannie Mae 2017Q1 excerpt", panel, config)
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One book's Portfolio MAE per model and DEL type and its bootstrap replicates."""
+
+    models: tuple[str, ...]
+    mae: np.ndarray  # (models, DEL types)
+    draws: np.ndarray  # (R, models, DEL types)
+
+
+def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Generator) -> Scored:
+    panel = validate_panel(book.panel, book.config, book.kind)
+    resolved = resolve_candidates(book.config, CANDIDATES)
+    forecasters = {name: _fitted(c) for name, c in resolved.configs.items()}
+    forecasters |= {name: FORECASTERS[name] for name in BENCHMARKS}
+    if book.truth is not None:
+        forecasters["oracle"] = book.truth
+    result = backtest_forecasters(panel, book.config, Calendar.of(panel).last(origins), forecasters,
+                                  horizon=HORIZON)
+    cells = result.cells[result.cells["segment"] == PORTFOLIO]
+    models = tuple(result.models)
+    cohort = cells["cohort"].cat.codes.to_numpy()
+    # Blocks of consecutive cohorts; a book of few cohorts gets smaller blocks, and with fewer than MIN_BLOCKS
+    # clusters no interval is given (every draw would be nearly the same book).
+    n_cohorts = int(cohort.max()) + 1
+    block = max(1, min(block, n_cohorts // MIN_BLOCKS))
+    blocks = cohort // block
+    n_blocks = int(blocks.max()) + 1
+    horizons = cells["horizon"].to_numpy() - 1
+    # Multinomial block counts: a bootstrap draw is a weight per block (how often it was drawn).
+    weights = rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=boot).astype(np.float64)  # (R, B)
+    mae = np.full((len(models), len(DEL_TYPES)), np.nan)
+    draws = np.full((boot, len(models), len(DEL_TYPES)), np.nan)
+    for d, del_type in enumerate(DEL_TYPES):
+        part = (cells["del_type"] == del_type).to_numpy()
+        for m, model in enumerate(models):
+            mine = part & (cells["model"] == model).to_numpy()
+            error = np.abs(cells["forecast"].to_numpy()[mine] - cells["actual"].to_numpy()[mine])
+            total = np.zeros((HORIZON, n_blocks))
+            count = np.zeros((HORIZON, n_blocks))
+            np.add.at(total, (horizons[mine], blocks[mine]), error)
+            np.add.at(count, (horizons[mine], blocks[mine]), 1.0)
+            seen = count.sum(axis=1) > 0
+            mae[m, d] = np.mean(total.sum(axis=1)[seen] / count.sum(axis=1)[seen])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_h = (weights @ total[seen].T) / (weights @ count[seen].T)  # (R, H seen)
+            if n_blocks >= MIN_BLOCKS:
+                draws[:, m, d] = np.nanmean(per_h, axis=1)
+    return Scored(models, mae, draws)
+
+
+def _fitted(config: Config):
+    markov = FORECASTERS["markov"]
+    return lambda stats, _config: markov(stats, config)
+
+
+# ------------------------------------------------------------------------------------------------ the table
+
+
+def _kind_table(scored: list[Scored]) -> pd.DataFrame:
+    """A kind's rows: candidates, benchmarks, oracle; the books' MAE averaged, the difference's interval from the
+    averaged replicates. Models every book of the kind has (candidates resolve the same on every book of a kind)."""
+    models = [m for m in scored[0].models if all(m in s.models for s in scored)]
+    take = [[s.models.index(m) for m in models] for s in scored]
+    mae = np.mean([s.mae[t] for s, t in zip(scored, take, strict=True)], axis=0)  # (models, D)
+    draws = np.mean([s.draws[:, t] for s, t in zip(scored, take, strict=True)], axis=0)  # (R, models, D)
+    bench = [models.index(b) for b in BENCHMARKS]
+    best = np.array(bench)[np.argmin(mae[bench], axis=0)]  # per DEL type
+    rows = []
+    for m, model in enumerate(models):
+        row = {"model": model}
+        for d, del_type in enumerate(DEL_TYPES):
+            diff = draws[:, m, d] - draws[:, best[d], d]
+            lo, hi = np.nanpercentile(diff, [5, 95]) if np.isfinite(diff).any() else (np.nan, np.nan)
+            row[f"{del_type}"] = mae[m, d]
+            row[f"{del_type}_diff"] = mae[m, d] - mae[best[d], d]
+            row[f"{del_type}_lo"], row[f"{del_type}_hi"] = lo, hi
+            row[f"{del_type}_best"] = models[best[d]]
+            if "oracle" in models:
+                row[f"{del_type}_oracle"] = mae[m, d] / mae[models.index("oracle"), d]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pp(value: float, signed: bool = False) -> str:
+    return f"{value * 100:+.3f}" if signed else f"{value * 100:.3f}"
+
+
+def markdown(kind: str, n_books: int, table: pd.DataFrame) -> str:
+    labels = {"chain_ladder": "chain-ladder", "carry_forward": "last value", "oracle": "oracle (the truth)"}
+    oracle_known = any(c.endswith("_oracle") for c in table.columns)
+    head = ["setting", *[f"{d} MAE (diff. to best benchmark, 90% interval)" for d in DEL_TYPES]]
+    if oracle_known:
+        head.append("x oracle (DEL30 / 60 / 90)")
+    best = ", ".join(f"{d}: {labels[table[f'{d}_best'].iloc[0]]}" for d in DEL_TYPES)
+    lines = [(f"**{kind}** ({n_books} book{'s' if n_books > 1 else ''}; best benchmark {best}); MAE in DEL "
+             f"points (pp)"), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, row in table.iterrows():
+        name = labels.get(row["model"], row["model"])
+        cells = [f"**{name}**" if row["model"] == CURRENT else name]
+        for d in DEL_TYPES:
+            if row["model"] in BENCHMARKS or row["model"] == "oracle":
+                cells.append(_pp(row[d]) + (f" ({_pp(row[f'{d}_diff'], True)})" if row["model"] == "oracle" else ""))
+            elif np.isnan(row[f"{d}_lo"]):
+                cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)}, too few cohorts for an interval)")
+            else:
+                cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)} [{_pp(row[f'{d}_lo'], True)}, "
+                             f"{_pp(row[f'{d}_hi'], True)}])")
+        if oracle_known:
+            cells.append(" / ".join(f"{row[f'{d}_oracle']:.2f}" for d in DEL_TYPES))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 6 origins, 200 bootstrap draws")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--origins", type=int, default=12)
+    parser.add_argument("--boot", type=int, default=400)
+    parser.add_argument("--block", type=int, default=3, help="consecutive cohorts per bootstrap block")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.origins, args.boot = 2, 6, 200
+    logging.basicConfig(level=logging.ERROR)
+    started = time.perf_counter()
+    rng = np.random.default_rng(20241405)
+    by_kind: dict[str, list[Scored]] = {}
+    for book in _books(args.seeds):
+        t = time.perf_counter()
+        by_kind.setdefault(book.kind, []).append(_score(book, args.origins, args.boot, args.block, rng))
+        print(f"  {book.kind}: {len(book.panel):,} rows in {time.perf_counter() - t:.1f} s")
+    print(f"\npyxl_del {pyxl_del.__version__}; last {args.origins} as-of months, 1..{HORIZON} months ahead, "
+          f"{args.seeds} seeds per simulated kind, {args.boot} bootstrap draws of {args.block}-cohort blocks; "
+          f"{time.perf_counter() - started:.0f} s\n")
+    for kind, scored in by_kind.items():
+        print(markdown(kind, len(scored), _kind_table(scored)))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Model selection on the user's own data: candidate estimation settings compared by rolling-origin error.
+
+Every candidate is a set of config overrides (``CANDIDATES``, or a user's TOML file). The panel is read and
+validated once; at each origin its cut is aggregated once and every candidate fits on the same statistics, beside
+the benchmarks (chain-ladder, the last value carried forward). The score of a setting is the Portfolio MAE, the
+mean over months ahead 1..horizon of each month's MAE, per DEL type; the winner has the lowest mean over the DEL
+types. `write_settings` puts the winner's settings into config.toml, comments kept. Method: docs/backtesting.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pyxl_del.backtest.rolling import (
+    DEFAULT_HORIZON,
+    FORECASTERS,
+    MODEL_LABELS,
+    BacktestResult,
+    Calendar,
+    Forecaster,
+    backtest_forecasters,
+)
+from pyxl_del.engine.config import (
+    DEL_TYPES,
+    Config,
+    ConfigError,
+    config_from_dict,
+    load_config,
+)
+from pyxl_del.engine.data import PORTFOLIO, Panel, read_panel, validate_panel
+from pyxl_del.engine.errors import read_text, reading
+from pyxl_del.engine.pipeline import Progress
+
+log = logging.getLogger(__name__)
+
+# The sections a candidate may change: how the chain is estimated and calibrated. Columns, buckets and max_mob
+# change what is compared, so they stay the config's.
+TUNABLE_SECTIONS = ("transitions", "calibration", "forecast")
+FIXED_KEYS = (("forecast", "max_mob"),)
+BENCHMARKS = ("chain_ladder", "carry_forward")
+CURRENT = "as configured"
+
+# Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
+# with a note, so a candidate of an estimation mode is one line here, added with the mode.
+CANDIDATES: dict[str, dict[str, dict]] = {
+    "EAD-weighted, calibrated": {"transitions": {"weighting": "ead"}, "calibration": {"mode": "stepwise"}},
+    "EAD-weighted, uncalibrated": {"transitions": {"weighting": "ead"}, "calibration": {"mode": "none"}},
+    "balance-weighted, calibrated": {"transitions": {"weighting": "balance"}, "calibration": {"mode": "stepwise"}},
+    "count-weighted, calibrated": {"transitions": {"weighting": "count"}, "calibration": {"mode": "stepwise"}},
+    "count-weighted, uncalibrated": {"transitions": {"weighting": "count"}, "calibration": {"mode": "none"}},
+    "calibrated on DEL60": {"calibration": {"mode": "stepwise", "del_type": "DEL60"}},
+    "pooled below 100 loans": {"transitions": {"min_count": 100, "fallback": "pooled"}},
+}
+
+
+class CandidateError(ConfigError):
+    """A candidate that cannot be compared: an unknown section or key, a bad value, a clashing name."""
+
+
+def unknown_keys(overrides: Mapping, config: Config) -> list[str]:
+    """The keys of ``overrides`` this Config does not know, or that a candidate may not change, as "[section] key"."""
+    problems = []
+    for section, values in overrides.items():
+        if section not in TUNABLE_SECTIONS:
+            problems.append(f"[{section}] (a candidate may change only {', '.join(f'[{s}]' for s in TUNABLE_SECTIONS)})")
+        elif not isinstance(values, Mapping):
+            problems.append(f"[{section}] (must be a table of keys, got {values!r})")
+        else:
+            known = type(getattr(config, section)).model_fields
+            problems += [f"[{section}] {key}" + (" (fixed: it changes what is compared)"
+                                                  if (section, key) in FIXED_KEYS else "")
+                         for key in values if key not in known or (section, key) in FIXED_KEYS]
+    return problems
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The settings to compare (name -> config), the overrides each was given, and the candidates left out."""
+
+    configs: dict[str, Config]
+    overrides: dict[str, dict]
+    notes: tuple[str, ...] = ()
+
+
+def resolve_candidates(config: Config, candidates: Mapping[str, Mapping] | None = None, *,
+                       strict: bool = False, source: str = "candidates") -> Candidates:
+    """The config as it is (``CURRENT``) and each candidate applied to it.
+
+    A candidate with keys this version does not know is left out with a note, or with ``strict`` (a user's
+    file) raises a CandidateError naming every such key; a bad value always raises, naming the candidate. A
+    candidate whose settings equal an earlier one's is left out with a note (it would score the same).
+    """
+    candidates = CANDIDATES if candidates is None else candidates
+    configs, overrides, notes, problems = {CURRENT: config}, {CURRENT: {}}, [], []
+    for name, values in candidates.items():
+        if name in (CURRENT, *BENCHMARKS, *MODEL_LABELS):
+            raise CandidateError(f"{source}: candidate name {name!r} is taken (by the config as it is or a "
+                                 f"benchmark); choose another")
+        if not isinstance(values, Mapping):
+            problems.append(f"{name!r}: not a table of [section] keys")
+            continue
+        unknown = unknown_keys(values, config)
+        if unknown:
+            problems.append(f"{name!r}: {', '.join(unknown)}")
+            continue
+        data = config.model_dump()
+        for section, changed in values.items():
+            data[section].update(changed)
+        try:
+            candidate = config_from_dict(data, source=f"{source}: candidate {name!r}")
+        except ConfigError as exc:
+            raise CandidateError(str(exc)) from None
+        same = next((n for n, c in configs.items() if c == candidate), None)
+        if same is not None:
+            notes.append(f"candidate {name!r} has the same settings as {same!r}; left out")
+            continue
+        configs[name], overrides[name] = candidate, {s: dict(v) for s, v in values.items()}
+    if problems and strict:
+        raise CandidateError(f"{source}: unknown keys in candidates (this version's [transitions] keys: "
+                             f"{', '.join(Config().transitions.model_dump())}; [calibration]: "
+                             f"{', '.join(Config().calibration.model_dump())}): " + "; ".join(problems))
+    notes += [f"candidate {p}: not a setting of this version; left out" for p in problems]
+    return Candidates(configs, overrides, tuple(notes))
+
+
+def load_candidates(path: str | Path) -> dict[str, dict]:
+    """A candidates file: one TOML table per candidate, its sub-tables the config sections it changes::
+
+        ["count-weighted"]
+        transitions = { weighting = "count" }
+        calibration = { mode = "none" }
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CandidateError(f"candidates file not found: {path}")
+    text = read_text(path, "candidates", error=CandidateError)
+    with reading(path, "candidates", error=CandidateError):
+        data = tomllib.loads(text)
+    if not data:
+        raise CandidateError(f"{path}: no candidate in the file; write one table per candidate, e.g. "
+                             f'["count-weighted"] transitions = {{ weighting = "count" }}')
+    return data
+
+
+def settings_text(config: Config) -> str:
+    """The estimation settings of a config, one line: what `tune` compares and Run info names as the model."""
+    parts = []
+    for section in TUNABLE_SECTIONS:
+        values = {k: v for k, v in getattr(config, section).model_dump().items()
+                  if (section, k) not in FIXED_KEYS and v is not None}
+        if values:
+            parts.append(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+                                                     for k, v in values.items()))
+    return "; ".join(parts)
+
+
+def overrides_text(overrides: Mapping[str, Mapping]) -> str:
+    """A candidate's overrides, one short line: "[transitions] weighting = count; [calibration] mode = none"."""
+    return "; ".join(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+                                                 for k, v in values.items())
+                     for section, values in overrides.items() if values) or "config.toml as it is"
+
+
+def changes(current: Config, chosen: Config) -> list[tuple[str, str, object, object]]:
+    """(section, key, old, new) for every tunable key that differs."""
+    out = []
+    for section in TUNABLE_SECTIONS:
+        old, new = getattr(current, section).model_dump(), getattr(chosen, section).model_dump()
+        out += [(section, key, old[key], new[key]) for key in new if old.get(key) != new[key]]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the result
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The backtest of every candidate and benchmark, and the table that ranks them."""
+
+    backtest: BacktestResult
+    candidates: Candidates
+    notes: tuple[str, ...] = ()
+    info: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        return self.candidates.configs[CURRENT]
+
+    @cached_property
+    def by_horizon(self) -> pd.DataFrame:
+        """The Portfolio's MAE by months ahead: one row per model, DEL type and months ahead."""
+        table = self.backtest.by_horizon
+        return table[table["segment"] == PORTFOLIO].reset_index(drop=True)
+
+    @cached_property
+    def by_segment(self) -> pd.DataFrame:
+        """Every segment's MAE, the mean over months ahead, per model and DEL type."""
+        return _mean_over_horizons(self.backtest.by_horizon, ["model", "segment", "del_type"])
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
+        their mean (the score), the rank among the candidates and the score against the best benchmark."""
+        wide = portfolio_mae(self.backtest)
+        out = pd.DataFrame({"model": wide.index.astype(str)})
+        out["kind"] = ["benchmark" if m in BENCHMARKS else "candidate" for m in out["model"]]
+        out["overrides"] = ["" if m in BENCHMARKS else overrides_text(self.candidates.overrides[m])
+                            for m in out["model"]]
+        out["settings"] = [MODEL_LABELS[m] if m in BENCHMARKS else settings_text(self.candidates.configs[m])
+                           for m in out["model"]]
+        for del_type in DEL_TYPES:
+            out[f"mae_{del_type}"] = wide[del_type].to_numpy(dtype=np.float64)
+        out["score"] = out[[f"mae_{d}" for d in DEL_TYPES]].mean(axis=1)
+        candidate = out["kind"] == "candidate"
+        out["rank"] = out["score"].where(candidate).rank(method="first").astype("Int64")
+        best_benchmark = out.loc[~candidate, "score"].min()
+        out["vs_best_benchmark"] = out["score"] / best_benchmark - 1
+        return out
+
+    @property
+    def winner(self) -> str:
+        """The candidate with the lowest score; the config as it is when no candidate beats it."""
+        ranked = self.table.dropna(subset=["rank"]).sort_values("rank")
+        best = str(ranked["model"].iloc[0])
+        current = float(ranked.loc[ranked["model"] == CURRENT, "score"].iloc[0])
+        return best if float(ranked["score"].iloc[0]) < current else CURRENT
+
+    @property
+    def changes(self) -> list[tuple[str, str, object, object]]:
+        """What --write changes in config.toml: (section, key, old, new)."""
+        return changes(self.config, self.candidates.configs[self.winner])
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tidy tables by file stem (the CSV output)."""
+        return {"tune": self.table, "tune_by_horizon": self.by_horizon, "tune_by_segment": self.by_segment}
+
+
+def _mean_over_horizons(by_horizon: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Each horizon counts once, however many cells it has (the near months have the most)."""
+    return by_horizon.groupby(keys, observed=True, sort=False)[["mae", "bias", "mae_ead"]].mean().reset_index()
+
+
+def portfolio_mae(result: BacktestResult) -> pd.DataFrame:
+    """The Portfolio MAE per model (rows, in the result's order) and DEL type (columns), the mean over months
+    ahead: the figure `tune` ranks by."""
+    table = result.by_horizon
+    mean = _mean_over_horizons(table[table["segment"] == PORTFOLIO], ["model", "del_type"])
+    wide = mean.pivot(index="model", columns="del_type", values="mae")
+    return wide.reindex(index=list(result.models), columns=list(DEL_TYPES))
+
+
+def backtest_text(result: BacktestResult) -> str:
+    """One line for Run info: the first model's Portfolio MAE per DEL type beside the other models'."""
+    wide = portfolio_mae(result)
+    first, others = result.models[0], result.models[1:]
+    per_type = [f"{d} {wide.loc[first, d]:.2%}" + (" (" + ", ".join(
+        f"{MODEL_LABELS.get(m, m).lower()} {wide.loc[m, d]:.2%}" for m in others) + ")" if others else "")
+        for d in DEL_TYPES]
+    o = result.origins
+    return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {len(o)} as-of months ({o[0]} .. "
+            f"{o[-1]}): " + "; ".join(per_type))
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def _candidate(config: Config) -> Forecaster:
+    markov = FORECASTERS["markov"]
+    return lambda stats, _config: markov(stats, config)
+
+
+def tune_panel(panel: Panel, config: Config, origins: Sequence[int], *,
+               candidates: Mapping[str, Mapping] | None = None, strict: bool = False,
+               horizon: int = DEFAULT_HORIZON, progress: Progress | None = None) -> TuneResult:
+    """A validated panel: every candidate and the benchmarks backtested at the as-of month indices ``origins``."""
+    resolved = resolve_candidates(config, candidates, strict=strict)
+    forecasters = {name: _candidate(c) for name, c in resolved.configs.items()}
+    forecasters |= {name: FORECASTERS[name] for name in BENCHMARKS}
+    result = backtest_forecasters(panel, config, origins, forecasters, horizon=horizon, progress=progress)
+    return TuneResult(backtest=result, candidates=resolved, notes=(*resolved.notes, *result.notes),
+                      info=dict(result.info))
+
+
+def tune(data, config: Config | str | None = None, *, origins: int = 12, horizon: int = DEFAULT_HORIZON,
+         candidates: Mapping[str, Mapping] | None = None, strict: bool = False, sheet=None,
+         progress: Progress | None = None) -> TuneResult:
+    """Panel (DataFrame or file) -> TuneResult at its last ``origins`` usable as-of months."""
+    started = time.perf_counter()
+    cfg = config if isinstance(config, Config) else load_config(config)
+    step = progress or (lambda _name: None)
+    step("read")
+    frame, source = read_panel(data, cfg, sheet=sheet)
+    step("validate")
+    panel = validate_panel(frame, cfg, source)
+    del frame
+    result = tune_panel(panel, cfg, Calendar.of(panel).last(origins), candidates=candidates, strict=strict,
+                        horizon=horizon, progress=step)
+    elapsed = time.perf_counter() - started
+    log.info("tune: %d candidates, %d origins in %.2f s", len(result.candidates.configs), origins, elapsed)
+    return TuneResult(backtest=result.backtest, candidates=result.candidates, notes=result.notes,
+                      info=result.info | {"run_seconds": round(elapsed, 3),
+                                          "run_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def _toml_item(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def write_settings(path: str | Path, settings: Sequence[tuple[str, str, object, object]]) -> Path:
+    """Set each (section, key, _old, new) in the TOML file at ``path`` (created if absent), keeping its comments
+    and layout; the result is validated as a config before it replaces the file in one rename, so a failure
+    leaves the old file as it was."""
+    import tomlkit
+
+    from pyxl_del.engine.files import atomic_replace
+
+    path = Path(path)
+    if path.exists():
+        text = read_text(path, "config", error=ConfigError)
+        with reading(path, "config", error=ConfigError):
+            document = tomlkit.parse(text)
+    else:
+        document = tomlkit.document()
+    for section, key, _old, new in settings:
+        if section not in document:
+            document.add(section, tomlkit.table())
+        document[section][key] = _toml_item(new)
+    written = tomlkit.dumps(document)
+    config_from_dict(tomllib.loads(written), source=f"{path} (as it would be written)")
+    with atomic_replace(path) as tmp:
+        tmp.write_text(written, encoding="utf-8")
+    return path
+

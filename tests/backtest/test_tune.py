@@ -1,0 +1,348 @@
+"""Model selection (`pyxl-del tune`): the known-best candidate wins, unknown keys are reported, --write keeps the
+comments and is atomic; the vintage books' truth and the oracle that knows it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from _panels import cfg
+
+from pyxl_del.backtest.rolling import (
+    FORECASTERS,
+    Calendar,
+    backtest_forecasters,
+    oracle,
+)
+from pyxl_del.backtest.tune import (
+    CANDIDATES,
+    CURRENT,
+    CandidateError,
+    backtest_text,
+    portfolio_mae,
+    resolve_candidates,
+    settings_text,
+    tune,
+    unknown_keys,
+    write_settings,
+)
+from pyxl_del.cli import main
+from pyxl_del.datasets.sample import (
+    Crisis,
+    _scale_roll_forward,
+    realistic_matrices,
+    simulate_panel,
+    simulate_vintage_book,
+)
+from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError
+from pyxl_del.engine.data import PORTFOLIO, validate_panel
+from pyxl_del.engine.errors import OutputError
+
+MAX_MOB = 12
+COHORTS = [f"2024-{m:02d}" for m in range(1, 13)] + [f"2025-{m:02d}" for m in range(1, 13)]
+# Pooling a thin safe segment (CD, roll-forward x0.3) with a large risky one (CASH LOAN, x2) is wrong for CD: the
+# config below pools every row with fewer than 300 loans and does not calibrate, so "own segment" (min_count 0) is
+# the right model and must win.
+WRONG = cfg(forecast={"max_mob": MAX_MOB}, calibration={"mode": "none"}, transitions={"min_count": 300})
+RIGHT = {"own segment": {"transitions": {"min_count": 0}}}
+
+
+@pytest.fixture(scope="module")
+def two_segments() -> pd.DataFrame:
+    base = cfg(forecast={"max_mob": MAX_MOB})
+    P = _scale_roll_forward(realistic_matrices(base, ("CASH LOAN", "CD"), max_mob=MAX_MOB),
+                            np.array([2.0, 0.3])[:, None], base)
+    return simulate_panel(P, cohorts=COHORTS, as_of=COHORTS[-1], loans_per_cohort={"CASH LOAN": 400, "CD": 60},
+                          segments=("CASH LOAN", "CD"), seed=1, config=base)
+
+
+@pytest.fixture(scope="module")
+def tuned(two_segments):
+    return tune(two_segments, WRONG, origins=6, candidates=RIGHT, strict=True)
+
+
+# ------------------------------------------------------------------------------------------ the selection
+
+
+def test_the_right_candidate_wins_and_says_what_changes(tuned):
+    assert tuned.winner == "own segment"
+    assert tuned.changes == [("transitions", "min_count", 300, 0)]
+    table = tuned.table.set_index("model")
+    assert list(table.index) == [CURRENT, "own segment", "chain_ladder", "carry_forward"]
+    assert list(table["kind"]) == ["candidate", "candidate", "benchmark", "benchmark"]
+    assert table.loc["own segment", "rank"] == 1 and table.loc[CURRENT, "rank"] == 2
+    assert pd.isna(table.loc["chain_ladder", "rank"])
+    # The pooled rows push the thin safe segment's forecast up: the wrong config's error there is bias.
+    cd = tuned.by_segment[(tuned.by_segment["segment"] == "CD") & (tuned.by_segment["del_type"] == "DEL30")]
+    wrong, right = (cd.set_index("model").loc[m] for m in (CURRENT, "own segment"))
+    assert wrong["bias"] > 0.005 and wrong["mae"] > 3 * right["mae"]
+
+
+def test_the_score_is_the_mean_over_months_ahead_of_the_portfolio_mae(tuned):
+    table = tuned.backtest.by_horizon
+    part = table[(table["segment"] == PORTFOLIO) & (table["model"] == "own segment") & (table["del_type"] == "DEL60")]
+    assert len(part) == 6  # the last 6 as-of months: at most 6 months ahead were observed
+    row = tuned.table.set_index("model").loc["own segment"]
+    assert row["mae_DEL60"] == pytest.approx(part["mae"].mean())
+    assert row["score"] == pytest.approx(np.mean([row[f"mae_{d}"] for d in DEL_TYPES]))
+    best_benchmark = tuned.table[tuned.table["kind"] == "benchmark"]["score"].min()
+    assert row["vs_best_benchmark"] == pytest.approx(row["score"] / best_benchmark - 1)
+
+
+def test_the_config_as_it_is_stays_when_no_candidate_beats_it(two_segments):
+    right = WRONG.with_overrides(transitions={"min_count": 0})
+    result = tune(two_segments, right, origins=3, candidates={"pooled": {"transitions": {"min_count": 300}}})
+    assert result.winner == CURRENT and result.changes == []
+
+
+def test_every_candidate_is_scored_on_the_same_cells(tuned):
+    cells = tuned.backtest.cells
+    counts = cells.groupby("model", observed=True).size()
+    assert counts.nunique() == 1 and len(counts) == 4
+
+
+# ------------------------------------------------------------------------------------------ the candidates
+
+
+def test_unknown_keys_are_named():
+    config = Config()
+    # A key no version will have (the estimation modes of issue 14 add keys: a test must not depend on them).
+    assert unknown_keys({"transitions": {"crystal_ball": "on", "weighting": "count"}}, config) == \
+        ["[transitions] crystal_ball"]
+    assert unknown_keys({"columns": {"ead": "X"}}, config)[0].startswith("[columns]")
+    assert "fixed" in unknown_keys({"forecast": {"max_mob": 24}}, config)[0]
+    assert unknown_keys({"calibration": {"mode": "none"}}, config) == []
+
+
+def test_built_in_candidates_of_modes_not_in_this_version_are_left_out_with_a_note():
+    resolved = resolve_candidates(Config(), {**CANDIDATES, "future": {"transitions": {"crystal_ball": "on"}}})
+    assert "future" not in resolved.configs
+    assert any("'future': [transitions] crystal_ball" in note for note in resolved.notes)
+    # The defaults equal one of the built-in candidates: it is scored once, as the config as it is.
+    assert CURRENT in resolved.configs and "EAD-weighted, calibrated" not in resolved.configs
+    assert set(resolved.configs) - {CURRENT} <= set(CANDIDATES)
+
+
+def test_a_users_unknown_key_is_an_error_naming_it():
+    with pytest.raises(CandidateError, match=r"'mine': \[transitions\] estimater"):
+        resolve_candidates(Config(), {"mine": {"transitions": {"estimater": "bayes"}}}, strict=True)
+
+
+def test_a_bad_value_names_the_candidate_and_the_key():
+    with pytest.raises(CandidateError, match=r"candidate .x.: invalid configuration\n  \[transitions\] weighting"):
+        resolve_candidates(Config(), {"x": {"transitions": {"weighting": "loans"}}})
+
+
+def test_a_candidate_may_not_take_a_benchmarks_name():
+    with pytest.raises(CandidateError, match="chain_ladder"):
+        resolve_candidates(Config(), {"chain_ladder": {"calibration": {"mode": "none"}}})
+
+
+def test_settings_text_names_every_estimation_key():
+    text = settings_text(Config())
+    assert "[transitions] weighting = ead, min_count = 30, fallback = pooled" in text
+    assert "[calibration] mode = stepwise" in text and "max_mob" not in text
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+CONFIG_TEXT = """# my settings
+[transitions]
+weighting = "ead"      # how rows are weighted
+min_count = 300        # thin rows borrow pooled data
+
+[calibration]
+mode = "none"  # keep it simple
+"""
+
+
+def test_write_settings_changes_the_value_and_keeps_every_comment(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG_TEXT)
+    write_settings(path, [("transitions", "min_count", 300, 0), ("calibration", "del_type", "DEL30", "DEL60")])
+    text = path.read_text()
+    for comment in ("# my settings", "# how rows are weighted", "# thin rows borrow pooled data", "# keep it simple"):
+        assert comment in text
+    data = tomllib.loads(text)
+    assert data["transitions"] == {"weighting": "ead", "min_count": 0}
+    assert data["calibration"] == {"mode": "none", "del_type": "DEL60"}
+    assert "min_count = 0        # thin rows borrow pooled data" in text
+
+
+def test_write_settings_adds_a_missing_section_and_writes_tuples_as_lists(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("# only a comment\n")
+    write_settings(path, [("calibration", "k_clip", (0.5, 2.0), (0.8, 1.25))])
+    assert tomllib.loads(path.read_text()) == {"calibration": {"k_clip": [0.8, 1.25]}}
+    assert path.read_text().startswith("# only a comment")
+
+
+def test_an_invalid_result_leaves_the_old_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG_TEXT)
+    with pytest.raises(ConfigError, match=r"\[transitions\] weighting"):
+        write_settings(path, [("transitions", "weighting", "ead", "loans")])
+    assert path.read_text() == CONFIG_TEXT
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+def test_a_failed_replace_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG_TEXT)
+
+    def refuse(*_args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputError, match="previous file is unchanged"):
+        write_settings(path, [("transitions", "min_count", 300, 0)])
+    assert path.read_text() == CONFIG_TEXT
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+
+
+def test_cli_tune_prints_the_table_writes_csv_and_the_winner(two_segments, tmp_path, capsys):
+    data = tmp_path / "panel.parquet"
+    two_segments.to_parquet(data)
+    config = tmp_path / "config.toml"
+    config.write_text("[forecast]\nmax_mob = 12  # months\n[calibration]\nmode = \"none\"\n"
+                      "[transitions]\nmin_count = 300  # pool thin rows\n")
+    candidates = tmp_path / "candidates.toml"
+    candidates.write_text('["own segment"]\ntransitions = { min_count = 0 }\n')
+    args = ["tune", str(data), "--config", str(config), "--candidates", str(candidates), "--origins", "6", "-q",
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "own segment *" in printed and "Chain-ladder" in printed and "--write" in printed
+    assert "min_count = 300" in config.read_text()  # not written without --write
+    table = pd.read_csv(tmp_path / "out" / "tune.csv")
+    assert list(table["model"]) == [CURRENT, "own segment", "chain_ladder", "carry_forward"]
+    assert {"tune_by_horizon.csv", "tune_by_segment.csv"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+    assert main([*args, "--write"]) == 0
+    assert "[transitions] min_count 300 -> 0" in capsys.readouterr().out
+    text = config.read_text()
+    assert "min_count = 0  # pool thin rows" in text and "max_mob = 12  # months" in text
+
+
+def test_cli_tune_reports_unknown_candidate_keys(two_segments, tmp_path, capsys):
+    data = tmp_path / "panel.parquet"
+    two_segments.to_parquet(data)
+    candidates = tmp_path / "candidates.toml"
+    candidates.write_text('["mine"]\ntransitions = { estimater = "bayes" }\n')
+    assert main(["tune", str(data), "--candidates", str(candidates), "--origins", "2", "-q",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "candidates.toml" in err and "[transitions] estimater" in err
+
+
+def test_cli_tune_writes_the_workbook(two_segments, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    data = tmp_path / "panel.parquet"
+    two_segments.to_parquet(data)
+    config = tmp_path / "config.toml"
+    config.write_text(WRONG.to_toml())
+    out = tmp_path / "tune.xlsx"
+    assert main(["tune", str(data), "--config", str(config), "--candidates", str(_candidates(tmp_path)),
+                 "--origins", "3", "-q", "--out", str(out)]) == 0
+    book = load_workbook(out)
+    assert book.sheetnames == ["Tune summary", "Tune", "Tune by horizon"]
+    labels = [row[0] for row in book["Tune"].iter_rows(min_row=6, max_row=9, max_col=1, values_only=True)]
+    assert labels == [CURRENT, "own segment (winner)", "Chain-ladder", "Last value carried forward"]
+    bold = [book["Tune"].cell(row, 3).font.b for row in range(6, 10)]
+    assert bold == [False, True, False, False]  # the winner's row, and only it
+    assert book["Tune"].cell(7, 9).value == "[transitions] min_count = 0"
+
+
+def _candidates(folder):
+    path = folder / "c.toml"
+    path.write_text('["own segment"]\ntransitions = { min_count = 0 }\n')
+    return path
+
+
+def test_report_backtest_puts_the_models_error_beside_the_benchmarks_in_run_info(two_segments, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    data = tmp_path / "panel.parquet"
+    two_segments.to_parquet(data)
+    out = tmp_path / "report.xlsx"
+    assert main(["report", str(data), "--backtest", "3", "-q", "--out", str(out)]) == 0
+    assert "backtest: Portfolio MAE" in capsys.readouterr().out
+    values = {row[0]: row[1] for row in load_workbook(out)["Run info"].iter_rows(max_col=2, values_only=True)}
+    assert values["Model"] == settings_text(Config())
+    assert "chain-ladder" in values["Backtest"] and "last value" in values["Backtest"]
+    assert values["Backtest"].startswith("Portfolio MAE, mean over 1..12 months ahead at 3 as-of months")
+
+
+def test_backtest_text_quotes_the_portfolio_mae(tuned):
+    wide = portfolio_mae(tuned.backtest)
+    text = backtest_text(tuned.backtest)
+    assert f"DEL30 {wide.loc[CURRENT, 'DEL30']:.2%} (own segment {wide.loc['own segment', 'DEL30']:.2%}" in text
+
+
+# ------------------------------------------------------------------------------------------ vintage books
+
+
+def test_vintage_book_truth_has_the_documented_shapes():
+    book = simulate_vintage_book(3, cohorts=10, loans={"A": 50, "B": 10}, crisis=Crisis("2025-10", 2, 2.0))
+    K, M = len(Config().buckets.order), Config().forecast.max_mob
+    assert book.matrices.shape == (10, 2, M, K, K) and book.base.shape == (2, M, K, K)
+    assert book.cohort_factors.shape == (10,) and book.crisis.shape == (10, M)
+    np.testing.assert_allclose(book.matrices.sum(axis=-1), 1.0)
+    assert book.cohorts[-1] == "2025-12" and book.cohorts[0] == "2025-03" and book.segments == ("A", "B")
+    panel = book.panel
+    assert set(panel["PRODUCT_TYPE"]) == {"A", "B"}
+    assert panel.groupby("PRODUCT_TYPE")["AGREEMENT_ID"].nunique().to_dict() == {"A": 500, "B": 100}
+    # The crisis is a window of reporting months: cohort 2025-09 (index 6) is in it at steps 1 and 2 (Oct, Nov).
+    assert list(np.nonzero(book.crisis[6] > 1)[0]) == [1, 2]
+    assert list(np.nonzero(book.crisis[9] > 1)[0]) == []  # 2025-12 starts after it
+
+
+def test_vintage_book_scales_the_roll_forward_rates_by_cohort_factor_and_crisis():
+    cfg_ = Config()
+    book = simulate_vintage_book(4, cohorts=8, loans={"A": 5}, crisis=Crisis("2025-08", 3, 1.5))
+    i, j = cfg_.buckets.order.index("CURRENT"), cfg_.buckets.order.index("DPD1+")
+    expected = book.base[0, :, i, j][None] * book.cohort_factors[:, None] * book.crisis
+    np.testing.assert_allclose(book.matrices[:, 0, :, i, j], np.minimum(expected, 0.95))
+    flat = simulate_vintage_book(4, cohorts=8, loans={"A": 5}, cohort_log_sd=0.0)
+    np.testing.assert_allclose(flat.matrices, np.broadcast_to(flat.base, flat.matrices.shape))
+
+
+def test_the_oracle_on_its_own_book_beats_the_markov_chain():
+    book = simulate_vintage_book(11, cohorts=30, loans={"A": 300, "B": 60}, cohort_log_sd=0.35)
+    config = Config()
+    panel = validate_panel(book.panel, config, "vintage book")
+    forecasters = {"markov": FORECASTERS["markov"], "oracle": oracle(book.matrices, book.cohorts, book.segments)}
+    result = backtest_forecasters(panel, config, Calendar.of(panel).last(6), forecasters)
+    wide = portfolio_mae(result)
+    assert (wide.loc["oracle"] < wide.loc["markov"]).all()
+
+
+def test_the_oracle_of_a_homogeneous_book_is_the_true_chain():
+    """Known answer: with no cohort effect the oracle's matrices are the segments' base matrices, so its forecast
+    equals the uncalibrated chain fitted on infinitely many loans: on a large book the two agree closely."""
+    book = simulate_vintage_book(5, cohorts=14, loans={"A": 3000}, cohort_log_sd=0.0)
+    config = cfg(forecast={"max_mob": 12})
+    panel = validate_panel(book.panel, config, "book")
+    forecasters = {"markov_uncalibrated": FORECASTERS["markov_uncalibrated"],
+                   "oracle": oracle(book.matrices, book.cohorts, book.segments)}
+    result = backtest_forecasters(panel, config, Calendar.of(panel).last(1), forecasters)
+    cells = result.cells[result.cells["segment"] == "A"]
+    by_model = {m: part["forecast"].to_numpy() for m, part in cells.groupby("model", observed=True)}
+    np.testing.assert_allclose(by_model["oracle"], by_model["markov_uncalibrated"], atol=0.004)
+
+
+def test_the_oracle_refuses_a_book_it_does_not_know():
+    book = simulate_vintage_book(6, cohorts=4, loans={"A": 20})
+    other = simulate_vintage_book(6, cohorts=4, loans={"Z": 20})
+    panel = validate_panel(other.panel, Config(), "other")
+    with pytest.raises(Exception, match="no true matrices"):
+        backtest_forecasters(panel, Config(), Calendar.of(panel).last(1),
+                             {"oracle": oracle(book.matrices, book.cohorts, book.segments)})

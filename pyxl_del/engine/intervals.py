@@ -68,7 +68,8 @@ def _draw_rows(rng: np.random.Generator, rows: np.ndarray, conc: np.ndarray, n_d
     gamma = rng.standard_gamma(np.broadcast_to(alpha, (n_draws, *alpha.shape)))
     total = gamma.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        drawn = gamma / total
+        # A row need not sum to 1 (weighting "balance"): its draws keep its sum.
+        drawn = gamma / total * rows.sum(axis=-1, keepdims=True)
     # A row of tiny shapes can underflow to all zeros: it keeps its mean.
     return np.where(fixed[..., None] | (total <= 0), rows, drawn)
 
@@ -77,12 +78,15 @@ def _multinomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.n
     """Multinomial counts (N, K) of n (N,) trials with probabilities p (N, K), as binomials column by column.
 
     Only the rows with trials and the columns with probability are drawn (most states hold few loans, and a
-    transition row reaches few states)."""
+    transition row reaches few states). A row summing to less than 1 (weighting "balance": balance paid down)
+    loses the rest of its loans; one summing to more is normalised."""
     out = np.zeros(p.shape, dtype=np.int64)
     busy = np.flatnonzero(n > 0)
     if not len(busy):
         return out
     p = p[busy]
+    total = p.sum(axis=-1, keepdims=True)
+    p = np.concatenate([p / np.maximum(total, 1.0), np.clip(1.0 - total, 0.0, None)], axis=-1)
     left = n[busy].astype(np.int64)
     reach = np.flatnonzero((p > 0).any(axis=0))
     rest = np.flip(np.cumsum(np.flip(p[:, reach], axis=-1), axis=-1), axis=-1)  # P(column >= j) among reach
@@ -93,7 +97,8 @@ def _multinomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.n
         drawn[:, col] = rng.binomial(left, q)
         left -= drawn[:, col]
     drawn[:, -1] = left
-    out[busy[:, None], reach[None, :]] = drawn
+    keep = reach < out.shape[-1]  # the last column is the loans that left
+    out[busy[:, None], reach[None, keep]] = drawn[:, keep]
     return out
 
 

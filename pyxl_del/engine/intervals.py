@@ -120,7 +120,8 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     """
     settings = config.forecast
     n_draws, levels = settings.interval_draws, settings.quantile_levels
-    rng = np.random.default_rng(settings.seed)
+    # Separate streams for the rows and the loans, so the loans' draws do not depend on how the rows are laid out.
+    rng_rows, rng = np.random.default_rng(settings.seed).spawn(2)
     n_seg, n_coh, n_mob1, k = stats.ead.shape
     per_cohort = transition_matrix.ndim == 5
     absorbing = np.isin(config.buckets.order, config.buckets.absorbing)
@@ -162,7 +163,7 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     for m in range(n_mob1 - 1):
         rows = transition_matrix[..., m, :, :][..., transient, :]  # (S, [C,] T, K)
         conc = concentration[:, m, transient]
-        fresh = _draw_rows(rng, rows, conc if not per_cohort else conc[:, None], n_draws)
+        fresh = _draw_rows(rng_rows, rows, conc if not per_cohort else conc[:, None], n_draws)
         drawn = fresh if drawn is None else np.where(tied[..., m, transient][None, ..., None], drawn, fresh)
         roll = present & ~observed[:, :, m + 1] & (restart[:, :, m] >= 0)
         if not roll.any():

@@ -440,7 +440,8 @@ class BacktestResult:
     def winners(self) -> pd.DataFrame:
         """Per segment, DEL type and months ahead: each model's MAE (plain and EAD-weighted) and the lowest.
 
-        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's.
+        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's. With a forecast
+        distribution, the Markov chain's DISTRIBUTION_METRICS too (``coverage_markov``, ...).
         """
         table = self.by_horizon
         index = ["segment", "del_type", "horizon"]
@@ -457,6 +458,10 @@ class BacktestResult:
             ranked = np.sort(values, axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"margin{suffix}"] = 1 - ranked[:, 0] / ranked[:, 1] if len(self.models) > 1 else np.nan
+        if "coverage" in table.columns and "markov" in self.models:
+            markov = table[table["model"] == "markov"].set_index(index).reindex(counts.index)
+            for metric in DISTRIBUTION_METRICS:
+                out[f"{metric}_markov"] = markov[metric].to_numpy(dtype=np.float64)
         return out
 
     def tables(self) -> dict[str, pd.DataFrame]:

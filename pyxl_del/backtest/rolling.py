@@ -34,7 +34,11 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.errors import InputError, PanelError
-from pyxl_del.engine.intervals import ForecastIntervals, quantile_column, simulate_intervals
+from pyxl_del.engine.intervals import (
+    ForecastIntervals,
+    quantile_column,
+    simulate_intervals,
+)
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult, Progress, fit
 from pyxl_del.engine.portfolio import aggregate_portfolio

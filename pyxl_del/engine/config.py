@@ -167,7 +167,7 @@ class Forecast(_Section):
     # Forecast distributions (pyxl_del.engine.intervals): quantiles of each forecast cell from simulated paths
     # (finitely many loans, and the transition rows drawn from their posterior). The median is always added.
     intervals: bool = True
-    interval_draws: int = Field(200, ge=10, le=100_000)
+    interval_draws: int = Field(100, ge=10, le=100_000)
     interval_levels: tuple[Level, ...] = Field((0.1, 0.9), min_length=1)
     seed: int = Field(20240101, ge=0)
 

@@ -225,8 +225,9 @@ def test_80_percent_intervals_cover_about_80_percent_where_the_model_is_right(gr
     cells = growing[n][growing[n]["model"] == "markov"]
     coverage, se = clustered_mean(cells["in_interval"], cells[["segment", "cohort"]])
     assert 0.75 <= coverage <= 0.85, (coverage, se)
-    # The plain count (a tie with an end counts whole) is at least the randomised one.
-    assert ((cells["p10"] <= cells["actual"]) & (cells["actual"] <= cells["p90"])).mean() >= coverage
+    # Continuous enough at this size that the plain count (a tie with an end counts whole) agrees within 2 points.
+    plain = ((cells["p10"] <= cells["actual"]) & (cells["actual"] <= cells["p90"])).mean()
+    assert abs(plain - coverage) < 0.02
     assert cells["crps"].mean() < (cells["forecast"] - cells["actual"]).abs().mean()
 
 

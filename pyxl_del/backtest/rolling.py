@@ -35,8 +35,13 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.errors import InputError, PanelError
+from pyxl_del.engine.intervals import (
+    ForecastIntervals,
+    quantile_column,
+    simulate_intervals,
+)
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
-from pyxl_del.engine.pipeline import Progress, fit
+from pyxl_del.engine.pipeline import DelResult, Progress, fit
 from pyxl_del.engine.portfolio import aggregate_portfolio
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,8 @@ MODEL_LABELS = {
 }
 DEFAULT_HORIZON = 12
 METRICS = ("mae", "bias", "mape", "mae_ead", "bias_ead", "mape_ead")
+# Of the forecast distribution (the Markov chain's, with [forecast] intervals on; NaN for the other models).
+DISTRIBUTION_METRICS = ("mae_median", "coverage", "coverage_plain", "crps")
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 
@@ -155,8 +162,13 @@ def cut_panel(panel: Panel, as_of: int) -> Panel:
 # -------------------------------------------------------------------------------------------- the models
 
 
+def _fit_point(stats: PanelStats, config: Config) -> DelResult:
+    """The chain's expected path; its distribution, when wanted, is simulated by `_distribution` with the draws kept."""
+    return fit(stats, config.with_overrides(forecast={"intervals": False}))
+
+
 def _markov(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    result = fit(stats, config)
+    result = _fit_point(stats, config)
     return {d: r.mixed for d, r in result.rates.items()}, result.warnings
 
 
@@ -277,6 +289,36 @@ def _with_portfolio(stats: PanelStats, config: Config, mixed: dict[str, np.ndarr
     return out
 
 
+def _distribution(fitted: DelResult) -> ForecastIntervals:
+    return simulate_intervals(fitted.stats, fitted.transition_matrix, fitted.transitions.concentration,
+                              fitted.config, keep_draws=True)
+
+
+def crps_of_draws(draws: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """CRPS of each column's empirical distribution (draws (D, n)) at the actual (n,): E|X - y| - E|X - X'| / 2,
+    in DEL points like the MAE (a point forecast's CRPS is its absolute error)."""
+    x = np.sort(draws, axis=0)
+    n_draws = x.shape[0]
+    spread = 2.0 / n_draws**2 * ((2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None] * x).sum(axis=0)
+    return np.abs(x - actual).mean(axis=0) - spread / 2
+
+
+TIE = 1e-9  # a draw this close to the actual DEL is the same outcome (the two are computed differently)
+
+
+def coverage_share(draws: np.ndarray, actual: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """How much of each actual (n,) lies in the central interval [lo, hi] of its draws' distribution (D, n),
+    by the randomised PIT: the actual's probability-integral transform is uniform on [F(y-), F(y)], and the share
+    of that range inside [lo, hi] counts. A continuous outcome counts 1 or 0; an outcome with many tied draws (a
+    thin cohort that usually does not move) counts in part, so a right model covers hi - lo on average."""
+    below = (draws < actual - TIE).mean(axis=0)
+    upto = (draws <= actual + TIE).mean(axis=0)
+    width = upto - below
+    with np.errstate(invalid="ignore", divide="ignore"):
+        part = (np.minimum(upto, hi) - np.maximum(below, lo)).clip(0) / width
+    return np.where(width > 0, part, ((below >= lo) & (below <= hi)).astype(np.float64))
+
+
 def _actuals(stats: PanelStats, config: Config) -> dict[str, np.ndarray]:
     """What happened: the actual DEL (S+1, C, M+1) per DEL type, Portfolio first, NaN where not observed."""
     rates = del_rates(stats, stats.ead, config)
@@ -314,9 +356,20 @@ def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, 
     seg, coh, mob = np.nonzero(mask)
     n = len(seg)
 
-    predictions, warnings = {}, []
+    predictions, warnings, spread = {}, [], {}
     for model, forecaster in forecasters.items():
-        mixed, fit_warnings = forecaster(stats, config)
+        if model == "markov" and config.forecast.intervals:
+            fitted = _fit_point(stats, config)
+            mixed, fit_warnings = {d: r.mixed for d, r in fitted.rates.items()}, fitted.warnings
+            dist = _distribution(fitted)
+            for d in DEL_TYPES:
+                quantiles = np.concatenate([dist.portfolio[d][:, None], dist.segments[d]], axis=1)[:, mask]
+                draws = np.concatenate([dist.portfolio_draws[d][:, None], dist.segment_draws[d]], axis=1)[:, mask]
+                y = actual[d][mask]
+                spread[d] = (dist.levels, quantiles, crps_of_draws(draws, y),
+                             coverage_share(draws, y, dist.levels[0], dist.levels[-1]))
+        else:
+            mixed, fit_warnings = forecaster(stats, config)
         predictions[model] = _with_portfolio(stats, config, mixed, first.is_actual, first.present)
         warnings += [w for w in fit_warnings if w not in warnings]
 
@@ -335,6 +388,14 @@ def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, 
         "actual": np.concatenate([actual[d][mask] for _, d in blocks]) if n else np.empty(0),
         "weight": np.tile(weight[seg, coh], reps),
     })
+    if spread:
+        levels = spread[DEL_TYPES[0]][0]
+        for q, level in enumerate(levels):
+            frame[quantile_column(level)] = np.concatenate(
+                [spread[d][1][q] if m == "markov" else np.full(n, np.nan) for m, d in blocks]) if n else np.empty(0)
+        for column, item in (("crps", 2), ("in_interval", 3)):
+            frame[column] = np.concatenate(
+                [spread[d][item] if m == "markov" else np.full(n, np.nan) for m, d in blocks]) if n else np.empty(0)
     return frame, tuple(warnings)
 
 
@@ -344,6 +405,12 @@ def summarise(cells: pd.DataFrame, by: Sequence[str] = ("horizon",)) -> pd.DataF
     mae = mean |forecast - actual|, bias = mean (forecast - actual) (both in DEL points), mape = mean
     |forecast - actual| / actual over the cells whose actual is positive (NaN if none is). The *_ead versions
     weight each cell by its cohort's EAD at MOB 0. n_origins: how many as-of months contributed cells.
+    With a forecast distribution (cells with quantile columns p.., crps and in_interval): mae_median = mean
+    |median - actual|; coverage = mean in_interval, the share of the actuals inside the central interval between
+    the lowest and highest quantile (nominally their difference, 80% for P10..P90), a tie with the interval's end
+    counting in part (randomised PIT, `coverage_share`); coverage_plain = share of cells with lowest <= actual <=
+    highest quantile (ties count whole: above nominal where outcomes are discrete); crps = mean continuous ranked
+    probability score (DEL points). NaN for models without a distribution.
     """
     keys = ["model", "segment", "del_type", *by]
     error = (cells["forecast"] - cells["actual"]).to_numpy()
@@ -370,6 +437,23 @@ def summarise(cells: pd.DataFrame, by: Sequence[str] = ("horizon",)) -> pd.DataF
             "bias_ead": s["w_err"] / s["w"],
             "mape_ead": (s["w_ape"] / s["w_scored"]).where(s["w_scored"] > 0),
         })
+    quantiles = [c for c in cells.columns if c.startswith("p") and c[1:2].isdigit()]
+    if "crps" in cells.columns and quantiles:
+        lo, hi = cells[quantiles[0]].to_numpy(), cells[quantiles[-1]].to_numpy()
+        scored = pd.DataFrame({
+            "has": ~np.isnan(cells["crps"].to_numpy()),
+            "abs_median": np.abs(cells["p50"].to_numpy() - actual),
+            "covered": (lo <= actual) & (actual <= hi),
+            "in_interval": cells["in_interval"].to_numpy(),
+            "crps": cells["crps"].to_numpy(),
+        }, index=cells.index)
+        g = pd.concat([cells[keys], scored], axis=1).groupby(keys, observed=True, sort=True)
+        has = g["has"].sum()
+        sums = g[["abs_median", "covered", "in_interval", "crps"]].sum(min_count=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, column in (("mae_median", "abs_median"), ("coverage", "in_interval"),
+                                 ("coverage_plain", "covered"), ("crps", "crps")):
+                out[name] = (sums[column] / has).where(has > 0)
     return out.reset_index()
 
 
@@ -404,7 +488,8 @@ class BacktestResult:
     def winners(self) -> pd.DataFrame:
         """Per segment, DEL type and months ahead: each model's MAE (plain and EAD-weighted) and the lowest.
 
-        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's.
+        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's. With a forecast
+        distribution, the Markov chain's DISTRIBUTION_METRICS too (``coverage_markov``, ...).
         """
         table = self.by_horizon
         index = ["segment", "del_type", "horizon"]
@@ -421,6 +506,10 @@ class BacktestResult:
             ranked = np.sort(values, axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"margin{suffix}"] = 1 - ranked[:, 0] / ranked[:, 1] if len(self.models) > 1 else np.nan
+        if "coverage" in table.columns and "markov" in self.models:
+            markov = table[table["model"] == "markov"].set_index(index).reindex(counts.index)
+            for metric in DISTRIBUTION_METRICS:
+                out[f"{metric}_markov"] = markov[metric].to_numpy(dtype=np.float64)
         return out
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -44,7 +44,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for model in result.models:
             table[model] = [f"{v:.3%}{'*' if w == model else ' '}"
                             for v, w in zip(part[f"mae_{model}"], part["winner"], strict=True)]
+        if "coverage_markov" in part.columns:
+            # The Markov forecast's distribution: its median's MAE, its P10..P90 coverage and CRPS.
+            table["markov median"] = [f"{v:.3%}" for v in part["mae_median_markov"]]
+            table["coverage"] = [f"{v:.0%}" for v in part["coverage_markov"]]
+            table["crps"] = [f"{v:.3%}" for v in part["crps_markov"]]
         print(f"{del_type}\n{pd.DataFrame(table).to_string(index=False)}")
+    if "coverage_markov" in result.winners.columns:
+        levels = result.config.forecast.interval_levels
+        print(f"markov median: MAE of the forecast's median; coverage: share of the actuals inside its "
+              f"P{levels[0] * 100:g}..P{levels[-1] * 100:g} interval (nominally {levels[-1] - levels[0]:.0%}; a tie "
+              f"with an end counts in part); crps: continuous ranked probability score (a point forecast's is its MAE)")
     for note in result.notes:
         print(f"note: {note}")
     if result.warnings:

@@ -432,7 +432,7 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
     if champion in labels:
         labels = [champion, *(x for x in labels if x != champion)]
     banded = frame.assign(**{config["segment"]: frame[column].astype(str)})
-    result = run(banded.drop(columns=[column]), config)
+    result = run(banded.drop(columns=[column]), config.with_overrides(forecast={"intervals": False}))  # paths only
     mob = pd.to_numeric(frame[config["mob"]]).to_numpy()
     state = frame[config["state"]].astype(str).to_numpy()
     bad = np.isin(state, config.buckets.del30)

@@ -370,7 +370,8 @@ def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray 
     labels = np.array([f"{seg}{BAND_SEPARATOR}{b:03d}" for seg in segments for b in range(n_bands)], dtype=object)
     banded = frame.copy()
     banded[cfg["segment"]] = pd.array(labels[seg_codes * n_bands + band], dtype="string")
-    result = run(banded, cfg)
+    # The twin uses the expected paths only: the forecast intervals would be simulated for every band for nothing.
+    result = run(banded, cfg.with_overrides(forecast={"intervals": False}))
 
     where = {label: i for i, label in enumerate(labels)}
     have = np.zeros(len(labels), dtype=bool)

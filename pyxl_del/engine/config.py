@@ -195,8 +195,28 @@ PANEL_MAX_MOB = 1200  # a panel row's MOB: rows beyond max_mob feed the risk vie
 EAD_LIMIT = 1e15  # a panel row's EAD above this is a misread value (1e300 would move every DEL cell), not a balance
 
 
+Level = Annotated[float, Field(gt=0, lt=1)]
+
+
 class Forecast(_Section):
     max_mob: int = Field(36, ge=1, le=MAX_MOB)
+    # Forecast distributions (pyxl_del.engine.intervals): quantiles of each forecast cell from simulated paths
+    # (finitely many loans, and the transition rows drawn from their posterior). The median is always added.
+    intervals: bool = True
+    interval_draws: int = Field(100, ge=10, le=100_000)
+    interval_levels: tuple[Level, ...] = Field((0.1, 0.9), min_length=1)
+    seed: int = Field(20240101, ge=0)
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> Forecast:
+        if list(self.interval_levels) != sorted(set(self.interval_levels)):
+            raise ValueError(f"interval_levels must be distinct and ascending, got {list(self.interval_levels)}")
+        return self
+
+    @property
+    def quantile_levels(self) -> tuple[float, ...]:
+        """The interval levels with the median, ascending."""
+        return tuple(sorted({*self.interval_levels, 0.5}))
 
 
 class Portfolio(_Section):

@@ -31,6 +31,7 @@ from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.diagnostics import diagnostics
 from pyxl_del.engine.forecast import forecast_ead
+from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
 from pyxl_del.engine.portfolio import (
     ACTUAL_FLAG,
@@ -65,6 +66,8 @@ class DelResult:
     portfolio: dict[str, PortfolioRates]
     run_info: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Quantiles of each cell beside the expected path ([forecast] intervals); None when switched off.
+    intervals: ForecastIntervals | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -120,21 +123,43 @@ class DelResult:
     def flags_wide(self, segment: str, del_type: str = "DEL30") -> pd.DataFrame:
         return self.wide(segment, del_type, "flags")
 
+    def quantile_wide(self, segment: str, del_type: str, level: float) -> pd.DataFrame:
+        """The ``level`` quantile of each cell (one of ``intervals.levels``), shaped as ``wide``: actual cells hold
+        the actual. KeyError when intervals are off or the level was not computed."""
+        if self.intervals is None:
+            raise KeyError("no forecast intervals: [forecast] intervals = false")
+        if level not in self.intervals.levels:
+            raise KeyError(f"quantile {level} was not computed — computed: {list(self.intervals.levels)}")
+        q = self.intervals.levels.index(level)
+        mixed = self.wide(segment, del_type, "mixed")
+        if segment == PORTFOLIO:
+            values = self.intervals.portfolio[del_type][q][self.portfolio[del_type].present]
+        else:
+            s = self._segment_index(segment)
+            values = self.intervals.segments[del_type][q, s][self.rates[del_type].present[s]]
+        return pd.DataFrame(values, index=mixed.index, columns=mixed.columns)
+
     @cached_property
     def del_long(self) -> pd.DataFrame:
-        """segment, del_type, cohort, mob, actual, forecast, mixed, flag — one row per cell of every wide table."""
+        """segment, del_type, cohort, mob, actual, forecast, mixed, flag — one row per cell of every wide table —
+        and with intervals on, the quantiles p10, p50, p90 (``intervals.columns``; actual cells: the actual)."""
         parts = []
         n_mob = len(self.mobs)
         labels = np.asarray(self.cohorts, dtype=object)
         for del_type in DEL_TYPES:
             p = self.portfolio[del_type]
             r = self.rates[del_type]
-            blocks = [(PORTFOLIO, p.present, p.actual, p.forecast, p.mixed, FLAG_LABELS_ARRAY[p.flag])]
+            iv = self.intervals
+            blocks = [(PORTFOLIO, p.present, p.actual, p.forecast, p.mixed, FLAG_LABELS_ARRAY[p.flag],
+                       None if iv is None else iv.portfolio[del_type])]
             for s, segment in enumerate(self.segments):
                 flags = np.where(r.is_actual[s], "ACTUAL", "FORECAST")
-                blocks.append((segment, r.present[s], r.actual[s], r.forecast[s], r.mixed[s], flags))
-            for segment, rows, actual, forecast, mixed, flags in blocks:
+                blocks.append((segment, r.present[s], r.actual[s], r.forecast[s], r.mixed[s], flags,
+                               None if iv is None else iv.segments[del_type][:, s]))
+            for segment, rows, actual, forecast, mixed, flags, quantiles in blocks:
                 n = int(rows.sum())
+                columns = {} if quantiles is None else {
+                    name: q[rows].ravel() for name, q in zip(iv.columns, quantiles, strict=True)}
                 parts.append(pd.DataFrame({
                     "segment": segment,
                     "del_type": del_type,
@@ -144,7 +169,7 @@ class DelResult:
                     "forecast": forecast[rows].ravel(),
                     "mixed": mixed[rows].ravel(),
                     "flag": flags[rows].ravel(),
-                }))
+                } | columns))
         frame = pd.concat(parts, ignore_index=True)
         for col in ("segment", "del_type", "cohort", "flag"):
             frame[col] = frame[col].astype("string")
@@ -279,6 +304,10 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     applied, factors = calibrate(stats, model.transition_matrix, config)
     step("forecast")
     path = forecast_ead(stats, applied, factors.cohort)
+    # Cohort factors give each cohort its own chain; the simulated paths roll through the same one.
+    chain = applied if factors.cohort is None else factors.cohort.scale(applied[:, None])
+    intervals = (simulate_intervals(stats, chain, model.concentration, config)
+                 if config.forecast.intervals else None)
     step("tables")
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
@@ -293,7 +322,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     warnings += _thin_factor_warnings(factors, stats.segments, config)
     return DelResult(
         config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,
-        ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings),
+        ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings), intervals=intervals,
     )
 
 

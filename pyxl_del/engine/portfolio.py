@@ -19,10 +19,16 @@ class PortfolioRates:
     present: np.ndarray  # (C,)
 
 
+def segment_weights(present: np.ndarray, ead0: np.ndarray, aggregation: str) -> np.ndarray:
+    """(S, C) each segment's weight in its cohort's Portfolio value (not normalised): 1 (the specified mean) or its
+    EAD at MOB 0 ("ead_weighted") where the segment has the cohort, else 0."""
+    return np.where(present, ead0 if aggregation == "ead_weighted" else 1.0, 0.0)
+
+
 def aggregate_portfolio(mixed: np.ndarray, is_actual: np.ndarray, present: np.ndarray, ead0: np.ndarray,
                         aggregation: str) -> PortfolioRates:
     """mean (as specified) or EAD-at-MOB-0-weighted mean of the segments present for each cohort."""
-    weights = np.where(present, ead0 if aggregation == "ead_weighted" else 1.0, 0.0)  # (S, C)
+    weights = segment_weights(present, ead0, aggregation)  # (S, C)
     total = weights.sum(axis=0)  # (C,)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         agg = np.einsum("sc,scm->cm", weights, np.nan_to_num(mixed)) / total[:, None]

@@ -381,8 +381,8 @@ def _line_chart(ws: Worksheet, spec: LineChartSpec) -> LineChart:
         series.marker.symbol = "none"
         line = series.graphicalProperties.line
         line.solidFill = s.color
-        line.width = 22225  # 1.75 pt in EMU
-        line.prstDash = "dash" if s.dashed else "solid"
+        line.width = 9525 if s.band else 22225  # 0.75 / 1.75 pt in EMU
+        line.prstDash = "sysDot" if s.band else "dash" if s.dashed else "solid"
         if not s.in_legend:
             hidden.append(LegendEntry(idx=i, delete=True))
     c = spec.categories

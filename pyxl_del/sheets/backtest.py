@@ -51,7 +51,18 @@ METRIC_COLUMNS = (
     ("mae_ead", "MAE (EAD-w.)", DEL_POINTS, 12.0), ("bias_ead", "Bias (EAD-w.)", DEL_POINTS, 12.0),
     ("mape_ead", "MAPE (EAD-w.)", "0.0%", 13.0),
 )
+# Of the forecast distribution ([forecast] intervals on): for the Markov chain only.
+DISTRIBUTION_COLUMNS = (
+    ("mae_median", "MAE of the median", DEL_POINTS, 10.0), ("coverage", "Interval coverage", "0.0%", 10.0),
+    ("coverage_plain", "Coverage (ties whole)", "0.0%", 10.0), ("crps", "CRPS", DEL_POINTS, 9.0),
+)
 KEY_COLUMNS = (("model", "Model", None, 24.0), ("segment", "Segment", None, 22.0), ("del_type", "DEL", None, 7.0))
+
+
+DISTRIBUTION_NOTE = ("The Markov forecast's distribution: MAE of its median; interval coverage = share of the actuals "
+                     "inside its P10..P90 (nominally 80%; a tie with an end counts in part), and with ties counted "
+                     "whole; CRPS = continuous ranked probability score in DEL points (lower is better; a point "
+                     "forecast's is its MAE).")
 
 
 def origins_text(result: BacktestResult) -> str:
@@ -77,7 +88,7 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
         cell_block(2, 1, f"{origins_text(result)}: at each, the panel is cut to the rows known then, forecast as the "
                     f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
                     f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
-                    f"than the runner-up."),
+                    f"than the runner-up. {DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
         cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain "
                     "without the step-wise calibration; Chain-ladder: volume-weighted development factors on each "
                     "segment's DEL curve; Last value: the last actual DEL carried forward."),
@@ -90,6 +101,8 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
              ("horizon", "Months ahead", "0", 8.0), ("n_origins", "Origins", "0", 8.0),
              ("n_cells", "Cells", "#,##0", 8.0),
              *[(f"mae_{m}", label, DEL_POINTS, 13.0) for m, label in zip(models, labels, strict=True)],
+             *[(f"{c}_markov", f"Markov {header[0].lower()}{header[1:]}", f, w)
+               for c, header, f, w in DISTRIBUTION_COLUMNS if f"{c}_markov" in winners.columns],
              ("winner", "Winner", None, 24.0), ("margin", "Margin", "0%", 8.0),
              ("winner_ead", "Winner (EAD-weighted)", None, 24.0)]
     left = 3
@@ -141,15 +154,15 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
                         (frame["segment"] != PORTFOLIO).to_numpy()])
     frame = frame.iloc[order].reset_index(drop=True)
     n_portfolio = int((frame["segment"] == PORTFOLIO).sum())
-    columns = (*KEY_COLUMNS, key, *METRIC_COLUMNS)
+    columns = (*KEY_COLUMNS, key, *METRIC_COLUMNS, *[c for c in DISTRIBUTION_COLUMNS if c[0] in frame.columns])
     name = SHEET_NAMES[1] if by == "horizon" else SHEET_NAMES[2]
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
     blocks = [
         cell_block(1, 1, title),
         cell_block(2, 1, f"{origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
                     f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
-                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. Printed: the Portfolio's rows; "
-                    f"every segment's rows follow them on screen."),
+                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. {DISTRIBUTION_NOTE} Printed: the "
+                    f"Portfolio's rows; every segment's rows follow them on screen."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE)]
     table_blocks, table_formats, area = frame_table(_labelled(frame, ["model"]), columns, 4)

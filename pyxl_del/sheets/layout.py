@@ -189,6 +189,7 @@ class Series:
     color: str
     dashed: bool = False
     in_legend: bool = True
+    band: bool = False  # a thin dotted line: an interval's edge beside the line it belongs to
 
 
 @dataclass(frozen=True)

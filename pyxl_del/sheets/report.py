@@ -321,7 +321,8 @@ def curve_cohorts(n: int, k: int = MAX_CURVES) -> np.ndarray:
 
 
 def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables | None = None) -> SheetLayout:
-    """A line chart per DEL type: one colour per cohort, actual solid, forecast dashed from the last actual."""
+    """A line chart per DEL type: one colour per cohort, actual solid, forecast dashed from the last actual, and
+    with forecast intervals on, the interval's edges (P10 and P90 by default) dotted beside the forecast: a fan."""
     wide = wide or result.wide
     title = f"{clean_text(segment)} DEL curves by cohort"
     chart_rows = 4
@@ -329,9 +330,14 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
     data_top = chart_rows + chart_height_rows * len(DEL_TYPES) + 1
     mobs = result.mobs
     n_mob = len(mobs)
+    intervals = result.intervals
+    fan = "" if intervals is None else (
+        f" Dotted: the forecast's P{intervals.levels[0] * 100:g} and P{intervals.levels[-1] * 100:g} "
+        f"({(intervals.levels[-1] - intervals.levels[0]):.0%} of simulated outcomes fall between them).")
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, "One line per cohort (oldest to newest, evenly spaced): solid = actual, dashed = forecast."),
+        cell_block(2, 1, "One line per cohort (oldest to newest, evenly spaced): solid = actual, dashed = forecast "
+                         f"(the expected path).{fan}"),
         cell_block(data_top, 1, "Chart data"),
     ]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
@@ -346,6 +352,9 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
         mixed = wide(segment, del_type, "mixed")
         flags = wide(segment, del_type, "flags").to_numpy(dtype=object, na_value="")
         values = mixed.to_numpy(dtype=np.float64, na_value=np.nan)
+        edges = [] if intervals is None else [
+            (f"P{level * 100:g}", result.quantile_wide(segment, del_type, level).to_numpy(dtype=np.float64))
+            for level in (intervals.levels[0], intervals.levels[-1])]
         series, headers, columns = [], [], []
         for i, row in enumerate(curve_cohorts(len(mixed))):
             actual = flags[row] == FLAG_ACTUAL
@@ -360,6 +369,11 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
                 area = Area(first, col + len(columns) - 1, last, col + len(columns) - 1)
                 series.append(Series(cohort if not dashed else f"{cohort} forecast", area, color, dashed,
                                      in_legend=not dashed))
+            for label, edge in edges:
+                headers.append(f"{cohort} {label}")
+                columns.append(np.where(~actual | joins, edge[row], np.nan))
+                area = Area(first, col + len(columns) - 1, last, col + len(columns) - 1)
+                series.append(Series(f"{cohort} {label}", area, color, in_legend=False, band=True))
         if columns:
             blocks.append(Block(header_row, col, text_grid([headers])))
             blocks.append(Block(first, col, np.column_stack(columns)))

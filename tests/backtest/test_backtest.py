@@ -17,6 +17,8 @@ from pyxl_del.backtest.rolling import (
     backtest,
     carry_forward,
     chain_ladder,
+    coverage_share,
+    crps_of_draws,
     cut_panel,
     parse_month,
     summarise,
@@ -178,6 +180,32 @@ def test_summarise_known_answer():
     assert row["mape_ead"] == pytest.approx((1.0 + 3 * 0.5) / 4)
 
 
+def test_crps_and_coverage_share_known_answers():
+    # Draws 0, 1 (equally likely) scored at y = 0: E|X - y| = 0.5, E|X - X'| = 0.5, CRPS = 0.5 - 0.25 = 0.25.
+    # A point forecast (all draws equal) has CRPS = its absolute error.
+    draws = np.array([[0.0, 0.3], [1.0, 0.3]])
+    np.testing.assert_allclose(crps_of_draws(draws, np.array([0.0, 0.1])), [0.25, 0.2])
+    # Draws 1..10: y = 5.5 has PIT 0.5 (inside [0.1, 0.9]), y = 0 has PIT 0 (outside); y = 10 ties with one draw,
+    # PIT uniform on [0.9, 1.0]: no part of it is inside. Ten draws all equal to y: PIT uniform on [0, 1], 0.8 inside.
+    ten = np.arange(1.0, 11.0)[:, None].repeat(3, axis=1)
+    np.testing.assert_allclose(coverage_share(ten, np.array([5.5, 0.0, 10.0]), 0.1, 0.9), [1.0, 0.0, 0.0])
+    same = np.full((10, 1), 0.02)
+    np.testing.assert_allclose(coverage_share(same, np.array([0.02]), 0.1, 0.9), [0.8])
+
+
+def test_summarise_distribution_known_answer():
+    cells = pd.DataFrame({
+        "origin": "2024-01", "model": "markov", "segment": "A", "del_type": "DEL30", "horizon": 1,
+        "forecast": [0.02, 0.05], "actual": [0.01, 0.10], "weight": 1.0,
+        "p10": [0.00, 0.04], "p50": [0.015, 0.06], "p90": [0.03, 0.08], "crps": [0.004, 0.03],
+        "in_interval": [1.0, 0.0],
+    })
+    row = summarise(cells).iloc[0]
+    assert row["mae_median"] == pytest.approx((0.005 + 0.04) / 2)
+    assert row["coverage"] == pytest.approx(0.5) and row["coverage_plain"] == pytest.approx(0.5)
+    assert row["crps"] == pytest.approx(0.017)
+
+
 # ------------------------------------------------------------------------------------ the statistical claims
 
 
@@ -204,6 +232,30 @@ def growing():
         cells["abs_error"] = (cells["forecast"] - cells["actual"]).abs()
         out[n] = cells
     return out
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_80_percent_intervals_cover_about_80_percent_where_the_model_is_right(growing, n):
+    """On books following the chain, the Markov forecast's P10..P90 holds 75-85% of the later actuals."""
+    cells = growing[n][growing[n]["model"] == "markov"]
+    coverage, se = clustered_mean(cells["in_interval"], cells[["segment", "cohort"]])
+    assert 0.75 <= coverage <= 0.85, (coverage, se)
+    # Continuous enough at this size that the plain count (a tie with an end counts whole) agrees within 2 points.
+    plain = ((cells["p10"] <= cells["actual"]) & (cells["actual"] <= cells["p90"])).mean()
+    assert abs(plain - coverage) < 0.02
+    assert cells["crps"].mean() < (cells["forecast"] - cells["actual"]).abs().mean()
+
+
+def test_narrow_intervals_show_as_low_coverage(growing_narrow):
+    """The coverage check can fail: P30..P70 (nominally 40%) covers about 40%, far below 75%."""
+    cells = growing_narrow[growing_narrow["model"] == "markov"]
+    assert 0.32 <= cells["in_interval"].mean() <= 0.48
+
+
+@pytest.fixture(scope="module")
+def growing_narrow():
+    config = CONFIG.with_overrides(forecast={"interval_levels": [0.3, 0.7]})
+    return backtest(homogeneous_panel(500, 11), config, origins=6, horizon=6, models=["markov"]).cells
 
 
 @pytest.mark.parametrize("del_type", DEL_TYPES)
@@ -280,8 +332,8 @@ def test_calibration_off_leaves_out_the_duplicate_model(small_panel):
                       as_of="2024-06", horizon=3)
     assert result.models == ("markov", "chain_ladder", "carry_forward")
     assert "markov_uncalibrated" in result.notes[0]
-    assert list(result.winners.filter(like="mae_").columns) == [
-        f"mae_{m}" for m in result.models] + [f"mae_ead_{m}" for m in result.models]
+    assert list(result.winners.filter(regex="^mae_").columns) == [
+        f"mae_{m}" for m in result.models] + [f"mae_ead_{m}" for m in result.models] + ["mae_median_markov"]
 
 
 def test_winners_are_the_lowest_mae(small_result):
@@ -348,7 +400,7 @@ def test_backtest_sheets_layout(small_result):
     horizons = values[cats.first_row].values[:, 0]
     np.testing.assert_array_equal(horizons, np.arange(1, small_result.horizon + 1))
     n_rows = len(small_result.by_horizon)
-    assert by_horizon.areas["table"].shape == (n_rows + 1, 12)
+    assert by_horizon.areas["table"].shape == (n_rows + 1, 16)
 
 
 def test_cohort_factors_keep_the_uncalibrated_chain_beside_them(small_panel):

@@ -197,7 +197,8 @@ def test_portfolio_mean_and_flags():
 def test_del_long_covers_every_wide_cell():
     r = run(calibration_panel())
     long = r.del_long
-    assert list(long.columns) == ["segment", "del_type", "cohort", "mob", "actual", "forecast", "mixed", "flag"]
+    assert list(long.columns) == ["segment", "del_type", "cohort", "mob", "actual", "forecast", "mixed", "flag",
+                                  "p10", "p50", "p90"]
     n_cells = sum(r.wide(s, d).size for s in r.sheet_segments for d in ("DEL30", "DEL60", "DEL90"))
     assert len(long) == n_cells
     assert set(long["segment"]) == {"Portfolio", "A"}

@@ -299,7 +299,8 @@ def check_curves(ws) -> list[str]:
     if len(charts) != len(DEL_TYPES):
         return [f"curves: {ws.title} has {len(charts)} charts"]
     dashes = {s.graphicalProperties.line.prstDash for c in charts for s in c.series}
-    return [] if dashes == {"solid", "dash"} else [f"curves: {ws.title} line styles {dashes}"]
+    # Actual solid, forecast dashed, and with intervals on (the default) the fan's edges dotted.
+    return [] if dashes == {"solid", "dash", "sysDot"} else [f"curves: {ws.title} line styles {dashes}"]
 
 
 def check_workbook(wb, result) -> list[str]:
@@ -791,3 +792,35 @@ def test_rendered_pages_show_the_table(books, tmp_path):
         # The staircase (pure red, unlike the colour scale's salmon) survives into the picture.
         red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
         assert red.sum() > 30, f"{page.name}: no red staircase visible"
+
+
+def test_curves_fan_is_the_forecast_quantiles(sample_result):
+    """Each plotted cohort has its P10 and P90 dotted beside the forecast: the quantiles in the forecast cells (and
+    the last actual point, where the fan opens), nothing over the actual ones."""
+    name = "Portfolio_curves"
+    sheet = report.curves_sheet(sample_result, PORTFOLIO, name)
+    chart = sheet.charts[0]
+    bands = [s for s in chart.series if s.band]
+    assert bands and all(not s.in_legend for s in bands)
+    values = {(b.row, b.col): b.values for b in sheet.blocks}
+    header_row = sheet.areas["data"].first_row
+    headers = values[(header_row, 2)][0]  # DEL30's columns start at column 2
+    data = values[(header_row + 1, 2)]
+    mixed = sample_result.wide(PORTFOLIO, "DEL30")
+    flags = sample_result.flags_wide(PORTFOLIO, "DEL30").to_numpy(dtype=object)
+    for series in bands:
+        cohort, label = series.title.rsplit(" ", 1)
+        column = data[:, series.values.first_col - 2]
+        assert headers[series.values.first_col - 2] == series.title
+        row = mixed.index.get_loc(cohort)
+        quantile = sample_result.quantile_wide(PORTFOLIO, "DEL30", float(label[1:]) / 100).to_numpy()[row]
+        forecast = flags[row] != "ACTUAL"
+        np.testing.assert_array_equal(column[forecast], quantile[forecast])
+        assert np.isnan(column[~forecast]).sum() == (~forecast).sum() - 1  # the last actual point joins the fan
+
+
+def test_curves_without_intervals_have_no_fan(sample_result):
+    result = dataclasses.replace(sample_result, intervals=None)
+    sheet = report.curves_sheet(result, PORTFOLIO, "Portfolio_curves")
+    assert not any(s.band for chart in sheet.charts for s in chart.series)
+    assert "Dotted" not in str(sheet.blocks[1].values[0, 0])

@@ -1,0 +1,207 @@
+"""Forecast distributions: quantiles (P10 / P50 / P90 by default) of every forecast DEL cell.
+
+The report's forecast is the chain's expected path. Around it, this module simulates ``interval_draws`` paths of
+each cohort from its last actual state, with the two sources of uncertainty the chain knows about:
+
+* process noise: the cohort's live loans at its last actual MOB (not in an absorbing state) move as a multinomial
+  per step; each carries the average balance of the live loans then (the chain moves balances, so its expected
+  path is the mean of these paths);
+* parameter uncertainty: each draw takes every transient transition row (s, m, i) from its posterior
+  Dirichlet(concentration * row) (TransitionModel.concentration: the loans' worth of evidence behind the row).
+  Rows with concentration 0 or infinite, and absorbing rows, are fixed. A row equal to the previous step's (the
+  tail, a copied nearest-MOB row) rests on the same evidence, so it reuses that step's draw.
+
+A cell observed inside a cohort's history resets its paths to the actual state, as the expected path does (a gap
+is bridged from the month before). Vectorised over draws x cohorts; the loop is over MOB only. The Portfolio's
+quantiles are those of the per-draw Portfolio (engine/portfolio.py's aggregation), segments independent.
+Modelling notes and backtest evidence: docs/methodology.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyxl_del.engine.config import DEL_TYPES, Config
+from pyxl_del.engine.data import PanelStats
+from pyxl_del.engine.metrics import del_rates, ead_at_mob0
+from pyxl_del.engine.portfolio import ACTUAL_FLAG, aggregate_portfolio, segment_weights
+
+
+@dataclass(frozen=True)
+class ForecastIntervals:
+    """Quantiles of each DEL cell; actual cells equal the actual, absent cells are NaN."""
+
+    levels: tuple[float, ...]  # ascending, with 0.5
+    n_draws: int
+    segments: dict[str, np.ndarray]  # DEL type -> (Q, S, C, M+1)
+    portfolio: dict[str, np.ndarray]  # DEL type -> (Q, C, M+1)
+    # The simulated DEL itself when asked for (the backtest scores the whole distribution): DEL type ->
+    # (D, S, C, M+1) and (D, C, M+1).
+    segment_draws: dict[str, np.ndarray] | None = None
+    portfolio_draws: dict[str, np.ndarray] | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(quantile_column(q) for q in self.levels)
+
+
+def quantile_column(level: float) -> str:
+    """0.1 -> 'p10', 0.5 -> 'p50', 0.025 -> 'p2.5'."""
+    return f"p{round(level * 100, 6):g}"
+
+
+def _tied(matrix: np.ndarray, concentration: np.ndarray) -> np.ndarray:
+    """(S, [C,] M, K): the row is step m-1's row on the same evidence, so it takes the same posterior draw."""
+    conc = concentration if matrix.ndim == 4 else concentration[:, None]
+    same = np.zeros(matrix.shape[:-1], dtype=bool)
+    same[..., 1:, :] = (matrix[..., 1:, :, :] == matrix[..., :-1, :, :]).all(axis=-1) & (
+        conc[..., 1:, :] == conc[..., :-1, :])
+    return same
+
+
+def _draw_rows(rng: np.random.Generator, rows: np.ndarray, conc: np.ndarray, n_draws: int) -> np.ndarray:
+    """(D, *rows.shape) rows drawn from Dirichlet(conc * row); rows with concentration 0 or inf stay as they are."""
+    fixed = ~np.isfinite(conc) | (conc <= 0)
+    alpha = np.where(fixed, 1.0, conc)[..., None] * rows
+    gamma = rng.standard_gamma(np.broadcast_to(alpha, (n_draws, *alpha.shape)))
+    total = gamma.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A row need not sum to 1 (weighting "balance"): its draws keep its sum.
+        drawn = gamma / total * rows.sum(axis=-1, keepdims=True)
+    # A row of tiny shapes can underflow to all zeros: it keeps its mean.
+    return np.where(fixed[..., None] | (total <= 0), rows, drawn)
+
+
+def _multinomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Multinomial counts (N, K) of n (N,) trials with probabilities p (N, K), as binomials column by column.
+
+    Only the rows with trials and the columns with probability are drawn (most states hold few loans, and a
+    transition row reaches few states). A row summing to less than 1 (weighting "balance": balance paid down)
+    loses the rest of its loans; one summing to more is normalised."""
+    out = np.zeros(p.shape, dtype=np.int64)
+    busy = np.flatnonzero(n > 0)
+    if not len(busy):
+        return out
+    p = p[busy]
+    total = p.sum(axis=-1, keepdims=True)
+    p = np.concatenate([p / np.maximum(total, 1.0), np.clip(1.0 - total, 0.0, None)], axis=-1)
+    left = n[busy].astype(np.int64)
+    reach = np.flatnonzero((p > 0).any(axis=0))
+    rest = np.flip(np.cumsum(np.flip(p[:, reach], axis=-1), axis=-1), axis=-1)  # P(column >= j) among reach
+    drawn = np.zeros((len(busy), len(reach)), dtype=np.int64)
+    for col in range(len(reach) - 1):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = np.clip(np.where(rest[:, col] > 0, p[:, reach[col]] / rest[:, col], 0.0), 0.0, 1.0)
+        drawn[:, col] = rng.binomial(left, q)
+        left -= drawn[:, col]
+    drawn[:, -1] = left
+    keep = reach < out.shape[-1]  # the last column is the loans that left
+    out[busy[:, None], reach[None, keep]] = drawn[:, keep]
+    return out
+
+
+def _allocate(rng: np.random.Generator, loans: np.ndarray, share: np.ndarray, n_draws: int) -> np.ndarray:
+    """(D, A, T) whole loans per state with mean loans * share (systematic rounding; each draw sums to loans)."""
+    cum = loans[:, None] * np.cumsum(share, axis=-1)
+    cum[:, -1] = loans  # no rounding drift in the total
+    u = rng.random((n_draws, len(loans), 1))
+    upto = np.floor(cum[None] + u)
+    return np.diff(upto, axis=-1, prepend=np.floor(u)).astype(np.int64)
+
+
+def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concentration: np.ndarray, config: Config,
+                       *, keep_draws: bool = False) -> ForecastIntervals:
+    """Quantiles (config [forecast] interval_levels and the median) of every DEL cell from simulated paths.
+
+    ``transition_matrix``: the applied matrices (S, M, K, K), or per cohort (S, C, M, K, K); ``concentration``
+    (S, M, K) the posterior concentration of each row. ``keep_draws``: also return the simulated DEL.
+    """
+    settings = config.forecast
+    n_draws, levels = settings.interval_draws, settings.quantile_levels
+    # Separate streams for the rows and the loans, so the loans' draws do not depend on how the rows are laid out.
+    rng_rows, rng = np.random.default_rng(settings.seed).spawn(2)
+    n_seg, n_coh, n_mob1, k = stats.ead.shape
+    per_cohort = transition_matrix.ndim == 5
+    absorbing = np.isin(config.buckets.order, config.buckets.absorbing)
+    transient = np.flatnonzero(~absorbing)
+    bad = np.stack([np.isin(config.buckets.order, config.buckets.bad(d)) for d in DEL_TYPES])  # (3, K)
+
+    observed = stats.observed
+    ead0 = ead_at_mob0(stats)
+    present = ead0 > 0
+    rates = del_rates(stats, stats.ead, config)
+    actual = np.stack([rates[d].mixed for d in DEL_TYPES])  # (3, S, C, M+1), NaN where not observed
+    # Live loans at each observed MOB: the rows less those that arrived in an absorbing state from the MOB before.
+    absorbed = stats.cohort_trans_count[..., absorbing].sum(axis=(-2, -1))  # (S, C, M)
+    live = stats.n_loans.astype(np.int64)
+    live[:, :, 1:] = np.maximum(live[:, :, 1:] - absorbed, 0)
+    live_ead = stats.ead[..., transient].sum(axis=-1)  # (S, C, M+1)
+    live = np.where(live_ead > 0, np.maximum(live, 1), live)  # a live balance is carried by at least one loan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_loan = np.where(live > 0, live_ead / live, 0.0)
+        share = np.where(live_ead[..., None] > 0, stats.ead[..., transient] / live_ead[..., None], 0.0)
+    absorbed_bad = np.einsum("scmk,dk->dscm", np.where(absorbing, stats.ead, 0.0), bad.astype(np.float64))
+    # The MOB each cell's paths last restarted from (its last observed MOB so far), -1 before the first.
+    mob = np.arange(n_mob1)
+    restart = np.maximum.accumulate(np.where(observed, mob, -1), axis=-1)
+
+    tied = _tied(transition_matrix, concentration)
+    drawn = None
+    counts = np.zeros((n_draws, n_seg, n_coh, k), dtype=np.int64)  # loans live at the restart, where they are now
+    weights = segment_weights(present, ead0, config.portfolio.aggregation)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = weights / weights.sum(axis=0)
+    portfolio_actual = [aggregate_portfolio(actual[t], rates[d].is_actual, present, ead0,
+                                            config.portfolio.aggregation) for t, d in enumerate(DEL_TYPES)]
+    q_seg = np.where(present[..., None], actual, np.nan)[:, None].repeat(len(levels), axis=1)  # (3, Q, S, C, M+1)
+    q_port = np.stack([p.mixed for p in portfolio_actual])[:, None].repeat(len(levels), axis=1)  # (3, Q, C, M+1)
+    keep_seg = np.broadcast_to(q_seg[:, :1], (3, n_draws, n_seg, n_coh, n_mob1)).copy() if keep_draws else None
+    keep_port = np.broadcast_to(q_port[:, :1], (3, n_draws, n_coh, n_mob1)).copy() if keep_draws else None
+
+    for m in range(n_mob1 - 1):
+        rows = transition_matrix[..., m, :, :][..., transient, :]  # (S, [C,] T, K)
+        conc = concentration[:, m, transient]
+        fresh = _draw_rows(rng_rows, rows, conc if not per_cohort else conc[:, None], n_draws)
+        drawn = fresh if drawn is None else np.where(tied[..., m, transient][None, ..., None], drawn, fresh)
+        roll = present & ~observed[:, :, m + 1] & (restart[:, :, m] >= 0)
+        if not roll.any():
+            continue
+        s_idx, c_idx = np.nonzero(roll)
+        source = counts[:, s_idx, c_idx]  # (D, A, K)
+        restarting = observed[s_idx, c_idx, m]
+        if restarting.any():
+            r = np.flatnonzero(restarting)
+            fresh_counts = np.zeros((n_draws, len(r), k), dtype=np.int64)
+            fresh_counts[..., transient] = _allocate(rng, live[s_idx[r], c_idx[r], m],
+                                                     share[s_idx[r], c_idx[r], m], n_draws)
+            source[:, r] = fresh_counts
+        p = drawn[:, s_idx, c_idx] if per_cohort else drawn[:, s_idx]  # (D, A, T, K)
+        moved = source * absorbing  # absorbed loans stay; the live ones move, from-state by from-state
+        for t, i in enumerate(transient):
+            moved += _multinomial(rng, source[..., i].ravel(), p[..., t, :].reshape(-1, k)).reshape(moved.shape)
+        counts[:, s_idx, c_idx] = moved
+        start = restart[s_idx, c_idx, m]
+        bad_ead = (absorbed_bad[:, s_idx, c_idx, start][:, None]
+                   + np.einsum("dak,tk->tda", moved, bad.astype(np.float64)) * per_loan[s_idx, c_idx, start])
+        sim = bad_ead / ead0[s_idx, c_idx]  # (3, D, A)
+        q_seg[:, :, s_idx, c_idx, m + 1] = np.quantile(sim, levels, axis=1).transpose(1, 0, 2)
+        step = np.broadcast_to(np.where(present, actual[..., m + 1], np.nan)[:, None],
+                               (3, n_draws, n_seg, n_coh)).copy()
+        step[:, :, s_idx, c_idx] = sim
+        port = np.einsum("sc,tdsc->tdc", np.nan_to_num(weights), np.nan_to_num(step))  # (3, D, C)
+        forecast_c = portfolio_actual[0].flag[:, m + 1] != ACTUAL_FLAG  # the flag does not depend on the DEL type
+        q_port[:, :, forecast_c, m + 1] = np.quantile(port[:, :, forecast_c], levels, axis=1).transpose(1, 0, 2)
+        if keep_draws:
+            keep_seg[:, :, s_idx, c_idx, m + 1] = sim
+            keep_port[:, :, forecast_c, m + 1] = port[:, :, forecast_c]
+
+    return ForecastIntervals(
+        levels=levels,
+        n_draws=n_draws,
+        segments={d: q_seg[t] for t, d in enumerate(DEL_TYPES)},
+        portfolio={d: q_port[t] for t, d in enumerate(DEL_TYPES)},
+        segment_draws={d: keep_seg[t] for t, d in enumerate(DEL_TYPES)} if keep_draws else None,
+        portfolio_draws={d: keep_port[t] for t, d in enumerate(DEL_TYPES)} if keep_draws else None,
+    )

@@ -1,0 +1,149 @@
+"""Forecast intervals (engine/intervals.py): known answers on tiny panels and invariants of the quantiles."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from _panels import CHAIN, cfg, frame, loan, simulate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pyxl_del
+from pyxl_del.engine.config import ConfigError
+from pyxl_del.engine.intervals import quantile_column, simulate_intervals
+
+BASE = {"transitions": {"min_count": 0, "fallback": "none"}, "calibration": {"mode": "none"}}
+
+
+def config(max_mob=2, **forecast):
+    return cfg(**BASE, forecast={"max_mob": max_mob} | forecast)
+
+
+def test_one_loan_on_a_deterministic_chain_has_no_interval():
+    # Cohort 2024-01 shows the chain: CURRENT -> DPD1+ -> DPD30+ with certainty; 2024-02 has one loan at MOB 0.
+    df = frame(loan("L1", "2024-01", "A", [("CURRENT", 100), ("DPD1+", 100), ("DPD30+", 100)])
+               + loan("L2", "2024-02", "A", [("CURRENT", 50), ("DPD1+", 50)]))
+    r = pyxl_del.run(df, config())
+    q = r.intervals.segments["DEL30"][:, 0, 1]  # (Q, M+1) of cohort 2024-02
+    assert r.intervals.levels == (0.1, 0.5, 0.9)
+    np.testing.assert_array_equal(q, np.broadcast_to(r.rates["DEL30"].mixed[0, 1], q.shape))
+    assert q[:, 2].tolist() == [1.0, 1.0, 1.0]  # the forecast cell: in DPD30+ for sure
+
+
+def binomial_panel(n=400):
+    """Cohort 2024-01: n loans at MOB 0, half written off at MOB 1; cohort 2024-02: n loans at MOB 0 only."""
+    rows = []
+    for i in range(n):
+        rows += loan(f"A{i}", "2024-01", "A", [("CURRENT", 10), ("WRITEOFF" if i % 2 else "CURRENT", 10)])
+        rows += loan(f"B{i}", "2024-02", "A", [("CURRENT", 10)])
+    return frame(rows)
+
+
+def test_median_of_a_symmetric_case_is_the_mean():
+    # The row CURRENT -> (CURRENT, WRITEOFF) is (0.5, 0.5), fixed (infinite concentration): next month's written-off
+    # loans of cohort 2024-02 are Binomial(400, 0.5), so DEL30 = X / 400 has median 0.5 and P10 / P90 at
+    # 0.5 -+ 1.2816 * sqrt(400 * 0.25) / 400 = 0.5 -+ 0.0320.
+    r = pyxl_del.run(binomial_panel(), config(max_mob=1, interval_draws=4000))
+    conc = np.full_like(r.transitions.concentration, np.inf)
+    iv = simulate_intervals(r.stats, r.transition_matrix, conc, r.config)
+    p10, p50, p90 = iv.segments["DEL30"][:, 0, 1, 1]
+    assert r.rates["DEL30"].mixed[0, 1, 1] == pytest.approx(0.5)
+    assert p50 == pytest.approx(0.5, abs=1 / 400)
+    assert p10 == pytest.approx(0.5 - 0.0320, abs=2 / 400)
+    assert p90 == pytest.approx(0.5 + 0.0320, abs=2 / 400)
+
+
+def test_parameter_uncertainty_widens_the_interval():
+    # Concentration 400 (the loans behind the row) adds the row's posterior: Beta(200, 200) has sd 0.025, so DEL30
+    # has sd sqrt(0.025^2 + 0.025^2) = 0.0354 instead of 0.025; the 80% interval widens by a factor of about 1.41.
+    r = pyxl_del.run(binomial_panel(), config(max_mob=1, interval_draws=4000))
+    fixed = simulate_intervals(r.stats, r.transition_matrix, np.full_like(r.transitions.concentration, np.inf),
+                               r.config)
+    posterior = simulate_intervals(r.stats, r.transition_matrix, r.transitions.concentration, r.config)
+    assert r.transitions.concentration[0, 0, 0] == 400
+    width = [x.segments["DEL30"][2, 0, 1, 1] - x.segments["DEL30"][0, 0, 1, 1] for x in (fixed, posterior)]
+    assert width[1] / width[0] == pytest.approx(np.sqrt(2), rel=0.12)
+
+
+def test_many_loans_and_certain_rows_shrink_the_interval_to_the_expected_path():
+    r = pyxl_del.run(simulate(CHAIN, cohorts=6, loans=300, max_mob=6), config(max_mob=6))
+    stats = r.stats
+    big = replace(stats, n_loans=stats.n_loans * 10**6, cohort_trans_count=stats.cohort_trans_count * 10**6)
+    conc = np.full_like(r.transitions.concentration, np.inf)
+    narrow = simulate_intervals(big, r.transition_matrix, conc, r.config)
+    wide = simulate_intervals(stats, r.transition_matrix, r.transitions.concentration, r.config)
+    forecast = ~r.rates["DEL30"].is_actual & r.rates["DEL30"].present[..., None]
+    expected = r.rates["DEL30"].mixed[forecast]
+    q_narrow, q_wide = narrow.segments["DEL30"][:, forecast], wide.segments["DEL30"][:, forecast]
+    np.testing.assert_allclose(q_narrow, np.broadcast_to(expected, q_narrow.shape), atol=2e-4)
+    assert (q_wide[2] - q_wide[0]).mean() > 50 * (q_narrow[2] - q_narrow[0]).mean()
+    # A broken simulation (interval around something else) fails here: the expected path is inside the interval.
+    assert ((q_wide[0] <= expected + 1e-12) & (expected <= q_wide[2] + 1e-12)).mean() > 0.95
+
+
+def test_actual_cells_equal_the_actual_and_del_long_carries_the_quantiles():
+    r = pyxl_del.run(simulate(CHAIN, cohorts=4, loans=50, max_mob=4), config(max_mob=4))
+    long = r.del_long
+    actual = long[long.flag == "ACTUAL"]
+    for column in ("p10", "p50", "p90"):
+        np.testing.assert_array_equal(actual[column].to_numpy(), actual["actual"].to_numpy())
+    forecast = long[long.flag == "FORECAST"]
+    assert (forecast["p90"] > forecast["p10"]).any()
+    wide = r.quantile_wide("A", "DEL30", 0.9)
+    assert wide.shape == r.wide("A", "DEL30").shape
+    with pytest.raises(KeyError, match="0.25"):
+        r.quantile_wide("A", "DEL30", 0.25)
+
+
+def test_intervals_off_leaves_the_expected_path_alone():
+    df = simulate(CHAIN, cohorts=4, loans=50, max_mob=4)
+    on, off = pyxl_del.run(df, config(max_mob=4)), pyxl_del.run(df, config(max_mob=4, intervals=False))
+    assert off.intervals is None and "p50" not in off.del_long.columns
+    np.testing.assert_array_equal(on.ead_path, off.ead_path)
+    with pytest.raises(KeyError, match="intervals = false"):
+        off.quantile_wide("A", "DEL30", 0.5)
+
+
+def test_same_seed_same_intervals_other_seed_other_draws():
+    df = simulate(CHAIN, cohorts=4, loans=50, max_mob=4)
+    a, b = pyxl_del.run(df, config(max_mob=4)), pyxl_del.run(df, config(max_mob=4))
+    c = pyxl_del.run(df, config(max_mob=4, seed=7))
+    np.testing.assert_array_equal(a.intervals.segments["DEL30"], b.intervals.segments["DEL30"])
+    assert not np.array_equal(np.nan_to_num(a.intervals.segments["DEL30"]),
+                              np.nan_to_num(c.intervals.segments["DEL30"]))
+
+
+def test_per_cohort_matrices_give_the_same_intervals_as_shared_ones():
+    r = pyxl_del.run(simulate(CHAIN, cohorts=4, loans=50, max_mob=4), config(max_mob=4))
+    n_coh = r.stats.ead.shape[1]
+    per_cohort = np.repeat(r.transition_matrix[:, None], n_coh, axis=1)  # (S, C, M, K, K)
+    conc = np.full_like(r.transitions.concentration, np.inf)  # fixed rows: the draws then use the same numbers
+    shared = simulate_intervals(r.stats, r.transition_matrix, conc, r.config)
+    by_cohort = simulate_intervals(r.stats, per_cohort, conc, r.config)
+    np.testing.assert_array_equal(shared.segments["DEL30"], by_cohort.segments["DEL30"])
+
+
+@pytest.mark.parametrize("levels, message", [([0.9, 0.1], "ascending"), ([0.0, 0.9], "greater than 0"),
+                                             ([0.1, 1.0], "less than 1")])
+def test_bad_interval_levels_name_the_key(levels, message):
+    with pytest.raises(ConfigError, match=f"(?s)interval_levels.*{message}"):
+        cfg(forecast={"interval_levels": levels})
+
+
+def test_quantile_column_names():
+    assert [quantile_column(q) for q in (0.1, 0.5, 0.9, 0.025)] == ["p10", "p50", "p90", "p2.5"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), loans=st.integers(1, 40), cohorts=st.integers(2, 5),
+       weighting=st.sampled_from(["ead", "count", "balance"]), mode=st.sampled_from(["none", "stepwise"]))
+def test_quantiles_are_ordered_and_within_zero_and_one(seed, loans, cohorts, weighting, mode):
+    df = simulate(CHAIN, cohorts=cohorts, loans=loans, max_mob=4, seed=seed)
+    r = pyxl_del.run(df, cfg(transitions={"weighting": weighting}, calibration={"mode": mode},
+                             forecast={"max_mob": 4, "interval_draws": 30, "seed": seed}))
+    for quantiles in (*r.intervals.segments.values(), *r.intervals.portfolio.values()):
+        present = ~np.isnan(quantiles[1])
+        assert (np.isnan(quantiles) == ~present).all()
+        q = quantiles[:, present]
+        assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+        assert (q >= 0).all() and (q <= 1 + 1e-12).all()

@@ -31,6 +31,7 @@ from pyxl_del.backtest.rolling import (
 )
 from pyxl_del.engine.config import (
     DEL_TYPES,
+    SPECIFIED,
     Config,
     ConfigError,
     config_from_dict,
@@ -50,15 +51,34 @@ BENCHMARKS = ("chain_ladder", "carry_forward")
 CURRENT = "as configured"
 
 # Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
-# with a note, so a candidate of an estimation mode is one line here, added with the mode.
+# with a note, so a candidate of an estimation mode is one line here, added with the mode. Each candidate spells
+# out the settings it stands for (not only its difference to the defaults), so it means the same whatever the
+# user's config.toml holds.
+def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict]:
+    return {name: {**base.get(name, {}), **sections.get(name, {})} for name in {*base, *sections}}
+
+
+DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance"},
+                    calibration={"weights": "loans", "cohort_factor": "credibility"})
+
+
 CANDIDATES: dict[str, dict[str, dict]] = {
-    "EAD-weighted, calibrated": {"transitions": {"weighting": "ead"}, "calibration": {"mode": "stepwise"}},
-    "EAD-weighted, uncalibrated": {"transitions": {"weighting": "ead"}, "calibration": {"mode": "none"}},
-    "balance-weighted, calibrated": {"transitions": {"weighting": "balance"}, "calibration": {"mode": "stepwise"}},
-    "count-weighted, calibrated": {"transitions": {"weighting": "count"}, "calibration": {"mode": "stepwise"}},
-    "count-weighted, uncalibrated": {"transitions": {"weighting": "count"}, "calibration": {"mode": "none"}},
-    "calibrated on DEL60": {"calibration": {"mode": "stepwise", "del_type": "DEL60"}},
-    "pooled below 100 loans": {"transitions": {"min_count": 100, "fallback": "pooled"}},
+    "as specified (EAD-weighted, calibrated)": SPECIFIED,
+    "as specified, uncalibrated": _variant(SPECIFIED, calibration={"mode": "none"}),
+    "as specified, balance-weighted": _variant(SPECIFIED, transitions={"weighting": "balance"}),
+    "as specified, count-weighted": _variant(SPECIFIED, transitions={"weighting": "count"}),
+    "as specified, calibrated on DEL60": _variant(SPECIFIED, calibration={"del_type": "DEL60"}),
+    "as specified, pooled below 100 loans": _variant(SPECIFIED, transitions={"min_count": 100, "fallback": "pooled"}),
+    "Bayes": _variant(SPECIFIED, transitions={"estimator": "bayes"}),
+    "cohort factors": _variant(SPECIFIED, calibration={"weights": "loans", "cohort_factor": "credibility"}),
+    "balance-weighted, cohort factors": _variant(DEFAULTS, transitions={"estimator": "specified"}),
+    "Bayes, balance-weighted, cohort factors (the defaults)": DEFAULTS,
+    "defaults, EAD-weighted": _variant(DEFAULTS, transitions={"weighting": "ead"}),
+    "defaults, k over cohorts": _variant(DEFAULTS, calibration={"weights": "cohorts"}),
+    "defaults, no step factors k": _variant(DEFAULTS, calibration={"mode": "none"}),
+    "defaults, half-life 12 months": _variant(DEFAULTS, transitions={"half_life": 12}),
+    "defaults, last 24 months": _variant(DEFAULTS, transitions={"window": 24}),
+    "defaults, tail from the last 6 steps": _variant(DEFAULTS, transitions={"tail_window": 6}),
 }
 
 
@@ -302,8 +322,8 @@ def tune(data, config: Config | str | None = None, *, origins: int = 12, horizon
     step("validate")
     panel = validate_panel(frame, cfg, source)
     del frame
-    result = tune_panel(panel, cfg, Calendar.of(panel).last(origins), candidates=candidates, strict=strict,
-                        horizon=horizon, progress=step)
+    as_of = Calendar.of(panel, cfg.forecast.max_mob).last(origins)  # as backtest counts them (a long book of few cohorts)
+    result = tune_panel(panel, cfg, as_of, candidates=candidates, strict=strict, horizon=horizon, progress=step)
     elapsed = time.perf_counter() - started
     log.info("tune: %d candidates, %d origins in %.2f s", len(result.candidates.configs), origins, elapsed)
     return TuneResult(backtest=result.backtest, candidates=result.candidates, notes=result.notes,

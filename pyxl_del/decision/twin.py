@@ -35,7 +35,7 @@ from pyxl_del.decision.economics import (
 from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.data import read_panel, row_numbers
 from pyxl_del.engine.errors import PanelError
-from pyxl_del.engine.pipeline import DelResult, run
+from pyxl_del.engine.pipeline import DelResult, fit, run
 from pyxl_del.risk.capital import irb_retail_capital, vasicek_quantile
 from pyxl_del.risk.checks import zero_loss_cause
 from pyxl_del.risk.projection import severity_order
@@ -306,7 +306,10 @@ def fit_twin(data_or_result, config: Config | str | None = None, *, sheet=None) 
     """A panel (DataFrame or file) or an engine result -> fitted Twin. A result has no score: illustrative bands."""
     if isinstance(data_or_result, DelResult):
         cfg = data_or_result.config if config is None else _config(config)
-        return _linked_twin(data_or_result, cfg, apr=None, frame=None)
+        result = data_or_result
+        if result.config.transitions.weighting != _loan_chain(cfg).transitions.weighting:
+            result = fit(result.stats, _loan_chain(cfg))
+        return _linked_twin(result, cfg, apr=None, frame=None)
     cfg = _config(config)
     frame, source = read_decision_panel(data_or_result, cfg, sheet=sheet)
     apr = _numeric_column(frame, "apr", cfg, source) if cfg["apr"] in frame.columns else None
@@ -318,12 +321,21 @@ def fit_twin(data_or_result, config: Config | str | None = None, *, sheet=None) 
                                   f"{np.median(apr):g}); give APRs as fractions, e.g. 0.24 for 24%"])
     if cfg["score"] is None or cfg["score"] not in frame.columns:
         log.info("no score column: bands from the illustrative logistic PD-score link")
-        return _linked_twin(run(frame, cfg), cfg, apr=apr, frame=frame)
+        return _linked_twin(run(frame, _loan_chain(cfg)), cfg, apr=apr, frame=frame)
     return _scored_twin(frame, cfg, source, apr)
 
 
 def _config(config) -> Config:
     return config if isinstance(config, Config) else load_config(config)
+
+
+def _loan_chain(cfg: Config) -> Config:
+    """The twin moves one unit's loans between states and amortises their balance separately (`_amortisation`),
+    so its chain's rows must sum to 1: dollar roll rates ([transitions] weighting "balance", whose rows lose the
+    balance paid down) would amortise twice. Such a config gets the EAD-weighted chain; the rest is unchanged."""
+    chain = {"weighting": "ead"} if cfg.transitions.weighting == "balance" else {}
+    # The twin uses the expected paths only: forecast intervals would be simulated (for every band) for nothing.
+    return cfg.with_overrides(transitions=chain, forecast={"intervals": False})
 
 
 def _recent_volume(result: DelResult, ead0: np.ndarray) -> np.ndarray:
@@ -370,8 +382,7 @@ def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray 
     labels = np.array([f"{seg}{BAND_SEPARATOR}{b:03d}" for seg in segments for b in range(n_bands)], dtype=object)
     banded = frame.copy()
     banded[cfg["segment"]] = pd.array(labels[seg_codes * n_bands + band], dtype="string")
-    # The twin uses the expected paths only: the forecast intervals would be simulated for every band for nothing.
-    result = run(banded, cfg.with_overrides(forecast={"intervals": False}))
+    result = run(banded, _loan_chain(cfg))
 
     where = {label: i for i, label in enumerate(labels)}
     have = np.zeros(len(labels), dtype=bool)

@@ -149,12 +149,12 @@ class Buckets(_Section):
 
 
 class Transitions(_Section):
-    weighting: Literal["ead", "balance", "count"] = "ead"
+    weighting: Literal["ead", "balance", "count"] = "balance"
     min_count: int = Field(30, ge=0)
     fallback: Literal["pooled", "none"] = "pooled"
     # "specified": each row from its own loans (min_count fallback); "bayes": each row shrunk toward a prior made of
     # the segment's neighbouring MOBs, the other segments at the MOB and the segment over all MOBs (methodology §2).
-    estimator: Literal["specified", "bayes"] = "specified"
+    estimator: Literal["specified", "bayes"] = "bayes"
     # The prior's weight in loans (bayes): "auto" fits one per from-state by empirical Bayes; a number fixes it.
     prior_strength: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"
     # bayes: the prior leans toward "stays in its state" with the weight of this many loans, so a prior resting on
@@ -169,9 +169,9 @@ class Calibration(_Section):
     mode: Literal["stepwise", "none"] = "stepwise"
     k_clip: tuple[float, float] = (0.5, 2.0)
     del_type: DelType = "DEL30"
-    weights: Literal["cohorts", "ead", "loans"] = "cohorts"  # the mean over cohorts behind k (plain: specified)
+    weights: Literal["cohorts", "ead", "loans"] = "loans"  # the mean over cohorts behind k (plain: specified)
     min_cohort_loans: int = Field(1, ge=1)  # a cohort with fewer loans at m-1 is left out of k[m]
-    cohort_factor: Literal["none", "credibility"] = "none"  # vintage quality (engine/calibration.py)
+    cohort_factor: Literal["none", "credibility"] = "credibility"  # vintage quality (engine/calibration.py)
     cohort_credibility: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"  # kappa of Z = w / (w + kappa)
 
     @model_validator(mode="after")
@@ -191,6 +191,12 @@ class Calibration(_Section):
 
 
 MAX_MOB = 600  # fifty years on book: beyond it a MOB is a typo
+# The DEL specification's exact estimator and calibration: the defaults until out-of-sample backtests chose
+# Bayes rows, dollar roll rates and cohort factors (docs/backtesting.md 6b). `Config.as_specified` applies it.
+SPECIFIED: dict[str, dict] = {
+    "transitions": {"estimator": "specified", "weighting": "ead", "half_life": 0, "window": 0, "tail_window": 1},
+    "calibration": {"mode": "stepwise", "del_type": "DEL30", "weights": "cohorts", "cohort_factor": "none"},
+}
 PANEL_MAX_MOB = 1200  # a panel row's MOB: rows beyond max_mob feed the risk views, but a hundred years is a typo
 EAD_LIMIT = 1e15  # a panel row's EAD above this is a misread value (1e300 would move every DEL cell), not a balance
 
@@ -564,6 +570,10 @@ class Config(_Section):
                 raise ConfigError(f"unknown config section [{section}]")
             data[section].update(values)
         return config_from_dict(data, source="overrides")
+
+    def as_specified(self) -> Config:
+        """A copy estimated and calibrated exactly as the DEL specification says (`SPECIFIED`)."""
+        return self.with_overrides(**SPECIFIED)
 
     def to_toml(self) -> str:
         """The config as TOML text (the Run info sheet and the CLI show it)."""

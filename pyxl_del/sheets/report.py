@@ -410,12 +410,19 @@ def _notes(first_row: int, lines: Sequence[str]) -> tuple[list[Block], list[Form
     return [Block(first_row, 1, text_grid([[line] for line in lines]))], [Format(area, NOTE_STYLE)]
 
 
-MATRIX_NOTES = (
-    "As applied in the forecast (after calibration). Row = state at MOB m, column = state at MOB m+1;",
-    "each row sums to 100%. n_obs = loans seen in the row's state at m and at m+1.",
-    "source: estimated = own data; fallback = pooled segments or nearest MOB; tail = last estimated step.",
-)
-MATRIX_HEADER_ROW = 2 + len(MATRIX_NOTES)
+def matrix_notes(config) -> tuple[str, ...]:
+    """The Matrices sheet's reading notes, for the run's weighting, estimator and cohort factors."""
+    balance = config.transitions.weighting == "balance"
+    bayes = config.transitions.estimator == "bayes"
+    notes = ["As applied in the forecast (after calibration). Row = state at MOB m, column = state at MOB m+1;",
+             ("each row sums to the share of the balance kept (amortisation and prepayment leave the book), under "
+              "100%." if balance else "each row sums to 100%.") + " n_obs = loans seen in the row's state at m and m+1.",
+             ("source: estimated = own data shrunk toward its prior (its neighbouring MOBs and the other segments); "
+              "fallback = no own data, the prior alone; tail = last estimated step(s)." if bayes else
+              "source: estimated = own data; fallback = pooled segments or nearest MOB; tail = last estimated step.")]
+    if config.calibration.cohort_factor != "none":
+        notes.append("Each cohort's roll-forward moves are scaled by its own factor on top (sheet Calibration).")
+    return tuple(notes)
 
 
 def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
@@ -427,12 +434,13 @@ def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
     n_obs = result.transitions.n_obs[s]  # (M, K)
     source = np.asarray(["estimated", "fallback", "tail"], dtype=object)[result.transitions.source[s]]
     n_steps = matrices.shape[0]
-    header_row = MATRIX_HEADER_ROW
+    notes = matrix_notes(result.config)
+    header_row = 2 + len(notes)
     top = header_row + 1
     stride = k + 2  # label row, K rows, a blank row
     title = f"{clean_text(segment)} transition matrices"
     last_col = k + 3
-    note_blocks, note_formats = _notes(2, MATRIX_NOTES)
+    note_blocks, note_formats = _notes(2, notes)
     blocks = [cell_block(1, 1, title), *note_blocks,
               Block(header_row, 1, text_grid([["From \\ to", *states, "n_obs", "source"]]))]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), *note_formats,

@@ -122,7 +122,7 @@ def test_built_in_candidates_of_modes_not_in_this_version_are_left_out_with_a_no
     assert "future" not in resolved.configs
     assert any("'future': [transitions] crystal_ball" in note for note in resolved.notes)
     # The defaults equal one of the built-in candidates: it is scored once, as the config as it is.
-    assert CURRENT in resolved.configs and "EAD-weighted, calibrated" not in resolved.configs
+    assert CURRENT in resolved.configs and "Bayes, balance-weighted, cohort factors (the defaults)" not in resolved.configs
     assert set(resolved.configs) - {CURRENT} <= set(CANDIDATES)
 
 
@@ -143,7 +143,7 @@ def test_a_candidate_may_not_take_a_benchmarks_name():
 
 def test_settings_text_names_every_estimation_key():
     text = settings_text(Config())
-    assert "[transitions] weighting = ead, min_count = 30, fallback = pooled" in text
+    assert "[transitions] weighting = balance, min_count = 30, fallback = pooled, estimator = bayes" in text
     assert "[calibration] mode = stepwise" in text and "max_mob" not in text
 
 
@@ -211,8 +211,8 @@ def test_cli_tune_prints_the_table_writes_csv_and_the_winner(two_segments, tmp_p
     data = tmp_path / "panel.parquet"
     two_segments.to_parquet(data)
     config = tmp_path / "config.toml"
-    config.write_text("[forecast]\nmax_mob = 12  # months\n[calibration]\nmode = \"none\"\n"
-                      "[transitions]\nmin_count = 300  # pool thin rows\n")
+    config.write_text("[forecast]\nmax_mob = 12  # months\n[calibration]\nmode = \"none\"\ncohort_factor = \"none\"\n"
+                      "[transitions]\nestimator = \"specified\"\nmin_count = 300  # pool thin rows\n")
     candidates = tmp_path / "candidates.toml"
     candidates.write_text('["own segment"]\ntransitions = { min_count = 0 }\n')
     args = ["tune", str(data), "--config", str(config), "--candidates", str(candidates), "--origins", "6", "-q",

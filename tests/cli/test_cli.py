@@ -22,7 +22,8 @@ def test_report_writes_the_three_tables(panel_csv, tmp_path, capsys):
     out = tmp_path / "tables"
     assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 0
     long = pd.read_csv(out / "del_long.csv", keep_default_na=False)
-    assert list(long.columns) == ["segment", "del_type", "cohort", "mob", "actual", "forecast", "mixed", "flag"]
+    assert list(long.columns) == ["segment", "del_type", "cohort", "mob", "actual", "forecast", "mixed", "flag",
+                                  "p10", "p50", "p90"]
     assert set(long["segment"]) == {"Portfolio", "CASH LOAN", "Vay tiêu dùng"}
     assert set(long["cohort"]) == {f"2024-0{i}" for i in range(1, 6)}
     # Empty where a value does not exist: an actual cell has no forecast and vice versa.

@@ -46,7 +46,7 @@ def test_scored_twin_reuses_the_engine_per_band():
     assert len(twin.result.segments) == 30 and twin.result.segments[0] == "CASH LOAN|000"
     np.testing.assert_array_equal(twin.transition_matrix[0, 0], twin.result.transition_matrix[0])
     # the band mixture of DEL30 at MOB 12 is close to the segment's own chain
-    plain = pyxl_del.run(scored_panel(), Config())
+    plain = pyxl_del.run(scored_panel(), Config().with_overrides(transitions={"weighting": "ead"}))  # the twin's kind
     x = np.zeros(7)
     x[0] = 1
     for m in range(12):
@@ -57,6 +57,7 @@ def test_scored_twin_reuses_the_engine_per_band():
 
 def test_unit_paths_are_consistent():
     twin = scored_twin()
+    assert twin.config.transitions.weighting == "balance"  # the default: the twin still moves loans, not balances
     assert np.allclose(twin.distribution.sum(axis=-1), 1)
     assert (twin.ead[..., 0] == 1).all() and (np.diff(twin.ead, axis=-1) <= 1e-12).all()
     assert (twin.performing <= twin.ead + 1e-12).all()

@@ -9,7 +9,7 @@ from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
 
 @pytest.fixture(scope="module")
 def truth_and_result():
-    cfg = pyxl_del.Config().with_overrides(
+    cfg = pyxl_del.Config().as_specified().with_overrides(  # the specified estimator's own rows, unshrunk
         transitions={"weighting": "count", "min_count": 200}, calibration={"mode": "none"}, forecast={"max_mob": 12})
     truth = realistic_matrices(cfg, segments=("CASH LOAN", "CD"), max_mob=12)
     cohorts = [f"2024-{m:02d}" for m in range(1, 13)]

@@ -76,7 +76,16 @@ def test_outstanding_ead_does_not_depend_on_max_mob(analysis, max_mob):
     assert other.book.month == analysis.book.month
 
 
-def test_a_cohort_whose_rows_end_years_earlier_is_rolled_forward_by_the_chain(analysis):
+@pytest.fixture(scope="module")
+def default_analysis() -> RiskAnalysis:
+    """The shipped defaults (Bayes rows, balance weighting, cohort factors), max_mob 24."""
+    cfg = pyxl_del.Config().with_overrides(forecast={"max_mob": 24}, risk=FAST)
+    return RiskAnalysis.of(pyxl_del.run(real_book_panel(), cfg), cfg)
+
+
+@pytest.mark.parametrize("fitted", ["analysis", "default_analysis"])
+def test_a_cohort_whose_rows_end_years_earlier_is_rolled_forward_by_the_chain(fitted, request):
+    analysis = request.getfixturevalue(fitted)
     s, c = _cell(analysis, "PURCHASE", STALE)
     book = analysis.book
     assert BOOK_STATUS[book.status[s, c]] == "rolled"
@@ -87,7 +96,9 @@ def test_a_cohort_whose_rows_end_years_earlier_is_rolled_forward_by_the_chain(an
     start = np.zeros(len(states))
     np.add.at(start, [states.index(x) for x in last["STATE_MODEL"]], last["PRINCIPLE_OUTSTANDING"].to_numpy())
     months = (int(REPORTING[:4]) - int(STALE_END[:4])) * 12 + int(REPORTING[5:]) - int(STALE_END[5:])
-    tail = analysis.result.transition_matrix[s, -1]  # its last rows are at MOB 29 > max_mob 24: the tail moves it
+    # Its last rows are at MOB 29 > max_mob 24: the tail moves it, through the cohort's own chain (cohort factors).
+    chain = analysis.result.cohort_chain(analysis.result.transition_matrix[:, None, -1])  # (S, C or 1, K, K)
+    tail = np.broadcast_to(chain, book.ead.shape[:2] + chain.shape[-2:])[s, c]
     assert np.allclose(book.ead[s, c], start @ np.linalg.matrix_power(tail, months), rtol=1e-10)
     notes = " ".join(book.notes(analysis.result, analysis.config))
     assert "PURCHASE 2015-01" in notes and "rolled forward by the chain" in notes and "stale_cohorts" in notes

@@ -542,7 +542,9 @@ def test_checker_reports_bad_companions_and_gridlines(books, mixed_result, tmp_p
     wb = load_workbook(books["mixed"])
     wb["CD_flags"]["C5"] = "ACTUAL" if wb["CD_flags"]["C5"].value != "ACTUAL" else "FORECAST"
     wb["CD_matrices"]["C8"] = 0.5
-    wb["Calibration"]["C6"] = 9.0
+    calibration = wb["Calibration"]
+    header = next(r for r in range(1, 10) if calibration.cell(r, 1).value == "Segment")
+    calibration.cell(header + 1, 3).value = 9.0  # the first k
     del wb["TW-Moto_curves"]._charts[0]
     wb["Run info"].sheet_view.showGridLines = True
     wb.save(tmp_path / "companions.xlsx")

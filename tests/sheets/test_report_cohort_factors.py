@@ -66,7 +66,7 @@ def test_the_check_fails_on_a_changed_factor(book, tmp_path):
 
 
 def test_no_cohort_table_without_cohort_factors(tmp_path):
-    result = pyxl_del.run(generate_sample(loans_per_cohort=40, n_cohorts=6), pyxl_del.Config())
+    result = pyxl_del.run(generate_sample(loans_per_cohort=40, n_cohorts=6), pyxl_del.Config().as_specified())
     ws = load_workbook(write_report(result, tmp_path / "plain.xlsx"))[FIXED_SHEETS["calibration"]]
     with pytest.raises(AssertionError, match="no cohort factor table"):
         cohort_block(ws)

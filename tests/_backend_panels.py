@@ -45,7 +45,15 @@ def assert_same_results(expected_stats, actual_stats, config) -> None:
     """The statistics, then what the engine makes of them: the DEL tables and the transition matrices."""
     assert_same_stats(expected_stats, actual_stats)
     a, b = fit(expected_stats, config), fit(actual_stats, config)
-    pd.testing.assert_frame_equal(b.del_long, a.del_long, rtol=1e-9, atol=1e-12)
+    # The forecast quantiles are drawn: a last-bit difference of the two backends' sums can move one simulated loan
+    # in one path. The expected path must agree exactly; the quantiles in almost every cell, and nearly elsewhere.
+    drawn = [c for c in a.del_long.columns if c in ("p10", "p50", "p90")]
+    pd.testing.assert_frame_equal(b.del_long.drop(columns=drawn), a.del_long.drop(columns=drawn), rtol=1e-9,
+                                  atol=1e-12)
+    if drawn:
+        qa, qb = a.del_long[drawn].to_numpy(dtype=float), b.del_long[drawn].to_numpy(dtype=float)
+        np.testing.assert_allclose(qb, qa, atol=0.01)
+        assert np.isclose(qb, qa, rtol=1e-9, atol=1e-12, equal_nan=True).mean() > 0.98
     pd.testing.assert_frame_equal(b.transition_matrices, a.transition_matrices, rtol=1e-9, atol=1e-12)
 
 

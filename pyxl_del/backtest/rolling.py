@@ -35,6 +35,7 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.errors import InputError, PanelError
+from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import (
     ForecastIntervals,
     quantile_column,
@@ -249,12 +250,7 @@ def oracle(matrices: np.ndarray, cohorts: Sequence[str], segments: Sequence[str]
             raise BacktestError(f"the oracle has no true matrices for {missing}")
         steps = np.minimum(np.arange(stats.max_mob), matrices.shape[2] - 1)
         P = matrices[[cohort_at[c] for c in stats.cohort_labels]][:, [segment_at[s] for s in stats.segments]]
-        P = P[:, :, steps].swapaxes(0, 1)  # (S, C, M, K, K)
-        observed = stats.observed
-        path = np.where(observed[..., None], stats.ead, 0.0)
-        for m in range(stats.max_mob):
-            rolled = np.einsum("sck,sckj->scj", path[:, :, m, :], P[:, :, m])
-            path[:, :, m + 1, :] = np.where(observed[:, :, m + 1, None], path[:, :, m + 1, :], rolled)
+        path = forecast_ead(stats, P[:, :, steps].swapaxes(0, 1))  # per-cohort matrices (S, C, M, K, K)
         return {d: r.mixed for d, r in del_rates(stats, path, config).items()}, ()
 
     return forecaster

@@ -219,13 +219,12 @@ def apply_factors(transition_matrix: np.ndarray, k: np.ndarray, bad: np.ndarray,
 
 
 def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config: Config) -> CohortFactors:
-    """Credibility-weighted cohort factors against the chain ``transition_matrix`` (S, M, K, K) (Bühlmann-Straub).
+    """Credibility-weighted cohort factors against the chain ``transition_matrix`` (S, M, K, K).
 
-    Observation (c, m): X = actual / expected roll-forward moves of the cohort at step m (EAD at m, or loans with
-    [transitions] weighting = "count"), the expectation from its actual states at m; weight w = the loans the chain
-    expected to roll forward. own_c = sum_m w X / w_c, within variance s2 = sum w (X - own_c)^2 / sum (n_c - 1),
-    between variance a = (sum_c w_c (own_c - mean)^2 - s2 (C - 1)) / (w - sum w_c^2 / w), kappa = s2 / a
-    (infinite where a <= 0: no vintage effect is detectable, every factor is 1).
+    Observation (s, c, m): X = actual / expected roll-forward moves of the cohort-segment at step m (EAD at m, or
+    loans with [transitions] weighting = "count"), the expectation from its actual states at m; weight w = the loans
+    the chain expected to roll forward; own_sc = sum_m w X / w_sc. cohort_credibility "auto": the nested credibility
+    of `_nested_credibility`; a number kappa: Z = w_sc / (w_sc + kappa) toward 1, segment by segment.
     """
     c = config.calibration
     roll = roll_forward_mask(config)
@@ -284,7 +283,8 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
         return np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf)
     if sigma2 <= 0:  # every step of every cohort agrees with its cohort's ratio: no noise, own data only
         return present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0])
-    tau2 = tau2 if np.isfinite(tau2) and tau2 > 0 else TAU_FLOOR * sigma2
+    segments_differ = bool(np.isfinite(tau2) and tau2 > 0)
+    tau2 = tau2 if segments_differ else TAU_FLOOR * sigma2
     z = np.where(present, w_c / (w_c + sigma2 / tau2), 0.0)  # (S, C)
     z_cohort = z.sum(axis=0)  # (C,)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -296,7 +296,7 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
                / (z_total - (z_cohort ** 2).sum() / z_total))
         z_level = z_cohort / (z_cohort + tau2 / nu2) if np.isfinite(nu2) and nu2 > 0 else np.zeros_like(z_cohort)
     toward = 1.0 + z_level * (level - 1.0)  # (C,) mu_c, toward 1: k carries the mean
-    kappa = np.full(w.shape[0], sigma2 / tau2)
+    kappa = np.full(w.shape[0], sigma2 / tau2 if segments_differ else np.inf)  # inf: all weight at the cohort level
     return z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa
 
 

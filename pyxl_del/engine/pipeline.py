@@ -223,8 +223,8 @@ class DelResult:
 
     @property
     def cohort_factors(self) -> pd.DataFrame:
-        """segment, cohort, factor, credibility, own_factor, expected_moves, n_loans, kappa: the vintage quality
-        factors ([calibration] cohort_factor); empty when there are none."""
+        """The vintage quality factors ([calibration] cohort_factor), one row per cohort-segment with loans, columns
+        COHORT_FACTOR_COLUMNS; empty when there are none."""
         cohort = self.factors.cohort
         if cohort is None:
             return pd.DataFrame({c: pd.array([], dtype="string" if c in ("segment", "cohort") else "float64")

@@ -262,9 +262,10 @@ def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray,
     "stays in its state" with the weight of ``stay`` loans against the loans it rests on."""
     n_eff = count.sum(axis=-1)
     n_states = n_eff.shape[-1]
-    parts, _, has, n_part = _prior_parts(num, den, count)
-    _, loan_parts, loan_has, _ = (_prior_parts(loans, loans.sum(axis=-1), loans) if loans is not count
-                                  else _prior_parts(num, den, count))
+    parts, loan_parts, has, n_part = _prior_parts(num, den, count)
+    loan_has = has
+    if loans is not count:  # calendar weights: the strength and mix are fitted on the unweighted loans
+        _, loan_parts, loan_has, _ = _prior_parts(loans, loans.sum(axis=-1), loans)
     top_count = count.sum(axis=(0, 1))  # (K, K) every segment and MOB: the prior of a row no part covers
     top = _row_estimate(num.sum(axis=(0, 1)), den.sum(axis=(0, 1)), top_count)
     top_loans = loans.sum(axis=(0, 1))

@@ -47,6 +47,7 @@ FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 FANNIE_MAX_MOB = (36, 63)
 CRISIS = Crisis(start="2025-03", months=6, factor=1.8)  # inside the last 12 as-of months of a 2025-12 book
 HORIZON = 12
+EVERY_ORIGIN = 10_000
 MIN_BLOCKS = 5
 
 
@@ -56,6 +57,7 @@ class Book:
     panel: pd.DataFrame
     config: Config
     truth: Callable | None = None  # the oracle forecaster
+    origins: int | None = None  # as-of months scored: the last --origins unless set (a large number: every usable one)
 
 
 def _books(seeds: int) -> list[Book]:
@@ -75,8 +77,12 @@ def _fannie() -> list[Book]:
     from pyxl_del.datasets.fannie import read_fannie
 
     panel, _summary = read_fannie([FANNIE], Config().columns.model_dump())
-    return [Book(f"Fannie Mae 2017Q1 excerpt, max_mob {m}", panel, Config().with_overrides(forecast={"max_mob": m}))
-            for m in FANNIE_MAX_MOB]
+    books = [Book(f"Fannie Mae 2017Q1 excerpt, max_mob {m}", panel, Config().with_overrides(forecast={"max_mob": m}))
+             for m in FANNIE_MAX_MOB]
+    # The shipped max_mob from every usable as-of month (from the first cohort's MOB 1): the young book's origins,
+    # where the chain rests on a step or two and every forecast cell lies in its tail.
+    return books + [Book(f"Fannie Mae 2017Q1 excerpt, max_mob {FANNIE_MAX_MOB[0]}, every usable origin", panel,
+                         books[0].config, origins=EVERY_ORIGIN)]
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -98,7 +104,7 @@ def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Gener
     forecasters |= {name: FORECASTERS[name] for name in BENCHMARKS}
     if book.truth is not None:
         forecasters["oracle"] = book.truth
-    as_of = Calendar.of(panel, book.config.forecast.max_mob).last(origins)
+    as_of = Calendar.of(panel, book.config.forecast.max_mob).last(book.origins or origins)
     result = backtest_forecasters(panel, book.config, as_of, forecasters,
                                   horizon=HORIZON)
     cells = result.cells[result.cells["segment"] == PORTFOLIO]

@@ -36,11 +36,13 @@ ROW_ORIGINS = (
     "own data shrunk toward its prior",
     "no own data: its prior",
     "tail: last estimated MOBs pooled",
+    "no data anywhere: half cures, half stays",
 )
 (OWN, POOLED, OWN_NEAREST, POOLED_NEAREST, OWN_THIN, POOLED_THIN, NO_DATA, TAIL_COPY, SHRUNK, PRIOR,
- TAIL_POOLED) = range(11)
+ TAIL_POOLED, NEUTRAL) = range(12)
 # The bayes estimator's prior is a mixture of these rows, each left-one-out (none contains the row itself).
-PRIOR_PARTS = ("neighbouring MOBs", "other segments at the MOB", "the segment over all MOBs")
+PRIOR_PARTS = ("neighbouring MOBs", "other segments at the MOB", "the segment over all MOBs",
+               "every segment over all MOBs")
 # Neighbouring MOBs: steps m +- d for d = 1..3, weighted 1, 1/2, 1/4 (smooths the rows across MOB).
 NEIGHBOUR_WEIGHTS = (1.0, 0.5, 0.25)
 AUTO_STRENGTH_BOUNDS = (0.1, 1e7)  # loans; the empirical-Bayes strength is searched in this range
@@ -184,7 +186,8 @@ def _prior_parts(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> tuple[n
     parts = []
     for a in (num, den, count):
         parts.append([neighbours(a), np.maximum(a.sum(axis=0, keepdims=True) - a, 0.0),
-                      np.maximum(a.sum(axis=1, keepdims=True) - a, 0.0)])
+                      np.maximum(a.sum(axis=1, keepdims=True) - a, 0.0),
+                      np.maximum(a.sum(axis=(0, 1), keepdims=True) - a, 0.0)])
     rows = np.stack([_row_estimate(n, d, c) for n, d, c in zip(*parts, strict=True)])
     count_parts = np.stack(parts[2])
     n_part = count_parts.sum(axis=-1)
@@ -252,14 +255,27 @@ def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarra
     return unpack(best.x)
 
 
+def neutral_rows(absorbing: np.ndarray) -> np.ndarray:
+    """(K, K) the prior of a from-state no loan of the panel has left: half cures (to the first state), half stays.
+    Neither an invented absorbing state (a delinquent loan that never cures) nor an invented roll to a worse state
+    the data never showed; the first state and absorbing ones stay. Only young books have such a state (the first
+    as-of months of an agency quarter), where a chain resting on a step or two otherwise piles every delinquent
+    loan up for the whole forecast (docs/methodology.md §2)."""
+    rows = np.eye(len(absorbing))
+    live = np.flatnonzero(~absorbing)[1:]
+    rows[live] = 0.5 * rows[live] + 0.5 * np.eye(len(absorbing))[0]
+    return rows
+
+
 def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray, loans: np.ndarray,
-           absorbing: np.ndarray, strength: float | None, stay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                               np.ndarray, np.ndarray]:
+           absorbing: np.ndarray, strength: float | None, stay: float, neutral: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(matrix, origin, concentration, strength (K,), weights (K, P)) of the bayes estimator: each row is the
     posterior mean (n * own + a * prior) / (n + a) of its own n (calendar-weighted) loans and its prior of
     strength a. ``loans`` are the loan counts without calendar weights: the strength and mix are fitted on them
     (a likelihood of fractional counts is flat enough to let any strength fit), in loans. The prior leans toward
-    "stays in its state" with the weight of ``stay`` loans against the loans it rests on."""
+    "stays in its state" with the weight of ``stay`` loans against the loans it rests on. A from-state no loan
+    has left takes the ``neutral`` row (`neutral_rows`)."""
     n_eff = count.sum(axis=-1)
     n_states = n_eff.shape[-1]
     parts, loan_parts, has, n_part = _prior_parts(num, den, count)
@@ -280,19 +296,20 @@ def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray,
     a = np.nan_to_num(strengths)  # (K,)
     w = np.nan_to_num(weights).T[:, None, None, :]  # (P, 1, 1, K)
     no_data = top_count.sum(axis=-1) == 0
-    fallback = np.where(no_data[:, None], np.eye(n_states), top)  # a state never seen leaving: stays
+    fallback = np.where(no_data[:, None], neutral, top)
     w = np.broadcast_to(w, has.shape)
     prior = _mix(parts, has, w, np.broadcast_to(fallback, own.shape))
     if stay > 0:
         # The loans the prior rests on (its parts' loans, mixed as the rows are): a prior resting on one loan is
         # no surer of it than of staying put, one resting on thousands hardly moves.
         behind = _mix(n_part[..., None], has, w, np.broadcast_to(top_count.sum(axis=-1)[:, None], has.shape[1:] + (1,)))
-        prior = (behind * prior + stay * np.eye(n_states)) / (behind + stay)
+        # The neutral row of a state nobody left already weighs staying.
+        prior = np.where(no_data[:, None], prior, (behind * prior + stay * np.eye(n_states)) / (behind + stay))
     with np.errstate(invalid="ignore", divide="ignore"):
         # own + a / (n + a) * (prior - own) = (n * own + a * prior) / (n + a), exactly own at a = 0.
         posterior = own + (a / (n_eff + a))[..., None] * (prior - own)
     matrix = np.where((n_eff > 0)[..., None], posterior, prior)
-    origin = np.where(n_eff > 0, SHRUNK, np.where(no_data, NO_DATA, PRIOR)).astype(np.int8)
+    origin = np.where(n_eff > 0, SHRUNK, np.where(no_data, NEUTRAL, PRIOR)).astype(np.int8)
     return matrix, origin, n_eff + a, strengths, weights
 
 
@@ -339,7 +356,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
         fixed = None if t.prior_strength == "auto" else float(t.prior_strength)
         loans = count if t.half_life <= 0 and t.window <= 0 else stats.trans_count.astype(np.float64)
         matrix, origin, concentration, strengths, weights = _bayes(own, num, den, count, loans, absorbing, fixed,
-                                                                   t.prior_stay)
+                                                                   t.prior_stay, neutral_rows(absorbing))
     else:
         matrix, origin, concentration = _specified(own, num, den, count, n_eff, config)
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]
@@ -351,7 +368,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     origin = np.where(tail[..., None], TAIL_COPY if t.tail_window == 1 else TAIL_POOLED, origin).astype(np.int8)
 
     threshold = max(t.min_count, 1)
-    thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
+    thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA, NEUTRAL)) & ~absorbing
     if thin.any() and t.estimator == "specified":  # the bayes estimator has no min_count switch
         log.warning("%d transition rows rest on fewer than min_count=%d loans", int(thin.sum()), threshold)
     return TransitionModel(

@@ -12,7 +12,7 @@ from pyxl_del.engine.config import ConfigError, config_from_dict
 from pyxl_del.engine.data import aggregate_panel, validate_panel
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.transitions import (
-    NO_DATA,
+    NEUTRAL,
     PRIOR,
     SHRUNK,
     TAIL_POOLED,
@@ -20,6 +20,7 @@ from pyxl_del.engine.transitions import (
     _prior_parts,
     calendar_weights,
     estimate_transition_matrices,
+    neutral_rows,
 )
 
 CUR, D1, D30, D60, D90, WO, PP = range(7)
@@ -50,9 +51,29 @@ def test_fixed_strength_by_hand():
     np.testing.assert_allclose(m.transition_matrix[1, 0, CUR, [CUR, D1]], [0.8, 0.2])
     np.testing.assert_allclose(m.concentration[:, 0, CUR], [9.0, 10.0])
     assert m.origin[0, 0, CUR] == SHRUNK
-    # DPD1+ never leaves anywhere: no prior exists, the row stays (reported as such), not an invented move.
-    assert m.origin[0, 0, D1] == NO_DATA
-    np.testing.assert_array_equal(m.transition_matrix[0, 0, D1], np.eye(7)[D1])
+    # DPD1+ never leaves anywhere: no prior exists, so the row is the neutral one (half cures, half stays; reported
+    # as such), neither an absorbing state nor an invented roll.
+    assert m.origin[0, 0, D1] == NEUTRAL
+    np.testing.assert_array_equal(m.transition_matrix[0, 0, D1], 0.5 * np.eye(7)[CUR] + 0.5 * np.eye(7)[D1])
+
+
+def test_a_state_nobody_left_is_not_absorbing_whatever_the_lean_to_stay():
+    # The lean toward staying (prior_stay) applies to priors resting on loans; with none behind it, it would make the
+    # state absorbing again (as it did: the row was the identity).
+    for stay in (0.0, 5.0, 1e6):
+        m, _, _ = model(two_segments(), estimator="bayes", prior_stay=stay, weighting="count")
+        np.testing.assert_allclose(m.transition_matrix[:, :, D1, CUR], 0.5)
+
+
+def test_neutral_rows_by_hand():
+    absorbing = np.array([False, False, False, True, True])  # CURRENT, DPD30, DPD60, WRITEOFF, PREPAY
+    np.testing.assert_array_equal(neutral_rows(absorbing), [
+        [1, 0, 0, 0, 0],
+        [0.5, 0.5, 0, 0, 0],
+        [0.5, 0, 0.5, 0, 0],
+        [0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 1],
+    ])
 
 
 def test_strength_zero_is_the_specified_own_rows():
@@ -103,7 +124,8 @@ def test_auto_strength_grows_with_homogeneity():
 
 def test_row_without_data_takes_its_prior_not_a_stay():
     # A never reaches DPD60+; B does: at step 0 it rolls to DPD90+, at step 1 it cures. A's DPD60+ rows are B's,
-    # not "stays in DPD60+" (A has no other MOB and no neighbour with DPD60+ data: the other segment is the prior).
+    # not "stays in DPD60+": A has no other MOB and no neighbour with DPD60+ data, so its prior mixes the other
+    # segment at the MOB (B's move at that step) with every segment over all MOBs (B's two moves: half each).
     df = frame(
         loan("a1", "2024-01", "A", [("CURRENT", 100), ("DPD1+", 100), ("DPD30+", 100)])
         + loan("b1", "2024-01", "B", [("DPD30+", 100), ("DPD60+", 100), ("CURRENT", 100)])
@@ -111,12 +133,18 @@ def test_row_without_data_takes_its_prior_not_a_stay():
     )
     m, _, _ = model(df, estimator="bayes", weighting="count", prior_stay=0.0)
     assert (m.origin[0, :2, D60] == PRIOR).all()
-    np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [CUR, D90]], [0.0, 1.0])
-    np.testing.assert_allclose(m.transition_matrix[0, 1, D60, [CUR, D90]], [1.0, 0.0])
-    # prior_stay 5: each of those priors rests on one loan, so it is (1 * that loan's move + 5 * stay) / 6.
+    _, at_mob, _, book = m.prior_weights[D60]
+    share = at_mob / (at_mob + book)  # the weight of the other segment at the MOB against the whole book
+    np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [CUR, D90]], [0.5 * (1 - share), share + 0.5 * (1 - share)])
+    np.testing.assert_allclose(m.transition_matrix[0, 1, D60, [CUR, D90]], [share + 0.5 * (1 - share), 0.5 * (1 - share)])
+    # prior_stay 5: each of those priors rests on one loan (the whole book's part on two), so it is
+    # (L * that mix + 5 * stay) / (L + 5), L = share * 1 + (1 - share) * 2 loans.
     m, _, _ = model(df, estimator="bayes", weighting="count", prior_stay=5.0)
-    np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [D60, D90]], [5 / 6, 1 / 6])
-    np.testing.assert_allclose(m.transition_matrix[0, 1, D60, [CUR, D60]], [1 / 6, 5 / 6])
+    _, at_mob, _, book = m.prior_weights[D60]
+    share = at_mob / (at_mob + book)
+    behind = share + 2 * (1 - share)
+    np.testing.assert_allclose(m.transition_matrix[0, 0, D60, [D60, D90]],
+                               [5 / (behind + 5), behind * (share + 0.5 * (1 - share)) / (behind + 5)])
 
 
 def test_bayes_tail_keeps_a_path_to_loss():

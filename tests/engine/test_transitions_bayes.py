@@ -257,8 +257,12 @@ def test_bayes_rows_sum_to_one_absorbing_identity(loans, weighting, strength, ha
     df = frame(records)
     if not any(st_ not in ("WRITEOFF", "PREPAY") for _, _, path in loans for st_, _ in path[:-1]):
         return
-    m, _, _ = model(df, weighting=weighting, estimator="bayes", prior_strength=strength, half_life=half_life,
-                    tail_window=tail_window)
+    try:
+        m, _, _ = model(df, weighting=weighting, estimator="bayes", prior_strength=strength, half_life=half_life,
+                        tail_window=tail_window)
+    except PanelError as error:  # every live row lies after an absorbing one (validation drops those): nothing to fit
+        assert "no loan is observed at two consecutive MOBs" in str(error)
+        return
     p = m.transition_matrix
     assert (p >= 0).all()
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-9)

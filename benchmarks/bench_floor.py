@@ -121,6 +121,8 @@ def floor(path: Path, columns: dict[str, str], states: list[str], max_mob: int) 
     size = n_seg * n_coh * (max_mob + 1)
     out = {"n_loans": np.bincount(cell, minlength=size).reshape(n_seg, n_coh, -1)}
     out["ead"] = np.bincount(cell * k + state[keep], weights=ead[keep], minlength=size * k).reshape(n_seg, n_coh, -1, k)
+    out["ead_sq"] = np.bincount(cell * k + state[keep], weights=ead[keep] ** 2,
+                                minlength=size * k).reshape(n_seg, n_coh, -1, k)
     i = np.flatnonzero(same & (mob[1:] == mob[:-1] + 1) & (mob[1:] <= max_mob))
     tkey = ((group[i] * max_mob + mob[i]) * k + state[i]) * k + state[i + 1]
     tsize, shape = n_seg * n_coh * max_mob * k * k, (n_seg, n_coh, max_mob, k, k)
@@ -177,7 +179,7 @@ def same_as_report(path: Path, config, columns: dict[str, str]) -> None:
     for name, values in floor(path, columns, list(config.buckets.order), config.forecast.max_mob).items():
         if not np.allclose(values, getattr(stats, name), rtol=1e-12, atol=1e-6):
             raise SystemExit(f"the floor's {name} differs from PanelStats")
-    print(f"floor = PanelStats of backend {choose_backend(path)!r} (all five arrays)")
+    print(f"floor = PanelStats of backend {choose_backend(path)!r} (all six arrays)")
 
 
 def main() -> None:

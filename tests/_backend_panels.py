@@ -12,7 +12,7 @@ import pyxl_del
 from pyxl_del.engine.config import LOGICAL_COLUMNS
 from pyxl_del.engine.pipeline import fit
 
-STAT_ARRAYS = ("cohorts", "ead", "n_loans", "trans_count", "trans_ead_from", "trans_ead_to")
+STAT_ARRAYS = ("cohorts", "ead", "ead_sq", "n_loans", "trans_count", "trans_ead_from", "trans_ead_to")
 # Column names a real book has: spaces, Vietnamese letters, quote characters of both SQL dialects.
 AWKWARD_COLUMNS = {"loan_id": "Mã hợp đồng", "cohort": "Tháng giải ngân", "mob": "months on book",
                    "segment": "Sản phẩm", "state": 'Trạng thái "model"', "ead": "dư nợ `gốc`"}

@@ -582,8 +582,9 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     cell = ((seg_index.get_indexer(cells["segment"]) * n_coh + cohort_code) * (max_mob + 1) + mob)[keep]
     size = n_seg * n_coh * (max_mob + 1)
     state = cells["state"].to_numpy(dtype=np.float64).astype(np.int64)[keep]
-    ead = np.bincount(cell * n_states + state, weights=cells["ead"].to_numpy(dtype=np.float64)[keep],
-                      minlength=size * n_states)
+    ead, ead_sq = (np.bincount(cell * n_states + state, weights=cells[column].to_numpy(dtype=np.float64)[keep],
+                               minlength=size * n_states).reshape(n_seg, n_coh, max_mob + 1, n_states)
+                   for column in ("ead", "ead_sq"))
     n_loans = np.bincount(cell, weights=cells["n"].to_numpy(dtype=np.float64)[keep], minlength=size)
     n_loans = n_loans.astype(np.int64).reshape(n_seg, n_coh, max_mob + 1)
 
@@ -600,7 +601,6 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         return np.bincount(tkey, weights=trans[column].to_numpy(dtype=np.float64), minlength=tsize).reshape(shape5)
 
     warnings += coverage_warnings(int(cells["n"].to_numpy()[~keep].sum()), n_loans, segments, cohorts, max_mob)
-    ead = ead.reshape(n_seg, n_coh, max_mob + 1, n_states)
     seg_code = seg_index.get_indexer(cells["segment"])
     final_mob, final_ead = final_rows(
         n_loans, ead, (seg_code * n_coh + cohort_code)[~keep], mob[~keep],
@@ -619,4 +619,5 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         warnings=tuple(warnings),
         final_mob=final_mob,
         final_ead=final_ead,
+        ead_sq=ead_sq,
     )

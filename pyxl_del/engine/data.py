@@ -448,6 +448,9 @@ class PanelStats:
     # None: the statistics above are all there is (no row beyond max_mob was seen).
     final_mob: np.ndarray | None = None  # (S, C)
     final_ead: np.ndarray | None = None  # (S, C, K)
+    # (S, C, M+1, K) the sum of squared EAD by state: how unequal the balances behind a cell are (the forecast
+    # intervals move (sum EAD)^2 / sum EAD^2 loans of equal balance, not as many as there are loans). None: unknown.
+    ead_sq: np.ndarray | None = None
 
     @property
     def max_mob(self) -> int:
@@ -607,6 +610,8 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
     cell *= n_states
     cell += state
     ead = np.bincount(cell, weights=weight, minlength=size * n_states)
+    weight = weight * weight
+    ead_sq = np.bincount(cell, weights=weight, minlength=size * n_states)
     del cell, state, weight
 
     n_loans = n_loans.reshape(n_seg, n_coh, max_mob + 1)
@@ -628,4 +633,5 @@ def aggregate_panel(panel: Panel, config: Config) -> PanelStats:
         warnings=tuple(warnings),
         final_mob=final_mob,
         final_ead=final_ead,
+        ead_sq=ead_sq.reshape(ead.shape),
     )

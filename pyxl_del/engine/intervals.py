@@ -5,7 +5,8 @@ each cohort from its last actual state, with the two sources of uncertainty the 
 
 * process noise: the cohort's live loans at its last actual MOB (not in an absorbing state) move as a multinomial
   per step; each carries the average balance of the live loans then (the chain moves balances, so its expected
-  path is the mean of these paths);
+  path is the mean of these paths). Unequal balances make a DEL move as fewer loans would: the paths move
+  Kish's effective number of loans, (sum EAD)^2 / sum EAD^2 of the live ones (`PanelStats.ead_sq`);
 * parameter uncertainty: each draw takes every transient transition row (s, m, i) from its posterior
   Dirichlet(concentration * row) (TransitionModel.concentration: the loans' worth of evidence behind the row).
   Rows with concentration 0 or infinite, and absorbing rows, are fixed. A row equal to the previous step's (the
@@ -166,6 +167,13 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     live = stats.n_loans.astype(np.int64)
     live[:, :, 1:] = np.maximum(live[:, :, 1:] - absorbed, 0)
     live_ead = stats.ead[..., transient].sum(axis=-1)  # (S, C, M+1)
+    if stats.ead_sq is not None:
+        # Unequal balances move a DEL as fewer loans of equal balance would: (sum EAD)^2 / sum EAD^2 of them (Kish's
+        # effective number), at most the loans there are; equal balances give the loans themselves.
+        live_sq = stats.ead_sq[..., transient].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            effective = np.rint(np.where(live_sq > 0, live_ead ** 2 / live_sq, live)).astype(np.int64)
+        live = np.minimum(live, effective)
     live = np.where(live_ead > 0, np.maximum(live, 1), live)  # a live balance is carried by at least one loan
     with np.errstate(invalid="ignore", divide="ignore"):
         per_loan = np.where(live > 0, live_ead / live, 0.0)

@@ -54,6 +54,25 @@ def test_median_of_a_symmetric_case_is_the_mean():
     assert p90 == pytest.approx(0.5 + 0.0320, abs=2 / 400)
 
 
+def test_unequal_balances_move_as_fewer_loans():
+    # Cohort 2024-02 as above, but half its loans owe 30 and half 10: the written-off share of its balance has sd
+    # sqrt(sum b^2 * 0.25) / sum b = sqrt(200,000 * 0.25) / 8,000 = 0.02795 (Kish: 8,000^2 / 200,000 = 320 loans of
+    # equal balance), so P10 / P90 are 0.5 -+ 1.2816 * 0.02795 = 0.5 -+ 0.0358, not 0.5 -+ 0.0320.
+    rows = []
+    for i in range(400):
+        rows += loan(f"A{i}", "2024-01", "A", [("CURRENT", 10), ("WRITEOFF" if i % 2 else "CURRENT", 10)])
+        rows += loan(f"B{i}", "2024-02", "A", [("CURRENT", 30 if i % 2 else 10)])
+    r = pyxl_del.run(frame(rows), config(max_mob=1, interval_draws=4000))
+    conc = np.full_like(r.transitions.concentration, np.inf)
+    p10, p50, p90 = simulate_intervals(r.stats, r.transition_matrix, conc, r.config).segments["DEL30"][:, 0, 1, 1]
+    assert p10 == pytest.approx(0.5 - 0.0358, abs=2 / 400)
+    assert p90 == pytest.approx(0.5 + 0.0358, abs=2 / 400)
+    # Without the sum of squares (a statistic that does not know the balances) the loans count as equal.
+    unknown = simulate_intervals(replace(r.stats, ead_sq=None), r.transition_matrix, conc, r.config)
+    assert unknown.segments["DEL30"][2, 0, 1, 1] - unknown.segments["DEL30"][0, 0, 1, 1] == pytest.approx(
+        2 * 0.0320, abs=3 / 400)
+
+
 def test_parameter_uncertainty_widens_the_interval():
     # Concentration 400 (the loans behind the row) adds the row's posterior: Beta(200, 200) has sd 0.025, so DEL30
     # has sd sqrt(0.025^2 + 0.025^2) = 0.0354 instead of 0.025; the 80% interval widens by a factor of about 1.41.
@@ -69,7 +88,8 @@ def test_parameter_uncertainty_widens_the_interval():
 def test_many_loans_and_certain_rows_shrink_the_interval_to_the_expected_path():
     r = pyxl_del.run(simulate(CHAIN, cohorts=6, loans=300, max_mob=6), config(max_mob=6))
     stats = r.stats
-    big = replace(stats, n_loans=stats.n_loans * 10**6, cohort_trans_count=stats.cohort_trans_count * 10**6)
+    big = replace(stats, n_loans=stats.n_loans * 10**6, cohort_trans_count=stats.cohort_trans_count * 10**6,
+                  ead_sq=stats.ead_sq / 10**6)  # a million times the loans, each a millionth of the balance
     conc = np.full_like(r.transitions.concentration, np.inf)
     narrow = simulate_intervals(big, r.transition_matrix, conc, r.config)
     wide = simulate_intervals(stats, r.transition_matrix, r.transitions.concentration, r.config)

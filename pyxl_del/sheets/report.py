@@ -641,8 +641,9 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     section("Run", ("Item", "Value"))
     for label, value, style in rows:
         blocks.append(Block(row, 1, text_grid([[label, value]])))
-        formats.append(Format(Area.cell(row, 1), Style(font=Font(bold=True))))
         long = isinstance(value, str) and len(value) > RUN_INFO_WIDTH
+        # A wrapped value starts at the top of its tall row: its label too, or it reads as the row above's.
+        formats.append(Format(Area.cell(row, 1), Style(font=Font(bold=True), vertical="top" if long else None)))
         formats.append(Format(Area.cell(row, 2), (style or Style()).over(Style(horizontal="left", wrap=long or None,
                                                                                  vertical="top" if long else None))))
         if long:
@@ -664,6 +665,7 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     section("Sheets", ("Sheet", "Contents"))
     for layout in [*index, SheetLayout(name=FIXED_SHEETS["run_info"], kind="run_info", title=title, owner=OWNER)]:
         blocks.append(Block(row, 1, text_grid([[layout.name, describe(result, layout)]])))
+        formats.append(Format(Area(row, 1, row, 2), Style(vertical="top")))  # a long description wraps
         row += 1
     row += 1
 

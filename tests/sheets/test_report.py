@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
+from openpyxl.styles import Alignment
 from openpyxl import Workbook, load_workbook
 
 import pyxl_del.engine.files
@@ -291,6 +292,10 @@ def check_run_info(ws, result) -> list[str]:
     for w in result.warnings:
         if w not in texts:
             problems.append(f"run info: warning {w[:40]!r}... is missing")
+    # A wrapped value fills a tall row from the top: a label left at the bottom reads as the next row's.
+    for label, value in ws.iter_rows(min_col=1, max_col=2):
+        if value.alignment.wrap_text and label.value is not None and label.alignment.vertical != "top":
+            problems.append(f"run info: label {label.value!r} is not at the top of its wrapped row")
     return problems
 
 
@@ -547,9 +552,12 @@ def test_checker_reports_bad_companions_and_gridlines(books, mixed_result, tmp_p
     calibration.cell(header + 1, 3).value = 9.0  # the first k
     del wb["TW-Moto_curves"]._charts[0]
     wb["Run info"].sheet_view.showGridLines = True
+    model = next(row[0] for row in wb["Run info"].iter_rows(min_col=1, max_col=1) if row[0].value == "Model")
+    model.alignment = Alignment(vertical="bottom")
     wb.save(tmp_path / "companions.xlsx")
     problems = check_workbook(load_workbook(tmp_path / "companions.xlsx"), mixed_result)
-    for prefix in ("flags:", "matrices:", "calibration:", "curves:", "gridlines: shown on 'Run info'"):
+    for prefix in ("flags:", "matrices:", "calibration:", "curves:", "gridlines: shown on 'Run info'",
+                   "run info: label 'Model'"):
         assert any(p.startswith(prefix) for p in problems), (prefix, problems)
 
 

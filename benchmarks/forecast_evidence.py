@@ -2,8 +2,10 @@
 book, beside the benchmarks and, on simulated books, the oracle that knows the truth.
 
 Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: cohort effects, a thin segment);
-N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); the
-Fannie Mae 2017Q1 excerpt when its reader (`pyxl_del.datasets.fannie`) and the file are present.
+N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); N
+agency-shaped books with and without a shock (three monthly cohorts followed for four years, scored from every
+usable origin, as one quarter of agency loans is); the Fannie Mae 2017Q1 excerpt when its reader
+(`pyxl_del.datasets.fannie`) and the file are present.
 
 Each book is backtested at its last --origins as-of months, 1..12 months ahead; the score of a model is the
 Portfolio MAE, the mean over months ahead of each month's MAE, per DEL type. Per kind of book (the simulated seeds
@@ -47,6 +49,10 @@ FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 FANNIE_MAX_MOB = (36, 63)
 CRISIS = Crisis(start="2025-03", months=6, factor=1.8)  # inside the last 12 as-of months of a 2025-12 book
 HORIZON = 12
+# Agency-shaped books: the first 3 cohorts of a 40-month simulated book, so 37 usable origins at max_mob 36; the
+# shock (roll-forward x2.5 for a year) falls in their third year.
+AGENCY_SPAN = 40
+AGENCY_CRISIS = Crisis(start="2024-01", months=12, factor=2.5)
 EVERY_ORIGIN = 10_000
 MIN_BLOCKS = 5
 
@@ -66,7 +72,18 @@ def _books(seeds: int) -> list[Book]:
         for seed in range(seeds):
             book = simulate_vintage_book(1000 + seed, crisis=crisis)
             books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
-    return books + _fannie()
+    return books + [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)] + _fannie()
+
+
+def _agency(seed: int, crisis: Crisis | None) -> Book:
+    """A book shaped like one agency quarter: three monthly cohorts (440 loans each, segments of 200, 120 and 120)
+    followed for four years, scored from every usable origin; with a calendar shock or without."""
+    config = Config()
+    book = simulate_vintage_book(3000 + seed, cohorts=AGENCY_SPAN, loans={"P": 200, "R": 120, "C": 120},
+                                 crisis=crisis, config=config)
+    panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
+    kind = "agency-shaped books, every usable origin" + (", with a shock" if crisis else "")
+    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=EVERY_ORIGIN)
 
 
 def _fannie() -> list[Book]:

@@ -70,7 +70,7 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "as specified, count-weighted": _variant(SPECIFIED, transitions={"weighting": "count"}),
     "as specified, calibrated on DEL60": _variant(SPECIFIED, calibration={"del_type": "DEL60"}),
     "as specified, pooled below 100 loans": _variant(SPECIFIED, transitions={"min_count": 100, "fallback": "pooled"}),
-    "Bayes": _variant(SPECIFIED, transitions={"estimator": "bayes"}),
+    "Bayes": _variant(SPECIFIED, transitions={"estimator": "bayes", "prior_stay": 0}),
     "cohort factors": _variant(SPECIFIED, calibration={"weights": "loans", "cohort_factor": "credibility"}),
     "balance-weighted, cohort factors": _variant(DEFAULTS, transitions={"estimator": "specified"}),
     "Bayes, balance-weighted, cohort factors (the defaults)": DEFAULTS,

@@ -11,7 +11,8 @@ mob)`` pairs each row with the loan's next row (measured in DuckDB against a sel
 4.1 s and 1.0 vs 1.7 GB for 10M rows on 2 cores), and one GROUP BY returns rows and EAD by (segment, cohort, mob,
 state, next state) — next state NULL unless the next row is at mob + 1 <= max_mob — where the sums (loans,
 EAD at m, EAD at m+1) give both the EAD-by-state cells (summed over next state) and the transitions (summed over
-cohort), and the sum of squared EAD how unequal a cell's balances are (the forecast intervals' effective loans). Three more keys are 0 or NULL on good rows, so good rows add no groups:
+cohort), and the sum of squared EAD how unequal a cell's balances are (the forecast intervals' effective loans).
+Three more keys are 0 or NULL on good rows, so good rows add no groups:
 
 * ``broken``: the rules a row breaks, bit i for RULES[i] (ROW_RULES on the row's values, LOAN_RULES on it and
   the loan's next row), so the counts of bad rows come back with the statistics;

@@ -65,6 +65,7 @@ def test_unequal_balances_move_as_fewer_loans():
     r = pyxl_del.run(frame(rows), config(max_mob=1, interval_draws=4000))
     conc = np.full_like(r.transitions.concentration, np.inf)
     p10, p50, p90 = simulate_intervals(r.stats, r.transition_matrix, conc, r.config).segments["DEL30"][:, 0, 1, 1]
+    assert p50 == pytest.approx(0.5, abs=2 / 400)
     assert p10 == pytest.approx(0.5 - 0.0358, abs=2 / 400)
     assert p90 == pytest.approx(0.5 + 0.0358, abs=2 / 400)
     # Without the sum of squares (a statistic that does not know the balances) the loans count as equal.

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
-from openpyxl.styles import Alignment
 from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Alignment
 
 import pyxl_del.engine.files
 from pyxl_del.engine.config import DEL_TYPES

@@ -368,7 +368,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     origin = np.where(tail[..., None], TAIL_COPY if t.tail_window == 1 else TAIL_POOLED, origin).astype(np.int8)
 
     threshold = max(t.min_count, 1)
-    thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA, NEUTRAL)) & ~absorbing
+    thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
     if thin.any() and t.estimator == "specified":  # the bayes estimator has no min_count switch
         log.warning("%d transition rows rest on fewer than min_count=%d loans", int(thin.sum()), threshold)
     return TransitionModel(

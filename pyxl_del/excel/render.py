@@ -49,6 +49,7 @@ from openpyxl.styles.cell_style import StyleArray
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pyxl_del import __version__
@@ -348,6 +349,8 @@ def _page_setup(ws: Worksheet, page: Page) -> None:
         ws.print_title_cols = f"{a}:{b}"
     if page.print_area is not None:
         ws.print_area = page.print_area.ref
+    for row in page.row_breaks:
+        ws.row_breaks.append(Break(id=row - 1))  # a break after row - 1: the page starts at row
 
 
 def _chart_title(text: str, size_pt: int = 12) -> Title:

@@ -37,6 +37,7 @@ MIN_PRINT_PT = 8.0  # the smallest type on paper
 MAX_COLUMN_WIDTH = 60.0  # wider text wraps
 SAMPLE_ROWS = 5_000  # a long table's widths are measured on its first rows
 MARGINS_PT = 0.8 * 72  # left and right page margins (pyxl_del.excel.render)
+MARGINS_TOP_BOTTOM_PT = 1.1 * 72  # top and bottom page margins (pyxl_del.excel.render)
 PAPER_PT = {"A4": (595.3, 841.9), "A3": (841.9, 1190.6)}  # portrait width, height
 CHART_TEXT_PT = 10.0  # the axis labels and legends of a chart
 # A column-width unit on paper: Excel draws it 7 px (5.25 pt) wide, LibreOffice a little wider (Calibri's digit is
@@ -50,6 +51,48 @@ def printable_width(page) -> float:
     """Points across the printable part of a page."""
     short, long = PAPER_PT[page.paper]
     return (long if page.landscape else short) - MARGINS_PT
+
+
+def printable_height(page) -> float:
+    """Points down the printable part of a page (top and bottom margins, pyxl_del.excel.render)."""
+    short, long = PAPER_PT[page.paper]
+    return (short if page.landscape else long) - MARGINS_TOP_BOTTOM_PT
+
+
+def chart_breaks(layout: SheetLayout, area: Area, heights: dict[int, float], widths: dict[int, float],
+                 page) -> tuple[int, ...]:
+    """Rows where a page must start so that no chart is cut by one: a chart, with the heading row above it, that
+    would run over the bottom of the page it starts on begins the next page instead (a chart taller than a page
+    is left to break). Pages are walked at the scale the sheet prints at (fit to its pages across). A sheet fitted
+    to a number of pages down (curves: one) is scaled to them, so it gets none."""
+    if page.fit_height:
+        return ()
+    charts = sorted((chart.anchor[0], _chart_extent(chart, widths)[0]) for chart in layout.charts
+                    if area.first_row < chart.anchor[0] <= area.last_row)
+    if not charts:
+        return ()
+    total_width = sum(widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT
+                      for c in range(area.first_col, area.last_col + 1))
+    scale = min(1.0, printable_width(page) * page.fit_width / total_width) if total_width else 1.0
+
+    def height(row: int) -> float:
+        return heights.get(row, line_height())
+
+    repeated = sum(height(r) for r in range(page.repeat_rows[0], page.repeat_rows[1] + 1)) if page.repeat_rows else 0
+    room = printable_height(page) / scale - repeated
+    starts = {anchor - 1: end for anchor, end in charts}  # the chart's heading row -> its last row
+    breaks, used = [], 0.0
+    for row in range(area.first_row, area.last_row + 1):
+        end = starts.get(row)
+        if end is not None and used > 0:
+            span = sum(height(r) for r in range(row, end + 1))
+            if used + span > room >= span:
+                breaks.append(row)
+                used = 0.0
+        if used + height(row) > room:  # the page ends here by itself
+            used = 0.0
+        used += height(row)
+    return tuple(breaks)
 
 
 def _occupied(layout: SheetLayout, shape: tuple[int, int]) -> np.ndarray:
@@ -219,6 +262,8 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
                    footer=page.footer if footer is None else footer)
+    # 6. No chart cut by a page.
+    page = replace(page, row_breaks=chart_breaks(layout, area, heights, widths, page))
     return replace(layout, column_widths=widths, row_heights=heights, formats=tuple(formats), merges=tuple(merges),
                    links=tuple(links), page=page)
 

@@ -257,6 +257,7 @@ class Page:
     print_area: Area | None = None
     footer: str = ""  # the middle of the footer (the as-of month); the sheet's name and "page n of m" flank it
     paper: str = "A4"  # "A4" | "A3"
+    row_breaks: tuple[int, ...] = ()  # rows that start a printed page (before a chart the page would cut)
 
 
 @dataclass(frozen=True, eq=False)

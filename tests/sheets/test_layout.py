@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from openpyxl import Workbook, load_workbook
 
+from pyxl_del.excel.render import render_openpyxl
 from pyxl_del.sheets import fit
 from pyxl_del.sheets.abtest import verdict
 from pyxl_del.sheets.layout import (
@@ -18,7 +20,9 @@ from pyxl_del.sheets.layout import (
     Area,
     Block,
     Format,
+    LineChart,
     Page,
+    Series,
     SheetLayout,
     Style,
     business_label,
@@ -112,3 +116,27 @@ def test_verdict_in_words():
         "Significant: the challenger's DEL30 at MOB 6 (simulated) differs by -1.30 pp (p = 0.010)")
     assert "likely overstated" in verdict(table.assign(p_value=0.0001), power)
     assert verdict(table, power.assign(power_after_6_months=0.95)).startswith("No difference found")
+
+
+def _chart_sheet(chart_row: int, page: Page | None = None) -> SheetLayout:
+    """Text in rows 1..chart_row - 2, a heading, then a 7.5 cm chart (15 rows of 15 pt) at chart_row."""
+    lines = [cell_block(r, 1, f"line {r}") for r in range(1, chart_row - 1)] + [cell_block(chart_row - 1, 1, "Chart")]
+    chart = LineChart(title="c", anchor=(chart_row, 1), categories=Area(1, 1, 2, 1),
+                      series=(Series("s", Area(1, 2, 2, 2), "000000"),), height_cm=7.5)
+    return SheetLayout(name="S", kind="test", owner="test", title="t", blocks=tuple(lines), charts=(chart,),
+                       page=page or Page())
+
+
+def test_a_chart_the_page_would_cut_starts_the_next_page(tmp_path):
+    # Landscape A4 prints 516 pt down (34 rows of 15 pt). A heading at row 26 and its chart (rows 27..42) would
+    # run from 375 pt to 630 pt: the page starts at the heading instead. At row 5 the chart fits: no break.
+    cut = fit.fit_sheet(_chart_sheet(27))
+    assert cut.page.row_breaks == (26,)
+    assert fit.fit_sheet(_chart_sheet(5)).page.row_breaks == ()
+    # A sheet scaled to its pages down (fit_height) is not broken by hand.
+    assert fit.fit_sheet(_chart_sheet(27, Page(fit_height=1))).page.row_breaks == ()
+    wb = Workbook()
+    wb.remove(wb.active)
+    render_openpyxl([cut], wb)
+    wb.save(tmp_path / "breaks.xlsx")
+    assert [b.id for b in load_workbook(tmp_path / "breaks.xlsx")["S"].row_breaks.brk] == [25]  # after row 25

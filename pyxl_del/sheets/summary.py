@@ -123,6 +123,8 @@ def contents(writer: SheetWriter, layouts: Sequence[SheetLayout], what: dict[str
     for layout in layouts:
         writer.links.append(Link(writer.row, 1, layout.name, layout.name))
         writer.blocks.append(cell_block(writer.row, 2, (what or {}).get(layout.name, layout.title)))
+        # A long description wraps: the link stays beside its first line, not under it.
+        writer.formats.append(Format(Area(writer.row, 1, writer.row, 2), Style(vertical="top")))
         writer.row += 1
     return anchor
 

@@ -292,11 +292,16 @@ def check_run_info(ws, result) -> list[str]:
     for w in result.warnings:
         if w not in texts:
             problems.append(f"run info: warning {w[:40]!r}... is missing")
-    # A wrapped value fills a tall row from the top: a label left at the bottom reads as the next row's.
-    for label, value in ws.iter_rows(min_col=1, max_col=2):
-        if value.alignment.wrap_text and label.value is not None and label.alignment.vertical != "top":
-            problems.append(f"run info: label {label.value!r} is not at the top of its wrapped row")
-    return problems
+    return problems + labels_at_top(ws, "run info")
+
+
+def labels_at_top(ws, name: str) -> list[str]:
+    """A wrapped value fills a tall row from the top: a label in column A left at the bottom reads as the next
+    row's (a header row, centred across, is not such a pair)."""
+    return [f"{name}: label {label.value!r} is not at the top of its wrapped row"
+            for label, value in ws.iter_rows(min_col=1, max_col=2)
+            if value.alignment.wrap_text and value.alignment.vertical == "top" and label.value is not None
+            and label.alignment.vertical != "top"]
 
 
 def check_curves(ws) -> list[str]:
@@ -348,6 +353,7 @@ def check_workbook(wb, result) -> list[str]:
     problems += check_calibration_sheet(wb["Calibration"], result) if "Calibration" in wb.sheetnames else \
         ["calibration: no sheet"]
     problems += check_run_info(wb["Run info"], result) if "Run info" in wb.sheetnames else ["run info: no sheet"]
+    problems += labels_at_top(wb.worksheets[0], "summary")
     return problems
 
 
@@ -554,10 +560,13 @@ def test_checker_reports_bad_companions_and_gridlines(books, mixed_result, tmp_p
     wb["Run info"].sheet_view.showGridLines = True
     model = next(row[0] for row in wb["Run info"].iter_rows(min_col=1, max_col=1) if row[0].value == "Model")
     model.alignment = Alignment(vertical="bottom")
+    contents = next(row[0] for row in wb["Summary"].iter_rows(min_col=1, max_col=2)
+                    if row[0].value == "Portfolio_DEL30" and row[1].alignment.wrap_text)
+    contents.alignment = Alignment(vertical="bottom")
     wb.save(tmp_path / "companions.xlsx")
     problems = check_workbook(load_workbook(tmp_path / "companions.xlsx"), mixed_result)
     for prefix in ("flags:", "matrices:", "calibration:", "curves:", "gridlines: shown on 'Run info'",
-                   "run info: label 'Model'"):
+                   "run info: label 'Model'", "summary: label 'Portfolio_DEL30'"):
         assert any(p.startswith(prefix) for p in problems), (prefix, problems)
 
 

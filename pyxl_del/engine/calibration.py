@@ -188,28 +188,32 @@ def fit_stepwise_factors(stats: PanelStats, transition_matrix: np.ndarray, confi
     )
 
 
-def scale_rows(transition_matrix: np.ndarray, factor: np.ndarray, mask: np.ndarray,
-               absorbing: np.ndarray) -> np.ndarray:
-    """Scale the entries under ``mask`` ((K,) columns or (K, K) entries) by ``factor`` (broadcast against the
-    leading axes), keeping each row's sum.
+def row_scales(masked_sum: np.ndarray, rest_sum: np.ndarray, factor: np.ndarray,
+               absorbing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The multipliers (masked, rest) `scale_rows` applies to a row's entries under and outside its mask, from the
+    row's sums under (``masked_sum``) and outside (``rest_sum``) the mask, by ``factor``; absorbing rows keep 1.
 
-    The other entries absorb the change proportionally; where they cannot (they would go negative, or are all
-    zero), the scaled entries are rescaled to fill the row's sum and the others become 0. Absorbing rows are left
-    alone.
-    """
-    factor = np.asarray(factor, dtype=np.float64)[..., None, None]
-    row_sum = transition_matrix.sum(axis=-1, keepdims=True)
-    scaled = np.where(mask, transition_matrix * factor, 0.0)
-    rest = np.where(mask, 0.0, transition_matrix)
-    scaled_sum = scaled.sum(axis=-1, keepdims=True)
-    rest_sum = rest.sum(axis=-1, keepdims=True)
+    The rest absorbs the change proportionally; where it cannot (it would go negative, or is all zero), the masked
+    entries are rescaled to fill the row's sum and the rest becomes 0."""
+    row_sum = masked_sum + rest_sum
+    scaled_sum = masked_sum * factor
     room = row_sum - scaled_sum
     absorbs = (rest_sum > 0) & (room >= 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        rest_scaled = rest * np.where(absorbs, room / rest_sum, 0.0)
-        filled = np.where(scaled_sum > 0, scaled * row_sum / scaled_sum, scaled)
-    calibrated = np.where(absorbs, scaled + rest_scaled, filled + np.where(scaled_sum > 0, 0.0, rest))
-    return np.where(absorbing[:, None], transition_matrix, calibrated)
+        masked = np.where(absorbs | (scaled_sum <= 0), factor, factor * row_sum / scaled_sum)
+        rest = np.where(absorbs, room / rest_sum, np.where(scaled_sum > 0, 0.0, 1.0))
+    return np.where(absorbing, 1.0, masked), np.where(absorbing, 1.0, rest)
+
+
+def scale_rows(transition_matrix: np.ndarray, factor: np.ndarray, mask: np.ndarray,
+               absorbing: np.ndarray) -> np.ndarray:
+    """Scale the entries under ``mask`` ((K,) columns or (K, K) entries) by ``factor`` (broadcast against the
+    leading axes), keeping each row's sum (`row_scales`'s rule). Absorbing rows are left alone.
+    """
+    factor = np.asarray(factor, dtype=np.float64)[..., None]
+    masked, rest = row_scales(np.where(mask, transition_matrix, 0.0).sum(axis=-1),
+                              np.where(mask, 0.0, transition_matrix).sum(axis=-1), factor, absorbing)
+    return transition_matrix * np.where(mask, masked[..., None], rest[..., None])
 
 
 def apply_factors(transition_matrix: np.ndarray, k: np.ndarray, bad: np.ndarray,

@@ -15,7 +15,14 @@ each cohort from its last actual state, with the two sources of uncertainty the 
   expected path scales the segment's matrices.
 
 A cell observed inside a cohort's history resets its paths to the actual state, as the expected path does (a gap
-is bridged from the month before). Vectorised over draws x cohorts; the loop is over MOB only. The Portfolio's
+is bridged from the month before). Vectorised over draws x cohorts; the loop is over MOB only.
+
+A cohort-segment with at least ``moment_loans`` live loans at its restart does not move loan by loan: its process
+noise is that of a sum of many independent loans, normal to good accuracy (the central limit theorem). Its paths
+carry, per draw, the expected loans per state under that draw's rows (the parameter uncertainty, exact) and add
+normal noise with the multinomial chain's exact covariance (propagated under the applied rows,
+``P' Sigma P + sum_i mu_i (diag p_i - p_i p_i')``). Thin cohorts, whose DEL is skewed (usually no move, sometimes a
+jump: the median the backtest scores), keep the loan-by-loan simulation. The Portfolio's
 quantiles are those of the per-draw Portfolio (engine/portfolio.py's aggregation), segments independent.
 Modelling notes and backtest evidence: docs/methodology.md.
 """
@@ -28,13 +35,16 @@ from functools import partial
 
 import numpy as np
 
-from pyxl_del.engine.calibration import CohortFactors, scale_rows
+from pyxl_del.engine.calibration import CohortFactors, row_scales, scale_rows
 from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import PanelStats
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.portfolio import ACTUAL_FLAG, aggregate_portfolio, segment_weights
 
 WORKERS = 2  # parts of the cells moved in parallel at each step (a constant: the draws must not depend on the machine)
+# Live loans from which a cohort-segment's process noise is taken as normal (module docstring): at 1,000 loans a bad
+# count of mean 10 has skewness 0.3, half a loan at P10 / P90; docs/methodology.md 4a compares the quantiles.
+MOMENT_LOANS = 1000
 
 
 @dataclass(frozen=True)
@@ -140,18 +150,85 @@ def _move_cells(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, 
     return source * absorbing + arrived.sum(axis=-2)
 
 
+@dataclass
+class _Moments:
+    """The paths of the cohort-segments moved by their moments: per draw the expected loans per state under the
+    draw's rows (D, S, C, K); under the applied rows the expected loans (S, C, K) and their covariance
+    (S, C, K, K) from the loans' own (process) noise."""
+
+    mean: np.ndarray
+    applied_mean: np.ndarray
+    covariance: np.ndarray
+
+
+def _move_moments(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, moments: _Moments, *,
+                  drawn: np.ndarray, applied: np.ndarray, restarting: np.ndarray, live: np.ndarray,
+                  share: np.ndarray, cohort: CohortFactors | None, absorbing: np.ndarray,
+                  bad: np.ndarray) -> np.ndarray:
+    """(3, D, a) loans in each DEL type's bad states of the cells (segment and cohort indices) after one step, moved
+    by their moments (updated in place); ``applied`` (S, T, K): the step's applied rows, the rest as `_move_cells`."""
+    s, c = cells
+    transient = np.flatnonzero(~absorbing)
+    k = absorbing.size
+    r = np.flatnonzero(restarting[s, c])
+    if len(r):  # allocated afresh: the expected loans, no spread yet
+        fresh = np.zeros((len(r), k))
+        fresh[:, transient] = live[s[r], c[r], None] * share[s[r], c[r]]
+        moments.mean[:, s[r], c[r]] = fresh
+        moments.applied_mean[s[r], c[r]] = fresh
+        moments.covariance[s[r], c[r]] = 0.0
+    mean, mu, cov = moments.mean[:, s, c], moments.applied_mean[s, c], moments.covariance[s, c]
+
+    # Per draw only the expected loans move, so a cohort's scaled rows never need to exist: its loans in from-state
+    # t split into the share moving by the masked (roll-forward) entries and the share moving by the rest, each
+    # times `row_scales`' multiplier, and a row summing to more than 1 moves as normalised (`_multinomial`).
+    mask = cohort.roll_forward[transient] if cohort is not None else np.zeros((len(transient), k), dtype=bool)
+    masked_part, rest_part = np.where(mask, drawn, 0.0), np.where(mask, 0.0, drawn)  # (D, S, T, K)
+    masked_sum, rest_sum = masked_part.sum(axis=-1), rest_part.sum(axis=-1)  # (D, S, T)
+    if cohort is not None:
+        masked_scale, rest_scale = row_scales(masked_sum[:, s], rest_sum[:, s], cohort.factor[s, c][None, :, None],
+                                              absorbing[transient])
+    else:
+        masked_scale = rest_scale = np.ones_like(masked_sum[:, s])
+    from_state = mean[..., transient] / np.maximum(masked_sum + rest_sum, 1.0)[:, s]
+    weights = np.concatenate([from_state * masked_scale, from_state * rest_scale], axis=-1)  # (D, a, 2T)
+    rows = np.concatenate([masked_part, rest_part], axis=-2)  # (D, S, 2T, K)
+    mean = mean * absorbing + np.einsum("dau,dauk->dak", weights, rows[:, s])
+
+    # The loans' own noise, under the applied rows: Var(x') = E[Var(x' | x)] + Var(E[x' | x]), each state's loans a
+    # multinomial, the spread so far moved by the chain.
+    p = applied[s] if cohort is None else scale_rows(applied[s], cohort.factor[s, c], mask, absorbing[transient])
+    p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1.0)
+    step = np.broadcast_to(np.eye(k), cov.shape).copy()  # absorbed loans stay
+    step[:, transient] = p
+    arrived = np.einsum("at,atk->ak", mu[:, transient], p)
+    cov = (np.einsum("aik,aij,ajl->akl", step, cov, step) + arrived[:, :, None] * np.eye(k)
+           - np.einsum("at,atk,atl->akl", mu[:, transient], p, p))
+    mu = mu * absorbing + arrived
+    moments.mean[:, s, c], moments.applied_mean[s, c], moments.covariance[s, c] = mean, mu, cov
+
+    bad_weights = bad.astype(np.float64)
+    spread = np.einsum("tk,akl,ul->atu", bad_weights, cov, bad_weights)  # (a, 3, 3) of the bad counts
+    value, vector = np.linalg.eigh(spread)
+    root = vector * np.sqrt(np.clip(value, 0.0, None))[:, None, :]
+    z = rng.standard_normal((mean.shape[0], len(s), len(bad_weights)))
+    count = np.einsum("dak,tk->tda", mean, bad_weights) + np.einsum("atu,dau->tda", root, z)
+    return np.clip(count, 0.0, mean.sum(axis=-1)[None])
+
+
 def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concentration: np.ndarray, config: Config,
-                       cohort: CohortFactors | None = None, *, keep_draws: bool = False) -> ForecastIntervals:
+                       cohort: CohortFactors | None = None, *, keep_draws: bool = False,
+                       moment_loans: int = MOMENT_LOANS) -> ForecastIntervals:
     """Quantiles (config [forecast] interval_levels and the median) of every DEL cell from simulated paths.
 
     ``transition_matrix``: the applied segment matrices (S, M, K, K); ``concentration`` (S, M, K) the posterior
     concentration of each row; ``cohort``: the factors that scale each cohort's rows. ``keep_draws``: also return
-    the simulated DEL.
+    the simulated DEL. ``moment_loans``: live loans from which a cohort-segment moves by its moments.
     """
     settings = config.forecast
     n_draws, levels = settings.interval_draws, settings.quantile_levels
     # Separate streams for the rows and the loans, so the loans' draws do not depend on how the rows are laid out.
-    rng_rows, *rngs = np.random.default_rng(settings.seed).spawn(1 + WORKERS)
+    rng_rows, *rngs, rng_moments = np.random.default_rng(settings.seed).spawn(2 + WORKERS)
     n_seg, n_coh, n_mob1, k = stats.ead.shape
     absorbing = np.isin(config.buckets.order, config.buckets.absorbing)
     transient = np.flatnonzero(~absorbing)
@@ -186,6 +263,8 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     tied = _tied(transition_matrix, concentration)
     drawn = None
     counts = np.zeros((n_draws, n_seg, n_coh, k), dtype=np.int64)  # loans live at the restart, where they are now
+    moments = _Moments(mean=np.zeros((n_draws, n_seg, n_coh, k)), applied_mean=np.zeros((n_seg, n_coh, k)),
+                       covariance=np.zeros((n_seg, n_coh, k, k)))
     weights = segment_weights(present, ead0, config.portfolio.aggregation)
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = weights / weights.sum(axis=0)
@@ -206,17 +285,25 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
             if not roll.any():
                 continue
             s_idx, c_idx = np.nonzero(roll)
-
-            # The cells move independently: WORKERS fixed parts, each with its own stream, so the draws do not depend
-            # on the machine; numpy's samplers release the GIL, so two cores share the work.
-            move = partial(_move_cells, counts=counts, drawn=drawn, restarting=observed[:, :, m], live=live[:, :, m],
-                           share=share[:, :, m], cohort=cohort, absorbing=absorbing)
-            parts = [(s_idx[part], c_idx[part]) for part in np.array_split(np.arange(len(s_idx)), WORKERS)]
-            moved = np.concatenate(list(pool.map(move, parts, rngs)), axis=1)
-            counts[:, s_idx, c_idx] = moved
             start = restart[s_idx, c_idx, m]
-            bad_ead = (absorbed_bad[:, s_idx, c_idx, start][:, None]
-                       + np.einsum("dak,tk->tda", moved, bad.astype(np.float64)) * per_loan[s_idx, c_idx, start])
+            by_moments = live[s_idx, c_idx, start] >= moment_loans
+            bad_loans = np.zeros((3, n_draws, len(s_idx)))
+            if by_moments.any():
+                bad_loans[..., by_moments] = _move_moments(
+                    (s_idx[by_moments], c_idx[by_moments]), rng_moments, moments, drawn=drawn,
+                    applied=transition_matrix[:, m][:, transient], restarting=observed[:, :, m], live=live[:, :, m],
+                    share=share[:, :, m], cohort=cohort, absorbing=absorbing, bad=bad)
+            loan_by_loan = np.flatnonzero(~by_moments)
+            if len(loan_by_loan):
+                # The cells move independently: WORKERS fixed parts, each with its own stream, so the draws do not
+                # depend on the machine; numpy's samplers release the GIL, so two cores share the work.
+                move = partial(_move_cells, counts=counts, drawn=drawn, restarting=observed[:, :, m],
+                               live=live[:, :, m], share=share[:, :, m], cohort=cohort, absorbing=absorbing)
+                parts = [(s_idx[part], c_idx[part]) for part in np.array_split(loan_by_loan, WORKERS)]
+                moved = np.concatenate(list(pool.map(move, parts, rngs)), axis=1)
+                counts[:, s_idx[loan_by_loan], c_idx[loan_by_loan]] = moved
+                bad_loans[..., loan_by_loan] = np.einsum("dak,tk->tda", moved, bad.astype(np.float64))
+            bad_ead = absorbed_bad[:, s_idx, c_idx, start][:, None] + bad_loans * per_loan[s_idx, c_idx, start]
             sim = bad_ead / ead0[s_idx, c_idx]  # (3, D, A)
             q_seg[:, :, s_idx, c_idx, m + 1] = np.quantile(sim, levels, axis=1).transpose(1, 0, 2)
             step = np.broadcast_to(np.where(present, actual[..., m + 1], np.nan)[:, None],

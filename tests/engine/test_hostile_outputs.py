@@ -70,6 +70,25 @@ def test_report_csvs_hold_no_formula(tmp_path, capsys):
             sum(c.startswith("-0.") or c.startswith("-1") for c in raw)  # negative numbers untouched
 
 
+def test_csv_writes_numbers_bare_and_everything_else_as_pandas_spells_it(tmp_path):
+    # Known answer, line by line: text quoted (a comma, a quote and a line break inside survive), numbers bare and in
+    # their shortest exact form, a missing value empty, dates, periods, categories and booleans as pandas writes them.
+    frame = pd.DataFrame({"segment": ["Cho vay tiêu dùng", 'a,"b"\nc', None], "mob": [0, 12, 36],
+                          "ead": [0.1, float("nan"), 1e-20], "loans": pd.array([1, None, 3], dtype="Int64"),
+                          "month": pd.PeriodIndex(["2024-01", "2024-02", "2024-03"], freq="M"),
+                          "day": pd.to_datetime(["2024-01-31", None, "2024-03-01"]),
+                          "flag": pd.Categorical(["ACTUAL", "FORECAST", None]), "live": [True, False, True],
+                          "mixed": [1, "x", None]})
+    (path,) = write_frames({"t": frame}, tmp_path)
+    assert path.read_text(encoding="utf-8").split("\n") == [
+        '"segment","mob","ead","loans","month","day","flag","live","mixed"',
+        '"Cho vay tiêu dùng",0,0.1,1,"2024-01","2024-01-31","ACTUAL","True","1"',
+        '"a,""b""', 'c",12,,,"2024-02",,"FORECAST","False","x"',
+        ',36,1e-20,3,"2024-03","2024-03-01",,"True",', '']
+    back = pd.read_csv(path)
+    assert back["mob"].tolist() == [0, 12, 36] and back["ead"].iloc[0] == 0.1 and back["segment"].iloc[1] == 'a,"b"\nc'
+
+
 def test_write_frames_header_and_every_dtype(tmp_path):
     frame = pd.DataFrame({"=SUM(A1)": ["=1", "x"], "n": [-1, 2]})
     (path,) = write_frames({"t": frame}, tmp_path)

@@ -4,7 +4,8 @@ book, beside the benchmarks and, on simulated books, the oracle that knows the t
 Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: cohort effects, a thin segment);
 N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); N
 agency-shaped books with and without a shock (three monthly cohorts followed for four years, scored from every
-usable origin, as one quarter of agency loans is); the Fannie Mae 2017Q1 excerpt when its reader
+usable origin, as one quarter of agency loans is); N thin prime books (the same shape at the excerpt's size, 145
+loans a cohort, and prime hazards), at the last origins and from every usable one; the Fannie Mae 2017Q1 excerpt when its reader
 (`pyxl_del.datasets.fannie`) and the file are present.
 
 Each book is backtested at its last --origins as-of months, 1..12 months ahead; the score of a model is the
@@ -53,6 +54,11 @@ HORIZON = 12
 # shock (roll-forward x2.5 for a year) falls in their third year.
 AGENCY_SPAN = 40
 AGENCY_CRISIS = Crisis(start="2024-01", months=12, factor=2.5)
+# Thin prime books: the agency shape at the excerpt's size (145 loans a cohort) and a prime mortgage's low hazards,
+# where each cohort's DEL is a handful of loans.
+THIN_PRIME_LOANS = {"P": 70, "R": 40, "C": 35}
+THIN_PRIME_PROFILES = {"P": {"risk": 0.15, "prepay": 0.02}, "R": {"risk": 0.2, "prepay": 0.02},
+                       "C": {"risk": 0.3, "prepay": 0.02}}
 EVERY_ORIGIN = 10_000
 MIN_BLOCKS = 5
 
@@ -72,7 +78,9 @@ def _books(seeds: int) -> list[Book]:
         for seed in range(seeds):
             book = simulate_vintage_book(1000 + seed, crisis=crisis)
             books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
-    return books + [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)] + _fannie()
+    books += [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)]
+    books += [_thin_prime(seed, origins) for origins in (None, EVERY_ORIGIN) for seed in range(seeds)]
+    return books + _fannie()
 
 
 def _agency(seed: int, crisis: Crisis | None) -> Book:
@@ -84,6 +92,17 @@ def _agency(seed: int, crisis: Crisis | None) -> Book:
     panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
     kind = "agency-shaped books, every usable origin" + (", with a shock" if crisis else "")
     return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=EVERY_ORIGIN)
+
+
+def _thin_prime(seed: int, origins: int | None) -> Book:
+    """The agency shape at the size of the real excerpt (three cohorts of 145 loans) with prime hazards (DEL30
+    around 1%): the book where a cohort's DEL is a few loans, scored at the last origins or every usable one."""
+    config = Config()
+    book = simulate_vintage_book(4000 + seed, cohorts=AGENCY_SPAN, loans=THIN_PRIME_LOANS, config=config,
+                                 profiles=THIN_PRIME_PROFILES)
+    panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
+    kind = "thin prime books (3 cohorts x 145 loans), " + ("every usable origin" if origins else "last origins")
+    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=origins)
 
 
 def _fannie() -> list[Book]:

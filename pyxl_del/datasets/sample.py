@@ -568,12 +568,14 @@ def simulate_vintage_book(
     crisis: Crisis | None = None,
     as_of: str = "2025-12",
     config: Config | None = None,
+    profiles: Mapping[str, Mapping[str, float]] | None = None,
 ) -> VintageBook:
     """A book whose vintages differ (each cohort's roll-forward rates times a lognormal factor, log-sd
     ``cohort_log_sd``) and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
     thin), optionally with a ``crisis`` (roll-forward rates up for a window of reporting months, whatever the
     cohort). Returns the panel with its truth, so a backtest can be scored against the oracle
-    (`backtest.rolling.oracle`). Segments named in `VINTAGE_PROFILES` get their profile, others a middle one.
+    (`backtest.rolling.oracle`). Segments named in ``profiles`` (default `VINTAGE_PROFILES`; a profile's "risk"
+    scales the delinquency hazards, "prepay" is the monthly prepayment) get their profile, others a middle one.
     """
     cfg = config or Config()
     loans = dict(loans or {"A": 800, "B": 120})
@@ -586,7 +588,8 @@ def simulate_vintage_book(
     effect_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
     factors = np.exp(np.random.default_rng(effect_seed).normal(0.0, cohort_log_sd, cohorts))
     base = _to_config_order(
-        np.stack([_canonical_matrices(VINTAGE_PROFILES.get(s, _DEFAULT_PROFILE), max_mob) for s in segments]),
+        np.stack([_canonical_matrices((profiles or VINTAGE_PROFILES).get(s, _DEFAULT_PROFILE), max_mob)
+                  for s in segments]),
         cfg, "simulate_vintage_book")
     calendar = (end - cohorts + 1 + np.arange(cohorts))[:, None] + np.arange(max_mob)[None, :]  # month of step m
     shock = np.ones((cohorts, max_mob))

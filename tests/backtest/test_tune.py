@@ -315,6 +315,21 @@ def test_vintage_book_scales_the_roll_forward_rates_by_cohort_factor_and_crisis(
     np.testing.assert_allclose(flat.matrices, np.broadcast_to(flat.base, flat.matrices.shape))
 
 
+def test_vintage_book_takes_the_segment_profiles_given():
+    """A profile's risk scales the delinquency hazards: risk 0 gives a segment nobody falls behind in; a segment the
+    profiles do not name gets the middle profile, as it does without them."""
+    cfg_ = Config()
+    i, j = cfg_.buckets.order.index("CURRENT"), cfg_.buckets.order.index("DPD1+")
+    loans = {"Z": 40, "Q": 40}
+    book = simulate_vintage_book(4, cohorts=6, loans=loans, profiles={"Q": {"risk": 0.0, "prepay": 0.02}})
+    assert (book.matrices[:, 1, :, i, j] == 0).all() and (book.matrices[:, 0, :, i, j] > 0).all()
+    states = book.panel.groupby("PRODUCT_TYPE")["STATE_MODEL"].unique()
+    assert set(states["Q"]) <= {"CURRENT", "PREPAY"} and "DPD1+" in set(states["Z"])
+    shipped = simulate_vintage_book(4, cohorts=6, loans=loans)
+    np.testing.assert_array_equal(shipped.base[0], book.base[0])
+    np.testing.assert_array_equal(shipped.base[1], shipped.base[0])  # both unnamed: the middle profile
+
+
 def test_the_oracle_on_its_own_book_beats_the_markov_chain():
     book = simulate_vintage_book(11, cohorts=30, loans={"A": 300, "B": 60}, cohort_log_sd=0.35)
     config = Config()

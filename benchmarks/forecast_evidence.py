@@ -5,8 +5,8 @@ Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: c
 N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); N
 agency-shaped books with and without a shock (three monthly cohorts followed for four years, scored from every
 usable origin, as one quarter of agency loans is); N thin prime books (the same shape at the excerpt's size, 145
-loans a cohort, and prime hazards), at the last origins and from every usable one; the Fannie Mae 2017Q1 excerpt when its reader
-(`pyxl_del.datasets.fannie`) and the file are present.
+loans a cohort, and prime hazards), at the last origins and from every usable one; the Fannie Mae 2017Q1 excerpt
+when its reader (`pyxl_del.datasets.fannie`) and the file are present.
 
 Each book is backtested at its last --origins as-of months, 1..12 months ahead; the score of a model is the
 Portfolio MAE, the mean over months ahead of each month's MAE, per DEL type. Per kind of book (the simulated seeds

@@ -206,12 +206,13 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) 
     frame = frame if raw_text else csv_safe(frame)
     # Arrow writes a table ten times as fast as pandas' to_csv (del_long.csv of the 10M-row benchmark: 0.02 s against
     # 0.19 s). Dates, periods, categories, booleans and mixed objects go as pandas spells them.
-    columns = {}
-    for i, name in enumerate(frame.columns):
+    columns = []
+    for i in range(frame.shape[1]):
         values = frame.iloc[:, i]
         numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
-        columns[str(name)] = pa.array(values if numeric else values.astype("string"), from_pandas=True)
-    pa_csv.write_csv(pa.table(columns), path, pa_csv.WriteOptions(quoting_style="needed"))
+        columns.append(pa.array(values if numeric else values.astype("string"), from_pandas=True))
+    table = pa.Table.from_arrays(columns, names=[str(name) for name in frame.columns])  # repeated names kept
+    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
 
 
 def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_text: bool = False) -> list[Path]:

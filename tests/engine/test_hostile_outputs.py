@@ -87,6 +87,9 @@ def test_csv_writes_numbers_bare_and_everything_else_as_pandas_spells_it(tmp_pat
         ',36,1e-20,3,"2024-03","2024-03-01",,"True",', '']
     back = pd.read_csv(path)
     assert back["mob"].tolist() == [0, 12, 36] and back["ead"].iloc[0] == 0.1 and back["segment"].iloc[1] == 'a,"b"\nc'
+    # A name used twice keeps both columns (nothing lost).
+    (path,) = write_frames({"t": pd.DataFrame([[1, "a", 2.5]], columns=["x", "x", "y"])}, tmp_path)
+    assert path.read_text(encoding="utf-8") == '"x","x","y"\n1,"a",2.5\n'
 
 
 def test_write_frames_header_and_every_dtype(tmp_path):

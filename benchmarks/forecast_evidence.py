@@ -83,26 +83,27 @@ def _books(seeds: int) -> list[Book]:
     return books + _fannie()
 
 
-def _agency(seed: int, crisis: Crisis | None) -> Book:
-    """A book shaped like one agency quarter: three monthly cohorts (440 loans each, segments of 200, 120 and 120)
-    followed for four years, scored from every usable origin; with a calendar shock or without."""
+def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:
+    """The first three monthly cohorts of a simulated book followed for AGENCY_SPAN months, like one quarter of agency
+    loans, with the oracle of the whole book (``simulate``: `simulate_vintage_book`'s crisis or profiles)."""
     config = Config()
-    book = simulate_vintage_book(3000 + seed, cohorts=AGENCY_SPAN, loans={"P": 200, "R": 120, "C": 120},
-                                 crisis=crisis, config=config)
+    book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=config, **simulate)
     panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
+    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=origins)
+
+
+def _agency(seed: int, crisis: Crisis | None) -> Book:
+    """One agency quarter: three cohorts of 440 loans (segments of 200, 120 and 120), scored from every usable
+    origin; with a calendar shock or without."""
     kind = "agency-shaped books, every usable origin" + (", with a shock" if crisis else "")
-    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=EVERY_ORIGIN)
+    return _one_quarter(kind, 3000 + seed, {"P": 200, "R": 120, "C": 120}, origins=EVERY_ORIGIN, crisis=crisis)
 
 
 def _thin_prime(seed: int, origins: int | None) -> Book:
     """The agency shape at the size of the real excerpt (three cohorts of 145 loans) with prime hazards (DEL30
     around 1%): the book where a cohort's DEL is a few loans, scored at the last origins or every usable one."""
-    config = Config()
-    book = simulate_vintage_book(4000 + seed, cohorts=AGENCY_SPAN, loans=THIN_PRIME_LOANS, config=config,
-                                 profiles=THIN_PRIME_PROFILES)
-    panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
     kind = "thin prime books (3 cohorts x 145 loans), " + ("every usable origin" if origins else "last origins")
-    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=origins)
+    return _one_quarter(kind, 4000 + seed, THIN_PRIME_LOANS, origins=origins, profiles=THIN_PRIME_PROFILES)
 
 
 def _fannie() -> list[Book]:

@@ -587,9 +587,9 @@ def simulate_vintage_book(
     max_mob = cfg.forecast.max_mob
     effect_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
     factors = np.exp(np.random.default_rng(effect_seed).normal(0.0, cohort_log_sd, cohorts))
+    profiles = VINTAGE_PROFILES if profiles is None else profiles
     base = _to_config_order(
-        np.stack([_canonical_matrices((profiles or VINTAGE_PROFILES).get(s, _DEFAULT_PROFILE), max_mob)
-                  for s in segments]),
+        np.stack([_canonical_matrices(profiles.get(s, _DEFAULT_PROFILE), max_mob) for s in segments]),
         cfg, "simulate_vintage_book")
     calendar = (end - cohorts + 1 + np.arange(cohorts))[:, None] + np.arange(max_mob)[None, :]  # month of step m
     shock = np.ones((cohorts, max_mob))

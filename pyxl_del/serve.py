@@ -18,8 +18,9 @@ same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evalu
   reproduced from the log and the twin's data. The log is rotated by size ([decide] request_log_max_bytes,
   keeping request_log_backups old files), and each new file starts with the policy in force.
 * The policy reloads when config.toml changes (`pyxl-del apply` rewrites its [policy] section): a watcher thread
-  checks the file every [decide] reload_seconds, builds a new immutable snapshot (policy, twin, engine) and swaps
-  it in with one assignment. A request reads the snapshot once, so requests in flight finish on the policy they
+  checks the file every [decide] reload_seconds and, once a change has held for one check (an edit caught
+  half-written is never served), builds a new immutable snapshot (policy, twin, engine) and swaps it in with one
+  assignment. A request reads the snapshot once, so requests in flight finish on the policy they
   started with. A config that does not load leaves the running policy in place (GET /v1/policy reports why).
 """
 
@@ -195,6 +196,7 @@ class PolicySource:
         self.reload_error: str | None = None
         self._data_arg = data
         self._stamp = self._stat()
+        self._settling: tuple | None = None  # a changed stamp seen once, read when the next check sees it again
         config = self._config()
         self.data_label = ""
         self._twin: Twin = fit_twin(self._data(config), config)
@@ -235,11 +237,20 @@ class PolicySource:
         return None if self.config_path is None else str(self.config_path)
 
     def check(self) -> bool:
-        """Reload when the config file changed; True when a new snapshot is in place."""
+        """Reload when the config file changed and has stayed the same since the previous check; True when a new
+        snapshot is in place.
+
+        An editor that truncates and rewrites in place can be caught between the two: the half-written file may
+        still parse (the text before [policy] is a valid config with the default policy) and would be served.
+        Waiting for the same stamp on two checks in a row reads the file only once it has settled."""
         stamp = self._stat()
         if stamp is None or stamp == self._stamp:
+            self._settling = None
             return False
-        self._stamp = stamp
+        if stamp != self._settling:
+            self._settling = stamp
+            return False
+        self._stamp, self._settling = stamp, None
         try:
             config = self._config()
             try:

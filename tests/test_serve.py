@@ -234,6 +234,31 @@ def test_policy_reloads_without_dropping_requests(server, workdir, twin):
     client.conn.close()
 
 
+def test_a_config_caught_mid_write_is_not_served(workdir, twin, tmp_path):
+    """An editor that truncates and rewrites config.toml in place: the watcher may see the text before [policy],
+    which loads (with the default policy). It waits for the file to settle instead of serving that."""
+    from pyxl_del.decision.audit import apply_policy
+    from pyxl_del.decision.policy import Policy
+    from pyxl_del.serve import PolicySource
+
+    config = tmp_path / "config.toml"
+    config.write_text("[decide]\nreload_seconds = 0.2\n", encoding="utf-8")
+    base = current_policy(twin)
+    segments = {n: p.model_dump() for n, p in base.segments.items()}
+    segments["CASH LOAN"]["cutoff"] = 580.0
+    apply_policy(Policy.model_validate({"segments": segments, "budget": base.budget}), config_path=config)
+    source = PolicySource(config, data=workdir / "panel.parquet")
+    running = source.snapshot.engine.version
+    final = config.read_text(encoding="utf-8").replace("580.0", "600.0")
+    config.write_text(final[:final.index("[policy]")], encoding="utf-8")  # caught between truncate and write
+    assert not source.check() and source.snapshot.engine.version == running
+    config.write_text(final, encoding="utf-8")
+    assert not source.check() and source.snapshot.engine.version == running  # changed again: not settled yet
+    assert source.check() and source.reload_error is None
+    assert source.snapshot.engine.policy.segments["CASH LOAN"].cutoff == 600.0
+    assert not source.check()  # nothing changed since
+
+
 def test_key_from_environment_or_file(tmp_path, monkeypatch):
     cfg = Config().with_overrides(decide={"api_key_file": "key.txt"})
     monkeypatch.delenv(cfg.decide.api_key_env, raising=False)

@@ -391,6 +391,14 @@ def _tail_loans(model: TransitionModel, s: int, transient: np.ndarray) -> np.nda
     return np.where(transient & (model.n_obs[s].sum(axis=0) > 0), loans, -1)
 
 
+def _strength_text(strength: float) -> str:
+    """A prior strength for people. At the top of the search range the number is the range's end, not an
+    estimate (a book of a few hundred loans reading "10,000,000 loans" looks absurd): say what it means."""
+    if strength >= AUTO_STRENGTH_BOUNDS[1] * 0.99:
+        return "at the search's cap (its rows differ from their prior by no more than noise: each row is its prior)"
+    return f"{strength:,.0f} loans" if strength >= 1 else f"{strength:.2g} loans"
+
+
 def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: tuple[str, ...],
                      absorbing: tuple[str, ...], min_count: int = 0) -> list[str]:
     """Readable lines on the rows that did not come from the segment's own data alone, the bayes prior and the
@@ -400,7 +408,7 @@ def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: 
     if model.prior_strength is not None:
         fitted = [(states[i], model.prior_strength[i], model.prior_weights[i]) for i in np.flatnonzero(transient)
                   if np.isfinite(model.prior_strength[i])]
-        detail = "; ".join((f"{name} {a:,.0f} loans (" if a >= 1 else f"{name} {a:.2g} loans (")
+        detail = "; ".join(f"{name} {_strength_text(a)} ("
                            + ", ".join(f"{p} {w:.0%}" for p, w in zip(PRIOR_PARTS, weights, strict=True)) + ")"
                            for name, a, weights in fitted)
         lines.append(f"transitions: estimator \"bayes\", every row shrunk toward its prior; prior strength and "

@@ -229,6 +229,10 @@ def test_bayes_run_info_names_the_strengths():
     line = next(w for w in r.warnings if w.startswith("transitions: estimator \"bayes\""))
     assert "CURRENT" in line and "loans" in line
     assert set(r.transition_matrices["source"]) <= {"estimated", "fallback", "tail"}
+    # A strength at the top of the search range is named as such, not as 10,000,000 loans of a 400-loan book.
+    capped = pyxl_del.run(df, cfg(transitions={"estimator": "bayes", "prior_strength": 1e7}, forecast={"max_mob": 4}))
+    line = next(w for w in capped.warnings if w.startswith("transitions: estimator \"bayes\""))
+    assert "CURRENT at the search's cap" in line and "10,000,000" not in line
 
 
 @pytest.mark.parametrize("key, value", [("estimator", "bayesian"), ("prior_strength", -1.0),

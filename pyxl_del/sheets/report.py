@@ -721,6 +721,7 @@ def build_layouts(result: DelResult) -> list[SheetLayout]:
 DEL_COLORS = {"DEL30": "1F77B4", "DEL60": "FF7F0E", "DEL90": "C00000"}
 SUMMARY_MOBS = (6, 12)
 THIN_LOANS = 100  # a cohort with fewer loans moves its DEL by a point or more with one loan
+FLAG_WORDS = {FLAG_FORECAST: "forecast", FLAG_MIXED: "partly forecast (some segments observed)"}
 
 
 def _latest_actual(flags: np.ndarray, mob: int) -> int | None:
@@ -729,6 +730,15 @@ def _latest_actual(flags: np.ndarray, mob: int) -> int | None:
         return None
     rows = np.flatnonzero(flags[:, mob] == FLAG_ACTUAL)
     return int(rows[-1]) if len(rows) else None
+
+
+def _newest_forecast(table: pd.DataFrame, flags: np.ndarray) -> float:
+    """The newest cohort's DEL at MOB 12 where it is a forecast; blank where the data have it already (it is then
+    the newest observed figure beside it) or the table stops before MOB 12."""
+    mob = SUMMARY_MOBS[-1]
+    if not len(table) or mob >= table.shape[1] or flags[-1, mob] == FLAG_ACTUAL:
+        return np.nan
+    return table.iloc[-1, mob]
 
 
 def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTables | None = None) -> SheetLayout:
@@ -756,8 +766,11 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
         if at is not None:
             rows.append((f"MOB {mob}, newest cohort observed there ({cohorts[at]})",
                          [tables[d].iloc[at, mob] for d in DEL_TYPES]))
-    if cohorts and max_mob >= SUMMARY_MOBS[-1]:
-        rows.append((f"MOB {SUMMARY_MOBS[-1]}, newest cohort ({cohorts[-1]}), forecast",
+    # The newest cohort's MOB 12 is a forecast in a book that keeps booking, but can be observed already (one
+    # agency quarter followed for years); it is then the row above, so it is shown only when not all actual.
+    newest_flag = flags[-1, SUMMARY_MOBS[-1]] if cohorts and max_mob >= SUMMARY_MOBS[-1] else FLAG_ACTUAL
+    if newest_flag != FLAG_ACTUAL:
+        rows.append((f"MOB {SUMMARY_MOBS[-1]}, newest cohort ({cohorts[-1]}), {FLAG_WORDS[newest_flag]}",
                      [tables[d].iloc[-1, SUMMARY_MOBS[-1]] for d in DEL_TYPES]))
     other = "ead_weighted" if cfg.portfolio.aggregation == "mean" else "mean"
     views = {cfg.portfolio.aggregation: result.portfolio, other: result.portfolio_as(other)}
@@ -779,13 +792,13 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
         by_segment.append((clean_text(segment), len(part), int(part["loans"].sum()), float(part["ead_mob0"].sum()),
                            np.nan if at is None else table.iloc[at, SUMMARY_MOBS[-1]],
                            "" if at is None else str(table.index[at]),
-                           table.iloc[-1, SUMMARY_MOBS[-1]] if len(table) and max_mob >= SUMMARY_MOBS[-1] else np.nan))
+                           _newest_forecast(table, seg_flags)))
     frame = pd.DataFrame(by_segment, columns=["segment", "cohorts", "loans", "ead", "latest", "cohort", "newest"])
     w.table(frame, [("segment", "Segment", None, 0), ("cohorts", "Cohorts", "0", 0), ("loans", "Loans", "#,##0", 0),
                     ("ead", "EAD at MOB 0", "#,##0", 0),
                     ("latest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest observed", PERCENT, 0),
                     ("cohort", "Observed cohort", None, 0),
-                    ("newest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest cohort (forecast)", PERCENT, 0)])
+                    ("newest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest cohort (forecast; blank: observed)", PERCENT, 0)])
 
     # DEL at MOB 6 and 12 by vintage: a chart each, actual solid, forecast dashed; their data below the contents.
     chart_height = 7.5

@@ -25,7 +25,9 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment
 
+import pyxl_del
 import pyxl_del.engine.files
+from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.errors import OutputError
@@ -516,6 +518,31 @@ BREAKAGES = {
     "MIXED marked as FORECAST": (lambda L: _restyle(L, sheet_layout.MIXED_STYLE, sheet_layout.FORECAST_STYLE), "MIXED"),
     "FORECAST upright": (lambda L: _restyle(L, sheet_layout.FORECAST_STYLE, None), "FORECAST"),
 }
+
+
+def summary_texts(result, folder: Path) -> tuple[list[str], list]:
+    """The Summary's text cells, and the cells under the segments' newest-cohort column."""
+    sheet = render_one(report.summary_of(result, report.build_layouts(result)), folder)
+    texts = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    head = next(c for row in sheet.iter_rows() for c in row if str(c.value).startswith("DEL30 MOB 12, newest cohort"))
+    below = [sheet.cell(head.row + 1 + i, head.column).value for i in range(len(result.segments))]
+    return texts, below
+
+
+def test_summary_says_forecast_only_where_it_is(mixed_result, tmp_path):
+    # The newest cohort of a book that keeps booking: its MOB 12 is a forecast, and says so.
+    texts, newest = summary_texts(mixed_result, tmp_path)
+    assert any(t.startswith("MOB 12, newest cohort (2025-06), forecast") for t in texts)
+    assert all(isinstance(v, float) for v in newest)
+    # One quarter followed for years (the agency shape): the newest cohort's MOB 12 is observed; nothing calls it
+    # a forecast, and the segments' forecast column is blank (the observed figure stands beside it).
+    config = pyxl_del.Config().with_overrides(forecast={"max_mob": 12})
+    seasoned = simulate_panel(realistic_matrices(config, ("A", "B"), 12), cohorts=["2024-01", "2024-02", "2024-03"],
+                              as_of="2025-06", loans_per_cohort=60, segments=("A", "B"), seed=3, config=config)
+    texts, newest = summary_texts(pyxl_del.run(seasoned, config), tmp_path)
+    assert not any(re.match(r"MOB \d+, newest cohort \(.*forecast", t) for t in texts)
+    assert any(t == "MOB 12, newest cohort observed there (2024-03)" for t in texts)
+    assert newest == [None, None]
 
 
 def test_unbroken_portfolio_sheet_passes(mixed_result, tmp_path):

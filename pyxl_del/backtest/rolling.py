@@ -476,6 +476,14 @@ class BacktestResult:
         return summarise(self.cells, ("horizon",))
 
     @cached_property
+    def overall(self) -> pd.DataFrame:
+        """Per model, segment and DEL type: MAE, bias and EAD-weighted MAE, the mean over months ahead. Each month
+        ahead counts once however many cells it has (the near months have the most): the figure `tune` ranks by,
+        Run info and the backtest summary show."""
+        keys = ["model", "segment", "del_type"]
+        return self.by_horizon.groupby(keys, observed=True, sort=False)[["mae", "bias", "mae_ead"]].mean().reset_index()
+
+    @cached_property
     def by_mob(self) -> pd.DataFrame:
         """Error metrics by MOB of the forecast cell, pooled over the origins and horizons."""
         return summarise(self.cells, ("mob",))

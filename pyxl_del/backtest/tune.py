@@ -226,7 +226,7 @@ class TuneResult:
     @cached_property
     def by_segment(self) -> pd.DataFrame:
         """Every segment's MAE, the mean over months ahead, per model and DEL type."""
-        return _mean_over_horizons(self.backtest.by_horizon, ["model", "segment", "del_type"])
+        return self.backtest.overall
 
     @cached_property
     def table(self) -> pd.DataFrame:
@@ -266,17 +266,11 @@ class TuneResult:
         return {"tune": self.table, "tune_by_horizon": self.by_horizon, "tune_by_segment": self.by_segment}
 
 
-def _mean_over_horizons(by_horizon: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Each horizon counts once, however many cells it has (the near months have the most)."""
-    return by_horizon.groupby(keys, observed=True, sort=False)[["mae", "bias", "mae_ead"]].mean().reset_index()
-
-
 def portfolio_mae(result: BacktestResult) -> pd.DataFrame:
     """The Portfolio MAE per model (rows, in the result's order) and DEL type (columns), the mean over months
     ahead: the figure `tune` ranks by."""
-    table = result.by_horizon
-    mean = _mean_over_horizons(table[table["segment"] == PORTFOLIO], ["model", "del_type"])
-    wide = mean.pivot(index="model", columns="del_type", values="mae")
+    table = result.overall
+    wide = table[table["segment"] == PORTFOLIO].pivot(index="model", columns="del_type", values="mae")
     return wide.reindex(index=list(result.models), columns=list(DEL_TYPES))
 
 

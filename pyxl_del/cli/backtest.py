@@ -37,18 +37,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     origins = result.origins
     print(f"backtest of {result.info['rows']:,} rows at {len(origins)} as-of months ({origins[0]} .. {origins[-1]}), "
           f"1..{result.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
-    print("Portfolio MAE by months ahead, in DEL points (* lowest):")
+    print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     winners = result.winners[result.winners["segment"] == "Portfolio"]
+    overall = result.overall[result.overall["segment"] == "Portfolio"].set_index(["del_type", "model"])["mae"]
     for del_type, part in winners.groupby("del_type", observed=True, sort=False):
-        table = {"months ahead": part["horizon"].to_numpy(), "cells": part["n_cells"].to_numpy()}
+        table = {"months ahead": [*part["horizon"].astype(str), "mean"], "cells": [*part["n_cells"], part["n_cells"].sum()]}
+        best = overall[del_type].reindex(list(result.models)).idxmin()
         for model in result.models:
             table[model] = [f"{v:.3%}{'*' if w == model else ' '}"
                             for v, w in zip(part[f"mae_{model}"], part["winner"], strict=True)]
+            table[model].append(f"{overall[del_type, model]:.3%}{'*' if best == model else ' '}")
         if "coverage_markov" in part.columns:
             # The Markov forecast's distribution: its median's MAE, its P10..P90 coverage and CRPS.
-            table["markov median"] = [f"{v:.3%}" for v in part["mae_median_markov"]]
-            table["coverage"] = [f"{v:.0%}" for v in part["coverage_markov"]]
-            table["crps"] = [f"{v:.3%}" for v in part["crps_markov"]]
+            for column, name, fmt in (("mae_median_markov", "markov median", "{:.3%}"),
+                                      ("coverage_markov", "coverage", "{:.0%}"), ("crps_markov", "crps", "{:.3%}")):
+                table[name] = [fmt.format(v) for v in (*part[column], part[column].mean())]
         print(f"{del_type}\n{pd.DataFrame(table).to_string(index=False)}")
     if "coverage_markov" in result.winners.columns:
         levels = result.config.forecast.interval_levels

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult, summarise
+from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.sheets import summary as summaries
@@ -195,9 +195,9 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
              f"1 to {result.horizon} months later; {len(result.segments) - 1} segments and the Portfolio, "
              f"{result.info.get('rows', 0):,} rows read."]
     writer = SheetWriter(row=summary_top(intro))
-    writer.section("Portfolio: error and bias over every month ahead (percentage points of DEL)")
-    pooled = summarise(cells, ()) if not cells.empty else pd.DataFrame(columns=["model", "segment", "del_type"])
-    portfolio = pooled[pooled["segment"] == PORTFOLIO]
+    writer.section(f"Portfolio: error and bias, mean over 1..{result.horizon} months ahead (percentage points of DEL)")
+    overall = result.overall if not cells.empty else pd.DataFrame(columns=["model", "segment", "del_type"])
+    portfolio = overall[overall["segment"] == PORTFOLIO]
     rows = []
     for model in result.models:
         row = {"model": MODEL_LABELS.get(model, model)}
@@ -218,14 +218,15 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
         writer.notes(["Lowest Portfolio MAE by DEL type and months ahead: "
                       + "; ".join(f"{label} {n} of {len(wins)}" for label, n in counts.items()) + "."])
     caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
-               "(bias above zero: the forecast is too high).",
+               "(bias above zero: the forecast is too high), over the cells of each month ahead, then averaged over "
+               "the months ahead (each counts once; the near months have the most cells).",
                f"{len(origins)} as-of month{'s' if len(origins) != 1 else ''}: "
                + ("few, so read the differences between models as indications, not as proof."
                   if len(origins) < 6 else "differences of a few hundredths of a point are within noise."),
                *[f"Note: {note}" for note in result.notes]]
     if result.warnings:
-        caveats.append(f"{len(result.warnings)} transition rows at the as-of months were thin or fell back to "
-                       f"pooled data.")
+        caveats.append(f"{len(result.warnings)} warnings at the as-of months (thin cohorts or transition rows, loans "
+                       f"leaving the data, rows that fell back to pooled data).")
     return summaries.summary_sheet(KIND, "Backtest: summary", as_of(result), intro, writer, layouts,
                                    caveats=caveats)
 

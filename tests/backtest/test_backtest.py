@@ -23,6 +23,7 @@ from pyxl_del.backtest.rolling import (
     parse_month,
     summarise,
 )
+from pyxl_del.backtest.tune import portfolio_mae
 from pyxl_del.cli import main
 from pyxl_del.datasets.sample import realistic_matrices, simulate_panel, simulate_vintage_book
 from pyxl_del.engine.config import DEL_TYPES
@@ -378,6 +379,30 @@ def test_cli_workbook_has_the_backtest_sheets_and_charts(panel_file, tmp_path):
     assert len(summary._charts) == len(DEL_TYPES)
     assert summary["A5"].value == "Portfolio DEL30: MAE by months ahead"
     assert book[SHEET_NAMES[1]].auto_filter.ref.startswith("A4:")
+
+
+def test_one_overall_error_in_the_cli_the_summary_and_run_info(panel_file, tmp_path, capsys):
+    """The Portfolio MAE over every month ahead is the mean of each month ahead's MAE (each counts once), as
+    `tune` ranks and Run info shows; the CLI's "mean" row and the summary sheet print that same figure, not the
+    mean over all cells (which the near months, having most cells, dominate)."""
+    out, config = tmp_path / "backtest.xlsx", tmp_path / "config.toml"
+    config.write_text(f"[forecast]\nmax_mob = {MAX_MOB}\n", encoding="utf-8")
+    assert main(["backtest", str(panel_file), "--config", str(config), "--origins", "3", "--horizon", "3",
+                 "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    result = backtest(panel_file, config, origins=3, horizon=3)
+    cells = result.cells[(result.cells["segment"] == PORTFOLIO) & (result.cells["del_type"] == "DEL30")
+                         & (result.cells["model"] == "markov")]
+    error = (cells["forecast"] - cells["actual"]).abs()
+    by_hand = error.groupby(cells["horizon"]).mean().mean()
+    assert not np.isclose(by_hand, error.mean())  # the two readings differ on this panel
+    np.testing.assert_allclose(portfolio_mae(result).loc["markov", "DEL30"], by_hand)
+    mean_row = printed.split("DEL30\n")[1].splitlines()[4].split()
+    assert mean_row[0] == "mean" and mean_row[2].rstrip("*") == f"{by_hand:.3%}"
+    summary = load_workbook(out)["Backtest summary"]
+    row = next(r for r in summary.iter_rows(values_only=True) if "Markov (as configured)" in r)
+    values = [v for v in row if isinstance(v, float)]
+    np.testing.assert_allclose(values[0], by_hand * 100)
 
 
 def test_cli_last_month_and_early_as_of_exit_2(panel_file, tmp_path, capsys):

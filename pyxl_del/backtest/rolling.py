@@ -89,16 +89,27 @@ def parse_month(text: str) -> int:
 @dataclass(frozen=True)
 class Calendar:
     """The reporting months a panel spans: its first cohort and its last row (cohort + MOB); with a max_mob, the last
-    month any cohort is still forecast (its newest cohort at MOB max_mob)."""
+    month any cohort is still forecast (its newest cohort at MOB max_mob) and the cohorts' months."""
 
     first_cohort: int
     last_month: int
     last_forecast: int | None = None
+    cohorts: tuple[int, ...] = ()  # ascending, distinct; with a max_mob
 
     @classmethod
     def of(cls, panel: Panel, max_mob: int | None = None) -> Calendar:
-        last_forecast = None if max_mob is None else int(panel.cohort.max()) + max_mob
-        return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()), last_forecast)
+        if max_mob is None:
+            return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()))
+        cohorts = np.unique(panel.cohort)
+        return cls(int(cohorts[0]), int((panel.cohort + panel.mob).max()), int(cohorts[-1]) + max_mob,
+                   tuple(int(c) for c in cohorts))
+
+    def _forecasting(self, months: np.ndarray) -> np.ndarray:
+        """Which of ``months`` have a cohort known then and not yet at MOB max_mob (something to forecast)."""
+        cohorts = np.asarray(self.cohorts)
+        newest = cohorts[np.searchsorted(cohorts, months, side="right") - 1]  # the newest cohort known at each month
+        max_mob = self.last_forecast - cohorts[-1]
+        return newest + max_mob > months
 
     @property
     def first_origin(self) -> int:
@@ -115,18 +126,21 @@ class Calendar:
         return f"{month_label([self.first_origin])[0]} .. {month_label([self.last_origin])[0]}"
 
     def last(self, n: int) -> list[int]:
-        """The last n usable origins, oldest first (all of them when there are fewer). With a max_mob, origins from
-        the newest cohort's MOB max_mob on are not usable: no cell after them is forecast (a long book of few
-        cohorts, e.g. one agency quarter, is past max_mob long before its data end)."""
+        """The last n usable origins, oldest first (all of them when there are fewer). With a max_mob, a month when
+        every cohort known is past MOB max_mob is not usable: no cell after it is forecast. That is the end of a
+        long book of few cohorts (one agency quarter is past max_mob long before its data end), and the years
+        between the quarters of a panel that joins several eras."""
         if n < 1:
             raise BacktestError(f"--origins must be at least 1, got {n}")
         last = self.last_origin if self.last_forecast is None else min(self.last_origin, self.last_forecast - 1)
-        first = max(self.first_origin, last - n + 1)
-        if first > last:
+        months = np.arange(self.first_origin, last + 1)
+        if self.cohorts:
+            months = months[self._forecasting(months)]
+        if not len(months):
             beyond = ("" if last == self.last_origin else f"; from {month_label([last + 1])[0]} on every cohort is "
                       f"past [forecast] max_mob, so no forecast cell is left to score")
             raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()}{beyond})")
-        return list(range(first, last + 1))
+        return [int(m) for m in months[-n:]]
 
     def check(self, origins: Sequence[int]) -> None:
         """Raise one error naming every as-of that cannot be backtested, and why."""

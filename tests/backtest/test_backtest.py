@@ -312,6 +312,19 @@ def test_origins_stop_where_every_cohort_is_past_max_mob(small_panel):
         Calendar.of(validate_panel(small_panel[small_panel["DISBURSAL_MONTH"] == "2023-01"], CONFIG), 1).last(1)
 
 
+def test_origins_skip_the_years_between_eras(small_panel):
+    """Two quarters years apart in one panel (agency books of several eras): the months between them, when every
+    cohort known is past max_mob, are not usable origins, so `--origins N` counts only months with something to
+    forecast and no origin comes back empty."""
+    two_eras = small_panel[small_panel["DISBURSAL_MONTH"].isin(["2023-01", "2024-06"])]
+    config = cfg(forecast={"max_mob": 3})
+    usable = ["2023-02", "2023-03", "2024-06", "2024-07", "2024-08"]
+    assert month_label(Calendar.of(validate_panel(two_eras, config), 3).last(1000)) == usable
+    assert month_label(Calendar.of(validate_panel(two_eras, config), 3).last(2)) == usable[-2:]
+    result = backtest(two_eras, config, origins=1000, horizon=3)
+    assert list(result.origins) == usable and not result.notes
+
+
 def test_as_of_at_the_last_month_compares_nothing(small_panel):
     with pytest.raises(NothingToCompareError, match="last reporting month .2024-12.: nothing happened after it"):
         backtest(small_panel, CONFIG, as_of="2024-12")

@@ -160,8 +160,8 @@ class Transitions(_Section):
     # bayes: the prior leans toward "stays in its state" with the weight of this many loans, so a prior resting on
     # a loan or two stays put rather than copy them; 0 = off (the default since the prior has the whole book's rows).
     prior_stay: float = Field(0.0, ge=0)
-    half_life: float = Field(0.0, ge=0)  # months: a transition reported this long before the data's last month counts half
-    window: int = Field(0, ge=0)  # use only the transitions of the last N reporting months; 0 = all
+    half_life: float = Field(0.0, ge=0)  # months: a transition reported this long before the data's newest one counts half
+    window: int = Field(0, ge=0)  # use only the transitions of the last N months that report any; 0 = all
     tail_window: int = Field(1, ge=1)  # the tail pools the segment's last N estimated MOB steps
 
 

@@ -74,23 +74,33 @@ class TransitionModel:
         return np.where(np.isin(self.origin, (TAIL_COPY, TAIL_POOLED)), TAIL, src).astype(np.int8)
 
 
-def calendar_weights(stats: PanelStats, half_life: float, window: int) -> np.ndarray | None:
-    """(C, M) weight of step m of cohort c by its reporting month cohorts[c] + m + 1, relative to the data's last
-    reporting month (its last row): 0.5 ** (months back / half_life), 0 outside the last ``window`` months.
-    None when both are off (every transition counts 1, as specified)."""
+def calendar_weights(stats: PanelStats, half_life: float, window: int,
+                     live: np.ndarray | None = None) -> np.ndarray | None:
+    """(C, M) weight of step m of cohort c by its reporting month cohorts[c] + m + 1: 0.5 ** (months back /
+    half_life) from the newest month a transition out of a ``live`` state (K,) is reported in (default: any
+    state), 0 outside the last ``window`` months that report such transitions. None when both are off (every
+    transition counts 1, as specified).
+
+    Counted from the data's transitions, not the calendar: a panel joining quarters of several eras has years
+    without a transition, and at the first month of a new quarter the newest transitions are the previous era's
+    (a calendar window would hold none, and no chain could be estimated)."""
     if half_life <= 0 and window <= 0:
         return None
-    month = stats.cohorts[:, None] + np.arange(stats.n_loans.shape[2])[None, :]  # (C, M+1) of each MOB
-    seen = stats.n_loans.sum(axis=0) > 0
-    back = (month[seen].max() if seen.any() else 0) - month[:, 1:]  # step m arrives at MOB m+1
-    weight = 0.5 ** (back / half_life) if half_life > 0 else np.ones(back.shape)
-    return np.where((window <= 0) | (back < window), weight, 0.0)
+    arrives = stats.cohorts[:, None] + np.arange(1, stats.n_loans.shape[2])[None, :]  # (C, M): step m at MOB m+1
+    moves = stats.cohort_trans_count if live is None else stats.cohort_trans_count[..., live, :]
+    reported = np.unique(arrives[moves.sum(axis=(0, 3, 4)) > 0])
+    if not len(reported):
+        return np.ones(arrives.shape)
+    weight = 0.5 ** ((reported[-1] - arrives) / half_life) if half_life > 0 else np.ones(arrives.shape)
+    # months with transitions after each step's month (steps without transitions get a weight that never counts)
+    later = len(reported) - np.searchsorted(reported, arrives, side="right")
+    return np.where((window <= 0) | (later < window), weight, 0.0)
 
 
 def _sums(stats: PanelStats, config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(count, EAD at m, EAD at m+1) of the transitions (S, M, K, K), weighted by reporting month if configured."""
     t = config.transitions
-    weight = calendar_weights(stats, t.half_life, t.window)
+    weight = calendar_weights(stats, t.half_life, t.window, ~np.isin(stats.states, config.buckets.absorbing))
     if weight is None:
         return stats.trans_count.astype(np.float64), stats.trans_ead_from, stats.trans_ead_to
     return tuple(np.einsum("scmij,cm->smij", a, weight) for a in
@@ -344,9 +354,8 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
 
     has_steps = np.where(absorbing, 0, n_eff).sum(axis=-1) > 0  # (S, M)
     if not has_steps.any():
-        raise PanelError("panel", ["no loan is observed at two consecutive MOBs in a non-absorbing state"
-                                   + (" within [transitions] window" if t.window and stats.trans_count.any() else "")
-                                   + ", so no transition can be estimated"])
+        raise PanelError("panel", ["no loan is observed at two consecutive MOBs in a non-absorbing state, so no "
+                                   "transition can be estimated"])
     pooled_last = int(np.flatnonzero(has_steps.any(axis=0))[-1])
     own_last = np.where(has_steps.any(axis=1), n_steps - 1 - np.argmax(has_steps[:, ::-1], axis=1), -1)
     last_step = np.where(own_last >= 0, own_last, pooled_last)

@@ -194,11 +194,22 @@ def test_half_life_weights_the_rows_by_reporting_month():
     np.testing.assert_allclose(windowed.transition_matrix[0, 0, CUR, [CUR, D1]], [1.0, 0.0])
 
 
-def test_window_excluding_everything_is_an_error_naming_window():
-    df = frame(loan("a", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 100)])
-               + loan("b", "2024-03", "A", [("WRITEOFF", 100)]))
-    with pytest.raises(PanelError, match="window"):
-        model(df, window=1)
+def test_calendar_counts_the_months_that_report_transitions():
+    """Two eras in one panel: cohort 2020-01 (moves reported 2020-02, 2020-03) and, years later, cohort 2024-03,
+    seen at MOB 0 only (and a write-off row that reports no move out of a live state). Months back count from
+    the newest move (2020-03), and the window holds the last months that report moves: a calendar window of the
+    last month (2024-03) would hold none, and no chain could be estimated at the new era's first month."""
+    df = frame(loan("a", "2020-01", "A", [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)])
+               + loan("b", "2024-03", "A", [("CURRENT", 100)])
+               + loan("c", "2024-02", "A", [("WRITEOFF", 100), ("WRITEOFF", 100)]))
+    config = cfg(forecast={"max_mob": 3})
+    stats = aggregate_panel(validate_panel(df, config), config)
+    live = ~np.isin(stats.states, config.buckets.absorbing)
+    a = stats.cohort_labels.index("2020-01")
+    np.testing.assert_allclose(calendar_weights(stats, 1.0, 0, live)[a, :2], [0.5, 1.0])
+    np.testing.assert_allclose(calendar_weights(stats, 0.0, 1, live)[a, :2], [0.0, 1.0])
+    one, _, _ = model(df, window=1, weighting="count", estimator="specified")
+    np.testing.assert_allclose(one.transition_matrix[0, 1, D1, [CUR, D1]], [1.0, 0.0])  # the cure of 2020-03
 
 
 def test_tail_window_pools_the_last_steps_by_evidence():

@@ -5,8 +5,9 @@ Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: c
 N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); N
 agency-shaped books with and without a shock (three monthly cohorts followed for four years, scored from every
 usable origin, as one quarter of agency loans is); N thin prime books (the same shape at the excerpt's size, 145
-loans a cohort, and prime hazards), at the last origins and from every usable one; the Fannie Mae 2017Q1 excerpt
-when its reader (`pyxl_del.datasets.fannie`) and the file are present.
+loans a cohort, and prime hazards), at the last origins and from every usable one; N multi-era books (three such
+quarters years apart in one panel: middle hazards, a two-year crisis, prime hazards) at both sizes, from every
+usable origin; the Fannie Mae 2017Q1 excerpt when its reader (`pyxl_del.datasets.fannie`) and the file are present.
 
 Each book is backtested at its last --origins as-of months, 1..12 months ahead; the score of a model is the
 Portfolio MAE, the mean over months ahead of each month's MAE, per DEL type. Per kind of book (the simulated seeds
@@ -15,9 +16,10 @@ whichever is lower for that DEL type) with a 90% interval from a cohort-block bo
 consecutive cohorts resampled with replacement, the same draws for every model, so the difference is paired; the
 books of a kind are resampled independently and averaged), and on simulated books the ratio to the oracle's MAE.
 
-    python benchmarks/forecast_evidence.py [--quick] [--seeds 5] [--origins 12] [--boot 400] [--block 3]
+    python benchmarks/forecast_evidence.py [--quick] [--seeds 5] [--origins 12] [--boot 400] [--block 3] [--only TEXT]
 
-Prints Markdown (docs/backtesting.md quotes it). --quick: 2 seeds, 6 origins, 200 draws.
+Prints Markdown (docs/backtesting.md quotes it). --quick: 2 seeds, 6 origins, 200 draws; --only: the kinds of book
+whose name contains TEXT (e.g. "multi-era").
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ from pyxl_del.backtest.rolling import (
     oracle,
 )
 from pyxl_del.backtest.tune import BENCHMARKS, CANDIDATES, CURRENT, resolve_candidates
-from pyxl_del.datasets.sample import Crisis, load_sample_panel, simulate_vintage_book
+from pyxl_del.datasets.sample import (
+    Crisis,
+    VintageBook,
+    load_sample_panel,
+    simulate_vintage_book,
+)
 from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import PORTFOLIO, validate_panel
 
@@ -59,6 +66,13 @@ AGENCY_CRISIS = Crisis(start="2024-01", months=12, factor=2.5)
 THIN_PRIME_LOANS = {"P": 70, "R": 40, "C": 35}
 THIN_PRIME_PROFILES = {"P": {"risk": 0.15, "prepay": 0.02}, "R": {"risk": 0.2, "prepay": 0.02},
                        "C": {"risk": 0.3, "prepay": 0.02}}
+AGENCY_LOANS = {"P": 200, "R": 120, "C": 120}
+# Multi-era books: three quarters years apart in one panel, (as_of of the simulated book, crisis, profiles) each:
+# middle hazards (cohorts 2000-01..03), a two-year crisis x2.5 from 2008-01 (2007-01..03), prime hazards
+# (2017-01..03); each followed AGENCY_SPAN months.
+MULTI_ERAS = (("2003-04", None, None),
+              ("2010-04", Crisis(start="2008-01", months=24, factor=2.5), None),
+              ("2020-04", None, THIN_PRIME_PROFILES))
 EVERY_ORIGIN = 10_000
 MIN_BLOCKS = 5
 
@@ -80,23 +94,44 @@ def _books(seeds: int) -> list[Book]:
             books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
     books += [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)]
     books += [_thin_prime(seed, origins) for origins in (None, EVERY_ORIGIN) for seed in range(seeds)]
+    books += [_multi_era(seed, loans) for loans in (AGENCY_LOANS, THIN_PRIME_LOANS) for seed in range(seeds)]
     return books + _fannie()
 
 
-def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:
+def _quarter(seed: int, loans: dict[str, int], **simulate) -> tuple[pd.DataFrame, VintageBook]:
     """The first three monthly cohorts of a simulated book followed for AGENCY_SPAN months, like one quarter of agency
-    loans, with the oracle of the whole book (``simulate``: `simulate_vintage_book`'s crisis or profiles)."""
+    loans, and the whole book (``simulate``: `simulate_vintage_book`'s crisis, profiles or as_of)."""
+    book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=Config(), **simulate)
+    return book.panel[book.panel[Config().columns.cohort].astype(str).isin(book.cohorts[:3])], book
+
+
+def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:
+    """One quarter (`_quarter`) with the oracle of the whole book."""
+    panel, book = _quarter(seed, loans, **simulate)
+    return Book(kind, panel, Config(), oracle(book.matrices, book.cohorts, book.segments), origins=origins)
+
+
+def _multi_era(seed: int, loans: dict[str, int]) -> Book:
+    """Three quarters of MULTI_ERAS in one panel, years apart (the shape of the issue's real panel: acquisitions of
+    2000, 2007 and 2017), scored from every usable origin; the oracle knows each era's chain."""
     config = Config()
-    book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=config, **simulate)
-    panel = book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])]
-    return Book(kind, panel, config, oracle(book.matrices, book.cohorts, book.segments), origins=origins)
+    panels, matrices, cohorts = [], [], []
+    for k, (as_of, crisis, profiles) in enumerate(MULTI_ERAS):
+        panel, book = _quarter(5000 + 10 * seed + k, loans, as_of=as_of, crisis=crisis, profiles=profiles)
+        # each era's loans numbered from 1: a prefix per era keeps the ids apart
+        panels.append(panel.assign(**{config.columns.loan_id: f"e{k}-" + panel[config.columns.loan_id].astype(str)}))
+        matrices.append(book.matrices[:3])
+        cohorts += book.cohorts[:3]
+    kind = f"multi-era books ({sum(loans.values())} loans a quarter), every usable origin"
+    return Book(kind, pd.concat(panels, ignore_index=True), config,
+                oracle(np.concatenate(matrices), cohorts, book.segments), origins=EVERY_ORIGIN)
 
 
 def _agency(seed: int, crisis: Crisis | None) -> Book:
     """One agency quarter: three cohorts of 440 loans (segments of 200, 120 and 120), scored from every usable
     origin; with a calendar shock or without."""
     kind = "agency-shaped books, every usable origin" + (", with a shock" if crisis else "")
-    return _one_quarter(kind, 3000 + seed, {"P": 200, "R": 120, "C": 120}, origins=EVERY_ORIGIN, crisis=crisis)
+    return _one_quarter(kind, 3000 + seed, AGENCY_LOANS, origins=EVERY_ORIGIN, crisis=crisis)
 
 
 def _thin_prime(seed: int, origins: int | None) -> Book:
@@ -246,6 +281,7 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=12)
     parser.add_argument("--boot", type=int, default=400)
     parser.add_argument("--block", type=int, default=3, help="consecutive cohorts per bootstrap block")
+    parser.add_argument("--only", default="", help="only the kinds of book whose name contains this text")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.origins, args.boot = 2, 6, 200
@@ -254,6 +290,8 @@ def main() -> None:
     rng = np.random.default_rng(20241405)
     by_kind: dict[str, list[Scored]] = {}
     for book in _books(args.seeds):
+        if args.only not in book.kind:
+            continue
         t = time.perf_counter()
         by_kind.setdefault(book.kind, []).append(_score(book, args.origins, args.boot, args.block, rng))
         print(f"  {book.kind}: {len(book.panel):,} rows in {time.perf_counter() - t:.1f} s")

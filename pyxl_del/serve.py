@@ -20,8 +20,8 @@ same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evalu
 * The policy reloads when config.toml changes (`pyxl-del apply` rewrites its [policy] section): a watcher thread
   checks the file every [decide] reload_seconds and, once a change has held for one check (an edit caught
   half-written is never served), builds a new immutable snapshot (policy, twin, engine) and swaps it in with one
-  assignment. A request reads the snapshot once, so requests in flight finish on the policy they
-  started with. A config that does not load leaves the running policy in place (GET /v1/policy reports why).
+  assignment. A request reads the snapshot once, so requests in flight finish on the policy they started with. A
+  config that does not load leaves the running policy in place (GET /v1/policy reports why).
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ def _books(seeds: int) -> list[Book]:
 def _quarter(seed: int, loans: dict[str, int], **simulate) -> tuple[pd.DataFrame, VintageBook]:
     """The first three monthly cohorts of a simulated book followed for AGENCY_SPAN months, like one quarter of agency
     loans, and the whole book (``simulate``: `simulate_vintage_book`'s crisis, profiles or as_of)."""
-    book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=Config(), **simulate)
-    return book.panel[book.panel[Config().columns.cohort].astype(str).isin(book.cohorts[:3])], book
+    config = Config()
+    book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=config, **simulate)
+    return book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])], book
 
 
 def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:

@@ -88,28 +88,18 @@ def parse_month(text: str) -> int:
 
 @dataclass(frozen=True)
 class Calendar:
-    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB); with a max_mob, the last
-    month any cohort is still forecast (its newest cohort at MOB max_mob) and the cohorts' months."""
+    """The reporting months a panel spans: its first cohort and its last row (cohort + MOB), its cohorts' months
+    (ascending, distinct) and the max_mob its cells are forecast to, if any."""
 
     first_cohort: int
     last_month: int
-    last_forecast: int | None = None
-    cohorts: tuple[int, ...] = ()  # ascending, distinct; with a max_mob
+    cohorts: tuple[int, ...]
+    max_mob: int | None = None
 
     @classmethod
     def of(cls, panel: Panel, max_mob: int | None = None) -> Calendar:
-        if max_mob is None:
-            return cls(int(panel.cohort.min()), int((panel.cohort + panel.mob).max()))
         cohorts = np.unique(panel.cohort)
-        return cls(int(cohorts[0]), int((panel.cohort + panel.mob).max()), int(cohorts[-1]) + max_mob,
-                   tuple(int(c) for c in cohorts))
-
-    def _forecasting(self, months: np.ndarray) -> np.ndarray:
-        """Which of ``months`` have a cohort known then and not yet at MOB max_mob (something to forecast)."""
-        cohorts = np.asarray(self.cohorts)
-        newest = cohorts[np.searchsorted(cohorts, months, side="right") - 1]  # the newest cohort known at each month
-        max_mob = self.last_forecast - cohorts[-1]
-        return newest + max_mob > months
+        return cls(int(cohorts[0]), int((panel.cohort + panel.mob).max()), tuple(int(c) for c in cohorts), max_mob)
 
     @property
     def first_origin(self) -> int:
@@ -132,13 +122,15 @@ class Calendar:
         between the quarters of a panel that joins several eras."""
         if n < 1:
             raise BacktestError(f"--origins must be at least 1, got {n}")
-        last = self.last_origin if self.last_forecast is None else min(self.last_origin, self.last_forecast - 1)
-        months = np.arange(self.first_origin, last + 1)
-        if self.cohorts:
-            months = months[self._forecasting(months)]
+        months = np.arange(self.first_origin, self.last_origin + 1)
+        if self.max_mob is not None:
+            cohorts = np.asarray(self.cohorts)
+            newest = cohorts[np.searchsorted(cohorts, months, side="right") - 1]  # the newest cohort known then
+            months = months[newest + self.max_mob > months]
         if not len(months):
-            beyond = ("" if last == self.last_origin else f"; from {month_label([last + 1])[0]} on every cohort is "
-                      f"past [forecast] max_mob, so no forecast cell is left to score")
+            past = None if self.max_mob is None else self.cohorts[-1] + self.max_mob
+            beyond = ("" if past is None or past > self.last_origin else f"; from {month_label([past])[0]} on every "
+                      f"cohort is past [forecast] max_mob, so no forecast cell is left to score")
             raise NothingToCompareError(f"the panel has no usable as-of month (usable: {self.usable()}{beyond})")
         return [int(m) for m in months[-n:]]
 

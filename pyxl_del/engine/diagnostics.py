@@ -1,6 +1,6 @@
 """Honest diagnostics: what the sufficient statistics say about how far the DEL tables can be trusted.
 
-Four findings, each a sentence in DelResult.warnings (so the CLI, the Run info sheet, the UDF messages and the ribbon
+Five findings, each a sentence in DelResult.warnings (so the CLI, the Run info sheet, the UDF messages and the ribbon
 show them), computed from PanelStats arrays alone (no second pass over the panel):
 
 - tiny cohorts: cohort-segments with fewer than `THIN_LOANS` loans at MOB 0, and the weight they carry in the
@@ -9,7 +9,9 @@ show them), computed from PanelStats arrays alone (no second pass over the panel
   servicing transfer, a file cut): the chain learns from the loans that stay;
 - cohorts cut at max_mob: rows exist beyond it, so the DEL tables stop before the data do;
 - thin transition rows: rows estimated (at or above [transitions] min_count) from fewer than `THIN_LOANS` loans,
-  where one loan moves a probability by 1/n.
+  where one loan moves a probability by 1/n;
+- calendar weights across eras: `half_life` or `window` set on a panel whose moves stop for a year or more (quarters
+  of different eras joined): at MOBs the newest loans have not reached, the rows rest on the earlier era alone.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, last_observed, month_label
+from pyxl_del.engine.transitions import months_with_moves
 
 THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
 EXAMPLES = 3
+ERA_GAP = 12  # months without a single move: the loans on either side belong to different eras
 
 
 def diagnostics(stats: PanelStats, config: Config) -> list[str]:
     """The findings that apply, as sentences (none on a large, complete book)."""
     return [w for w in (tiny_cohorts(stats, config), censored_loans(stats, config), cut_cohorts(stats),
-                        thin_rows(stats, config)) if w]
+                        thin_rows(stats, config), calendar_gap(stats, config)) if w]
 
 
 def _where(stats: PanelStats, s: np.ndarray, c: np.ndarray, values: np.ndarray, unit: str, *,
@@ -109,3 +113,26 @@ def thin_rows(stats: PanelStats, config: Config) -> str:
             f"{config.transitions.min_count}..{THIN_LOANS - 1} loans ([transitions] min_count = "
             f"{config.transitions.min_count}): one loan moves such a row's probabilities by more than "
             f"{1 / THIN_LOANS:.0%}")
+
+
+def calendar_gap(stats: PanelStats, config: Config) -> str:
+    """The longest stretch without a move inside what the calendar weights reach (the last `window` months with
+    moves, or all of them under a half-life alone), when it is at least ERA_GAP months."""
+    t = config.transitions
+    if t.half_life <= 0 and t.window <= 0:
+        return ""
+    months = months_with_moves(stats, ~np.isin(np.asarray(stats.states), config.buckets.absorbing))
+    if t.window > 0:
+        months = months[-t.window:]
+    if len(months) < 2:
+        return ""
+    gaps = np.diff(months) - 1
+    i = int(np.argmax(gaps))
+    if gaps[i] < ERA_GAP:
+        return ""
+    setting = " and ".join(f"{key} = {value:g}" for key, value in (("half_life", t.half_life), ("window", t.window))
+                           if value > 0)
+    first, last = month_label(np.array([months[i] + 1, months[i + 1] - 1]))
+    return (f"[transitions] {setting} reaches across {int(gaps[i])} months without a single move ({first}..{last}): "
+            f"the panel joins loans of different eras, and the rows at MOBs the newer loans have not yet reached "
+            f"rest on the earlier era's moves alone (docs/methodology.md, calendar time)")

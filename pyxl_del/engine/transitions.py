@@ -74,6 +74,17 @@ class TransitionModel:
         return np.where(np.isin(self.origin, (TAIL_COPY, TAIL_POOLED)), TAIL, src).astype(np.int8)
 
 
+def _reporting_months(stats: PanelStats) -> np.ndarray:
+    """(C, M) the month step m of cohort c is reported in: cohorts[c] + m + 1 (it arrives at MOB m + 1)."""
+    return stats.cohorts[:, None] + np.arange(1, stats.n_loans.shape[2])[None, :]
+
+
+def months_with_moves(stats: PanelStats, live: np.ndarray | None = None) -> np.ndarray:
+    """The reporting months, ascending, that report a transition out of a ``live`` state (K,) (default: any)."""
+    moves = stats.cohort_trans_count if live is None else stats.cohort_trans_count[..., live, :]
+    return np.unique(_reporting_months(stats)[moves.sum(axis=(0, 3, 4)) > 0])
+
+
 def calendar_weights(stats: PanelStats, half_life: float, window: int,
                      live: np.ndarray | None = None) -> np.ndarray | None:
     """(C, M) weight of step m of cohort c by its reporting month cohorts[c] + m + 1: 0.5 ** (months back /
@@ -86,9 +97,8 @@ def calendar_weights(stats: PanelStats, half_life: float, window: int,
     (a calendar window would hold none, and no chain could be estimated)."""
     if half_life <= 0 and window <= 0:
         return None
-    arrives = stats.cohorts[:, None] + np.arange(1, stats.n_loans.shape[2])[None, :]  # (C, M): step m at MOB m+1
-    moves = stats.cohort_trans_count if live is None else stats.cohort_trans_count[..., live, :]
-    reported = np.unique(arrives[moves.sum(axis=(0, 3, 4)) > 0])
+    arrives = _reporting_months(stats)
+    reported = months_with_moves(stats, live)
     if not len(reported):
         return np.ones(arrives.shape)
     weight = 0.5 ** ((reported[-1] - arrives) / half_life) if half_life > 0 else np.ones(arrives.shape)

@@ -1,11 +1,12 @@
 """Honest diagnostics from PanelStats: tiny cohorts and their Portfolio weight, loans leaving while live, cohorts
-cut at max_mob, thin transition rows — known answers on a hand-made panel, and silence on a complete book."""
+cut at max_mob, thin transition rows, calendar weights across eras — known answers on a hand-made panel, and silence on a complete book."""
 
 from __future__ import annotations
 
 from _panels import CHAIN, cfg, frame, loan, simulate
 
 from pyxl_del.engine.diagnostics import (
+    calendar_gap,
     censored_loans,
     cut_cohorts,
     diagnostics,
@@ -61,3 +62,25 @@ def test_ead_weighted_portfolio_weight():
     # Equal balances: B's weight is its share of the EAD at MOB 0, 20%.
     assert "carry 20% of a cohort's weight on average for 20% of its loans" in tiny_cohorts(run(book(), config).stats,
                                                                                            config)
+
+
+def test_calendar_weights_across_eras():
+    """Moves reported 2020-02 and 2020-03 (cohort 2020-01), then none until 2024-04 (cohort 2024-03): 48 months
+    without a move. A window of the last 2 months with moves, or any half-life, reaches across them."""
+    def two_eras(second: str):
+        return frame(loan("a", "2020-01", "A", [("CURRENT", 100.0), ("DPD1+", 100.0), ("CURRENT", 100.0)])
+                     + loan("b", second, "A", [("CURRENT", 100.0)] * 2))
+
+    def found(panel, **transitions):
+        config = cfg(forecast={"max_mob": 2}, transitions=transitions)
+        return calendar_gap(run(panel, config).stats, config)
+
+    panel = two_eras("2024-03")
+    assert found(panel, window=2).startswith("[transitions] window = 2 reaches across 48 months without a single "
+                                             "move (2020-04..2024-03)")
+    assert found(panel, half_life=12).startswith("[transitions] half_life = 12 reaches across 48 months")
+    result = run(panel, cfg(forecast={"max_mob": 2}, transitions={"window": 3}))
+    assert any(w.startswith("[transitions] window = 3 reaches across") for w in result.warnings)
+    # Silent: weights off; a window of the newest era only; a gap shorter than a year (2020-04..2020-11).
+    assert found(panel) == "" and found(panel, window=1) == ""
+    assert found(two_eras("2020-11"), window=2) == ""

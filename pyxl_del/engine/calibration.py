@@ -47,7 +47,7 @@ class CohortFactors:
     """Vintage quality: cohort c of segment s has its roll-forward moves scaled by factor[s, c] (rows keep their
     sums, as `scale_rows` does). factor is 1 where the cohort has no history anywhere (credibility 0)."""
 
-    factor: np.ndarray  # (S, C) applied: credibility * own + (1 - credibility) * vintage_factor, clipped to k_clip
+    factor: np.ndarray  # (S, C) applied: credibility * own + (1 - credibility) * vintage_factor, clipped to cohort_clip
     own: np.ndarray  # (S, C) actual / expected roll-forward moves over the cohort's observed steps; NaN: none
     credibility: np.ndarray  # (S, C) Z = expected_moves / (expected_moves + kappa): the weight of own
     # (S, C) what own is shrunk toward: the cohort's factor over all its segments, 1 + vintage_credibility * (B_c - 1)
@@ -198,10 +198,12 @@ def row_scales(masked_sum: np.ndarray, rest_sum: np.ndarray, factor: np.ndarray,
     row_sum = masked_sum + rest_sum
     scaled_sum = masked_sum * factor
     room = row_sum - scaled_sum
-    absorbs = (rest_sum > 0) & (room >= 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rest_scale = room / rest_sum
+        # A rest of a few denormals (a drawn row's underflow) cannot absorb anything: its multiplier overflows.
+        absorbs = (rest_sum > 0) & (room >= 0) & np.isfinite(rest_scale)
         masked = np.where(absorbs | (scaled_sum <= 0), factor, factor * row_sum / scaled_sum)
-        rest = np.where(absorbs, room / rest_sum, np.where(scaled_sum > 0, 0.0, 1.0))
+        rest = np.where(absorbs, rest_scale, np.where(scaled_sum > 0, 0.0, 1.0))
     return np.where(absorbing, 1.0, masked), np.where(absorbing, 1.0, rest)
 
 
@@ -256,7 +258,7 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(w_c > 0, w_c / (w_c + kappa[:, None]), 0.0)
         toward, z_vintage = np.ones_like(z), np.zeros_like(z)
-    lo, hi = c.K_CLIP
+    lo, hi = c.cohort_clip
     factor = np.clip(z * np.nan_to_num(own, nan=1.0) + (1.0 - z) * toward, lo, hi)
     return CohortFactors(factor=factor, own=own, credibility=z, vintage_factor=toward, vintage_credibility=z_vintage,
                          expected_moves=w_c, n_loans=stats.n_loans.max(axis=2), kappa=kappa, roll_forward=roll,

@@ -173,12 +173,15 @@ class Calibration(_Section):
     min_cohort_loans: int = Field(1, ge=1)  # a cohort with fewer loans at m-1 is left out of k[m]
     cohort_factor: Literal["none", "credibility"] = "credibility"  # vintage quality (engine/calibration.py)
     cohort_credibility: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"  # kappa of Z = w / (w + kappa)
+    # the range of a cohort factor: wider than k_clip, as loans of different eras differ by more than 2x
+    cohort_clip: tuple[float, float] = (0.1, 10.0)
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> Calibration:
-        lo, hi = self.k_clip
-        if not (0 < lo <= 1 <= hi):
-            raise ValueError(f"k_clip must satisfy 0 < min <= 1 <= max, got {list(self.k_clip)}")
+        for key in ("k_clip", "cohort_clip"):
+            lo, hi = getattr(self, key)
+            if not (0 < lo <= 1 <= hi):
+                raise ValueError(f"{key} must satisfy 0 < min <= 1 <= max, got {[lo, hi]}")
         return self
 
     @property

@@ -288,10 +288,11 @@ def _thin_factor_warnings(factors: CalibrationFactors, segments: tuple[str, ...]
                    f"so that small cohorts cannot drive them")
     cohort = factors.cohort
     if cohort is not None:
-        lo, hi = config.calibration.k_clip
+        lo, hi = config.calibration.cohort_clip
         clipped = (cohort.n_loans > 0) & ((cohort.factor <= lo) | (cohort.factor >= hi)) & (cohort.credibility > 0)
         if clipped.any():
-            out.append(f"{int(clipped.sum())} cohort factors reached k_clip {[lo, hi]} ([calibration] cohort_factor)")
+            n = int(clipped.sum())
+            out.append(f"{n} cohort factor{'s' if n != 1 else ''} reached [calibration] cohort_clip {[lo, hi]}")
     return out
 
 

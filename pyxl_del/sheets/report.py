@@ -530,7 +530,8 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
         lines.append("No factors: calibration is off, or no cohort had two consecutive actual months.")
     if cohorts is not None:
         lines.append("Right: cohort factors (vintage quality): each cohort's roll-forward moves are scaled by")
-        lines.append("credibility x own factor + (1 - credibility) x vintage factor (the cohort over all segments).")
+        lines.append("credibility x own factor + (1 - credibility) x vintage factor (the cohort over all segments),")
+        lines.append(f"clipped to [{cal.cohort_clip[0]}, {cal.cohort_clip[1]}].")
     header_row = 2 + len(lines)
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)

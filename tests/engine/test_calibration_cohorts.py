@@ -18,6 +18,7 @@ from pyxl_del.engine.calibration import (
     fit_cohort_factors,
     fit_stepwise_factors,
     roll_forward_mask,
+    scale_rows,
 )
 from pyxl_del.engine.config import ConfigError, load_config
 from pyxl_del.engine.files import write_tables
@@ -291,18 +292,35 @@ def test_cohort_factors_on_random_panels_are_finite_and_conserve_ead(loans, weig
 
 def test_twice_the_pooled_chain_through_the_pipeline():
     # Cohort 2024-01: 2 of 4 CURRENT loans roll to DPD1+; cohort 2024-02: 0 of 4. Pooled chain (count): 2 / 8 = 0.25.
-    # Own factors 2 and 0; with full credibility (kappa 0) and k_clip [0.5, 2]: 2 and 0.5 (clipped, warned).
+    # Own factors 2 and 0; with full credibility (kappa 0) and the default cohort_clip [0.1, 10]: 2 and 0.1 (clipped,
+    # warned); with cohort_clip [0.5, 2] (k_clip's range): 2 and 0.5, both at a bound. k_clip does not bind them.
     rows = [("CURRENT", 100), ("DPD1+", 100)], [("CURRENT", 100), ("CURRENT", 100)]
     df = frame(sum((loan(f"{c}{i}", cohort, "A", rows[0] if (c == "x" and i < 2) else rows[1])
                     for c, cohort in (("x", "2024-01"), ("y", "2024-02")) for i in range(4)), []))
-    r = run_tiny(df, calibration={"cohort_factor": "credibility", "cohort_credibility": 0.0},
-                 transitions={"weighting": "count"}, forecast={"max_mob": 1})
+    full = {"cohort_factor": "credibility", "cohort_credibility": 0.0}
+    r = run_tiny(df, calibration=full | {"k_clip": [0.9, 1.1]}, transitions={"weighting": "count"},
+                 forecast={"max_mob": 1})
     t = r.cohort_factors.set_index("cohort")
     assert t.loc["2024-01", "own_factor"] == pytest.approx(2.0) and t.loc["2024-01", "factor"] == pytest.approx(2.0)
-    assert t.loc["2024-02", "own_factor"] == 0 and t.loc["2024-02", "factor"] == 0.5
+    assert t.loc["2024-02", "own_factor"] == 0 and t.loc["2024-02", "factor"] == pytest.approx(0.1)
     assert (t["credibility"] == 1.0).all() and (t["expected_moves"] == 1.0).all()
-    assert any("2 cohort factors reached k_clip [0.5, 2.0]" in w for w in r.warnings)
+    assert any("1 cohort factor reached [calibration] cohort_clip [0.1, 10.0]" in w for w in r.warnings)
+    narrow = run_tiny(df, calibration=full | {"cohort_clip": [0.5, 2.0]}, transitions={"weighting": "count"},
+                      forecast={"max_mob": 1})
+    assert narrow.cohort_factors.set_index("cohort")["factor"].tolist() == [pytest.approx(2.0), 0.5]
+    assert any("2 cohort factors reached [calibration] cohort_clip [0.5, 2.0]" in w for w in narrow.warnings)
     auto = run_tiny(df, calibration={"cohort_factor": "credibility"}, transitions={"weighting": "count"},
                     forecast={"max_mob": 1})
     # One step per cohort: no within-cohort variance to measure, so "auto" keeps every factor at 1.
     assert (auto.cohort_factors["factor"] == 1.0).all() and not any("cohort factors" in w for w in auto.warnings)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_rest_of_denormals_cannot_absorb_a_factor():
+    """A posterior draw of a DPD60+ row (balance-weighted, so summing to 0.977) whose stay entry underflowed to a
+    denormal: scaling its roll forward by 0.79 would need the rest to grow 4e20-fold. As a rest of exact zeros, the
+    rest cannot absorb it: the roll forward keeps the row's sum, the rest becomes 0 (it gave NaN and inf)."""
+    row = np.array([[0.0, 0.0, 0.0, 4.79e-322, 0.977, 0.0, 0.0]])
+    mask = np.array([False, False, False, False, True, True, False])
+    out = scale_rows(row, 0.79, mask, np.array([False]))
+    np.testing.assert_allclose(out, [[0.0, 0.0, 0.0, 0.0, 0.977, 0.0, 0.0]])

@@ -25,6 +25,7 @@ def test_requirement_names_are_there():
     ('[transitions]\nweighting = "dollars"\n', "[transitions] weighting"),
     ('[transitions]\nmin_cnt = 3\n', "[transitions] min_cnt: unknown key"),
     ('[calibration]\nk_clip = [2.0, 0.5]\n', "[calibration]"),
+    ('[calibration]\ncohort_clip = [0.0, 10.0]\n', "cohort_clip must satisfy 0 < min <= 1 <= max"),
     ('[buckets]\ndel30 = ["DPD30", "WRITEOFF"]\n', "not in order"),
     ('[colums]\nmob = "M"\n', "[colums]: unknown key"),
     ('[columns]\nmob = "X"\nstate = "X"\n', "same data column"),

@@ -241,7 +241,6 @@ class DelResult:
     @cached_property
     def transition_matrices(self) -> pd.DataFrame:
         """segment, mob, from_state, to_state, probability (as applied), n_obs, source — tidy."""
-        n_seg, n_steps, k, _ = self.transition_matrix.shape
         s, m, i, j = np.indices(self.transition_matrix.shape).reshape(4, -1)
         states = np.asarray(self.stats.states, dtype=object)
         return pd.DataFrame({

@@ -59,7 +59,8 @@ def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict
     return {name: {**base.get(name, {}), **sections.get(name, {})} for name in {*base, *sections}}
 
 
-DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance", "prior_stay": 0},
+DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance", "prior_stay": 0,
+                                           "tail_window": "auto"},
                     calibration={"weights": "loans", "cohort_factor": "credibility"})
 
 
@@ -79,6 +80,7 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "defaults, no step factors k": _variant(DEFAULTS, calibration={"mode": "none"}),
     "defaults, half-life 12 months": _variant(DEFAULTS, transitions={"half_life": 12}),
     "defaults, last 24 months": _variant(DEFAULTS, transitions={"window": 24}),
+    "defaults, tail from the last step": _variant(DEFAULTS, transitions={"tail_window": 1}),
     "defaults, tail from the last 6 steps": _variant(DEFAULTS, transitions={"tail_window": 6}),
     "defaults, prior leaning to stay (5 loans)": _variant(DEFAULTS, transitions={"prior_stay": 5}),
 }

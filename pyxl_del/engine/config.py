@@ -162,7 +162,8 @@ class Transitions(_Section):
     prior_stay: float = Field(0.0, ge=0)
     half_life: float = Field(0.0, ge=0)  # months: a transition reported this long before the data's newest one counts half
     window: int = Field(0, ge=0)  # use only the transitions of the last N months that report any; 0 = all
-    tail_window: int = Field(1, ge=1)  # the tail pools the segment's last N estimated MOB steps
+    # the tail pools the segment's last N estimated MOB steps; "auto": row by row, as many as hold min_count loans
+    tail_window: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
 
 class Calibration(_Section):

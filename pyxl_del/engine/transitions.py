@@ -60,12 +60,13 @@ class TransitionModel:
     # posterior (forecast intervals draw rows from Dirichlet(concentration * row)). The specified estimator's is
     # the loans observed in the row it was taken from.
     concentration: np.ndarray
+    tail_steps: np.ndarray  # (S, K) how many of the last estimated steps each tail row pools (`tail_steps`)
     estimator: str = "specified"
     # bayes: (K,) the prior strength in loans per from-state (NaN: absorbing or no data) and (K, 3) the weights of
     # PRIOR_PARTS in each from-state's prior.
     prior_strength: np.ndarray | None = None
     prior_weights: np.ndarray | None = None
-    tail_window: int = 1
+    tail_window: int | str = 1  # [transitions] tail_window: a number of steps or "auto"
 
     @property
     def source(self) -> np.ndarray:
@@ -333,16 +334,33 @@ def _bayes(own: np.ndarray, num: np.ndarray, den: np.ndarray, count: np.ndarray,
     return matrix, origin, n_eff + a, strengths, weights
 
 
+def tail_steps(n_obs: np.ndarray, last_step: np.ndarray, window: int | str, min_loans: int) -> np.ndarray:
+    """(S, K) how many of a segment's last estimated steps each tail row pools: ``window``, or with "auto" the
+    fewest, counted back from the last, whose rows of that from-state hold ``min_loans`` loans (``n_obs`` (S, M,
+    K)); all the estimated steps where even they hold fewer."""
+    n_seg, n_steps, n_states = n_obs.shape
+    if window != "auto":
+        return np.full((n_seg, n_states), int(window))
+    back = last_step[:, None] - np.arange(n_steps)[None, :]  # (S, M): 0 at the last estimated step
+    s_idx, m_idx = np.nonzero(back >= 0)
+    loans_back = np.zeros(n_obs.shape)  # (S, B, K): the loans b steps before the last estimated one
+    loans_back[s_idx, back[s_idx, m_idx]] = n_obs[s_idx, m_idx]
+    enough = np.cumsum(loans_back, axis=1) >= max(min_loans, 1)
+    return np.where(enough.any(axis=1), np.argmax(enough, axis=1) + 1, last_step[:, None] + 1)
+
+
 def _tail(matrix: np.ndarray, concentration: np.ndarray, last_step: np.ndarray,
-          window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(matrix, concentration, tail mask (S, M)): steps after a segment's last estimated step take its last
-    ``window`` estimated steps pooled, each row weighted by its concentration (equal weights where all are 0)."""
-    steps = np.arange(matrix.shape[1])[None, :]
-    tail = steps > last_step[:, None]  # (S, M)
-    pooled = (steps <= last_step[:, None]) & (steps > last_step[:, None] - window)
-    c = np.where(pooled[..., None], concentration, 0.0)  # (S, M, K)
+          steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matrix, concentration, tail mask (S, M)): steps after a segment's last estimated step take, row by row, its
+    last ``steps`` (S, K) estimated steps pooled, each weighted by its concentration (equal weights where all are
+    0)."""
+    step = np.arange(matrix.shape[1])[None, :]
+    tail = step > last_step[:, None]  # (S, M)
+    back = last_step[:, None] - step
+    pooled = (back >= 0)[..., None] & (back[..., None] < steps[:, None, :])  # (S, M, K)
+    c = np.where(pooled, concentration, 0.0)
     total = c.sum(axis=1, keepdims=True)
-    w = np.where(total > 0, c / np.where(total > 0, total, 1.0), pooled[..., None] / pooled.sum(axis=1)[:, None, None])
+    w = np.where(total > 0, c / np.where(total > 0, total, 1.0), pooled / pooled.sum(axis=1, keepdims=True))
     tail_matrix = np.einsum("smi,smij->sij", w, matrix)
     matrix = np.where(tail[..., None, None], tail_matrix[:, None], matrix)
     concentration = np.where(tail[..., None], total, concentration)
@@ -382,9 +400,10 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     origin[:, :, absorbing] = OWN
     concentration[:, :, absorbing] = n_eff[:, :, absorbing]
 
-    matrix, concentration, tail = _tail(matrix, concentration, last_step, t.tail_window)
+    steps = tail_steps(n_obs, last_step, t.tail_window, t.min_count)
+    matrix, concentration, tail = _tail(matrix, concentration, last_step, steps)
     matrix[:, :, absorbing, :] = np.eye(n_states)[absorbing]  # pooling identities can leave a last-bit 1 + 2e-16
-    origin = np.where(tail[..., None], TAIL_COPY if t.tail_window == 1 else TAIL_POOLED, origin).astype(np.int8)
+    origin = np.where(tail[..., None], np.where(steps[:, None, :] == 1, TAIL_COPY, TAIL_POOLED), origin).astype(np.int8)
 
     threshold = max(t.min_count, 1)
     thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
@@ -400,14 +419,29 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
         prior_strength=strengths,
         prior_weights=weights,
         tail_window=t.tail_window,
+        tail_steps=steps,
     )
 
 
 def _tail_loans(model: TransitionModel, s: int, transient: np.ndarray) -> np.ndarray:
-    """(K,) the loans behind segment s's tail rows: its last tail_window estimated steps, 0 for unused states."""
-    last = int(model.last_estimated_step[s])
-    loans = model.n_obs[s, max(last - model.tail_window + 1, 0): last + 1].sum(axis=0)
+    """(K,) the loans behind segment s's tail rows over the steps each pools, -1 for states it never uses."""
+    back = int(model.last_estimated_step[s]) - np.arange(model.n_obs.shape[1])
+    pooled = (back >= 0)[:, None] & (back[:, None] < model.tail_steps[s][None, :])  # (M, K)
+    loans = np.where(pooled, model.n_obs[s], 0).sum(axis=0)
     return np.where(transient & (model.n_obs[s].sum(axis=0) > 0), loans, -1)
+
+
+def _tail_text(model: TransitionModel, s: int, states: tuple[str, ...], used: np.ndarray) -> str:
+    """What segment s's tail rows reuse: its last step, the last N steps pooled, or (auto) each used state's
+    number of steps."""
+    last = int(model.last_estimated_step[s])
+    steps = model.tail_steps[s][used]
+    if model.tail_window != "auto" or (steps == steps[0]).all():
+        first = max(last - int(steps[0]) + 1, 0) if len(steps) else last
+        return f"the matrix of step {last}" if first == last else f"the matrix of steps {first}..{last} pooled"
+    return ("the last estimated steps pooled back to min_count loans a row ("
+            + ", ".join(f"{states[i]} {min(int(model.tail_steps[s, i]), last + 1)}" for i in np.flatnonzero(used))
+            + " steps)")
 
 
 def _strength_text(strength: float) -> str:
@@ -441,14 +475,15 @@ def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: 
             detail = ", ".join(f"{v} from {k}" for k, v in used.items())
             lines.append(f"segment {segment!r}: of {origin.size} transition rows up to MOB step {last}, {detail}")
         if last + 1 < model.origin.shape[1]:
-            first = max(last - model.tail_window + 1, 0)
-            pooled = f"step {last}" if first == last else f"steps {first}..{last} pooled"
-            lines.append(f"segment {segment!r}: MOB steps {last + 1}..{model.origin.shape[1] - 1} reuse the "
-                         f"matrix of {pooled} (tail)")
             loans = _tail_loans(model, s, transient)
+            pooled = _tail_text(model, s, states, loans >= 0)
+            lines.append(f"segment {segment!r}: MOB steps {last + 1}..{model.origin.shape[1] - 1} reuse {pooled} "
+                         f"(tail)")
             thin = [f"{states[i]} {int(loans[i])}" for i in np.flatnonzero((loans >= 0) & (loans < min_count))]
             if thin:
+                advice = ("its estimated steps hold no more" if model.tail_window == "auto" else
+                          f"raise [transitions] tail_window (now {model.tail_window}) to pool more steps")
                 lines.append(f"segment {segment!r}: the tail rests on fewer than min_count={min_count} loans in "
-                             f"rows {', '.join(thin)} (loans over {pooled}); raise [transitions] tail_window "
-                             f"(now {model.tail_window}) to pool more steps")
+                             f"rows {', '.join(thin)} (loans over {pooled.removeprefix('the matrix of ')}); "
+                             f"{advice}")
     return lines

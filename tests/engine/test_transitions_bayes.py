@@ -15,6 +15,7 @@ from pyxl_del.engine.transitions import (
     NEUTRAL,
     PRIOR,
     SHRUNK,
+    TAIL_COPY,
     TAIL_POOLED,
     _mix,
     _prior_parts,
@@ -224,6 +225,29 @@ def test_tail_window_pools_the_last_steps_by_evidence():
     np.testing.assert_allclose(two.transition_matrix[0, 2, CUR, [CUR, D1]], [2 / 3, 1 / 3])
     assert two.origin[0, 2, CUR] == TAIL_POOLED
     np.testing.assert_allclose(two.concentration[0, 2, CUR], 3.0)
+
+
+def test_auto_tail_pools_each_row_back_to_min_count_loans():
+    """Steps 0 and 1 estimated, step 2 is the tail. CURRENT: 4 loans at step 0 (2 roll), 2 at step 1 (both stay);
+    DPD1+: none at step 0, 2 at step 1 (both cure). With min_count 3 ("auto"): CURRENT's last step holds 2 loans,
+    so it pools both steps by their loans, (4 x [1/2, 1/2] + 2 x [1, 0]) / 6 = [2/3, 1/3]; DPD1+ never reaches 3
+    and pools every estimated step (its step-0 row rests on no loan: weight 0). tail_window 1 copies step 1."""
+    df = frame(sum((loan(name, "2024-01", "A", path) for name, path in (
+        ("a", [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)]),
+        ("b", [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)]),
+        ("c", [("CURRENT", 100)] * 3), ("d", [("CURRENT", 100)] * 3))), []))
+    rules = {"weighting": "count", "estimator": "specified", "fallback": "none", "min_count": 3}
+    auto, _, _ = model(df, tail_window="auto", **rules)
+    np.testing.assert_allclose(auto.transition_matrix[0, 2, CUR, [CUR, D1]], [2 / 3, 1 / 3])
+    np.testing.assert_allclose(auto.transition_matrix[0, 2, D1, [CUR, D1]], [1.0, 0.0])
+    np.testing.assert_array_equal(auto.tail_steps[0, [CUR, D1]], [2, 2])
+    assert auto.origin[0, 2, CUR] == TAIL_POOLED
+    one, _, _ = model(df, tail_window=1, **rules)
+    np.testing.assert_allclose(one.transition_matrix[0, 2, CUR, [CUR, D1]], [1.0, 0.0])
+    assert one.origin[0, 2, CUR] == TAIL_COPY
+    # Enough loans at the last step: "auto" is the last step alone.
+    enough, _, _ = model(df, tail_window="auto", **(rules | {"min_count": 2}))
+    np.testing.assert_array_equal(enough.transition_matrix[0, 2], one.transition_matrix[0, 2])
 
 
 def test_thin_tail_warning_names_the_segment():

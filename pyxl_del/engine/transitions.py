@@ -440,7 +440,7 @@ def _tail_text(model: TransitionModel, s: int, states: tuple[str, ...], used: np
         first = max(last - int(steps[0]) + 1, 0) if len(steps) else last
         return f"the matrix of step {last}" if first == last else f"the matrix of steps {first}..{last} pooled"
     return ("the last estimated steps pooled back to min_count loans a row ("
-            + ", ".join(f"{states[i]} {min(int(model.tail_steps[s, i]), last + 1)}" for i in np.flatnonzero(used))
+            + ", ".join(f"{states[i]} {int(model.tail_steps[s, i])}" for i in np.flatnonzero(used))
             + " steps)")
 
 

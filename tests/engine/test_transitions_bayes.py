@@ -232,10 +232,9 @@ def test_auto_tail_pools_each_row_back_to_min_count_loans():
     DPD1+: none at step 0, 2 at step 1 (both cure). With min_count 3 ("auto"): CURRENT's last step holds 2 loans,
     so it pools both steps by their loans, (4 x [1/2, 1/2] + 2 x [1, 0]) / 6 = [2/3, 1/3]; DPD1+ never reaches 3
     and pools every estimated step (its step-0 row rests on no loan: weight 0). tail_window 1 copies step 1."""
-    df = frame(sum((loan(name, "2024-01", "A", path) for name, path in (
-        ("a", [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)]),
-        ("b", [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)]),
-        ("c", [("CURRENT", 100)] * 3), ("d", [("CURRENT", 100)] * 3))), []))
+    rolled, stayed = [("CURRENT", 100), ("DPD1+", 100), ("CURRENT", 100)], [("CURRENT", 100)] * 3
+    df = frame(loan("a", "2024-01", "A", rolled) + loan("b", "2024-01", "A", rolled)
+               + loan("c", "2024-01", "A", stayed) + loan("d", "2024-01", "A", stayed))
     rules = {"weighting": "count", "estimator": "specified", "fallback": "none", "min_count": 3}
     auto, _, _ = model(df, tail_window="auto", **rules)
     np.testing.assert_allclose(auto.transition_matrix[0, 2, CUR, [CUR, D1]], [2 / 3, 1 / 3])

@@ -349,15 +349,20 @@ def tail_steps(n_obs: np.ndarray, last_step: np.ndarray, window: int | str, min_
     return np.where(enough.any(axis=1), np.argmax(enough, axis=1) + 1, last_step[:, None] + 1)
 
 
+def _pooled(last_step: np.ndarray, steps: np.ndarray, n_steps: int) -> np.ndarray:
+    """(S, M, K) whether step m is among the last ``steps`` (S, K) estimated steps (up to ``last_step`` (S,)) that
+    the tail row of from-state k pools."""
+    back = last_step[:, None] - np.arange(n_steps)[None, :]  # (S, M): 0 at the last estimated step
+    return (back >= 0)[..., None] & (back[..., None] < steps[:, None, :])
+
+
 def _tail(matrix: np.ndarray, concentration: np.ndarray, last_step: np.ndarray,
           steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(matrix, concentration, tail mask (S, M)): steps after a segment's last estimated step take, row by row, its
     last ``steps`` (S, K) estimated steps pooled, each weighted by its concentration (equal weights where all are
     0)."""
-    step = np.arange(matrix.shape[1])[None, :]
-    tail = step > last_step[:, None]  # (S, M)
-    back = last_step[:, None] - step
-    pooled = (back >= 0)[..., None] & (back[..., None] < steps[:, None, :])  # (S, M, K)
+    tail = np.arange(matrix.shape[1])[None, :] > last_step[:, None]  # (S, M)
+    pooled = _pooled(last_step, steps, matrix.shape[1])
     c = np.where(pooled, concentration, 0.0)
     total = c.sum(axis=1, keepdims=True)
     w = np.where(total > 0, c / np.where(total > 0, total, 1.0), pooled / pooled.sum(axis=1, keepdims=True))
@@ -425,21 +430,20 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
 
 def _tail_loans(model: TransitionModel, s: int, transient: np.ndarray) -> np.ndarray:
     """(K,) the loans behind segment s's tail rows over the steps each pools, -1 for states it never uses."""
-    back = int(model.last_estimated_step[s]) - np.arange(model.n_obs.shape[1])
-    pooled = (back >= 0)[:, None] & (back[:, None] < model.tail_steps[s][None, :])  # (M, K)
+    pooled = _pooled(model.last_estimated_step[s:s + 1], model.tail_steps[s:s + 1], model.n_obs.shape[1])[0]
     loans = np.where(pooled, model.n_obs[s], 0).sum(axis=0)
     return np.where(transient & (model.n_obs[s].sum(axis=0) > 0), loans, -1)
 
 
 def _tail_text(model: TransitionModel, s: int, states: tuple[str, ...], used: np.ndarray) -> str:
-    """What segment s's tail rows reuse: its last step, the last N steps pooled, or (auto) each used state's
+    """Which of segment s's steps its tail rows reuse: the last, the last N pooled, or (auto) each used state's
     number of steps."""
     last = int(model.last_estimated_step[s])
     steps = model.tail_steps[s][used]
     if model.tail_window != "auto" or (steps == steps[0]).all():
         first = max(last - int(steps[0]) + 1, 0) if len(steps) else last
-        return f"the matrix of step {last}" if first == last else f"the matrix of steps {first}..{last} pooled"
-    return ("the last estimated steps pooled back to min_count loans a row ("
+        return f"step {last}" if first == last else f"steps {first}..{last} pooled"
+    return ("its last estimated steps pooled back to min_count loans a row ("
             + ", ".join(f"{states[i]} {int(model.tail_steps[s, i])}" for i in np.flatnonzero(used))
             + " steps)")
 
@@ -477,13 +481,13 @@ def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: 
         if last + 1 < model.origin.shape[1]:
             loans = _tail_loans(model, s, transient)
             pooled = _tail_text(model, s, states, loans >= 0)
-            lines.append(f"segment {segment!r}: MOB steps {last + 1}..{model.origin.shape[1] - 1} reuse {pooled} "
-                         f"(tail)")
+            lines.append(f"segment {segment!r}: MOB steps {last + 1}..{model.origin.shape[1] - 1} reuse the "
+                         f"matrix of {pooled} (tail)")
             thin = [f"{states[i]} {int(loans[i])}" for i in np.flatnonzero((loans >= 0) & (loans < min_count))]
             if thin:
                 advice = ("its estimated steps hold no more" if model.tail_window == "auto" else
                           f"raise [transitions] tail_window (now {model.tail_window}) to pool more steps")
                 lines.append(f"segment {segment!r}: the tail rests on fewer than min_count={min_count} loans in "
-                             f"rows {', '.join(thin)} (loans over {pooled.removeprefix('the matrix of ')}); "
+                             f"rows {', '.join(thin)} (loans over {pooled}); "
                              f"{advice}")
     return lines

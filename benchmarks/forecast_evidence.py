@@ -2,7 +2,8 @@
 book, beside the benchmarks and, on simulated books, the oracle that knows the truth.
 
 Books: the bundled sample; N simulated vintage books (`simulate_vintage_book`: cohort effects, a thin segment);
-N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); N
+N crisis books (the same with roll-forward rates x1.8 for six reporting months inside the backtest window); both
+again with neighbouring vintages alike (log factors an AR(1) series over the cohorts, correlation 0.9); N
 agency-shaped books with and without a shock (three monthly cohorts followed for four years, scored from every
 usable origin, as one quarter of agency loans is); N thin prime books (the same shape at the excerpt's size, 145
 loans a cohort, and prime hazards), at the last origins and from every usable one; N multi-era books (three such
@@ -57,6 +58,9 @@ FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 FANNIE_MAX_MOB = (36, 63)
 CRISIS = Crisis(start="2025-03", months=6, factor=1.8)  # inside the last 12 as-of months of a 2025-12 book
 HORIZON = 12
+# Vintage books whose neighbouring vintages are alike: the cohorts' log factors an AR(1) series with this lag-one
+# correlation (underwriting and the economy at origination change slowly; the books above have independent ones).
+VINTAGE_CORRELATION = 0.9
 # Agency-shaped books: the first 3 cohorts of a 40-month simulated book, so 37 usable origins at max_mob 36; the
 # shock (roll-forward x2.5 for a year) falls in their third year.
 AGENCY_SPAN = 40
@@ -88,9 +92,13 @@ class Book:
 
 def _books(seeds: int) -> list[Book]:
     books = [Book("bundled sample", load_sample_panel(), Config())]
-    for kind, crisis in (("vintage books", None), ("crisis books", CRISIS)):
+    for kind, crisis, correlation in (("vintage books", None, 0.0), ("crisis books", CRISIS, 0.0),
+                                      (f"vintage books, neighbours alike ({VINTAGE_CORRELATION})", None,
+                                       VINTAGE_CORRELATION),
+                                      (f"crisis books, neighbours alike ({VINTAGE_CORRELATION})", CRISIS,
+                                       VINTAGE_CORRELATION)):
         for seed in range(seeds):
-            book = simulate_vintage_book(1000 + seed, crisis=crisis)
+            book = simulate_vintage_book(1000 + seed, crisis=crisis, cohort_correlation=correlation)
             books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
     books += [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)]
     books += [_thin_prime(seed, origins) for origins in (None, EVERY_ORIGIN) for seed in range(seeds)]

@@ -61,7 +61,7 @@ def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict
 
 DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance", "prior_stay": 0,
                                            "tail_window": "auto"},
-                    calibration={"weights": "loans", "cohort_factor": "credibility"})
+                    calibration={"weights": "loans", "cohort_factor": "credibility", "vintage_correlation": "auto"})
 
 
 CANDIDATES: dict[str, dict[str, dict]] = {
@@ -78,6 +78,7 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "defaults, EAD-weighted": _variant(DEFAULTS, transitions={"weighting": "ead"}),
     "defaults, k over cohorts": _variant(DEFAULTS, calibration={"weights": "cohorts"}),
     "defaults, no step factors k": _variant(DEFAULTS, calibration={"mode": "none"}),
+    "defaults, independent vintages": _variant(DEFAULTS, calibration={"vintage_correlation": 0.0}),
     "defaults, half-life 12 months": _variant(DEFAULTS, transitions={"half_life": 12}),
     "defaults, last 24 months": _variant(DEFAULTS, transitions={"window": 24}),
     "defaults, tail from the last step": _variant(DEFAULTS, transitions={"tail_window": 1}),

@@ -565,13 +565,15 @@ def simulate_vintage_book(
     cohorts: int = 36,
     loans: Mapping[str, int] | None = None,
     cohort_log_sd: float = 0.25,
+    cohort_correlation: float = 0.0,
     crisis: Crisis | None = None,
     as_of: str = "2025-12",
     config: Config | None = None,
     profiles: Mapping[str, Mapping[str, float]] | None = None,
 ) -> VintageBook:
     """A book whose vintages differ (each cohort's roll-forward rates times a lognormal factor, log-sd
-    ``cohort_log_sd``) and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
+    ``cohort_log_sd``; the logs an AR(1) series over the monthly cohorts with lag-one correlation
+    ``cohort_correlation``, 0: independent vintages, as underwriting that changes slowly makes neighbours alike) and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
     thin), optionally with a ``crisis`` (roll-forward rates up for a window of reporting months, whatever the
     cohort). Returns the panel with its truth, so a backtest can be scored against the oracle
     (`backtest.rolling.oracle`). Segments named in ``profiles`` (default `VINTAGE_PROFILES`; a profile's "risk"
@@ -581,12 +583,18 @@ def simulate_vintage_book(
     loans = dict(loans or {"A": 800, "B": 120})
     if cohorts < 1:
         raise ValueError(f"cohorts must be >= 1, got {cohorts}")
+    if not 0 <= cohort_correlation < 1:
+        raise ValueError(f"cohort_correlation must be in [0, 1), got {cohort_correlation}")
     segments = tuple(loans)
     end = _month_index(as_of)
     labels = tuple(_month_label(end - cohorts + 1 + i) for i in range(cohorts))
     max_mob = cfg.forecast.max_mob
     effect_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
-    factors = np.exp(np.random.default_rng(effect_seed).normal(0.0, cohort_log_sd, cohorts))
+    from scipy.signal import lfilter
+
+    shocks = np.random.default_rng(effect_seed).normal(0.0, 1.0, cohorts)
+    shocks[1:] *= np.sqrt(1.0 - cohort_correlation ** 2)  # a stationary series: every cohort's log-sd is cohort_log_sd
+    factors = np.exp(cohort_log_sd * lfilter([1.0], [1.0, -cohort_correlation], shocks))
     profiles = VINTAGE_PROFILES if profiles is None else profiles
     base = _to_config_order(
         np.stack([_canonical_matrices(profiles.get(s, _DEFAULT_PROFILE), max_mob) for s in segments]),

@@ -40,6 +40,9 @@ JOINT_PASSES = 3
 # A non-positive estimate of the within-cohort variance of the segments' factors is replaced by this share of the
 # noise variance: its limit (Z_sc -> 0), kept finite so the cohort level's formulas hold unchanged.
 TAU_FLOOR = 1e-9
+# The vintages' correlation one month apart is searched up to this: 0.99 ** 12 = 0.89, so eras years apart stay apart
+# unless the data says otherwise (0.99 ** 84 = 0.43 between acquisitions seven years apart).
+MAX_VINTAGE_CORRELATION = 0.99
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class CohortFactors:
     kappa: np.ndarray  # (S,) the expected moves at which a cohort's own history gets half the weight
     roll_forward: np.ndarray  # (K, K) bool: from-state i to a worse state j
     absorbing: np.ndarray  # (K,) bool
+    vintage_correlation: float = 0.0  # of the vintage levels of cohorts one month apart (0: independent)
 
     def scale(self, matrices: np.ndarray) -> np.ndarray:
         """Matrices (S, C or 1, ..., K, K) -> (S, C, ..., K, K) with each cohort's factor applied."""
@@ -251,8 +255,10 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
         w_c = w.sum(axis=-1)  # (S, C)
         own = np.where(w_c > 0, (w * x).sum(axis=-1) / w_c, np.nan)
     n_steps = valid.sum(axis=-1)
+    rho = 0.0
     if c.cohort_credibility == "auto":
-        z, toward, z_vintage, kappa = _nested_credibility(w, x, w_c, own, n_steps)
+        z, toward, z_vintage, kappa, rho = _nested_credibility(w, x, w_c, own, n_steps, stats.cohorts,
+                                                               c.vintage_correlation)
     else:
         kappa = np.full(w.shape[0], float(c.cohort_credibility))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -262,13 +268,14 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
     factor = np.clip(z * np.nan_to_num(own, nan=1.0) + (1.0 - z) * toward, lo, hi)
     return CohortFactors(factor=factor, own=own, credibility=z, vintage_factor=toward, vintage_credibility=z_vintage,
                          expected_moves=w_c, n_loans=stats.n_loans.max(axis=2), kappa=kappa, roll_forward=roll,
-                         absorbing=absorbing)
+                         absorbing=absorbing, vintage_correlation=rho)
 
 
-def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.ndarray, n_steps: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Two-level (Jewell) credibility of the cohort-segment ratios: Z_sc, then mu_c and Z_c broadcast to (S, C), and
-    kappa = sigma2 / tau2 (S,).
+def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.ndarray, n_steps: np.ndarray,
+                        months: np.ndarray, correlation: float | str = 0.0
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Two-level (Jewell) credibility of the cohort-segment ratios: Z_sc, then mu_c and Z_c broadcast to (S, C),
+    kappa = sigma2 / tau2 (S,) and the vintages' correlation one month apart (`_vintage_levels`).
 
     sigma2 = sum w (x - own_sc)^2 / sum (n_sc - 1) is the noise per expected move; tau2, the variance of the
     segments' factors within a cohort, and nu2, of the cohorts' factors, are Bühlmann-Gisler's unbiased
@@ -286,9 +293,9 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
         scale = np.where(w_cohort > 0, w_cohort - (w_c ** 2).sum(axis=0) / w_cohort, 0.0).sum()
         tau2 = spread / scale if scale > 0 else np.nan
     if not np.isfinite(sigma2):  # one step per cohort: the noise cannot be measured, so no factor is trusted
-        return np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf)
+        return np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf), 0.0
     if sigma2 <= 0:  # every step of every cohort agrees with its cohort's ratio: no noise, own data only
-        return present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0])
+        return present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0]), 0.0
     segments_differ = bool(np.isfinite(tau2) and tau2 > 0)
     tau2 = tau2 if segments_differ else TAU_FLOOR * sigma2
     z = np.where(present, w_c / (w_c + sigma2 / tau2), 0.0)  # (S, C)
@@ -300,10 +307,55 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
         n_cohorts = int((z_cohort > 0).sum())
         nu2 = (((z_cohort * (level - mean) ** 2).sum() - (n_cohorts - 1) * tau2)
                / (z_total - (z_cohort ** 2).sum() / z_total))
-        z_level = z_cohort / (z_cohort + tau2 / nu2) if np.isfinite(nu2) and nu2 > 0 else np.zeros_like(z_cohort)
-    toward = 1.0 + z_level * (level - 1.0)  # (C,) mu_c, toward 1: k carries the mean
+    toward, z_level, rho = _vintage_levels(level, z_cohort, tau2, nu2, months, correlation)
     kappa = np.full(w.shape[0], sigma2 / tau2 if segments_differ else np.inf)  # inf: all weight at the cohort level
-    return z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa
+    return (z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa, rho)
+
+
+def _vintage_levels(level: np.ndarray, z_cohort: np.ndarray, tau2: float, nu2: float, months: np.ndarray,
+                    correlation: float | str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mu_c (C,), the weight of the cohort's own level B_c in it (C,), rho): the vintage levels' posterior mean.
+
+    The true levels are 1 + a stationary series over the cohort months with variance nu2 and correlation
+    rho^|months apart| (AR(1)); B_c is one of them seen with noise variance tau2 / Z_c. mu = 1 + Sigma_.o (Sigma_oo
+    + D)^-1 (B_o - 1) over the cohorts o with history, so a cohort with little history of its own takes its
+    neighbours' level, not the average of all eras. rho 0 is the independent credibility, mu_c = 1 + Z_c (B_c - 1)
+    with Z_c = nu2 / (nu2 + tau2 / Z_c); "auto" chooses rho by maximum likelihood (scipy), 0 unless it does better.
+    """
+    seen = z_cohort > 0
+    if not (np.isfinite(nu2) and nu2 > 0) or not seen.any():
+        return np.ones_like(level), np.zeros_like(level), 0.0
+    from scipy.linalg import cho_factor, cho_solve
+
+    lag = np.abs(months[:, None] - months[None, :]).astype(np.float64)  # (C, C) months apart
+    residual = level[seen] - 1.0
+    noise = tau2 / z_cohort[seen]
+
+    def covariance(rho: float) -> np.ndarray:
+        return nu2 * rho ** lag  # 0 ** 0 = 1: the diagonal is nu2 whatever rho
+
+    def factor(rho: float):
+        return cho_factor(covariance(rho)[np.ix_(seen, seen)] + np.diag(noise))
+
+    def neg_log_likelihood(rho: float) -> float:
+        chol = factor(rho)
+        return float(np.log(np.diag(chol[0])).sum() + 0.5 * residual @ cho_solve(chol, residual))
+
+    rho = float(correlation) if correlation != "auto" else _max_likelihood_rho(neg_log_likelihood)
+    chol = factor(rho)
+    toward = 1.0 + covariance(rho)[:, seen] @ cho_solve(chol, residual)
+    own_weight = np.zeros_like(level)
+    # Sigma (Sigma + D)^-1 = I - D (Sigma + D)^-1: the hat matrix's diagonal without forming it
+    own_weight[seen] = 1.0 - noise * np.diag(cho_solve(chol, np.eye(int(seen.sum()))))
+    return toward, own_weight, rho
+
+
+def _max_likelihood_rho(neg_log_likelihood) -> float:
+    """The correlation in [0, MAX_VINTAGE_CORRELATION] that maximises the likelihood; 0 where it does as well."""
+    from scipy.optimize import minimize_scalar
+
+    best = minimize_scalar(neg_log_likelihood, bounds=(0.0, MAX_VINTAGE_CORRELATION), method="bounded")
+    return float(best.x) if best.fun < neg_log_likelihood(0.0) else 0.0
 
 
 def calibrate(stats: PanelStats, transition_matrix: np.ndarray, config: Config

@@ -176,6 +176,9 @@ class Calibration(_Section):
     cohort_credibility: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"  # kappa of Z = w / (w + kappa)
     # the range of a cohort factor: wider than k_clip, as loans of different eras differ by more than 2x
     cohort_clip: tuple[float, float] = (0.1, 10.0)
+    # the correlation of the vintage levels of cohorts one month apart (cohort_credibility "auto"): "auto" by maximum
+    # likelihood, 0 independent vintages (each shrunk toward 1 alone)
+    vintage_correlation: Literal["auto"] | Annotated[float, Field(ge=0, lt=1)] = "auto"
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> Calibration:

@@ -532,6 +532,11 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
         lines.append("Right: cohort factors (vintage quality): each cohort's roll-forward moves are scaled by")
         lines.append("credibility x own factor + (1 - credibility) x vintage factor (the cohort over all segments),")
         lines.append(f"clipped to [{cal.cohort_clip[0]}, {cal.cohort_clip[1]}].")
+        if cal.cohort_credibility == "auto":
+            rho = result.factors.cohort.vintage_correlation
+            how = "estimated" if cal.vintage_correlation == "auto" else "[calibration] vintage_correlation"
+            lines.append(f"Vintage factors borrow from neighbouring cohorts: levels one month apart correlate "
+                         f"{rho:.2f} ({how}; 0: each vintage alone).")
     header_row = 2 + len(lines)
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)

@@ -315,6 +315,19 @@ def test_vintage_book_scales_the_roll_forward_rates_by_cohort_factor_and_crisis(
     np.testing.assert_allclose(flat.matrices, np.broadcast_to(flat.base, flat.matrices.shape))
 
 
+def test_vintage_book_can_make_neighbouring_vintages_alike():
+    """cohort_correlation: the cohorts' log factors are an AR(1) series (lag-one correlation as given, log-sd kept);
+    0 draws the independent factors it always drew."""
+    logs = np.log(simulate_vintage_book(4, cohorts=400, loans={"A": 1}, cohort_correlation=0.9).cohort_factors)
+    assert np.corrcoef(logs[1:], logs[:-1])[0, 1] == pytest.approx(0.9, abs=0.05)
+    assert logs.std() == pytest.approx(0.25, abs=0.06)
+    independent = np.log(simulate_vintage_book(4, cohorts=400, loans={"A": 1}).cohort_factors)
+    assert abs(np.corrcoef(independent[1:], independent[:-1])[0, 1]) < 0.1
+    assert independent.std() == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(ValueError, match="cohort_correlation"):
+        simulate_vintage_book(4, cohorts=3, cohort_correlation=1.0)
+
+
 def test_vintage_book_takes_the_segment_profiles_given():
     """A profile's risk scales the delinquency hazards: risk 0 gives a segment nobody falls behind in; a segment the
     profiles do not name gets the middle profile, as it does without them."""

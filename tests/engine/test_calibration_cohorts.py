@@ -6,6 +6,7 @@ import pytest
 from _panels import CHAIN, cfg, frame, loan, simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.signal import lfilter
 from test_known_answers import calibration_panel
 from test_known_answers import run as run_tiny
 from test_properties import build, has_transitions, loan_paths
@@ -14,6 +15,7 @@ import pyxl_del
 from pyxl_del.engine.calibration import (
     CohortFactors,
     _nested_credibility,
+    _vintage_levels,
     absorbing_mask,
     fit_cohort_factors,
     fit_stepwise_factors,
@@ -155,7 +157,7 @@ def test_one_segment_gets_the_buhlmann_straub_factor_by_hand():
     x = np.array([[[1.0, 1.5], [3.0, 3.5]]])
     w_c = w.sum(axis=-1)
     own = (w * x).sum(axis=-1) / w_c
-    z, toward, z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((1, 2), 2))
+    z, toward, z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((1, 2), 2), np.arange(2))[:4]
     expected_z = 2 / (2 + 0.125 / 1.9375)
     np.testing.assert_allclose(z_vintage, expected_z, rtol=1e-6)
     np.testing.assert_allclose(toward, 1 + expected_z * (own - 1), rtol=1e-6)
@@ -163,8 +165,48 @@ def test_one_segment_gets_the_buhlmann_straub_factor_by_hand():
     # No spread between cohorts beyond the noise: every factor 1.
     same = np.array([[[1.0, 3.0], [3.0, 1.0]]])
     _z, toward, z_vintage, _kappa = _nested_credibility(w, same, w_c, (w * same).sum(axis=-1) / w_c,
-                                                         np.full((1, 2), 2))
+                                                         np.full((1, 2), 2), np.arange(2))[:4]
     assert (z_vintage == 0).all() and (toward == 1).all()
+
+
+def test_correlated_vintages_by_hand():
+    # Cohorts at months 0, 1, 2; 0 and 2 have levels 1.4 and 0.8, seen with noise tau2 / Z_c = 0.5 each; nu2 0.5,
+    # rho 0.5: covariances 0.5 * 0.5^lag. V = [[1, 0.125], [0.125, 1]], V^-1 (0.4, -0.2) = (0.425, -0.25) / 0.984375.
+    level, z_cohort, months = np.array([1.4, 1.0, 0.8]), np.array([1.0, 0.0, 1.0]), np.arange(3)
+    toward, own_weight, rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.5)
+    alpha = np.array([0.425, -0.25]) / 0.984375
+    np.testing.assert_allclose(toward, [1 + 0.5 * alpha[0] + 0.125 * alpha[1], 1 + 0.25 * alpha.sum(),
+                                        1 + 0.125 * alpha[0] + 0.5 * alpha[1]], rtol=1e-12)
+    assert toward[1] == pytest.approx(1 + 2 / 45)  # the middle cohort, without history, takes its neighbours'
+    # the weight of a cohort's own level: 1 - D_c (V^-1)_cc = 1 - 0.5 / 0.984375
+    np.testing.assert_allclose(own_weight, [1 - 0.5 / 0.984375, 0.0, 1 - 0.5 / 0.984375], rtol=1e-12)
+    assert rho == 0.5
+    # rho 0 is the independent credibility: mu_c = 1 + Z_c (B_c - 1), Z_c = nu2 / (nu2 + 0.5) = 0.5; 1 without history
+    toward, own_weight, _rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.0)
+    np.testing.assert_allclose(toward, [1.2, 1.0, 0.9], rtol=1e-12)
+    np.testing.assert_allclose(own_weight, [0.5, 0.0, 0.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("correlation", [0.9, 0.0])
+def test_the_vintages_correlation_is_estimated(correlation):
+    # 120 monthly cohorts whose true levels are an AR(1) series (log-sd 0.25) seen with noise sd 0.05: maximum
+    # likelihood finds the correlation; the 20 youngest, without history, take their neighbours' level when it is
+    # there, and stay at 1 when vintages are independent.
+    rng = np.random.default_rng(7)
+    shocks = rng.normal(size=120)
+    shocks[1:] *= np.sqrt(1 - correlation ** 2)
+    truth = np.exp(0.25 * lfilter([1.0], [1.0, -correlation], shocks))
+    z_cohort = np.r_[np.ones(100), np.zeros(20)]
+    level = np.where(z_cohort > 0, truth + rng.normal(0, 0.05, 120), 1.0)
+    nu2 = float(np.var(level[:100]) - 0.05 ** 2)
+    toward, _w, rho = _vintage_levels(level, z_cohort, 0.05 ** 2, nu2, np.arange(120), "auto")
+    assert rho == pytest.approx(correlation, abs=0.1)
+    young_error = np.abs(toward[100:] - truth[100:]).mean()
+    if correlation:
+        assert young_error < 0.6 * np.abs(1 - truth[100:]).mean()  # better than no vintage factor at all
+        assert toward[100] == pytest.approx(toward[99], abs=0.05)
+    else:
+        np.testing.assert_allclose(toward[100:], 1.0, atol=0.02)
 
 
 def test_a_thin_segment_borrows_its_vintages_signal():
@@ -178,7 +220,7 @@ def test_a_thin_segment_borrows_its_vintages_signal():
     for seed in range(5):
         x = np.random.default_rng(seed).poisson(w * quality[None, :, None]) / w
         own = (w * x).sum(axis=-1) / w_c
-        z, toward, _z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((2, 6), 6))
+        z, toward, _z_vintage, _kappa = _nested_credibility(w, x, w_c, own, np.full((2, 6), 6), np.arange(6))[:4]
         np.testing.assert_allclose(toward[0], toward[1])  # one vintage factor per cohort
         assert (z[1] <= z[0]).all()
         factor = z * own + (1 - z) * toward

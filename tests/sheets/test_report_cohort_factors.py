@@ -71,3 +71,16 @@ def test_no_cohort_table_without_cohort_factors(tmp_path):
     with pytest.raises(AssertionError, match="no cohort factor table"):
         cohort_block(ws)
     assert ws.page_setup.orientation != "landscape"
+
+
+def test_the_calibration_sheet_states_the_vintages_correlation(tmp_path):
+    panel = generate_sample(loans_per_cohort=60, n_cohorts=8)
+    result = pyxl_del.run(panel, pyxl_del.Config().with_overrides(calibration={"vintage_correlation": 0.4}))
+    assert result.factors.cohort.vintage_correlation == 0.4
+    ws = load_workbook(write_report(result, tmp_path / "rho.xlsx"))[FIXED_SHEETS["calibration"]]
+    notes = [str(c.value) for row in ws.iter_rows(max_row=cohort_block(ws)[0]) for c in row if c.value is not None]
+    assert any("correlate 0.40 ([calibration] vintage_correlation" in t for t in notes), notes
+    auto = pyxl_del.run(panel, pyxl_del.Config())
+    ws = load_workbook(write_report(auto, tmp_path / "auto.xlsx"))[FIXED_SHEETS["calibration"]]
+    notes = [str(c.value) for row in ws.iter_rows(max_row=cohort_block(ws)[0]) for c in row if c.value is not None]
+    assert any(f"correlate {auto.factors.cohort.vintage_correlation:.2f} (estimated" in t for t in notes), notes

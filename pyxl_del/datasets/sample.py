@@ -573,7 +573,8 @@ def simulate_vintage_book(
 ) -> VintageBook:
     """A book whose vintages differ (each cohort's roll-forward rates times a lognormal factor, log-sd
     ``cohort_log_sd``; the logs an AR(1) series over the monthly cohorts with lag-one correlation
-    ``cohort_correlation``, 0: independent vintages, as underwriting that changes slowly makes neighbours alike) and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
+    ``cohort_correlation``, 0: independent vintages, as underwriting that changes slowly makes neighbours alike)
+    and whose segments differ in size (``loans`` per cohort, default A 800, B 120: B is
     thin), optionally with a ``crisis`` (roll-forward rates up for a window of reporting months, whatever the
     cohort). Returns the panel with its truth, so a backtest can be scored against the oracle
     (`backtest.rolling.oracle`). Segments named in ``profiles`` (default `VINTAGE_PROFILES`; a profile's "risk"

@@ -16,6 +16,9 @@ averaged) the table gives each candidate's MAE, its difference to the best bench
 whichever is lower for that DEL type) with a 90% interval from a cohort-block bootstrap (blocks of --block
 consecutive cohorts resampled with replacement, the same draws for every model, so the difference is paired; the
 books of a kind are resampled independently and averaged), and on simulated books the ratio to the oracle's MAE.
+The oracle knows the truth, a shock after the as-of included; on books with a shock two more rows show the floor
+of a forecaster that knows the chain and the cohort factors but not the shock to come (`VintageBook.known_at`): the
+shock not yet seen is 1 ("unseen"), or the last seen step's, carried on ("carried on").
 
     python benchmarks/forecast_evidence.py [--quick] [--seeds 5] [--origins 12] [--boot 400] [--block 3] [--only TEXT]
 
@@ -28,8 +31,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +53,8 @@ from pyxl_del.datasets.sample import (
     simulate_vintage_book,
 )
 from pyxl_del.engine.config import DEL_TYPES, Config
-from pyxl_del.engine.data import PORTFOLIO, validate_panel
+from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label, validate_panel
+from pyxl_del.engine.forecast import last_actual_mob
 
 FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 # The excerpt spans 63 months on book: the shipped config (max_mob 36) forecasts its cohorts to MOB 36 (2020-03), so
@@ -78,6 +82,8 @@ MULTI_ERAS = (("2003-04", None, None),
               ("2010-04", Crisis(start="2008-01", months=24, factor=2.5), None),
               ("2020-04", None, THIN_PRIME_PROFILES))
 EVERY_ORIGIN = 10_000
+ORACLE_UNSEEN, ORACLE_CARRIED = "oracle_shock_unseen", "oracle_shock_carried"
+ORACLES = ("oracle", ORACLE_UNSEEN, ORACLE_CARRIED)
 MIN_BLOCKS = 5
 
 
@@ -86,8 +92,28 @@ class Book:
     kind: str
     panel: pd.DataFrame
     config: Config
-    truth: Callable | None = None  # the oracle forecaster
+    oracles: Mapping[str, Callable] = field(default_factory=dict)  # "oracle" and, with a shock, `_oracles`'s others
     origins: int | None = None  # as-of months scored: the last --origins unless set (a large number: every usable one)
+
+
+def _oracles(book: VintageBook) -> dict[str, Callable]:
+    """The oracle (the true chain and cohort factors, the shock to come included) and, on a book with a shock,
+    the oracles of a forecaster at each as-of who knows all but the shock still to come."""
+    oracles = {"oracle": oracle(book.matrices, book.cohorts, book.segments)}
+    if (book.crisis != 1).any():
+        oracles |= {ORACLE_UNSEEN: _known_at_as_of(book, persist=False),
+                    ORACLE_CARRIED: _known_at_as_of(book, persist=True)}
+    return oracles
+
+
+def _known_at_as_of(book: VintageBook, *, persist: bool) -> Callable:
+    def forecaster(stats: PanelStats, config: Config):
+        last_mob = stats.final_mob if stats.final_mob is not None else last_actual_mob(stats)
+        as_of = int((stats.cohorts[None, :] + last_mob).max())  # the cut's last reporting month
+        matrices = book.known_at(month_label([as_of])[0], persist=persist, config=config)
+        return oracle(matrices, book.cohorts, book.segments)(stats, config)
+
+    return forecaster
 
 
 def _books(seeds: int) -> list[Book]:
@@ -99,7 +125,7 @@ def _books(seeds: int) -> list[Book]:
                                        VINTAGE_CORRELATION)):
         for seed in range(seeds):
             book = simulate_vintage_book(1000 + seed, crisis=crisis, cohort_correlation=correlation)
-            books.append(Book(kind, book.panel, Config(), oracle(book.matrices, book.cohorts, book.segments)))
+            books.append(Book(kind, book.panel, Config(), _oracles(book)))
     books += [_agency(seed, crisis) for crisis in (None, AGENCY_CRISIS) for seed in range(seeds)]
     books += [_thin_prime(seed, origins) for origins in (None, EVERY_ORIGIN) for seed in range(seeds)]
     books += [_multi_era(seed, loans) for loans in (AGENCY_LOANS, THIN_PRIME_LOANS) for seed in range(seeds)]
@@ -117,7 +143,7 @@ def _quarter(seed: int, loans: dict[str, int], **simulate) -> tuple[pd.DataFrame
 def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:
     """One quarter (`_quarter`) with the oracle of the whole book."""
     panel, book = _quarter(seed, loans, **simulate)
-    return Book(kind, panel, Config(), oracle(book.matrices, book.cohorts, book.segments), origins=origins)
+    return Book(kind, panel, Config(), _oracles(book), origins=origins)
 
 
 def _multi_era(seed: int, loans: dict[str, int]) -> Book:
@@ -133,7 +159,7 @@ def _multi_era(seed: int, loans: dict[str, int]) -> Book:
         cohorts += book.cohorts[:3]
     kind = f"multi-era books ({sum(loans.values())} loans a quarter), every usable origin"
     return Book(kind, pd.concat(panels, ignore_index=True), config,
-                oracle(np.concatenate(matrices), cohorts, book.segments), origins=EVERY_ORIGIN)
+                {"oracle": oracle(np.concatenate(matrices), cohorts, book.segments)}, origins=EVERY_ORIGIN)
 
 
 def _agency(seed: int, crisis: Crisis | None) -> Book:
@@ -183,8 +209,7 @@ def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Gener
     resolved = resolve_candidates(book.config, CANDIDATES)
     forecasters = {name: _fitted(c) for name, c in resolved.configs.items()}
     forecasters |= {name: FORECASTERS[name] for name in BENCHMARKS}
-    if book.truth is not None:
-        forecasters["oracle"] = book.truth
+    forecasters |= book.oracles
     as_of = Calendar.of(panel, book.config.forecast.max_mob).last(book.origins or origins)
     result = backtest_forecasters(panel, book.config, as_of, forecasters,
                                   horizon=HORIZON)
@@ -258,7 +283,8 @@ def _pp(value: float, signed: bool = False) -> str:
 
 
 def markdown(kind: str, n_books: int, table: pd.DataFrame) -> str:
-    labels = {"chain_ladder": "chain-ladder", "carry_forward": "last value", "oracle": "oracle (the truth)"}
+    labels = {"chain_ladder": "chain-ladder", "carry_forward": "last value", "oracle": "oracle (the truth)",
+              ORACLE_UNSEEN: "oracle, shock after the as-of unseen", ORACLE_CARRIED: "oracle, last shock carried on"}
     oracle_known = any(c.endswith("_oracle") for c in table.columns)
     head = ["setting", *[f"{d} MAE (diff. to best benchmark, 90% interval)" for d in DEL_TYPES]]
     if oracle_known:
@@ -270,8 +296,10 @@ def markdown(kind: str, n_books: int, table: pd.DataFrame) -> str:
         name = labels.get(row["model"], row["model"])
         cells = [f"**{name}**" if row["model"] == CURRENT else name]
         for d in DEL_TYPES:
-            if row["model"] in BENCHMARKS or row["model"] == "oracle":
-                cells.append(_pp(row[d]) + (f" ({_pp(row[f'{d}_diff'], True)})" if row["model"] == "oracle" else ""))
+            if row["model"] in BENCHMARKS:
+                cells.append(_pp(row[d]))
+            elif row["model"] in ORACLES:
+                cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)})")
             elif np.isnan(row[f"{d}_lo"]):
                 cells.append(f"{_pp(row[d])} ({_pp(row[f'{d}_diff'], True)}, too few cohorts for an interval)")
             else:

@@ -558,6 +558,20 @@ class VintageBook:
     segments: tuple[str, ...]
     as_of: str
 
+    def known_at(self, as_of: str, *, persist: bool = False, config: Config | None = None) -> np.ndarray:
+        """The true matrices (C, S, M, K, K) as a forecaster standing at ``as_of`` could know them: the calendar
+        shock of every step from ``as_of`` on is not yet seen, so it is 1 (``persist``: the multiplier of the last
+        step seen, as "the crisis goes on"). `matrices` know the future shock: an oracle built on them is a floor
+        no forecaster can reach when a shock starts or ends after the as-of. ``config``: the book's (bucket order).
+        """
+        start = np.array([_month_index(c) for c in self.cohorts])
+        calendar = start[:, None] + np.arange(self.crisis.shape[1])[None, :]  # (C, M) month each step starts in
+        cut = _month_index(as_of)
+        last_seen = self.crisis[calendar == cut - 1]
+        unseen = last_seen[0] if persist and last_seen.size else 1.0
+        shock = np.where(calendar < cut, self.crisis, unseen)
+        return _scale_roll_forward(self.base[None], (self.cohort_factors[:, None] * shock)[:, None, :], config or Config())
+
 
 def simulate_vintage_book(
     seed: int,

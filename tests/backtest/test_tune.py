@@ -315,6 +315,23 @@ def test_vintage_book_scales_the_roll_forward_rates_by_cohort_factor_and_crisis(
     np.testing.assert_allclose(flat.matrices, np.broadcast_to(flat.base, flat.matrices.shape))
 
 
+def test_vintage_book_known_at_hides_the_shock_not_yet_seen():
+    """A forecaster at the as-of knows the steps that started before it: the shock of later steps is 1 (blind) or
+    the last seen step's (persist). Before the crisis that is the crisis-free book; after it, the truth itself."""
+    book = simulate_vintage_book(4, cohorts=8, loans={"A": 5}, crisis=Crisis("2025-08", 3, 1.5))
+    calm = simulate_vintage_book(4, cohorts=8, loans={"A": 5})
+    np.testing.assert_array_equal(book.known_at("2025-08"), calm.matrices)
+    np.testing.assert_array_equal(book.known_at("2025-08", persist=True), calm.matrices)  # no crisis step seen yet
+    np.testing.assert_array_equal(book.known_at("2026-01"), book.matrices)
+    # At 2025-09 the August steps are seen: cohort 2025-05 (index 0) has seen step 3 (Aug) and not step 4 (Sep).
+    blind, persist = book.known_at("2025-09"), book.known_at("2025-09", persist=True)
+    np.testing.assert_array_equal(blind[0, :, :4], book.matrices[0, :, :4])
+    np.testing.assert_array_equal(blind[0, :, 4:], calm.matrices[0, :, 4:])
+    assert not np.array_equal(blind[0, :, 4], book.matrices[0, :, 4])  # the September shock is hidden
+    shocked = simulate_vintage_book(4, cohorts=8, loans={"A": 5}, crisis=Crisis("2025-05", 100, 1.5))
+    np.testing.assert_array_equal(persist[0, :, 4:], shocked.matrices[0, :, 4:])  # 1.5 carried on for good
+
+
 def test_vintage_book_can_make_neighbouring_vintages_alike():
     """cohort_correlation: the cohorts' log factors are an AR(1) series (lag-one correlation as given, log-sd kept);
     0 draws the independent factors it always drew."""

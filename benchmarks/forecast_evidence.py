@@ -54,7 +54,6 @@ from pyxl_del.datasets.sample import (
 )
 from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label, validate_panel
-from pyxl_del.engine.forecast import last_actual_mob
 
 FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 # The excerpt spans 63 months on book: the shipped config (max_mob 36) forecasts its cohorts to MOB 36 (2020-03), so
@@ -108,9 +107,7 @@ def _oracles(book: VintageBook) -> dict[str, Callable]:
 
 def _known_at_as_of(book: VintageBook, *, persist: bool) -> Callable:
     def forecaster(stats: PanelStats, config: Config):
-        last_mob = stats.final_mob if stats.final_mob is not None else last_actual_mob(stats)
-        as_of = int((stats.cohorts[None, :] + last_mob).max())  # the cut's last reporting month
-        matrices = book.known_at(month_label([as_of])[0], persist=persist, config=config)
+        matrices = book.known_at(month_label([stats.reporting_month])[0], persist=persist, config=config)
         return oracle(matrices, book.cohorts, book.segments)(stats, config)
 
     return forecaster

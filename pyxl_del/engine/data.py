@@ -465,6 +465,17 @@ class PanelStats:
     def cohort_labels(self) -> list[str]:
         return month_label(self.cohorts)
 
+    @property
+    def last_mob(self) -> np.ndarray:
+        """(S, C) the last MOB with rows of each cohort-segment, beyond max_mob where those rows were seen; -1: none."""
+        return self.final_mob if self.final_mob is not None else last_observed(self.n_loans)
+
+    @property
+    def reporting_month(self) -> int:
+        """The month index of the data's last reporting month (the latest cohort + last MOB with rows)."""
+        last = self.last_mob
+        return int((self.cohorts[None, :] + last)[last >= 0].max())
+
     @cached_property
     def trans_count(self) -> np.ndarray:
         """(S, M, K, K) loans at m in i and at m+1 in j, all cohorts."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyxl_del.engine.config import Config
-from pyxl_del.engine.data import PanelStats, last_observed, month_label
+from pyxl_del.engine.data import PanelStats, month_label
 from pyxl_del.engine.transitions import months_with_moves
 
 THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
@@ -78,8 +78,7 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
     live_seen_next = t[:, :, :, ~absorbing, :].sum(axis=(-1, -2))  # (S, C, M)
     live = stats.n_loans[:, :, :n_steps] - entered_absorbing[:, :, :n_steps]
     left = np.clip(live - live_seen_next, 0, None)
-    last = last_observed(stats.n_loans) if stats.final_mob is None else stats.final_mob
-    before_end = np.arange(n_steps) < last[..., None]  # leaving at the cohort's last month is the data's end
+    before_end = np.arange(n_steps) < stats.last_mob[..., None]  # leaving at the cohort's last month is the data's end
     left = np.where(before_end, left, 0)
     total = int(left.sum())
     if total == 0:

@@ -14,7 +14,6 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import month_label
-from pyxl_del.engine.forecast import last_actual_mob
 from pyxl_del.engine.pipeline import DelResult
 
 log = logging.getLogger(__name__)
@@ -205,13 +204,13 @@ def reporting_book(result: DelResult, config: Config | None = None) -> Book:
     """The book at the data's last reporting month (see `Book`)."""
     cfg = config or result.config
     stats = result.stats
-    final = stats.final_mob if stats.final_mob is not None else last_actual_mob(stats)
+    final = stats.last_mob
     if stats.final_ead is not None:
         final_ead = stats.final_ead
     else:
         final_ead = np.take_along_axis(stats.ead, np.clip(final, 0, None)[..., None, None], axis=2)[:, :, 0]
     present = final >= 0
-    month = int((stats.cohorts[None, :] + final)[present].max())
+    month = stats.reporting_month
     reporting = np.where(present, month - stats.cohorts[None, :], -1)
     behind = present & (reporting > final)
     has_live = final_ead[..., ~state_mask(cfg, cfg.buckets.absorbing)].sum(axis=-1) > 0

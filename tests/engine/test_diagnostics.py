@@ -3,8 +3,11 @@ cut at max_mob, thin transition rows, calendar weights across eras — known ans
 
 from __future__ import annotations
 
+import dataclasses
+
 from _panels import CHAIN, cfg, frame, loan, simulate
 
+from pyxl_del.engine.data import month_label
 from pyxl_del.engine.diagnostics import (
     calendar_gap,
     censored_loans,
@@ -43,6 +46,17 @@ def test_known_answers_on_a_hand_made_book():
     assert cut_cohorts(stats).startswith("2 cohort-segments have data beyond [forecast] max_mob = 2 (up to MOB 3)")
     # From CURRENT: A 40 then 39 loans (X gone), B 10 and 10: B's two rows are thin, A's are not.
     assert thin_rows(stats, CONFIG).startswith("2 of 4 estimated transition rows rest on 5..29 loans")
+
+
+def test_last_mob_and_reporting_month_read_beyond_max_mob():
+    """The book's rows run to MOB 3 (2024-04) with max_mob 2: last_mob and the reporting month see them; without the
+    rows beyond max_mob they fall back to the last MOB kept."""
+    stats = run(book(), CONFIG).stats
+    assert stats.last_mob.tolist() == [[3], [3]]
+    assert month_label([stats.reporting_month]) == ["2024-04"]
+    kept_only = dataclasses.replace(stats, final_mob=None)
+    assert kept_only.last_mob.tolist() == [[2], [2]]
+    assert month_label([kept_only.reporting_month]) == ["2024-03"]
 
 
 def test_they_reach_the_result_warnings():

@@ -600,7 +600,6 @@ def backtest_forecasters(panel: Panel, config: Config, origins: Sequence[int], f
     )
 
 
-
 def read_validated(data, config: Config, *, sheet=None, progress: Progress | None = None) -> Panel:
     """A panel (DataFrame or file) read and validated once: the first steps of a backtest and of tune."""
     step = progress or (lambda _name: None)
@@ -608,6 +607,7 @@ def read_validated(data, config: Config, *, sheet=None, progress: Progress | Non
     frame, source = read_panel(data, config, sheet=sheet)
     step("validate")
     return validate_panel(frame, config, source)
+
 
 def backtest(data, config: Config | str | None = None, *, as_of: str | Sequence[str] | None = None,
              origins: int | None = None, horizon: int = DEFAULT_HORIZON, models: Sequence[str] = MODELS,

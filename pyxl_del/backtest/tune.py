@@ -51,6 +51,7 @@ FIXED_KEYS = (("forecast", "max_mob"),)
 BENCHMARKS = ("chain_ladder", "carry_forward")
 CURRENT = "as configured"
 
+
 # Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
 # with a note, so a candidate of an estimation mode is one line here, added with the mode. Each candidate spells
 # out the settings it stands for (not only its difference to the defaults), so it means the same whatever the

@@ -75,7 +75,6 @@ def cell_error(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() in CELL_ERRORS.values() else None
 
 
-
 class _Arguments(BaseModel):
     """Scalar UDF arguments. A blank cell or an omitted optional argument takes the default."""
 

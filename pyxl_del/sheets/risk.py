@@ -84,6 +84,7 @@ SHEETS = {"dashboard": "Risk dashboard", "alerts": "Alerts", "el": "Expected los
           "concentration": "Concentration", "capital": "Capital (indicative)", "stress": "Stress test",
           "scenarios": "Scenarios"}
 
+
 def _header(title: str, notes: Sequence[str], warnings: Sequence[str] = ()) -> tuple[list[Block], list[Format]]:
     """The title, notes (small italics) and warnings (bold, in the warning colour) from row 1 down: rows
     2 .. 1 + len(notes) + len(warnings)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +67,7 @@ VINTAGE_CORRELATION = 0.9
 # Agency-shaped books: the first 3 cohorts of a 40-month simulated book, so 37 usable origins at max_mob 36; the
 # shock (roll-forward x2.5 for a year) falls in their third year.
 AGENCY_SPAN = 40
+QUARTER = 3  # monthly cohorts
 AGENCY_CRISIS = Crisis(start="2024-01", months=12, factor=2.5)
 # Thin prime books: the agency shape at the excerpt's size (145 loans a cohort) and a prime mortgage's low hazards,
 # where each cohort's DEL is a handful of loans.
@@ -95,20 +96,25 @@ class Book:
     origins: int | None = None  # as-of months scored: the last --origins unless set (a large number: every usable one)
 
 
-def _oracles(book: VintageBook) -> dict[str, Callable]:
+def _oracles(*eras: VintageBook, first: int | None = None) -> dict[str, Callable]:
     """The oracle (the true chain and cohort factors, the shock to come included) and, on a book with a shock,
-    the oracles of a forecaster at each as-of who knows all but the shock still to come."""
-    oracles = {"oracle": oracle(book.matrices, book.cohorts, book.segments)}
-    if (book.crisis != 1).any():
-        oracles |= {ORACLE_UNSEEN: _known_at_as_of(book, persist=False),
-                    ORACLE_CARRIED: _known_at_as_of(book, persist=True)}
+    the oracles of a forecaster at each as-of who knows all but the shock still to come. ``eras``: one simulated
+    book, or the books whose first ``first`` cohorts a multi-era panel joins."""
+    cohorts = tuple(c for era in eras for c in era.cohorts[:first])
+    segments = eras[0].segments
+    oracles = {"oracle": oracle(np.concatenate([era.matrices[:first] for era in eras]), cohorts, segments)}
+    if any((era.crisis[:first] != 1).any() for era in eras):
+        for name, persist in ((ORACLE_UNSEEN, False), (ORACLE_CARRIED, True)):
+            oracles[name] = _known_at_as_of(eras, first, cohorts, segments, persist=persist)
     return oracles
 
 
-def _known_at_as_of(book: VintageBook, *, persist: bool) -> Callable:
+def _known_at_as_of(eras: Sequence[VintageBook], first: int | None, cohorts: tuple[str, ...],
+                    segments: tuple[str, ...], *, persist: bool) -> Callable:
     def forecaster(stats: PanelStats, config: Config):
-        matrices = book.known_at(month_label([stats.reporting_month])[0], persist=persist, config=config)
-        return oracle(matrices, book.cohorts, book.segments)(stats, config)
+        as_of = month_label([stats.reporting_month])[0]
+        matrices = np.concatenate([era.known_at(as_of, persist=persist, config=config)[:first] for era in eras])
+        return oracle(matrices, cohorts, segments)(stats, config)
 
     return forecaster
 
@@ -134,7 +140,7 @@ def _quarter(seed: int, loans: dict[str, int], **simulate) -> tuple[pd.DataFrame
     loans, and the whole book (``simulate``: `simulate_vintage_book`'s crisis, profiles or as_of)."""
     config = Config()
     book = simulate_vintage_book(seed, cohorts=AGENCY_SPAN, loans=loans, config=config, **simulate)
-    return book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:3])], book
+    return book.panel[book.panel[config.columns.cohort].astype(str).isin(book.cohorts[:QUARTER])], book
 
 
 def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | None, **simulate) -> Book:
@@ -145,18 +151,17 @@ def _one_quarter(kind: str, seed: int, loans: dict[str, int], *, origins: int | 
 
 def _multi_era(seed: int, loans: dict[str, int]) -> Book:
     """Three quarters of MULTI_ERAS in one panel, years apart (the shape of the issue's real panel: acquisitions of
-    2000, 2007 and 2017), scored from every usable origin; the oracle knows each era's chain."""
+    2000, 2007 and 2017), scored from every usable origin; the oracles know each era's chain."""
     config = Config()
-    panels, matrices, cohorts = [], [], []
+    panels, eras = [], []
     for k, (as_of, crisis, profiles) in enumerate(MULTI_ERAS):
         panel, book = _quarter(5000 + 10 * seed + k, loans, as_of=as_of, crisis=crisis, profiles=profiles)
         # each era's loans numbered from 1: a prefix per era keeps the ids apart
         panels.append(panel.assign(**{config.columns.loan_id: f"e{k}-" + panel[config.columns.loan_id].astype(str)}))
-        matrices.append(book.matrices[:3])
-        cohorts += book.cohorts[:3]
+        eras.append(book)
     kind = f"multi-era books ({sum(loans.values())} loans a quarter), every usable origin"
-    return Book(kind, pd.concat(panels, ignore_index=True), config,
-                {"oracle": oracle(np.concatenate(matrices), cohorts, book.segments)}, origins=EVERY_ORIGIN)
+    return Book(kind, pd.concat(panels, ignore_index=True), config, _oracles(*eras, first=QUARTER),
+                origins=EVERY_ORIGIN)
 
 
 def _agency(seed: int, crisis: Crisis | None) -> Book:

@@ -77,7 +77,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_ribbon(args: argparse.Namespace) -> int:
-    from pyxl_del.engine.errors import describe_error
+    from pyxl_del.engine.errors import counted, describe_error
     from pyxl_del.excel.ribbon import run_headless
 
     try:
@@ -87,7 +87,7 @@ def cmd_ribbon(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(outcome.message)
     if outcome.sheets:
-        print(f"wrote {len(outcome.sheets)} sheet{'' if len(outcome.sheets) == 1 else 's'} to {args.workbook}")
+        print(f"wrote {counted(len(outcome.sheets), 'sheet')} to {args.workbook}")
     return EXIT_OK
 
 

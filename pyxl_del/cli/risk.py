@@ -177,9 +177,11 @@ def cmd_capital(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    from pyxl_del.engine.errors import counted
+
     analysis = _analysis(args)
     alerts = analysis.alerts
-    print(f"{len(alerts)} alert{'' if len(alerts) == 1 else 's'} from {len(analysis.config.alerts.rules)} rules")
+    print(f"{counted(len(alerts), 'alert')} from {counted(len(analysis.config.alerts.rules), 'rule')}")
     for a in alerts.itertuples(index=False):
         print(f"{a.severity.upper():8} {a.rule_id:4} {a.message}")
     _write(analysis, "alerts", args)

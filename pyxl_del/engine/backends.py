@@ -57,7 +57,7 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
-from pyxl_del.engine.errors import PanelError, shorten
+from pyxl_del.engine.errors import PanelError, counted, shorten
 
 log = logging.getLogger(__name__)
 
@@ -487,12 +487,12 @@ def _watch(engine, sql: str, step: Progress) -> pd.DataFrame:
 
 def _where(count: int, rows: Sequence[tuple]) -> str:
     """Rows as the SQL backends locate them: the count, then examples by loan and MOB."""
-    counted = "1 row" if count == 1 else f"{count:,} rows"
+    rows_counted = counted(count, "row")
     if not rows:
-        return counted
+        return rows_counted
     shown = ", ".join(f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} MOB {mob}"
                       for loan, mob in rows[:MAX_LISTED])
-    return f"{counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
+    return f"{rows_counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
 
 
 def _labels(values: list) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
-from pyxl_del.engine.errors import PanelError, read_advice, shorten
+from pyxl_del.engine.errors import PanelError, counted, read_advice, shorten
 from pyxl_del.engine.panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ MESSAGES = {
                  "left out of the DEL tables (their transitions still count): {listed}",
     "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
     "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
-    "gaps": "{n} gaps in loans' MOB sequences ({loans} loans, e.g. {examples}); no transition is counted "
+    "gaps": "{gaps} in loans' MOB sequences ({loans}, e.g. {examples}); no transition is counted "
             "across a gap",
     "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used for the transitions and DEL tables "
               "(the risk views read the book at the reporting date from them)",
@@ -517,7 +517,7 @@ def final_rows(n_loans: np.ndarray, ead: np.ndarray, cell: np.ndarray, mob: np.n
 
 def gap_warning(n_gaps: int, loans) -> str:
     """The warning for gaps inside loans' MOB sequences; ``loans`` are the loans with a gap."""
-    text = MESSAGES["gaps"].format(n=n_gaps, loans=len(loans),
+    text = MESSAGES["gaps"].format(gaps=counted(n_gaps, "gap"), loans=counted(len(loans), "loan"),
                                    examples=", ".join(map(repr, loans[:GAP_EXAMPLES])))
     log.warning(text)
     return text

@@ -20,6 +20,7 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.transitions import months_with_moves
 
 THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
@@ -38,7 +39,7 @@ def _where(stats: PanelStats, s: np.ndarray, c: np.ndarray, values: np.ndarray, 
     """The first few cells (largest values first, or smallest), named by segment and cohort."""
     order = np.argsort(values if smallest else -values, kind="stable")[:EXAMPLES]
     labels = month_label(stats.cohorts[c[order]])
-    return ", ".join(f"{stats.segments[s[o]]} {lab} ({int(values[o])} {unit if values[o] != 1 else unit[:-1]})"
+    return ", ".join(f"{stats.segments[s[o]]} {lab} ({counted(int(values[o]), unit)})"
                      for o, lab in zip(order, labels, strict=True))
 
 
@@ -60,7 +61,7 @@ def tiny_cohorts(stats: PanelStats, config: Config) -> str:
     mean_weight = float(np.nanmean(np.where(present.any(axis=0), np.where(tiny, share, 0.0).sum(axis=0), np.nan)))
     mean_loans = float(np.nanmean(np.where(present.any(axis=0), np.where(tiny, loan_share, 0.0).sum(axis=0), np.nan)))
     return (f"{len(s)} of {int(present.sum())} cohort-segments start with fewer than {THIN_LOANS} loans at MOB 0 "
-            f"(e.g. {_where(stats, s, c, loans0[s, c], 'loans', smallest=True)}): one loan moves "
+            f"(e.g. {_where(stats, s, c, loans0[s, c], 'loan', smallest=True)}): one loan moves "
             f"their DEL by more than {1 / THIN_LOANS:.0%}; in the Portfolio ({config.portfolio.aggregation}) they "
             f"carry {mean_weight:.0%} of a cohort's weight on average for {mean_loans:.0%} of its loans")
 
@@ -87,8 +88,9 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
     s, c = np.nonzero(by_cell)
     loans0 = int(stats.n_loans[:, :, 0].sum())
     share = f" ({total / loans0:.1%} of the {loans0:,} loans at MOB 0)" if loans0 else ""
-    return (f"{total:,} loan{'s' if total != 1 else ''}{share} leave the data while live before their cohort's last month, or skip a month "
-            f"(e.g. {_where(stats, s, c, by_cell[s, c], 'loans')}): the chain learns from the loans that stay, so "
+    return (f"{counted(total, 'loan')}{share} {'leaves' if total == 1 else 'leave'} the data while live before "
+            f"their cohort's last month, or skip{'s' if total == 1 else ''} a month "
+            f"(e.g. {_where(stats, s, c, by_cell[s, c], 'loan')}): the chain learns from the loans that stay, so "
             f"if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
 
 

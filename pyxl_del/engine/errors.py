@@ -72,6 +72,11 @@ def _describe_validation(error: dict) -> str:
     return f"{where}: {error['msg']}{got}"
 
 
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """``n`` and its noun as a message says it: "1 loan", "2,500 loans" (``plural``: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def shorten(text: object, limit: int = MAX_QUOTED) -> str:
     """``text`` on one line, cut to ``limit`` characters: what a message may repeat of a value or of a library's
     message (a one-line 400 MB CSV must not end up in an error message)."""

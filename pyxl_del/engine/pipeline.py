@@ -30,6 +30,7 @@ from pyxl_del.engine.calibration import (
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.diagnostics import diagnostics
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
@@ -281,17 +282,18 @@ def _thin_factor_warnings(factors: CalibrationFactors, segments: tuple[str, ...]
     thin = table[(table["n_loans"] < few) & (table["k"] != 1.0)]
     if len(thin):
         first = thin.iloc[0]
-        out.append(f"{len(thin)} calibration factors rest on fewer than [transitions] min_count = {few} loans (e.g. "
+        out.append(f"{counted(len(thin), 'calibration factor')} {'rests' if len(thin) == 1 else 'rest'} on fewer "
+                   f"than [transitions] min_count = {few} loans (e.g. "
                    f"segment {first['segment']!r} MOB {int(first['mob'])}: k = {first['k']:.3g} from "
-                   f"{int(first['n_loans'])} loans); raise [calibration] min_cohort_loans or use weights = \"loans\" "
-                   f"so that small cohorts cannot drive them")
+                   f"{counted(int(first['n_loans']), 'loan')}); raise [calibration] min_cohort_loans or use "
+                   f"weights = \"loans\" so that small cohorts cannot drive them")
     cohort = factors.cohort
     if cohort is not None:
         lo, hi = config.calibration.cohort_clip
         clipped = (cohort.n_loans > 0) & ((cohort.factor <= lo) | (cohort.factor >= hi)) & (cohort.credibility > 0)
         if clipped.any():
             n = int(clipped.sum())
-            out.append(f"{n} cohort factor{'s' if n != 1 else ''} reached [calibration] cohort_clip {[lo, hi]}")
+            out.append(f"{counted(n, 'cohort factor')} reached [calibration] cohort_clip {[lo, hi]}")
     return out
 
 
@@ -316,7 +318,8 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     clipped = factors.table(stats.segments)
     clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
     if len(clipped):
-        warnings.append(f"{len(clipped)} calibration factors were clipped to k_clip {list(config.calibration.k_clip)}")
+        warnings.append(f"{counted(len(clipped), 'calibration factor')} {'was' if len(clipped) == 1 else 'were'} "
+                        f"clipped to k_clip {list(config.calibration.k_clip)}")
     warnings += _thin_factor_warnings(factors, stats.segments, config)
     return DelResult(
         config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,

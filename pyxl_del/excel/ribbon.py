@@ -29,7 +29,7 @@ from pyxl_del.engine.config import (
     ConfigError,
     load_config,
 )
-from pyxl_del.engine.errors import describe_error
+from pyxl_del.engine.errors import counted, describe_error
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.excel.buttons import BUTTONS, handler
@@ -90,7 +90,7 @@ class ActionContext:
 
 
 def sheets_written(n: int) -> str:
-    return f"{n} sheet{'' if n == 1 else 's'} written"
+    return f"{counted(n, 'sheet')} written"
 
 
 # ------------------------------------------------------------------------------------------------ actions

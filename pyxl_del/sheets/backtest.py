@@ -14,6 +14,7 @@ import pandas as pd
 from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import counted
 from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.layout import (
     CURVE_COLORS,
@@ -220,7 +221,7 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
                "(bias above zero: the forecast is too high), over the cells of each month ahead, then averaged over "
                "the months ahead (each counts once; the near months have the most cells).",
-               f"{len(origins)} as-of month{'s' if len(origins) != 1 else ''}: "
+               f"{counted(len(origins), 'as-of month')}: "
                + ("few, so read the differences between models as indications, not as proof."
                   if len(origins) < 6 else "differences of a few hundredths of a point are within noise."),
                *[f"Note: {note}" for note in result.notes]]

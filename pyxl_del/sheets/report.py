@@ -17,6 +17,7 @@ import pandas as pd
 from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.sheets.layout import (
     CHART_HEIGHT_CM,
@@ -833,7 +834,7 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
                f"Thin data: {thin} of {len(segments)} segment cohorts have fewer than {THIN_LOANS} loans (one loan "
                f"moves their DEL by a point or more); {fell_back} transition rows had too few loans and borrow "
                f"pooled or nearby data.",
-               f"{len(result.warnings)} warning{'s' if len(result.warnings) != 1 else ''} on sheet "
+               f"{counted(len(result.warnings), 'warning')} on sheet "
                f"'{FIXED_SHEETS['run_info']}'. Forecast accuracy against simple benchmarks: the Backtest (ribbon "
                f"button or command line) writes its own summary."]
     data = SheetWriter(row=summary_top(intro))

@@ -18,6 +18,7 @@ import pandas as pd
 from pyxl_del.decision.dashboard import Dashboard
 from pyxl_del.engine.config import Config, ScenarioSpec
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import describe
 from pyxl_del.risk.analysis import ALERTS_PREFIX, RiskAnalysis
@@ -154,7 +155,7 @@ def alerts_sheet(analysis: RiskAnalysis) -> SheetLayout:
     rules = analysis.config.alerts.rules
     title = "Alerts"
     blocks, formats = _header(title, [
-        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} from {len(rules)} rules (the alert rules of the "
+        f"{counted(len(alerts), 'alert')} from {counted(len(rules), 'rule')} (the alert rules of the "
         f"configuration), most severe first. A scheduled run can be set to stop when an alert of a chosen "
         f"severity or worse fires.",
     ])

@@ -13,6 +13,7 @@ import pytest
 from pyxl_del.engine.errors import (
     InputError,
     PanelError,
+    counted,
     describe_error,
     reading,
     shorten,
@@ -46,6 +47,12 @@ def test_project_errors_pass_and_bugs_stay_bugs():
         raise ZeroDivisionError
     with pytest.raises(KeyError), reading("a.csv"):  # a KeyError is a reader's only for a workbook
         raise KeyError("segment")
+
+
+def test_counts_take_the_noun_in_the_number_they_count():
+    assert [counted(n, "loan") for n in (0, 1, 2, 2500)] == ["0 loans", "1 loan", "2 loans", "2,500 loans"]
+    assert counted(1, "as-of month") == "1 as-of month" and counted(3, "cohort factor") == "3 cohort factors"
+    assert counted(2, "child", "children") == "2 children" and counted(1, "child", "children") == "1 child"
 
 
 def test_messages_repeat_little_of_a_huge_value():

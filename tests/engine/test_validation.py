@@ -71,7 +71,7 @@ def test_loan_changing_cohort_or_segment(column, value, key):
 def test_gap_is_a_warning_and_no_transition_crosses_it():
     df = frame(GOOD + loan("L3", "2024-01", "A", [("CURRENT", 100)]) + [("L3", "2024-01", 2, "A", "DPD60+", 100.0)])
     r = run(df)
-    assert any("gaps" in w and "'L3'" in w for w in r.warnings)
+    assert any("1 gap in loans' MOB sequences" in w and "'L3'" in w for w in r.warnings)
     assert r.stats.trans_count[0, :, 0, 3].sum() == 0  # no CURRENT -> DPD60+ pair was formed
 
 

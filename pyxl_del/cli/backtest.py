@@ -21,6 +21,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     from pyxl_del.backtest.rolling import backtest
     from pyxl_del.engine.config import load_config
+    from pyxl_del.engine.errors import counted
     from pyxl_del.sheets.backtest import backtest_sheets
 
     cfg = load_config(args.config)
@@ -35,8 +36,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
                                title="DEL forecast backtest", raw_text=args.raw_csv)
     origins = result.origins
-    print(f"backtest of {result.info['rows']:,} rows at {len(origins)} as-of months ({origins[0]} .. {origins[-1]}), "
-          f"1..{result.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
+    print(f"backtest of {result.info['rows']:,} rows at {counted(len(origins), 'as-of month')} "
+          f"({origins[0]} .. {origins[-1]}), 1..{result.horizon} months ahead, "
+          f"in {time.perf_counter() - started:.2f} s")
     print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     winners = result.winners[result.winners["segment"] == "Portfolio"]
     overall = result.overall[result.overall["segment"] == "Portfolio"].set_index(["del_type", "model"])["mae"]
@@ -65,8 +67,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for w in shown:
             print(f"warning: {w}")
         if not shown:
-            print(f"{len(result.warnings)} warnings (thin cohorts or rows, loans leaving the data, fallback rows at the "
-                  "origins); -v lists them")
+            print(f"{counted(len(result.warnings), 'warning')} (thin cohorts or rows, loans leaving the data, "
+                  "fallback rows at the origins); -v lists them")
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK

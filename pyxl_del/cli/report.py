@@ -21,6 +21,7 @@ from pyxl_del.cli.common import (
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pyxl_del.engine.config import load_config
+    from pyxl_del.engine.errors import counted
     from pyxl_del.engine.files import write_tables
     from pyxl_del.engine.pipeline import STEPS, run
 
@@ -43,8 +44,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             written = write_tables(result, out, raw_text=args.raw_csv)
     elapsed = time.perf_counter() - started
     rows = result.stats.n_rows
-    print(f"{rows:,} rows, {len(result.segments)} segments, {len(result.cohorts)} cohorts "
-          f"in {elapsed:.2f} s ({rows / max(elapsed, 1e-9):,.0f} rows/s, {result.run_info['backend']})")
+    print(f"{counted(rows, 'row')}, {counted(len(result.segments), 'segment')}, "
+          f"{counted(len(result.cohorts), 'cohort')} in {elapsed:.2f} s "
+          f"({rows / max(elapsed, 1e-9):,.0f} rows/s, {result.run_info['backend']})")
     for w in result.warnings:
         print(f"warning: {w}")
     if "backtest" in result.run_info:

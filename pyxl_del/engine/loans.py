@@ -27,7 +27,7 @@ from pyxl_del.engine.data import (
     read_panel,
     validate_panel,
 )
-from pyxl_del.engine.errors import InputError
+from pyxl_del.engine.errors import InputError, counted
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class LoansCell:
     bad_ead: dict[str, float]  # EAD in each DEL type's buckets at the MOB
 
     def summary(self) -> list[str]:
-        lines = [f"{self.n_loans:,} loans observed at MOB {self.mob}, EAD {self.ead:,.2f}; cohort EAD at MOB 0 "
-                 f"{self.ead_mob0:,.2f}"]
+        lines = [f"{counted(self.n_loans, 'loan')} observed at MOB {self.mob}, EAD {self.ead:,.2f}; cohort EAD at "
+                 f"MOB 0 {self.ead_mob0:,.2f}"]
         if self.ead_mob0 > 0:
             pooled = "; pooled over the segments, while the Portfolio sheet averages their DEL" \
                 if self.segment == PORTFOLIO else ""
@@ -63,7 +63,7 @@ class LoansCell:
         if self.n_loans == 0:
             lines.append(f"no loan of cohort {self.cohort} is observed at MOB {self.mob}: the cell is a forecast")
         if self.state is not None:
-            lines.append(f"listed: {len(self.loans):,} loans in {self.state}")
+            lines.append(f"listed: {counted(len(self.loans), 'loan')} in {self.state}")
         return lines
 
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from pyxl_del.engine.data import PORTFOLIO, read_panel, validate_panel
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import loans_in_panel
 from pyxl_del.engine.memo import LruMemo
@@ -98,4 +99,4 @@ def drill_down_action(ctx):
     if label not in segments:
         raise WorkbookError(f"the data in {source} has no segment {label!r}: run the forecast again")
     cell = loans_in_panel(panel, frame[config["loan_id"]], config, segments[label], cohort, mob)
-    return ctx.write(drill_book(cell), f"Drill down {ref} ({del_type}): {cell.n_loans:,} loans")
+    return ctx.write(drill_book(cell), f"Drill down {ref} ({del_type}): {counted(cell.n_loans, 'loan')}")

@@ -111,7 +111,7 @@ def refresh_report(ctx: ActionContext) -> Outcome:
 
 def _forecast(ctx: ActionContext, source: Ref) -> Outcome:
     result = ctx.forecast(source, ctx.book.read_frame(source))
-    warned = f" ({len(result.warnings)} warnings, on sheet 'Run info')" if result.warnings else ""
+    warned = f" ({counted(len(result.warnings), 'warning')}, on sheet 'Run info')" if result.warnings else ""
     outcome = ctx.write(report.build_layouts(result), f"Forecast of {result.stats.n_rows:,} rows from {source}{warned}")
     ctx.book.set_name(SOURCE_NAME, source if source.address is not None else None)
     return outcome

@@ -12,6 +12,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import ROW_ORIGINS
 from pyxl_del.risk.projection import ALL, state_mask
@@ -68,7 +69,7 @@ def _tail_rows(result: DelResult, s: int, target: np.ndarray, config: Config) ->
         (stats.ead[s].sum(axis=(0, 1)) > 0)  # states the segment's data have at all
     stuck = ~_reaches(matrix, target) & ~state_mask(config, config.buckets.absorbing) & used
     states = result.stats.states
-    rows = [f"{states[i]} row: {int(result.transitions.n_obs[s, step, i])} loans, "
+    rows = [f"{states[i]} row: {counted(int(result.transitions.n_obs[s, step, i]), 'loan')}, "
             f"{ROW_ORIGINS[int(result.transitions.origin[s, step, i])]}" for i in np.flatnonzero(stuck)]
     return step, "; ".join(rows)
 

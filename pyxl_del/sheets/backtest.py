@@ -193,7 +193,7 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     cells = result.cells
     origins = result.origins
     intro = [f"{origins_text(result)}: forecasts made with the data known at each, compared with the DEL observed "
-             f"1 to {result.horizon} months later; {len(result.segments) - 1} segments and the Portfolio, "
+             f"1 to {result.horizon} months later; {counted(len(result.segments) - 1, 'segment')} and the Portfolio, "
              f"{result.info.get('rows', 0):,} rows read."]
     writer = SheetWriter(row=summary_top(intro))
     writer.section(f"Portfolio: error and bias, mean over 1..{result.horizon} months ahead (percentage points of DEL)")
@@ -226,8 +226,8 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
                   if len(origins) < 6 else "differences of a few hundredths of a point are within noise."),
                *[f"Note: {note}" for note in result.notes]]
     if result.warnings:
-        caveats.append(f"{len(result.warnings)} warnings at the as-of months (thin cohorts or transition rows, loans "
-                       f"leaving the data, rows that fell back to pooled data).")
+        caveats.append(f"{counted(len(result.warnings), 'warning')} at the as-of months (thin cohorts or transition "
+                       f"rows, loans leaving the data, rows that fell back to pooled data).")
     return summaries.summary_sheet(KIND, "Backtest: summary", as_of(result), intro, writer, layouts,
                                    caveats=caveats)
 

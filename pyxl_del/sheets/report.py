@@ -757,9 +757,10 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     segments = sizes[sizes["segment"] != PORTFOLIO]
     max_mob = int(result.stats.max_mob)
     n_cohorts = len(result.cohorts)
+    span = f"{result.cohorts[0]} to {result.cohorts[-1]}" if n_cohorts > 1 else "".join(result.cohorts)
     intro = [f"{result.stats.n_rows:,} rows of loan-month data: {int(segments['loans'].sum()):,} loans in "
-             f"{len(result.segments)} segments ({', '.join(clean_text(s) for s in result.segments)}) and "
-             f"{n_cohorts} monthly cohorts ({result.cohorts[0]} to {result.cohorts[-1]}), followed to MOB {max_mob}."
+             f"{counted(len(result.segments), 'segment')} ({', '.join(clean_text(s) for s in result.segments)}) and "
+             f"{counted(n_cohorts, 'monthly cohort')} ({span}), followed to MOB {max_mob}."
              if n_cohorts else "No cohort in the data."]
     w = SheetWriter(row=summary_top(intro))
     tables = {d: wide(PORTFOLIO, d, "mixed") for d in DEL_TYPES}

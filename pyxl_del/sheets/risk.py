@@ -597,8 +597,8 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
 
 def _risk_intro(analysis: RiskAnalysis) -> list[str]:
     result = analysis.result
-    return [f"{len(result.segments)} segments ({', '.join(clean_text(s) for s in result.segments)}) and "
-            f"{len(result.cohorts)} monthly cohorts, each from its last actual month; outstanding EAD "
+    return [f"{counted(len(result.segments), 'segment')} ({', '.join(clean_text(s) for s in result.segments)}) and "
+            f"{counted(len(result.cohorts), 'monthly cohort')}, each from its last actual month; outstanding EAD "
             f"{analysis.concentration.summary['ead'].iloc[0]:,.0f}."]
 
 

@@ -545,6 +545,17 @@ def test_summary_says_forecast_only_where_it_is(mixed_result, tmp_path):
     assert newest == [None, None]
 
 
+def test_summary_counts_in_the_right_number(tmp_path):
+    """A one-segment book is '1 segment', not '1 segments'; two are '2 segments' (the helper both go through)."""
+    config = pyxl_del.Config().with_overrides(forecast={"max_mob": 6})
+    for segments, said in ((("A",), "1 segment (A) and 1 monthly cohort (2025-01)"),
+                           (("A", "B"), "2 segments (A, B) and 1 monthly cohort (2025-01)")):
+        panel = simulate_panel(realistic_matrices(config, segments, 6), cohorts=["2025-01"], as_of="2025-04",
+                               loans_per_cohort=40, segments=segments, seed=3, config=config)
+        texts, _ = summary_texts(pyxl_del.run(panel, config), tmp_path)
+        assert any(said in t for t in texts), [t for t in texts if "loan-month" in t]
+
+
 def test_unbroken_portfolio_sheet_passes(mixed_result, tmp_path):
     ws = render_one(layout_of(mixed_result, "Portfolio_DEL30"), tmp_path)
     assert check_mixed_sheet(ws, mixed_result, PORTFOLIO, "DEL30") == []

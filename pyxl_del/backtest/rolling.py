@@ -34,7 +34,7 @@ from pyxl_del.engine.data import (
     read_panel,
     validate_panel,
 )
-from pyxl_del.engine.errors import InputError, PanelError
+from pyxl_del.engine.errors import InputError, PanelError, counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import (
     ForecastIntervals,
@@ -475,6 +475,13 @@ class BacktestResult:
     info: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # origins that compared nothing, models left out
     warnings: tuple[str, ...] = ()
+
+    @property
+    def origins_text(self) -> str:
+        """The as-of months as every message names them: "12 as-of months (2024-01 .. 2024-12)", "1 as-of month
+        (2024-12)"."""
+        o = self.origins
+        return f"{counted(len(o), 'as-of month')} ({o[0]}{f' .. {o[-1]}' if len(o) > 1 else ''})"
 
     @cached_property
     def by_horizon(self) -> pd.DataFrame:

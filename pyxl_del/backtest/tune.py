@@ -39,7 +39,7 @@ from pyxl_del.engine.config import (
     load_config,
 )
 from pyxl_del.engine.data import PORTFOLIO, Panel
-from pyxl_del.engine.errors import counted, read_text, reading
+from pyxl_del.engine.errors import read_text, reading
 from pyxl_del.engine.pipeline import Progress
 
 log = logging.getLogger(__name__)
@@ -285,9 +285,8 @@ def backtest_text(result: BacktestResult) -> str:
     per_type = [f"{d} {wide.loc[first, d]:.2%}" + (" (" + ", ".join(
         f"{MODEL_LABELS.get(m, m).lower()} {wide.loc[m, d]:.2%}" for m in others) + ")" if others else "")
         for d in DEL_TYPES]
-    o = result.origins
-    return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {counted(len(o), 'as-of month')} ({o[0]} .. "
-            f"{o[-1]}): " + "; ".join(per_type))
+    return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {result.origins_text}: "
+            + "; ".join(per_type))
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -35,9 +35,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         step("write")
         written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
                                title="DEL forecast backtest", raw_text=args.raw_csv)
-    origins = result.origins
-    print(f"backtest of {result.info['rows']:,} rows at {counted(len(origins), 'as-of month')} "
-          f"({origins[0]} .. {origins[-1]}), 1..{result.horizon} months ahead, "
+    print(f"backtest of {result.info['rows']:,} rows at {result.origins_text}, 1..{result.horizon} months ahead, "
           f"in {time.perf_counter() - started:.2f} s")
     print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     winners = result.winners[result.winners["segment"] == "Portfolio"]

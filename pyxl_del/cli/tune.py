@@ -51,7 +51,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         write_settings,
     )
     from pyxl_del.engine.config import CONFIG_FILE_NAME, load_config
-    from pyxl_del.engine.errors import counted
     from pyxl_del.sheets.tune import tune_sheets
 
     cfg = load_config(args.config)
@@ -69,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                title="DEL forecast model selection", raw_text=args.raw_csv)
     bt = result.backtest
     print(f"tune: {len(result.candidates.configs)} candidate settings and 2 benchmarks on {bt.info['rows']:,} rows at "
-          f"{counted(len(bt.origins), 'as-of month')} ({bt.origins[0]} .. {bt.origins[-1]}), "
+          f"{bt.origins_text}, "
           f"1..{bt.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
     print("Portfolio MAE in DEL points, mean over months ahead (* lowest mean over the DEL types):")
     print_table(result)

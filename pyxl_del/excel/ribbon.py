@@ -124,8 +124,7 @@ def backtest(ctx: ActionContext) -> Outcome:
 
     source = ctx.data_source()
     result = run_backtest(ctx.book.read_frame(source), ctx.config(), origins=BACKTEST_ORIGINS)
-    return ctx.write(backtest_sheets(result), f"Backtest of {source} at {len(result.origins)} as-of months "
-                                              f"({result.origins[0]} .. {result.origins[-1]})")
+    return ctx.write(backtest_sheets(result), f"Backtest of {source} at {result.origins_text}")
 
 
 def _risk(ctx: ActionContext, sheets: Callable, label: str) -> Outcome:

@@ -66,11 +66,6 @@ DISTRIBUTION_NOTE = ("The Markov forecast's distribution: MAE of its median; int
                      "forecast's is its MAE).")
 
 
-def origins_text(result: BacktestResult) -> str:
-    o = result.origins
-    return f"{len(o)} as-of month{'s' if len(o) > 1 else ''} ({o[0]}" + (f" .. {o[-1]})" if len(o) > 1 else ")")
-
-
 def _labelled(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Model codes as the labels a reader knows."""
     out = frame.copy()
@@ -86,7 +81,7 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     title = "Backtest: forecast error by months ahead"
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, f"{origins_text(result)}: at each, the panel is cut to the rows known then, forecast as the "
+        cell_block(2, 1, f"{result.origins_text}: at each, the panel is cut to the rows known then, forecast as the "
                     f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
                     f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
                     f"than the runner-up. {DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
@@ -160,7 +155,7 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, f"{origins_text(result)}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
+        cell_block(2, 1, f"{result.origins_text}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
                     f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
                     f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. {DISTRIBUTION_NOTE} Printed: the "
                     f"Portfolio's rows; every segment's rows follow them on screen."),
@@ -192,7 +187,7 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     the caveats and the contents."""
     cells = result.cells
     origins = result.origins
-    intro = [f"{origins_text(result)}: forecasts made with the data known at each, compared with the DEL observed "
+    intro = [f"{result.origins_text}: forecasts made with the data known at each, compared with the DEL observed "
              f"1 to {result.horizon} months later; {counted(len(result.segments) - 1, 'segment')} and the Portfolio, "
              f"{result.info.get('rows', 0):,} rows read."]
     writer = SheetWriter(row=summary_top(intro))

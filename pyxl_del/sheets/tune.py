@@ -21,7 +21,6 @@ from pyxl_del.sheets.backtest import (
     WIN_STYLE,
     as_of,
     errors_sheet,
-    origins_text,
 )
 from pyxl_del.sheets.layout import (
     CURVE_COLORS,
@@ -66,7 +65,7 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
     title = "Tune: candidate settings by backtest error"
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, f"{origins_text(bt)}: at each, the panel is cut to the rows known then and every candidate "
+        cell_block(2, 1, f"{bt.origins_text}: at each, the panel is cut to the rows known then and every candidate "
                     f"forecasts as the report would with its settings; the forecasts are compared with the DEL "
                     f"observed 1 to {bt.horizon} months later. MAE = mean |forecast − actual| of the Portfolio, "
                     f"averaged over the months ahead; Mean MAE over the DEL types decides the rank."),
@@ -121,7 +120,7 @@ def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
     """The tune's Summary: the winner, what --write would change, the caveats and the contents."""
     bt = result.backtest
     intro = [(f"{len(result.candidates.configs)} candidate settings and 2 benchmarks backtested at "
-              f"{origins_text(bt)}, 1 to {bt.horizon} months ahead, {bt.info.get('rows', 0):,} rows read.")]
+              f"{bt.origins_text}, 1 to {bt.horizon} months ahead, {bt.info.get('rows', 0):,} rows read.")]
     writer = SheetWriter(row=summary_top(intro))
     writer.section("The winner")
     table = result.table.set_index("model")

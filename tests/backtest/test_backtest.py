@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -368,6 +370,16 @@ def panel_file(small_panel, tmp_path_factory):
     path = tmp_path_factory.mktemp("backtest") / "panel.parquet"
     small_panel.to_parquet(path)
     return path
+
+
+def test_origins_are_named_one_way_everywhere(small_result, panel_file, tmp_path, capsys):
+    """The CLI, tune's text and the sheets name the as-of months through BacktestResult.origins_text."""
+    assert small_result.origins_text == "2 as-of months (2024-06 .. 2024-09)"
+    one = dataclasses.replace(small_result, origins=("2024-09",))
+    assert one.origins_text == "1 as-of month (2024-09)"
+    assert main(["backtest", str(panel_file), "--as-of", "2024-09", "--horizon", "2", "-q",
+                 "--out", str(tmp_path / "one")]) == 0
+    assert "rows at 1 as-of month (2024-09), 1..2 months ahead" in capsys.readouterr().out
 
 
 def test_cli_writes_tables(panel_file, tmp_path, capsys):

@@ -52,10 +52,6 @@ BENCHMARKS = ("chain_ladder", "carry_forward")
 CURRENT = "as configured"
 
 
-# Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
-# with a note, so a candidate of an estimation mode is one line here, added with the mode. Each candidate spells
-# out the settings it stands for (not only its difference to the defaults), so it means the same whatever the
-# user's config.toml holds.
 def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict]:
     return {name: {**base.get(name, {}), **sections.get(name, {})} for name in {*base, *sections}}
 
@@ -65,6 +61,10 @@ DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "
                     calibration={"weights": "loans", "cohort_factor": "credibility", "vintage_correlation": "auto"})
 
 
+# Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
+# with a note, so a candidate of an estimation mode is one line here, added with the mode. Each candidate spells
+# out the settings it stands for (not only its difference to the defaults), so it means the same whatever the
+# user's config.toml holds.
 CANDIDATES: dict[str, dict[str, dict]] = {
     "as specified (EAD-weighted, calibrated)": SPECIFIED,
     "as specified, uncalibrated": _variant(SPECIFIED, calibration={"mode": "none"}),

@@ -570,7 +570,8 @@ class VintageBook:
         last_seen = self.crisis[calendar == cut - 1]
         unseen = last_seen[0] if persist and last_seen.size else 1.0
         shock = np.where(calendar < cut, self.crisis, unseen)
-        return _scale_roll_forward(self.base[None], (self.cohort_factors[:, None] * shock)[:, None, :], config or Config())
+        factor = (self.cohort_factors[:, None] * shock)[:, None, :]  # (C, 1, M): every segment alike
+        return _scale_roll_forward(self.base[None], factor, config or Config())
 
 
 def simulate_vintage_book(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyxl_del.engine.calibration import CohortFactors
-from pyxl_del.engine.data import PanelStats, last_observed
+from pyxl_del.engine.data import PanelStats
 
 
 def forecast_ead(stats: PanelStats, transition_matrix: np.ndarray, cohort: CohortFactors | None = None
@@ -31,8 +31,3 @@ def forecast_ead(stats: PanelStats, transition_matrix: np.ndarray, cohort: Cohor
             rolled = np.einsum("sck,sckj->scj", path[:, :, m, :], np.broadcast_to(step, path.shape[:2] + step.shape[-2:]))
         path[:, :, m + 1, :] = np.where(observed[:, :, m + 1, None], path[:, :, m + 1, :], rolled)
     return path
-
-
-def last_actual_mob(stats: PanelStats) -> np.ndarray:
-    """(S, C) last MOB with actual rows up to max_mob, -1 where the cohort has none in that segment."""
-    return last_observed(stats.n_loans)

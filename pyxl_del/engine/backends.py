@@ -47,10 +47,12 @@ from pyxl_del.engine.data import (
     PanelStats,
     _require_columns,
     aggregate_panel,
+    changes_problem,
     check_ead,
     check_header_line,
     cohort_problem,
     coverage_warnings,
+    duplicates_problem,
     final_rows,
     gap_warning,
     read_panel,
@@ -555,15 +557,14 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
 
     if counts["duplicates"]:
         dup = _flagged(cells, "duplicates")
-        problems.append(MESSAGES["duplicates"].format(
-            n=counts["duplicates"], loan=col["loan_id"], mob=col["mob"],
-            where=_where(counts["duplicates"], list(zip(dup["loan"], dup["mob"].astype(np.int64), strict=True)))))
+        problems.append(duplicates_problem(counts["duplicates"], col, _where(
+            counts["duplicates"], list(zip(dup["loan"], dup["mob"].astype(np.int64), strict=True)))))
     for key in ("cohort", "segment"):
         if counts[f"{key}_changes"]:
             changed = _flagged(cells, f"{key}_changes")
             examples = ", ".join(f"{loan!r} at MOB {int(mob)}"
                                  for loan, mob in zip(changed["loan"][:MAX_LISTED], changed["mob"], strict=False))
-            problems.append(MESSAGES["changes"].format(n=len(changed), key=key, column=col[key], examples=examples))
+            problems.append(changes_problem(len(changed), key, col[key], examples))
     if problems:
         raise PanelError(name, problems)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
-from pyxl_del.engine.errors import PanelError, counted, read_advice, shorten
+from pyxl_del.engine.errors import PanelError, agree, counted, read_advice, shorten
 from pyxl_del.engine.panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,12 @@ MAX_LISTED = 10  # rows or values quoted in one error message
 MESSAGES = {
     "empty_panel": "the panel is empty (no data rows)",
     "empty": "column {column!r} ([columns] {key}) is empty in {where}",
-    "cohort": "column {column!r} ([columns] cohort): {n} values are not a month (e.g. {labels}; expected "
+    "cohort": "column {column!r} ([columns] cohort): {values} {are} not a month (e.g. {labels}; expected "
               "'2023-01', a date or a period) in {where}",
-    "cohort_ambiguous": "column {column!r} ([columns] cohort): {n} values such as {labels} could be day-first or "
+    "cohort_ambiguous": "column {column!r} ([columns] cohort): {values} such as {labels} could be day-first or "
                         "month-first, and a date is never guessed: write ISO dates ('2023-07-05' or '2023-07') or "
                         "declare the column's one format in [columns] cohort_format (e.g. \"%d/%m/%Y\"); in {where}",
-    "cohort_format": "column {column!r} ([columns] cohort): {n} values do not match [columns] cohort_format "
+    "cohort_format": "column {column!r} ([columns] cohort): {values} {do} not match [columns] cohort_format "
                      "{fmt!r} (e.g. {labels}) in {where}",
     "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
            + "; not so in {where}",
@@ -51,18 +51,18 @@ MESSAGES = {
                 "loan's balance, in {where}: is it the right column, or a misread value?",
     "ead_all_zero": "column {column!r} ([columns] ead) is 0 on every row: no DEL can be computed; is it mapped to "
                     "the outstanding balance?",
-    "ead_far": "{n} cohort-MOB cells have an EAD per loan more than {spread} times the panel's typical {typical:,.0f} "
-               "(a misread balance moves every DEL cell of its cohort): {listed}; check their rows",
-    "zero_mob0": "{n} cohorts have MOB 0 rows whose EAD sums to 0, so their DEL has no denominator and they are "
-                 "left out of the DEL tables (their transitions still count): {listed}",
-    "duplicates": "{n} duplicate (loan, mob) rows ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
-    "changes": "{n} loans change {key} (column {column!r}) between months, e.g. {examples}",
+    "ead_far": "{cells} {have} an EAD per loan more than {spread} times the panel's typical {typical:,.0f} "
+               "(a misread balance moves every DEL cell of its cohort): {listed}; check the rows",
+    "zero_mob0": "{cohorts} {have} MOB 0 rows whose EAD sums to 0: no denominator for DEL, so left out of the "
+                 "DEL tables (the transitions still count): {listed}",
+    "duplicates": "{rows} ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
+    "changes": "{loans} {change} {key} (column {column!r}) between months, e.g. {examples}",
     "gaps": "{gaps} in loans' MOB sequences ({loans}, e.g. {examples}); no transition is counted "
             "across a gap",
-    "beyond": "{n} rows beyond [forecast] max_mob = {max_mob} are not used for the transitions and DEL tables "
-              "(the risk views read the book at the reporting date from them)",
-    "no_mob0": "{n} cohorts have no MOB 0 row, so their DEL has no denominator and they are left out of the DEL "
-               "tables (their transitions still count): {listed}",
+    "beyond": "{rows} beyond [forecast] max_mob = {max_mob} {are} not used for the transitions and DEL tables "
+              "(the risk views read the book at the reporting date from such rows)",
+    "no_mob0": "{cohorts} {have} no MOB 0 row: no denominator for DEL, so left out of the DEL tables (the "
+               "transitions still count): {listed}",
 }
 GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
@@ -227,6 +227,19 @@ def month_label(index) -> list[str]:
     return [f"{y:04d}-{m:02d}" for y, m in zip(index // 12, index % 12 + 1, strict=True)]
 
 
+def duplicates_problem(n: int, columns: dict, where: str) -> str:
+    """The finding for ``n`` duplicate (loan, MOB) rows, shared by every backend; ``columns``: the panel's names."""
+    return MESSAGES["duplicates"].format(rows=counted(n, "duplicate (loan, mob) row"), loan=columns["loan_id"],
+                                         mob=columns["mob"], where=where)
+
+
+def changes_problem(n: int, key: str, column: str, examples: str) -> str:
+    """The finding for ``n`` loans whose ``key`` (cohort or segment) changes between months, shared by every
+    backend."""
+    return MESSAGES["changes"].format(loans=counted(n, "loan"), change=agree(n, "changes", "change"), key=key,
+                                      column=column, examples=examples)
+
+
 def row_numbers(positions: np.ndarray) -> str:
     """Row numbers as a spreadsheet shows them: the header is row 1, the first data row is row 2."""
     positions = np.sort(np.asarray(positions))
@@ -240,12 +253,14 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     dropped), shared by every backend: text such as 05/07/2023 is named as ambiguous, not as "not a month"."""
     shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED]) or "empty"
     if cohort_format:
-        return MESSAGES["cohort_format"].format(column=column, n=n, fmt=cohort_format, labels=shown, where=where)
+        return MESSAGES["cohort_format"].format(column=column, values=counted(n, "value"), do=agree(n, "does", "do"),
+                                          fmt=cohort_format, labels=shown, where=where)
     ambiguous = [v for v in labels if isinstance(v, str) and AMBIGUOUS_DATE.match(v)]
     if ambiguous:
         shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in ambiguous[:MAX_LISTED])
-        return MESSAGES["cohort_ambiguous"].format(column=column, n=n, labels=shown, where=where)
-    return MESSAGES["cohort"].format(column=column, n=n, labels=shown, where=where)
+        return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
+    return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"), labels=shown,
+                                where=where)
 
 
 def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_format: str = "") -> np.ndarray:
@@ -390,15 +405,13 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     del key
     if len(dup):
         rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
-        problems.append(MESSAGES["duplicates"].format(n=len(dup), loan=col["loan_id"], mob=col["mob"],
-                                                      where=row_numbers(rows)))
+        problems.append(duplicates_problem(len(dup), col, row_numbers(rows)))
     for key_name, v in (("cohort", cohort), ("segment", seg_codes)):
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
             examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {row_numbers(order_idx[changes + 1])}"
-            problems.append(MESSAGES["changes"].format(n=len(loans), key=key_name, column=col[key_name],
-                                                       examples=examples))
+            problems.append(changes_problem(len(loans), key_name, col[key_name], examples))
     if problems:
         raise PanelError(source, problems)
 
@@ -527,12 +540,15 @@ def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.
     """Rows beyond max_mob and cohorts without a MOB 0 row; ``n_loans`` is (S, C, M+1) as in PanelStats."""
     warnings = []
     if n_beyond:
-        warnings.append(MESSAGES["beyond"].format(n=n_beyond, max_mob=max_mob))
+        warnings.append(MESSAGES["beyond"].format(rows=counted(n_beyond, "row"), are=agree(n_beyond, "is", "are"),
+                                                  max_mob=max_mob))
     no_mob0 = (n_loans.sum(axis=2) > 0) & (n_loans[:, :, 0] == 0)
     if no_mob0.any():
         s_idx, c_idx = np.nonzero(no_mob0)
         listed = ", ".join(f"{segments[s]} {month_label([cohorts[c]])[0]}" for s, c in zip(s_idx, c_idx))
-        warnings.append(MESSAGES["no_mob0"].format(n=len(s_idx), listed=listed))
+        n = len(s_idx)
+        warnings.append(MESSAGES["no_mob0"].format(cohorts=counted(n, "cohort"), have=agree(n, "has", "have"),
+                                                   listed=listed))
         log.warning(warnings[-1])
     return warnings
 
@@ -546,7 +562,9 @@ def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
     zero = (stats.n_loans[:, :, 0] > 0) & (stats.ead[:, :, 0, :].sum(axis=-1) <= 0)
     if zero.any():
         s_idx, c_idx = np.nonzero(zero)
-        warnings.append(MESSAGES["zero_mob0"].format(n=len(s_idx), listed=_cells(stats, s_idx, c_idx)))
+        n = len(s_idx)
+        warnings.append(MESSAGES["zero_mob0"].format(cohorts=counted(n, "cohort"), have=agree(n, "has", "have"),
+                                                     listed=_cells(stats, s_idx, c_idx)))
     # A loan far above the book (a misread 1e13 among balances of 1e4) moves every DEL cell of its cohort.
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = stats.ead.sum(axis=-1) / stats.n_loans  # (S, C, M+1) EAD per loan of each cell
@@ -554,7 +572,9 @@ def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
     far = mean > EAD_SPREAD * typical
     if typical > 0 and far.any():
         s_idx, c_idx, m_idx = np.nonzero(far)
-        warnings.append(MESSAGES["ead_far"].format(n=len(s_idx), spread=f"{EAD_SPREAD:,.0f}", typical=typical,
+        n = len(s_idx)
+        warnings.append(MESSAGES["ead_far"].format(cells=counted(n, "cohort-MOB cell"), have=agree(n, "has", "have"),
+                                                   spread=f"{EAD_SPREAD:,.0f}", typical=typical,
                                                    listed=_cells(stats, s_idx, c_idx, m_idx)))
     for warning in warnings:
         log.warning(warning)

@@ -20,7 +20,7 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.transitions import months_with_moves
 
 THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
@@ -100,8 +100,10 @@ def cut_cohorts(stats: PanelStats) -> str:
     cut = stats.final_mob > stats.max_mob
     if not cut.any():
         return ""
-    return (f"{int(cut.sum())} cohort-segments have data beyond [forecast] max_mob = {stats.max_mob} (up to MOB "
-            f"{int(stats.final_mob.max())}): their DEL tables stop at MOB {stats.max_mob}, before the data do")
+    n = int(cut.sum())
+    return (f"{counted(n, 'cohort-segment')} {agree(n, 'has', 'have')} data beyond [forecast] max_mob = "
+            f"{stats.max_mob} (up to MOB {int(stats.final_mob.max())}): the DEL tables stop at MOB {stats.max_mob}, "
+            f"before the data do")
 
 
 def thin_rows(stats: PanelStats, config: Config) -> str:

@@ -74,7 +74,12 @@ def _describe_validation(error: dict) -> str:
 
 def counted(n: int, noun: str, plural: str = "") -> str:
     """``n`` and its noun as a message says it: "1 loan", "2,500 loans" (``plural``: an irregular plural)."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+    return f"{n:,} {agree(n, noun, plural or noun + 's')}"
+
+
+def agree(n: int, one: str, many: str) -> str:
+    """The word that agrees with ``n``: ``agree(1, "has", "have")`` is "has", so "1 cohort has", "2 cohorts have"."""
+    return one if n == 1 else many
 
 
 def shorten(text: object, limit: int = MAX_QUOTED) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats
-from pyxl_del.engine.errors import PanelError
+from pyxl_del.engine.errors import PanelError, agree, counted
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +413,9 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
     threshold = max(t.min_count, 1)
     thin = np.isin(origin, (OWN_THIN, POOLED_THIN, NO_DATA)) & ~absorbing
     if thin.any() and t.estimator == "specified":  # the bayes estimator has no min_count switch
-        log.warning("%d transition rows rest on fewer than min_count=%d loans", int(thin.sum()), threshold)
+        n_thin = int(thin.sum())
+        log.warning("%s %s on fewer than min_count=%d loans", counted(n_thin, "transition row"),
+                    agree(n_thin, "rests", "rest"), threshold)
     return TransitionModel(
         transition_matrix=matrix,
         n_obs=n_obs,

@@ -14,6 +14,7 @@ import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import month_label
+from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
 
 log = logging.getLogger(__name__)
@@ -158,9 +159,11 @@ class Book:
         lines = [f"Reporting date {self.label} (the data's last reporting month): outstanding EAD {cells.sum():,.0f}."]
         beyond = (self.status == CURRENT) & (self.final_mob > result.stats.max_mob)
         if beyond.any():
-            lines.append(f"{int(beyond.sum())} cohort-segments are read from their rows at the reporting date beyond "
-                         f"[forecast] max_mob = {result.stats.max_mob} (MOB {int(self.final_mob[beyond].min())}.."
-                         f"{int(self.final_mob[beyond].max())}): {cells[beyond].sum():,.0f} of EAD.")
+            n = int(beyond.sum())
+            lines.append(f"{counted(n, 'cohort-segment')} {agree(n, 'is', 'are')} read from the rows at the reporting "
+                         f"date beyond [forecast] max_mob = {result.stats.max_mob} (MOB "
+                         f"{int(self.final_mob[beyond].min())}..{int(self.final_mob[beyond].max())}): "
+                         f"{cells[beyond].sum():,.0f} of EAD.")
         final = self.final_ead[..., live].sum(axis=-1)
         for code, text in ((ROLLED, "rolled forward by the chain to the reporting date ([risk] stale_cohorts = "
                                     "\"roll\"; \"exclude\" leaves them out)"),
@@ -169,13 +172,14 @@ class Book:
             hit = self.status == code
             if hit.any():
                 now = f", {cells[hit].sum():,.0f} at the reporting date" if code == ROLLED else ""
-                lines.append(f"{int(hit.sum())} cohort-segments whose rows end before the reporting date still had "
-                             f"live EAD ({_listed(result, hit)}): {text}; {final[hit].sum():,.0f} of EAD at their "
-                             f"last rows{now}.")
+                lines.append(f"{counted(int(hit.sum()), 'cohort-segment')} whose rows end before the reporting date "
+                             f"still had live EAD ({_listed(result, hit)}): {text}; {final[hit].sum():,.0f} of EAD at "
+                             f"their last rows{now}.")
         closed = self.status == CLOSED
         if closed.any():
-            lines.append(f"{int(closed.sum())} cohort-segments are closed (every loan has left before the reporting "
-                         f"date): not outstanding.")
+            n = int(closed.sum())
+            lines.append(f"{counted(n, 'cohort-segment')} {agree(n, 'is', 'are')} closed (every loan has left before "
+                         f"the reporting date): not outstanding.")
         return lines
 
 

@@ -65,7 +65,7 @@ def test_loan_changing_cohort_or_segment(column, value, key):
     df = frame(GOOD)
     df.loc[2, column] = value
     msg = error_of(df)
-    assert f"change {key}" in msg and "'L1'" in msg
+    assert f"1 loan changes {key}" in msg and "'L1'" in msg
 
 
 def test_gap_is_a_warning_and_no_transition_crosses_it():

@@ -102,6 +102,7 @@ def test_a_cohort_whose_rows_end_years_earlier_is_rolled_forward_by_the_chain(fi
     assert np.allclose(book.ead[s, c], start @ np.linalg.matrix_power(tail, months), rtol=1e-10)
     notes = " ".join(book.notes(analysis.result, analysis.config))
     assert "PURCHASE 2015-01" in notes and "rolled forward by the chain" in notes and "stale_cohorts" in notes
+    assert "1 cohort-segment whose rows end before the reporting date still had live EAD" in notes
 
 
 def test_excluded_and_closed_cohorts_are_not_outstanding(analysis):
@@ -116,6 +117,8 @@ def test_excluded_and_closed_cohorts_are_not_outstanding(analysis):
     assert BOOK_STATUS[analysis.book.status[s, c]] == "closed" and _live(analysis)[s, c] == 0
     el = analysis.el
     assert el.loc[(el["segment"] == "REFI") & (el["cohort"] == CLOSED), "status"].item() == "closed"
+    notes = " ".join(analysis.book.notes(analysis.result, analysis.config))
+    assert "1 cohort-segment is closed (every loan has left before the reporting date)" in notes
 
 
 def test_every_view_uses_the_one_book(analysis):

@@ -17,8 +17,9 @@ import pandas as pd
 from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
+from pyxl_del.engine.transitions import FALLBACK, TAIL
 from pyxl_del.sheets.layout import (
     CHART_HEIGHT_CM,
     CHART_WIDTH_CM,
@@ -824,7 +825,10 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
              "actual); the red step is each cohort's last actual month. Beside each table: the cohort's loans, EAD "
              "at MOB 0 and last actual MOB."])
     thin = int((segments["loans"] < THIN_LOANS).sum())
-    fell_back = int((result.transitions.source != 0).sum())
+    # Live rows only: an absorbing state's row is the identity whatever the data.
+    live = ~np.isin(np.asarray(result.stats.states), cfg.buckets.absorbing)
+    source = result.transitions.source[..., live]
+    fell_back, tail = int((source == FALLBACK).sum()), int((source == TAIL).sum())
     caveats = [f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
                f"{WEIGHT_WORDS[other]}, its DEL30 at MOB {max_mob} averages "
                f"{np.nanmean(views[other]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%} over the "
@@ -833,8 +837,10 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
                "After each cohort's red step the figures are forecasts: the transition matrices of all cohorts, "
                "applied from the cohort's last actual month.",
                f"Thin data: {thin} of {len(segments)} segment cohorts have fewer than {THIN_LOANS} loans (one loan "
-               f"moves their DEL by a point or more); {fell_back} transition rows had too few loans and borrow "
-               f"pooled or nearby data.",
+               f"moves their DEL by a point or more); {counted(fell_back, 'transition row')} had too few loans and "
+               f"{agree(fell_back, 'borrows', 'borrow')} pooled or nearby data"
+               + (f"; {counted(tail, 'row')} past the last MOB with data {agree(tail, 'repeats', 'repeat')} the last "
+                  f"estimated steps (the tail)." if tail else "."),
                f"{counted(len(result.warnings), 'warning')} on sheet "
                f"'{FIXED_SHEETS['run_info']}'. Forecast accuracy against simple benchmarks: the Backtest (ribbon "
                f"button or command line) writes its own summary."]

@@ -31,6 +31,7 @@ from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.errors import OutputError
+from pyxl_del.engine.transitions import OWN, PRIOR, TAIL_COPY
 from pyxl_del.excel.render import (
     SheetConflictError,
     owned_sheets,
@@ -552,8 +553,24 @@ def test_summary_counts_in_the_right_number(tmp_path):
                            (("A", "B"), "2 segments (A, B) and 1 monthly cohort (2025-01)")):
         panel = simulate_panel(realistic_matrices(config, segments, 6), cohorts=["2025-01"], as_of="2025-04",
                                loans_per_cohort=40, segments=segments, seed=3, config=config)
-        texts, _ = summary_texts(pyxl_del.run(panel, config), tmp_path)
+        result = pyxl_del.run(panel, config)
+        texts, _ = summary_texts(result, tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "loan-month" in t]
+    # The live rows that borrowed data or repeat the tail: 24 and 30 in the two-segment book; the same result with
+    # one of each (the other rows their own data) says "1 transition row ... borrows", "1 row ... repeats".
+    origin = result.transitions.origin
+    flat = np.arange(origin.size).reshape(origin.shape)  # row 0: segment A, step 0, CURRENT; row 1: DPD1+
+    one_each = np.select([flat == 0, flat == 1], [PRIOR, TAIL_COPY], OWN).astype(origin.dtype)
+    for transitions, said in (
+            (result.transitions, ("24 transition rows had too few loans and borrow pooled or nearby data; 30 rows "
+                                  "past the last MOB with data repeat the last estimated steps (the tail).")),
+            (dataclasses.replace(result.transitions, origin=one_each),
+             ("1 transition row had too few loans and borrows pooled or nearby data; 1 row past the last MOB with "
+              "data repeats the last estimated steps (the tail).")),
+            (dataclasses.replace(result.transitions, origin=np.full_like(origin, OWN)),
+             "0 transition rows had too few loans and borrow pooled or nearby data.")):
+        texts, _ = summary_texts(dataclasses.replace(result, transitions=transitions), tmp_path)
+        assert any(said in t for t in texts), [t for t in texts if "Thin data" in t]
 
 
 def test_unbroken_portfolio_sheet_passes(mixed_result, tmp_path):

@@ -254,13 +254,13 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED]) or "empty"
     if cohort_format:
         return MESSAGES["cohort_format"].format(column=column, values=counted(n, "value"), do=agree(n, "does", "do"),
-                                          fmt=cohort_format, labels=shown, where=where)
+                                                fmt=cohort_format, labels=shown, where=where)
     ambiguous = [v for v in labels if isinstance(v, str) and AMBIGUOUS_DATE.match(v)]
     if ambiguous:
         shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in ambiguous[:MAX_LISTED])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
-    return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"), labels=shown,
-                                where=where)
+    return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
+                                     labels=shown, where=where)
 
 
 def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_format: str = "") -> np.ndarray:

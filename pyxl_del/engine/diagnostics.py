@@ -88,8 +88,8 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
     s, c = np.nonzero(by_cell)
     loans0 = int(stats.n_loans[:, :, 0].sum())
     share = f" ({total / loans0:.1%} of the {loans0:,} loans at MOB 0)" if loans0 else ""
-    return (f"{counted(total, 'loan')}{share} {'leaves' if total == 1 else 'leave'} the data while live before "
-            f"their cohort's last month, or skip{'s' if total == 1 else ''} a month "
+    return (f"{counted(total, 'loan')}{share} {agree(total, 'leaves', 'leave')} the data while live before "
+            f"their cohort's last month, or {agree(total, 'skips', 'skip')} a month "
             f"(e.g. {_where(stats, s, c, by_cell[s, c], 'loan')}): the chain learns from the loans that stay, so "
             f"if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
 

@@ -30,7 +30,7 @@ from pyxl_del.engine.calibration import (
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
 from pyxl_del.engine.diagnostics import diagnostics
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
@@ -282,7 +282,7 @@ def _thin_factor_warnings(factors: CalibrationFactors, segments: tuple[str, ...]
     thin = table[(table["n_loans"] < few) & (table["k"] != 1.0)]
     if len(thin):
         first = thin.iloc[0]
-        out.append(f"{counted(len(thin), 'calibration factor')} {'rests' if len(thin) == 1 else 'rest'} on fewer "
+        out.append(f"{counted(len(thin), 'calibration factor')} {agree(len(thin), 'rests', 'rest')} on fewer "
                    f"than [transitions] min_count = {few} loans (e.g. "
                    f"segment {first['segment']!r} MOB {int(first['mob'])}: k = {first['k']:.3g} from "
                    f"{counted(int(first['n_loans']), 'loan')}); raise [calibration] min_cohort_loans or use "
@@ -318,7 +318,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     clipped = factors.table(stats.segments)
     clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
     if len(clipped):
-        warnings.append(f"{counted(len(clipped), 'calibration factor')} {'was' if len(clipped) == 1 else 'were'} "
+        warnings.append(f"{counted(len(clipped), 'calibration factor')} {agree(len(clipped), 'was', 'were')} "
                         f"clipped to k_clip {list(config.calibration.k_clip)}")
     warnings += _thin_factor_warnings(factors, stats.segments, config)
     return DelResult(

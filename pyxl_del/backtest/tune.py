@@ -85,6 +85,8 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "defaults, tail from the last step": _variant(DEFAULTS, transitions={"tail_window": 1}),
     "defaults, tail from the last 6 steps": _variant(DEFAULTS, transitions={"tail_window": 6}),
     "defaults, prior leaning to stay (5 loans)": _variant(DEFAULTS, transitions={"prior_stay": 5}),
+    "defaults, calendar level where months differ": _variant(DEFAULTS, calibration={"period_level": "auto"}),
+    "defaults, calendar level always": _variant(DEFAULTS, calibration={"period_level": "always"}),
 }
 
 

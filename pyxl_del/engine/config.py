@@ -179,6 +179,11 @@ class Calibration(_Section):
     # the correlation of the vintage levels of cohorts one month apart (cohort_credibility "auto"): "auto" by maximum
     # likelihood, 0 independent vintages (each shrunk toward 1 alone)
     vintage_correlation: Literal["auto"] | Annotated[float, Field(ge=0, lt=1)] = "auto"
+    # the calendar level of each reporting month (engine/period.py): "auto" divides it out of the transitions and
+    # carries the last period_months' level into the forecast when the months differ at p < period_significance
+    period_level: Literal["none", "auto", "always"] = "none"
+    period_significance: float = Field(0.001, gt=0, lt=1)
+    period_months: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> Calibration:

@@ -34,6 +34,12 @@ from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals
 from pyxl_del.engine.metrics import DelRates, del_rates, ead_at_mob0
+from pyxl_del.engine.period import (
+    PeriodLevels,
+    carry_period_level,
+    fit_period_levels,
+    remove_period_levels,
+)
 from pyxl_del.engine.portfolio import (
     ACTUAL_FLAG,
     FLAG_LABELS,
@@ -69,6 +75,8 @@ class DelResult:
     warnings: tuple[str, ...] = ()
     # Quantiles of each cell beside the expected path ([forecast] intervals); None when switched off.
     intervals: ForecastIntervals | None = None
+    # The calendar levels ([calibration] period_level); None when "none".
+    period: PeriodLevels | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -301,9 +309,14 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     """Sufficient statistics -> result (every stage after aggregation)."""
     step = progress or (lambda _name: None)
     step("transitions")
-    model = estimate_transition_matrices(stats, config)
+    period = fit_period_levels(stats, config) if config.calibration.period_level != "none" else None
+    # the chain and its calibration see the moves of a level-1 month; the actual cells stay as reported
+    level_one = remove_period_levels(stats, period, config) if period is not None and period.applied else stats
+    model = estimate_transition_matrices(level_one, config)
     step("calibration")
-    applied, factors = calibrate(stats, model.transition_matrix, config)
+    applied, factors = calibrate(level_one, model.transition_matrix, config)
+    if period is not None and period.applied:
+        applied = carry_period_level(applied, period, config)
     step("forecast")
     path = forecast_ead(stats, applied, factors.cohort)
     intervals = (simulate_intervals(stats, applied, model.concentration, config, factors.cohort)
@@ -321,9 +334,12 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
         warnings.append(f"{counted(len(clipped), 'calibration factor')} {agree(len(clipped), 'was', 'were')} "
                         f"clipped to k_clip {list(config.calibration.k_clip)}")
     warnings += _thin_factor_warnings(factors, stats.segments, config)
+    if period is not None and period.applied:
+        warnings.append(period.note(config))
     return DelResult(
         config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,
         ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings), intervals=intervals,
+        period=period,
     )
 
 

@@ -627,7 +627,9 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
              ("Calibration", f"{cfg.calibration.mode}, fitted on {cfg.calibration.del_type}, "
                              f"k clipped to [{cfg.calibration.k_clip[0]}, {cfg.calibration.k_clip[1]}]", None),
              ("Portfolio", f"{cfg.portfolio.aggregation} of the segments present in each cohort", None),
-             ("Model", settings_text(cfg), None)]
+             ("Model", settings_text(cfg), None),
+             ("Calendar level", result.period.note(cfg) if result.period is not None
+              else 'none ([calibration] period_level = "none")', None)]
     if info.get("backtest"):
         rows.append(("Backtest", info["backtest"], None))
 

@@ -61,7 +61,6 @@ def test_exact_counts_give_back_the_months_levels():
     assert flat_deviance > 1e3  # without q the shocked months cannot be fitted
 
 
-@pytest.mark.slow
 def test_a_simulated_crisis_is_found_and_sized():
     # Roll-forward rates x2 in the steps starting in six reporting months (the moves ending 2025-05 .. 2025-10), no
     # vintage effect: the months differ far beyond chance, and the crisis months' level against the calm months

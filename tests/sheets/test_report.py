@@ -31,6 +31,7 @@ from pyxl_del.datasets.sample import realistic_matrices, simulate_panel
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.errors import OutputError
+from pyxl_del.engine.period import PeriodLevels
 from pyxl_del.engine.transitions import OWN, PRIOR, TAIL_COPY
 from pyxl_del.excel.render import (
     SheetConflictError,
@@ -571,6 +572,27 @@ def test_summary_counts_in_the_right_number(tmp_path):
              "0 transition rows had too few loans and borrow pooled or nearby data.")):
         texts, _ = summary_texts(dataclasses.replace(result, transitions=transitions), tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "Thin data" in t]
+
+
+def test_a_calendar_level_is_named_where_it_changes_the_forecast(mixed_result, tmp_path):
+    """Run info names the calendar level (none, found or not); the Summary warns only when a level is carried."""
+    months = np.arange(3)
+    found = PeriodLevels(months=months, level=np.array([0.9, 1.0, 1.3]), expected_moves=np.ones(3),
+                         f_statistic=4.2, p_value=1e-9, applied=True, carried=1.234)
+    for period, summary, run_info in (
+            (None, None, 'none ([calibration] period_level = "none")'),
+            (dataclasses.replace(found, applied=False, carried=1.0, p_value=0.4), None,
+             "Calendar level: no month-to-month effect beyond chance (F = 4.20 over 3 months, p = 0.400;"),
+            (found, "the forecast carries the last 3 months' level, 1.23, over its whole horizon",
+             "Calendar level (reporting months differ beyond chance: F = 4.20 over 3 months, p = 1.0e-09): ")):
+        result = dataclasses.replace(mixed_result, period=period)
+        texts, _ = summary_texts(result, tmp_path)
+        carried = [t for t in texts if "Reporting months differed beyond chance" in t]
+        assert (summary in carried[0]) if summary else not carried, carried
+        layout = next(L for L in report.build_layouts(result) if L.name == "Run info")
+        sheet = render_one(layout, tmp_path)
+        row = next(r for r in sheet.iter_rows(min_col=1, max_col=2) if r[0].value == "Calendar level")
+        assert row[1].value.startswith(run_info), row[1].value
 
 
 def test_unbroken_portfolio_sheet_passes(mixed_result, tmp_path):

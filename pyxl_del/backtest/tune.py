@@ -58,7 +58,8 @@ def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict
 
 DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance", "prior_stay": 0,
                                            "tail_window": "auto"},
-                    calibration={"weights": "loans", "cohort_factor": "credibility", "vintage_correlation": "auto"})
+                    calibration={"weights": "loans", "cohort_factor": "credibility", "vintage_correlation": "auto",
+                                 "period_level": "auto"})
 
 
 # Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
@@ -85,7 +86,7 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "defaults, tail from the last step": _variant(DEFAULTS, transitions={"tail_window": 1}),
     "defaults, tail from the last 6 steps": _variant(DEFAULTS, transitions={"tail_window": 6}),
     "defaults, prior leaning to stay (5 loans)": _variant(DEFAULTS, transitions={"prior_stay": 5}),
-    "defaults, calendar level where months differ": _variant(DEFAULTS, calibration={"period_level": "auto"}),
+    "defaults, no calendar level": _variant(DEFAULTS, calibration={"period_level": "none"}),
     "defaults, calendar level always": _variant(DEFAULTS, calibration={"period_level": "always"}),
 }
 

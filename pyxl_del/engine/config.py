@@ -181,7 +181,7 @@ class Calibration(_Section):
     vintage_correlation: Literal["auto"] | Annotated[float, Field(ge=0, lt=1)] = "auto"
     # the calendar level of each reporting month (engine/period.py): "auto" divides it out of the transitions and
     # carries the last period_months' level into the forecast when the months differ at p < period_significance
-    period_level: Literal["none", "auto", "always"] = "none"
+    period_level: Literal["none", "auto", "always"] = "auto"
     period_significance: float = Field(0.001, gt=0, lt=1)
     period_months: int = Field(3, ge=1)
 
@@ -207,7 +207,8 @@ MAX_MOB = 600  # fifty years on book: beyond it a MOB is a typo
 # Bayes rows, dollar roll rates and cohort factors (docs/backtesting.md 6b). `Config.as_specified` applies it.
 SPECIFIED: dict[str, dict] = {
     "transitions": {"estimator": "specified", "weighting": "ead", "half_life": 0, "window": 0, "tail_window": 1},
-    "calibration": {"mode": "stepwise", "del_type": "DEL30", "weights": "cohorts", "cohort_factor": "none"},
+    "calibration": {"mode": "stepwise", "del_type": "DEL30", "weights": "cohorts", "cohort_factor": "none",
+                    "period_level": "none"},
 }
 PANEL_MAX_MOB = 1200  # a panel row's MOB: rows beyond max_mob feed the risk views, but a hundred years is a typo
 EAD_LIMIT = 1e15  # a panel row's EAD above this is a misread value (1e300 would move every DEL cell), not a balance

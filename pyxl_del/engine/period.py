@@ -13,7 +13,7 @@ of 1, since p and k can absorb any constant). A month's q is identified beside p
 (age, period and cohort add up: t = c + m), so the levels are read for their shape, not their slope.
 
 "auto" keeps the levels only when the months differ by more than chance: the quasi-Poisson F test of q against
-q = 1 (deviance drop per month over the dispersion, the dispersion at least 1), at p below period_significance;
+q = 1 (deviance drop per month over the estimated dispersion), at p below period_significance;
 "always" keeps them. Kept levels are divided out of the transitions (each move's roll-forward entries scaled by
 1 / q_t, its row's loans and EAD kept, `scale_rows`) before the chain and calibration are fitted, and the level of
 the last period_months months is carried on: it scales the forecast's roll-forward moves.
@@ -129,7 +129,9 @@ def fit_period_levels(stats: PanelStats, config: Config) -> PeriodLevels:
     if df_levels < 1 or dof < 1:
         f_statistic, p_value = float("nan"), 1.0
     else:
-        dispersion = max(pearson / dof, 1.0)
+        # Estimated, not floored at 1: a roll rate far from 0 varies less than a Poisson count (binomially), and a
+        # floor took the power to see a two-year shock in books of 145 loans a quarter (docs/backtesting.md 17).
+        dispersion = pearson / dof if pearson > 0 else 1.0
         f_statistic = max(deviance_flat - deviance, 0.0) / df_levels / dispersion
         p_value = float(f_distribution.sf(f_statistic, df_levels, dof))
     applied = c.period_level == "always" or (c.period_level == "auto" and p_value < c.period_significance)

@@ -3,7 +3,8 @@
 Prints rows/s and peak memory against the panel's in-memory size. Each run is a fresh child process, so
 its peak RSS is its own. Usage: python benchmarks/bench_pipeline.py [--sizes 1e6 1e7] [--keep]
 Targets: 10M rows end to end in under 15 s on 2 cores; peak memory under 4x the panel's in-memory size.
-"intervals s": what the forecast intervals (on by default) add to a run, fit with them on less fit without.
+"intervals s": what the forecast intervals (on by default) add to a run, fit with them on less fit without;
+"calendar s": what the calendar level (period_level "auto", the default: its fit and F test) adds, likewise.
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ for on in (True, False):
     t0 = time.perf_counter()
     fit(result.stats, cfg.with_overrides(forecast={"intervals": on}))
     fits[on] = time.perf_counter() - t0
+calendar = {}
+for level in ("auto", "none"):
+    t0 = time.perf_counter()
+    fit(result.stats, cfg.with_overrides(forecast={"intervals": False}, calibration={"period_level": level}))
+    calendar[level] = time.perf_counter() - t0
 print(json.dumps({"rows": result.stats.n_rows, "seconds": total, "read_seconds": t_read,
                   "panel_bytes": panel_bytes, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "fit_on": fits[True], "fit_off": fits[False]}))
+                  "fit_on": fits[True], "fit_off": fits[False], "calendar": calendar["auto"] - calendar["none"]}))
 """
 
 
@@ -71,7 +77,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated panels in benchmarks/_data")
     args = parser.parse_args()
     print(f"{'rows':>12} {'seconds':>8} {'rows/s':>12} {'panel MB':>9} {'peak MB':>8} {'peak/panel':>10} "
-          f"{'intervals s':>11}")
+          f"{'intervals s':>11} {'calendar s':>10}")
     results = []
     for size in args.sizes:
         path = make_panel(int(size))
@@ -80,7 +86,7 @@ def main() -> None:
         results.append(r)
         print(f"{r['rows']:>12,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>12,.0f} "
               f"{r['panel_bytes'] / 1e6:>9.0f} {r['peak_rss'] / 1e6:>8.0f} {r['peak_rss'] / r['panel_bytes']:>10.2f} "
-              f"{r['fit_on'] - r['fit_off']:>11.2f}")
+              f"{r['fit_on'] - r['fit_off']:>11.2f} {r['calendar']:>10.2f}")
     if len(results) > 1:
         a, b = results[0], results[-1]
         print(f"time ratio {b['seconds'] / a['seconds']:.1f}x for {b['rows'] / a['rows']:.1f}x the rows")

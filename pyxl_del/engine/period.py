@@ -31,8 +31,13 @@ from pyxl_del.engine.calibration import absorbing_mask, roll_forward_mask, scale
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
 
-# Alternations of the fit: on a multi-era book of 113 months q moves by less than 1e-6 after 60.
+# Alternations of the fit, at most; it stops once no level moves by more than TOLERANCE. Measured: without q the
+# fit settles in 20 passes; with q, on a multi-era book (113 months, 440 loans a quarter) q moves by 2e-5 at pass
+# 60 and 2e-7 at 100. Where the months do not differ, q drifts slowly along the trend the data cannot fix (the
+# sample: 1e-4 a pass at 100), which moves F by 2e-5 and, with "always", the carried level by 0.4% (1.006 at 100
+# passes, 1.010 at 1,000); "auto" does not apply it there.
 ITERATIONS = 100
+TOLERANCE = 1e-7
 # q of a month is shrunk toward 1 as if it had also seen this many expected moves at level 1: a month of a few
 # loans does not get a level of its own.
 PRIOR_MOVES = 5.0
@@ -96,17 +101,20 @@ def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: i
     flat = month.ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         for _ in range(ITERATIONS):
+            previous = np.concatenate([level, cohort.ravel()])
             at_level = at_risk * level[month][..., None]
             den = (at_level * cohort[:, :, None, None]).sum(axis=1)
             rate = np.where(den > 0, rolled.sum(axis=1) / den, 0.0)
             den = (at_level * rate[:, None]).sum(axis=(2, 3))
             cohort = np.where(den > 0, rolled.sum(axis=(2, 3)) / den, 1.0)
-            before = (at_risk * rate[:, None] * cohort[:, :, None, None]).sum(axis=-1)
-            expected = np.bincount(flat, before.ravel(), n_months)
+            at_level_one = (at_risk * rate[:, None] * cohort[:, :, None, None]).sum(axis=-1)
+            expected = np.bincount(flat, at_level_one.ravel(), n_months)
             if with_levels:
                 level = (np.bincount(flat, rolled.sum(axis=-1).ravel(), n_months) + PRIOR_MOVES) / (
                     expected + PRIOR_MOVES)
                 level /= (expected * level).sum() / max(expected.sum(), 1e-300)
+            if np.abs(np.concatenate([level, cohort.ravel()]) - previous).max() < TOLERANCE:
+                break
         mean = at_risk * rate[:, None] * cohort[:, :, None, None] * level[month][..., None]
         cells = at_risk > 0
         deviance = 2 * (np.where(rolled > 0, rolled * np.log(rolled / mean), 0.0) - (rolled - mean))[cells].sum()

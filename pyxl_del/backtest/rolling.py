@@ -180,8 +180,9 @@ def _markov(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], t
 
 
 def _markov_uncalibrated(stats: PanelStats, config: Config) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    # The chain alone: neither the step-wise k nor cohort factors.
-    return _markov(stats, config.with_overrides(calibration={"mode": "none", "cohort_factor": "none"}))
+    # The chain alone: neither the step-wise k, cohort factors nor a calendar level.
+    return _markov(stats, config.with_overrides(calibration={"mode": "none", "cohort_factor": "none",
+                                                             "period_level": "none"}))
 
 
 def _develop(actual: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
@@ -546,7 +547,8 @@ def backtest_panel(panel: Panel, config: Config, origins: Sequence[int], *, hori
         raise BacktestError(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     notes = []
     models = [m for m in MODELS if m in models]
-    uncalibrated = config.calibration.mode == "none" and config.calibration.cohort_factor == "none"
+    c = config.calibration
+    uncalibrated = c.mode == "none" and c.cohort_factor == "none" and c.period_level == "none"
     if uncalibrated and "markov" in models and "markov_uncalibrated" in models:
         models.remove("markov_uncalibrated")
         notes.append("calibration is off in the config, so 'markov' is already the uncalibrated chain; "

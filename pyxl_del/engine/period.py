@@ -68,8 +68,10 @@ class PeriodLevels:
     def note(self, config: Config) -> str:
         """One sentence for Run info and the CLI: what was found and what it did."""
         c = config.calibration
+        n_months = int((self.expected_moves > 0).sum())
         p_value = f"{self.p_value:.3f}" if self.p_value >= 0.001 else f"{self.p_value:.1e}"
-        test = f"F = {self.f_statistic:.2f} over {int((self.expected_moves > 0).sum())} months, p = {p_value}"
+        test = (f"F = {self.f_statistic:.2f} over {n_months} months, p = {p_value}" if np.isfinite(self.f_statistic)
+                else f"{n_months} months with moves, too few to test")
         if not self.applied:
             return (f"Calendar level: no month-to-month effect beyond chance ({test}; [calibration] period_level "
                     f"= \"{c.period_level}\" needs p < {c.period_significance:g}), so none was applied")
@@ -79,6 +81,12 @@ class PeriodLevels:
                 f"last {c.period_months} months' level, {self.carried:.3f}, scales the forecast's roll-forward moves")
 
 
+def _move_month(stats: PanelStats) -> np.ndarray:
+    """(C, M) the month each cohort's step m -> m+1 ends in, counted from the first cohort's month."""
+    n_steps = stats.cohort_trans_count.shape[2]
+    return stats.cohorts[:, None] - stats.cohorts[:1] + np.arange(n_steps)[None, :] + 1
+
+
 def _counts(stats: PanelStats, config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(rolled forward R, at risk N) per (S, C, M, from-state that can roll), the month index of each, and T."""
     roll = roll_forward_mask(config)
@@ -86,10 +94,9 @@ def _counts(stats: PanelStats, config: Config) -> tuple[np.ndarray, np.ndarray, 
     count = stats.cohort_trans_count.astype(np.float64)
     at_risk = count.sum(axis=-1)[..., can_roll]
     rolled = np.where(roll, count, 0.0).sum(axis=-1)[..., can_roll]
-    n_seg, n_cohorts, n_steps = at_risk.shape[:3]
-    month = stats.cohorts[:, None] - stats.cohorts[0] + np.arange(n_steps)[None, :] + 1  # (C, M)
+    month = _move_month(stats)
     n_months = int(month.max()) + 1 if month.size else 0
-    return rolled, at_risk, np.broadcast_to(month, (n_seg, n_cohorts, n_steps)), n_months
+    return rolled, at_risk, np.broadcast_to(month, at_risk.shape[:3]), n_months
 
 
 def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: int, with_levels: bool
@@ -153,9 +160,7 @@ def remove_period_levels(stats: PanelStats, levels: PeriodLevels, config: Config
     """``stats`` with each move's roll-forward entries divided by its month's level (loans and EAD of every row
     kept): the transitions as they would have been in a month of level 1."""
     roll, absorbing = roll_forward_mask(config), absorbing_mask(config)
-    n_steps = stats.cohort_trans_count.shape[2]
-    month = stats.cohorts[:, None] - stats.cohorts[0] + np.arange(n_steps)[None, :] + 1
-    factor = (1.0 / levels.level)[month][None]  # (1, C, M): every segment and from-state of the move
+    factor = (1.0 / levels.level)[_move_month(stats)][None]  # (1, C, M): every segment and from-state of the move
     return replace(stats, **{name: scale_rows(getattr(stats, name).astype(np.float64), factor, roll, absorbing)
                              for name in ("cohort_trans_count", "cohort_trans_ead_from", "cohort_trans_ead_to")})
 

@@ -24,9 +24,13 @@ def _levels(level: np.ndarray) -> PeriodLevels:
                         f_statistic=np.nan, p_value=1.0, applied=True, carried=float(level[-1]))
 
 
-def _small(**calibration):
-    return pyxl_del.run(simulate(CHAIN, cohorts=6, loans=300, max_mob=6, seed=4),
+def _small_of(cohorts: int, **calibration):
+    return pyxl_del.run(simulate(CHAIN, cohorts=cohorts, loans=300, max_mob=6, seed=4),
                         cfg(forecast={"max_mob": 6}, calibration=calibration))
+
+
+def _small(**calibration):
+    return _small_of(6, **calibration)
 
 
 # At module level: hypothesis does not take function-scoped fixtures.
@@ -137,6 +141,14 @@ def test_auto_leaves_a_book_without_a_calendar_effect_exactly_as_it_was(small):
         np.testing.assert_array_equal(on.rates[del_type].mixed, rates.mixed)
     assert on.warnings == small.warnings  # a level not applied is named in Run info, not warned about
     assert "no month-to-month effect beyond chance" in on.period.note(on.config)
+
+
+def test_too_few_months_to_test_says_so():
+    # Three monthly cohorts, the oldest at MOB 2: moves end in two months, and the test needs a third beyond the
+    # constant and the trend.
+    r = _small_of(cohorts=3, period_level="auto")
+    assert not r.period.applied and np.isnan(r.period.f_statistic)
+    assert "(2 months with moves, too few to test;" in r.period.note(r.config)
 
 
 def test_always_applies_the_levels_whatever_the_test(small):

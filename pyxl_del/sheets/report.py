@@ -843,9 +843,9 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
                f"{agree(fell_back, 'borrows', 'borrow')} pooled or nearby data"
                + (f"; {counted(tail, 'row')} past the last MOB with data {agree(tail, 'repeats', 'repeat')} the last "
                   f"estimated steps (the tail)." if tail else "."),
-               *([f"Reporting months differed beyond chance (a calendar effect, e.g. a recession): the forecast "
-                  f"carries the last {cfg.calibration.period_months} months' level, {result.period.carried:.2f}, "
-                  f"over its whole horizon: too high if that level ends sooner, too low if it grows."]
+               *([(f"Reporting months differed beyond chance (a calendar effect, e.g. a recession): the forecast "
+                   f"carries the last {cfg.calibration.period_months} months' level, {result.period.carried:.2f}, "
+                   f"over its whole horizon: too high if that level ends sooner, too low if it grows.")]
                  if result.period is not None and result.period.applied else []),
                f"{counted(len(result.warnings), 'warning')} on sheet "
                f"'{FIXED_SHEETS['run_info']}'. Forecast accuracy against simple benchmarks: the Backtest (ribbon "

@@ -838,7 +838,8 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
                f"{np.nanmean(views[cfg.portfolio.aggregation]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%}.",
                "After each cohort's red step the figures are forecasts: the transition matrices of all cohorts, "
                "applied from the cohort's last actual month.",
-               f"Thin data: {thin} of {len(segments)} segment cohorts have fewer than {THIN_LOANS} loans (one loan "
+               f"Thin data: {thin} of {counted(len(segments), 'segment cohort')} {agree(thin, 'has', 'have')} fewer "
+               f"than {THIN_LOANS} loans (one loan "
                f"moves their DEL by a point or more); {counted(fell_back, 'transition row')} had too few loans and "
                f"{agree(fell_back, 'borrows', 'borrow')} pooled or nearby data"
                + (f"; {counted(tail, 'row')} past the last MOB with data {agree(tail, 'repeats', 'repeat')} the last "

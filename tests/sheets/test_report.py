@@ -550,13 +550,16 @@ def test_summary_says_forecast_only_where_it_is(mixed_result, tmp_path):
 def test_summary_counts_in_the_right_number(tmp_path):
     """A one-segment book is '1 segment', not '1 segments'; two are '2 segments' (the helper both go through)."""
     config = pyxl_del.Config().with_overrides(forecast={"max_mob": 6})
-    for segments, said in ((("A",), "1 segment (A) and 1 monthly cohort (2025-01)"),
-                           (("A", "B"), "2 segments (A, B) and 1 monthly cohort (2025-01)")):
+    for segments, said, thin in (
+            (("A",), "1 segment (A) and 1 monthly cohort (2025-01)", "Thin data: 1 of 1 segment cohort has fewer"),
+            (("A", "B"), "2 segments (A, B) and 1 monthly cohort (2025-01)",
+             "Thin data: 2 of 2 segment cohorts have fewer")):
         panel = simulate_panel(realistic_matrices(config, segments, 6), cohorts=["2025-01"], as_of="2025-04",
                                loans_per_cohort=40, segments=segments, seed=3, config=config)
         result = pyxl_del.run(panel, config)
         texts, _ = summary_texts(result, tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "loan-month" in t]
+        assert any(t.startswith(thin) for t in texts), [t for t in texts if "Thin data" in t]
     # The live rows that borrowed data or repeat the tail: 24 and 30 in the two-segment book; the same result with
     # one of each (the other rows their own data) says "1 transition row ... borrows", "1 row ... repeats".
     origin = result.transitions.origin

@@ -8,8 +8,8 @@ the MOBs the cohorts of its months happened to be at, and the forecast repeats i
 
 (R: loans of cohort c, segment s at MOB m in state i that rolled forward; N: those at risk; p: the segment's
 roll-forward rate per step and state; k: the cohort's level; q: the month's), by alternating closed-form updates
-(each the MLE given the others; q shrunk toward 1 by PRIOR_MOVES expected moves and normalised to a weighted mean
-of 1, since p and k can absorb any constant). A month's q is identified beside p and k only up to a linear trend
+(each the MLE given the others; q shrunk toward 1 by a few expected moves and normalised to a weighted mean of 1,
+since p and k can absorb any constant). A month's q is identified beside p and k only up to a linear trend
 (age, period and cohort add up: t = c + m), so the levels are read for their shape, not their slope.
 
 "auto" keeps the levels only when the months differ by more than chance: the quasi-Poisson F test of q against
@@ -38,11 +38,14 @@ from pyxl_del.engine.data import PanelStats, month_label
 # passes, 1.010 at 1,000); "auto" does not apply it there.
 ITERATIONS = 100
 TOLERANCE = 1e-7
-# q of a month is shrunk toward 1 as if it had also seen this many expected moves at level 1: a month with no
-# moves gets a level near 1, not 0. Kept small: where the chain's steps are fixed by other eras the months' levels
-# are identified and any prior only sizes a shock short (5 moves fitted the multi-era books' x2.5 crisis at 1.6 on
-# 145 loans a quarter and cost 2-7% of their error; docs/backtesting.md item 18).
-PRIOR_MOVES = 1.0
+# q of a month is shrunk toward 1 as if it had also seen this many expected moves at level 1. A month's level is
+# identified only against other months at the same MOBs (other cohorts, other eras), so a prior weighs several times
+# its size. The test fits with TEST_PRIOR_MOVES: months of a few loans cannot pass it on noise (with 1 move, calm
+# simulated books of 145 loans a cohort reached p = 4e-9 and the real excerpt 2e-25). Levels the test keeps are
+# refitted with LEVEL_PRIOR_MOVES, so a shock found is sized: 5 moves sized a x2.5 shock at 1.72 on exact counts of
+# two eras of 30 moves a month, 1 move at 2.10 (docs/backtesting.md item 18).
+TEST_PRIOR_MOVES = 5.0
+LEVEL_PRIOR_MOVES = 1.0
 PERIOD_COLUMNS = ["month", "level", "expected_moves"]
 
 
@@ -51,7 +54,7 @@ class PeriodLevels:
     """q per reporting month, the test of whether the months differ, and the level carried into the forecast."""
 
     months: np.ndarray  # (T,) month index of the moves' end, consecutive
-    level: np.ndarray  # (T,) q_t; 1 for a month without moves
+    level: np.ndarray  # (T,) q_t (as tested; as refitted for the forecast when applied); 1 without moves
     expected_moves: np.ndarray  # (T,) loans expected to roll forward in the month (the weight of its level)
     f_statistic: float  # NaN when fewer than 3 months have moves
     p_value: float
@@ -101,9 +104,10 @@ def _counts(stats: PanelStats, config: Config) -> tuple[np.ndarray, np.ndarray, 
     return rolled, at_risk, np.broadcast_to(month, at_risk.shape[:3]), n_months
 
 
-def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: int, with_levels: bool
+def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: int, prior_moves: float | None
          ) -> tuple[np.ndarray, np.ndarray, float, float, int]:
-    """(q, expected moves per month, deviance, Pearson chi2, residual degrees of freedom) of the Poisson model."""
+    """(q, expected moves per month, deviance, Pearson chi2, residual degrees of freedom) of the Poisson model, each
+    month's q shrunk toward 1 by ``prior_moves``; None: every q is 1 (the model without months)."""
     rate = np.ones(at_risk.shape[:1] + at_risk.shape[2:])  # p: (S, M, K')
     cohort = np.ones(at_risk.shape[:2])  # k: (S, C)
     level = np.ones(n_months)
@@ -118,9 +122,9 @@ def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: i
             cohort = np.where(den > 0, rolled.sum(axis=(2, 3)) / den, 1.0)
             at_level_one = (at_risk * rate[:, None] * cohort[:, :, None, None]).sum(axis=-1)
             expected = np.bincount(flat, at_level_one.ravel(), n_months)
-            if with_levels:
-                level = (np.bincount(flat, rolled.sum(axis=-1).ravel(), n_months) + PRIOR_MOVES) / (
-                    expected + PRIOR_MOVES)
+            if prior_moves is not None:
+                level = (np.bincount(flat, rolled.sum(axis=-1).ravel(), n_months) + prior_moves) / (
+                    expected + prior_moves)
                 level /= (expected * level).sum() / max(expected.sum(), 1e-300)
             if np.abs(np.concatenate([level, cohort.ravel()]) - previous).max() < TOLERANCE:
                 break
@@ -128,7 +132,7 @@ def _fit(rolled: np.ndarray, at_risk: np.ndarray, month: np.ndarray, n_months: i
         cells = at_risk > 0
         deviance = 2 * (np.where(rolled > 0, rolled * np.log(rolled / mean), 0.0) - (rolled - mean))[cells].sum()
         pearson = np.where(mean > 0, (rolled - mean) ** 2 / mean, 0.0)[cells].sum()
-    n_params = int((rate > 0).sum() + (cohort > 0).sum() + with_levels * (expected > 0).sum())
+    n_params = int((rate > 0).sum() + (cohort > 0).sum() + (prior_moves is not None) * (expected > 0).sum())
     return level, expected, float(deviance), float(pearson), int(cells.sum()) - n_params
 
 
@@ -139,8 +143,8 @@ def fit_period_levels(stats: PanelStats, config: Config) -> PeriodLevels:
     c = config.calibration
     rolled, at_risk, month, n_months = _counts(stats, config)
     months = stats.cohorts[0] + np.arange(n_months) if len(stats.cohorts) else np.zeros(0, dtype=np.int64)
-    _, _, deviance_flat, _, _ = _fit(rolled, at_risk, month, n_months, with_levels=False)
-    level, expected, deviance, pearson, dof = _fit(rolled, at_risk, month, n_months, with_levels=True)
+    _, _, deviance_flat, _, _ = _fit(rolled, at_risk, month, n_months, prior_moves=None)
+    level, expected, deviance, pearson, dof = _fit(rolled, at_risk, month, n_months, prior_moves=TEST_PRIOR_MOVES)
     seen = expected > 0
     df_levels = int(seen.sum()) - 2  # the constant and the trend are the chain's and the cohorts'
     if df_levels < 1 or dof < 1:
@@ -152,6 +156,8 @@ def fit_period_levels(stats: PanelStats, config: Config) -> PeriodLevels:
         f_statistic = max(deviance_flat - deviance, 0.0) / df_levels / dispersion
         p_value = float(f_distribution.sf(f_statistic, df_levels, dof))
     applied = c.period_level == "always" or (c.period_level == "auto" and p_value < c.period_significance)
+    if applied:
+        level, expected, *_ = _fit(rolled, at_risk, month, n_months, prior_moves=LEVEL_PRIOR_MOVES)
     last = np.flatnonzero(seen)[-c.period_months:]
     carried = float((expected[last] * level[last]).sum() / expected[last].sum()) if applied and len(last) else 1.0
     return PeriodLevels(months=months, level=level, expected_moves=expected, f_statistic=f_statistic,

@@ -11,10 +11,15 @@ from hypothesis import strategies as st
 import pyxl_del
 from pyxl_del.datasets.sample import Crisis, simulate_vintage_book
 from pyxl_del.engine.config import ConfigError
+from pyxl_del.engine.data import aggregate_panel, validate_panel
 from pyxl_del.engine.period import (
+    LEVEL_PRIOR_MOVES,
+    TEST_PRIOR_MOVES,
     PeriodLevels,
+    _counts,
     _fit,
     carry_period_level,
+    fit_period_levels,
     remove_period_levels,
 )
 
@@ -47,7 +52,7 @@ def _n_months(stats) -> int:
 
 
 def test_exact_counts_give_back_the_months_levels():
-    # R = N p k q exactly (a million loans a cell, so the prior of PRIOR_MOVES is negligible): the fit reproduces
+    # R = N p k q exactly (a million loans a cell, so the prior of TEST_PRIOR_MOVES is negligible): the fit reproduces
     # every cell, and q up to what p and k absorb (a constant and a linear trend in t = c + m + 1): its second
     # differences in logs are the truth's.
     rng = np.random.default_rng(0)
@@ -58,29 +63,49 @@ def test_exact_counts_give_back_the_months_levels():
     cohort = np.array([0.8, 1.0, 1.3, 0.9, 1.1])[None, :]
     at_risk = rng.integers(1, 3, size=(1, n_cohorts, n_steps, 1)) * 1e6
     rolled = at_risk * rate[:, None] * cohort[:, :, None, None] * level[month][None, :, :, None]
-    fitted, _, deviance, pearson, dof = _fit(rolled, at_risk, month[None], len(level), with_levels=True)
+    fitted, _, deviance, pearson, dof = _fit(rolled, at_risk, month[None], len(level), prior_moves=TEST_PRIOR_MOVES)
     assert deviance < 1e-3 and pearson < 1e-3 and dof > 0
     np.testing.assert_allclose(np.diff(np.log(fitted[1:]), 2), np.diff(np.log(level[1:]), 2), atol=1e-4)
-    _, _, flat_deviance, _, _ = _fit(rolled, at_risk, month[None], len(level), with_levels=False)
+    _, _, flat_deviance, _, _ = _fit(rolled, at_risk, month[None], len(level), prior_moves=None)
     assert flat_deviance > 1e3  # without q the shocked months cannot be fitted
 
 
 def test_a_shock_is_sized_where_another_era_fixes_the_chain():
     # Exact counts of two eras years apart (three monthly cohorts of 300 loans each, about 30 moves a month, the
     # shape of an agency panel joining acquisitions of several years), the second with its roll-forward x2.5 for six
-    # months: the crisis months' level against the calm months on either side is found within 20%. Each month's
-    # level is identified only against the other era at the same MOBs, so the prior of PRIOR_MOVES weighs several
-    # times its size: 5 moves sized this shock at 1.72, a third short.
+    # months: the levels kept for the forecast (LEVEL_PRIOR_MOVES) find the crisis months' level against the calm
+    # months on either side within 20%. Each month's level is identified only against the other era at the same
+    # MOBs, so a prior weighs several times its size: the test's 5 moves size this shock at 1.72, a third short.
     n_steps, cohorts = 24, np.array([0, 1, 2, 60, 61, 62])
     month = cohorts[:, None] + np.arange(n_steps)[None, :] + 1
     level = np.ones(month.max() + 1)
     level[72:78] = 2.5
     at_risk = np.full((1, len(cohorts), n_steps, 1), 300.0)
     rolled = at_risk * np.linspace(0.01, 0.03, n_steps)[None, None, :, None] * level[month][None, :, :, None]
-    fitted, expected, *_ = _fit(rolled, at_risk, month[None], len(level), with_levels=True)
+    fitted, expected, *_ = _fit(rolled, at_risk, month[None], len(level), prior_moves=LEVEL_PRIOR_MOVES)
     assert 20 < expected[72:78].mean() < 40
     crisis, calm = fitted[72:78].mean(), np.r_[fitted[66:72], fitted[78:84]].mean()
     assert crisis / calm == pytest.approx(2.5, rel=0.2)
+
+
+def _calm_quarter(seed: int) -> pd.DataFrame:
+    """One agency quarter at the real excerpt's size and hazards (three cohorts of 145 loans, DEL30 near 1%)
+    followed for 34 months, without any calendar effect."""
+    book = simulate_vintage_book(seed, cohorts=34, loans={"P": 70, "R": 40, "C": 35},
+                                 profiles={"P": {"risk": 0.15, "prepay": 0.02}, "R": {"risk": 0.2, "prepay": 0.02},
+                                           "C": {"risk": 0.3, "prepay": 0.02}})
+    cohort = pyxl_del.Config().columns.cohort
+    return book.panel[book.panel[cohort].astype(str).isin(book.cohorts[:3])]
+
+
+@pytest.mark.parametrize("seed", range(4000, 4006))
+def test_a_calm_thin_book_is_not_found_to_have_a_calendar_effect(seed):
+    # A month of such a book carries one to three expected moves. Tested with the levels' own prior of 1 move, five
+    # of these six books were "significant" (p down to 4e-9) and would have carried a level of 0.7-1.3 (noise);
+    # the test's prior of 5 moves keeps p above 0.001 on all six.
+    stats = aggregate_panel(validate_panel(_calm_quarter(seed), cfg(), "calm quarter"), cfg())
+    levels = fit_period_levels(stats, cfg(calibration={"period_level": "auto"}))
+    assert not levels.applied and levels.p_value > 1e-3 and levels.carried == 1.0
 
 
 def test_a_simulated_crisis_is_found_and_sized():
@@ -174,6 +199,15 @@ def test_always_applies_the_levels_whatever_the_test(small):
     assert on.period.applied and on.period.carried != 1.0
     assert not np.array_equal(on.rates["DEL30"].mixed, small.rates["DEL30"].mixed)
     assert 'applied as [calibration] period_level = "always" asks' in on.period.note(on.config)
+
+
+def test_levels_applied_are_refitted_with_the_levels_prior_and_tested_with_the_tests(small):
+    rolled, at_risk, month, n_months = _counts(small.stats, small.config)
+    tested, *_ = _fit(rolled, at_risk, month, n_months, prior_moves=TEST_PRIOR_MOVES)
+    kept, *_ = _fit(rolled, at_risk, month, n_months, prior_moves=LEVEL_PRIOR_MOVES)
+    assert np.abs(kept - tested).max() > 1e-3
+    np.testing.assert_allclose(_small(period_level="always").period.level, kept, rtol=1e-12)
+    np.testing.assert_allclose(_small(period_level="auto").period.level, tested, rtol=1e-12)  # not applied here
 
 
 @pytest.mark.parametrize("key, value", [("period_level", "yes"), ("period_significance", 0.0),

@@ -17,7 +17,7 @@ q = 1 (deviance drop per month over the estimated dispersion), at p below period
 "always" keeps them. Kept levels are divided out of the transitions (each move's roll-forward entries scaled by
 1 / q_t, its row's loans and EAD kept, `scale_rows`) before the chain and calibration are fitted, and the level of
 the last period_months months is carried on: it scales the forecast's roll-forward moves.
-Method: docs/methodology.md 3b; evidence: docs/backtesting.md items 16 and 17.
+Method: docs/methodology.md 3b; evidence: docs/backtesting.md items 16 to 18.
 """
 
 from __future__ import annotations

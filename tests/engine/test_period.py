@@ -101,7 +101,7 @@ def _calm_quarter(seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", range(4000, 4006))
 def test_a_calm_thin_book_is_not_found_to_have_a_calendar_effect(seed):
     # A month of such a book carries one to three expected moves. Tested with the levels' own prior of 1 move, five
-    # of these six books were "significant" (p down to 4e-9) and would have carried a level of 0.7-1.3 (noise);
+    # of these six books were "significant" (p down to 4e-9) and would have carried a level of 0.7-1.1 (noise);
     # the test's prior of 5 moves keeps p above 0.001 on all six.
     stats = aggregate_panel(validate_panel(_calm_quarter(seed), cfg(), "calm quarter"), cfg())
     levels = fit_period_levels(stats, cfg(calibration={"period_level": "auto"}))
@@ -201,7 +201,7 @@ def test_always_applies_the_levels_whatever_the_test(small):
     assert 'applied as [calibration] period_level = "always" asks' in on.period.note(on.config)
 
 
-def test_levels_applied_are_refitted_with_the_levels_prior_and_tested_with_the_tests(small):
+def test_the_levels_applied_are_refitted_with_their_own_prior(small):
     rolled, at_risk, month, n_months = _counts(small.stats, small.config)
     tested, *_ = _fit(rolled, at_risk, month, n_months, prior_moves=TEST_PRIOR_MOVES)
     kept, *_ = _fit(rolled, at_risk, month, n_months, prior_moves=LEVEL_PRIOR_MOVES)

@@ -310,13 +310,14 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     step = progress or (lambda _name: None)
     step("transitions")
     period = fit_period_levels(stats, config) if config.calibration.period_level != "none" else None
+    kept = period if period is not None and period.applied else None
     # the chain and its calibration see the moves of a level-1 month; the actual cells stay as reported
-    level_one = remove_period_levels(stats, period, config) if period is not None and period.applied else stats
+    level_one = remove_period_levels(stats, kept, config) if kept is not None else stats
     model = estimate_transition_matrices(level_one, config)
     step("calibration")
     applied, factors = calibrate(level_one, model.transition_matrix, config)
-    if period is not None and period.applied:
-        applied = carry_period_level(applied, period, config)
+    if kept is not None:
+        applied = carry_period_level(applied, kept, config)
     step("forecast")
     path = forecast_ead(stats, applied, factors.cohort)
     intervals = (simulate_intervals(stats, applied, model.concentration, config, factors.cohort)
@@ -334,8 +335,8 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
         warnings.append(f"{counted(len(clipped), 'calibration factor')} {agree(len(clipped), 'was', 'were')} "
                         f"clipped to k_clip {list(config.calibration.k_clip)}")
     warnings += _thin_factor_warnings(factors, stats.segments, config)
-    if period is not None and period.applied:
-        warnings.append(period.note(config))
+    if kept is not None:
+        warnings.append(kept.note(config))
     return DelResult(
         config=config, stats=stats, transitions=model, transition_matrix=applied, factors=factors,
         ead_path=path, rates=rates, portfolio=portfolio, warnings=tuple(warnings), intervals=intervals,

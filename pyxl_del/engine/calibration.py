@@ -32,7 +32,7 @@ from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
 
 FACTOR_COLUMNS = ["segment", "mob", "k", "n_cohorts_used", "expected_mean", "actual_mean", "k_unclipped", "n_loans"]
-COHORT_FACTOR_COLUMNS = ["segment", "cohort", "factor", "credibility", "own_factor", "vintage_factor",
+COHORT_FACTOR_COLUMNS = ["segment", "cohort", "factor", "factor_log_sd", "credibility", "own_factor", "vintage_factor",
                          "vintage_credibility", "expected_moves", "n_loans", "kappa"]
 # Alternations of the joint fit (k given the cohort factors, then the factors given k). On the bundled sample k
 # moves by at most 0.03 after the first pass, 0.003 after the second and 0.0002 after the third (against six).
@@ -63,6 +63,9 @@ class CohortFactors:
     roll_forward: np.ndarray  # (K, K) bool: from-state i to a worse state j
     absorbing: np.ndarray  # (K,) bool
     vintage_correlation: float = 0.0  # of the vintage levels of cohorts one month apart (0: independent)
+    # (S, C) the log-sd of the cohort's true factor around ``factor``: its posterior under the credibility model
+    # (`_nested_credibility`), drawn per path by the forecast intervals; None with a fixed cohort_credibility.
+    spread: np.ndarray | None = None
 
     def scale(self, matrices: np.ndarray) -> np.ndarray:
         """Matrices (S, C or 1, ..., K, K) -> (S, C, ..., K, K) with each cohort's factor applied."""
@@ -76,6 +79,7 @@ class CohortFactors:
             "segment": pd.array([segments[s] for s in s_idx], dtype="string"),
             "cohort": pd.array(month_label(cohorts[c_idx]), dtype="string"),
             "factor": self.factor[s_idx, c_idx],
+            "factor_log_sd": (np.full(len(s_idx), np.nan) if self.spread is None else self.spread[s_idx, c_idx]),
             "credibility": self.credibility[s_idx, c_idx],
             "own_factor": self.own[s_idx, c_idx],
             "vintage_factor": self.vintage_factor[s_idx, c_idx],
@@ -257,25 +261,29 @@ def fit_cohort_factors(stats: PanelStats, transition_matrix: np.ndarray, config:
     n_steps = valid.sum(axis=-1)
     rho = 0.0
     if c.cohort_credibility == "auto":
-        z, toward, z_vintage, kappa, rho = _nested_credibility(w, x, w_c, own, n_steps, stats.cohorts,
-                                                               c.vintage_correlation)
+        z, toward, z_vintage, kappa, rho, variance = _nested_credibility(w, x, w_c, own, n_steps, stats.cohorts,
+                                                                         c.vintage_correlation)
     else:
         kappa = np.full(w.shape[0], float(c.cohort_credibility))
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(w_c > 0, w_c / (w_c + kappa[:, None]), 0.0)
-        toward, z_vintage = np.ones_like(z), np.zeros_like(z)
+        toward, z_vintage, variance = np.ones_like(z), np.zeros_like(z), None
     lo, hi = c.cohort_clip
     factor = np.clip(z * np.nan_to_num(own, nan=1.0) + (1.0 - z) * toward, lo, hi)
+    # On the log scale the paths draw from (a factor stays positive): sd / factor, the delta method.
+    spread = None if variance is None else np.where(stats.n_loans.max(axis=2) > 0, np.sqrt(variance) / factor, 0.0)
     return CohortFactors(factor=factor, own=own, credibility=z, vintage_factor=toward, vintage_credibility=z_vintage,
                          expected_moves=w_c, n_loans=stats.n_loans.max(axis=2), kappa=kappa, roll_forward=roll,
-                         absorbing=absorbing, vintage_correlation=rho)
+                         absorbing=absorbing, vintage_correlation=rho, spread=spread)
 
 
 def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.ndarray, n_steps: np.ndarray,
                         months: np.ndarray, correlation: float | str = 0.0
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
     """Two-level (Jewell) credibility of the cohort-segment ratios: Z_sc, then mu_c and Z_c broadcast to (S, C),
-    kappa = sigma2 / tau2 (S,) and the vintages' correlation one month apart (`_vintage_levels`).
+    kappa = sigma2 / tau2 (S,), the vintages' correlation one month apart (`_vintage_levels`) and the posterior
+    variance (S, C) of each cohort-segment's true factor, (1 - Z_sc) tau2 + (1 - Z_sc)^2 Var(level_c | data): what
+    its own history leaves unknown of its segment's part, and what is carried of its vintage's level's.
 
     sigma2 = sum w (x - own_sc)^2 / sum (n_sc - 1) is the noise per expected move; tau2, the variance of the
     segments' factors within a cohort, and nu2, of the cohorts' factors, are Bühlmann-Gisler's unbiased
@@ -293,9 +301,11 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
         scale = np.where(w_cohort > 0, w_cohort - (w_c ** 2).sum(axis=0) / w_cohort, 0.0).sum()
         tau2 = spread / scale if scale > 0 else np.nan
     if not np.isfinite(sigma2):  # one step per cohort: the noise cannot be measured, so no factor is trusted
-        return np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf), 0.0
+        return (np.zeros_like(w_c), np.ones_like(w_c), np.zeros_like(w_c), np.full(w.shape[0], np.inf), 0.0,
+                np.zeros_like(w_c))
     if sigma2 <= 0:  # every step of every cohort agrees with its cohort's ratio: no noise, own data only
-        return present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0]), 0.0
+        return (present.astype(np.float64), np.ones_like(w_c), np.zeros_like(w_c), np.zeros(w.shape[0]), 0.0,
+                np.zeros_like(w_c))
     segments_differ = bool(np.isfinite(tau2) and tau2 > 0)
     tau2 = tau2 if segments_differ else TAU_FLOOR * sigma2
     z = np.where(present, w_c / (w_c + sigma2 / tau2), 0.0)  # (S, C)
@@ -307,14 +317,17 @@ def _nested_credibility(w: np.ndarray, x: np.ndarray, w_c: np.ndarray, own: np.n
         n_cohorts = int((z_cohort > 0).sum())
         nu2 = (((z_cohort * (level - mean) ** 2).sum() - (n_cohorts - 1) * tau2)
                / (z_total - (z_cohort ** 2).sum() / z_total))
-    toward, z_level, rho = _vintage_levels(level, z_cohort, tau2, nu2, months, correlation)
+    toward, z_level, rho, level_variance = _vintage_levels(level, z_cohort, tau2, nu2, months, correlation)
     kappa = np.full(w.shape[0], sigma2 / tau2 if segments_differ else np.inf)  # inf: all weight at the cohort level
-    return (z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa, rho)
+    variance = (1.0 - z) * tau2 + (1.0 - z) ** 2 * level_variance[None, :]
+    return (z, np.broadcast_to(toward, w_c.shape).copy(), np.broadcast_to(z_level, w_c.shape).copy(), kappa, rho,
+            variance)
 
 
 def _vintage_levels(level: np.ndarray, z_cohort: np.ndarray, tau2: float, nu2: float, months: np.ndarray,
-                    correlation: float | str) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mu_c (C,), the weight of the cohort's own level B_c in it (C,), rho): the vintage levels' posterior mean.
+                    correlation: float | str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(mu_c (C,), the weight of the cohort's own level B_c in it (C,), rho, the posterior variance of each level
+    (C,), Sigma_cc - Sigma_c.o (Sigma_oo + D)^-1 Sigma_o.c): the vintage levels' posterior.
 
     The true levels are 1 + a stationary series over the cohort months with variance nu2 and correlation
     rho^|months apart| (AR(1)); B_c is one of them seen with noise variance tau2 / Z_c. mu = 1 + Sigma_.o (Sigma_oo
@@ -324,7 +337,7 @@ def _vintage_levels(level: np.ndarray, z_cohort: np.ndarray, tau2: float, nu2: f
     """
     seen = z_cohort > 0
     if not (np.isfinite(nu2) and nu2 > 0) or not seen.any():
-        return np.ones_like(level), np.zeros_like(level), 0.0
+        return np.ones_like(level), np.zeros_like(level), 0.0, np.zeros_like(level)
     from scipy.linalg import cho_factor, cho_solve
 
     lag = np.abs(months[:, None] - months[None, :]).astype(np.float64)  # (C, C) months apart
@@ -347,7 +360,9 @@ def _vintage_levels(level: np.ndarray, z_cohort: np.ndarray, tau2: float, nu2: f
     own_weight = np.zeros_like(level)
     # Sigma (Sigma + D)^-1 = I - D (Sigma + D)^-1: the hat matrix's diagonal without forming it
     own_weight[seen] = 1.0 - noise * np.diag(cho_solve(chol, np.eye(int(seen.sum()))))
-    return toward, own_weight, rho
+    cross = covariance(rho)[:, seen]  # (C, O)
+    variance = np.clip(nu2 - (cross * cho_solve(chol, cross.T).T).sum(axis=1), 0.0, None)
+    return toward, own_weight, rho, variance
 
 
 def _max_likelihood_rho(neg_log_likelihood) -> float:

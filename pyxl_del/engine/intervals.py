@@ -1,7 +1,7 @@
 """Forecast distributions: quantiles (P10 / P50 / P90 by default) of every forecast DEL cell.
 
 The report's forecast is the chain's expected path. Around it, this module simulates ``interval_draws`` paths of
-each cohort from its last actual state, with the two sources of uncertainty the chain knows about:
+each cohort from its last actual state, with the sources of uncertainty the chain knows about:
 
 * process noise: the cohort's live loans at its last actual MOB (not in an absorbing state) move as a multinomial
   per step; each carries the average balance of the live loans then (the chain moves balances, so its expected
@@ -12,7 +12,9 @@ each cohort from its last actual state, with the two sources of uncertainty the 
   Rows with concentration 0 or infinite, and absorbing rows, are fixed. A row equal to the previous step's (the
   tail, a copied nearest-MOB row) rests on the same evidence, so it reuses that step's draw. With cohort factors
   each cohort's rows are its segment's drawn rows scaled by its factor (`CohortFactors.scale`'s rule), as the
-  expected path scales the segment's matrices.
+  expected path scales the segment's matrices;
+* the cohort factor's own uncertainty: where the credibility model gives it (`CohortFactors.spread`, the log-sd of
+  the cohort's true factor), each draw takes the cohort's factor times a lognormal of mean 1, once for all its steps.
 
 A cell observed inside a cohort's history resets its paths to the actual state, as the expected path does (a gap
 is bridged from the month before). Vectorised over draws x cohorts; the loop is over MOB only.
@@ -129,7 +131,7 @@ def _allocate(rng: np.random.Generator, loans: np.ndarray, share: np.ndarray, n_
 
 def _move_cells(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, *, counts: np.ndarray,
                 drawn: np.ndarray, restarting: np.ndarray, live: np.ndarray, share: np.ndarray,
-                cohort: CohortFactors | None, absorbing: np.ndarray) -> np.ndarray:
+                cohort: CohortFactors | None, factors: np.ndarray | None, absorbing: np.ndarray) -> np.ndarray:
     """(D, a, K) loans of the rolling cells (segment and cohort indices) after one step: those restarting from an
     actual state are allocated afresh (``restarting``, ``live``, ``share`` at the step), then every live loan moves
     by its draw's row (``drawn`` (D, S, T, K)), scaled by its cohort's factor."""
@@ -144,7 +146,7 @@ def _move_cells(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, 
         source[:, r] = fresh
     p = drawn[:, s]  # (D, a, T, K)
     if cohort is not None:  # only the rows of the cohorts rolling now are scaled
-        p = scale_rows(p, cohort.factor[s, c][None], cohort.roll_forward[transient], absorbing[transient])
+        p = scale_rows(p, factors[:, s, c], cohort.roll_forward[transient], absorbing[transient])
     # Absorbed loans stay; the live ones move, every from-state in one multinomial call.
     arrived = _multinomial(rng, source[..., transient].ravel(), p.reshape(-1, k)).reshape(p.shape)
     return source * absorbing + arrived.sum(axis=-2)
@@ -163,7 +165,7 @@ class _Moments:
 
 def _move_moments(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, moments: _Moments, *,
                   drawn: np.ndarray, applied: np.ndarray, restarting: np.ndarray, live: np.ndarray,
-                  share: np.ndarray, cohort: CohortFactors | None, absorbing: np.ndarray,
+                  share: np.ndarray, cohort: CohortFactors | None, factors: np.ndarray | None, absorbing: np.ndarray,
                   bad: np.ndarray) -> np.ndarray:
     """(3, D, a) loans in each DEL type's bad states of the cells (segment and cohort indices) after one step, moved
     by their moments (updated in place); ``applied`` (S, T, K): the step's applied rows, the rest as `_move_cells`."""
@@ -186,7 +188,7 @@ def _move_moments(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
     masked_part, rest_part = np.where(mask, drawn, 0.0), np.where(mask, 0.0, drawn)  # (D, S, T, K)
     masked_sum, rest_sum = masked_part.sum(axis=-1), rest_part.sum(axis=-1)  # (D, S, T)
     if cohort is not None:
-        masked_scale, rest_scale = row_scales(masked_sum[:, s], rest_sum[:, s], cohort.factor[s, c][None, :, None],
+        masked_scale, rest_scale = row_scales(masked_sum[:, s], rest_sum[:, s], factors[:, s, c][..., None],
                                               absorbing[transient])
     else:
         masked_scale = rest_scale = np.ones_like(masked_sum[:, s])
@@ -229,7 +231,7 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     settings = config.forecast
     n_draws, levels = settings.interval_draws, settings.quantile_levels
     # Separate streams for the rows and the loans, so the loans' draws do not depend on how the rows are laid out.
-    rng_rows, *rngs, rng_moments = np.random.default_rng(settings.seed).spawn(2 + WORKERS)
+    rng_rows, *rngs, rng_moments, rng_factors = np.random.default_rng(settings.seed).spawn(3 + WORKERS)
     n_seg, n_coh, n_mob1, k = stats.ead.shape
     absorbing = np.isin(config.buckets.order, config.buckets.absorbing)
     transient = np.flatnonzero(~absorbing)
@@ -262,6 +264,13 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
     restart = np.maximum.accumulate(np.where(observed, mob, -1), axis=-1)
 
     tied = _tied(transition_matrix, concentration)
+    factors = None
+    if cohort is not None:
+        factors = np.broadcast_to(cohort.factor, (n_draws, *cohort.factor.shape))
+        if cohort.spread is not None:
+            sd = cohort.spread
+            z = rng_factors.standard_normal((n_draws, *sd.shape))
+            factors = factors * np.exp(sd * z - 0.5 * sd ** 2)
     drawn = None
     counts = np.zeros((n_draws, n_seg, n_coh, k), dtype=np.int64)  # loans live at the restart, where they are now
     moments = _Moments(mean=np.zeros((n_draws, n_seg, n_coh, k)), applied_mean=np.zeros((n_seg, n_coh, k)),
@@ -293,13 +302,14 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
                 bad_loans[..., by_moments] = _move_moments(
                     (s_idx[by_moments], c_idx[by_moments]), rng_moments, moments, drawn=drawn,
                     applied=transition_matrix[:, m][:, transient], restarting=observed[:, :, m], live=live[:, :, m],
-                    share=share[:, :, m], cohort=cohort, absorbing=absorbing, bad=bad)
+                    share=share[:, :, m], cohort=cohort, factors=factors, absorbing=absorbing, bad=bad)
             loan_by_loan = np.flatnonzero(~by_moments)
             if len(loan_by_loan):
                 # The cells move independently: WORKERS fixed parts, each with its own stream, so the draws do not
                 # depend on the machine; numpy's samplers release the GIL, so two cores share the work.
                 move = partial(_move_cells, counts=counts, drawn=drawn, restarting=observed[:, :, m],
-                               live=live[:, :, m], share=share[:, :, m], cohort=cohort, absorbing=absorbing)
+                               live=live[:, :, m], share=share[:, :, m], cohort=cohort, factors=factors,
+                               absorbing=absorbing)
                 parts = [(s_idx[part], c_idx[part]) for part in np.array_split(loan_by_loan, WORKERS)]
                 moved = np.concatenate(list(pool.map(move, parts, rngs)), axis=1)
                 counts[:, s_idx[loan_by_loan], c_idx[loan_by_loan]] = moved

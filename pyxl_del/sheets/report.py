@@ -499,7 +499,8 @@ CALIBRATION_COLUMNS = (("segment", "Segment", None, 22.0), ("mob", "MOB", "0", 7
 
 
 COHORT_FACTOR_COLUMNS = (("segment", "Segment", None, 22.0), ("cohort", "Cohort", None, 9.0),
-                         ("factor", "Cohort factor", "0.000", 9.0), ("credibility", "Credibility", "0.00", 11.0),
+                         ("factor", "Cohort factor", "0.000", 9.0), ("factor_log_sd", "Factor log-sd", "0.000", 9.0),
+                         ("credibility", "Credibility", "0.00", 11.0),
                          ("own_factor", "Own factor", "0.000", 10.0),
                          ("vintage_factor", "Vintage factor", "0.000", 10.0),
                          ("vintage_credibility", "Vintage credibility", "0.00", 11.0),
@@ -540,6 +541,7 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
             how = "estimated" if cal.vintage_correlation == "auto" else "[calibration] vintage_correlation"
             lines.append(f"Vintage factors borrow from neighbouring cohorts: levels one month apart correlate "
                          f"{rho:.2f} ({how}; 0: each vintage alone).")
+            lines.append("Factor log-sd: how unsure the factor is (log scale); the forecast intervals draw it.")
     header_row = 2 + len(lines)
     top = header_row + 1
     last_col = len(CALIBRATION_COLUMNS)

@@ -12,6 +12,7 @@ from test_known_answers import run as run_tiny
 from test_properties import build, has_transitions, loan_paths
 
 import pyxl_del
+from pyxl_del.datasets.sample import load_sample_panel
 from pyxl_del.engine.calibration import (
     CohortFactors,
     _nested_credibility,
@@ -22,7 +23,7 @@ from pyxl_del.engine.calibration import (
     roll_forward_mask,
     scale_rows,
 )
-from pyxl_del.engine.config import ConfigError, load_config
+from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.files import write_tables
 from pyxl_del.engine.forecast import forecast_ead
 
@@ -174,7 +175,7 @@ def test_correlated_vintages_by_hand():
     # Cohorts at months 0, 1, 2; 0 and 2 have levels 1.4 and 0.8, seen with noise tau2 / Z_c = 0.5 each; nu2 0.5,
     # rho 0.5: covariances 0.5 * 0.5^lag. V = [[1, 0.125], [0.125, 1]], V^-1 (0.4, -0.2) = (0.425, -0.25) / 0.984375.
     level, z_cohort, months = np.array([1.4, 1.0, 0.8]), np.array([1.0, 0.0, 1.0]), np.arange(3)
-    toward, own_weight, rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.5)
+    toward, own_weight, rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.5)[:3]
     alpha = np.array([0.425, -0.25]) / 0.984375
     np.testing.assert_allclose(toward, [1 + 0.5 * alpha[0] + 0.125 * alpha[1], 1 + 0.25 * alpha.sum(),
                                         1 + 0.125 * alpha[0] + 0.5 * alpha[1]], rtol=1e-12)
@@ -183,9 +184,37 @@ def test_correlated_vintages_by_hand():
     np.testing.assert_allclose(own_weight, [1 - 0.5 / 0.984375, 0.0, 1 - 0.5 / 0.984375], rtol=1e-12)
     assert rho == 0.5
     # rho 0 is the independent credibility: mu_c = 1 + Z_c (B_c - 1), Z_c = nu2 / (nu2 + 0.5) = 0.5; 1 without history
-    toward, own_weight, _rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.0)
+    toward, own_weight, _rho = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.0)[:3]
     np.testing.assert_allclose(toward, [1.2, 1.0, 0.9], rtol=1e-12)
     np.testing.assert_allclose(own_weight, [0.5, 0.0, 0.5], rtol=1e-12)
+
+
+def test_the_vintage_levels_posterior_variance_by_hand():
+    # The cohorts of test_correlated_vintages_by_hand: var_c = nu2 - Sigma_c.o V^-1 Sigma_o.c, V^-1 = [[1, -0.125],
+    # [-0.125, 1]] / 0.984375. Cohort 0: (0.25 - 2 * 0.5 * 0.125^2 + 0.125^2) / 0.984375 = 0.25 / 0.984375; the
+    # middle one, without history, (2 * 0.0625 - 2 * 0.125 * 0.0625) / 0.984375 = 1 / 9: it learns from both.
+    level, z_cohort, months = np.array([1.4, 1.0, 0.8]), np.array([1.0, 0.0, 1.0]), np.arange(3)
+    variance = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.5)[3]
+    np.testing.assert_allclose(variance, [0.5 - 0.25 / 0.984375, 0.5 - 1 / 9, 0.5 - 0.25 / 0.984375], rtol=1e-12)
+    # rho 0: nu2 (1 - Z_c), Z_c = 0.5; a cohort without history keeps the whole nu2
+    variance = _vintage_levels(level, z_cohort, 0.5, 0.5, months, 0.0)[3]
+    np.testing.assert_allclose(variance, [0.25, 0.5, 0.25], rtol=1e-12)
+    # no vintage effect (nu2 <= 0): nothing to carry
+    assert (_vintage_levels(level, z_cohort, 0.5, -0.1, months, 0.0)[3] == 0).all()
+
+
+def test_a_cohort_without_history_carries_the_widest_factor_spread():
+    # The sample's youngest cohort has no step of its own: its factor is its neighbours' vintage level, with the
+    # spread of the segments within a cohort and of that level (0.17 on the log scale); cohorts of two years'
+    # history, their level 90% their own, are far surer (0.03-0.07).
+    r = pyxl_del.run(load_sample_panel(), Config())
+    f = r.factors.cohort
+    assert f.spread is not None and np.isfinite(f.spread).all() and (f.spread >= 0).all()
+    young, old = (f.credibility == 0) & (f.n_loans > 0), f.vintage_credibility > 0.9
+    assert young.any() and old.any()
+    assert f.spread[young].min() > 2 * f.spread[old].max()
+    fixed = pyxl_del.run(load_sample_panel(), Config().with_overrides(calibration={"cohort_credibility": 50}))
+    assert fixed.factors.cohort.spread is None  # a fixed kappa has no variance model
 
 
 @pytest.mark.parametrize("correlation", [0.9, 0.0])
@@ -200,7 +229,7 @@ def test_the_vintages_correlation_is_estimated(correlation):
     z_cohort = np.r_[np.ones(100), np.zeros(20)]
     level = np.where(z_cohort > 0, truth + rng.normal(0, 0.05, 120), 1.0)
     nu2 = float(np.var(level[:100]) - 0.05 ** 2)
-    toward, _w, rho = _vintage_levels(level, z_cohort, 0.05 ** 2, nu2, np.arange(120), "auto")
+    toward, _w, rho = _vintage_levels(level, z_cohort, 0.05 ** 2, nu2, np.arange(120), "auto")[:3]
     assert rho == pytest.approx(correlation, abs=0.1)
     young_error = np.abs(toward[100:] - truth[100:]).mean()
     if correlation:
@@ -239,7 +268,7 @@ def test_cohort_factor_none_changes_nothing():
     assert np.array_equal(plain.ead_path, none.ead_path)
     assert np.array_equal(plain.transition_matrix, none.transition_matrix)
     assert plain.cohort_factors.empty and list(plain.cohort_factors.columns)[:5] == [
-        "segment", "cohort", "factor", "credibility", "own_factor"]
+        "segment", "cohort", "factor", "factor_log_sd", "credibility"]
     on = pyxl_del.run(df, base.with_overrides(calibration={"cohort_factor": "credibility", "cohort_credibility": 0.0}))
     assert not np.array_equal(plain.ead_path, on.ead_path)  # the check above can fail
 
@@ -259,8 +288,8 @@ def test_the_joint_fit_recovers_vintage_quality():
     df, config = vintage_panel()
     r = pyxl_del.run(df, config.with_overrides(calibration={"cohort_factor": "credibility"}))
     t = r.cohort_factors
-    assert list(t.columns) == ["segment", "cohort", "factor", "credibility", "own_factor", "vintage_factor",
-                               "vintage_credibility", "expected_moves", "n_loans", "kappa"]
+    assert list(t.columns) == ["segment", "cohort", "factor", "factor_log_sd", "credibility", "own_factor",
+                               "vintage_factor", "vintage_credibility", "expected_moves", "n_loans", "kappa"]
     good, bad = t["factor"].iloc[[0, 2]], t["factor"].iloc[[1, 3]]
     # The chain is the pool's (about 1.1 times the base): true factors about 0.55 and 1.45 against it.
     assert (good < 0.75).all() and (bad > 1.25).all()

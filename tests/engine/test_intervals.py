@@ -186,6 +186,34 @@ def test_cohort_factors_scale_the_drawn_rows():
     assert (worse.segments["DEL30"][1][forecast] > shared.segments["DEL30"][1][forecast]).any()
 
 
+@PATHS
+def test_the_cohort_factors_spread_widens_the_interval(moment_loans):
+    # Rows fixed, every cohort's factor 1.2: a spread of 0 draws nothing (the same quantiles as without one, so the
+    # factor draws use a stream of their own); a spread of 0.3 on the log scale widens P10..P90 of the forecast
+    # cells, around the same median within the draws' noise.
+    r = pyxl_del.run(simulate(CHAIN, cohorts=4, loans=200, max_mob=6), config(max_mob=6))
+    n_seg, n_coh = r.stats.ead.shape[:2]
+    conc = np.full_like(r.transitions.concentration, np.inf)
+    f = np.full((n_seg, n_coh), 1.2)
+    factors = CohortFactors(factor=f, own=f, credibility=np.ones_like(f), vintage_factor=np.ones_like(f),
+                            vintage_credibility=np.zeros_like(f), expected_moves=np.ones_like(f),
+                            n_loans=np.ones_like(f), kappa=np.zeros(n_seg), roll_forward=roll_forward_mask(r.config),
+                            absorbing=absorbing_mask(r.config))
+
+    def quantiles(spread):
+        cohort = factors if spread is None else replace(factors, spread=np.full((n_seg, n_coh), spread))
+        return simulate_intervals(r.stats, r.transition_matrix, conc, r.config, cohort,
+                                  moment_loans=moment_loans).segments["DEL30"]
+
+    plain, zero, wide = quantiles(None), quantiles(0.0), quantiles(0.3)
+    np.testing.assert_array_equal(zero, plain)
+    forecast = ~r.rates["DEL30"].is_actual & (r.stats.ead[:, :, :1].sum(axis=-1) > 0)
+    forecast[:, :, :2] = False  # a step or two ahead, a few loans' moves: too few to show the factor
+    width_plain, width_wide = (plain[2] - plain[0])[forecast], (wide[2] - wide[0])[forecast]
+    assert width_wide.mean() > 1.2 * width_plain.mean()
+    assert abs(wide[1][forecast] - plain[1][forecast]).mean() < 0.25 * width_plain.mean()
+
+
 @pytest.mark.parametrize("levels, message", [([0.9, 0.1], "ascending"), ([0.0, 0.9], "greater than 0"),
                                              ([0.1, 1.0], "less than 1")])
 def test_bad_interval_levels_name_the_key(levels, message):

@@ -274,7 +274,7 @@ def check_matrices_sheet(ws, result, segment) -> list[str]:
 
 def check_calibration_sheet(ws, result) -> list[str]:
     table = result.calibration_factors
-    header = next(r for r in range(1, 10) if ws.cell(r, 1).value == "Segment")
+    header = next(r for r in range(1, 16) if ws.cell(r, 1).value == "Segment")
     got_segments = [ws.cell(header + 1 + i, 1).value for i in range(len(table))]
     got_k = np.array([ws.cell(header + 1 + i, 3).value for i in range(len(table))], dtype=float)
     problems = []
@@ -634,7 +634,7 @@ def test_checker_reports_bad_companions_and_gridlines(books, mixed_result, tmp_p
     wb["CD_flags"]["C5"] = "ACTUAL" if wb["CD_flags"]["C5"].value != "ACTUAL" else "FORECAST"
     wb["CD_matrices"]["C8"] = 0.5
     calibration = wb["Calibration"]
-    header = next(r for r in range(1, 10) if calibration.cell(r, 1).value == "Segment")
+    header = next(r for r in range(1, 16) if calibration.cell(r, 1).value == "Segment")
     calibration.cell(header + 1, 3).value = 9.0  # the first k
     del wb["TW-Moto_curves"]._charts[0]
     wb["Run info"].sheet_view.showGridLines = True

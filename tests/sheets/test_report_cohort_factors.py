@@ -84,3 +84,27 @@ def test_the_calibration_sheet_states_the_vintages_correlation(tmp_path):
     ws = load_workbook(write_report(auto, tmp_path / "auto.xlsx"))[FIXED_SHEETS["calibration"]]
     notes = [str(c.value) for row in ws.iter_rows(max_row=cohort_block(ws)[0]) for c in row if c.value is not None]
     assert any(f"correlate {auto.factors.cohort.vintage_correlation:.2f} (estimated" in t for t in notes), notes
+
+
+def read_log_sd(ws) -> list:
+    header, first = cohort_block(ws)
+    assert ws.cell(header, first + 3).value == "Factor log-sd"
+    values, r = [], header + 1
+    while ws.cell(r, first).value is not None:
+        values.append(ws.cell(r, first + 3).value)
+        r += 1
+    return values
+
+
+def test_the_factor_log_sd_sits_beside_the_factor(book, tmp_path):
+    # With the credibility model ("auto") each factor's posterior log-sd, as numbers; with a fixed
+    # cohort_credibility there is none, and the cells stay empty (not 0, which would read "sure").
+    auto = pyxl_del.run(generate_sample(loans_per_cohort=60, n_cohorts=8), pyxl_del.Config())
+    ws = load_workbook(write_report(auto, tmp_path / "auto.xlsx"))[FIXED_SHEETS["calibration"]]
+    shown = read_log_sd(ws)
+    assert np.allclose(np.array(shown, dtype=float), auto.cohort_factors["factor_log_sd"].to_numpy())
+    assert min(shown) >= 0 and max(shown) > 0
+    notes = [str(c.value) for row in ws.iter_rows(max_row=cohort_block(ws)[0]) for c in row if c.value is not None]
+    assert any(t.startswith("Factor log-sd: how unsure") for t in notes), notes
+    _result, path = book
+    assert set(read_log_sd(load_workbook(path)[FIXED_SHEETS["calibration"]])) == {None}

@@ -29,7 +29,7 @@ from pyxl_del.engine.calibration import (
 )
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
-from pyxl_del.engine.diagnostics import diagnostics
+from pyxl_del.engine.diagnostics import diagnostics, illustrative_forecast, short_history
 from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals
@@ -81,6 +81,16 @@ class DelResult:
     @property
     def segments(self) -> tuple[str, ...]:
         return self.stats.segments
+
+    @property
+    def short_history(self) -> np.ndarray:
+        """(S,) the segments whose forecast is ILLUSTRATIVE: extrapolated from too few MOB steps (diagnostics)."""
+        return short_history(self.transitions)
+
+    @property
+    def illustrative(self) -> str:
+        """The sentence that marks the short history's forecast ILLUSTRATIVE (also in ``warnings``); "" if none."""
+        return illustrative_forecast(self.transitions, self.stats, self.config)
 
     @property
     def cohorts(self) -> list[str]:
@@ -326,6 +336,7 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
     warnings = list(stats.warnings)
+    warnings += [w for w in (illustrative_forecast(model, stats, config),) if w]
     warnings += diagnostics(stats, config)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
                                  config.transitions.min_count)

@@ -18,6 +18,7 @@ from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.calibration import absorbing_mask
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
 from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import FALLBACK, TAIL
@@ -92,6 +93,7 @@ OWNER = "report"  # the owner of the report's sheets
 
 FLAG_ACTUAL, FLAG_FORECAST, FLAG_MIXED = "ACTUAL", "FORECAST", "MIXED"
 LEGEND_NOTE_STYLE = Style(font=Font(italic=True, color=NOTE_COLOR))
+ILLUSTRATIVE_STYLE = Style(font=Font(bold=True, color=WARN_COLOR))
 
 WideTables = Callable[[str, str, str], pd.DataFrame]  # DelResult.wide, or a cached stand-in
 
@@ -211,7 +213,9 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
         Format(Area(header_row, left, header_row, last_col), Style(number_format=MOB_HEADER)),
     ]
     # The legend in the table's own size: the wide table prints at about 75%, and 11 pt stays 8 pt on paper.
-    legend = [
+    note = illustrative_note(result, segment)
+    legend = [(note, ILLUSTRATIVE_STYLE)] if note else []
+    legend += [
         ("ACTUAL: upright", Style()),
         ("FORECAST: italic grey", Style(font=Font(italic=True, color=FORECAST_COLOR))),
     ]
@@ -318,6 +322,23 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
 # ------------------------------------------------------------------------------------------------ curves
 
 
+def illustrative_note(result: DelResult, segment: str) -> str:
+    """The line a sheet of ``segment`` (or the Portfolio) shows when its forecast is ILLUSTRATIVE (a chain resting
+    on too few MOB steps, engine.diagnostics.short_history); "" when it is not."""
+    short = result.short_history
+    where = f"see {FIXED_SHEETS['summary']}, Caveats"
+    if segment == PORTFOLIO:
+        n = int(short.sum())
+        return (f"ILLUSTRATIVE: {n} of {counted(len(short), 'segment')} {agree(n, 'rests', 'rest')} on fewer than "
+                f"{SHORT_HISTORY_STEPS} MOB steps of data ({where})" if n else "")
+    s = result.segments.index(segment)
+    if not short[s]:
+        return ""
+    steps = int(result.transitions.last_estimated_step[s]) + 1
+    return (f"ILLUSTRATIVE: the chain rests on {counted(steps, 'MOB step')} of data, repeated to MOB "
+            f"{int(result.stats.max_mob)} ({where})")
+
+
 def curve_cohorts(n: int, k: int = MAX_CURVES) -> np.ndarray:
     """Row positions of up to k cohorts spread evenly from the oldest to the newest."""
     return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64)) if n else np.empty(0, np.int64)
@@ -345,6 +366,10 @@ def curves_sheet(result: DelResult, segment: str, name: str, *, wide: WideTables
     ]
     formats = [Format(Area.cell(1, 1), SUBTITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
                Format(Area.cell(data_top, 1), SUBTITLE_STYLE)]
+    note = illustrative_note(result, segment)
+    if note:  # row 3 is free: the charts start at row 4
+        blocks.append(cell_block(3, 1, note))
+        formats.append(Format(Area.cell(3, 1), ILLUSTRATIVE_STYLE))
     header_row, first = data_top + 1, data_top + 2
     last = first + n_mob - 1
     blocks.append(Block(header_row, 1, text_grid([["MOB"]])))
@@ -774,45 +799,56 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     cohorts = list(tables[DEL_TYPES[0]].index.astype(str))
 
     w.section("Portfolio DEL")
-    rows = []
+    rows = []  # (label, DEL values, whether forecasts enter it)
     for mob in SUMMARY_MOBS:
         at = _latest_actual(flags, mob)
         if at is not None:
             rows.append((f"MOB {mob}, newest cohort observed there ({cohorts[at]})",
-                         [tables[d].iloc[at, mob] for d in DEL_TYPES]))
+                         [tables[d].iloc[at, mob] for d in DEL_TYPES], False))
     # The newest cohort's MOB 12 is a forecast in a book that keeps booking, but can be observed already (one
     # agency quarter followed for years); it is then the row above, so it is shown only when not all actual.
     newest_flag = flags[-1, SUMMARY_MOBS[-1]] if cohorts and max_mob >= SUMMARY_MOBS[-1] else FLAG_ACTUAL
     if newest_flag != FLAG_ACTUAL:
         rows.append((f"MOB {SUMMARY_MOBS[-1]}, newest cohort ({cohorts[-1]}), {FLAG_WORDS[newest_flag]}",
-                     [tables[d].iloc[-1, SUMMARY_MOBS[-1]] for d in DEL_TYPES]))
+                     [tables[d].iloc[-1, SUMMARY_MOBS[-1]] for d in DEL_TYPES], True))
     other = "ead_weighted" if cfg.portfolio.aggregation == "mean" else "mean"
     views = {cfg.portfolio.aggregation: result.portfolio, other: result.portfolio_as(other)}
     for aggregation in (cfg.portfolio.aggregation, other):
         shown = "as shown" if aggregation == cfg.portfolio.aggregation else WEIGHT_WORDS[aggregation]
         rows.append((f"MOB {max_mob}, mean of cohorts, {shown}",
                      [float(np.nanmean(views[aggregation][d].mixed[:, max_mob])) if n_cohorts else np.nan
-                      for d in DEL_TYPES]))
-    key = pd.DataFrame([[label, *values] for label, values in rows], columns=["figure", *DEL_TYPES])
-    w.table(key, [("figure", "Figure", None, 0), *[(d, d, PERCENT, 0) for d in DEL_TYPES]])
+                      for d in DEL_TYPES], bool((flags[:, max_mob] != FLAG_ACTUAL).any()) if n_cohorts else False))
+    key = pd.DataFrame([[label, *values] for label, values, _ in rows], columns=["figure", *DEL_TYPES])
+    columns = [("figure", "Figure", None, 0), *[(d, d, PERCENT, 0) for d in DEL_TYPES]]
+    if result.short_history.any():  # a figure holding forecasts of a short history says so (engine.diagnostics)
+        key["note"] = ["ILLUSTRATIVE" if forecast else "" for _, _, forecast in rows]
+        columns.append(("note", "Note", None, 0))
+    area = w.table(key, columns)
+    if "note" in key:
+        w.formats.append(Format(Area(area.first_row + 1, area.last_col, area.last_row, area.last_col),
+                                ILLUSTRATIVE_STYLE.over(Style(horizontal="center"))))
 
     w.section("Segments")
     by_segment = []
-    for segment in result.segments:
+    steps = result.transitions.last_estimated_step + 1
+    for s_idx, segment in enumerate(result.segments):
         part = segments[segments["segment"] == segment]
         table = wide(segment, "DEL30", "mixed")
         seg_flags = wide(segment, "DEL30", "flags").to_numpy(dtype=object, na_value="")
         at = _latest_actual(seg_flags, SUMMARY_MOBS[-1])
-        by_segment.append((clean_text(segment), len(part), int(part["loans"].sum()), float(part["ead_mob0"].sum()),
+        label = clean_text(segment) + (" (ILLUSTRATIVE)" if result.short_history[s_idx] else "")
+        by_segment.append((label, len(part), int(part["loans"].sum()), float(part["ead_mob0"].sum()),
                            np.nan if at is None else table.iloc[at, SUMMARY_MOBS[-1]],
                            "" if at is None else str(table.index[at]),
-                           _newest_forecast(table, seg_flags)))
-    frame = pd.DataFrame(by_segment, columns=["segment", "cohorts", "loans", "ead", "latest", "cohort", "newest"])
+                           _newest_forecast(table, seg_flags), int(steps[s_idx])))
+    frame = pd.DataFrame(by_segment, columns=["segment", "cohorts", "loans", "ead", "latest", "cohort", "newest",
+                                              "basis"])
     w.table(frame, [("segment", "Segment", None, 0), ("cohorts", "Cohorts", "0", 0), ("loans", "Loans", "#,##0", 0),
                     ("ead", "EAD at MOB 0", "#,##0", 0),
                     ("latest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest observed", PERCENT, 0),
                     ("cohort", "Observed cohort", None, 0),
-                    ("newest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest cohort (forecast; blank: observed)", PERCENT, 0)])
+                    ("newest", f"DEL30 MOB {SUMMARY_MOBS[-1]}, newest cohort (forecast; blank: observed)", PERCENT, 0),
+                    ("basis", "MOB steps of data", "0", 0)])
 
     # DEL at MOB 6 and 12 by vintage: a chart each, actual solid, forecast dashed; their data below the contents.
     chart_height = 7.5
@@ -833,7 +869,8 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     # Live rows only: an absorbing state's row is the identity whatever the data.
     source = result.transitions.source[..., ~absorbing_mask(cfg)]
     fell_back, tail = int((source == FALLBACK).sum()), int((source == TAIL).sum())
-    caveats = [f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
+    caveats = [*([result.illustrative + "."] if result.illustrative else []),
+               f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
                f"{WEIGHT_WORDS[other]}, its DEL30 at MOB {max_mob} averages "
                f"{np.nanmean(views[other]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%} over the "
                f"cohorts instead of "

@@ -1,18 +1,23 @@
 """Honest diagnostics from PanelStats: tiny cohorts and their Portfolio weight, loans leaving while live, cohorts
-cut at max_mob, thin transition rows, calendar weights across eras — known answers on a hand-made panel, and silence on a complete book."""
+cut at max_mob, thin transition rows, calendar weights across eras, and from the chain a short history (ILLUSTRATIVE)
+— known answers on a hand-made panel, and silence on a complete book."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 from _panels import CHAIN, cfg, frame, loan, simulate
 
+from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import month_label
 from pyxl_del.engine.diagnostics import (
     calendar_gap,
     censored_loans,
     cut_cohorts,
     diagnostics,
+    illustrative_forecast,
+    short_history,
     thin_rows,
     tiny_cohorts,
 )
@@ -99,3 +104,48 @@ def test_calendar_weights_across_eras():
     # Silent: weights off; a window of the newest era only; a gap shorter than a year (2020-04..2020-11).
     assert found(panel) == "" and found(panel, window=1) == ""
     assert found(two_eras("2020-11"), window=2) == ""
+
+
+def young_book(months: int) -> pd.DataFrame:
+    """Segment A: 40 loans of cohort 2024-01 followed ``months`` months (MOB 0..months): 4 fall 30 days behind at
+    MOB 1 and cure at MOB 2; segment B: 40 loans, always current."""
+    records = []
+    for i in range(40):
+        late = i < 4
+        path = [("CURRENT", 100.0)] + [("DPD30+" if late and m == 1 else "CURRENT", 100.0) for m in range(1, months + 1)]
+        records += loan(f"A{i}", "2024-01", "A", path)
+        records += loan(f"B{i}", "2024-01", "B", [("CURRENT", 100.0)] * (months + 1))
+    return frame(records)
+
+
+def test_a_short_history_is_illustrative():
+    # One month of data (one MOB step) forecast to MOB 12: both segments rest on 1 step; A's 4 loans in DPD30+ have
+    # not left it yet, so that state's moves are the default row.
+    config = cfg(forecast={"max_mob": 12})
+    result = run(young_book(1), config)
+    assert result.short_history.tolist() == [True, True]
+    text = illustrative_forecast(result.transitions, result.stats, config)
+    assert text.startswith("ILLUSTRATIVE forecast: every segment ('A', 'B') rest on 1 MOB step of data (up to MOB 1), "
+                           "repeated to MOB 12; no loan has left DPD30+ yet, so its moves are a default (stays in its "
+                           "state). Backtested from fewer than 6 MOB steps")
+    assert text == result.illustrative and result.warnings[0] == text  # first among the run's warnings
+    # The shipped defaults (bayes) name their own default row.
+    assert "so its moves are a default (half cures, half stays)" in run(young_book(1), Config().with_overrides(
+        forecast={"max_mob": 12})).illustrative
+    # Three months: DPD30+ was left (cured), so no default is named; still fewer than 6 steps.
+    three = run(young_book(3), config)
+    assert three.illustrative.startswith("ILLUSTRATIVE forecast: every segment ('A', 'B') rest on 3 MOB steps of data")
+    assert "default" not in three.illustrative
+
+
+def test_six_steps_or_no_tail_is_not_illustrative():
+    # Six months of data: six MOB steps, the threshold (docs/backtesting.md item 20).
+    config = cfg(forecast={"max_mob": 12})
+    six = run(young_book(6), config)
+    assert not six.short_history.any() and six.illustrative == ""
+    assert not any(w.startswith("ILLUSTRATIVE") for w in six.warnings)
+    # Three steps that are the whole chain (max_mob 3): nothing is extrapolated.
+    whole = run(young_book(3), cfg(forecast={"max_mob": 3}))
+    assert not whole.short_history.any() and whole.illustrative == ""
+    # Five months, one short of the threshold, flags again: the check above can fail.
+    assert short_history(run(young_book(5), config).transitions).all()

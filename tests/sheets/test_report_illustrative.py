@@ -1,0 +1,89 @@
+"""A forecast that rests on a short history (engine.diagnostics.short_history) says ILLUSTRATIVE where the report
+shows it: the Summary's figures, segments and caveats, each DEL sheet's legend and each curves sheet; a book with
+enough history shows none of it."""
+
+from __future__ import annotations
+
+import pytest
+from _panels import frame, loan
+from openpyxl import load_workbook
+
+import pyxl_del
+from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.excel.render import write_report
+from pyxl_del.sheets.report import FIXED_SHEETS
+
+
+def new_product() -> object:
+    """Segment A: cohort 2024-01 followed to MOB 8, 3 loans late at MOB 1 who cure; segment B, launched later:
+    cohort 2024-08 followed one month (MOB 0..1), 3 loans late at MOB 1. The as-of is 2024-09: B's chain rests on
+    one MOB step, A's on eight."""
+    records = []
+    for i in range(60):
+        late = i < 3
+        records += loan(f"A{i}", "2024-01", "A",
+                        [("CURRENT", 100.0)] + [("DPD30+" if late and m == 1 else "CURRENT", 100.0) for m in range(1, 9)])
+        records += loan(f"B{i}", "2024-08", "B", [("CURRENT", 100.0), ("DPD30+" if late else "CURRENT", 100.0)])
+    return frame(records)
+
+
+def texts(ws) -> list[str]:
+    return [str(c.value) for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+
+
+def summary_table(ws, header: str) -> tuple[int, dict[str, int]]:
+    """(header row, column of each header) of the Summary table whose first header cell is ``header``."""
+    for row in ws.iter_rows():
+        if row[0].value == header:
+            return row[0].row, {c.value: c.column for c in row if c.value is not None}
+    raise AssertionError(f"no table headed {header!r}")
+
+
+@pytest.fixture(scope="module")
+def young(tmp_path_factory):
+    result = pyxl_del.run(new_product(), pyxl_del.Config().with_overrides(forecast={"max_mob": 12}))
+    return result, load_workbook(write_report(result, tmp_path_factory.mktemp("young") / "young.xlsx"))
+
+
+def test_the_summary_marks_the_figures_segments_and_caveats(young):
+    result, wb = young
+    assert result.short_history.tolist() == [False, True]
+    ws = wb[FIXED_SHEETS["summary"]]
+    top, cols = summary_table(ws, "Figure")
+    notes = {}
+    r = top + 1
+    while ws.cell(r, 1).value:
+        notes[ws.cell(r, 1).value] = ws.cell(r, cols["Note"]).value
+        r += 1
+    # MOB 6 of cohort 2024-01 is actual: not illustrative; every figure holding a forecast is.
+    assert notes.pop("MOB 6, newest cohort observed there (2024-01)") is None
+    assert notes and set(notes.values()) == {"ILLUSTRATIVE"}
+    top, cols = summary_table(ws, "Segment")
+    assert [ws.cell(top + 1 + i, 1).value for i in range(2)] == ["A", "B (ILLUSTRATIVE)"]
+    assert [ws.cell(top + 1 + i, cols["MOB steps of data"]).value for i in range(2)] == [8, 1]
+    caveats = texts(ws)[texts(ws).index("Caveats") + 1]
+    assert caveats == result.illustrative + "."
+    assert caveats.startswith("ILLUSTRATIVE forecast: segment 'B' rests on 1 MOB step of data (up to MOB 1), "
+                              "repeated to MOB 12")
+
+
+def test_each_del_and_curves_sheet_of_the_short_segment_says_so(young):
+    _result, wb = young
+    for name in ("B_DEL30", "B_DEL90", "Portfolio_DEL60"):
+        assert [t for t in texts(wb[name]) if t.startswith("ILLUSTRATIVE")], name
+    for name in ("A_DEL30", "A_DEL60", "A_curves"):
+        assert not [t for t in texts(wb[name]) if "ILLUSTRATIVE" in t], name
+    assert any(t.startswith("ILLUSTRATIVE: 1 of 2 segments rests on fewer than 6 MOB steps")
+               for t in texts(wb["Portfolio_DEL30"]))
+    note = wb["B_curves"]["A3"]
+    assert note.value.startswith("ILLUSTRATIVE: the chain rests on 1 MOB step of data, repeated to MOB 12")
+    assert note.font.b and note.font.color.rgb.endswith("C65911")
+
+
+def test_a_book_with_history_shows_none_of_it(tmp_path):
+    result = pyxl_del.run(generate_sample(loans_per_cohort=60, n_cohorts=12), pyxl_del.Config())
+    assert not result.short_history.any()
+    wb = load_workbook(write_report(result, tmp_path / "long.xlsx"))
+    assert not [t for name in wb.sheetnames for t in texts(wb[name]) if "ILLUSTRATIVE" in t]
+    _top, cols = summary_table(wb[FIXED_SHEETS["summary"]], "Figure")
+    assert "Note" not in cols

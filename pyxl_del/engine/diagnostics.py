@@ -24,7 +24,13 @@ import numpy as np
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
 from pyxl_del.engine.errors import agree, counted
-from pyxl_del.engine.transitions import NEUTRAL, NO_DATA, ROW_ORIGINS, TransitionModel, months_with_moves
+from pyxl_del.engine.transitions import (
+    NEUTRAL,
+    NO_DATA,
+    ROW_ORIGINS,
+    TransitionModel,
+    months_with_moves,
+)
 
 THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan = more than 3 points)
 EXAMPLES = 3

@@ -29,7 +29,11 @@ from pyxl_del.engine.calibration import (
 )
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
-from pyxl_del.engine.diagnostics import diagnostics, illustrative_forecast, short_history
+from pyxl_del.engine.diagnostics import (
+    diagnostics,
+    illustrative_forecast,
+    short_history,
+)
 from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.intervals import ForecastIntervals, simulate_intervals

@@ -29,7 +29,8 @@ from pyxl_del.engine.config import (
     ConfigError,
     load_config,
 )
-from pyxl_del.engine.errors import counted, describe_error
+from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
+from pyxl_del.engine.errors import agree, counted, describe_error
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.excel.buttons import BUTTONS, handler
@@ -112,7 +113,13 @@ def refresh_report(ctx: ActionContext) -> Outcome:
 def _forecast(ctx: ActionContext, source: Ref) -> Outcome:
     result = ctx.forecast(source, ctx.book.read_frame(source))
     warned = f" ({counted(len(result.warnings), 'warning')}, on sheet 'Run info')" if result.warnings else ""
-    outcome = ctx.write(report.build_layouts(result), f"Forecast of {result.stats.n_rows:,} rows from {source}{warned}")
+    # A forecast from too few months of data is marked where the officer looks first (engine.diagnostics).
+    short = int(result.short_history.sum())
+    illustrative = (f": ILLUSTRATIVE, {short} of {counted(len(result.segments), 'segment')} "
+                    f"{agree(short, 'rests', 'rest')} on fewer than {SHORT_HISTORY_STEPS} MOB steps of data "
+                    f"(sheet '{report.FIXED_SHEETS['summary']}', Caveats)" if short else "")
+    outcome = ctx.write(report.build_layouts(result),
+                        f"Forecast of {result.stats.n_rows:,} rows from {source}{illustrative}{warned}")
     ctx.book.set_name(SOURCE_NAME, source if source.address is not None else None)
     return outcome
 

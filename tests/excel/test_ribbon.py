@@ -161,7 +161,7 @@ def test_a_user_sheet_with_a_report_name_is_an_error(book, capsys):
     assert book.read_bytes() == unchanged
 
 
-def test_selection_is_forecast_and_remembered_for_refresh(book):
+def test_selection_is_forecast_and_remembered_for_refresh(book, capsys):
     rows = data_rows(book)
     cohorts = sorted({r[1] for r in rows[1:]})[-6:]
     subset = [rows[0]] + [r for r in rows[1:] if r[1] in cohorts]
@@ -175,10 +175,27 @@ def test_selection_is_forecast_and_remembered_for_refresh(book):
 
     assert cli("refresh_report", "--workbook", book) == EXIT_OK
     assert run_info_input(book) == f"pyxl_del.xlsm {selected}"
+    # The last six cohorts: the oldest has five MOB steps, so this forecast is ILLUSTRATIVE; the whole sample is not.
+    assert ": ILLUSTRATIVE, 3 of 3 segments rest on fewer than 6" in capsys.readouterr().out
 
     assert cli("run_forecast", "--workbook", book) == EXIT_OK  # one cell selected: the Data sheet
     assert run_info_input(book) == "pyxl_del.xlsm Data"
+    assert "ILLUSTRATIVE" not in capsys.readouterr().out
     assert OpenpyxlBook(book).get_name(ribbon.SOURCE_NAME) is None
+
+
+def test_a_forecast_from_two_months_of_data_says_illustrative(book, capsys):
+    # The sample's first two months only (its first cohort at MOB 0 and 1, the second at MOB 0): one MOB step.
+    rows = data_rows(book)
+    first, second = sorted({r[1] for r in rows[1:]})[:2]
+    subset = [rows[0]] + [r for r in rows[1:] if (r[1] == first and r[2] <= 1) or (r[1] == second and r[2] == 0)]
+    add_user_sheets(book, {"New book": subset})
+    assert cli("run_forecast", "--workbook", book, "--selection", f"'New book'!A1:F{len(subset)}") == EXIT_OK
+    out = capsys.readouterr().out
+    assert ": ILLUSTRATIVE, 3 of 3 segments rest on fewer than 6 MOB steps of data (sheet 'Summary', Caveats)" in out
+    summary = openpyxl.load_workbook(book)["Summary"]
+    assert any(isinstance(c.value, str) and c.value.startswith("ILLUSTRATIVE forecast: every segment")
+               for row in summary.iter_rows() for c in row)
 
 
 def test_the_selection_saved_in_the_file_is_used(book):

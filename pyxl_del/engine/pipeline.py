@@ -96,6 +96,11 @@ class DelResult:
         """The sentence that marks the short history's forecast ILLUSTRATIVE (also in ``warnings``); "" if none."""
         return illustrative_forecast(self.transitions, self.stats, self.config)
 
+    def is_illustrative(self, segment: str) -> bool:
+        """Whether ``segment``'s forecast is ILLUSTRATIVE (the Portfolio's: when any segment's is)."""
+        short = self.short_history
+        return bool(short.any() if segment == PORTFOLIO else short[self._segment_index(segment)])
+
     @property
     def cohorts(self) -> list[str]:
         """Cohort labels YYYY-MM, ascending."""

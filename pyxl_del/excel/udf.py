@@ -52,6 +52,8 @@ from pyxl_del.excel.workbook import CELL_ERRORS, WorkbookError, cells_to_frame
 log = logging.getLogger(__name__)
 
 MESSAGE_PREFIX = "#pyxl_del: "
+# The corner of a DEL table whose forecast rests on too few months of data (the cause: =DEL_WARNINGS).
+ILLUSTRATIVE_CORNER = "Cohort (ILLUSTRATIVE: see DEL_WARNINGS)"
 FIT_MEMO_SIZE = 8  # fitted results kept: a DelResult is small (arrays of segment x cohort x MOB x state)
 TABLE_MEMO_SIZE = 256  # answers kept: a few thousand cells each
 CONFIG_MEMO_SIZE = 16
@@ -246,8 +248,14 @@ def table(data: Any, segment: Any, del_type: Any, calibrate: Any, config: Any, *
           folder: Path | None = None) -> Cells:
     """The cohort x MOB table of ``kind`` (mixed, actual, forecast, flags) with a header row and cohort column."""
     args = TableArgs(segment=segment, del_type=del_type, calibrate=calibrate, config=config)
-    return _answer(Inputs.of(data, args, folder, args.calibrate), args, kind,
-                   lambda result: frame_to_cells(result.wide(args.segment, args.del_type, kind), "Cohort"))
+
+    def cells(result: DelResult) -> Cells:
+        # A forecast from too few months of data says so in the spill's corner (engine.diagnostics.short_history).
+        marked = kind in ("mixed", "forecast") and result.is_illustrative(args.segment)
+        return frame_to_cells(result.wide(args.segment, args.del_type, kind),
+                              ILLUSTRATIVE_CORNER if marked else "Cohort")
+
+    return _answer(Inputs.of(data, args, folder, args.calibrate), args, kind, cells)
 
 
 @excel_safe

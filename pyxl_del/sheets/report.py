@@ -325,16 +325,14 @@ def flags_sheet(result: DelResult, segment: str, del_types: Sequence[str], name:
 def illustrative_note(result: DelResult, segment: str) -> str:
     """The line a sheet of ``segment`` (or the Portfolio) shows when its forecast is ILLUSTRATIVE (a chain resting
     on too few MOB steps, engine.diagnostics.short_history); "" when it is not."""
-    short = result.short_history
+    if not result.is_illustrative(segment):
+        return ""
     where = f"see {FIXED_SHEETS['summary']}, Caveats"
     if segment == PORTFOLIO:
-        n = int(short.sum())
-        return (f"ILLUSTRATIVE: {n} of {counted(len(short), 'segment')} {agree(n, 'rests', 'rest')} on fewer than "
-                f"{SHORT_HISTORY_STEPS} MOB steps of data ({where})" if n else "")
-    s = result.segments.index(segment)
-    if not short[s]:
-        return ""
-    steps = int(result.transitions.last_estimated_step[s]) + 1
+        n = int(result.short_history.sum())
+        return (f"ILLUSTRATIVE: {n} of {counted(len(result.segments), 'segment')} {agree(n, 'rests', 'rest')} on "
+                f"fewer than {SHORT_HISTORY_STEPS} MOB steps of data ({where})")
+    steps = int(result.transitions.last_estimated_step[result.segments.index(segment)]) + 1
     return (f"ILLUSTRATIVE: the chain rests on {counted(steps, 'MOB step')} of data, repeated to MOB "
             f"{int(result.stats.max_mob)} ({where})")
 

@@ -174,6 +174,20 @@ def test_del_forecast_spills_the_mixed_table(excel, cells, panel):
     np.testing.assert_allclose(values, expected.to_numpy(dtype=float), equal_nan=True)
 
 
+def test_a_forecast_from_one_month_of_data_says_illustrative_in_its_corner(excel, panel):
+    # The first two cohorts at their first months only: one MOB step of data, forecast to max_mob.
+    first, second = sorted(panel["DISBURSAL_MONTH"].unique())[:2]
+    young = panel[((panel["DISBURSAL_MONTH"] == first) & (panel["MOB"] <= 1))
+                  | ((panel["DISBURSAL_MONTH"] == second) & (panel["MOB"] == 0))]
+    cells = excel_cells(young)
+    for segment in ("CD", "Portfolio"):
+        out = assert_cells(excel.call(excel.module.DEL_FORECAST, cells, segment))
+        assert out[0][0] == "Cohort (ILLUSTRATIVE: see DEL_WARNINGS)"
+    assert assert_cells(excel.call(excel.module.DEL_ACTUAL, cells, "CD"))[0][0] == "Cohort"  # nothing forecast
+    warned = assert_cells(excel.call(excel.module.DEL_WARNINGS, cells))
+    assert any(row[0].startswith("ILLUSTRATIVE forecast: every segment") for row in warned[1:])
+
+
 @pytest.mark.parametrize("name, args, corner", [
     ("DEL_FLAGS", ("CD", "DEL60"), "Cohort"),
     ("DEL_ACTUAL", ("Portfolio",), "Cohort"),

@@ -20,9 +20,21 @@ import time
 
 import numpy as np
 import pandas as pd
-from forecast_evidence import AGENCY_CRISIS, EVERY_ORIGIN, _agency, _fannie, _fitted, _thin_prime
+from forecast_evidence import (
+    AGENCY_CRISIS,
+    EVERY_ORIGIN,
+    _agency,
+    _fannie,
+    _fitted,
+    _thin_prime,
+)
 
-from pyxl_del.backtest.rolling import FORECASTERS, Calendar, backtest, backtest_forecasters
+from pyxl_del.backtest.rolling import (
+    FORECASTERS,
+    Calendar,
+    backtest,
+    backtest_forecasters,
+)
 from pyxl_del.engine.data import PORTFOLIO, validate_panel
 from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
 

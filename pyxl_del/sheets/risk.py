@@ -18,7 +18,8 @@ import pandas as pd
 from pyxl_del.decision.dashboard import Dashboard
 from pyxl_del.engine.config import Config, ScenarioSpec
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
+from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import describe
 from pyxl_del.risk.analysis import ALERTS_PREFIX, RiskAnalysis
@@ -101,13 +102,22 @@ def _book_notes(analysis: RiskAnalysis) -> list[str]:
     return analysis.book.notes(analysis.result, analysis.config)
 
 
-def _lgd_note(config: Config, segments: Sequence[str]) -> list[str]:
-    """ILLUSTRATIVE when some segment's LGD is the default ([risk] lgd left out)."""
-    if not any(config.risk.lgd_is_default(s) for s in segments):
-        return []
-    return [f"ILLUSTRATIVE LGD: {config.risk.segment_lgd(''):.0%} is the default ([risk] lgd left out) for "
-            f"{', '.join(s for s in segments if config.risk.lgd_is_default(s))}; every expected loss, VaR and "
-            f"capital figure scales with it. Set [risk] lgd or lgd_by_segment."]
+def _illustrative_notes(analysis: RiskAnalysis) -> list[str]:
+    """ILLUSTRATIVE when some segment's LGD is the default ([risk] lgd left out), and when some segment's forecast
+    rests on too few months of data (engine.diagnostics.short_history): every figure here projects that chain."""
+    config, result = analysis.config, analysis.result
+    segments = result.segments
+    notes = []
+    if any(config.risk.lgd_is_default(s) for s in segments):
+        notes.append(f"ILLUSTRATIVE LGD: {config.risk.segment_lgd(''):.0%} is the default ([risk] lgd left out) for "
+                     f"{', '.join(s for s in segments if config.risk.lgd_is_default(s))}; every expected loss, VaR "
+                     f"and capital figure scales with it. Set [risk] lgd or lgd_by_segment.")
+    short = [clean_text(s) for s, flag in zip(segments, result.short_history, strict=True) if flag]
+    if short:
+        notes.append(f"ILLUSTRATIVE forecast: {', '.join(short)} {agree(len(short), 'rests', 'rest')} on fewer than "
+                     f"{SHORT_HISTORY_STEPS} MOB steps of data; every loss, VaR, stress and capital figure projects "
+                     f"that chain (the report's Summary, Caveats).")
+    return notes
 
 
 def _section(row: int, text: str) -> tuple[Block, Format]:
@@ -216,7 +226,7 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"share of the performing EAD in a default state ({', '.join(cfg.risk.default_states)}) within "
         f"{EL_HORIZON} months. Status: current (rows at the reporting date), rolled (rows end earlier: rolled "
         f"forward by the chain), excluded, closed (no loan left).",
-        *_book_notes(analysis), *_lgd_note(cfg, analysis.result.segments),
+        *_book_notes(analysis), *_illustrative_notes(analysis),
         "Rows with cohort 'All' are the segment totals and the Portfolio (bold).",
     ]
     warnings = analysis.warnings()
@@ -249,7 +259,7 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         "(no idiosyncratic noise). VaR = loss quantile (mean loss included); UL = VaR − mean loss; ES = mean loss "
         "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
         "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
-        *_lgd_note(analysis.config, analysis.result.segments),
+        *_illustrative_notes(analysis),
     ], analysis.warnings("el"))
     row = 3 + len(blocks)
     block, fmt = _section(row, "Summary")
@@ -369,7 +379,7 @@ def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"EAD = performing EAD. "
         f"NPL ratio = defaulted EAD (live default states: {', '.join(_live_defaults(analysis.config))}) / "
         f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that); at the reporting "
-        f"date {analysis.book.label}.", *_lgd_note(analysis.config, analysis.result.segments),
+        f"date {analysis.book.label}.", *_illustrative_notes(analysis),
     ], analysis.warnings("pd"))
     formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
     top = 2 + len(blocks)
@@ -534,7 +544,7 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
         line(f"{', '.join(labels)}: {note}", warned if _kpi_tag(note) != "INDICATIVE" else wrapped)
     for text in [*dashboard.warnings, *analysis.warnings()]:
         line(f"WARNING: {text}", warned)
-    for text in _book_notes(analysis)[1:] + _lgd_note(analysis.config, result.segments):
+    for text in _book_notes(analysis)[1:] + _illustrative_notes(analysis):
         line(text, wrapped)
     recon = dashboard.del30_reconciliation
     if len(recon):

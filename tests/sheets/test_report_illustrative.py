@@ -11,7 +11,9 @@ from openpyxl import load_workbook
 import pyxl_del
 from pyxl_del.datasets.sample import generate_sample
 from pyxl_del.excel.render import write_report
+from pyxl_del.risk.analysis import RiskAnalysis
 from pyxl_del.sheets.report import FIXED_SHEETS
+from pyxl_del.sheets.risk import view_sheets
 
 
 def new_product() -> object:
@@ -87,3 +89,15 @@ def test_a_book_with_history_shows_none_of_it(tmp_path):
     assert not [t for name in wb.sheetnames for t in texts(wb[name]) if "ILLUSTRATIVE" in t]
     _top, cols = summary_table(wb[FIXED_SHEETS["summary"]], "Figure")
     assert "Note" not in cols
+
+
+def test_the_risk_sheets_carry_the_mark(young, sample_result):
+    # Every loss and capital figure projects the chain: the risk views of the new product say ILLUSTRATIVE, the
+    # sample's (years of data) do not.
+    result, _wb = young
+    for analysis, marked in ((RiskAnalysis.of(result), True), (RiskAnalysis.of(sample_result), False)):
+        for view in ("el", "var", "capital"):
+            lines = [t for layout in view_sheets(analysis, view) for block in layout.blocks
+                     for t in block.values.ravel().tolist() if isinstance(t, str)]
+            found = [t for t in lines if t.startswith("ILLUSTRATIVE forecast: B rests on fewer than 6 MOB steps")]
+            assert bool(found) == marked, (view, marked)

@@ -91,8 +91,9 @@ class Decision(BaseModel):
     expected_value: float = Field(description="discounted economic value if booked at the APR evaluated")
     policy_version: str
     caveat: str = Field("", description="what the figures rest on when it matters: \"ILLUSTRATIVE: default "
-                                        "economics (...)\" for prices and values from default settings, and an "
-                                        "expected loss of 0 that is no measured zero, with its cause; \"\" if none")
+                                        "economics (...)\" for prices and values from default settings or a "
+                                        "chain from too few months of data, and an expected loss of 0 that is no "
+                                        "measured zero, with its cause; \"\" if none")
 
 
 class ApplicationBatch(BaseModel):

@@ -34,6 +34,7 @@ from pyxl_del.decision.economics import (
 )
 from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.data import read_panel, row_numbers
+from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.pipeline import DelResult, fit, run
 from pyxl_del.risk.capital import irb_retail_capital, vasicek_quantile
@@ -92,18 +93,32 @@ class Twin:
         return self.terms.demand
 
     def caveat(self, segments: np.ndarray | None = None) -> str:
-        """"ILLUSTRATIVE: ..." when the economics of the segments (a mask; default all) rest on a default, else ""."""
-        return self.terms.caveat(segments)
+        """"ILLUSTRATIVE: ..." when the economics of the segments (a mask; default all) rest on a default, or their
+        chain on too few months of data (engine.diagnostics.short_history), else ""."""
+        return " | ".join(t for t in (self.terms.caveat(segments), self._history_caveat(segments)) if t)
+
+    def _result_rows(self, s: int) -> list[int]:
+        """The engine's segments behind twin segment s (itself, or its score bands)."""
+        segment, names = self.segments[s], list(self.result.segments)
+        return [i for i, n in enumerate(names) if n == segment or n.startswith(f"{segment}{BAND_SEPARATOR}")]
+
+    def _history_caveat(self, segments: np.ndarray | None) -> str:
+        if self.result is None:
+            return ""
+        chosen = np.flatnonzero(np.ones(len(self.segments), dtype=bool) if segments is None else segments)
+        short = self.result.short_history
+        named = [self.segments[s] for s in chosen if short[self._result_rows(int(s))].any()]
+        if not named:
+            return ""
+        return (f"ILLUSTRATIVE: the chain of {', '.join(named)} rests on fewer than {SHORT_HISTORY_STEPS} MOB steps "
+                f"of data")
 
     def zero_loss_note(self, s: int) -> str:
         """"expected loss 0: <cause and setting>" when some band of segment s never loses (its chain has no path to
         the loss), else "": the risk module's diagnosis of the same chain."""
         if (self.writeoff[s].sum(axis=-1) > 0).all() or self.result is None:
             return ""
-        segment = self.segments[s]
-        names = list(self.result.segments)
-        rows = [i for i, n in enumerate(names) if n == segment or n.startswith(f"{segment}{BAND_SEPARATOR}")]
-        return f"expected loss 0: {zero_loss_cause(self.result, rows or [0], self.config)}"
+        return f"expected loss 0: {zero_loss_cause(self.result, self._result_rows(s) or [0], self.config)}"
 
     def band_caveats(self) -> np.ndarray:
         """(S, B) what a band's figures need said beside them: the segment's ILLUSTRATIVE economics, and an

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _decision import SMALL, linked_twin, scored_panel, scored_twin
+from _decision import SMALL, economics_config, linked_twin, scored_panel, scored_twin
 
 import pyxl_del
 from pyxl_del import Config, PanelError
@@ -121,3 +121,17 @@ def test_frame_has_a_row_per_band():
     frame = scored_twin().frame()
     assert len(frame) == 30 and isinstance(frame, pd.DataFrame)
     assert frame["weight"].groupby(frame["segment"]).sum().round(12).eq(1).all()
+
+
+def test_a_chain_from_too_few_months_makes_the_decisions_illustrative():
+    # The sample's first two cohorts at their first months only: one MOB step of data behind every chain. With the
+    # economics set (no default), the caveat is the short history alone; the linked twin of the whole sample has none.
+    panel = generate_sample(**SMALL)
+    first, second = sorted(panel["DISBURSAL_MONTH"].unique())[:2]
+    young = panel[((panel["DISBURSAL_MONTH"] == first) & (panel["MOB"] <= 1))
+                  | ((panel["DISBURSAL_MONTH"] == second) & (panel["MOB"] == 0))]
+    twin = fit_twin(young, economics_config())
+    assert twin.caveat() == ("ILLUSTRATIVE: the chain of CASH LOAN, CD, TW/Moto rests on fewer than 6 MOB steps of "
+                             "data")
+    assert all(c.startswith("ILLUSTRATIVE: the chain of CD rests") for c in twin.band_caveats()[1])
+    assert linked_twin().caveat() == ""

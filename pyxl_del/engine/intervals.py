@@ -270,7 +270,8 @@ def simulate_intervals(stats: PanelStats, transition_matrix: np.ndarray, concent
         if cohort.spread is not None:
             sd = cohort.spread
             z = rng_factors.standard_normal((n_draws, *sd.shape))
-            factors = factors * np.exp(sd * z - 0.5 * sd ** 2)
+            # Inside [calibration] cohort_clip, as the factor itself.
+            factors = np.clip(factors * np.exp(sd * z - 0.5 * sd ** 2), *config.calibration.cohort_clip)
     drawn = None
     counts = np.zeros((n_draws, n_seg, n_coh, k), dtype=np.int64)  # loans live at the restart, where they are now
     moments = _Moments(mean=np.zeros((n_draws, n_seg, n_coh, k)), applied_mean=np.zeros((n_seg, n_coh, k)),

@@ -34,7 +34,7 @@ from pyxl_del.decision.economics import (
 )
 from pyxl_del.engine.config import Config, ConfigError, load_config
 from pyxl_del.engine.data import read_panel, row_numbers
-from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
+from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.pipeline import DelResult, fit, run
 from pyxl_del.risk.capital import irb_retail_capital, vasicek_quantile
@@ -110,8 +110,7 @@ class Twin:
         named = [self.segments[s] for s in chosen if short[self._result_rows(int(s))].any()]
         if not named:
             return ""
-        return (f"ILLUSTRATIVE: the chain of {', '.join(named)} rests on fewer than {SHORT_HISTORY_STEPS} MOB steps "
-                f"of data")
+        return "ILLUSTRATIVE: " + too_few_steps("the chain of " + ", ".join(named), 1)
 
     def zero_loss_note(self, s: int) -> str:
         """"expected loss 0: <cause and setting>" when some band of segment s never loses (its chain has no path to

@@ -161,6 +161,12 @@ def short_history(model: TransitionModel) -> np.ndarray:
     return (known < SHORT_HISTORY_STEPS) & (known < model.n_obs.shape[1])
 
 
+def too_few_steps(subject: str, n: int) -> str:
+    """"<subject> rest(s) on fewer than SHORT_HISTORY_STEPS MOB steps of data", the verb agreeing with ``n``: the
+    one wording every view of a short history uses."""
+    return f"{subject} {agree(n, 'rests', 'rest')} on fewer than {SHORT_HISTORY_STEPS} MOB steps of data"
+
+
 def illustrative_forecast(model: TransitionModel, stats: PanelStats, config: Config) -> str:
     """The sentence that marks a short history's forecast ILLUSTRATIVE, naming the segments, the steps they rest on,
     the delinquent states whose row is a default (no loan has left them yet) and the cause; "" when none."""

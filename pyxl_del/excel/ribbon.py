@@ -29,8 +29,8 @@ from pyxl_del.engine.config import (
     ConfigError,
     load_config,
 )
-from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
-from pyxl_del.engine.errors import agree, counted, describe_error
+from pyxl_del.engine.diagnostics import too_few_steps
+from pyxl_del.engine.errors import counted, describe_error
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.excel.buttons import BUTTONS, handler
@@ -115,9 +115,9 @@ def _forecast(ctx: ActionContext, source: Ref) -> Outcome:
     warned = f" ({counted(len(result.warnings), 'warning')}, on sheet 'Run info')" if result.warnings else ""
     # A forecast from too few months of data is marked where the officer looks first (engine.diagnostics).
     short = int(result.short_history.sum())
-    illustrative = (f": ILLUSTRATIVE, {short} of {counted(len(result.segments), 'segment')} "
-                    f"{agree(short, 'rests', 'rest')} on fewer than {SHORT_HISTORY_STEPS} MOB steps of data "
-                    f"(sheet '{report.FIXED_SHEETS['summary']}', Caveats)" if short else "")
+    of_all = f"{short} of {counted(len(result.segments), 'segment')}"
+    illustrative = (f": ILLUSTRATIVE, {too_few_steps(of_all, short)} (sheet '{report.FIXED_SHEETS['summary']}', "
+                    f"Caveats)" if short else "")
     outcome = ctx.write(report.build_layouts(result),
                         f"Forecast of {result.stats.n_rows:,} rows from {source}{illustrative}{warned}")
     ctx.book.set_name(SOURCE_NAME, source if source.address is not None else None)

@@ -18,7 +18,7 @@ from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.calibration import absorbing_mask
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
+from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import FALLBACK, TAIL
@@ -330,8 +330,8 @@ def illustrative_note(result: DelResult, segment: str) -> str:
     where = f"see {FIXED_SHEETS['summary']}, Caveats"
     if segment == PORTFOLIO:
         n = int(result.short_history.sum())
-        return (f"ILLUSTRATIVE: {n} of {counted(len(result.segments), 'segment')} {agree(n, 'rests', 'rest')} on "
-                f"fewer than {SHORT_HISTORY_STEPS} MOB steps of data ({where})")
+        of_all = f"{n} of {counted(len(result.segments), 'segment')}"
+        return f"ILLUSTRATIVE: {too_few_steps(of_all, n)} ({where})"
     steps = int(result.transitions.last_estimated_step[result.segments.index(segment)]) + 1
     return (f"ILLUSTRATIVE: the chain rests on {counted(steps, 'MOB step')} of data, repeated to MOB "
             f"{int(result.stats.max_mob)} ({where})")

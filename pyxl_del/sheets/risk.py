@@ -18,8 +18,8 @@ import pandas as pd
 from pyxl_del.decision.dashboard import Dashboard
 from pyxl_del.engine.config import Config, ScenarioSpec
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.diagnostics import SHORT_HISTORY_STEPS
-from pyxl_del.engine.errors import agree, counted
+from pyxl_del.engine.diagnostics import too_few_steps
+from pyxl_del.engine.errors import counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import describe
 from pyxl_del.risk.analysis import ALERTS_PREFIX, RiskAnalysis
@@ -114,9 +114,8 @@ def _illustrative_notes(analysis: RiskAnalysis) -> list[str]:
                      f"and capital figure scales with it. Set [risk] lgd or lgd_by_segment.")
     short = [clean_text(s) for s, flag in zip(segments, result.short_history, strict=True) if flag]
     if short:
-        notes.append(f"ILLUSTRATIVE forecast: {', '.join(short)} {agree(len(short), 'rests', 'rest')} on fewer than "
-                     f"{SHORT_HISTORY_STEPS} MOB steps of data; every loss, VaR, stress and capital figure projects "
-                     f"that chain (the report's Summary, Caveats).")
+        notes.append(f"ILLUSTRATIVE forecast: {too_few_steps(', '.join(short), len(short))}; every loss, VaR, stress "
+                     f"and capital figure projects that chain (the report's Summary, Caveats).")
     return notes
 
 

@@ -229,15 +229,46 @@ def _mix(parts: np.ndarray, has: np.ndarray, weights: np.ndarray, fallback: np.n
     return np.where((total > 0)[..., None], mixed, fallback)
 
 
-def _log_marginal(x: np.ndarray, n: np.ndarray, alpha_mean: np.ndarray, strength: float) -> float:
-    """Dirichlet-multinomial log marginal likelihood of count rows x (R, K) under Dirichlet(strength * mean)."""
+def _log_marginal(x: np.ndarray, n: np.ndarray, alpha_mean: np.ndarray, strength: float
+                  ) -> tuple[float, float, np.ndarray]:
+    """Dirichlet-multinomial log marginal likelihood of count rows x (R, K) under Dirichlet(strength * mean), and
+    its derivatives in the strength and in each entry of the mean (R, K): the optimiser's gradient, analytic, as
+    finite differences cost it four likelihoods a step (tests/engine/test_transitions_bayes.py)."""
     # Imported here, as minimize below: a command imports scipy only when it fits the Bayes estimator.
-    from scipy.special import gammaln
+    from scipy.special import digamma, gammaln
 
     a = strength * alpha_mean
     support = alpha_mean > 0
-    terms = np.where(support, gammaln(x + a) - gammaln(np.where(support, a, 1.0)), 0.0).sum(axis=-1)
-    return float((gammaln(strength) - gammaln(n + strength) + terms).sum())
+    safe = np.where(support, a, 1.0)
+    terms = np.where(support, gammaln(x + safe) - gammaln(safe), 0.0)
+    by_entry = np.where(support, digamma(x + safe) - digamma(safe), 0.0)
+    value = float((gammaln(strength) - gammaln(n + strength)).sum() + terms.sum())
+    d_strength = float((digamma(strength) - digamma(n + strength)).sum() + (alpha_mean * by_entry).sum())
+    return value, d_strength, strength * by_entry
+
+
+def _unpack(theta: np.ndarray, strength: float | None) -> tuple[float, np.ndarray]:
+    """(strength, mixture weights (P,)) of the optimiser's variables: log strength, then the weights' softmax
+    logits after the first (fixed at 0)."""
+    z = np.concatenate([[0.0], theta[1:]])
+    w = np.exp(z - z.max())
+    return (float(np.exp(theta[0])) if strength is None else strength), w / w.sum()
+
+
+def _prior_loss(theta: np.ndarray, x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarray,
+                strength: float | None) -> tuple[float, np.ndarray]:
+    """The negative log marginal likelihood of `_fit_prior` and its gradient in ``theta`` (`_unpack`)."""
+    a, w = _unpack(theta, strength)
+    mix = _mix(parts, has, w[:, None], top[None, :])
+    value, d_strength, d_mean = _log_marginal(x, x.sum(axis=-1), 0.999 * mix + 0.001 * top, a)
+    # The mixture's derivative in each weight: has * (part - mix) / total, on the rows some part has.
+    total = (w[:, None] * has).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(total > 0, 0.999 / total, 0.0)
+    d_w = np.einsum("rk,prk->p", d_mean * scale[:, None], np.where(has[..., None], parts - mix[None], 0.0))
+    # Through the softmax, w_j (d_w_j - w . d_w), where w . d_w = 0: scaling every weight alike keeps the mixture.
+    d_z = w * d_w
+    return -value, -np.concatenate([[a * d_strength if strength is None else 0.0], d_z[1:]])
 
 
 def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarray,
@@ -250,30 +281,20 @@ def _fit_prior(x: np.ndarray, parts: np.ndarray, has: np.ndarray, top: np.ndarra
     """
     from scipy.optimize import minimize
 
-    n = x.sum(axis=-1)
     n_parts = parts.shape[0]
-
-    def unpack(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = np.concatenate([[0.0], theta[1:]])
-        w = np.exp(z - z.max())
-        return (float(np.exp(theta[0])) if strength is None else strength), w / w.sum()
-
-    def loss(theta: np.ndarray) -> float:
-        a, w = unpack(theta)
-        mean = 0.999 * _mix(parts, has, w[:, None], top[None, :]) + 0.001 * top
-        return -_log_marginal(x, n, mean, a)
-
     lo, hi = np.log(AUTO_STRENGTH_BOUNDS)
     if strength is None:  # a coarse grid first: the likelihood in the strength can be flat over decades
         grid = np.linspace(lo, hi, 12)
-        start = grid[int(np.argmin([loss(np.concatenate([[g], np.zeros(n_parts - 1)])) for g in grid]))]
+        start = grid[int(np.argmin([_prior_loss(np.concatenate([[g], np.zeros(n_parts - 1)]), x, parts, has, top,
+                                                None)[0] for g in grid]))]
     elif strength == 0:
         return 0.0, np.full(n_parts, 1.0 / n_parts)
     else:
         start = 0.0
     bounds = [(lo, hi) if strength is None else (start, start)] + [(-20.0, 20.0)] * (n_parts - 1)
-    best = minimize(loss, np.concatenate([[start], np.zeros(n_parts - 1)]), method="L-BFGS-B", bounds=bounds)
-    return unpack(best.x)
+    best = minimize(_prior_loss, np.concatenate([[start], np.zeros(n_parts - 1)]), (x, parts, has, top, strength),
+                    jac=True, method="L-BFGS-B", bounds=bounds)
+    return _unpack(best.x, strength)
 
 
 def neutral_rows(absorbing: np.ndarray) -> np.ndarray:

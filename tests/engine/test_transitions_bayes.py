@@ -17,7 +17,9 @@ from pyxl_del.engine.transitions import (
     SHRUNK,
     TAIL_COPY,
     TAIL_POOLED,
+    _fit_prior,
     _mix,
+    _prior_loss,
     _prior_parts,
     calendar_weights,
     estimate_transition_matrices,
@@ -121,6 +123,44 @@ def test_auto_strength_grows_with_homogeneity():
     assert np.isnan(m.prior_strength[[WO, PP]]).all()
     w = m.prior_weights[CUR]
     assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
+
+
+def prior_problem(seed=0, rows=20, k=7):
+    """Count rows x, three prior parts (one lacking some rows, a state no part reaches) and the overall row."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(3, (rows, k)).astype(float)
+    x[:, 5] = 0
+    parts = rng.dirichlet(np.ones(k), (3, rows))
+    parts[..., 6] = 0
+    parts /= parts.sum(axis=-1, keepdims=True)
+    has = rng.random((3, rows)) > 0.3
+    has[:, 0] = False  # a row no part has: the overall row, which does not move with the weights
+    return x, parts, has, x.sum(axis=0) / x.sum()
+
+
+@pytest.mark.parametrize("strength", [None, 40.0])
+@pytest.mark.parametrize("theta", [[1.0, 0.3, -0.5], [5.0, -2.0, 1.0], [-1.5, 0.0, 0.0], [12.0, 4.0, -3.0]])
+def test_prior_likelihood_gradient_is_its_derivative(theta, strength):
+    """The optimiser follows the analytic gradient (jac=True): it equals central differences of the likelihood."""
+    args = prior_problem()
+    theta = np.array(theta)
+    analytic = _prior_loss(theta, *args, strength)[1]
+    h = 1e-5 * np.eye(3)
+    numeric = np.array([(_prior_loss(theta + e, *args, strength)[0] - _prior_loss(theta - e, *args, strength)[0]) / 2e-5
+                        for e in h])
+    if strength is not None:
+        numeric[0] = 0.0  # a fixed strength: theta[0] is not a variable
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-4)
+
+
+def test_fitted_prior_is_the_likelihood_maximum():
+    """No point of a grid around the fit has a higher marginal likelihood."""
+    x, parts, has, top = prior_problem(seed=3)
+    strength, weights = _fit_prior(x, parts, has, top, None)
+    best = np.concatenate([[np.log(strength)], np.log(weights[1:] / weights[0])])
+    fitted = _prior_loss(best, x, parts, has, top, None)[0]
+    for step in np.array(np.meshgrid(*[[-0.2, 0.0, 0.2]] * 3)).reshape(3, -1).T:
+        assert _prior_loss(best + step, x, parts, has, top, None)[0] >= fitted - 1e-6
 
 
 def test_row_without_data_takes_its_prior_not_a_stay():

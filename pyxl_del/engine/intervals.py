@@ -195,7 +195,11 @@ def _move_moments(cells: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
     from_state = mean[..., transient] / np.maximum(masked_sum + rest_sum, 1.0)[:, s]
     weights = np.concatenate([from_state * masked_scale, from_state * rest_scale], axis=-1)  # (D, a, 2T)
     rows = np.concatenate([masked_part, rest_part], axis=-2)  # (D, S, 2T, K)
-    mean = mean * absorbing + np.einsum("dau,dauk->dak", weights, rows[:, s])
+    moved = np.empty_like(mean)
+    for segment in np.unique(s):  # one batched product per segment: an einsum over rows[:, s] was 5x slower
+        at = np.flatnonzero(s == segment)
+        moved[:, at] = weights[:, at] @ rows[:, segment]
+    mean = mean * absorbing + moved
 
     # The loans' own noise, under the applied rows: Var(x') = E[Var(x' | x)] + Var(E[x' | x]), each state's loans a
     # multinomial, the spread so far moved by the chain.

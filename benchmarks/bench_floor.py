@@ -201,7 +201,8 @@ def same_as_report(path: Path, config, columns: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--repeat", type=int, default=6, help="floor/report pairs and defaults/specified pairs; each ratio is their median")
+    parser.add_argument("--repeat", type=int, default=6,
+                        help="floor/report pairs and defaults/specified pairs; each ratio is their median")
     parser.add_argument("--keep", action="store_true", help="keep the panel in benchmarks/_data/floor")
     args = parser.parse_args()
     from pyxl_del.engine.config import LOGICAL_COLUMNS, Config

@@ -36,8 +36,8 @@ THIN_LOANS = 30  # the usual floor for a rate quoted as a percentage (one loan =
 EXAMPLES = 3
 ERA_GAP = 12  # months without a single move: the loans on either side belong to different eras
 # A chain resting on fewer MOB steps than this is ILLUSTRATIVE: backtested from 1-5 months of data the forecasts
-# missed by 2.3-3.2 times the true chain's error (agency-shaped books; the excerpt 3 times the last value's), from
-# 6-8 months by 1.45 times (docs/backtesting.md item 20).
+# missed by 2.4-3.2 times the true chain's error (agency-shaped books; the excerpt 2.6 times the last value's),
+# from 6-8 months by 1.48 times (docs/backtesting.md item 20).
 SHORT_HISTORY_STEPS = 6
 
 

@@ -345,7 +345,8 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     rates = del_rates(stats, path, config)
     portfolio = _portfolio(stats, rates, config.portfolio.aggregation)
     warnings = list(stats.warnings)
-    warnings += [w for w in (illustrative_forecast(model, stats, config),) if w]
+    if illustrative := illustrative_forecast(model, stats, config):
+        warnings.append(illustrative)
     warnings += diagnostics(stats, config)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
                                  config.transitions.min_count)

@@ -463,7 +463,8 @@ def _tail_text(model: TransitionModel, s: int, states: tuple[str, ...], used: np
     number of steps."""
     last = int(model.last_estimated_step[s])
     steps = model.tail_steps[s][used]
-    if model.tail_window != "auto" or (steps == steps[0]).all():
+    # No used row (a segment whose loans have not moved yet): the tail is the segment's step, whatever its window.
+    if model.tail_window != "auto" or np.unique(steps).size <= 1:
         first = max(last - int(steps[0]) + 1, 0) if len(steps) else last
         return f"step {last}" if first == last else f"steps {first}..{last} pooled"
     return ("its last estimated steps pooled back to min_count loans a row ("

@@ -149,3 +149,13 @@ def test_six_steps_or_no_tail_is_not_illustrative():
     assert not whole.short_history.any() and whole.illustrative == ""
     # Five months, one short of the threshold, flags again: the check above can fail.
     assert short_history(run(young_book(5), config).transitions).all()
+
+
+def test_a_segment_with_no_moves_yet_gets_a_tail_line():
+    """A segment whose loans have only MOB 0 so far (a new product, or one score band of the decision twin) has no
+    row to name in its tail: the summary says which step it reuses instead of failing."""
+    moved = [r for i in range(8) for r in loan(f"a{i}", "2024-01", "A", [("CURRENT", 100.0), ("CURRENT", 90.0)])]
+    new = [r for i in range(8) for r in loan(f"b{i}", "2024-02", "B", [("CURRENT", 100.0)])]
+    result = run(frame(moved + new), Config().with_overrides(forecast={"max_mob": 4}))
+    tails = [w for w in result.warnings if "(tail)" in w]
+    assert "segment 'B': MOB steps 1..3 reuse the matrix of step 0 (tail)" in tails, result.warnings

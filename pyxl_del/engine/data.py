@@ -69,6 +69,7 @@ GAP_EXAMPLES = 5  # loans named in the gap warning
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 LABEL_CHARS = 40  # characters of a bad value a message quotes
+TEXT_COLUMNS = ("loan_id", "cohort", "segment", "state")  # read as text from files: "007" is not 7
 HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a one-line file, a wrong delimiter)
 
 
@@ -95,14 +96,18 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
             _require_columns(header, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
-            dtypes = {config[k]: "string" for k in ("loan_id", "cohort", "segment", "state")}
+            dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8")
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
             frame = _read_parquet(path, wanted, config, name)
         elif suffix in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
+            # Text cells stay text ("007" and "7" are two products); not the cohort, whose real date cells
+            # must stay dates.
+            labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
+            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
+                                  dtype=labels)
             _require_columns(frame.columns, config, f"{name} [sheet {sheet if sheet is not None else 1}]")
             frame = frame[wanted]
         else:

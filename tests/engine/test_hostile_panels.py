@@ -102,6 +102,17 @@ def test_xlsx_real_date_cells_keep_their_month_under_a_format(tmp_path):
     assert run(path, "pandas", columns={"cohort_format": "%d/%m/%Y"}).cohorts == ["2023-07", "2023-08"]
 
 
+def test_xlsx_text_cells_that_look_like_numbers_stay_apart(tmp_path):
+    """Excel text cells "007", "7" and "7.0" are three products and "0", "000" two loans, as in a CSV: pandas'
+    read_excel turned them into the number 7 (one segment, named "7.0") and 0 (a false duplicate-row error)."""
+    df = frame(THREE + loan("L4", "x", "A", [("CURRENT", 80), ("CURRENT", 70)]))
+    df["DISBURSAL_MONTH"] = "2023-07"
+    df["PRODUCT_TYPE"] = df["AGREEMENT_ID"].map({"L1": "007", "L2": "7", "L3": "7.0", "L4": "7.0"})
+    df["AGREEMENT_ID"] = df["AGREEMENT_ID"].map({"L1": "0", "L2": "000", "L3": "L3", "L4": "L4"})
+    df.to_excel(path := tmp_path / "panel.xlsx", index=False)
+    assert sorted(run(path, "pandas").segments) == ["007", "7", "7.0"]
+
+
 @pytest.mark.parametrize(("value", "words"), [
     ("%d/%m", "needs a year"), ("%Q-%Y-%m", "%Q"), ("%Y", "needs a year (%Y or %y) and a month"), (5, "string"),
 ])

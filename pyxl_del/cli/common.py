@@ -49,7 +49,7 @@ def add_raw_csv(parser) -> None:
 
 
 def write_output(out: str | Path, layouts: Callable[[], list], tables: Callable[[], Mapping], *,
-                 title: str | None = None, raw_text: bool = False) -> list[Path]:
+                 title: str, raw_text: bool = False) -> list[Path]:
     """``out`` ending in .xlsx: the sheets ``layouts()`` as a new workbook; any other path: a folder (created if
     needed) of the CSV tables ``tables()`` (stem -> DataFrame; formula-like text neutralised unless ``raw_text``).
     Only what is written is computed."""

@@ -43,7 +43,8 @@ def cmd_optimise(args: argparse.Namespace) -> int:
     rec = optimise(twin)
     as_of = twin.result.as_of if twin.result is not None else ""
     written = write_output(args.out, lambda: decision_layouts(rec, as_of),
-                           lambda: decision_tables(rec, twin.frame()), raw_text=args.raw_csv)
+                           lambda: decision_tables(rec, twin.frame()), title="pyxl_del optimise",
+                           raw_text=args.raw_csv)
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
     tag = " (ILLUSTRATIVE)" if rec.caveat else ""
     print(f"portfolio ROE{tag}: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
@@ -101,7 +102,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     table = track(_data(args), load_config(args.config), args.log, sheet=args.sheet)
     written = write_output(args.out, lambda: [tracking_sheet(table)], lambda: {"tracking": table},
-                           raw_text=args.raw_csv)
+                           title="pyxl_del track", raw_text=args.raw_csv)
     d = table.attrs["decision"]
     print(f"decision {d['policy_version']} effective from {d['effective_from']}: "
           f"{len(table.attrs['tracked_cohorts'])} cohorts booked since")

@@ -160,7 +160,7 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     print(power.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     for path in write_output(args.out, lambda: layouts, lambda: {"ab_table": table, "ab_power": power},
-                             raw_text=args.raw_csv):
+                             title="pyxl_del abtest", raw_text=args.raw_csv):
         print(f"wrote {path}")
     return EXIT_OK
 

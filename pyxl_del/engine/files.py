@@ -10,6 +10,7 @@ text as it is, for pipelines that read the CSV with a program rather than a spre
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
 import logging
 import os
@@ -215,19 +216,50 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) 
     pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
 
 
+def first_column(path: Path) -> str | None:
+    """The first column name in the header of the CSV at ``path``; None when it is no UTF-8 text."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            line = fh.readline(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next(csv.reader([line]), [""])[0]
+
+
+def _check_replaceable(target: Path, frame: pd.DataFrame) -> None:
+    """A file at ``target`` is replaced only when it is the table pyxl_del writes there (its first column is the
+    table's): never the panel the run read (`report csvin/del_long.csv --out csvin`) or another file of that name."""
+    if not target.is_file():
+        return
+    expected = str(frame.columns[0])
+    found = first_column(target)
+    if found not in (expected, neutral_text(expected)):
+        what = "it is not UTF-8 text" if found is None else f"its first column is {found!r}, not {expected!r}"
+        raise OutputError(f"{target} exists and is not the {target.stem} table pyxl_del writes ({what}): it is left "
+                          f"as it is; write to another folder, or move the file first")
+
+
 def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_text: bool = False) -> list[Path]:
     """Each frame as ``folder/<stem>.csv`` (`write_csv`; the folder is created if needed); every file is replaced
-    atomically."""
+    atomically, and only if it is that table (`_check_replaceable`, checked before anything is written)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from exc
+    targets = {folder / f"{stem}.csv": frame for stem, frame in frames.items()}
+    for target, frame in targets.items():
+        _check_replaceable(target, frame)
     written = []
-    for stem, frame in frames.items():
-        target = folder / f"{stem}.csv"
-        with atomic_replace(target) as tmp:
-            write_csv(frame, tmp, raw_text=raw_text)
+    for target, frame in targets.items():
+        try:
+            with atomic_replace(target) as tmp:
+                write_csv(frame, tmp, raw_text=raw_text)
+        except OutputError as exc:
+            if not written:
+                raise
+            raise OutputError(f"{exc}; already replaced by this run: {', '.join(p.name for p in written)} (the "
+                              f"folder's other tables are an earlier run's)") from exc
         written.append(target)
     return written
 
@@ -239,4 +271,15 @@ def write_tables(result: DelResult, folder: str | Path, *, raw_text: bool = Fals
     named = {Path(name).stem: frame for name, frame in zip(TABLE_FILES, frames, strict=True)}
     if result.factors.cohort is not None:
         named[Path(COHORT_FACTORS_FILE).stem] = result.cohort_factors
-    return write_frames(named, folder, raw_text=raw_text)
+    written = write_frames(named, folder, raw_text=raw_text)
+    stale = Path(folder) / COHORT_FACTORS_FILE
+    # An earlier run's cohort factors would read as this run's: removed, when it is that table.
+    if result.factors.cohort is None and stale.is_file() and first_column(stale) == result.cohort_factors.columns[0]:
+        try:
+            stale.unlink()
+            log.warning("removed %s, an earlier run's: this run has no cohort factors ([calibration] cohort_factor)",
+                        stale)
+        except OSError as exc:
+            log.warning("%s is an earlier run's (this run has no cohort factors) and could not be removed: %s", stale,
+                        exc.strerror or exc)
+    return written

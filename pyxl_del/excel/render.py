@@ -182,21 +182,53 @@ def render_openpyxl(layouts: Sequence[SheetLayout], workbook: Workbook, *,
     return written
 
 
+def _author_and_title(path: Path) -> tuple[str | None, str | None]:
+    """(creator, title) of an .xlsx's document properties; (None, None) when it is no .xlsx."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    dc = "{http://purl.org/dc/elements/1.1/}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            core = ElementTree.fromstring(archive.read("docProps/core.xml"))
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError):
+        return None, None
+    return core.findtext(f"{dc}creator"), core.findtext(f"{dc}title")
+
+
+def _check_replaceable(path: Path, title: str | None) -> None:
+    """A file at ``path`` is replaced only by the output it holds: a workbook pyxl_del wrote (its author) with the
+    same document title. Never the panel the run read (`report data.xlsx --out data.xlsx`), a workbook of the user's
+    own, or another command's workbook (`el --out report.xlsx` would leave 2 of its 26 sheets)."""
+    if not path.is_file():
+        return
+    author, found = _author_and_title(path)
+    advice = "it is left as it is; write to another path, or move the file first"
+    if not (author or "").startswith("pyxl_del"):
+        who = "it is not an .xlsx workbook" if author is None and found is None else f"its author is {author!r}"
+        raise OutputError(f"{path} exists and pyxl_del did not write it ({who}): {advice}")
+    if found != title:
+        raise OutputError(f"{path} holds pyxl_del's {found!r}, not this command's {title!r}: {advice}")
+
+
 def write_workbook(layouts: Sequence[SheetLayout], path: str | Path, *, title: str | None = None) -> Path:
-    """The layouts as a new .xlsx at ``path``; the file is replaced in one rename, or not at all. ``title`` is the
-    file's document title (default: the first sheet's)."""
+    """The layouts as a new .xlsx at ``path``; the file is replaced in one rename, or not at all, and only when it
+    holds the same output (`_check_replaceable`). ``title`` is the file's document title (default: the first
+    sheet's)."""
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         raise OutputError(
             f"cannot write {path}: pyxl_del writes a new .xlsx workbook (a macro workbook keeps its ribbon only "
             f"when the ribbon writes into it: pyxl-del ribbon ACTION --workbook FILE.xlsm); use a path ending in "
             f".xlsx")
+    title = title or (layouts[0].title if layouts else None)
+    _check_replaceable(path, title)
     started = time.perf_counter()
     workbook = Workbook()
     workbook.remove(workbook.active)
     render_openpyxl(layouts, workbook)
     workbook.properties.creator = f"pyxl_del {__version__}"
-    workbook.properties.title = title or (layouts[0].title if layouts else None)
+    workbook.properties.title = title
     with atomic_replace(path) as tmp:
         try:
             workbook.save(tmp)

@@ -88,7 +88,7 @@ def test_csv_writes_numbers_bare_and_everything_else_as_pandas_spells_it(tmp_pat
     back = pd.read_csv(path)
     assert back["mob"].tolist() == [0, 12, 36] and back["ead"].iloc[0] == 0.1 and back["segment"].iloc[1] == 'a,"b"\nc'
     # A name used twice keeps both columns (nothing lost).
-    (path,) = write_frames({"t": pd.DataFrame([[1, "a", 2.5]], columns=["x", "x", "y"])}, tmp_path)
+    (path,) = write_frames({"t": pd.DataFrame([[1, "a", 2.5]], columns=["x", "x", "y"])}, tmp_path / "twice")
     assert path.read_text(encoding="utf-8") == '"x","x","y"\n1,"a",2.5\n'
 
 
@@ -164,3 +164,88 @@ def test_an_unwritable_folder_is_an_output_error(tmp_path, capsys):
         assert "not writable" in capsys.readouterr().err
     finally:
         folder.chmod(0o700)
+
+
+@pytest.fixture(scope="module")
+def small_panel(tmp_path_factory) -> Path:
+    from pyxl_del.datasets.sample import generate_sample
+
+    path = tmp_path_factory.mktemp("panel") / "panel.parquet"
+    generate_sample(loans_per_cohort=20, n_cohorts=8).to_parquet(path)
+    return path
+
+
+def test_a_workbook_pyxl_del_did_not_write_is_never_replaced(tmp_path, small_panel, capsys):
+    """`report data.xlsx --out data.xlsx` replaced the panel with its own report, and `--out mine.xlsx` a user's
+    workbook: such a file is left as it is, with a sentence naming it (exit 1)."""
+    import openpyxl
+
+    data = tmp_path / "data.xlsx"
+    pd.read_parquet(small_panel).to_excel(data, index=False)
+    before = data.read_bytes()
+    assert main(["report", str(data), "--out", str(data), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert str(data) in err and "pyxl_del did not write" in err and "Traceback" not in err
+    assert data.read_bytes() == before
+    mine = tmp_path / "mine.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = "my precious notes"
+    book.save(mine)
+    assert main(["report", str(small_panel), "--out", str(mine), "-q"]) == 1
+    assert openpyxl.load_workbook(mine).active["A1"].value == "my precious notes"
+    # the guard can pass: a report replaces the report it wrote before
+    ours = tmp_path / "ours.xlsx"
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 0
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 0
+
+
+def test_one_command_does_not_replace_another_commands_workbook(tmp_path, small_panel, capsys):
+    """`el --out report.xlsx` left 2 sheets of a 26-sheet report: a workbook is replaced only by the kind of
+    output it holds."""
+    report_book = tmp_path / "report.xlsx"
+    assert main(["report", str(small_panel), "--out", str(report_book), "-q"]) == 0
+    before = report_book.read_bytes()
+    assert main(["el", str(small_panel), "--out", str(report_book)]) == 1
+    err = capsys.readouterr().err
+    assert "DEL30/60/90 actual & forecast" in err and "pyxl_del el" in err
+    assert report_book.read_bytes() == before
+    assert main(["el", str(small_panel), "--out", str(tmp_path / "el.xlsx")]) == 0
+    assert main(["el", str(small_panel), "--out", str(tmp_path / "el.xlsx")]) == 0
+
+
+def test_a_csv_that_is_not_the_table_is_never_replaced(tmp_path, small_panel, capsys):
+    """`report csvin/del_long.csv --out csvin` wrote the report over its own input."""
+    folder = tmp_path / "csvin"
+    folder.mkdir()
+    data = folder / "del_long.csv"
+    pd.read_parquet(small_panel).to_csv(data, index=False)
+    before = data.read_bytes()
+    assert main(["report", str(data), "--out", str(folder), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert str(data) in err and "not the del_long table" in err
+    assert data.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["del_long.csv"]  # checked before anything is written
+
+
+def test_a_rerun_without_cohort_factors_removes_the_stale_table(tmp_path, small_panel, caplog):
+    """Rerun into the same folder with cohort_factor = "none", cohort_factors.csv of the earlier run stayed beside
+    tables it did not belong to."""
+    out = tmp_path / "out"
+    assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 0
+    assert (out / "cohort_factors.csv").is_file()
+    config = tmp_path / "config.toml"
+    config.write_text('[calibration]\ncohort_factor = "none"\n', encoding="utf-8")
+    assert main(["report", str(small_panel), "--out", str(out), "-q", "--config", str(config)]) == 0
+    assert not (out / "cohort_factors.csv").exists()
+    assert "cohort_factors.csv" in caplog.text
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_folder_half_written_says_which_files_are_new(tmp_path, small_panel, capsys):
+    out = tmp_path / "out"
+    assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 0
+    (out / "transition_matrices.csv").unlink()
+    (out / "transition_matrices.csv").mkdir()  # a file that cannot be replaced
+    assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "del_long.csv, calibration_factors.csv" in err and "already replaced" in err

@@ -93,4 +93,5 @@ def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
 def read_fannie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                 segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
     """Fannie Mae loan performance files (either layout, several quarters) -> (panel, summary)."""
-    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)
+    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by,
+                 sources=sources)

@@ -77,4 +77,5 @@ def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
 def read_freddie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                  segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
     """Freddie Mac origination + monthly performance files (several quarters) -> (panel, summary)."""
-    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)
+    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by,
+                 sources=sources)

@@ -7,7 +7,8 @@ panel in the config's [columns] names:
 
 - state from the months delinquent: 0 CURRENT, 1 DPD30+, 2 DPD60+, 3 or more DPD90+ (monthly files count whole
   months, so there is no 1-29 days state; Freddie's "RA", REO acquired, is DPD90+). An unknown status (Fannie's 'XX',
-  'X', blank) carries the loan's last known one; a loan with no known status before it takes the next known one.
+  'X', blank) carries the loan's last known one; a loan with no known status before it takes the next known one; a
+  loan with no known status at all is dropped whole, its zero-balance row too.
 - a zero-balance code ends the loan: 01 (prepaid or matured) -> PREPAY with EAD 0; a credit event (02 third-party
   sale, 03 short sale / charge-off, 09 deed-in-lieu / REO disposition, 15 note sale) -> WRITEOFF at the UPB removed
   (else the last balance); any other code (06 / 96 repurchase, 16 re-performing sale) is a loan that leaves the data
@@ -19,13 +20,14 @@ panel in the config's [columns] names:
   month are dropped.
 - gaps (months missing inside a loan's rows) are kept as they are: the engine counts no transition across a gap.
 - segment: the loan purpose (its first row's), or one segment "ALL".
+- no row left at all is a LoanFileError naming the files and the reasons, not an empty panel.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,18 +126,19 @@ def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd
 
 def field_count(path: Path) -> int:
     """Fields on the file's first line (0 for an empty file)."""
+    fields = first_line(path)
+    return len(fields) if len(fields) > 1 or fields[0].strip() else 0
+
+
+def first_line(path: Path) -> list[str]:
+    """The first line's '|'-separated fields as text."""
     import pyarrow as pa
 
     with pa.input_stream(str(path), compression="detect") as stream:
         first = stream.read(1 << 16).split(b"\n", 1)[0]
-    return first.count(b"|") + 1 if first.strip() else 0
-
-
-def first_line(path: Path) -> list[str]:
-    import pyarrow as pa
-
-    with pa.input_stream(str(path), compression="detect") as stream:
-        return stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split("|")
+    # utf-8-sig: a file saved with a byte order mark (a Windows editor) would otherwise start with "\ufeff", and the
+    # layout checks look at the first field. pyarrow skips the mark itself when it reads the fields.
+    return first.decode("utf-8-sig", "replace").rstrip("\r").split("|")
 
 
 def is_date(text: str, pattern: str) -> bool:
@@ -143,12 +146,14 @@ def is_date(text: str, pattern: str) -> bool:
 
 
 def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[str, str],
-          cohort_by: str = "first_report", segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
+          cohort_by: str = "first_report", segment_by: str = "purpose",
+          sources: Sequence[str | Path] = ()) -> tuple[pd.DataFrame, ImportSummary]:
     """The raw frame (`RAW_FIELDS`; month fields as month indexes, the rest text) -> (panel, summary).
 
     ``columns``: the [columns] names (loan_id, cohort, mob, segment, state, ead and apr, "" = no APR column).
-    ``purposes``: loan purpose code -> segment name (other codes: "UNKNOWN"). Vectorised: one sort by loan and
-    month, then grouped forward fills and cumulative flags; no loop over loans or rows.
+    ``purposes``: loan purpose code -> segment name (other codes: "UNKNOWN"). ``sources``: the files read, named by
+    the error when no row is left. Vectorised: one sort by loan and month, then grouped forward fills and cumulative
+    flags; no loop over loans or rows.
     """
     if cohort_by not in COHORT_BY:
         raise InputError(f"cohort_by must be one of {', '.join(COHORT_BY)} (got {cohort_by!r})")
@@ -175,16 +180,19 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     prepay, loss = np.isin(zb, PREPAY_CODES), np.isin(zb, LOSS_CODES)
     censor = ended & ~prepay & ~loss
 
-    # Status: months delinquent; RA (REO acquired) counts as 90+; unknown carried forward, then back.
+    # Status: months delinquent; RA (REO acquired) counts as 90+; unknown carried forward, then back, within the
+    # loan's own rows (not the stray rows after its end).
     dlq_text = raw["dlq"].str.strip()
     dlq = pd.to_numeric(dlq_text, errors="coerce").where(lambda d: d >= 0)
-    dlq = dlq.where(~dlq_text.eq("RA"), 3.0)
+    dlq = dlq.where(~dlq_text.eq("RA"), 3.0).where(~after_end)
     known = dlq.notna().to_numpy()
     filled = dlq.groupby(loan_code).ffill().groupby(loan_code).bfill().to_numpy(dtype=np.float64,
                                                                                                  na_value=np.nan)
     live = ~ended & ~after_end
     unknown_status = int((live & ~known & ~np.isnan(filled)).sum())
-    no_status = live & np.isnan(filled)
+    # A loan without any known status goes whole, its zero-balance row too: kept, that row alone would be a loan
+    # reported first as PREPAY or WRITEOFF at MOB 0, a cohort of loans never seen alive.
+    no_status = ~after_end & np.isnan(filled)
     state = np.select([filled >= 3, filled == 2, filled == 1], ["DPD90+", "DPD60+", "DPD30+"], "CURRENT")
     state = np.where(prepay, "PREPAY", np.where(loss, "WRITEOFF", state))
 
@@ -197,9 +205,9 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     ead = np.where(prepay, 0.0, np.where(loss, removal, carried))
 
     keep = ~after_end & ~censor & ~no_status & ~np.isnan(ead)
+    leaving = censor & ~after_end & ~no_status
     dropped["after the loan's end"] = int(after_end.sum())
-    dropped["leaving the data while live (zero-balance code not a prepayment or credit event)"] = int(
-        (censor & ~after_end).sum())
+    dropped["leaving the data while live (zero-balance code not a prepayment or credit event)"] = int(leaving.sum())
     dropped["of loans without any known status"] = int(no_status.sum())
     dropped["without a balance (no current or original UPB)"] = int((~after_end & ~censor & ~no_status
                                                                       & np.isnan(ead)).sum())
@@ -228,6 +236,11 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     if columns.get("apr"):
         panel[columns["apr"]] = number["rate"] / 100.0
     panel = panel[keep].reset_index(drop=True)
+    if panel.empty:
+        why = ", ".join(f"{v:,} {k}" for k, v in dropped.items() if v)
+        names = ", ".join(Path(s).name for s in sources) or "the files"
+        raise LoanFileError(f"{names}: no loan left to import: {n_read:,} rows read"
+                            f"{', ' + why if why else ''} (see docs/real-data.md, the cleaning rules)")
     cohort = panel.pop("_cohort").to_numpy()
     values, inverse = np.unique(cohort, return_inverse=True)  # label the few cohorts, not every row
     panel.insert(1, columns["cohort"], np.asarray(month_label(values), dtype=object)[inverse])
@@ -244,7 +257,7 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
         rows_read=n_read, rows=len(panel), loans=int(panel[columns["loan_id"]].nunique()),
         cohorts=int(panel[columns["cohort"]].nunique()), states={s: int(counts.get(s, 0)) for s in order},
         dropped=dropped, masked_balances=masked, unknown_status=unknown_status, gaps=gaps,
-        censored_loans=len(np.unique(loan_code[censor & ~after_end])),
+        censored_loans=len(np.unique(loan_code[leaving])),
     )
     log.info("loan performance import: %s", "; ".join(summary.lines()))
     return panel, summary

@@ -68,10 +68,10 @@ def _lines(width: int, rows: list[dict[int, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_combined(path: Path) -> Path:
+def write_combined(path: Path, loans: list = LOANS) -> Path:
     rows = [{1: loan, 2: f"{m:02d}{y}", 7: rate, 9: orig, 11: upb, 13: f"{om:02d}{oy}", 26: purpose, 39: dlq, 43: zb,
              45: removal}
-            for loan, purpose, orig, (oy, om), rate, months in LOANS for y, m, upb, dlq, zb, removal in months]
+            for loan, purpose, orig, (oy, om), rate, months in loans for y, m, upb, dlq, zb, removal in months]
     path.write_text(_lines(108, rows))
     return path
 
@@ -221,6 +221,77 @@ def test_cli_import_bad_inputs_exit_2(tmp_path, capsys):
     assert "file not found" in capsys.readouterr().err
 
 
+# Loans with no known status on any row, each ending with a zero-balance code: without a status they are no loans of
+# the panel, not one-row PREPAY / WRITEOFF loans at MOB 0 (that would make cohorts of them).
+NO_STATUS_LOANS = [
+    ("L6", "P", "400.00", (2020, 1), "4.0", [(2020, 2, "400.00", "XX", "", ""), (2020, 3, "0.00", "XX", "01", "")]),
+    ("L7", "C", "600.00", (2020, 1), "4.0", [(2020, 4, "0.00", "", "09", "550.00")]),
+    ("L8", "R", "700.00", (2020, 1), "4.0", [(2020, 6, "0.00", "Z", "01", "")]),
+]
+
+
+def test_loans_without_any_known_status_are_dropped_with_their_zero_balance_row(tmp_path):
+    path = write_combined(tmp_path / "2020Q1.csv", LOANS + NO_STATUS_LOANS)
+    panel, summary = read_fannie([path], COLUMNS)
+    check(panel, expected())
+    assert summary.rows_read == 19 + 4 and summary.loans == 5 and summary.cohorts == 3
+    assert summary.states["PREPAY"] == 1 and summary.states["WRITEOFF"] == 1
+    assert summary.dropped["of loans without any known status"] == 4  # L6's two rows, L7's and L8's one
+
+
+def test_nothing_left_is_an_error_naming_the_files_and_why(tmp_path, capsys):
+    no_period = tmp_path / "no_period.csv"
+    no_period.write_text(_lines(108, [{1: "L1", 2: "XX2017", 9: "100.00", 11: "100.00", 39: "00"}] * 3))
+    with pytest.raises(LoanFileError, match=r"no_period\.csv: no loan left to import: 3 rows read, 3 without a loan id "
+                                            r"or reporting month"):
+        read_fannie([no_period], COLUMNS)
+    no_status = write_combined(tmp_path / "no_status.csv", NO_STATUS_LOANS)
+    with pytest.raises(LoanFileError, match=r"no_status\.csv: no loan left .* 4 of loans without any known status"):
+        read_fannie([no_status], COLUMNS)
+    out = tmp_path / "panel.csv"
+    assert main(["import", "fannie", str(no_period), str(no_status), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no_period.csv, no_status.csv: no loan left to import" in err and not out.exists()
+
+
+def test_a_leading_byte_order_mark_reads_like_the_others(tmp_path):
+    bom = "\ufeff"
+    combined = write_combined(tmp_path / "2020Q1.csv")
+    combined.write_text(bom + combined.read_text(), encoding="utf-8")
+    check(read_fannie([combined], COLUMNS)[0], expected())
+    older = write_old_fannie(tmp_path)
+    for path in older:
+        path.write_text(bom + path.read_text(), encoding="utf-8")
+    check(read_fannie(older, COLUMNS)[0], expected(writeoff_ead=790.0))
+    freddie = write_freddie(tmp_path)
+    for path in freddie:
+        path.write_text(bom + path.read_text(), encoding="utf-8")
+    check(read_freddie(freddie, COLUMNS)[0], expected(writeoff_ead=790.0, prefix="F"))
+
+
+def test_cli_import_never_writes_over_an_input(tmp_path, capsys):
+    src = write_combined(tmp_path / "2020Q1.csv")
+    before = src.read_bytes()
+    assert main(["import", "fannie", str(src), "--out", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {src} is one of the input files" in err
+    # The same file by another spelling of its path.
+    other = tmp_path / "sub" / ".." / "2020Q1.csv"
+    (tmp_path / "sub").mkdir()
+    assert main(["import", "fannie", str(src), "--out", str(other)]) == 2
+    assert src.read_bytes() == before and not list(tmp_path.glob(".*pyxl_del*"))
+
+
+def test_cli_import_raw_csv_writes_ids_as_they_are(tmp_path):
+    src = tmp_path / "2020Q1.csv"
+    src.write_text(write_combined(src).read_text().replace("|L1|", "|=L1|"))
+    safe, raw = tmp_path / "safe.csv", tmp_path / "raw.csv"
+    assert main(["import", "fannie", str(src), "--out", str(safe)]) == 0
+    assert main(["import", "fannie", str(src), "--out", str(raw), "--raw-csv"]) == 0
+    assert set(pd.read_csv(safe)["AGREEMENT_ID"]) == {"'=L1", "L2", "L3", "L4", "L5"}
+    assert set(pd.read_csv(raw)["AGREEMENT_ID"]) == {"=L1", "L2", "L3", "L4", "L5"}
+
+
 @pytest.mark.skipif(not EXCERPT.is_file(), reason="the Fannie Mae excerpt is internal test data, absent here")
 def test_real_excerpt_reads_whole():
     panel, summary = read_fannie([EXCERPT], COLUMNS)
@@ -239,14 +310,26 @@ UPB = st.sampled_from(["0.00", "", "100.00", "95.50"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.tuples(UPB, STATUS, ZB), min_size=1, max_size=8), min_size=1, max_size=6))
 def test_cleaning_invariants(tmp_path, loans):
-    """Whatever the statuses, codes and balances: MOBs rise from 0 without repeats, an absorbing state can only be a
-    loan's last row, PREPAY has EAD 0, every EAD is a finite number >= 0, and the summary adds up."""
+    """Whatever the statuses, codes and balances: the loans kept are those with a known status up to their end and a
+    row before leaving the data live (none kept is an error), MOBs rise from 0 without repeats, an absorbing state
+    can only be a loan's last row, PREPAY has EAD 0, every EAD is a finite number >= 0, and the summary adds up."""
     rows = [{1: f"L{i}", 2: f"{m % 12 + 1:02d}{2020 + m // 12}", 9: "100.00", 11: upb, 13: "012020", 26: "P",
              39: dlq, 43: zb}
             for i, months in enumerate(loans) for m, (upb, dlq, zb) in enumerate(months)]
     path = tmp_path / "random.csv"
     path.write_text(_lines(108, rows))
+    kept = set()
+    for i, months in enumerate(loans):
+        end = next((m for m, (_u, _d, zb) in enumerate(months) if zb), len(months) - 1)
+        own = months[:end + 1]
+        if any(d.isdigit() for _u, d, _z in own) and (not own[0][2] or own[0][2] in ("01", "03", "09")):
+            kept.add(f"L{i}")
+    if not kept:
+        with pytest.raises(LoanFileError, match="random.csv: no loan left to import"):
+            read_fannie([path], COLUMNS)
+        return
     panel, summary = read_fannie([path], COLUMNS)
+    assert set(panel["AGREEMENT_ID"]) == kept
     assert summary.rows == len(panel) == sum(summary.states.values()) <= summary.rows_read == len(rows)
     by_loan = panel.groupby("AGREEMENT_ID")
     assert (by_loan["MOB"].min() == 0).all() and (by_loan["MOB"].diff().dropna() >= 1).all()

@@ -102,7 +102,10 @@ def calendar_weights(stats: PanelStats, half_life: float, window: int,
     reported = months_with_moves(stats, live)
     if not len(reported):
         return np.ones(arrives.shape)
-    weight = 0.5 ** ((reported[-1] - arrives) / half_life) if half_life > 0 else np.ones(arrives.shape)
+    # A step reported after the newest move (a write-off row staying written off) is as recent as it: weight 1,
+    # not 0.5 ** (negative), which overflows for a short half-life and makes 0 * inf = NaN in the sums.
+    back = np.maximum(reported[-1] - arrives, 0)
+    weight = 0.5 ** (back / half_life) if half_life > 0 else np.ones(arrives.shape)
     # months with transitions after each step's month (steps without transitions get a weight that never counts)
     later = len(reported) - np.searchsorted(reported, arrives, side="right")
     return np.where((window <= 0) | (later < window), weight, 0.0)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyxl_del
-from pyxl_del.engine.config import ConfigError, config_from_dict
+from pyxl_del.engine.config import Config, ConfigError, config_from_dict
 from pyxl_del.engine.data import aggregate_panel, validate_panel
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.transitions import (
@@ -216,6 +216,22 @@ def test_calendar_weights_by_hand():
     np.testing.assert_allclose(w[1, 0], 1.0)  # cohort 2024-03 step 0: reported 04
     np.testing.assert_allclose(calendar_weights(stats, 0.0, 2)[0], [0.0, 1.0, 1.0])
     np.testing.assert_allclose(calendar_weights(stats, 2.0, 1)[0], [0.0, 0.0, 1.0])
+
+
+def test_steps_after_the_newest_move_weigh_at_most_one():
+    """A write-off row reports no move out of a live state: its month is after the newest such move. It weighed
+    0.5 ** (negative / half_life): inf for a half-life of 0.02 months (0 * inf = NaN in the sums, then an
+    IndexError in the intervals). Every weight is in [0, 1], and a run with such a half-life goes through."""
+    df = frame(loan("w", "2024-01", "A", [("DPD90+", 100), ("WRITEOFF", 100), ("WRITEOFF", 100)])
+               + loan("c", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 100)]))
+    config = cfg(forecast={"max_mob": 3})
+    stats = aggregate_panel(validate_panel(df, config), config)
+    live = ~np.isin(stats.states, config.buckets.absorbing)
+    for half_life in (0.02, 1.0):
+        w = calendar_weights(stats, half_life, 0, live)
+        assert np.isfinite(w).all() and (w >= 0).all() and (w <= 1).all(), (half_life, w)
+    result = pyxl_del.run(df, Config().with_overrides(forecast={"max_mob": 3}, transitions={"half_life": 0.02}))
+    assert np.isfinite(result.transition_matrix).all()
 
 
 def test_half_life_weights_the_rows_by_reporting_month():

@@ -28,7 +28,7 @@ from pyxl_del.engine.data import (
     Panel,
     PanelStats,
     aggregate_panel,
-    check_ead,
+    check_stats,
     month_index,
     month_label,
     read_panel,
@@ -576,7 +576,7 @@ def backtest_forecasters(panel: Panel, config: Config, origins: Sequence[int], f
     notes = []
 
     step("aggregate")
-    full = check_ead(aggregate_panel(panel, config), config["ead"], panel.source)
+    full = check_stats(aggregate_panel(panel, config), config, panel.source)
     truth = _Truth(
         cohorts=full.cohorts,
         actual=_actuals(full, config),

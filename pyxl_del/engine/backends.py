@@ -43,19 +43,19 @@ from pyxl_del.engine.data import (
     LABEL_CHARS,
     MAX_LISTED,
     MESSAGES,
-    PORTFOLIO,
     PanelStats,
     _require_columns,
     aggregate_panel,
     changes_problem,
-    check_ead,
     check_header_line,
+    check_stats,
     cohort_problem,
     coverage_warnings,
     duplicates_problem,
     final_rows,
     gap_warning,
     read_panel,
+    segment_name_findings,
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
@@ -417,15 +417,15 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
         panel = validate_panel(frame, config, name)
         del frame  # the Panel's arrays are all that is used from here: 10M rows' columns are freed before summing
         step("aggregate")
-        return check_ead(aggregate_panel(panel, config), config["ead"], name)
+        return check_stats(aggregate_panel(panel, config), config, name)
 
     data = source if isinstance(source, pd.DataFrame) or _is_spark_frame(source) else resolve_files(source)
     if isinstance(data, Files) and data.kind == "csv" and not data.remote:
         check_header_line(Path(data.paths[0]))  # a one-line file: a sentence, not a reader's memory and minutes
     engine = _DuckDB(memory_limit, threads) if chosen == "duckdb" else _Spark(spark)
     try:
-        return check_ead(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config["ead"],
-                         source_name(source))
+        return check_stats(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config,
+                           source_name(source))
     finally:
         engine.close()
 
@@ -541,8 +541,8 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment", where=where("segment_empty")))
     _, uniques = pd.factorize(pd.Series(pd.unique(cells["segment"].dropna())), sort=True)
     segments = tuple(str(s) for s in uniques)
-    if PORTFOLIO in segments:
-        problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
+    segment_problems, warnings = segment_name_findings(segments, col["segment"])
+    problems += segment_problems
     if counts["state"]:
         problems.append(MESSAGES["state"].format(column=col["state"], order=list(config.buckets.order),
                                                  labels=_labels(labels("state")), where=where("state")))
@@ -568,7 +568,6 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     if problems:
         raise PanelError(name, problems)
 
-    warnings = []
     if counts["gaps"]:
         warnings.append(gap_warning(counts["gaps"], list(_flagged(cells, "gaps")["loan"])))
 

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +44,17 @@ MESSAGES = {
                      "{fmt!r} (e.g. {labels}) in {where}",
     "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
            + "; not so in {where}",
-    "reserved": "segment name {name!r} is reserved for the portfolio aggregate; rename it in column {column!r}",
+    "reserved": "segment name {name!r} is reserved for the portfolio aggregate (in any letter case); rename it in "
+                "column {column!r}",
+    "blank_segment": "column {column!r} ([columns] segment) names {names} with spaces only: give those loans a "
+                     "segment",
+    "alike_segments": "segments whose names differ only in spaces, letter case or Unicode form are kept apart: "
+                      "{pairs}; if they are one product, write its name one way in column {column!r}",
+    "no_mob0_at_all": "no cohort has a MOB 0 row, so no DEL can be computed (DEL divides by a cohort's EAD at MOB "
+                      "0): [columns] mob {column!r} must count from 0 in the cohort's month; if it counts from 1, "
+                      "subtract 1",
+    "absorbing_exits": "{moves} out of an absorbing state ({pairs}): the chain keeps [buckets] absorbing states for "
+                       "ever, while the DEL tables count each loan in the state reported; e.g. {listed}",
     "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
     "ead_nan": "column {column!r} ([columns] ead) is empty or not a number in {where}",
     "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
@@ -332,10 +343,39 @@ class Panel:
         return len(self.mob)
 
 
+def _name_key(name: str) -> str:
+    """What a person reads in a segment name: Unicode form, letter case and runs of spaces aside."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def segment_name_findings(segments: tuple[str, ...], column: str) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of the segment names, whichever backend read them: a name of spaces only or the
+    portfolio's (in any case) is a problem; names that read alike ('CD' and 'CD ', composed and decomposed
+    Vietnamese) a warning, as they are reported apart."""
+    problems = []
+    blank = [name for name in segments if not name.strip()]
+    if blank:
+        problems.append(MESSAGES["blank_segment"].format(column=column, names=", ".join(map(repr, blank))))
+    problems += [MESSAGES["reserved"].format(name=name, column=column) for name in segments
+                 if _name_key(name) == _name_key(PORTFOLIO)]
+    groups: dict[str, list[str]] = {}
+    for name in segments:
+        if name.strip():
+            groups.setdefault(_name_key(name), []).append(name)
+    def shown(name: str) -> str:  # two forms of one Vietnamese text print alike: say which is which
+        return repr(name) + ("" if unicodedata.is_normalized("NFC", name) else " (decomposed Unicode)")
+
+    alike = [" and ".join(map(shown, names)) for names in groups.values() if len(names) > 1]
+    warnings = []
+    if alike:
+        warnings.append(MESSAGES["alike_segments"].format(pairs="; ".join(alike[:MAX_LISTED]), column=column))
+        log.warning(warnings[-1])
+    return problems, warnings
+
+
 def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame") -> Panel:
     """Check every rule at once and raise one PanelError listing all problems; warnings go on the Panel."""
     problems: list[str] = []
-    warnings: list[str] = []
     if len(frame) == 0:
         raise PanelError(source, [MESSAGES["empty_panel"]])
     col = {k: config[k] for k in LOGICAL_COLUMNS}
@@ -360,8 +400,8 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame
     if (seg_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
                                                  where=row_numbers(np.flatnonzero(seg_codes < 0))))
-    if PORTFOLIO in segments:
-        problems.append(MESSAGES["reserved"].format(name=PORTFOLIO, column=col["segment"]))
+    segment_problems, warnings = segment_name_findings(segments, col["segment"])
+    problems += segment_problems
 
     order = list(config.buckets.order)
     raw_codes, raw_labels = _factorize(frame[col["state"]])
@@ -558,11 +598,14 @@ def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.
     return warnings
 
 
-def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
-    """The EAD findings every backend's statistics get: 0 on every row is an error (the report would be empty);
-    cohorts with MOB 0 rows whose EAD sums to 0 would vanish from the DEL tables, so a warning names them."""
+def check_stats(stats: PanelStats, config: Config, source: str) -> PanelStats:
+    """The findings every backend's statistics get. Errors (the report would be empty): no MOB 0 row at all, EAD
+    0 on every row. Warnings: cohorts with MOB 0 rows whose EAD sums to 0 (they vanish from the DEL tables), an EAD
+    per loan far above the book's, moves out of an absorbing state."""
+    if not stats.n_loans[:, :, 0].any():
+        raise PanelError(source, [MESSAGES["no_mob0_at_all"].format(column=config["mob"])])
     if not stats.ead.any() and (stats.final_ead is None or not stats.final_ead.any()):
-        raise PanelError(source, [MESSAGES["ead_all_zero"].format(column=column)])
+        raise PanelError(source, [MESSAGES["ead_all_zero"].format(column=config["ead"])])
     warnings = []
     zero = (stats.n_loans[:, :, 0] > 0) & (stats.ead[:, :, 0, :].sum(axis=-1) <= 0)
     if zero.any():
@@ -581,6 +624,17 @@ def check_ead(stats: PanelStats, column: str, source: str) -> PanelStats:
         warnings.append(MESSAGES["ead_far"].format(cells=counted(n, "cohort-MOB cell"), have=agree(n, "has", "have"),
                                                    spread=f"{EAD_SPREAD:,.0f}", typical=typical,
                                                    listed=_cells(stats, s_idx, c_idx, m_idx)))
+    # A written-off loan reported again: the chain never lets it leave, the actual cells count it where it is.
+    absorbing = np.isin(stats.states, config.buckets.absorbing)
+    exits = stats.cohort_trans_count[..., absorbing, :][..., ~absorbing]  # (S, C, M, A, L)
+    if exits.any():
+        n = int(exits.sum())
+        by_pair = exits.sum(axis=(0, 1, 2))
+        names_from, names_to = np.asarray(stats.states)[absorbing], np.asarray(stats.states)[~absorbing]
+        pairs = ", ".join(f"{names_from[a]} -> {names_to[b]} {int(by_pair[a, b])}" for a, b in zip(*np.nonzero(by_pair)))
+        s_idx, c_idx, m_idx = np.nonzero(exits.sum(axis=(3, 4)))
+        warnings.append(MESSAGES["absorbing_exits"].format(moves=counted(n, "move"), pairs=pairs,
+                                                           listed=_cells(stats, s_idx, c_idx, m_idx)))
     for warning in warnings:
         log.warning(warning)
     return replace(stats, warnings=(*stats.warnings, *warnings)) if warnings else stats

@@ -162,6 +162,8 @@ BAD_INPUTS = {  # (column, row or None for every row, value)
     "empty loan": [("AGREEMENT_ID", 4, None)],
     "empty segment": [("PRODUCT_TYPE", 4, None)],
     "reserved segment": [("PRODUCT_TYPE", None, "Portfolio")],
+    "reserved in another case": [("PRODUCT_TYPE", None, "portfolio ")],
+    "blank segment": [("PRODUCT_TYPE", None, "   ")],
     "duplicate": [("MOB", 2, 1)],
     "changes cohort": [("DISBURSAL_MONTH", 2, "2024-02")],
     "changes segment": [("PRODUCT_TYPE", 2, "B")],
@@ -218,6 +220,38 @@ def test_gap_warning_names_the_loans():
     assert stats.warnings == aggregate(df, CONFIG, "pandas").warnings
     assert stats.warnings[0].startswith("1 gap in loans' MOB sequences (1 loan, e.g. 'L3')")
     assert stats.trans_count[0, :, 0, 3].sum() == 0  # no CURRENT -> DPD60+ pair across the gap
+
+
+def _warnings_on_both(df: pd.DataFrame) -> tuple[str, ...]:
+    warnings = aggregate(df, CONFIG, "duckdb").warnings
+    assert warnings == aggregate(df, CONFIG, "pandas").warnings
+    return warnings
+
+
+def test_a_panel_without_any_mob_0_is_an_error():
+    """A panel whose MOB counts from 1 gave an empty report (exit 0, "nan%" in the Summary)."""
+    df = frame(GOOD).assign(MOB=lambda d: d["MOB"] + 1)
+    for backend in ("pandas", "duckdb"):
+        with pytest.raises(PanelError, match=r"no cohort has a MOB 0 row.*\[columns\] mob 'MOB'.*counts from 1"):
+            aggregate(df, CONFIG, backend)
+
+
+def test_moves_out_of_an_absorbing_state_are_named():
+    """A written-off loan reported CURRENT again: the chain keeps WRITEOFF absorbing, the DEL tables count it CURRENT."""
+    revived = loan("L9", "2024-01", "A", [("CURRENT", 50), ("WRITEOFF", 50), ("CURRENT", 50)])
+    found = [w for w in _warnings_on_both(frame(GOOD + revived)) if "absorbing" in w]
+    assert found and found[0].startswith("1 move out of an absorbing state (WRITEOFF -> CURRENT 1)"), found
+    assert not [w for w in _warnings_on_both(frame(GOOD)) if "absorbing" in w]
+
+
+def test_segment_names_alike_but_for_spaces_case_or_unicode_form_are_named():
+    nfc, nfd = "Vay ti\u1ec1n", "Vay tie\u0302\u0300n"  # the same text, composed and decomposed
+    df = frame(GOOD + loan("L3", "2024-01", "CD", [("CURRENT", 10)] * 2) + loan("L4", "2024-01", "CD ", [("CURRENT", 10)] * 2)
+               + loan("L5", "2024-01", nfc, [("CURRENT", 10)] * 2) + loan("L6", "2024-01", nfd, [("CURRENT", 10)] * 2))
+    found = [w for w in _warnings_on_both(df) if "differ only" in w]
+    assert len(found) == 1 and "'CD' and 'CD '" in found[0], found
+    assert f"{nfd!r} (decomposed Unicode) and {nfc!r};" in found[0], found
+    assert not [w for w in _warnings_on_both(frame(GOOD)) if "differ only" in w]
 
 
 def test_bucket_labels_are_escaped():

@@ -39,8 +39,10 @@ def progress_bar(total_steps: int, enabled: bool):
     return bar, step
 
 
-RAW_CSV_HELP = ("write text into CSV files as it is: by default text a spreadsheet would run as a formula (starting with "
-                "=, +, -, @, a tab or CR) gets a leading single quote; numbers are never changed")
+RAW_CSV_HELP = ("write CSV files for programs: text as it is and no byte order mark. By default the files are for "
+                "spreadsheets: text a spreadsheet would run as a formula (starting with =, +, -, @, a tab or CR) gets a "
+                "leading single quote, and a UTF-8 byte order mark lets Excel read accented text; numbers are never "
+                "changed")
 
 
 def add_raw_csv(parser) -> None:

@@ -26,7 +26,7 @@ PAYLOADS = ['=HYPERLINK("http://example.com","click me")', "+cmd|' /C calc'!A0",
 
 
 def cells(path: Path) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         return [cell for row in csv.reader(fh) for cell in row]
 
 
@@ -80,7 +80,7 @@ def test_csv_writes_numbers_bare_and_everything_else_as_pandas_spells_it(tmp_pat
                           "flag": pd.Categorical(["ACTUAL", "FORECAST", None]), "live": [True, False, True],
                           "mixed": [1, "x", None]})
     (path,) = write_frames({"t": frame}, tmp_path)
-    assert path.read_text(encoding="utf-8").split("\n") == [
+    assert path.read_text(encoding="utf-8-sig").split("\n") == [
         '"segment","mob","ead","loans","month","day","flag","live","mixed"',
         '"Cho vay tiêu dùng",0,0.1,1,"2024-01","2024-01-31","ACTUAL","True","1"',
         '"a,""b""', 'c",12,,,"2024-02",,"FORECAST","False","x"',
@@ -89,7 +89,7 @@ def test_csv_writes_numbers_bare_and_everything_else_as_pandas_spells_it(tmp_pat
     assert back["mob"].tolist() == [0, 12, 36] and back["ead"].iloc[0] == 0.1 and back["segment"].iloc[1] == 'a,"b"\nc'
     # A name used twice keeps both columns (nothing lost).
     (path,) = write_frames({"t": pd.DataFrame([[1, "a", 2.5]], columns=["x", "x", "y"])}, tmp_path / "twice")
-    assert path.read_text(encoding="utf-8") == '"x","x","y"\n1,"a",2.5\n'
+    assert path.read_text(encoding="utf-8-sig") == '"x","x","y"\n1,"a",2.5\n'
 
 
 def test_write_frames_header_and_every_dtype(tmp_path):
@@ -98,6 +98,17 @@ def test_write_frames_header_and_every_dtype(tmp_path):
     assert cells(path) == ["'=SUM(A1)", "n", "'=1", "-1", "x", "2"]
     (path,) = write_frames({"t": frame}, tmp_path, raw_text=True)
     assert cells(path) == ["=SUM(A1)", "n", "=1", "-1", "x", "2"]
+
+
+def test_a_spreadsheet_csv_starts_with_a_byte_order_mark(tmp_path):
+    """Excel opens a CSV without the mark in the machine's ANSI code page: "Vay tiêu dùng" read "Vay tiÃªu dÃ¹ng".
+    A CSV for programs (--raw-csv) has none; pandas reads both alike."""
+    frame = pd.DataFrame({"segment": ["Vay tiêu dùng"], "n": [1]})
+    (safe,) = write_frames({"t": frame}, tmp_path / "safe")
+    (raw,) = write_frames({"t": frame}, tmp_path / "raw", raw_text=True)
+    assert safe.read_bytes().startswith(b"\xef\xbb\xbf\"segment\"") and raw.read_bytes().startswith(b'"segment"')
+    assert safe.read_bytes()[3:] == raw.read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(safe), pd.read_csv(raw))
 
 
 @settings(max_examples=200, deadline=None)

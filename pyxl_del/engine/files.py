@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 TABLE_FILES = ("del_long.csv", "calibration_factors.csv", "transition_matrices.csv")
 COHORT_FACTORS_FILE = "cohort_factors.csv"  # written only when the run has cohort factors ([calibration] cohort_factor)
 EXCEL_MAX_ROWS = 1_048_576  # rows of one sheet, header included
+# Suffixes of files a table folder must not be named with (`--out result.csv` meant a file, not a folder of CSVs).
+FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".xls", ".xlsb", ".xlsm", ".ods", ".json", ".parquet", ".zip")
 
 
 #: Text a spreadsheet would take for a formula: = + - @ (ASCII or full-width) after any blanks, or a leading tab / CR.
@@ -124,7 +126,8 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: folder {folder} does not exist")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: {folder} {what}")
     _remove_stale_temporaries(folder / path.name)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=path.suffix, dir=folder)
@@ -248,6 +251,9 @@ def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_
     """Each frame as ``folder/<stem>.csv`` (`write_csv`; the folder is created if needed); every file is replaced
     atomically, and only if it is that table (`_check_replaceable`, checked before anything is written)."""
     folder = Path(folder)
+    if folder.suffix.lower() in FILE_SUFFIXES and not folder.is_dir():
+        raise OutputError(f"cannot write {folder}: the tables go into a folder, and one named like a {folder.suffix} "
+                          f"file would read as a file; give a folder name, or a path ending in .xlsx for a workbook")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -260,3 +260,20 @@ def test_a_folder_half_written_says_which_files_are_new(tmp_path, small_panel, c
     assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 1
     err = capsys.readouterr().err
     assert "del_long.csv, calibration_factors.csv" in err and "already replaced" in err
+
+
+@pytest.mark.parametrize("name", ["result.csv", "r.xls", "tables.ods"])
+def test_a_table_folder_named_like_a_file_is_refused(tmp_path, small_panel, capsys, name):
+    """`--out result.csv` made a folder called result.csv holding the tables."""
+    assert main(["report", str(small_panel), "--out", str(tmp_path / name), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert name in err and "folder" in err and ".xlsx" in err
+    assert not (tmp_path / name).exists()
+    assert main(["report", str(small_panel), "--out", str(tmp_path / "tables"), "-q"]) == 0  # a folder name works
+
+
+def test_a_file_in_the_way_of_the_folder_is_named(tmp_path, small_panel, capsys):
+    (tmp_path / "mine.xlsx").write_bytes(b"a file")
+    assert main(["report", str(small_panel), "--out", str(tmp_path / "mine.xlsx" / "x.xlsx"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "mine.xlsx is a file, not a folder" in err and "does not exist" not in err

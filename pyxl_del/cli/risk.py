@@ -68,11 +68,19 @@ def _analysis(args: argparse.Namespace):
     return RiskAnalysis.of(result, cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
-def _notes(analysis, *figures: str, book: bool = True) -> None:
-    """The reporting date and how the book was read, then the warnings on the figures shown ("el", "pd")."""
+def _notes(analysis, *figures: str, book: bool = True, illustrative: bool = True) -> None:
+    """The reporting date and how the book was read, what makes the figures ILLUSTRATIVE (the sheets' words), then
+    the warnings on the figures shown ("el", "pd")."""
     if book:
         for line in analysis.book.notes(analysis.result, analysis.config):
             print(f"note: {line}")
+    if illustrative:  # the figures project the run's chain: what `report` says of it holds for them
+        from pyxl_del.sheets.risk import illustrative_notes
+
+        for line in illustrative_notes(analysis):
+            print(line)
+        for line in analysis.result.warnings:
+            print(f"warning: {line}")
     for figure in figures:
         for line in analysis.warnings(figure):
             print(f"WARNING: {line}")
@@ -106,7 +114,8 @@ def cmd_el(args: argparse.Namespace) -> int:
     from pyxl_del.risk.projection import ALL
 
     _print_table(el[el["cohort"] == ALL].drop(columns=["cohort", "status", "last_mob", "reporting_mob"]),
-                 amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "el_12m", "el_lifetime"),
+                 amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "default_12m",
+                          "default_lifetime", "el_12m", "el_lifetime"),
                  pcts=("pd_12m", "el_12m_rate", "el_lifetime_rate", "lgd"))
     _notes(analysis, "el", "pd")
     _write(analysis, "el", args)
@@ -125,6 +134,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     print(f"Stress test from the reporting date {analysis.book.label} (rho {analysis.config.risk.rho:g}, Z < 0 "
           f"adverse; DEL: Portfolio mean of cohorts)")
     print(text.to_string())
+    _notes(analysis, book=False)
     if analysis.stress_note:
         print(f"WARNING: {analysis.stress_note}")
     _write(analysis, "stress", args)
@@ -158,7 +168,7 @@ def cmd_concentration(args: argparse.Namespace) -> int:
                  hhi=lambda v: f"{v:.3f}", effective_n=lambda v: f"{v:.1f}")
     current = conc.current[conc.current["by"] == "segment"].sort_values("rank")
     _print_table(current.drop(columns="by"), amounts=("ead",), pcts=("share",))
-    _notes(analysis)
+    _notes(analysis, illustrative=False)  # shares of today's EAD: neither the LGD nor the forecast
     _write(analysis, "concentration", args)
     return EXIT_OK
 

@@ -102,7 +102,7 @@ def _book_notes(analysis: RiskAnalysis) -> list[str]:
     return analysis.book.notes(analysis.result, analysis.config)
 
 
-def _illustrative_notes(analysis: RiskAnalysis) -> list[str]:
+def illustrative_notes(analysis: RiskAnalysis) -> list[str]:
     """ILLUSTRATIVE when some segment's LGD is the default ([risk] lgd left out), and when some segment's forecast
     rests on too few months of data (engine.diagnostics.short_history): every figure here projects that chain."""
     config, result = analysis.config, analysis.result
@@ -225,7 +225,7 @@ def el_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"share of the performing EAD in a default state ({', '.join(cfg.risk.default_states)}) within "
         f"{EL_HORIZON} months. Status: current (rows at the reporting date), rolled (rows end earlier: rolled "
         f"forward by the chain), excluded, closed (no loan left).",
-        *_book_notes(analysis), *_illustrative_notes(analysis),
+        *_book_notes(analysis), *illustrative_notes(analysis),
         "Rows with cohort 'All' are the segment totals and the Portfolio (bold).",
     ]
     warnings = analysis.warnings()
@@ -258,7 +258,7 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         "(no idiosyncratic noise). VaR = loss quantile (mean loss included); UL = VaR − mean loss; ES = mean loss "
         "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
         "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
-        *_illustrative_notes(analysis),
+        *illustrative_notes(analysis),
     ], analysis.warnings("el"))
     row = 3 + len(blocks)
     block, fmt = _section(row, "Summary")
@@ -378,7 +378,7 @@ def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"EAD = performing EAD. "
         f"NPL ratio = defaulted EAD (live default states: {', '.join(_live_defaults(analysis.config))}) / "
         f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that); at the reporting "
-        f"date {analysis.book.label}.", *_illustrative_notes(analysis),
+        f"date {analysis.book.label}.", *illustrative_notes(analysis),
     ], analysis.warnings("pd"))
     formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
     top = 2 + len(blocks)
@@ -543,7 +543,7 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
         line(f"{', '.join(labels)}: {note}", warned if _kpi_tag(note) != "INDICATIVE" else wrapped)
     for text in [*dashboard.warnings, *analysis.warnings()]:
         line(f"WARNING: {text}", warned)
-    for text in _book_notes(analysis)[1:] + _illustrative_notes(analysis):
+    for text in _book_notes(analysis)[1:] + illustrative_notes(analysis):
         line(text, wrapped)
     recon = dashboard.del30_reconciliation
     if len(recon):

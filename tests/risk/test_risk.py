@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -392,6 +394,27 @@ def test_cli_risk_commands(tmp_path, capsys):
     assert main(["stress", "--scenarios", str(scenarios)]) == 0
     assert "dip" in capsys.readouterr().out
     assert main(["el", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_the_console_says_what_the_sheets_call_illustrative(tmp_path, capsys):
+    """`pyxl-del el` printed a lifetime loss rate on the default LGD with no word of it; the sheets said ILLUSTRATIVE.
+    Every risk command prints the same notes (and none when [risk] lgd is set)."""
+    for command in ("el", "capital", "var"):
+        assert main([command, *(["--paths", "200"] if command == "var" else [])]) == 0
+        assert "ILLUSTRATIVE LGD: 65% is the default ([risk] lgd left out)" in capsys.readouterr().out, command
+    config = tmp_path / "config.toml"
+    config.write_text("[risk]\nlgd = 0.5\n", encoding="utf-8")
+    assert main(["el", "--config", str(config)]) == 0
+    assert "ILLUSTRATIVE LGD" not in capsys.readouterr().out
+    # the run's warnings too: a lifetime loss from 5-loan cohorts says so
+    from pyxl_del.datasets.sample import generate_sample
+
+    thin = generate_sample(loans_per_cohort=5, n_cohorts=2)
+    thin.to_parquet(path := tmp_path / "thin.parquet")
+    assert main(["el", str(path), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out and "fewer than 30 loans at MOB 0" in out, out
+    assert not re.search(r"\d\.\d{6}", out), out  # default_12m and default_lifetime printed as amounts
 
 
 @pytest.mark.parametrize("fixture", ["mixed_result", "awkward_result"])

@@ -35,8 +35,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         step("write")
         written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
                                title="DEL forecast backtest", raw_text=args.raw_csv)
-    print(f"backtest of {result.info['rows']:,} rows at {result.origins_text}, 1..{result.horizon} months ahead, "
-          f"in {time.perf_counter() - started:.2f} s")
+    reached = int(result.cells["horizon"].max())
+    print(f"backtest of {result.info['rows']:,} rows at {result.origins_text}, 1..{min(result.horizon, reached)} "
+          f"months ahead, in {time.perf_counter() - started:.2f} s")
+    if not args.as_of and len(result.origins) < args.origins:
+        print(f"note: {counted(len(result.origins), 'usable as-of month')}, fewer than --origins {args.origins}: "
+              f"all of them are used")
+    if reached < result.horizon:
+        print(f"note: no cell lies more than {reached} months after its as-of month (--horizon {result.horizon})")
     print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     winners = result.winners[result.winners["segment"] == "Portfolio"]
     overall = result.overall[result.overall["segment"] == "Portfolio"].set_index(["del_type", "model"])["mae"]

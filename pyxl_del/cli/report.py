@@ -21,10 +21,12 @@ from pyxl_del.cli.common import (
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pyxl_del.engine.config import load_config
-    from pyxl_del.engine.errors import counted
+    from pyxl_del.engine.errors import InputError, counted
     from pyxl_del.engine.files import write_tables
     from pyxl_del.engine.pipeline import STEPS, run
 
+    if args.backtest is not None and args.backtest < 1:
+        raise InputError(f"--backtest {args.backtest}: give the number of as-of months to backtest, at least 1")
     cfg = load_config(args.config)
     data = args.data or default_data()
     out = Path(args.out)
@@ -33,7 +35,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with bar:
         backend = "spark" if args.spark_master and args.backend == "auto" else args.backend
         result = run(data, cfg, sheet=args.sheet, progress=step, backend=backend, spark=args.spark_master)
-        if args.backtest:
+        if args.backtest is not None:
             result = _with_backtest(result, data, cfg, args)
         step("write")
         if out.suffix.lower() in (".xlsx", ".xlsm"):

@@ -71,3 +71,26 @@ def test_sample_then_report_round_trip(tmp_path):
 def test_console_script_entry_point():
     done = subprocess.run([sys.executable, "-m", "pyxl_del.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "pyxl_del" in done.stdout
+
+
+def test_backtest_says_when_it_gives_less_than_asked(panel_csv, tmp_path, capsys):
+    """`--origins 1000` was cut to the usable months and `--horizon 1000` printed "1..1000 months ahead", both
+    silently. The panel (cohorts 2024-01..05, the last at MOB 0) has 3 usable as-of months, and its last month is 3
+    months after the first of them."""
+    assert main(["backtest", str(panel_csv), "--origins", "1000", "--horizon", "1000", "-q",
+                 "--out", str(tmp_path / "bt")]) == 0
+    out = capsys.readouterr().out
+    assert "note: 3 usable as-of months, fewer than --origins 1000: all of them are used" in out, out
+    assert "1..1000 months ahead" not in out
+    assert "note: no cell lies more than 3 months after its as-of month (--horizon 1000)" in out, out
+    assert main(["backtest", str(panel_csv), "--origins", "3", "--horizon", "2", "-q",
+                 "--out", str(tmp_path / "bt2")]) == 0
+    assert "note:" not in capsys.readouterr().out  # the notes can stay silent
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_report_backtest_needs_a_positive_count(panel_csv, tmp_path, capsys, value):
+    """`report --backtest -1` answered "--origins must be at least 1" and --backtest 0 was ignored."""
+    assert main(["report", str(panel_csv), "--backtest", value, "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--backtest" in err and "--origins" not in err

@@ -303,7 +303,8 @@ def crps_of_draws(draws: np.ndarray, actual: np.ndarray) -> np.ndarray:
     x = np.sort(draws, axis=0)
     n_draws = x.shape[0]
     spread = 2.0 / n_draws**2 * ((2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None] * x).sum(axis=0)
-    return np.abs(x - actual).mean(axis=0) - spread / 2
+    # The score is >= 0; where the draws sit on the actual the two terms cancel and rounding can leave -1e-17.
+    return np.maximum(np.abs(x - actual).mean(axis=0) - spread / 2, 0.0)
 
 
 TIE = 1e-9  # a draw this close to the actual DEL is the same outcome (the two are computed differently)

@@ -4,7 +4,9 @@ Every candidate is a set of config overrides (``CANDIDATES``, or a user's TOML f
 validated once; at each origin its cut is aggregated once and every candidate fits on the same statistics, beside
 the benchmarks (chain-ladder, the last value carried forward). The score of a setting is the Portfolio MAE, the
 mean over months ahead 1..horizon of each month's MAE, per DEL type; the winner has the lowest mean over the DEL
-types. `write_settings` puts the winner's settings into config.toml, comments kept. Method: docs/backtesting.md.
+types, unless the comparison cannot separate the candidates (a tie, a candidate without a score): then there is none
+and `TuneResult.undecided` says why. `write_settings` puts the winner's settings into config.toml, comments kept.
+Method: docs/backtesting.md.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pyxl_del.engine.config import (
     load_config,
 )
 from pyxl_del.engine.data import PORTFOLIO, Panel
-from pyxl_del.engine.errors import read_text, reading
+from pyxl_del.engine.errors import agree, counted, read_text, reading
 from pyxl_del.engine.pipeline import Progress
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ TUNABLE_SECTIONS = ("transitions", "calibration", "forecast")
 FIXED_KEYS = (("forecast", "max_mob"),)
 BENCHMARKS = ("chain_ladder", "carry_forward")
 CURRENT = "as configured"
+# Scores closer than this tie: 0.001 DEL points, the last digit the ranking shows, so a winner's lead is always
+# visible there (settings that change nothing on a panel differ by float noise, far below it).
+SCORE_TIE = 1e-5
 
 
 def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict]:
@@ -236,9 +241,7 @@ class TuneResult:
         return self.backtest.overall
 
     @cached_property
-    def table(self) -> pd.DataFrame:
-        """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
-        their mean (the score), the rank among the candidates and the score against the best benchmark."""
+    def _ranked(self) -> pd.DataFrame:
         wide = portfolio_mae(self.backtest)
         out = pd.DataFrame({"model": wide.index.astype(str)})
         out["kind"] = ["benchmark" if m in BENCHMARKS else "candidate" for m in out["model"]]
@@ -250,23 +253,66 @@ class TuneResult:
             out[f"mae_{del_type}"] = wide[del_type].to_numpy(dtype=np.float64)
         out["score"] = out[[f"mae_{d}" for d in DEL_TYPES]].mean(axis=1)
         candidate = out["kind"] == "candidate"
-        out["rank"] = out["score"].where(candidate).rank(method="first").astype("Int64")
+        scores = out["score"].where(candidate).to_numpy(dtype=np.float64)
+        # Scores within SCORE_TIE share a rank: a lead the table cannot show is no lead.
+        lower = (scores[None, :] < scores[:, None] - SCORE_TIE).sum(axis=1)
+        out["rank"] = pd.Series(1 + lower, dtype="Int64").where(~np.isnan(scores))
         best_benchmark = out.loc[~candidate, "score"].min()
-        out["vs_best_benchmark"] = out["score"] / best_benchmark - 1
+        # Against benchmarks that made no error (or have no score) a ratio means nothing.
+        out["vs_best_benchmark"] = out["score"] / best_benchmark - 1 if best_benchmark > 0 else np.nan
+        return out
+
+    @cached_property
+    def undecided(self) -> str | None:
+        """Why no candidate can be called the best, or None when one is: no candidate has a score, some have none
+        (nothing can be said to beat them), only the config as it is was compared, or the lowest score is shared
+        (within SCORE_TIE)."""
+        table = self._ranked[self._ranked["kind"] == "candidate"]
+        missing = table.loc[table["score"].isna(), "model"].tolist()
+        if len(missing) == len(table):
+            return "no candidate has a score: none of their forecasts was compared with an observed DEL"
+        if missing:
+            return (f"{counted(len(missing), 'candidate')} {agree(len(missing), 'has', 'have')} no score "
+                    f"({'; '.join(missing)}): no other can be said to beat {agree(len(missing), 'it', 'them')}")
+        if len(table) == 1:
+            return "only the config as it is was compared: every other candidate was left out"
+        tied = table.loc[table["rank"] == 1, "model"].tolist()
+        lowest = f"{table['score'].min():.3%} mean MAE"
+        if len(tied) == len(table):
+            return f"all {len(table)} candidates score the same ({lowest}): this panel cannot tell them apart"
+        if len(tied) > 1:
+            return f"{len(tied)} candidates share the lowest score ({lowest}): {'; '.join(tied)}"
+        return None
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
+        their mean (the score), the rank among the candidates (tied scores share it), the score against the best
+        benchmark and the verdict: "winner", "tied lowest" (the lowest score is shared: no winner), "no score"."""
+        out = self._ranked.copy()
+        candidate = out["kind"] == "candidate"
+        tied = candidate & (out["rank"] == 1).fillna(False)
+        out["verdict"] = ""
+        if self.winner is not None:
+            out.loc[out["model"] == self.winner, "verdict"] = "winner"
+        elif tied.sum() > 1:
+            out.loc[tied, "verdict"] = "tied lowest"
+        out.loc[candidate & out["score"].isna(), "verdict"] = "no score"
         return out
 
     @property
-    def winner(self) -> str:
-        """The candidate with the lowest score; the config as it is when no candidate beats it."""
-        ranked = self.table.dropna(subset=["rank"]).sort_values("rank")
-        best = str(ranked["model"].iloc[0])
-        current = float(ranked.loc[ranked["model"] == CURRENT, "score"].iloc[0])
-        return best if float(ranked["score"].iloc[0]) < current else CURRENT
+    def winner(self) -> str | None:
+        """The candidate with the lowest score, the config as it is when none beats it; None when the comparison
+        cannot separate the candidates (``undecided`` says why)."""
+        if self.undecided is not None:
+            return None
+        ranked = self._ranked
+        return str(ranked.loc[ranked["rank"] == 1, "model"].iloc[0])
 
     @property
     def changes(self) -> list[tuple[str, str, object, object]]:
-        """What --write changes in config.toml: (section, key, old, new)."""
-        return changes(self.config, self.candidates.configs[self.winner])
+        """What --write changes in config.toml: (section, key, old, new); nothing without a winner."""
+        return [] if self.winner is None else changes(self.config, self.candidates.configs[self.winner])
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables by file stem (the CSV output)."""

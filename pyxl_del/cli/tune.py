@@ -1,9 +1,10 @@
 """`pyxl-del tune`: candidate estimation settings compared by rolling-origin error on your own data; --write puts
-the winner's settings into config.toml."""
+the winner's settings into config.toml, and nothing when the comparison names no winner."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -23,8 +24,13 @@ def _points(value: float) -> str:
     return f"{value:.3%}"
 
 
+def _relative(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.1%}"
+
+
 def print_table(result) -> None:
-    """The ranking as a table for the terminal: the winner starred, the benchmarks below the candidates."""
+    """The ranking as a table for the terminal: the winner starred (none without one), the benchmarks below the
+    candidates; a ratio to benchmarks without error is "n/a"."""
     import pandas as pd
 
     from pyxl_del.backtest.rolling import MODEL_LABELS
@@ -36,7 +42,7 @@ def print_table(result) -> None:
         "model": [MODEL_LABELS.get(m, m) + (" *" if m == result.winner else "") for m in table["model"]],
         **{d: [_points(v) for v in table[f"mae_{d}"]] for d in DEL_TYPES},
         "mean": [_points(v) for v in table["score"]],
-        "vs best benchmark": [f"{v:+.1%}" for v in table["vs_best_benchmark"]],
+        "vs best benchmark": [_relative(v) for v in table["vs_best_benchmark"]],
     })
     print(shown.to_string(index=False))
 
@@ -69,18 +75,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     bt = result.backtest
     print(f"tune: {len(result.candidates.configs)} candidate settings and 2 benchmarks on {bt.info['rows']:,} rows at "
           f"{bt.origins_text}, 1..{bt.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
-    print("Portfolio MAE in DEL points, mean over months ahead (* lowest mean over the DEL types):")
+    print("Portfolio MAE in DEL points, mean over months ahead"
+          + (" (* lowest mean over the DEL types):" if result.winner is not None else ":"))
     print_table(result)
     for note in result.notes:
         print(f"note: {note}")
     for path in written:
         print(f"wrote {path}")
     winner = result.winner
+    target = Path(args.config) if args.config else Path.cwd() / CONFIG_FILE_NAME
+    if winner is None:
+        print(f"no winner: {result.undecided}")
+        if args.write:
+            print(f"not written: {target} is left as it is, as no candidate is better than the others")
+        return EXIT_OK
     if winner == CURRENT:
         print(f"the config as it is has the lowest error: {settings_text(cfg)}")
         return EXIT_OK
     print(f"winner: {winner}: {settings_text(result.candidates.configs[winner])}")
-    target = Path(args.config) if args.config else Path.cwd() / CONFIG_FILE_NAME
     if not args.write:
         print(f"run again with --write to put these settings into {target}")
         return EXIT_OK

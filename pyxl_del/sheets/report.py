@@ -777,6 +777,20 @@ def _newest_forecast(table: pd.DataFrame, flags: np.ndarray) -> float:
     return table.iloc[-1, mob]
 
 
+def _weighting_caveat(shown: str, other: str, mob: int, shown_values: np.ndarray, other_values: np.ndarray) -> str:
+    """The Portfolio's weighting, and what the other would make of its DEL30 at ``mob`` averaged over the cohorts:
+    quoted beside this one's only where the two print differently, as "0.00% instead of 0.00%" says nothing."""
+    means = [float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else np.nan
+             for v in (shown_values, other_values)]
+    sentence = f"The Portfolio is the {AGGREGATION_WORDS[shown]}"
+    if np.isnan(means).any():
+        return sentence + "."
+    mine, theirs = (f"{m:.2%}" for m in means)
+    said = (f"averages the same over the cohorts ({mine})" if mine == theirs else
+            f"averages {theirs} over the cohorts instead of {mine}")
+    return f"{sentence}; {WEIGHT_WORDS[other]}, its DEL30 at MOB {mob} {said}."
+
+
 def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTables | None = None) -> SheetLayout:
     """The report's Summary: scope, the Portfolio's DEL at MOB 6 and 12 (latest actual, newest cohort's forecast,
     both weightings), each segment's, DEL by vintage charts, caveats and the contents."""
@@ -868,11 +882,9 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     source = result.transitions.source[..., ~absorbing_mask(cfg)]
     fell_back, tail = int((source == FALLBACK).sum()), int((source == TAIL).sum())
     caveats = [*([result.illustrative + "."] if result.illustrative else []),
-               f"The Portfolio is the {AGGREGATION_WORDS[cfg.portfolio.aggregation]}; "
-               f"{WEIGHT_WORDS[other]}, its DEL30 at MOB {max_mob} averages "
-               f"{np.nanmean(views[other]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%} over the "
-               f"cohorts instead of "
-               f"{np.nanmean(views[cfg.portfolio.aggregation]['DEL30'].mixed[:, max_mob]) if n_cohorts else np.nan:.2%}.",
+               _weighting_caveat(cfg.portfolio.aggregation, other, max_mob,
+                                 *(views[a]["DEL30"].mixed[:, max_mob] if n_cohorts else np.empty(0)
+                                   for a in (cfg.portfolio.aggregation, other))),
                "After each cohort's red step the figures are forecasts: the transition matrices of all cohorts, "
                "applied from the cohort's last actual month.",
                f"Thin data: {thin} of {counted(len(segments), 'segment cohort')} {agree(thin, 'has', 'have')} fewer "

@@ -47,6 +47,7 @@ RANK_COLUMNS = (
     ("score", "Mean MAE", DEL_POINTS, 10.0), ("rank", "Rank", "0", 6.0),
     ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0), ("overrides", "What it sets", None, 44.0),
 )
+VERDICT_WORDS = {"winner": " (winner)", "tied lowest": " (tied lowest)", "no score": " (no score)", "": ""}
 
 
 def _label(model: str) -> str:
@@ -55,8 +56,13 @@ def _label(model: str) -> str:
 
 def _ranking(result: TuneResult) -> pd.DataFrame:
     table = result.table.copy()
-    table["label"] = [_label(m) + (" (winner)" if m == result.winner else "") for m in table["model"]]
+    table["label"] = [_label(m) + VERDICT_WORDS[v] for m, v in zip(table["model"], table["verdict"], strict=True)]
     return table
+
+
+def _verdict_text(result: TuneResult) -> str:
+    return (f"Winner: {_label(result.winner)}." if result.winner is not None else
+            f"No winner: {result.undecided}; pyxl-del tune --write changes nothing.")
 
 
 def tune_sheet(result: TuneResult) -> SheetLayout:
@@ -69,7 +75,7 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
                     f"forecasts as the report would with its settings; the forecasts are compared with the DEL "
                     f"observed 1 to {bt.horizon} months later. MAE = mean |forecast − actual| of the Portfolio, "
                     f"averaged over the months ahead; Mean MAE over the DEL types decides the rank."),
-        cell_block(3, 1, f"Winner: {_label(result.winner)}. '{CURRENT}' is config.toml as it is; the benchmarks "
+        cell_block(3, 1, f"{_verdict_text(result)} '{CURRENT}' is config.toml as it is; the benchmarks "
                     f"(chain-ladder, last value) need no settings and are not ranked."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
@@ -78,8 +84,9 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
     table_blocks, table_formats, ranked = frame_table(ranking, RANK_COLUMNS, 5)
     blocks += table_blocks
     formats += table_formats
-    winner_row = 6 + int(ranking.index[ranking["model"] == result.winner][0])
-    formats.append(Format(Area(winner_row, 1, winner_row, len(RANK_COLUMNS)), WIN_STYLE))
+    if result.winner is not None:
+        winner_row = 6 + int(ranking.index[ranking["model"] == result.winner][0])
+        formats.append(Format(Area(winner_row, 1, winner_row, len(RANK_COLUMNS)), WIN_STYLE))
     heights = {1: 30.0, 5: HEADER_HEIGHT}
 
     models = list(bt.models)
@@ -117,24 +124,32 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
 
 
 def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
-    """The tune's Summary: the winner, what --write would change, the caveats and the contents."""
+    """The tune's Summary: the winner (or why there is none), what --write would change, the caveats and the
+    contents."""
     bt = result.backtest
     intro = [(f"{len(result.candidates.configs)} candidate settings and 2 benchmarks backtested at "
               f"{bt.origins_text}, 1 to {bt.horizon} months ahead, {bt.info.get('rows', 0):,} rows read.")]
     writer = SheetWriter(row=summary_top(intro))
-    writer.section("The winner")
     table = result.table.set_index("model")
-    winner, current = table.loc[result.winner], table.loc[CURRENT]
-    best_benchmark = table[table["kind"] == "benchmark"]["score"].idxmin()
+    best_benchmark = table.loc[table["kind"] == "benchmark", "score"].idxmin()
+    if result.winner is None:
+        writer.section("No winner")
+        writer.notes([f"{result.undecided[0].upper()}{result.undecided[1:]}."])
+        lowest = table.loc[table["kind"] == "candidate", "score"].min()
+        figures = [Figure("Lowest mean MAE of the candidates", float(lowest), DEL_POINTS)]
+    else:
+        writer.section("The winner")
+        figures = [Figure("Lowest mean Portfolio MAE", _label(result.winner)),
+                   Figure("Its mean MAE", float(table.loc[result.winner, "score"]), DEL_POINTS)]
     writer.figures([
-        Figure("Lowest mean Portfolio MAE", _label(result.winner)),
-        Figure("Its mean MAE", float(winner["score"]), DEL_POINTS),
-        Figure(f"Mean MAE {CURRENT}", float(current["score"]), DEL_POINTS),
+        *figures,
+        Figure(f"Mean MAE {CURRENT}", float(table.loc[CURRENT, "score"]), DEL_POINTS),
         Figure(f"Best benchmark: {_label(best_benchmark)}", float(table.loc[best_benchmark, "score"]), DEL_POINTS),
     ])
     writer.section("What pyxl-del tune --write changes in config.toml")
     writer.notes([f"[{s}] {k}: {old!r} -> {new!r}" for s, k, old, new in result.changes]
-                 or ["nothing: the config as it is has the lowest error"])
+                 or [f"nothing: {result.undecided}" if result.winner is None else
+                     "nothing: the config as it is has the lowest error"])
     caveats = [f"{len(bt.origins)} as-of months: "
                + ("few, so read the ranking as an indication, not as proof." if len(bt.origins) < 6 else
                   "differences of a few hundredths of a point are within noise."),

@@ -196,6 +196,15 @@ def test_crps_and_coverage_share_known_answers():
     np.testing.assert_allclose(coverage_share(same, np.array([0.02]), 0.1, 0.9), [0.8])
 
 
+def test_crps_is_never_below_zero():
+    """A CRPS is >= 0: seven draws that all equal the actual 0.7 score 0, where the rounding of the two
+    expectations left -1.8e-17 (written to backtest_cells.csv as such)."""
+    crps = crps_of_draws(np.full((7, 3), 0.7), np.array([0.7, 0.7, 0.5]))
+    assert (crps >= 0).all()
+    assert crps == pytest.approx([0.0, 0.0, 0.2], abs=1e-15)
+    assert np.isnan(crps_of_draws(np.full((4, 1), np.nan), np.array([0.1])))[0]
+
+
 def test_summarise_distribution_known_answer():
     cells = pd.DataFrame({
         "origin": "2024-01", "model": "markov", "segment": "A", "del_type": "DEL30", "horizon": 1,

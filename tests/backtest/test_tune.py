@@ -3,13 +3,14 @@ comments and is atomic; the vintage books' truth and the oracle that knows it.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 
 import numpy as np
 import pandas as pd
 import pytest
-from _panels import cfg
+from _panels import cfg, frame, loan
 
 from pyxl_del.backtest.rolling import (
     FORECASTERS,
@@ -21,6 +22,7 @@ from pyxl_del.backtest.tune import (
     CANDIDATES,
     CURRENT,
     CandidateError,
+    TuneResult,
     backtest_text,
     portfolio_mae,
     resolve_candidates,
@@ -40,6 +42,7 @@ from pyxl_del.datasets.sample import (
 from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError
 from pyxl_del.engine.data import PORTFOLIO, validate_panel
 from pyxl_del.engine.errors import OutputError
+from pyxl_del.sheets.tune import tune_sheets
 
 MAX_MOB = 12
 COHORTS = [f"2024-{m:02d}" for m in range(1, 13)] + [f"2025-{m:02d}" for m in range(1, 13)]
@@ -102,6 +105,70 @@ def test_every_candidate_is_scored_on_the_same_cells(tuned):
     cells = tuned.backtest.cells
     counts = cells.groupby("model", observed=True).size()
     assert counts.nunique() == 1 and len(counts) == 4
+
+
+# ------------------------------------------------------------------------------------------ no winner
+
+
+@pytest.fixture(scope="module")
+def one_loan() -> pd.DataFrame:
+    """One loan that never falls behind: every model forecasts its DEL (0) exactly, so every score is 0."""
+    return frame(loan("L1", "2024-01", "A", [("CURRENT", 1000.0 - 10 * m) for m in range(15)]))
+
+
+def test_candidates_that_all_score_the_same_have_no_winner(one_loan):
+    result = tune(one_loan, Config(), origins=3, candidates={"count": {"transitions": {"weighting": "count"}}})
+    table = result.table.set_index("model")
+    assert (table["score"] == 0).all()
+    assert result.winner is None and result.changes == []
+    assert result.undecided == "all 2 candidates score the same (0.000% mean MAE): this panel cannot tell them apart"
+    assert list(table["rank"].iloc[:2]) == [1, 1]  # a tie shares its rank
+    assert list(table["verdict"]) == ["tied lowest", "tied lowest", "", ""]
+    assert table["vs_best_benchmark"].isna().all()  # a ratio to a benchmark error of 0 means nothing
+
+
+def test_a_tie_at_the_lowest_score_has_no_winner_though_both_beat_the_config(two_segments):
+    # With calibration off, the DEL type it would calibrate on changes nothing: the two candidates forecast alike.
+    alike = {**RIGHT, "own segment, k on DEL60": {"transitions": {"min_count": 0}, "calibration": {"del_type": "DEL60"}}}
+    result = tune(two_segments, WRONG, origins=3, candidates=alike)
+    assert result.winner is None and result.changes == []
+    assert result.undecided.startswith("2 candidates share the lowest score (")
+    assert result.undecided.endswith("mean MAE): own segment; own segment, k on DEL60")
+    table = result.table.set_index("model")
+    assert list(table["rank"].iloc[:3]) == [3, 1, 1]
+    assert list(table["verdict"].iloc[:3]) == ["", "tied lowest", "tied lowest"]
+
+
+def test_a_candidate_without_a_score_leaves_the_comparison_undecided(tuned):
+    cells = tuned.backtest.cells
+    without_current = dataclasses.replace(tuned.backtest, cells=cells[cells["model"] != CURRENT])
+    result = TuneResult(backtest=without_current, candidates=tuned.candidates)
+    assert result.winner is None and result.changes == []
+    assert result.undecided == f"1 candidate has no score ({CURRENT}): no other can be said to beat it"
+    assert list(result.table["verdict"].iloc[:2]) == ["no score", ""]
+    texts = [v for layout in tune_sheets(result)[:2] for block in layout.blocks for v in block.values.ravel()
+             if isinstance(v, str)]
+    assert any(t.startswith("No winner: 1 candidate has no score") for t in texts)
+    assert "No winner" in texts and any(t.startswith("1 candidate has no score") for t in texts)
+    benchmarks_only = dataclasses.replace(tuned.backtest, cells=cells[cells["model"].isin(["chain_ladder",
+                                                                                           "carry_forward"])])
+    result = TuneResult(backtest=benchmarks_only, candidates=tuned.candidates)
+    assert result.winner is None and result.undecided.startswith("no candidate has a score")
+
+
+def test_a_lead_below_the_shown_precision_is_a_tie(tuned):
+    """Scores closer than 0.001 DEL points (the last digit the ranking shows) tie; a larger lead wins."""
+    cells = tuned.backtest.cells
+    current = cells[cells["model"] == CURRENT]
+    score = tuned.table.set_index("model").loc[CURRENT, "score"]
+    for lead, winner in ((0.000009, None), (0.000011, "own segment")):
+        # The config's own forecasts with every error scaled down: the score, linear in them, is `lead` lower.
+        own = current.copy()
+        own.loc[:, "model"] = "own segment"
+        own["forecast"] = own["actual"] + (own["forecast"] - own["actual"]) * (1 - lead / score)
+        backtest = dataclasses.replace(tuned.backtest,
+                                       cells=pd.concat([cells[cells["model"] != "own segment"], own]))
+        assert TuneResult(backtest=backtest, candidates=tuned.candidates).winner == winner
 
 
 # ------------------------------------------------------------------------------------------ the candidates
@@ -223,12 +290,45 @@ def test_cli_tune_prints_the_table_writes_csv_and_the_winner(two_segments, tmp_p
     assert "min_count = 300" in config.read_text()  # not written without --write
     table = pd.read_csv(tmp_path / "out" / "tune.csv")
     assert list(table["model"]) == [CURRENT, "own segment", "chain_ladder", "carry_forward"]
+    assert list(table["verdict"].fillna("")) == ["", "winner", "", ""]
     assert {"tune_by_horizon.csv", "tune_by_segment.csv"} <= {p.name for p in (tmp_path / "out").iterdir()}
 
     assert main([*args, "--write"]) == 0
     assert "[transitions] min_count 300 -> 0" in capsys.readouterr().out
     text = config.read_text()
     assert "min_count = 0  # pool thin rows" in text and "max_mob = 12  # months" in text
+
+
+def test_cli_tune_says_plainly_when_the_candidates_cannot_be_told_apart(one_loan, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    data = tmp_path / "one_loan.csv"
+    one_loan.to_csv(data, index=False)
+    config = tmp_path / "config.toml"
+    config.write_text("# the defaults\n")
+    args = ["tune", str(data), "--config", str(config), "--origins", "3", "-q", "--write"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "no winner: all 21 candidates score the same (0.000% mean MAE)" in printed
+    assert f"not written: {config} is left as it is" in printed
+    assert config.read_text() == "# the defaults\n"
+    assert " *" not in printed and "nan" not in printed and "lowest error" not in printed
+    assert "n/a" in printed  # against benchmarks whose error is 0
+    table = pd.read_csv(tmp_path / "out" / "tune.csv", keep_default_na=False)
+    assert set(table.loc[table["kind"] == "candidate", "verdict"]) == {"tied lowest"}
+    assert set(table.loc[table["kind"] == "candidate", "rank"].astype(int)) == {1}
+
+    assert main([*args, "--out", str(tmp_path / "tune.xlsx")]) == 0
+    book = load_workbook(tmp_path / "tune.xlsx")
+    texts = [v for ws in book for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+    assert not any("winner)" in t or t.startswith("Winner:") for t in texts)
+    assert book["Tune"]["A3"].value.startswith("No winner: all 21 candidates score the same")
+    summary = [row for row in book["Tune summary"].iter_rows(values_only=True)]
+    assert ("No winner",) == next(r[:1] for r in summary if r[0] in ("The winner", "No winner"))
+    assert any(isinstance(v, str) and v.startswith("nothing: all 21 candidates score the same") for r in summary
+               for v in r)
+    bold = {book["Tune"].cell(row, 3).font.b for row in range(6, 6 + len(table))}
+    assert bold == {False}  # no row is marked as the winner's
 
 
 def test_cli_tune_reports_unknown_candidate_keys(two_segments, tmp_path, capsys):

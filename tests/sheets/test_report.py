@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
+from _panels import frame, loan
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment
 
@@ -575,6 +576,25 @@ def test_summary_counts_in_the_right_number(tmp_path):
              "0 transition rows had too few loans and borrow pooled or nearby data.")):
         texts, _ = summary_texts(dataclasses.replace(result, transitions=transitions), tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "Thin data" in t]
+
+
+def test_the_other_weighting_is_compared_only_where_it_shows_a_difference(mixed_result, tmp_path):
+    """The caveat on the Portfolio's weighting quotes the other weighting's average beside this one's; where the
+    two print alike (a book nobody falls behind in: both 0.00%) it says they agree instead of "0.00% instead of
+    0.00%"."""
+    sentence = re.compile(r"The Portfolio is the plain mean of the segments in each cohort; weighted by EAD at MOB 0, "
+                          r"its DEL30 at MOB 12 averages (\d+\.\d\d%) over the cohorts instead of (\d+\.\d\d%)\.$")
+    texts, _ = summary_texts(mixed_result, tmp_path)
+    quoted = [m.groups() for m in map(sentence.match, texts) if m]
+    assert len(quoted) == 1 and quoted[0][0] != quoted[0][1]
+
+    records = [row for segment, ead in (("A", 1000.0), ("B", 5000.0)) for cohort in ("2024-01", "2024-02")
+               for i in range(3) for row in loan(f"{segment}{cohort}-{i}", cohort, segment, [("CURRENT", ead)] * 4)]
+    result = pyxl_del.run(frame(records), pyxl_del.Config().with_overrides(forecast={"max_mob": 6}))
+    texts, _ = summary_texts(result, tmp_path)
+    said = [t for t in texts if t.startswith("The Portfolio is the")]
+    assert said == ["The Portfolio is the plain mean of the segments in each cohort; weighted by EAD at MOB 0, its "
+                    "DEL30 at MOB 6 averages the same over the cohorts (0.00%)."]
 
 
 def test_a_calendar_level_is_named_where_it_changes_the_forecast(mixed_result, tmp_path):

@@ -52,14 +52,16 @@ from pyxl_del.engine.data import (
     cohort_problem,
     coverage_warnings,
     duplicates_problem,
+    encoding_problem,
     final_rows,
     gap_warning,
+    period_freq,
     read_panel,
     segment_name_findings,
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
-from pyxl_del.engine.errors import PanelError, counted, shorten
+from pyxl_del.engine.errors import PanelError, agree, counted, shorten
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +197,19 @@ def _is_many(text: str) -> bool:
     return bool(_GLOB.search(text)) or Path(text).is_dir()
 
 
+def _base(text: str) -> str:
+    """The folder of a glob or folder of parts, that its files are named relative to."""
+    return text if Path(text).is_dir() else os.path.dirname(_GLOB.split(text)[0]) or "."
+
+
+def _file_names(files: Files, paths: Sequence[str]) -> str:
+    """Some of the files of ``files`` as messages name them: relative to the folder or glob given, the first
+    MAX_LISTED."""
+    base = _base(files.text)
+    shown = ", ".join(os.path.relpath(p, base) for p in paths[:MAX_LISTED])
+    return shown + (f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else "")
+
+
 def fingerprint(source, config: Config) -> str:
     """A short hash that changes when the panel does (see the module docstring for what each input hashes)."""
     if isinstance(source, pd.DataFrame):
@@ -210,7 +225,7 @@ def fingerprint(source, config: Config) -> str:
     elif not _is_many(text):
         return content_fingerprint(text)
     else:
-        base = text if Path(text).is_dir() else os.path.dirname(_GLOB.split(text)[0]) or "."
+        base = _base(text)
         for p in resolve_files(text).paths:
             stat = os.stat(p)
             h.update(f"{os.path.relpath(p, base)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
@@ -253,14 +268,21 @@ class _DuckDB:
             self.con.register("pyxl_frame", _sql_ready(source))
             relation = "pyxl_frame"
         else:
-            listed = "[" + ", ".join(self.dialect.literal(p) for p in source.paths) + "]"
-            relation = (f"read_parquet({listed}, union_by_name = true)" if source.kind == "parquet" else
-                        f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true)")
+            relation = self._reader(source.paths, source.kind)
         described = self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         _require_columns([row[0] for row in described], config, label)
         select = panel_sql.select_columns(self.dialect, relation, _mapped(config))
         self.con.execute(f"CREATE TEMP VIEW pyxl_panel AS {select}")
         return "pyxl_panel", {row[0]: row[1] for row in described}
+
+    def _reader(self, paths: Sequence[str], kind: str) -> str:
+        listed = "[" + ", ".join(self.dialect.literal(p) for p in paths) + "]"
+        return (f"read_parquet({listed}, union_by_name = true)" if kind == "parquet" else
+                f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true)")
+
+    def columns_of(self, path: str, kind: str) -> list[str]:
+        """The columns of one file, as the engine reads them."""
+        return [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM {self._reader([path], kind)}").fetchall()]
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()
@@ -304,8 +326,7 @@ class _Spark:
             frame = read.option("mergeSchema", "true").parquet(*source.paths)
         else:
             # Spark's CSV reader takes the first file's header for all; read each and union by name instead.
-            parts = [read.csv(p, header=True, inferSchema=False, encoding="UTF-8") for p in source.paths]
-            parts = [p.withColumnRenamed(p.columns[0], p.columns[0].removeprefix("\ufeff")) for p in parts]
+            parts = [self._csv(p) for p in source.paths]
             frame = parts[0]
             for part in parts[1:]:
                 frame = frame.unionByName(part, allowMissingColumns=True)
@@ -314,6 +335,14 @@ class _Spark:
         view = self._view(self.session.sql(panel_sql.select_columns(self.dialect, self.dialect.ident(raw),
                                                                     _mapped(config))))
         return self.dialect.ident(view), dict(frame.dtypes)
+
+    def _csv(self, path: str):
+        part = self.session.read.csv(path, header=True, inferSchema=False, encoding="UTF-8")
+        return part.withColumnRenamed(part.columns[0], part.columns[0].removeprefix("\ufeff"))
+
+    def columns_of(self, path: str, kind: str) -> list[str]:
+        """The columns of one file, as the engine reads them."""
+        return (self.session.read.parquet(path) if kind == "parquet" else self._csv(path)).columns
 
     def _view(self, frame) -> str:
         name = f"{self.group}_{len(self.views)}"
@@ -437,7 +466,7 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
     step("read")
     try:
         relation, types = engine.register(data, config, name)
-        kind = panel_sql.cohort_kind(types[config["cohort"]])
+        kind = _cohort_kind(data, config["cohort"], types[config["cohort"]], name)
         step("validate")
         sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob,
                                         cohort_format)
@@ -445,7 +474,7 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
     except engine.read_errors as exc:
         if isinstance(exc, engine.bugs):
             raise
-        raise PanelError(name, [f"cannot read the data: {shorten(exc)}"]) from exc
+        raise PanelError(name, [_read_problem(data, exc)]) from exc
     step("aggregate")
 
     def fetch(rule: str) -> list[tuple[str, str]]:
@@ -460,7 +489,70 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
                                        cohort_format)
         return list(engine.query(query)["label"])
 
-    return stats_from_sql(result, config, name, fetch, labels)
+    try:
+        return stats_from_sql(result, config, name, fetch, labels)
+    except PanelError as exc:
+        lacking = _lacking_parts(engine, data, config)
+        if not lacking:
+            raise
+        raise PanelError(name, lacking + exc.problems) from exc
+
+
+def _read_problem(data, exc: Exception) -> str:
+    """The sentence for data an engine cannot read. A CSV that is not UTF-8 is named with the line of its first bad
+    byte: DuckDB's message quotes another line (the header, for a bad byte in its first block) or blames the CSV
+    dialect (UTF-16). Only files the message names are read again to find the byte, or all when it names none."""
+    text = str(exc)
+    if isinstance(data, Files) and data.kind == "csv" and not data.remote and re.search("unicode|encod", text, re.IGNORECASE):
+        named = [p for p in data.paths if p in text]
+        found = next(filter(None, map(encoding_problem, map(Path, named or data.paths))), None)
+        if found:
+            return found
+    return f"cannot read the data: {shorten(exc)}"
+
+
+def _cohort_kind(data, column: str, type_name: str, name: str) -> str:
+    """The cohort parser for the column's type as the engine names it. An integer column of Parquet files that
+    pandas wrote from a Period dtype holds periods, not 202301-style numbers: the engines see only the int64, so
+    each file's Arrow schema says (remote files are not looked into)."""
+    kind = panel_sql.cohort_kind(type_name)
+    if kind != "number" or not isinstance(data, Files) or data.kind != "parquet" or data.remote:
+        return kind
+    import pyarrow.parquet as pq
+
+    freqs = {p: period_freq(pq.read_schema(p), column) for p in data.paths}
+    found = set(freqs.values())
+    if found == {None}:
+        return "number"
+    if found == {"M"}:
+        return "period"
+    other = sorted(f for f in found if f not in (None, "M"))
+    if other:
+        raise PanelError(name, [(f"column {column!r} ([columns] cohort) holds pandas periods of frequency "
+                                 f"{other[0]!r}, which the SQL backends read by month only: write the column as "
+                                 f"monthly periods (.dt.asfreq('M')), dates or 'YYYY-MM' text")])
+    periods = [p for p, f in freqs.items() if f]
+    numbers = [p for p, f in freqs.items() if not f]
+    raise PanelError(name, [(f"column {column!r} ([columns] cohort) holds pandas periods in "
+                             f"{_file_names(data, periods)} but not in {_file_names(data, numbers)}, and the two are "
+                             f"read differently: write it one way in every file")])
+
+
+def _lacking_parts(engine, data, config: Config) -> list[str]:
+    """The mapped columns some files of a glob or folder lack. The engines read parts by column name, so such a
+    part's rows read as empty there and the findings would name rows, not the file; only looked for once the panel
+    has failed a rule."""
+    if not isinstance(data, Files) or len(data.paths) < 2:
+        return []
+    present = {p: set(engine.columns_of(p, data.kind)) for p in data.paths}
+    problems = []
+    for key in LOGICAL_COLUMNS:
+        without = [p for p in data.paths if config[key] not in present[p]]
+        if without:
+            problems.append(f"missing mapped column [columns] {key} = {config[key]!r} in {len(without)} of "
+                            f"{counted(len(data.paths), 'file')}: {_file_names(data, without)} (the other files have "
+                            f"it; {agree(len(without), 'its', 'their')} rows read as empty)")
+    return problems
 
 
 def _watch(engine, sql: str, step: Progress) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import hashlib
+import json
 import logging
 import re
 import unicodedata
@@ -21,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
-from pyxl_del.engine.errors import PanelError, agree, counted, read_advice, shorten
+from pyxl_del.engine.errors import (
+    PanelError,
+    agree,
+    counted,
+    read_advice,
+    shorten,
+    utf8_problem,
+)
 from pyxl_del.engine.panel_sql import TIME_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -119,18 +127,39 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
             frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
                                   dtype=labels)
-            _require_columns(frame.columns, config, f"{name} [sheet {sheet if sheet is not None else 1}]")
+            label = f"{name} [sheet {sheet if sheet is not None else 1}]"
+            if sheet is None:
+                _require_columns_on_first_sheet(path, frame.columns, config, label)
+            _require_columns(frame.columns, config, label)
             frame = frame[wanted]
         else:
             raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
     except PanelError:
         raise
     except Exception as exc:
-        advice = read_advice(exc, path, "panel")  # a damaged zip, an encoding, a ragged CSV: a sentence
+        # A damaged zip, an encoding, a ragged CSV: a sentence. The reader saw a block of a CSV, not the file, so
+        # the file is read again to the bad byte to name its line.
+        csv_text = isinstance(exc, UnicodeError) and suffix in (".csv", ".txt", ".gz")
+        advice = (encoding_problem(path) if csv_text else None) or read_advice(exc, path, "panel")
         if advice is None:
             raise
         raise PanelError(name, [advice]) from exc
     return frame, path.name
+
+
+def _open_csv(path: Path):
+    """A CSV file's bytes, gunzipped if it is a .gz."""
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
+def encoding_problem(path: Path) -> str | None:
+    """The sentence for a CSV that is not UTF-8 (UTF-16, Latin-1, ...), naming the line of its first bad byte;
+    None when it is UTF-8 or cannot be read (the reader's own error then stands). Reads up to that byte."""
+    try:
+        with _open_csv(path) as fh:
+            return utf8_problem(fh, path)
+    except (OSError, EOFError):  # gone, unreadable, or a damaged .gz
+        return None
 
 
 def check_header_line(path: Path) -> None:
@@ -138,7 +167,7 @@ def check_header_line(path: Path) -> None:
     delimiter): say so before a reader holds the line, and copies of it, in memory. Reads up to the first newline."""
     head = b""
     try:
-        with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as fh:
+        with _open_csv(path) as fh:
             while len(head) <= HEADER_BYTES:
                 chunk = fh.read(1 << 16)
                 if not chunk or b"\n" in chunk or b"\r" in chunk:
@@ -178,12 +207,37 @@ def _read_parquet(path: Path, columns: list[str], config: Config, name: str) -> 
             indices = values.indices.fill_null(-1) if values.null_count else values.indices
             dtype = pd.CategoricalDtype(pd.Index(values.dictionary.to_pandas(), dtype="str"))
             frame[column] = pd.Categorical.from_codes(indices.to_numpy(zero_copy_only=False), dtype=dtype, validate=False)
+        elif freq := period_freq(schema, column):
+            # Unless pandas has registered its Arrow period type in this process, the column reads as its int64
+            # ordinals; the dtype's Arrow conversion takes either.
+            frame[column] = pd.PeriodDtype(freq).__from_arrow__(values)
         else:
             frame[column] = values.to_pandas()
         del values
     del table
     pa.default_memory_pool().release_unused()  # the allocator would keep the file's decoded pages resident
     return pd.DataFrame(frame, copy=False)[columns]
+
+
+PANDAS_PERIOD = "pandas.period"  # the Arrow extension type pandas writes a Period column as
+
+
+def period_freq(schema, column: str) -> str | None:
+    """The frequency ("M", "Q-DEC", ...) of a Parquet column pandas wrote from a Period dtype, else None (also when
+    the file has no such column). Such a column stores int64 periods since 1970-01 under an Arrow extension type:
+    the type itself when pandas has registered it in this process, else only named in the field's metadata."""
+    import pyarrow as pa
+
+    index = schema.get_field_index(column)
+    if index < 0:
+        return None
+    field = schema.field(index)
+    if isinstance(field.type, pa.BaseExtensionType):
+        name, detail = field.type.extension_name, field.type.__arrow_ext_serialize__()
+    else:
+        meta = field.metadata or {}
+        name, detail = meta.get(b"ARROW:extension:name", b"").decode(), meta.get(b"ARROW:extension:metadata", b"{}")
+    return json.loads(detail).get("freq") if name == PANDAS_PERIOD else None
 
 
 def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.Index]:
@@ -215,6 +269,28 @@ def _require_columns(columns, config: Config, source: str) -> None:
             [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
              for m in missing],
         )
+
+
+def _require_columns_on_first_sheet(path: Path, columns, config: Config, label: str) -> None:
+    """When the first sheet of a workbook (read by default) lacks mapped columns and another sheet has them all,
+    name that sheet: the first sheet's columns, which ``_require_columns`` lists, are no help then. Reads the
+    sheets' header rows only."""
+    wanted = list(dict.fromkeys(config[k] for k in LOGICAL_COLUMNS))
+    missing = [c for c in wanted if c not in set(map(str, columns))]
+    if not missing:
+        return
+    headers = pd.read_excel(path, sheet_name=None, nrows=0, engine="openpyxl")
+    first, *others = headers
+    found = [name for name in others if set(wanted) <= set(map(str, headers[name].columns))]
+    if not found:
+        return
+    which = (f"sheet {found[0]!r} has them all: read that sheet" if len(found) == 1 else
+             f"sheets {', '.join(map(repr, found))} have them all: read one of them")
+    # The command line takes the name as one argument: quoted when it has spaces or other shell characters.
+    argument = found[0] if re.fullmatch(r"[\w.-]+", found[0]) else f'"{found[0]}"'
+    lacked = ", ".join(shorten(repr(c), LABEL_CHARS) for c in missing)
+    raise PanelError(label, [(f"the first sheet, {first!r}, lacks mapped columns ({lacked}); {which} "
+                              f"(sheet={found[0]!r}; on the command line --sheet {argument})")])
 
 
 def fingerprint(source) -> str:
@@ -283,7 +359,12 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
     """Month index per row; parses each distinct value once (a panel has few cohorts). Text is read by
     ``cohort_format`` when given, else as ISO (never a day-first / month-first guess)."""
     if isinstance(values.dtype, pd.PeriodDtype):
-        return month_index(values.dt.year.to_numpy(), values.dt.month.to_numpy())
+        empty = values.isna().to_numpy()
+        if empty.any():  # NaT: an empty cohort, as a blank cell
+            problems.append(cohort_problem(column, int(empty.sum()), [], row_numbers(np.flatnonzero(empty)),
+                                           cohort_format))
+        months = month_index(values.dt.year.fillna(0).to_numpy(), values.dt.month.fillna(1).to_numpy())
+        return np.where(empty, -1, months)
     codes, uniques = _factorize(values)
     if len(uniques) == 0:  # the column is blank: every row is reported below
         parsed = pd.DatetimeIndex([])

@@ -7,12 +7,15 @@ file that cannot be written (the CLI exits 1). Anything else reaching a front en
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import itertools
 import logging
 import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -143,22 +146,52 @@ def _advice(exc: BaseException, path: Path, what: str) -> str | None:
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 SAVE_AS_UTF8 = "save it as UTF-8 (Excel: 'CSV UTF-8'; Notepad: encoding 'UTF-8')"
+_UTF16 = "{path} is UTF-16 text (what Notepad and Excel call 'Unicode'), not UTF-8; " + SAVE_AS_UTF8
+TEXT_CHUNK = 1 << 20  # bytes ``utf8_problem`` decodes at a time
 
 
-def _encoding_advice(exc: UnicodeError, path: Path, *, whole: bool = False) -> str:
-    """Which encoding the file seems to have; with ``whole`` (the decoder saw the whole file) the line of the
-    first bad byte."""
+def _encoding_advice(exc: UnicodeError, path: Path, *, whole: bool = False, lines_before: int = 0) -> str:
+    """Which encoding the file seems to have; with ``whole`` (the decoder saw the file from its start, or from
+    after its first ``lines_before`` lines) the line of the first bad byte."""
     raw = getattr(exc, "object", b"")
     raw = raw if isinstance(raw, (bytes, bytearray)) else b""
-    if raw[:2] in UTF16_BOMS or raw[:200].count(b"\x00") > 1:
-        return f"{path} is UTF-16 text (what Notepad and Excel call 'Unicode'), not UTF-8; {SAVE_AS_UTF8}"
+    if _utf16(raw):
+        return _UTF16.format(path=path)
     start = getattr(exc, "start", None)
     where = ""
     if isinstance(start, int) and 0 <= start < len(raw):
         newlines = raw.count(b"\n", 0, start)
-        line = f"line {newlines + 1}: " if whole else ""
+        line = f"line {lines_before + newlines + 1}: " if whole else ""
         where = f" ({line}byte 0x{raw[start]:02x})"
     return f"{path} is not UTF-8 text{where}; {SAVE_AS_UTF8}"
+
+
+def _utf16(raw: bytes) -> bool:
+    """The start of a file (or the text a decoder failed on) is UTF-16: a byte-order mark, or the NUL bytes of
+    UTF-16 text without one (which is valid UTF-8)."""
+    return raw[:2] in UTF16_BOMS or raw[:200].count(b"\x00") > 1
+
+
+def utf8_problem(stream: BinaryIO, path: Path) -> str | None:
+    """The sentence for the bytes of ``path`` (``stream``, from its start) when they are not UTF-8 text, naming the
+    line of the first bad byte; None for UTF-8. Reads to that byte, so to the end of a file that is UTF-8: for
+    after a reader has failed, to say why."""
+    head = stream.read(TEXT_CHUNK)
+    if _utf16(head):
+        return _UTF16.format(path=path)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    for chunk in itertools.chain([head], iter(lambda: stream.read(TEXT_CHUNK), b"")):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:  # its text is the chunk, after any bytes of a character cut by the last
+            return _encoding_advice(exc, path, whole=True, lines_before=lines)
+        lines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:  # a character cut by the end of the file
+        return _encoding_advice(exc, path, whole=True, lines_before=lines)
+    return None
 
 
 def read_text(path: str | Path, what: str = "file", *, error: type[InputError] = InputError) -> str:

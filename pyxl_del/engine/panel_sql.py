@@ -59,7 +59,8 @@ ISO_MONTH = "^([0-9]{4})(?:[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + 
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
 COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numbers reads as text
 
-COHORT_KINDS = ("text", "number", "date")
+COHORT_KINDS = ("text", "number", "date", "period")
+PERIOD_EPOCH = 1970 * 12  # the month index of 1970-01, pandas' monthly period 0
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,13 @@ def cohort_kind(type_name: str) -> str:
 
 def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str, cohort_format: str = "") -> str:
     """SELECT raw, month: each distinct cohort value once (a panel has few) with its month index or NULL. Text is
-    read by ``cohort_format`` (strptime) when given, else as ISO text (no day/month guess)."""
+    read by ``cohort_format`` (strptime) when given, else as ISO text (no day/month guess); "period" is pandas'
+    monthly Period as written to Parquet, whole months since 1970-01."""
     distinct = f"SELECT DISTINCT {cohort} AS raw FROM {source}"
     if kind == "date":
         return f"SELECT raw, year(raw) * 12 + month(raw) - 1 AS month FROM ({distinct}) AS distinct_cohorts"
+    if kind == "period":
+        return f"SELECT raw, try_cast(raw AS BIGINT) + {PERIOD_EPOCH} AS month FROM ({distinct}) AS distinct_cohorts"
     if kind == "number":
         # 202301-style numbers: a whole number whose last two digits are a month, year 0..9999.
         return f"""SELECT raw,

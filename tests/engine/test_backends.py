@@ -1,11 +1,14 @@
 """Aggregation backends: DuckDB (and the shared SQL) against the pandas path — same statistics, same findings."""
 
+import contextlib
 import os
 import time
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from _backend_panels import (
     assert_same_results,
@@ -104,9 +107,59 @@ def test_cohort_types_same_on_duckdb(cohorts, tmp_path):
     expected = aggregate(df, CONFIG, "pandas")
     assert list(expected.cohorts) == [2024 * 12]
     assert_same_stats(expected, aggregate(df, CONFIG, "duckdb"))
-    if not isinstance(df["DISBURSAL_MONTH"].dtype, pd.PeriodDtype):
-        df.to_parquet(tmp_path / "p.parquet")
-        assert_same_stats(expected, aggregate(tmp_path / "p.parquet", CONFIG, "duckdb"))
+    df.to_parquet(tmp_path / "p.parquet")
+    for backend in ("pandas", "duckdb"):
+        assert_same_stats(expected, aggregate(tmp_path / "p.parquet", CONFIG, backend))
+
+
+@pytest.fixture(params=["registered", "not registered"])
+def period_extension(request):
+    """pandas registers its Arrow period type once it has written or read one; a process that only reads the file
+    (the command line) sees the column as int64 with the type named in the field's metadata."""
+    from pandas.core.arrays.arrow.extension_types import ArrowPeriodType
+
+    yield request.param
+    with contextlib.suppress(pa.ArrowKeyError):  # already registered
+        pa.register_extension_type(ArrowPeriodType("M"))
+
+
+def test_period_cohorts_written_to_parquet_by_pandas_are_months(tmp_path, period_extension):
+    """pandas stores a Period column as int64 months since 1970-01: both backends read months, not 642 or 648."""
+    df = frame(GOOD + loan("L3", "x", "A", [("CURRENT", 100), ("CURRENT", 100)]))
+    df["DISBURSAL_MONTH"] = pd.PeriodIndex(["2024-01"] * 6 + ["2023-07"] * 2, freq="M")
+    expected = aggregate(df, CONFIG, "pandas")
+    assert list(expected.cohorts) == [2023 * 12 + 6, 2024 * 12]
+    df.to_parquet(tmp_path / "p.parquet")
+    write_panel(df, tmp_path / "parts", parts=2)
+    if period_extension == "not registered":
+        with contextlib.suppress(pa.ArrowKeyError):  # not registered yet
+            pa.unregister_extension_type("pandas.period")
+        assert pq.read_schema(tmp_path / "p.parquet").field("DISBURSAL_MONTH").type == pa.int64()
+    for source, backend in ((tmp_path / "p.parquet", "pandas"), (tmp_path / "p.parquet", "duckdb"),
+                            (tmp_path / "parts", "duckdb")):
+        assert_same_stats(expected, aggregate(source, CONFIG, backend))
+    # An empty period is an empty cohort on both (the pandas path read NaT as the month '-002-11').
+    df["DISBURSAL_MONTH"] = df["DISBURSAL_MONTH"].where(df["AGREEMENT_ID"] != "L3")
+    df.to_parquet(tmp_path / "p.parquet")
+    for source in (df, tmp_path / "p.parquet"):
+        for backend in ("pandas", "duckdb"):
+            assert "([columns] cohort): 2 values are not a month (e.g. empty" in str(_errors(source, backend)), backend
+
+
+def test_period_cohorts_that_sql_cannot_read_say_how_to_write_them(tmp_path):
+    df = frame(GOOD)
+    df["DISBURSAL_MONTH"] = pd.PeriodIndex(["2024Q1"] * 6, freq="Q")
+    df.to_parquet(tmp_path / "q.parquet")
+    assert aggregate(tmp_path / "q.parquet", CONFIG, "pandas").n_rows == 6
+    assert "column 'DISBURSAL_MONTH' ([columns] cohort) holds pandas periods of frequency 'Q-DEC'" in str(
+        _errors(tmp_path / "q.parquet", "duckdb"))
+    # Months as periods in one part and as 202401 numbers in another would be read one way for both.
+    (tmp_path / "mixed").mkdir()
+    df["DISBURSAL_MONTH"] = pd.PeriodIndex(["2024-01"] * 6, freq="M")
+    df.iloc[:3].to_parquet(tmp_path / "mixed" / "a.parquet")
+    df.iloc[3:].assign(DISBURSAL_MONTH=202401).to_parquet(tmp_path / "mixed" / "b.parquet")
+    message = str(_errors(tmp_path / "mixed", "duckdb"))
+    assert "pandas periods in a.parquet but not in b.parquet" in message, message
 
 
 TEXT_COHORTS = ["2023-01", "2023-1", "2023-01-15", "2023-1-5", "2023-01-15 10:30:00", "2023-01-15T10:30", "2023/01",
@@ -278,6 +331,31 @@ def test_globs_and_folders(tmp_path):
         aggregate(str(tmp_path / "nothing" / "*.parquet"), CONFIG)
     with pytest.raises(PanelError, match="one file"):
         aggregate(tmp_path / "parts", CONFIG, "pandas")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_part_without_a_mapped_column_is_named(tmp_path, suffix):
+    """Parts are read by name: a part without the EAD column read as empty EADs, and the message named the folder
+    and rows, not the file."""
+    df = frame(GOOD)
+    (tmp_path / "parts").mkdir()
+    parts = {"a": df.iloc[:3], "b": df.iloc[3:].drop(columns="PRINCIPLE_OUTSTANDING"), "c": df.iloc[:0]}
+    for name, part in parts.items():
+        part.to_parquet(tmp_path / "parts" / f"{name}{suffix}") if suffix == ".parquet" else part.to_csv(
+            tmp_path / "parts" / f"{name}{suffix}", index=False)
+    error = _errors(tmp_path / "parts", "duckdb")
+    assert error.problems[0] == (f"missing mapped column [columns] ead = 'PRINCIPLE_OUTSTANDING' in 1 of 3 files: "
+                                 f"b{suffix} (the other files have it; its rows read as empty)"), str(error)
+
+
+def test_a_part_not_in_utf8_is_named(tmp_path):
+    (tmp_path / "parts").mkdir()
+    frame(GOOD).iloc[:3].to_csv(tmp_path / "parts" / "a.csv", index=False)
+    frame(GOOD).iloc[3:].assign(PRODUCT_TYPE="Crédit").to_csv(tmp_path / "parts" / "b.csv", index=False,
+                                                              encoding="latin-1")
+    message = str(_errors(tmp_path / "parts", "duckdb"))
+    assert f"{tmp_path / 'parts' / 'b.csv'} is not UTF-8 text (line 2: byte 0xe9); save it as UTF-8" in message
+    assert "CSV Error" not in message, message
 
 
 def test_run_info_for_globs(tmp_path):

@@ -380,3 +380,39 @@ def test_an_ead_far_above_the_book_is_named(backend):
     (warning,) = [w for w in run(df, backend).warnings if "times the panel's typical" in w]
     assert warning.startswith("1 cohort-MOB cell has an EAD per loan") and "A 2024-02 MOB 1" in warning
     assert "typical 88" in warning  # the median of 65, 75, 100 and 1e10
+
+
+# ------------------------------------------------------------------- 9. files the readers cannot take as they are
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("encoding", "words"), [("latin-1", "is not UTF-8 text (line 4: byte 0xe9)"),
+                                                 ("utf-16", "is UTF-16 text (what Notepad and Excel call 'Unicode')")])
+def test_a_csv_not_in_utf8_is_named_with_its_line(tmp_path, backend, encoding, words):
+    """DuckDB's own message blamed 'Line: 2', quoting the header, or the CSV dialect; the pandas path named no line."""
+    df = cohorts("2024-01", "2024-02")
+    df.loc[2, "PRODUCT_TYPE"] = "Crédit"  # the third data row: line 4
+    path = tmp_path / "panel.csv"
+    df.to_csv(path, index=False, encoding=encoding)
+    msg = error_of(path, backend)
+    assert f"{path} {words}" in msg and "save it as UTF-8" in msg, msg
+    assert "Error" not in msg, msg
+
+
+def test_an_xlsx_panel_on_another_sheet_is_pointed_to(tmp_path):
+    """The first sheet's columns were listed as the ones to map; the sheet that has the mapped columns was not named."""
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"Notes": ["see the other sheet"]}).to_excel(book, sheet_name="Notes", index=False)
+        cohorts("2024-01", "2024-02").to_excel(book, sheet_name="Loan panel", index=False)
+    msg = error_of(path, "pandas")
+    assert msg == (f"{path} [sheet 1]: the first sheet, 'Notes', lacks mapped columns ('AGREEMENT_ID', "
+                   f"'DISBURSAL_MONTH', 'MOB', 'PRODUCT_TYPE', 'STATE_MODEL', 'PRINCIPLE_OUTSTANDING'); sheet "
+                   f"'Loan panel' has them all: read that sheet (sheet='Loan panel'; on the command line --sheet "
+                   f"\"Loan panel\")")
+    assert pyxl_del.run(path, cfg(**LOOSE), sheet="Loan panel").cohorts == ["2024-01", "2024-02"]
+    # Without such a sheet, the first sheet's columns are listed as before.
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"Notes": ["no panel here"]}).to_excel(book, sheet_name="Notes", index=False)
+        pd.DataFrame({"MOB": [0]}).to_excel(book, sheet_name="Other", index=False)
+    assert "one of the columns present: Notes)" in error_of(path, "pandas")

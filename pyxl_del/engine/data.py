@@ -61,6 +61,9 @@ MESSAGES = {
     "no_mob0_at_all": "no cohort has a MOB 0 row, so no DEL can be computed (DEL divides by a cohort's EAD at MOB "
                       "0): [columns] mob {column!r} must count from 0 in the cohort's month; if it counts from 1, "
                       "subtract 1",
+    "future_rows": "{cells} {reports} rows after this month ({today}), up to {last}: {listed}; data cannot report a "
+                   "month yet to come, so check the cohort column [columns] cohort {column!r} (a year typed wrong) "
+                   "or the MOB column: the report's as-of month is the data's last",
     "absorbing_exits": "{moves} out of an absorbing state ({pairs}): the chain keeps [buckets] absorbing states for "
                        "ever, while the DEL tables count each loan in the state reported; e.g. {listed}",
     "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
@@ -679,10 +682,16 @@ def coverage_warnings(n_beyond: int, n_loans: np.ndarray, segments, cohorts: np.
     return warnings
 
 
+def this_month() -> int:
+    """The month index of the machine's date: no data can be reported after it."""
+    today = datetime.date.today()
+    return int(month_index(today.year, today.month))
+
+
 def check_stats(stats: PanelStats, config: Config, source: str) -> PanelStats:
     """The findings every backend's statistics get. Errors (the report would be empty): no MOB 0 row at all, EAD
     0 on every row. Warnings: cohorts with MOB 0 rows whose EAD sums to 0 (they vanish from the DEL tables), an EAD
-    per loan far above the book's, moves out of an absorbing state."""
+    per loan far above the book's, rows reported after this month, moves out of an absorbing state."""
     if not stats.n_loans[:, :, 0].any():
         raise PanelError(source, [MESSAGES["no_mob0_at_all"].format(column=config["mob"])])
     if not stats.ead.any() and (stats.final_ead is None or not stats.final_ead.any()):
@@ -705,6 +714,16 @@ def check_stats(stats: PanelStats, config: Config, source: str) -> PanelStats:
         warnings.append(MESSAGES["ead_far"].format(cells=counted(n, "cohort-MOB cell"), have=agree(n, "has", "have"),
                                                    spread=f"{EAD_SPREAD:,.0f}", typical=typical,
                                                    listed=_cells(stats, s_idx, c_idx, m_idx)))
+    # The data's last month sets the report's as-of: one cohort typed 2099 for 2019 would move it 80 years.
+    last_month = np.where(stats.last_mob >= 0, stats.cohorts[None, :] + stats.last_mob, np.iinfo(np.int64).min)
+    future = last_month > this_month()
+    if future.any():
+        s_idx, c_idx = np.nonzero(future)
+        n = len(s_idx)
+        warnings.append(MESSAGES["future_rows"].format(
+            cells=counted(n, "cohort-segment"), reports=agree(n, "reports", "report"),
+            today=month_label([this_month()])[0], last=month_label([int(last_month.max())])[0],
+            listed=_cells(stats, s_idx, c_idx), column=config["cohort"]))
     # A written-off loan reported again: the chain never lets it leave, the actual cells count it where it is.
     absorbing = np.isin(stats.states, config.buckets.absorbing)
     exits = stats.cohort_trans_count[..., absorbing, :][..., ~absorbing]  # (S, C, M, A, L)

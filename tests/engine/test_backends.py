@@ -403,3 +403,16 @@ def test_cli_backend_flag(tmp_path, capsys):
         printed = capsys.readouterr().out
         assert "rows/s" in printed and backend in printed
     assert main(["report", str(tmp_path / "parts"), "--backend", "pandas", "--out", str(tmp_path / "x"), "-q"]) == 2
+
+
+def test_rows_reported_after_this_month_are_named(monkeypatch):
+    """A cohort typed 2099-01 for 2019-01 made the report "As of 2099-01" without a word. Rows whose reporting
+    month (cohort + MOB) is after the machine's month cannot be actual data: a warning names their cells."""
+    from pyxl_del.engine import data
+
+    typo = loan("L9", "2099-01", "A", [("CURRENT", 50), ("CURRENT", 50)])
+    monkeypatch.setattr(data, "this_month", lambda: data.month_index(2026, 12))
+    found = [w for w in _warnings_on_both(frame(GOOD + typo)) if "after this month" in w]
+    assert found and found[0].startswith("1 cohort-segment reports rows after this month (2026-12), up to 2099-02: "
+                                         "A 2099-01"), found
+    assert not [w for w in _warnings_on_both(frame(GOOD)) if "after this month" in w]  # GOOD ends 2024-03

@@ -13,10 +13,10 @@ from udfs.del_udfs import CATEGORY, caller_folder, config_arg, data_arg, segment
 
 
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
-@xw.arg("segment", doc="Segment (product) of the application as in the data, e.g. CASH LOAN; or a range of them")
-@xw.arg("score", doc="Origination score; or a range, one per application")
-@xw.arg("amount", doc="Amount applied for; or a range")
-@xw.arg("apr", doc="Requested APR as a fraction (0.24 = 24%); blank: the policy's APR")
+@xw.arg("segment", err_to_str=True, doc="Segment (product) of the application as in the data, e.g. CASH LOAN; or a range of them")
+@xw.arg("score", err_to_str=True, doc="Origination score; or a range, one per application")
+@xw.arg("amount", err_to_str=True, doc="Amount applied for; or a range")
+@xw.arg("apr", err_to_str=True, doc="Requested APR as a fraction (0.24 = 24%); blank: the policy's APR")
 @xw.arg("data", "raw", doc="The panel the twin is fitted on (a range with a header row or a file path); "
                            "blank: [decide] data of config.toml, else the scored sample")
 @config_arg()
@@ -28,9 +28,9 @@ def DEL_DECIDE(segment, score, amount, apr=None, data=None, config=None):  # noq
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
 @data_arg()
 @segment_arg()
-@xw.arg("cohort", doc="Cohort (disbursal month) as YYYY-MM, a date or 202401")
-@xw.arg("mob", doc="Month on book of the cell")
-@xw.arg("state", doc="Only loans in this bucket (e.g. DPD30+) or DEL type (DEL30); blank: every loan")
+@xw.arg("cohort", err_to_str=True, doc="Cohort (disbursal month) as YYYY-MM, a date or 202401")
+@xw.arg("mob", err_to_str=True, doc="Month on book of the cell")
+@xw.arg("state", err_to_str=True, doc="Only loans in this bucket (e.g. DPD30+) or DEL type (DEL30); blank: every loan")
 @config_arg()
 def DEL_LOANS(data, segment, cohort, mob, state=None, config=None):  # noqa: N802
     """The loans behind a DEL cell: loan, segment, state, EAD and previous state, largest EAD first. Spills."""

@@ -11,6 +11,8 @@ signature or a help text, rebuild the workbook: python -m xlsm.build (a test fai
 - ``data`` is read "raw": the 2-D tuple COM hands over, without xlwings' per-cell cleaning, so a recalculation
   with unchanged inputs costs one hash of the cells. No parameter has a type annotation: xlwings would take it
   as a converter.
+- Every other argument is read with ``err_to_str``: xlwings otherwise hands a cell showing #N/A over as a blank,
+  and a config cell in error would silently mean the defaults. pyxl_del.excel.udf names the error instead.
 """
 
 import xlwings as xw
@@ -28,19 +30,19 @@ def data_arg():
 
 
 def segment_arg():
-    return xw.arg("segment", doc="Segment name as in the data (e.g. CASH LOAN), or Portfolio")
+    return xw.arg("segment", err_to_str=True, doc="Segment name as in the data (e.g. CASH LOAN), or Portfolio")
 
 
 def del_type_arg():
-    return xw.arg("del_type", doc="DEL30 (default), DEL60 or DEL90")
+    return xw.arg("del_type", err_to_str=True, doc="DEL30 (default), DEL60 or DEL90")
 
 
 def calibrate_arg():
-    return xw.arg("calibrate", doc="TRUE (default): calibrated forecast; FALSE: raw transition matrices")
+    return xw.arg("calibrate", err_to_str=True, doc="TRUE (default): calibrated forecast; FALSE: raw transition matrices")
 
 
 def config_arg():
-    return xw.arg("config", doc="Full path of a config.toml (default: config.toml next to this workbook, else the "
+    return xw.arg("config", err_to_str=True, doc="Full path of a config.toml (default: config.toml next to this workbook, else the "
                                 "built-in defaults)")
 
 
@@ -95,7 +97,7 @@ def DEL_CALIBRATION(data, config=None):  # noqa: N802
 @xw.func(category=CATEGORY, call_in_wizard=False, volatile=False)
 @data_arg()
 @segment_arg()
-@xw.arg("mob", doc="MOB m of the step m -> m+1 (0 = from disbursal to the first month)")
+@xw.arg("mob", err_to_str=True, doc="MOB m of the step m -> m+1 (0 = from disbursal to the first month)")
 @calibrate_arg()
 @config_arg()
 def DEL_MATRIX(data, segment, mob, calibrate=True, config=None):  # noqa: N802

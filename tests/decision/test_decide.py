@@ -187,6 +187,11 @@ def test_del_decide_udf(panel, tmp_path):
         assert bad[0][0].startswith("#pyxl_del: ") and "unknown segment 'Nope'" in bad[0][0]
         short = runtime.call(m.DEL_DECIDE, ["CD", "CD"], [1.0], [1.0, 2.0], None, str(data))
         assert "same size" in short[0][0]
+        # A cell error in an argument is named, not read as a blank ("segment, score and amount are required").
+        na = runtime.call(m.DEL_DECIDE, "CD", -2146826246, 5000.0, None, str(data))
+        assert na[0][0].startswith("#pyxl_del: ") and "#N/A" in na[0][0], na
+        rows = runtime.call(m.DEL_DECIDE, ["CD", -2146826246], [650.0, 600.0], [5000.0, 100.0], None, str(data))
+        assert "#N/A" in rows[0][0] and "2" in rows[0][0], rows
 
 
 def test_del_decide_memoises_the_twin(panel, tmp_path, monkeypatch):

@@ -314,6 +314,23 @@ def test_argument_errors_are_short_messages(excel, cells, name, args, expected):
     assert message(excel.call(getattr(excel.module, name), cells, *args)).startswith(expected)
 
 
+NA, REF = -2146826246, -2146826265  # the codes COM hands over for #N/A and #REF!
+
+
+@pytest.mark.parametrize("name, args, expected", [
+    ("DEL_FORECAST", ("CD", "DEL30", True, NA), "config: the cell holds the error #N/A"),
+    ("DEL_FORECAST", (NA,), "segment: the cell holds the error #N/A"),
+    ("DEL_FORECAST", ("CD", REF), "del_type: the cell holds the error #REF!"),
+    ("DEL_FORECAST", ("CD", "DEL30", NA), "calibrate: the cell holds the error #N/A"),
+    ("DEL_MATRIX", ("CD", NA), "mob: the cell holds the error #N/A"),
+    ("DEL_WARNINGS", (NA,), "config: the cell holds the error #N/A"),
+])
+def test_a_cell_error_in_any_argument_is_named(excel, cells, name, args, expected):
+    """xlwings turned an error cell into a blank before pyxl_del saw it: DEL_FORECAST(...,#N/A) as its config
+    silently took the defaults, and #N/A as the segment read "Field required"."""
+    assert message(excel.call(getattr(excel.module, name), cells, *args)).startswith(expected)
+
+
 def test_data_errors_are_short_messages(excel, cells, tmp_path):
     f = excel.module.DEL_FORECAST
     assert message(excel.call(f, 42.0, "CD")).startswith("data must be a range with a header row")

@@ -120,6 +120,9 @@ class DelResult:
             return self.segments.index(segment)
         except ValueError:
             known = ", ".join(self.segments)
+            if segment == PORTFOLIO:  # the DEL tables have it, as a mean over segments; a chain is a segment's
+                raise KeyError(f"{PORTFOLIO} has no transition matrix of its own (its DEL is the segments' mean): "
+                               f"give a segment — {known}") from None
             raise KeyError(f"unknown segment {segment!r} — known: {known}") from None
 
     def wide(self, segment: str, del_type: str = "DEL30", kind: str = "mixed") -> pd.DataFrame:

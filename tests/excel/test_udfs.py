@@ -307,7 +307,8 @@ def test_unknown_segment_message(excel, cells):
     ("DEL_MATRIX", ("CD", 6.5), "mob: a MOB is a whole number from 0 to 600 (got 6.5)"),
     ("DEL_MATRIX", ("CD", -1.0), "mob: a MOB is a whole number from 0 to 600 (got -1.0)"),
     ("DEL_MATRIX", ("CD", 400.0), "MOB step 400 is outside"),
-    ("DEL_MATRIX", ("Portfolio", 1.0), "unknown segment 'Portfolio'"),
+    ("DEL_MATRIX", ("Portfolio", 1.0), "Portfolio has no transition matrix of its own (its DEL is the segments' "
+                                       "mean): give a segment — CASH LOAN, CD, TW/Moto"),
     ("DEL_FORECAST", ("CD", "DEL30", True, "/no/such/config.toml"), "config file not found: /no/such/config.toml"),
 ])
 def test_argument_errors_are_short_messages(excel, cells, name, args, expected):

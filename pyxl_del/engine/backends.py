@@ -47,7 +47,6 @@ from pyxl_del.engine.data import (
     _require_columns,
     aggregate_panel,
     changes_problem,
-    check_header_line,
     check_stats,
     cohort_problem,
     coverage_warnings,
@@ -55,8 +54,10 @@ from pyxl_del.engine.data import (
     encoding_problem,
     final_rows,
     gap_warning,
+    header_fields,
     period_freq,
     read_panel,
+    require_unique,
     segment_name_findings,
     validate_panel,
 )
@@ -450,7 +451,9 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
 
     data = source if isinstance(source, pd.DataFrame) or _is_spark_frame(source) else resolve_files(source)
     if isinstance(data, Files) and data.kind == "csv" and not data.remote:
-        check_header_line(Path(data.paths[0]))  # a one-line file: a sentence, not a reader's memory and minutes
+        # A one-line file: a sentence, not a reader's memory and minutes. DuckDB renames a repeated column: its
+        # names as written (a file DuckDB reads with another delimiter has one field here, and nothing repeats).
+        require_unique(header_fields(Path(data.paths[0])), config, data.paths[0])
     engine = _DuckDB(memory_limit, threads) if chosen == "duckdb" else _Spark(spark)
     try:
         return check_stats(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config,

@@ -7,6 +7,7 @@ sort by (loan, mob), then bincounts.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import gzip
 import hashlib
@@ -114,9 +115,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".gz"):
-            check_header_line(path)
-            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-            _require_columns(header, config, name)
+            _require_columns(header_fields(path), config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
             dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8")
@@ -133,16 +132,19 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             label = f"{name} [sheet {sheet if sheet is not None else 1}]"
             if sheet is None:
                 _require_columns_on_first_sheet(path, frame.columns, config, label)
-            _require_columns(frame.columns, config, label)
+            # pandas renames a repeated header "X" to "X.1": the duplicates check sees the names as written.
+            written = [re.sub(r"\.\d+$", "", c) if re.sub(r"\.\d+$", "", c) in frame.columns else c
+                       for c in map(str, frame.columns)]
+            _require_columns(written, config, label)
             frame = frame[wanted]
         else:
             raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
     except PanelError:
         raise
     except Exception as exc:
-        # A damaged zip, an encoding, a ragged CSV: a sentence. The reader saw a block of a CSV, not the file, so
-        # the file is read again to the bad byte to name its line.
-        csv_text = isinstance(exc, UnicodeError) and suffix in (".csv", ".txt", ".gz")
+        # A damaged zip, an encoding, a ragged CSV: a sentence. A CSV reader fails on a block, as a UnicodeError
+        # or its own "invalid UTF8": the file is read again to the first bad byte, if any, to name its line.
+        csv_text = suffix in (".csv", ".txt", ".gz")
         advice = (encoding_problem(path) if csv_text else None) or read_advice(exc, path, "panel")
         if advice is None:
             raise
@@ -165,24 +167,34 @@ def encoding_problem(path: Path) -> str | None:
         return None
 
 
-def check_header_line(path: Path) -> None:
-    """A CSV whose first line is longer than HEADER_BYTES is not a panel (a one-line 400 MB file, a wrong
-    delimiter): say so before a reader holds the line, and copies of it, in memory. Reads up to the first newline."""
+def header_fields(path: Path) -> list[str]:
+    """The column names on a CSV's first line, as written (duplicates kept: readers rename them).
+
+    A first line longer than HEADER_BYTES is not a panel (a one-line 400 MB file, a wrong delimiter): say so before
+    a reader holds the line, and copies of it, in memory. Reads up to the first newline."""
     head = b""
     try:
         with _open_csv(path) as fh:
             while len(head) <= HEADER_BYTES:
                 chunk = fh.read(1 << 16)
+                head += chunk
                 if not chunk or b"\n" in chunk or b"\r" in chunk:
                     break
-                head += chunk
     except OSError as exc:  # unreadable, or a .gz that is not gzip
         raise PanelError(str(path), [read_advice(exc, path, "panel")]) from exc
-    if len(head) > HEADER_BYTES:
-        start = shorten(head[:200].decode("utf-8", "replace"), 60)
+    line = re.split(rb"[\r\n]", head, maxsplit=1)[0]
+    if len(line) > HEADER_BYTES:
+        start = shorten(line[:200].decode("utf-8", "replace"), 60)
         raise PanelError(str(path), [(f"the first line (the header) is longer than {HEADER_BYTES >> 20} MB, so this "
                                       f"is not a panel of rows (it starts {start!r}): one row per line, columns "
                                       f"separated by commas")])
+    try:
+        if b"\x00" in line:  # UTF-16 without its byte order mark decodes as UTF-8: the NULs tell
+            raise UnicodeError
+        text = line.decode("utf-8-sig")
+    except UnicodeError:
+        raise PanelError(str(path), [encoding_problem(path) or f"{path} is not UTF-8 text"]) from None
+    return next(csv.reader([text]), [])
 
 
 def _read_parquet(path: Path, columns: list[str], config: Config, name: str) -> pd.DataFrame:
@@ -263,15 +275,28 @@ def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.In
 
 
 def _require_columns(columns, config: Config, source: str) -> None:
-    present = set(map(str, columns))
+    """Every mapped column present, and once (`require_unique`)."""
+    names = list(map(str, columns))
+    present = set(names)
     missing = [f"[columns] {k} = {config[k]!r}" for k in LOGICAL_COLUMNS if config[k] not in present]
     if missing:
-        shown = ", ".join(shorten(c, LABEL_CHARS) for c in list(map(str, columns))[:20])
+        shown = ", ".join(shorten(c, LABEL_CHARS) for c in names[:20])
         raise PanelError(
             source,
             [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
              for m in missing],
         )
+    require_unique(names, config, source)
+
+
+def require_unique(names: list[str], config: Config, source: str) -> None:
+    """Each mapped column once in the header: of two columns of one name, which is meant is not guessed (pandas
+    would read the first, a range's cells the last)."""
+    repeated = {config[k]: k for k in LOGICAL_COLUMNS if names.count(config[k]) > 1}
+    if repeated:
+        raise PanelError(source, [f"column {name!r} ([columns] {key}) appears {names.count(name)} times in the "
+                                  f"header: which one is meant is not guessed; rename or remove the others"
+                                  for name, key in repeated.items()])
 
 
 def _require_columns_on_first_sheet(path: Path, columns, config: Config, label: str) -> None:

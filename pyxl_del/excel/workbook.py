@@ -114,7 +114,8 @@ def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
         listed = f"{agree(len(ragged), 'row', 'rows')} {', '.join(str(i + 1) for i in ragged[:10])}{more}"
         raise WorkbookError(f"the data is not a rectangular range: the header has {width} cells, {listed} "
                             f"{agree(len(ragged), 'has', 'have')} another number")
-    frame: dict[str, Any] = {}
+    # A list, not a dict: a header naming one column twice keeps both, for the reader to refuse the ambiguity.
+    columns: list[tuple[str, Any]] = []
     for name, values in zip(rows[0], zip(*rows[1:last], strict=True), strict=True):
         if name is None or name == "":
             continue
@@ -134,8 +135,8 @@ def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
         if any(issubclass(k, datetime) for k in kinds):
             values = [v.replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo is not None else v
                       for v in values]
-        frame[name] = values
-    return pd.DataFrame(frame)
+        columns.append((name, values))
+    return pd.concat([pd.Series(values, name=name) for name, values in columns], axis=1) if columns else pd.DataFrame()
 
 
 # ---------------------------------------------------------------------------------------------- interface

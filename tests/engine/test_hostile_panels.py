@@ -416,3 +416,21 @@ def test_an_xlsx_panel_on_another_sheet_is_pointed_to(tmp_path):
         pd.DataFrame({"Notes": ["no panel here"]}).to_excel(book, sheet_name="Notes", index=False)
         pd.DataFrame({"MOB": [0]}).to_excel(book, sheet_name="Other", index=False)
     assert "one of the columns present: Notes)" in error_of(path, "pandas")
+
+
+@pytest.mark.parametrize("kind", ["DataFrame", "csv", "xlsx", "duckdb csv"])
+def test_a_mapped_column_twice_in_the_header_is_an_error(tmp_path, kind):
+    """Two columns named PRINCIPLE_OUTSTANDING: the UDF path took the last, the file readers the first, silently."""
+    df = cohorts("2023-07", "2023-08")
+    df.insert(len(df.columns), "EXTRA", df["PRINCIPLE_OUTSTANDING"] * 7)
+    df.columns = [*df.columns[:-1], "PRINCIPLE_OUTSTANDING"]
+    source = df
+    if kind != "DataFrame":
+        source = tmp_path / f"panel.{kind.split()[-1]}"
+        df.to_csv(source, index=False) if kind.endswith("csv") else df.to_excel(source, index=False)
+    msg = error_of(source, "duckdb" if kind.startswith("duckdb") else "pandas")
+    assert "column 'PRINCIPLE_OUTSTANDING' ([columns] ead) appears 2 times in the header" in msg, msg
+    # an unmapped column twice is no one's business
+    df.columns = [*df.columns[:-2], "NOTE", "NOTE"]
+    df["PRINCIPLE_OUTSTANDING"] = 100.0
+    assert run(df, "pandas").cohorts == ["2023-07", "2023-08"]

@@ -350,6 +350,13 @@ def test_data_errors_are_short_messages(excel, cells, tmp_path):
     assert "'LATE'" in text and "row" in text
 
 
+def test_a_mapped_column_twice_in_the_range_is_named(excel, cells):
+    """A second PRINCIPLE_OUTSTANDING column silently replaced the first (the last of a header's names won)."""
+    doubled = tuple((*row, row[5] if i else "PRINCIPLE_OUTSTANDING") for i, row in enumerate(cells))
+    text = message(excel.call(excel.module.DEL_FORECAST, doubled, "CD"))
+    assert "column 'PRINCIPLE_OUTSTANDING' ([columns] ead) appears 2 times in the header" in text, text
+
+
 def test_many_problems_fit_one_cell(excel, cells):
     broken = [list(cells[0])] + [[*r[:4], "???", -1.0] for r in cells[1:]]
     text = message(excel.call(excel.module.DEL_FORECAST, tuple(map(tuple, broken)), "CD"))

@@ -52,16 +52,21 @@ class LoansCell:
     ead_mob0: float  # the cohort's EAD at MOB 0: the DEL denominator
     bad_ead: dict[str, float]  # EAD in each DEL type's buckets at the MOB
 
+    @property
+    def unobserved(self) -> str:
+        """What a cell no loan reaches is."""
+        return f"no loan of cohort {self.cohort} is observed at MOB {self.mob}: the cell is a forecast"
+
     def summary(self) -> list[str]:
         lines = [f"{counted(self.n_loans, 'loan')} observed at MOB {self.mob}, EAD {self.ead:,.2f}; cohort EAD at "
                  f"MOB 0 {self.ead_mob0:,.2f}"]
-        if self.ead_mob0 > 0:
+        if self.ead_mob0 > 0 and self.n_loans:  # a cell no loan reaches has no actual DEL, not 0%
             pooled = "; pooled over the segments, while the Portfolio sheet averages their DEL" \
                 if self.segment == PORTFOLIO else ""
             lines.append("actual " + ", ".join(f"{d} {v / self.ead_mob0:.2%}" for d, v in self.bad_ead.items())
                          + f" (EAD in the DEL buckets / cohort EAD at MOB 0{pooled})")
         if self.n_loans == 0:
-            lines.append(f"no loan of cohort {self.cohort} is observed at MOB {self.mob}: the cell is a forecast")
+            lines.append(self.unobserved)
         if self.state is not None:
             lines.append(f"listed: {counted(len(self.loans), 'loan')} in {self.state}")
         return lines
@@ -105,6 +110,10 @@ def loans_in_panel(panel: Panel, loan_ids: pd.Series, config: Config, segment: s
     else:
         raise LoansError(f"unknown segment {segment!r} — known: {', '.join((PORTFOLIO, *panel.segments))}")
     in_cohort = in_segment & (panel.cohort == month)
+    if not in_cohort.any():
+        known = np.unique(panel.cohort[in_segment])
+        raise LoansError(f"no loan of cohort {month_label([month])[0]} in {segment}: its cohorts run "
+                         f"{month_label([known[0]])[0]} to {month_label([known[-1]])[0]}")
     rows = np.flatnonzero(in_cohort & (panel.mob == mob))
     order = np.asarray(config.buckets.order, dtype=object)
     bad = {d: float(panel.ead[rows][np.isin(order[panel.state[rows]], config.buckets.bad(d))].sum()) for d in DEL_TYPES}

@@ -48,6 +48,8 @@ def loans_cells(data: Any, segment: Any, cohort: Any, mob: Any, state: Any, conf
 
     panel, ids = PANELS.get((inputs.data_key, inputs.config_key), validated)
     cell = loans_in_panel(panel, ids, cfg, args.segment, args.cohort, args.mob, args.state)
+    if cell.n_loans == 0:  # a header alone would look like a formula that failed
+        return [[f"#pyxl_del: {cell.unobserved}"]]
     room = max_rows - 2  # the header, and a last row for the message when the list is cut
     rows = cell.loans.iloc[:room]
     out = [["Loan", "Segment", "State", "EAD", "Previous state"],

@@ -109,6 +109,23 @@ def test_del_loans_udf(panel, tmp_path):
         assert len(capped) == 10 and capped[-1][0].startswith("#pyxl_del: showing the 8 largest of 60 loans")
         bad = runtime.call(m.DEL_LOANS, str(data), "CD", "someday", 5.0)
         assert bad[0][0].startswith("#pyxl_del: ") and "not a month" in bad[0][0]
+        # A cell without loans said nothing (a header alone looks like a broken formula): each says why.
+        future = runtime.call(m.DEL_LOANS, str(data), "CD", "2099-01", 5.0)
+        assert future[0][0].startswith("#pyxl_del: ") and "no loan of cohort 2099-01 in CD" in future[0][0], future
+        unseen = runtime.call(m.DEL_LOANS, str(data), "CD", "2025-02", 99.0)
+        assert unseen[0][0].startswith("#pyxl_del: ") and "is observed at MOB 99: the cell is a forecast" in \
+            unseen[0][0], unseen
+
+
+def test_a_forecast_cell_shows_no_actual_del(panel):
+    """The drill-down of a cell no loan reaches printed "actual DEL30 0.00%" beside "the cell is a forecast"."""
+    config = Config()
+    cell = cell_loans.loans_behind(panel, config, "CD", "2025-02", 30)
+    lines = cell.summary()
+    assert cell.n_loans == 0 and not [line for line in lines if line.startswith("actual")], lines
+    assert any("the cell is a forecast" in line for line in lines)
+    seen = cell_loans.loans_behind(panel, config, "CD", "2025-02", 5).summary()
+    assert [line for line in seen if line.startswith("actual DEL30")]  # the check can pass
 
 
 @pytest.fixture(scope="module")

@@ -123,6 +123,22 @@ def test_bad_input_is_422_with_field_and_reason(client):
     assert client("POST", "/v1/decisions", {"applications": []})[0] == 422
 
 
+def test_booleans_are_no_numbers_and_far_out_scores_are_declined(client, twin):
+    """{"score": true} was decided as a score of 1.0; a score of -1 or 99999 was approved."""
+    for field in ("score", "amount", "apr"):
+        status, body, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": 650, "amount": 100, field: True})
+        assert status == 422 and body["detail"][0]["field"] == field and "true is not a number" in \
+            body["detail"][0]["msg"], field
+    status, body, _ = client("POST", "/v1/decisions", {"applications": [
+        {"segment": "CD", "score": 650, "amount": 100}, {"segment": "CD", "score": False, "amount": 100}]})
+    assert status == 422 and body["detail"][0]["field"] == "applications.1.score"
+    for score in (-1, 99999):
+        status, body, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": score, "amount": 1000})
+        assert status == 200 and (body["decision"], body["reason_code"]) == ("DECLINE", "SCORE_OUT_OF_RANGE")
+        assert Decision.model_validate(body) == decide(Application(segment="CD", score=score, amount=1000),
+                                                       current_policy(twin), twin)
+
+
 def test_oversized_body_is_413(server):
     """Answered from the declared length, before the body is read (a client that sends all of it before reading
     the answer may see the connection reset instead; `Expect: 100-continue` avoids that)."""

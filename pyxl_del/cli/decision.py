@@ -33,6 +33,13 @@ def _twin(args: argparse.Namespace):
     return fit_twin(_data(args), load_config(args.config), sheet=getattr(args, "sheet", None))
 
 
+def _pct(row, key: str, digits: int = 1) -> str:
+    """A rate of an `evaluate` row as a percentage, or the reason it has none (a bare "nan%" says nothing)."""
+    from pyxl_del.decision.optimise import undefined_reason
+
+    return undefined_reason(row, key) or f"{row[key]:.{digits}%}"
+
+
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pyxl_del.decision.optimise import PORTFOLIO, optimise
 
@@ -47,13 +54,13 @@ def cmd_optimise(args: argparse.Namespace) -> int:
                            raw_text=args.raw_csv)
     cur, new = rec.current_impact.set_index("segment"), rec.recommended_impact.set_index("segment")
     tag = " (ILLUSTRATIVE)" if rec.caveat else ""
-    print(f"portfolio ROE{tag}: now {cur.loc[PORTFOLIO, 'roe']:.1%}, recommended {new.loc[PORTFOLIO, 'roe']:.1%}; "
+    print(f"portfolio ROE{tag}: now {_pct(cur.loc[PORTFOLIO], 'roe')}, recommended {_pct(new.loc[PORTFOLIO], 'roe')}; "
           f"value of a month's bookings{tag} {cur.loc[PORTFOLIO, 'value']:,.0f} -> {new.loc[PORTFOLIO, 'value']:,.0f}")
     for segment, p in rec.recommended.segments.items():
         cutoff = "all" if p.cutoff is None else f"{p.cutoff:g}"
         seg_tag = " (ILLUSTRATIVE)" if rec.caveats and rec.caveats.get(segment) else ""
         print(f"  {segment}: cut-off {cutoff}, APR{seg_tag} {p.apr:.2%}, budget share {p.budget_share:.1%} "
-              f"(unit cost {new.loc[segment, 'unit_cost']:.2%})")
+              f"(unit cost {_pct(new.loc[segment], 'unit_cost', 2)})")
     print(f"  budget allocated {sum(p.budget_share for p in rec.recommended.segments.values()):.1%} of "
           f"{rec.recommended.budget:,.0f} a month")
     for note in rec.notes:
@@ -66,8 +73,8 @@ def cmd_optimise(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from pyxl_del.decision.audit import apply_policy, effective_month
-    from pyxl_del.decision.optimise import current_policy, resolve_budget
-    from pyxl_del.decision.policy import Policy
+    from pyxl_del.decision.optimise import check_aprs, current_policy, resolve_budget
+    from pyxl_del.decision.policy import Policy, table_rows
     from pyxl_del.engine.config import CONFIG_FILE_NAME
     from pyxl_del.excel.decision_actions import read_policy_table
 
@@ -77,6 +84,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     Policy.from_table(table, 0.0, source=source)  # a bad policy fails before the twin is fitted; the budget comes later
     twin = _twin(argparse.Namespace(**{**vars(args), "config": config_path if config_path.is_file() else None}))
     policy = Policy.from_table(table, args.budget if args.budget is not None else resolve_budget(twin), source=source)
+    check_aprs(twin, policy, source, table_rows(table))
     entry = apply_policy(policy, config_path=config_path, log_path=args.log, before=current_policy(twin), twin=twin,
                          effective_from=effective, note=args.note or "")
     print(f"applied policy {entry['policy_version']} to {config_path} [policy]; effective from "
@@ -100,7 +108,8 @@ def cmd_track(args: argparse.Namespace) -> int:
     from pyxl_del.engine.config import load_config
     from pyxl_del.sheets.decision import tracking_sheet
 
-    table = track(_data(args), load_config(args.config), args.log, sheet=args.sheet)
+    # The config given is the one `apply` anchored the log's head in; without one, config.toml beside the log.
+    table = track(_data(args), load_config(args.config), args.log, sheet=args.sheet, config_path=args.config)
     written = write_output(args.out, lambda: [tracking_sheet(table)], lambda: {"tracking": table},
                            title="pyxl_del track", raw_text=args.raw_csv)
     d = table.attrs["decision"]

@@ -60,12 +60,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     # A bad applications file is reported before the decision engine is even imported, let alone the twin fitted.
     applications = application_columns(read_applications(args.applications), load_config(_config_path(args)),
                                        source=args.applications)
-    from pyxl_del.decision.decide import decide, write_decisions
+    from pyxl_del.decision.decide import check_decisions_path, decide, write_decisions
 
+    check_decisions_path(args.out)  # so is an --out that must not be written, e.g. the panel or the config
     twin = _twin(args)
     policy = _policy(args.policy, twin)
     started = time.perf_counter()
-    decisions = decide(applications, policy, twin)
+    decisions = decide(applications, policy, twin, source=args.applications)
     elapsed = time.perf_counter() - started
     write_decisions(decisions, args.out, raw_text=args.raw_csv)
     n = len(decisions)
@@ -142,6 +143,8 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     from pyxl_del.sheets.abtest import observed_book, simulation_book
 
     config = load_config(_config_path(args))
+    abtest.check_seed(args.seed)
+    abtest.check_mde(args.mde)
     data = args.data
     if data and abtest.has_arm_column(data, config, args.sheet):
         obs = abtest.observed(data, config, champion=args.champion, mde=args.mde, sheet=args.sheet)
@@ -170,7 +173,8 @@ def add_commands(sub) -> None:
                                       "applied policy")
     p.add_argument("applications", help="applications: .csv or .parquet with segment, score, amount and optional "
                                         "apr, application_id columns")
-    p.add_argument("--out", default="decisions.csv", help="decisions: .csv or .parquet (default: decisions.csv)")
+    p.add_argument("--out", default="decisions.csv", help="decisions: .csv or .parquet, new or a decisions file "
+                                                          "decide wrote (default: decisions.csv)")
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--policy", default="current", help=f"the policy to decide under: {POLICY_HELP} (default: current)")

@@ -59,6 +59,22 @@ class AbTestError(InputError):
     """A test that cannot be run as asked; the message says why."""
 
 
+def check_seed(seed: int) -> None:
+    """numpy's generators take whole numbers >= 0 only (a negative one was an internal error)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise AbTestError(f"seed must be a whole number >= 0, got {seed!r}")
+
+
+def check_mde(mde: float, base: float = 0.0) -> None:
+    """The difference to size the test for is a bad-rate difference above ``base`` (the champion's rate): more
+    than 0, and the challenger's rate ``base + mde`` below 1 (0 gave infinite months, 2 a bad rate of 2.03)."""
+    if not (np.isfinite(mde) and 0 < mde < 1):
+        raise AbTestError(f"mde must be a bad-rate difference between 0 and 1 (0.01 = 1 point), got {mde!r}")
+    if base + mde >= 1:
+        raise AbTestError(f"mde {mde:g} above the champion's bad rate {base:.2%} is a bad rate of {base + mde:.2%}: "
+                          f"give a difference that keeps it below 100%")
+
+
 # --------------------------------------------------------------------------------------------- policies
 
 
@@ -254,6 +270,7 @@ class Simulation:
         and for ``mde`` (absolute, in bad-rate points) above the champion's rate; with the power after the
         simulated months."""
         a, b = self.expected
+        check_mde(mde, float(a.bad_rate))
         rows = []
         for label, p2 in (("expected difference", b.bad_rate), (f"difference of {mde:+.2%}", a.bad_rate + mde)):
             need = float(months_needed(a.bad_rate, p2, a.bookings, b.bookings))
@@ -292,6 +309,7 @@ def simulate(twin: Twin, champion: str | Policy = "current", challenger: str | P
         raise AbTestError(f"split must be strictly between 0 and 1, got {split}")
     if replications < 1:
         raise AbTestError(f"replications must be >= 1, got {replications}")
+    check_seed(seed)
     if twin.max_mob < FORECAST_MOB:
         raise AbTestError(f"the twin's chains end at MOB {twin.max_mob}; the test reads MOB {FORECAST_MOB} "
                           f"([forecast] max_mob must be >= {FORECAST_MOB})")
@@ -415,12 +433,14 @@ class Observed:
 
 
 def observed(data, config: Config, *, champion: str | None = None, mde: float = 0.01, sheet=None) -> Observed:
-    """Champion vs challenger on loans whose [columns] policy_arm says which policy booked them."""
+    """Champion vs challenger on loans whose [columns] policy_arm says which policy booked them; ``champion`` is
+    the champion arm's label, one of the two the column holds (None: the first in sorted order)."""
     from pyxl_del.engine.pipeline import run
 
     column = config["policy_arm"]
     if column is None:
         raise AbTestError("[columns] policy_arm is not set: map the column that names each loan's arm")
+    check_mde(mde)
     frame, source = read_decision_panel(data, config, sheet=sheet)
     arms_frame = _read_arm(data, column, sheet)
     if arms_frame is None:
@@ -429,7 +449,10 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
     labels = sorted(pd.unique(frame[column].dropna().astype(str)))
     if len(labels) != 2:
         raise AbTestError(f"{source}: column {column!r} must name exactly two arms, found {labels}")
-    if champion in labels:
+    if champion is not None:
+        if champion not in labels:  # taking the other arm for the champion would swap every difference's sign
+            raise AbTestError(f"{source}: the champion {champion!r} is not an arm of the data: column {column!r} "
+                              f"names the arms {labels[0]!r} and {labels[1]!r}; name the champion's with --champion")
         labels = [champion, *(x for x in labels if x != champion)]
     banded = frame.assign(**{config["segment"]: frame[column].astype(str)})
     result = run(banded.drop(columns=[column]), config.with_overrides(forecast={"intervals": False}))  # paths only
@@ -459,6 +482,7 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
     per_month = counts[0] / max(months, 1)
     p1 = bads[6][0] / max(counts[6][0], 1)
     p2 = bads[6][1] / max(counts[6][1], 1)
+    check_mde(mde, p1)
     power = pd.DataFrame([
         (label, p1, q, q - p1, per_month[0], per_month[1], float(months_needed(p1, q, per_month[0], per_month[1])),
          float(power_after(months, p1, q, per_month[0], per_month[1])))

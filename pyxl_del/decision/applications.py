@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pyxl_del.engine.config import CellText
 from pyxl_del.engine.errors import InputError, reading, shorten
@@ -33,7 +33,16 @@ MAX_AMOUNT = 1e12
 MAX_SCORE = 1e9
 SUFFIXES = {".csv": "CSV", ".txt": "CSV", ".gz": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+def _not_a_boolean(value):
+    """pydantic reads true as 1.0: a yes / no in a number's field is a mistake, not a number. (A ValueError is
+    what pydantic reports as a validation error.)"""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")  # noqa: TRY004
+    return value
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_a_boolean)]
 
 
 class Application(BaseModel):
@@ -105,6 +114,14 @@ def read_applications(path: str | Path) -> pd.DataFrame:
                                index_col=False)
 
 
+def _number_or_text(value):
+    """A cell of an object column as to_numeric may read it: numbers and text as they are, anything else (True, a
+    list, a mapping) as its text, which is no number."""
+    if value is None or (isinstance(value, (int, float, str)) and not isinstance(value, bool)):
+        return value
+    return str(value)
+
+
 def application_columns(frame: pd.DataFrame, config: Config, source: str = "applications") -> ApplicationColumns:
     """The columns of an applications table, every problem reported at once (rows as a spreadsheet numbers
     them). Columns are found by their logical name (or its upper case) or the panel's mapped name."""
@@ -137,24 +154,35 @@ def application_columns(frame: pd.DataFrame, config: Config, source: str = "appl
     if len(frame) == 0:
         raise DecisionInputError(source, [Problem(None, "applications", "no applications (the table is empty)")])
 
-    def numbers(key: str) -> np.ndarray:
+    def numbers(key: str) -> tuple[np.ndarray, np.ndarray, str]:
+        """The column as floats (NaN where empty), where it holds a value that is no number (text such as '30%',
+        true / false, a list from a Parquet file: never taken as empty) and what it holds there."""
         values = frame[found[key]]
-        if values.dtype == object:  # lists or mappings from a Parquet file are not numbers
-            values = values.map(lambda v: v if isinstance(v, (int, float, str)) or v is None else np.nan)
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if pd.api.types.is_bool_dtype(values.dtype) or values.dtype == object:
+            values = values.astype(object).map(_number_or_text)
+        parsed = pd.to_numeric(values, errors="coerce")
+        text = values.astype("string").str.strip()
+        bad = (parsed.isna() & text.fillna("").ne("")).to_numpy(dtype=bool)
+        shown = shorten(", ".join(repr(v) for v in pd.unique(text[bad])[:3]), 80)
+        hint = "; an APR is a fraction: 0.3 for 30%" if key == "apr" else ""
+        return parsed.to_numpy(dtype=np.float64, na_value=np.nan), bad, f"holds {shown} (not a number{hint})"
 
     seg = frame[found["segment"]].astype("string")
     empty = (seg.str.strip().fillna("") == "").to_numpy(dtype=bool)
-    score, amount = numbers("score"), numbers("amount")
-    apr = numbers("apr") if found["apr"] is not None else np.full(len(frame), np.nan)
+    (score, not_score, score_text), (amount, not_amount, amount_text) = numbers("score"), numbers("amount")
+    no_apr = np.full(len(frame), np.nan), np.zeros(len(frame), dtype=bool), ""
+    apr, not_apr, apr_text = numbers("apr") if found["apr"] is not None else no_apr
     finite_score, positive_amount = np.isfinite(score), (amount > 0) & np.isfinite(amount)
     checks = [
         ("segment", empty, "is empty"),
-        ("score", ~finite_score, "is empty or not a number"),
+        ("score", not_score, score_text),
+        ("score", ~finite_score & ~not_score, "is empty or not a number"),
         ("score", finite_score & (np.abs(score) > MAX_SCORE), f"is beyond ±{MAX_SCORE:.0e}, not a score"),
-        ("amount", ~positive_amount, "must be a number > 0"),
+        ("amount", not_amount, amount_text),
+        ("amount", ~positive_amount & ~not_amount, "must be a number > 0"),
         ("amount", positive_amount & (amount > MAX_AMOUNT),
          f"is over {MAX_AMOUNT:.0e}, the largest amount taken as meant (a typo?)"),
+        ("apr", not_apr, apr_text),
         ("apr", ~np.isnan(apr) & ~((apr > 0) & (apr <= 5)), "must be a fraction in (0, 5] (0.24 = 24%) or empty"),
     ]
     for key, bad, what in checks:

@@ -181,8 +181,12 @@ def _chained(entries: list[tuple[str, dict]], entry: dict) -> str:
 
 
 def _append(path: Path, line: str) -> None:
-    with open(path, "a", encoding="utf-8", newline="\n") as fh:
-        fh.write(line + "\n")
+    with open(path, "a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(size - 1, 0))
+        # A newest line that lost its "\n" (an editor's save) still verifies: the entry must not join that line.
+        lead = b"\n" if size and fh.read(1) != b"\n" else b""
+        fh.write(lead + (line + "\n").encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -297,6 +301,22 @@ def verify_log(path: str | Path, config_path: str | Path | None = None) -> Verif
                                        f"records{mac}", limits)
 
 
+def verified_log(path: str | Path, config_path: str | Path | None = None) -> list[tuple[str, dict]]:
+    """The entries of the log at ``path`` once `verify_log` (`audit verify`'s check) finds it intact, else an
+    AuditError naming the log, the entry and what is wrong: appending to an altered log would re-anchor its head
+    on the alteration, and `track` would read an older or edited decision as the last. A log not begun (no file,
+    or an empty one, and no head in the config) has no entries."""
+    path = Path(path)
+    config_path = Path(config_path) if config_path is not None else path.with_name(CONFIG_FILE_NAME)
+    if not (path.exists() and path.stat().st_size) and anchored_head(config_path) is None:
+        return []
+    check = verify_log(path, config_path)
+    if not check.ok:
+        raise AuditError(f"decision log {path} failed its check ({check.message}): nothing was read from it or "
+                         f"written to it; `pyxl-del audit verify --log {path}` says the same", check.first_altered)
+    return read_log(path)
+
+
 def anchored_head(config_path: Path) -> LogHead | None:
     """The log head config.toml records ([policy] log_head), if the file has one."""
     if not config_path.is_file():
@@ -353,7 +373,7 @@ def apply_policy(policy: Policy, *, config_path: str | Path, log_path: str | Pat
             parsed = config_from_dict(tomllib.loads(replace_policy_section(text, policy)), source=str(config_path))
         if dict(parsed.policy.segments) != dict(policy.segments):
             raise ConfigError(f"{config_path}: the [policy] written does not read back as the policy applied")
-        entries = read_log(target)
+        entries = verified_log(target, config_path)
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "user": _user(),
@@ -388,22 +408,25 @@ def _user() -> str:
 # ------------------------------------------------------------------------------------------------- track
 
 
-def last_applied(path: str | Path) -> dict:
-    applied = [e for _, e in read_log(path) if e.get("action") == "apply"]
+def last_applied(path: str | Path, config_path: str | Path | None = None) -> dict:
+    """The newest apply entry of the log, once the log is verified (`verified_log`)."""
+    applied = [e for _, e in verified_log(path, config_path) if e.get("action") == "apply"]
     if not applied:
         raise AuditError(f"{path}: no applied decision in the log")
     return applied[-1]
 
 
-def track(data, config, log_path: str | Path, *, entry: dict | None = None, sheet=None) -> pd.DataFrame:
-    """Cohorts booked since a decision took effect vs what it expected; default: the last applied decision.
+def track(data, config, log_path: str | Path, *, entry: dict | None = None, sheet=None,
+          config_path: str | Path | None = None) -> pd.DataFrame:
+    """Cohorts booked since a decision took effect vs what it expected; default: the last applied decision of the
+    log, verified against the head ``config_path`` anchors (default: config.toml beside the log).
 
     Rows per segment and metric: volume (mean monthly amount booked), apr (booked, when the data has APR),
     below_cutoff (share of the booked amount scored under the cut-off, when it has a score) and DEL30 at
     MOB 3, 6 and 12 (mean over the tracked cohorts observed there). Columns: segment, metric, mob, expected,
     actual, difference, n_cohorts.
     """
-    decision = entry or last_applied(log_path)
+    decision = entry or last_applied(log_path, config_path)
     impact = decision.get("expected_impact") or {}
     figures = {r["segment"]: r for r in impact.get("figures", [])}
     curves = impact.get("del30_by_mob", {})

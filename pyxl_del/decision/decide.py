@@ -10,12 +10,14 @@ request and response of all of them.
 
 The rules, in order (the first that applies is the reason):
 
-1. NO_BUDGET: the policy gives the segment no budget share.
-2. SCORE_BELOW_CUTOFF: the score is below the segment's cut-off.
-3. APR_OUT_OF_RANGE: a requested APR outside the segment's allowed range (`Twin.apr_range`: [policy] apr_min ..
+1. SCORE_OUT_OF_RANGE: the score lies far outside the scores of the segment's data (`score_bounds`): a sentinel
+   such as -1 or 99999, or a score on another scale, which the twin knows nothing about.
+2. NO_BUDGET: the policy gives the segment no budget share.
+3. SCORE_BELOW_CUTOFF: the score is below the segment's cut-off.
+4. APR_OUT_OF_RANGE: a requested APR outside the segment's allowed range (`Twin.apr_range`: [policy] apr_min ..
    apr_max, else the APRs booked in the data, else the current APR only).
-4. APR_BELOW_BREAK_EVEN: a requested APR below the band's break-even APR (where the expected value is 0).
-5. APPROVED: at the requested APR if one was given, else at the policy's APR for the score band.
+5. APR_BELOW_BREAK_EVEN: a requested APR below the band's break-even APR (where the expected value is 0).
+6. APPROVED: at the requested APR if one was given, else at the policy's APR for the score band.
 
 Figures come from the twin's score band of the application (pyxl_del.decision.twin): PDs as fitted; expected
 loss = amount x LGD x lifetime write-off per unit booked; expected value = amount x the discounted economic
@@ -24,6 +26,7 @@ value per unit booked at the APR evaluated (the requested one, else the policy's
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import math
@@ -50,16 +53,19 @@ from pyxl_del.decision.optimise import current_policy
 from pyxl_del.decision.policy import Policy, twin_fingerprint
 from pyxl_del.decision.twin import Twin
 from pyxl_del.engine.config import Config
-from pyxl_del.engine.data import MAX_LISTED
+from pyxl_del.engine.data import MAX_LISTED, row_numbers
 from pyxl_del.engine.errors import shorten
 from pyxl_del.engine.memo import LruMemo
 
 log = logging.getLogger(__name__)
 
 APPROVE, DECLINE = "APPROVE", "DECLINE"
-REASON_CODES = ("APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE", "APR_BELOW_BREAK_EVEN")
-APPROVED, NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN = range(len(REASON_CODES))
-ReasonCode = Literal["APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE", "APR_BELOW_BREAK_EVEN"]
+REASON_CODES = ("APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE", "APR_BELOW_BREAK_EVEN",
+                "SCORE_OUT_OF_RANGE")
+(APPROVED, NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN,
+ SCORE_OUT_OF_RANGE) = range(len(REASON_CODES))
+ReasonCode = Literal["APPROVED", "NO_BUDGET", "SCORE_BELOW_CUTOFF", "APR_OUT_OF_RANGE", "APR_BELOW_BREAK_EVEN",
+                     "SCORE_OUT_OF_RANGE"]
 
 DECISION_COLUMNS = ("application_id", "segment", "score", "amount", "requested_apr", "decision", "reason_code",
                     "reason", "band", "offered_apr", "policy_apr", "pd_12m", "pd_lifetime", "expected_loss",
@@ -135,9 +141,9 @@ class Evaluation(NamedTuple):
 # Reason texts are assembled per application as head + first number + body + second number (with pyarrow for a
 # batch, so a million need no Python loop): the head and which numbers appear depend on the rule, the body on the
 # rule, segment and score band (see DecisionEngine.build).
-HEADS = ("score ", "", "score ", "requested APR ", "requested APR ")  # by reason code
-FIRST_NUMBER = ("score", None, "score", "apr", "apr")
-SECOND_NUMBER = ("apr", None, None, None, None)
+HEADS = ("score ", "", "score ", "requested APR ", "requested APR ", "score ")  # by reason code
+FIRST_NUMBER = ("score", None, "score", "apr", "apr", "score")
+SECOND_NUMBER = ("apr", None, None, None, None, None)
 NUMBER_FORMATS = {"score": "{:g}", "apr": "{:.2%}"}
 SMALL_BATCH = 64  # up to this many, plain Python beats pyarrow's per-call set-up
 
@@ -164,6 +170,8 @@ class DecisionEngine:
     break_even: np.ndarray  # the APR where the value is 0
     apr_min: np.ndarray  # (S,)
     apr_max: np.ndarray
+    score_low: np.ndarray  # (S,) the scores decided at all (`score_bounds`)
+    score_high: np.ndarray
     caveat: np.ndarray  # (S * B,) object: "ILLUSTRATIVE: ..." and zero-loss warnings of the band's figures, or ""
     reason_body: pa.Array  # (len(REASON_CODES) * S * B,) by (code * S + s) * B + b
     edge_low: float  # the inner edges of all segments on one line (see evaluate)
@@ -176,6 +184,7 @@ class DecisionEngine:
         u = twin.unit_economics()
         sums = twin.lifetime_sums()
         lo, hi, _ = twin.apr_range()
+        score_low, score_high = score_bounds(twin)
         version = policy.version_under(twin.config)
         body = []
         for code in range(len(REASON_CODES)):
@@ -187,6 +196,10 @@ class DecisionEngine:
                     NO_BUDGET: f"no budget for {segment} under policy {version} (budget share 0)",
                     SCORE_BELOW_CUTOFF: f" below cut-off {c:g} for {segment}",
                     APR_OUT_OF_RANGE: f" outside the range allowed for {segment}, {lo[s]:.2%} to {hi[s]:.2%}",
+                    SCORE_OUT_OF_RANGE: f" far outside the twin's scores for {segment} "
+                                        f"({twin.band_edges[s, 0]:g} to {twin.band_edges[s, -1]:g}; decided: "
+                                        f"{score_low[s]:g} to {score_high[s]:g}): a missing-score code or a score "
+                                        f"on another scale?",
                 }
                 for b in range(twin.n_bands):
                     body.append(rule.get(code) or f" below break-even {u['unit_cost'][s, b]:.2%} for {segment} "
@@ -200,7 +213,7 @@ class DecisionEngine:
                    policy_apr=apr.ravel(), pd_12m=twin.pd12.ravel(), pd_lifetime=twin.pd_life.ravel(),
                    loss_rate=(twin.lgd[:, None] * sums["writeoff"]).ravel(), slope=u["slope"].ravel(),
                    intercept=u["intercept"].ravel(), break_even=u["unit_cost"].ravel(), apr_min=lo, apr_max=hi,
-                   caveat=twin.band_caveats().ravel(),
+                   score_low=score_low, score_high=score_high, caveat=twin.band_caveats().ravel(),
                    reason_body=pa.array(body, pa.string()))
 
     @property
@@ -208,22 +221,39 @@ class DecisionEngine:
         return self.twin.segments
 
     def segment_codes(self, segments, source: str = "applications") -> np.ndarray:
-        """Segment names (a sequence or a Series) -> s; unknown names raise DecisionInputError naming their
-        positions. Each distinct name is looked up once."""
+        """Segment names (a sequence, or a table's column as a Series) -> s; unknown names raise DecisionInputError
+        naming each with its rows (a table's, as a spreadsheet numbers them) or applications, and the known segment
+        it is likely meant to be. Each distinct name is looked up once."""
         positions, names = pd.factorize(segments) if isinstance(segments, pd.Series) else (None, segments)
         codes = np.fromiter((self.index.get(s, -1) for s in names), dtype=np.int64, count=len(names))
         if positions is not None:
             codes = codes[positions]
         unknown = np.flatnonzero(codes < 0)
-        if len(unknown):
-            known = ", ".join(self.segments)
-            names = np.asarray(segments, dtype=object)
-            problems = [Problem(int(i), "segment", f"unknown segment {shorten(names[i], 60)!r} (known: {known})")
-                        for i in unknown[:MAX_LISTED]]
-            if len(unknown) > MAX_LISTED:
-                problems.append(Problem(None, "segment", f"{len(unknown)} applications in all have unknown segments"))
-            raise DecisionInputError(source, problems)
-        return codes
+        if not len(unknown):
+            return codes
+        unknown_names = np.asarray(segments, dtype=object)[unknown].astype(str)
+        distinct, first = np.unique(unknown_names, return_index=True)
+        order = np.argsort(first)  # in the order the input shows them
+        problems = []
+        for name in distinct[order][:MAX_LISTED].tolist():
+            at = unknown[unknown_names == name]
+            where = (row_numbers(at) if positions is not None else
+                     f"application{'s' if len(at) > 1 else ''} {', '.join(str(i + 1) for i in at[:MAX_LISTED])}"
+                     f"{' and more' if len(at) > MAX_LISTED else ''}")
+            problems.append(Problem(int(at[0]), "segment", f"unknown segment {_quoted(name)} in {where}"
+                                                           f"{self._suggestion(name)}"))
+        if len(distinct) > MAX_LISTED:
+            problems.append(Problem(None, "segment", f"{len(distinct)} unknown segment names in all"))
+        raise DecisionInputError(source, problems)
+
+    def _suggestion(self, name: str) -> str:
+        """"; did you mean 'CD'?" for a name that is a known segment but for case, blanks or a typo; else the
+        known segments."""
+        folded = {s.strip().casefold(): s for s in self.segments}
+        near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
+        if near:
+            return f": did you mean {_quoted(folded[near[0]])}?"
+        return f" (known: {shorten(', '.join(self.segments), 200)})"
 
     def evaluate(self, segment: np.ndarray, score: np.ndarray, amount: np.ndarray,
                  requested_apr: np.ndarray) -> Evaluation:
@@ -239,11 +269,13 @@ class DecisionEngine:
         requested = ~np.isnan(requested_apr)
         apr = np.where(requested, requested_apr, policy_apr)
         code = np.select(
-            [self.share.take(segment) <= 0,
+            [(score < self.score_low.take(segment)) | (score > self.score_high.take(segment)),
+             self.share.take(segment) <= 0,
              score < self.cutoff.take(segment),  # a NaN cut-off compares False: every score is accepted
              requested & ((requested_apr < self.apr_min.take(segment)) | (requested_apr > self.apr_max.take(segment))),
              requested & (requested_apr < self.break_even.take(sb))],
-            [NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN], APPROVED).astype(np.int8)
+            [SCORE_OUT_OF_RANGE, NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN],
+            APPROVED).astype(np.int8)
         approved = code == APPROVED
         return Evaluation(
             segment=segment, band=band, code=code, approved=approved, apr=apr, policy_apr=policy_apr,
@@ -333,6 +365,23 @@ class DecisionEngine:
         return DECISIONS.validate_python(rows)  # in one call to pydantic-core: a batch of 10,000 in tens of ms
 
 
+def _quoted(name: str) -> str:
+    """A name as Python writes it, so blanks at either end show ('CD '), cut to a length a message can hold."""
+    return repr(name if len(name) <= 60 else name[:59] + "…")
+
+
+def score_bounds(twin: Twin) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) the lowest and highest score decided per segment: the scores of the segment's data (its outer band
+    edges) widened on each side by the span of the scores of all the data. A score beyond is declined as
+    SCORE_OUT_OF_RANGE: the twin has no loan like it, and such a score is a sentinel (-1, 99999 for "no score") or
+    on another scale far more often than an applicant: approving it (-1 fell in the lowest band and was approved
+    at 1000 with an expected value of -88) would lend on a number that says nothing. Scores just beyond the data's
+    fall in the outer bands."""
+    low, high = twin.band_edges[:, 0], twin.band_edges[:, -1]
+    span = float(high.max() - low.min())
+    return low - span, high + span
+
+
 def _distinct_texts(values: np.ndarray, fmt: str) -> tuple[np.ndarray, list[str]]:
     """(index into the texts, texts): each distinct number formatted once."""
     codes, uniques = pd.factorize(values)
@@ -347,13 +396,14 @@ def engine_for(policy: Policy, twin: Twin) -> DecisionEngine:
     return ENGINES.get((id(twin), policy.version), lambda: DecisionEngine.build(policy, twin))
 
 
-def decide(applications, policy: Policy, twin: Twin):
+def decide(applications, policy: Policy, twin: Twin, source: str = "applications"):
     """Decisions under ``policy`` on ``twin``: a DataFrame of applications (or its `application_columns`) gives a
     DataFrame (DECISION_COLUMNS);
-    an `Application` a `Decision`; a sequence of Applications (or dicts) a list of Decisions."""
+    an `Application` a `Decision`; a sequence of Applications (or dicts) a list of Decisions. ``source`` names the
+    table in errors (its file)."""
     engine = engine_for(policy, twin)
     if isinstance(applications, (pd.DataFrame, ApplicationColumns)):
-        return engine.decide_frame(applications)
+        return engine.decide_frame(applications, source)
     if isinstance(applications, Application):
         return engine.decide_many([applications])[0]
     apps = []
@@ -400,13 +450,36 @@ def scored_sample() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------- files
 
 
-def write_decisions(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) -> Path:
-    """Decisions as .parquet, else as CSV (formula-like text neutralised unless ``raw_text``: engine.files)."""
-    from pyxl_del.engine.files import atomic_replace, write_csv
+CSV_SUFFIXES, PARQUET_SUFFIXES = (".csv", ".txt"), (".parquet", ".pq")
+
+
+def check_decisions_path(path: str | Path) -> Path:
+    """``path`` as a place for decisions: a .csv / .txt or .parquet / .pq file that does not exist yet or is a
+    decisions table pyxl_del wrote (`engine.files.check_replaceable`), never the data, config, applications or any
+    other file; else an OutputError."""
+    from pyxl_del.engine.errors import OutputError
+    from pyxl_del.engine.files import check_replaceable
 
     path = Path(path)
+    if path.suffix.lower() not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        raise OutputError(f"cannot write decisions to {path}: decide writes a table as .csv or .parquet "
+                          f"({shorten(path.suffix, 20) or 'no suffix'} is neither; for a workbook, open the .csv in "
+                          f"Excel)")
+    check_replaceable(path, DECISION_COLUMNS, "decisions")
+    return path
+
+
+def write_decisions(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) -> Path:
+    """Decisions as .parquet, else as CSV (formula-like text neutralised unless ``raw_text``: engine.files), with
+    every column of DECISION_COLUMNS (application_id empty when the applications have none), so that a decisions
+    file always has the header `check_decisions_path` recognises it by."""
+    from pyxl_del.engine.files import atomic_replace, write_csv
+
+    path = check_decisions_path(path)
+    if "application_id" not in frame.columns:
+        frame = frame.assign(application_id=pd.Series(None, index=frame.index, dtype="str"))[list(DECISION_COLUMNS)]
     with atomic_replace(path) as tmp:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if path.suffix.lower() in PARQUET_SUFFIXES:
             frame.to_parquet(tmp, index=False)
         else:
             write_csv(frame, tmp, raw_text=raw_text)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.decision.economics import optimal_apr, optimal_apr_numeric, take_up
-from pyxl_del.decision.policy import Policy, policy_from_settings
+from pyxl_del.decision.policy import Policy, PolicyError, policy_from_settings
 from pyxl_del.decision.twin import Twin
 from pyxl_del.engine.errors import InputError
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PORTFOLIO = "Portfolio"
 FEASIBILITY_TOLERANCE = 1e-9
+APR_TOLERANCE = 1e-9  # a recommended APR at the range's edge may come back from a spreadsheet a rounding away
 
 
 class InfeasibleError(InputError):
@@ -48,16 +49,49 @@ def resolve_budget(twin: Twin) -> float:
 
 def current_policy(twin: Twin) -> Policy:
     """The applied policy of [policy] segments, or the data's practice: accept every score booked so far, the
-    recent APR (per band when pricing per band), and the recent volume shares."""
+    recent APR (per band when pricing per band), and the recent volume shares — scaled down to fit a [policy]
+    budget below the recent volume (`budget_cut_note` says so)."""
     budget = resolve_budget(twin)
     settings = twin.config.policy
     if settings.segments:
         return policy_from_settings(settings, budget)
     mean_apr = (twin.band_weight * twin.current_apr).sum(axis=1)
-    share = twin.volume / budget if budget > 0 else np.zeros(len(twin.segments))
+    # A budget cut keeps today's mix: each segment's volume falls in proportion, so the shares add up to 1.
+    room = max(budget, float(twin.volume.sum()))
+    share = twin.volume / room if room > 0 else np.zeros(len(twin.segments))
     band_aprs = twin.current_apr if settings.price_by == "band" else None
-    return Policy.from_arrays(twin.segments, np.full(len(twin.segments), np.nan), mean_apr,
-                              np.minimum(share, 1.0), budget, band_aprs)
+    return Policy.from_arrays(twin.segments, np.full(len(twin.segments), np.nan), mean_apr, share, budget, band_aprs)
+
+
+def budget_cut_note(twin: Twin) -> str:
+    """What the current policy means when [policy] budget is below the data's recent monthly volume, else ""."""
+    budget, booked = resolve_budget(twin), float(twin.volume.sum())
+    if budget >= booked:
+        return ""
+    return (f"[policy] budget = {budget:,.0f} a month is below the data's recent monthly volume of {booked:,.0f}: "
+            f"the current policy is today's practice with every segment's volume scaled by {budget / booked:.1%} "
+            f"to fit it (today's budget shares)")
+
+
+def check_aprs(twin: Twin, policy: Policy, source: str = "policy", rows: dict[str, int] | None = None) -> None:
+    """Raise PolicyError naming each segment (and its row in ``rows``) whose APR, or a band's, lies outside the
+    range the optimiser prices in and `decide` accepts (`Twin.apr_range`): applied, it would lend at a price the
+    engine itself would refuse."""
+    lo, hi, where = twin.apr_range()
+    problems = []
+    for s, name in enumerate(twin.segments):
+        entry = policy.segments.get(name)
+        if entry is None:
+            continue  # a missing segment is the twin's error (`Policy.arrays`)
+        aprs = [entry.apr, *(entry.band_aprs or ())]
+        outside = [a for a in aprs if not lo[s] - APR_TOLERANCE <= a <= hi[s] + APR_TOLERANCE]
+        if outside:
+            at = f"row {rows[name]} ({name})" if rows and name in rows else f"segment {name!r}"
+            allowed = f"{lo[s]:.3%} only" if lo[s] == hi[s] else f"{lo[s]:.3%} to {hi[s]:.3%}"
+            problems.append(f"{at}: apr {outside[0]:.3%} is outside the allowed {allowed} ({where[s]})")
+    if problems:
+        raise PolicyError(f"{source}: " + "; ".join(problems) + "; set [policy] apr_min / apr_max to allow other "
+                          "prices")
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -89,7 +123,8 @@ def _metrics(twin: Twin, cutoff, apr, share, budget: float) -> dict:
         "del30_mob6": _weighted(booked, twin.del30_mob6),
         "del30_mob12": _weighted(booked, twin.del30_mob12),
         "pd12": _weighted(booked, twin.pd12),
-        "apr": _weighted(booked, apr),
+        # Nothing booked (a cut-off above every score, take-up 0): the policy's APR is still its offer.
+        "apr": np.where(booked.sum(axis=1) > 0, _weighted(booked, apr), (twin.band_weight * apr).sum(axis=1)),
     }
     slope, intercept = _weighted(booked, u["slope"]), _weighted(booked, u["intercept"])
     parts = {k: _weighted(booked, u[k[5:]]) / _weighted(booked, u["annuity"])
@@ -141,6 +176,36 @@ def evaluate(twin: Twin, policy: Policy) -> pd.DataFrame:
     return frame[["segment", *IMPACT_COLUMNS]]
 
 
+def undefined_reason(row: pd.Series, key: str) -> str:
+    """Why figure ``key`` of an `evaluate` row has no value ("" when it has one): the sentence shown in its place."""
+    if pd.notna(row[key]):
+        return ""
+    if not row["volume"] > 0:
+        return "not defined: nothing is booked"
+    if key == "roe" and not row["capital"] > 0:
+        return "not defined: no capital is held"
+    return "not defined"
+
+
+def undefined_notes(twin: Twin, impact: pd.DataFrame, label: str) -> list[str]:
+    """Notes on the figures of an `evaluate` frame that have no value, and why (``label``: "current policy" or
+    "recommended policy")."""
+    rows = impact.set_index("segment")
+    notes = []
+    idle = [s for s in rows.index if not rows.loc[s, "volume"] > 0]
+    if idle:
+        notes.append(f"{label}: {', '.join(idle)} book nothing, so their take-up, DEL30, EL rate, unit cost and ROE "
+                     f"(figures of what is booked) are not defined")
+    no_capital = [s for s in rows.index if rows.loc[s, "volume"] > 0 and not rows.loc[s, "capital"] > 0]
+    if no_capital:
+        zero_lgd = [s for s in twin.segments if s in no_capital and twin.lgd[twin.segments.index(s)] == 0]
+        cause = (f"the IRB capital is proportional to [risk] lgd, which is 0 for {', '.join(zero_lgd)}"
+                 if zero_lgd and twin.config.economics.capital == "irb" else "the capital per unit of EAD is 0")
+        notes.append(f"{label}: ROE is not defined for {', '.join(no_capital)}: no capital is held ({cause}); "
+                     f"[economics] capital = \"ratio\" with a capital_ratio above 0 gives one")
+    return notes
+
+
 def expected_del30_curve(twin: Twin, policy: Policy) -> dict[str, list[float]]:
     """Per segment, the expected DEL30 of a cohort booked under ``policy``, MOB 0..max_mob (booked-mix weighted)."""
     cutoff, apr, _share = policy.arrays(twin.segments, twin.n_bands)
@@ -166,7 +231,7 @@ def roe_kpis(twin: Twin, policy: Policy | None = None) -> pd.DataFrame:
     items = (("ROE (steady book)", row["roe"], "pct", caveat),
              ("Value of a month's bookings", row["value"], "amount", caveat),
              ("New lending a month", row["volume"], "amount", "the data's recent monthly volume"
-              if twin.config.policy.budget <= 0 else "[policy] budget"),
+              if twin.config.policy.budget <= 0 else (budget_cut_note(twin) or "[policy] budget")),
              ("Approval rate", row["approval_rate"], "pct", "of the applicants the data booked (no reject inference)"),
              ("Expected DEL30 at MOB 12", row["del30_mob12"], "pct", "a new cohort under the current policy"),
              ("Lifetime EL of a month's bookings", row["lifetime_el"], "amount", lgd))
@@ -332,6 +397,17 @@ class MixProblem:
             rhs.append(self.max_var99)
         return rows, rhs, list(zip(lower, upper, strict=True))
 
+    def violation(self, w: np.ndarray, groups) -> float:
+        """The most ``w`` breaks a constraint of the named groups by (0: it meets them all), each linear row and the
+        HHI limit relative to its own scale, so one tolerance fits shares and amounts alike."""
+        rows, rhs, bounds = self.linear(groups)
+        a, b = _unit_rows(rows, rhs)
+        lower, upper = np.array(bounds, dtype=np.float64).T
+        excess = [np.max(a @ w - b), np.max(lower - w), np.max(w - upper)]
+        if "max_hhi" in groups:
+            excess.append((w @ w - self.max_hhi) / max(self.max_hhi, 1.0))
+        return float(max(0.0, *excess))
+
     def feasible(self, groups) -> np.ndarray | None:
         """A feasible point of the named groups (the least concentrated one when HHI is among them), or None."""
         from scipy import optimize  # 0.2 s to import: only when a mix is optimised
@@ -343,13 +419,23 @@ class MixProblem:
                               method="highs")
         if lp.status != 0:
             return None
-        if "max_hhi" not in groups:
+        if "max_hhi" not in groups or lp.x @ lp.x <= self.max_hhi:
             return lp.x
-        start = np.clip(lp.x, [b[0] for b in bounds], [b[1] for b in bounds])
+        a, b = _unit_rows(rows, rhs)
+        start = np.clip(lp.x, [lo for lo, _ in bounds], [hi for _, hi in bounds])
         flat = optimize.minimize(lambda w: w @ w, start, jac=lambda w: 2 * w, bounds=bounds, method="SLSQP",
-                                 constraints=[{"type": "ineq", "fun": lambda w: np.array(rhs) - np.array(rows) @ w,
-                                               "jac": lambda w: -np.array(rows)}], options={"ftol": 1e-14})
-        return flat.x if flat.x @ flat.x <= self.max_hhi + 1e-7 else None
+                                 constraints=[{"type": "ineq", "fun": lambda w: b - a @ w, "jac": lambda w: -a}],
+                                 options={"ftol": 1e-14, "maxiter": 1000})
+        return flat.x if self.violation(flat.x, groups) <= MIX_TOLERANCE else None
+
+
+def _unit_rows(rows, rhs) -> tuple[np.ndarray, np.ndarray]:
+    """A_ub, b_ub with each row divided by its largest coefficient or bound: an EL limit in money and the shares'
+    sum then weigh alike in the solvers' tolerances."""
+    a, b = np.array(rows, dtype=np.float64), np.array(rhs, dtype=np.float64)
+    scale = np.maximum(np.abs(a).max(axis=1), np.abs(b))
+    scale = np.where(scale > 0, scale, 1.0)
+    return a / scale[:, None], b / scale
 
 
 MIX_GROUPS = {
@@ -359,11 +445,15 @@ MIX_GROUPS = {
     "max_var99": "[policy] max_var99",
     "max_hhi": "[policy] max_hhi",
 }
+MIX_TOLERANCE = 1e-8  # relative breach of a constraint a solver's answer may show and still count as meeting it
 
 
 def optimise_mix(problem: MixProblem) -> np.ndarray:
     """Budget shares (S,) maximising value. Linear programme (HiGHS) when the HHI limit does not bind, else SLSQP
-    from the least concentrated feasible point. Raises InfeasibleError with a smallest conflicting group set."""
+    (trust-constr if it fails) from the least concentrated feasible point, each answer checked against every
+    constraint and proven optimal by the linear programme with the HHI limit's tangent at it (a relaxation: its
+    value bounds the optimum). Raises InfeasibleError with a smallest conflicting group set, and InputError naming
+    [policy] max_hhi when no solver finds an answer meeting every limit."""
     groups = tuple(MIX_GROUPS)
     if problem.feasible(groups) is None:
         conflict = list(groups)
@@ -376,19 +466,45 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
     from scipy import optimize
 
     rows, rhs, bounds = problem.linear(groups)
-    objective = -problem.value * problem.budget
-    lp = optimize.linprog(objective, A_ub=np.array(rows), b_ub=rhs, bounds=bounds, method="highs")
-    w = lp.x
-    if w @ w <= problem.max_hhi + FEASIBILITY_TOLERANCE:
-        return np.clip(w, 0.0, 1.0)
+    lp = optimize.linprog(-problem.value, A_ub=np.array(rows), b_ub=rhs, bounds=bounds, method="highs")
+    if lp.x @ lp.x <= problem.max_hhi:
+        return np.clip(lp.x, 0.0, 1.0)
+    a, b = _unit_rows(rows, rhs)
+    # The objective at unit scale: SLSQP's steps and stopping rule are absolute, and value x budget (millions)
+    # once made it stop at an answer breaking the HHI limit.
+    objective = -problem.value / (np.abs(problem.value).max() or 1.0)
+    n = len(objective)
+    slsqp = [{"type": "ineq", "fun": lambda x: b - a @ x, "jac": lambda x: -a},
+             {"type": "ineq", "fun": lambda x: problem.max_hhi - x @ x, "jac": lambda x: -2 * x}]
+    # trust-constr's own form, with the Hessians: its quasi-Newton guess of a linear objective's is noise.
+    trust = [optimize.LinearConstraint(a, -np.inf, b),
+             optimize.NonlinearConstraint(lambda x: x @ x, -np.inf, problem.max_hhi, jac=lambda x: 2 * x[None, :],
+                                          hess=lambda x, v: 2 * v[0] * np.eye(n))]
     start = problem.feasible(groups)
-    a, b = np.array(rows), np.array(rhs)
-    res = optimize.minimize(
-        lambda x: objective @ x, start, jac=lambda x: objective, bounds=bounds, method="SLSQP",
-        constraints=[{"type": "ineq", "fun": lambda x: b - a @ x, "jac": lambda x: -a},
-                     {"type": "ineq", "fun": lambda x: problem.max_hhi - x @ x, "jac": lambda x: -2 * x}],
-        options={"ftol": 1e-14, "maxiter": 500})
-    return np.clip(res.x, 0.0, 1.0)
+    best, tried = None, []
+    for method, constraints, extra in (
+            ("SLSQP", slsqp, {"options": {"ftol": 1e-14, "maxiter": 1000}}),
+            ("trust-constr", trust, {"hess": lambda x: np.zeros((n, n)),
+                                     "options": {"gtol": 1e-12, "xtol": 1e-14, "maxiter": 5000}})):
+        res = optimize.minimize(lambda x: objective @ x, start, jac=lambda x: objective, bounds=bounds, method=method,
+                                constraints=constraints, **extra)
+        breach = problem.violation(res.x, groups)
+        tried.append(f"{method}: {res.message} (constraints broken by {breach:.2g})")
+        if breach > MIX_TOLERANCE:
+            continue
+        if best is None or objective @ res.x < objective @ best:
+            best = res.x
+        tangent = optimize.linprog(objective, A_ub=np.vstack([a, 2 * best]), b_ub=[*b, problem.max_hhi + best @ best],
+                                   bounds=bounds, method="highs")
+        if tangent.status == 0 and objective @ best <= tangent.fun + MIX_TOLERANCE:
+            return np.clip(best, 0.0, 1.0)
+    if best is None:
+        raise InputError(f"no budget mix meeting [policy] max_hhi = {problem.max_hhi:g} and the other limits was "
+                         f"found, though one exists (e.g. shares {np.round(start, 4).tolist()}); the solvers "
+                         f"stopped with: {'; '.join(tried)}. Loosen [policy] max_hhi or report this data")
+    log.warning("the budget mix under [policy] max_hhi = %g meets every limit but is not proven optimal (%s)",
+                problem.max_hhi, "; ".join(tried))
+    return np.clip(best, 0.0, 1.0)
 
 
 # -------------------------------------------------------------------------------------------- recommendation
@@ -537,6 +653,7 @@ def optimise(twin: Twin) -> Recommendation:
     caveats = {s: twin.caveat(np.arange(len(twin.segments)) == i) for i, s in enumerate(twin.segments)}
     caveats[PORTFOLIO] = twin.caveat()
     notes = [caveats[PORTFOLIO]] if caveats[PORTFOLIO] else []
+    notes += [cut] if (cut := budget_cut_note(twin)) else []
     if shadow > 0:
         notes.append(f"the budget binds: APRs and cut-offs are set at the unit cost plus the budget's shadow price "
                      f"of {shadow:.4f} per unit booked (PV)")
@@ -549,8 +666,10 @@ def optimise(twin: Twin) -> Recommendation:
               f"leave it no budget)" for s in low["segment"]]
     unallocated = unallocated_note(twin, recommended, problem)
     notes += [unallocated] if unallocated else []
+    cur_eval = evaluate(twin, current)
+    notes += undefined_notes(twin, cur_eval, "current policy") + undefined_notes(twin, rec_eval, "recommended policy")
     for note in notes:
         log.info(note)
-    return Recommendation(current=current, recommended=recommended, current_impact=evaluate(twin, current),
+    return Recommendation(current=current, recommended=recommended, current_impact=cur_eval,
                           recommended_impact=rec_eval, frontier=frontier,
                           version=recommended.version_under(twin.config), notes=tuple(notes), caveats=caveats)

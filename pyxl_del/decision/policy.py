@@ -148,6 +148,15 @@ class Policy(BaseModel):
                 ("budget: " if e["loc"] == ("budget",) else "") + e["msg"] for e in exc.errors())) from None
 
 
+def table_rows(table: pd.DataFrame) -> dict[str, int]:
+    """Segment -> its row in a policy table, numbered as `Policy.from_table` numbers them (the header is row 1)."""
+    rows = {}
+    for i, segment in enumerate(table["segment"], start=2):
+        if not _blank(segment):
+            rows.setdefault(str(segment).strip(), i)
+    return rows
+
+
 def twin_fingerprint(config: Config) -> str:
     """The config as far as the twin depends on it: everything but the applied policy and these settings, so
     applying a new policy reuses the fitted twin."""

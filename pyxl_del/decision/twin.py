@@ -236,12 +236,14 @@ class Twin:
     def acceptance(self, cutoff) -> np.ndarray:
         """(S, B) accepted share of each band for per-segment cut-offs (S,) (NaN: accept all).
 
-        Scores are taken as uniform within a band, so a cut-off inside a band accepts part of it.
+        Scores are taken as uniform within a band, so a cut-off inside a band accepts part of it. A band of zero
+        width (tied scores: every loan of a segment scored 600) holds that one score, accepted or not as a whole.
         """
         c = np.asarray(cutoff, dtype=np.float64).reshape(-1, 1)
         lo, hi = self.band_edges[:, :-1], self.band_edges[:, 1:]
+        width = hi - lo
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.clip((hi - c) / (hi - lo), 0.0, 1.0)
+            frac = np.where(width > 0, np.clip((hi - c) / width, 0.0, 1.0), (lo >= c).astype(np.float64))
         return np.where(np.isnan(c), 1.0, frac)
 
     def var99_rate(self) -> np.ndarray:

@@ -18,11 +18,11 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyxl_del.engine.errors import OutputError
+from pyxl_del.engine.errors import OutputError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -226,30 +226,50 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, raw_text: bool = False) 
 
 def first_column(path: Path) -> str | None:
     """The first column name in the header of the CSV at ``path``; None when it is no UTF-8 text."""
+    header = read_header(path)
+    return None if header is None else (header or [""])[0]
+
+
+def read_header(path: Path) -> list[str] | None:
+    """The column names of the table at ``path``: a Parquet file's schema, else the first line of a CSV; None when
+    it is neither (not UTF-8 text, or no Parquet file)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(path).names
+        except (OSError, pa.ArrowException):
+            return None
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             line = fh.readline(1 << 16)
     except (OSError, UnicodeDecodeError):
         return None
-    return next(csv.reader([line]), [""])[0]
+    return next(csv.reader([line]), [])
 
 
-def _check_replaceable(target: Path, frame: pd.DataFrame) -> None:
-    """A file at ``target`` is replaced only when it is the table pyxl_del writes there (its first column is the
-    table's): never the panel the run read (`report csvin/del_long.csv --out csvin`) or another file of that name."""
+def check_replaceable(target: Path, columns: Sequence[str], table: str | None = None) -> None:
+    """A file at ``target`` is replaced only when it is the table pyxl_del writes there, ``table`` (default: the
+    file's stem): its header starts with ``columns``, as written with or without `neutral_text`. Never the panel
+    the run read (`report csvin/del_long.csv --out csvin`), its config or any other file of that name."""
     if not target.is_file():
         return
-    expected = str(frame.columns[0])
-    found = first_column(target)
-    if found not in (expected, neutral_text(expected)):
-        what = "it is not UTF-8 text" if found is None else f"its first column is {found!r}, not {expected!r}"
-        raise OutputError(f"{target} exists and is not the {target.stem} table pyxl_del writes ({what}): it is left "
-                          f"as it is; write to another folder, or move the file first")
+    found = read_header(target)
+    expected = [str(c) for c in columns]
+    if found is None or len(found) < len(expected) or any(
+            f not in (e, neutral_text(e)) for f, e in zip(found, expected, strict=False)):
+        shown = ", ".join(expected)
+        what = ("it is no table pyxl_del can read" if found is None else
+                f"its columns start {shorten(', '.join(found[:len(expected)]), 120)!r}, not {shorten(shown, 120)!r}")
+        raise OutputError(f"{target} exists and is not the {table or target.stem} table pyxl_del writes ({what}): "
+                          f"it is left as it is; write to another path, or move the file first")
 
 
 def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_text: bool = False) -> list[Path]:
     """Each frame as ``folder/<stem>.csv`` (`write_csv`; the folder is created if needed); every file is replaced
-    atomically, and only if it is that table (`_check_replaceable`, checked before anything is written)."""
+    atomically, and only if it is that table (`check_replaceable` on its first column, checked before anything is
+    written)."""
     folder = Path(folder)
     if folder.suffix.lower() in FILE_SUFFIXES and not folder.is_dir():
         raise OutputError(f"cannot write {folder}: the tables go into a folder, and one named like a {folder.suffix} "
@@ -260,7 +280,7 @@ def write_frames(frames: Mapping[str, pd.DataFrame], folder: str | Path, *, raw_
         raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from exc
     targets = {folder / f"{stem}.csv": frame for stem, frame in frames.items()}
     for target, frame in targets.items():
-        _check_replaceable(target, frame)
+        check_replaceable(target, frame.columns[:1])
     written = []
     for target, frame in targets.items():
         try:

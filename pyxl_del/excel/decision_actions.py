@@ -15,11 +15,12 @@ from pyxl_del.decision.abtest import has_arm_column, observed, simulate
 from pyxl_del.decision.audit import LOG_FILE_NAME, apply_policy
 from pyxl_del.decision.optimise import (
     PORTFOLIO,
+    check_aprs,
     current_policy,
     optimise,
     resolve_budget,
 )
-from pyxl_del.decision.policy import POLICY_COLUMNS, Policy, PolicyError
+from pyxl_del.decision.policy import POLICY_COLUMNS, Policy, PolicyError, table_rows
 from pyxl_del.decision.twin import fit_twin
 from pyxl_del.engine.errors import reading
 from pyxl_del.excel.ribbon import Outcome
@@ -42,12 +43,6 @@ def policy_sheet_table(book: Workbook) -> tuple[pd.DataFrame, str]:
                           f"the columns segment, cutoff, apr, budget_share; run Optimise to write it again)")
     table = Ref(POLICY_SHEET, f"A{header + 1}:{column_letter(max(len(r) for r in rows))}{len(rows)}")
     return _policy_columns(book.read_frame(table)), f"{book.name} {table}"
-
-
-def read_policy_sheet(book: Workbook, budget: float) -> Policy:
-    """The Policy sheet as a Policy; errors' row numbers count its header as row 1, and name the segment."""
-    table, source = policy_sheet_table(book)
-    return Policy.from_table(table, budget, source=source)
 
 
 def read_policy_table(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -101,7 +96,10 @@ def apply_action(ctx):
     source = ctx.data_source()
     config = ctx.config()
     twin = fit_twin(ctx.book.read_frame(source), config)
-    policy = read_policy_sheet(ctx.book, resolve_budget(twin))
+    table, sheet = policy_sheet_table(ctx.book)
+    # Errors' row numbers count the header as row 1 and name the segment, as the command line's apply does.
+    policy = Policy.from_table(table, resolve_budget(twin), source=sheet)
+    check_aprs(twin, policy, sheet, table_rows(table))
     target = ctx.config_file()
     entry = apply_policy(policy, config_path=target, before=current_policy(twin), twin=twin)
     return Outcome(f"Applied policy {entry['policy_version']} to {target} [policy], effective from "

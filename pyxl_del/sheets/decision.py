@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del.decision.economics import ILLUSTRATIVE
-from pyxl_del.decision.optimise import PORTFOLIO, Recommendation
+from pyxl_del.decision.optimise import PORTFOLIO, Recommendation, undefined_reason
 from pyxl_del.decision.policy import Policy
 from pyxl_del.sheets.layout import (
     HEADER_STYLE,
@@ -102,9 +102,9 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
     table = rec.table().set_index("segment")
     cur = rec.current_impact.set_index("segment")
     new = rec.recommended_impact.set_index("segment")
-    roe_now, roe_new = cur.loc[PORTFOLIO, "roe"], new.loc[PORTFOLIO, "roe"]
+    roe_now, roe_new = _rate_text(cur.loc[PORTFOLIO], "roe"), _rate_text(new.loc[PORTFOLIO], "roe")
     tag = _tag(rec.caveat)
-    notes = [f"Portfolio ROE (steady book){tag}: now {roe_now:.1%}, recommended {roe_new:.1%}. "
+    notes = [f"Portfolio ROE (steady book){tag}: now {roe_now}, recommended {roe_new}. "
              f"Recommended policy version {rec.version}; budget {rec.recommended.budget:,.0f} a month.",
              "Volumes are monthly; value is the discounted economic profit of one month's bookings over their life; "
              "EL and VaR99 are of one month's bookings; ROE is (interest - funding - loss - opex) x (1 - tax) / capital.",
@@ -261,8 +261,8 @@ def decision_summary(rec: Recommendation, layouts: Sequence[SheetLayout], as_of:
              f"expected impact in the decision twin of the data; budget {rec.recommended.budget:,.0f} a month."]
     writer = SheetWriter(row=summary_top(intro))
     writer.section("Portfolio")
-    writer.figures([Figure("ROE of the steady book, now", float(cur.loc[PORTFOLIO, "roe"]), PERCENT),
-                    Figure("ROE of the steady book, recommended", float(new.loc[PORTFOLIO, "roe"]), PERCENT),
+    writer.figures([Figure("ROE of the steady book, now", _rate_figure(cur.loc[PORTFOLIO], "roe"), PERCENT),
+                    Figure("ROE of the steady book, recommended", _rate_figure(new.loc[PORTFOLIO], "roe"), PERCENT),
                     Figure("Value of a month's bookings, now", float(cur.loc[PORTFOLIO, "value"]), AMOUNT),
                     Figure("Value of a month's bookings, recommended", float(new.loc[PORTFOLIO, "value"]), AMOUNT)])
     writer.section("Recommended policy")
@@ -289,6 +289,16 @@ def decision_tables(rec: Recommendation, bands: pd.DataFrame) -> dict[str, pd.Da
     return {"recommendations": rec.table(), "frontier": rec.with_caveats(rec.frontier),
             "policy": rec.with_caveats(rec.recommended.table()), "bands": bands,
             "notes": pd.DataFrame({"note": pd.array(rec.notes, dtype="string")})}
+
+
+def _rate_text(row: pd.Series, key: str) -> str:
+    """A rate of an `evaluate` row as a percentage, or the reason it has none."""
+    return undefined_reason(row, key) or f"{row[key]:.1%}"
+
+
+def _rate_figure(row: pd.Series, key: str) -> float | str:
+    """A rate of an `evaluate` row for a Figure: the number, or the reason it has none (a cell, not a blank)."""
+    return undefined_reason(row, key) or float(row[key])
 
 
 def _tag(caveat: str) -> str:

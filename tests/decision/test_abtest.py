@@ -139,3 +139,50 @@ def test_cli_abtest(panel, tmp_path, capsys):
     assert pd.read_csv(out / "ab_table.csv")["metric"].str.contains("ROE").any()
     assert main(["abtest", str(data), "--months", "3", "--out", str(tmp_path / "ab.xlsx")]) == EXIT_OK
     assert ab_sheets.SHEET_NAME in openpyxl.load_workbook(tmp_path / "ab.xlsx").sheetnames
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--seed", "-1"), "seed must be a whole number >= 0, got -1"),
+    (("--mde", "0"), "mde must be a bad-rate difference between 0 and 1"),
+    (("--mde", "2"), "mde must be a bad-rate difference between 0 and 1"),
+    (("--mde", "nan"), "mde must be"),
+])
+def test_cli_abtest_bad_seed_or_mde_exit_2(panel, tmp_path, capsys, args, expected):
+    """--seed -1 was an internal error (numpy's ValueError); --mde 0 printed infinite months, --mde 2 a bad rate of
+    2.03."""
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    assert main(["abtest", str(data), "--months", "3", "--out", str(tmp_path / "ab"), *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "internal error" not in err
+    assert not (tmp_path / "ab").exists()
+
+
+def test_seed_and_mde_are_checked_in_the_library(twin):
+    with pytest.raises(abtest.AbTestError, match="seed"):
+        abtest.simulate(twin, months=3, seed=-1)
+    sim = abtest.simulate(twin, months=3)
+    with pytest.raises(abtest.AbTestError, match="mde"):
+        sim.power(0.0)
+    rate = float(sim.expected[0].bad_rate)
+    with pytest.raises(abtest.AbTestError, match="below 100%"):
+        sim.power(1 - rate / 2)
+
+
+def test_a_champion_that_is_no_arm_of_the_data_is_an_error(panel, tmp_path, capsys):
+    """--champion foo, or the default 'current' on arms named otherwise, silently made the other arm the
+    champion."""
+    loans = panel["AGREEMENT_ID"].unique()
+    arm = pd.Series(np.where(np.arange(len(loans)) % 2, "B", "A"), index=loans)
+    data = panel.assign(POLICY_ARM=panel["AGREEMENT_ID"].map(arm).to_numpy())
+    with pytest.raises(abtest.AbTestError, match="the champion 'foo' is not an arm of the data: column 'POLICY_ARM' "
+                                                 "names the arms 'A' and 'B'"):
+        abtest.observed(data, Config(), champion="foo")
+    assert abtest.observed(data, Config(), champion="B").arms == ("B", "A")
+    path = tmp_path / "arms.parquet"
+    data.to_parquet(path)
+    for extra in ((), ("--champion", "foo")):
+        assert main(["abtest", str(path), "--out", str(tmp_path / "ab"), *extra]) == 2
+        assert "names the arms 'A' and 'B'" in capsys.readouterr().err
+    assert main(["abtest", str(path), "--champion", "B", "--out", str(tmp_path / "ab")]) == EXIT_OK
+    assert "observed champion / challenger by [columns] policy_arm: B vs A" in capsys.readouterr().out

@@ -20,7 +20,6 @@ from pyxl_del.decision.decide import (
     DecisionEngine,
     DecisionInputError,
     decide,
-    engine_for,
     with_config,
 )
 from pyxl_del.decision.optimise import current_policy
@@ -120,9 +119,9 @@ def test_bad_applications_name_the_rows(twin, policy):
     with pytest.raises(DecisionInputError) as err:
         decide(frame, policy, twin)
     text = str(err.value)
-    assert "'segment' is empty in rows 3" in text and "'score' is empty or not a number in rows 4" in text
+    assert "'segment' is empty in rows 3" in text and "'score' holds 'x' (not a number) in rows 4" in text
     assert "'amount' must be a number > 0 in rows 5" in text and "'apr' must be a fraction" in text
-    with pytest.raises(DecisionInputError, match=r"unknown segment 'Nope' \(known: CASH LOAN, CD, TW/Moto\)"):
+    with pytest.raises(DecisionInputError, match=r"unknown segment 'Nope' in rows 2 \(known: CASH LOAN, CD, TW/Moto\)"):
         decide(frame.iloc[[3]].assign(amount=1), policy, twin)
     with pytest.raises(DecisionInputError, match="missing column 'amount'"):
         decide(frame.drop(columns="amount"), policy, twin)
@@ -224,4 +223,112 @@ def test_cli_decide(panel, tmp_path, capsys):
     assert list(written.columns) == list(DECISION_COLUMNS) and written["application_id"].tolist() == ["007", "8"]
     apps.write_text("segment,score,amount\nCD,abc,1\n")
     assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_BAD_INPUT
-    assert "'score' is empty or not a number in rows 2" in capsys.readouterr().err
+    assert "'score' holds 'abc' (not a number) in rows 2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- what is a number
+
+
+def test_text_and_booleans_in_number_columns_are_errors_naming_the_rows(twin, policy):
+    """'30%' and 'abc' in the apr column were "no requested APR" (approved at the policy's); true / FALSE scores
+    were 1 / 0."""
+    apps = pd.DataFrame({"segment": ["CD", "CD", "CD"], "score": [650, 650, 650], "amount": [100, 100, 100],
+                         "apr": ["30%", "abc", None]})
+    with pytest.raises(DecisionInputError) as err:
+        decide(apps, policy, twin)
+    text = str(err.value)
+    assert "column 'apr' holds '30%', 'abc' (not a number" in text
+    assert "in rows 2, 3" in text and "0.3 for 30%" in text
+    flags = pd.DataFrame({"segment": ["CD", "CD"], "score": [True, False], "amount": [100, 100]})
+    with pytest.raises(DecisionInputError, match=r"column 'score' holds 'True', 'False' \(not a number\) in rows 2, 3"):
+        decide(flags, policy, twin)
+    mixed = flags.assign(score=pd.Series([650, True], dtype=object))  # a Parquet object column
+    with pytest.raises(DecisionInputError, match=r"'score' holds 'True' \(not a number\) in rows 3"):
+        decide(mixed, policy, twin)
+    for field in ("score", "amount", "apr"):
+        with pytest.raises(ValueError, match="true is not a number"):
+            Application(**{"segment": "CD", "score": 650, "amount": 100, field: True})
+        with pytest.raises(DecisionInputError, match=f"{field}.*true is not a number"):
+            decide([{"segment": "CD", "score": 650, "amount": 100, field: True}], policy, twin)
+
+
+def test_a_score_far_outside_the_data_is_declined(twin, policy):
+    """-1 fell in the lowest band and was approved (expected value -88): a sentinel or another scale is declined,
+    with its own reason code, by every caller (one rule, in DecisionEngine.evaluate)."""
+    low, high = twin.band_edges[1, 0], twin.band_edges[1, -1]  # CD's scores in the data
+    span = float(twin.band_edges[:, -1].max() - twin.band_edges[:, 0].min())
+    for score in (-1.0, 99999.0, low - span - 1, high + span + 1):
+        d = decide(Application(segment="CD", score=score, amount=1000), policy, twin)
+        assert (d.decision, d.reason_code, d.offered_apr) == ("DECLINE", "SCORE_OUT_OF_RANGE", None), score
+        assert d.reason.startswith(f"score {score:g} far outside the twin's scores for CD ({low:g} to ")
+    for score in (low - span, low - 50, high + 50, high + span):  # near the data's scores: the outer bands decide
+        assert decide(Application(segment="CD", score=score, amount=1000), policy, twin).decision == "APPROVE"
+    frame = decide(pd.DataFrame({"segment": ["CD"] * 3, "score": [-1, 650, 99999], "amount": [1000] * 3}), policy,
+                   twin)
+    assert frame["reason_code"].tolist() == ["SCORE_OUT_OF_RANGE", "APPROVED", "SCORE_OUT_OF_RANGE"]
+
+
+def test_del_decide_declines_a_score_far_outside_the_data(panel, tmp_path):
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    row = decide_cells("CD", -1.0, 1000.0, None, str(data), None)[0]
+    assert row[:2] == ["DECLINE", "SCORE_OUT_OF_RANGE"] and row[3] == ""
+    assert "#pyxl_del" in decide_cells("CD", True, 1000.0, None, str(data), None)[0][0]
+
+
+def test_unknown_segments_name_the_file_the_rows_and_the_near_match(twin, policy):
+    apps = pd.DataFrame({"segment": ["CD", "CD ", "XYZ", "CD ", "cash loan"], "score": [650] * 5,
+                         "amount": [100] * 5})
+    with pytest.raises(DecisionInputError) as err:
+        decide(apps, policy, twin)
+    text = str(err.value)
+    assert text.startswith("applications: unknown segment 'CD ' in rows 3, 5: did you mean 'CD'?")
+    assert "unknown segment 'XYZ' in rows 4 (known: CASH LOAN, CD, TW/Moto)" in text
+    assert "unknown segment 'cash loan' in rows 6: did you mean 'CASH LOAN'?" in text
+    with pytest.raises(DecisionInputError, match=r"unknown segment 'CD ' in application 2: did you mean 'CD'\?"):
+        decide([{"segment": "CD", "score": 650, "amount": 1}, {"segment": "CD ", "score": 650, "amount": 1}], policy,
+               twin)
+
+
+def test_cli_decide_names_the_file_and_row_of_an_unknown_segment(panel, tmp_path, capsys):
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    apps = tmp_path / "apps.csv"
+    apps.write_text("segment,score,amount,apr\nCD,650,100,\nXYZ,650,100,\n")
+    assert main(["decide", str(apps), "--data", str(data), "--out", str(tmp_path / "d.csv")]) == EXIT_BAD_INPUT
+    assert f"{apps}: unknown segment 'XYZ' in rows 3 (known: " in capsys.readouterr().err
+    apps.write_text("segment,score,amount,apr\nCD,650,100,30%\n")
+    assert main(["decide", str(apps), "--data", str(data), "--out", str(tmp_path / "d.csv")]) == EXIT_BAD_INPUT
+    assert f"{apps}: column 'apr' holds '30%' (not a number" in capsys.readouterr().err
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_cli_decide_out_replaces_only_a_decisions_table(panel, tmp_path, capsys):
+    """--out overwrote its own --data panel, the config, the applications file, any file; and wrote CSV text into
+    a .xlsx."""
+    data = tmp_path / "panel.parquet"
+    panel.to_parquet(data)
+    csv_data = tmp_path / "panel.csv"
+    panel.head(50).to_csv(csv_data, index=False)
+    config = tmp_path / "config.toml"
+    config.write_text("[forecast]\nmax_mob = 36\n")
+    apps = tmp_path / "apps.csv"
+    apps.write_text("application_id,segment,score,amount\na1,CD,650,100\n")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,own\n1,2\n")
+    for target in (data, csv_data, config, apps, mine, tmp_path / "decisions.xlsx"):
+        before = target.read_bytes() if target.exists() else None
+        code = main(["decide", str(apps), "--data", str(data), "--config", str(config), "--out", str(target)])
+        err = capsys.readouterr().err
+        assert code == 1 and str(target) in err and "Traceback" not in err, target
+        assert (target.read_bytes() if target.exists() else None) == before, target
+    assert "decide writes a table as .csv or .parquet" in (main(["decide", str(apps), "--out", str(
+        tmp_path / "d.xlsx")]) == 1 and capsys.readouterr().err)
+    # The guard passes for what decide wrote itself, with application ids or without.
+    for out in (tmp_path / "decisions.csv", tmp_path / "decisions.parquet"):
+        assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_OK
+        apps.write_text("segment,score,amount\nCD,650,100\n")
+        assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_OK
+        written = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+        assert list(written.columns) == list(DECISION_COLUMNS) and written["application_id"].isna().all()
+        apps.write_text("application_id,segment,score,amount\na1,CD,650,100\n")

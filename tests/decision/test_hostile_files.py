@@ -101,7 +101,7 @@ def test_a_bad_applications_file_is_told_before_the_engine_loads(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr
-    assert "'score' is empty or not a number in rows 2" in out.stderr
+    assert "'score' holds 'x' (not a number) in rows 2" in out.stderr
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -297,6 +297,78 @@ def test_a_key_set_but_no_hmac_fails(tmp_path, monkeypatch):
     config, log = applied(tmp_path, 1)
     monkeypatch.setenv(AUDIT_KEY_ENV, "s3cret")
     assert not verify_log(log).ok and "no HMAC" in verify_log(log).message
+
+
+@pytest.mark.parametrize(("tamper", "expected"), [
+    ("drop last", "the log ends at entry 2, but"), ("edit an entry", "entry 2 (.*) was altered"),
+    ("edit newest, rechained", "entry 3 is not the one `apply` wrote"), ("missing", "no decision log at"),
+    ("unanchored", "anchors no head"),
+])
+def test_apply_refuses_to_append_to_an_altered_log(tmp_path, capsys, panel_file, tamper, expected):
+    """apply appended to the altered log and re-anchored the head on it: `audit verify` then said "ok: 3 entries,
+    chain intact" after the last entry was deleted. The same check now runs before anything is written."""
+    config, log = applied(tmp_path)
+    lines = log.read_text(encoding="utf-8").splitlines()
+    if tamper == "drop last":
+        log.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
+    elif tamper == "edit an entry":
+        lines[1] = json.dumps(json.loads(lines[1]) | {"note": "changed"})
+        log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    elif tamper == "edit newest, rechained":
+        edited = rechained([*lines[:-1], json.dumps(json.loads(lines[-1]) | {"user": "mallory"})])
+        log.write_text("".join(line + "\n" for line in edited), encoding="utf-8")
+    elif tamper == "missing":
+        log.unlink()
+    else:
+        config.write_text("[forecast]\nmax_mob = 36\n")
+    files = {path: path.read_bytes() if path.exists() else None for path in (config, log)}
+    with pytest.raises(InputError, match=expected) as err:
+        apply_policy(POLICY, config_path=config, note="after tampering")
+    assert str(log) in str(err.value) and "nothing was read from it or written to it" in str(err.value)
+    assert {path: path.read_bytes() if path.exists() else None for path in files} == files
+    assert not verify_log(log).ok  # still seen
+    (tmp_path / "policy.csv").write_text(POLICY_CSV)
+    code, text = run_cli(capsys, "apply", tmp_path / "policy.csv", "--config", config, "--data", panel_file)
+    assert code == 2 and str(log) in text and re.search(expected, text), text
+    assert {path: path.read_bytes() if path.exists() else None for path in files} == files
+
+
+def test_apply_begins_a_log_only_where_there_is_none(tmp_path):
+    (tmp_path / "decisions.jsonl").write_bytes(b"")  # an empty file, no head anchored: a log not begun
+    _, log = applied(tmp_path, 2)
+    assert verify_log(log).ok and verify_log(log).entries == 2
+
+
+def test_apply_after_a_log_lost_its_last_newline(tmp_path):
+    """Such a log verifies (each line's text is intact), and the next entry was written onto its last line."""
+    config, log = applied(tmp_path, 2)
+    log.write_bytes(log.read_bytes().rstrip(b"\n"))
+    assert verify_log(log).ok
+    apply_policy(POLICY, config_path=config)
+    check = verify_log(log)
+    assert check.ok and check.entries == 3, check.message
+
+
+@pytest.mark.parametrize("tamper", ["drop last", "edit an entry"])
+def test_track_refuses_an_altered_log(tmp_path, capsys, panel_file, tamper):
+    """A truncated log gave track an older decision; an edited entry's cut-off was used as edited."""
+    from pyxl_del.decision.audit import track
+
+    _, log = applied(tmp_path, 2)
+    lines = log.read_text(encoding="utf-8").splitlines()
+    if tamper == "drop last":
+        lines = lines[:-1]
+    else:
+        edited = json.loads(lines[1])
+        edited["after"]["segments"]["CASH LOAN"]["cutoff"] = 400.0
+        lines[1] = json.dumps(edited)
+    log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    expected = "the log ends at entry 1" if tamper == "drop last" else "entry 2 (.*) was altered"
+    with pytest.raises(InputError, match=expected):
+        track(panel_file, Config(), log)
+    code, text = run_cli(capsys, "track", panel_file, "--log", log, "--out", tmp_path / "t")
+    assert code == 2 and str(log) in text and re.search(expected, text), text
+    assert not (tmp_path / "t").exists()
 
 
 def _apply_in_turn(folder: str, barrier, rounds: int) -> None:

@@ -2,22 +2,31 @@
 
 import numpy as np
 import pytest
-from _decision import scored_panel, scored_twin, twin_with
+from _decision import (
+    economics_config,
+    scored_panel,
+    scored_twin,
+    tiny_scored_panel,
+    twin_with,
+)
 
 from pyxl_del import Config
 from pyxl_del.decision.optimise import (
     PORTFOLIO,
     InfeasibleError,
     MixProblem,
+    check_aprs,
     current_policy,
     cutoff_frontier,
     evaluate,
     optimise,
     optimise_mix,
     roe_kpis,
+    undefined_reason,
 )
-from pyxl_del.decision.policy import Policy
+from pyxl_del.decision.policy import Policy, PolicyError, table_rows
 from pyxl_del.decision.twin import fit_twin
+from pyxl_del.engine.errors import InputError
 
 
 def test_frontier_trades_approval_for_bad_rate():
@@ -162,3 +171,101 @@ def test_roe_kpis_for_the_dashboard():
     rec = optimise(scored_twin())
     assert roe_kpis(scored_twin(), rec.recommended).iloc[0]["value"] == pytest.approx(
         rec.recommended_impact.set_index("segment").loc[PORTFOLIO, "roe"])
+
+
+def test_budget_below_the_booked_volume_scales_todays_shares():
+    twin = scored_twin()
+    booked = twin.volume.sum()
+    cut = twin_with(policy={"budget": 0.8 * booked})
+    current = current_policy(cut)  # was a ValidationError: shares adding up to 1.25
+    shares = np.array([p.budget_share for p in current.segments.values()])
+    assert shares.sum() == pytest.approx(1.0) and np.allclose(shares, twin.volume / booked)
+    rec = optimise(cut)
+    assert any("below the data's recent monthly volume" in n and "scaled by 80.0%" in n for n in rec.notes)
+    now = rec.current_impact.set_index("segment")
+    assert now.loc[PORTFOLIO, "volume"] == pytest.approx(0.8 * booked, rel=1e-6)
+    assert "below the data's recent monthly volume" in roe_kpis(cut).set_index("kpi").loc["New lending a month", "note"]
+
+
+@pytest.mark.parametrize("budget", [100.0, 1e7])
+def test_mix_meets_a_binding_hhi_limit_at_any_budget_scale(budget):
+    # value x budget in the millions once made SLSQP stop at shares breaking max_hhi (or at no lending at all)
+    scale = budget / MIX["budget"]
+    problem = MixProblem(**{**MIX, "capacity": MIX["capacity"] * scale, "budget": budget}, max_hhi=0.2)
+    w = optimise_mix(problem)
+    assert w @ w <= 0.2 + 1e-8
+    assert problem.value @ w >= _brute_force(problem) - 1e-9
+
+
+def test_recommended_mix_meets_max_hhi():
+    rec = optimise(twin_with(policy={"max_hhi": 0.2}))
+    shares = np.array([p.budget_share for p in rec.recommended.segments.values()])
+    free = np.array([p.budget_share for p in optimise(scored_twin()).recommended.segments.values()])
+    assert free @ free > 0.2  # the limit binds
+    assert shares @ shares <= 0.2 + 1e-8 and shares.sum() > 0.5
+
+
+def test_mix_solver_failure_is_said_not_returned(monkeypatch):
+    from scipy import optimize
+
+    real = optimize.minimize
+
+    def breaking(fun, x0, *args, **kwargs):
+        res = real(fun, x0, *args, **kwargs)
+        if len(kwargs.get("constraints", ())) == 2:  # the value problem, not the flattest point
+            res.x = np.full_like(res.x, 0.4)  # HHI 0.48
+        return res
+
+    monkeypatch.setattr(optimize, "minimize", breaking)
+    with pytest.raises(InputError, match=r"no budget mix meeting \[policy\] max_hhi = 0.2"):
+        optimise_mix(MixProblem(**MIX, max_hhi=0.2))
+
+
+def test_segment_with_one_score_is_priced_and_lent_to():
+    df = scored_panel().copy()
+    df.loc[df["PRODUCT_TYPE"] == "CD", "SCORE"] = 600.0
+    rec = optimise(fit_twin(df, economics_config()))
+    cd = rec.recommended_impact.set_index("segment").loc["CD"]
+    assert cd["value"] > 0 and cd["volume"] > 0 and rec.recommended.segments["CD"].budget_share > 0
+    for key in ("apr", "unit_cost", "roe", "take_up", "del30_mob12"):
+        assert np.isfinite(cd[key]), key
+
+
+def test_undefined_figures_are_explained():
+    no_loss = optimise(twin_with(risk={"lgd": 0.0}))
+    row = no_loss.current_impact.set_index("segment").loc[PORTFOLIO]
+    assert np.isnan(row["roe"]) and undefined_reason(row, "roe") == "not defined: no capital is held"
+    assert any("ROE is not defined" in n and "[risk] lgd, which is 0" in n for n in no_loss.notes)
+    priced_out = optimise(twin_with(policy={"apr_min": 0.0001, "apr_max": 0.0002}))
+    new = priced_out.recommended_impact.set_index("segment")
+    assert new.drop(PORTFOLIO)["apr"].to_numpy() == pytest.approx(np.full(3, 0.0002))  # the offer is still the policy's APR
+    assert undefined_reason(new.loc["CD"], "unit_cost") == "not defined: nothing is booked"
+    assert any("book nothing" in n for n in priced_out.notes)
+
+
+def test_policy_aprs_outside_the_allowed_range_are_named():
+    twin = scored_twin()  # [policy] apr_min 5%, apr_max 80%
+    table = current_policy(twin).table()
+    check_aprs(twin, Policy.from_table(table, twin.volume.sum()), "Policy sheet", table_rows(table))
+    table.loc[1, "apr"] = 0.9
+    with pytest.raises(PolicyError, match=r"Policy sheet: row 3 \(CD\): apr 90.000% is outside the allowed "
+                                          r"5.000% to 80.000% \(\[policy\] apr_min .. apr_max\)"):
+        check_aprs(twin, Policy.from_table(table, twin.volume.sum()), "Policy sheet", table_rows(table))
+
+
+def test_apply_refuses_a_policy_priced_outside_the_allowed_range(tmp_path, capsys):
+    from pyxl_del.cli import main
+
+    panel = tmp_path / "panel.parquet"
+    tiny_scored_panel().to_parquet(panel)
+    config = tmp_path / "config.toml"
+    config.write_text(economics_config().to_toml(), encoding="utf-8")  # [policy] apr_min 5%, apr_max 80%
+    before = config.read_bytes()
+    policy = tmp_path / "policy.csv"
+    policy.write_text("segment,cutoff,apr,budget_share\nCASH LOAN,,0.3,0.4\nCD,,0.9,0.1\nTW/Moto,,0.0001,0.2\n")
+    code = main(["apply", str(policy), "--config", str(config), "--data", str(panel)])
+    text = capsys.readouterr().err
+    assert code == 2, text
+    assert "row 3 (CD): apr 90.000% is outside the allowed 5.000% to 80.000%" in text
+    assert "row 4 (TW/Moto): apr 0.010% is outside" in text
+    assert config.read_bytes() == before and not (tmp_path / "decisions.jsonl").exists()

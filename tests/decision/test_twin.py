@@ -135,3 +135,13 @@ def test_a_chain_from_too_few_months_makes_the_decisions_illustrative():
                              "data")
     assert all(c.startswith("ILLUSTRATIVE: the chain of CD rests") for c in twin.band_caveats()[1])
     assert linked_twin().caveat() == ""
+
+
+def test_a_band_of_one_score_is_accepted_whole_or_not_at_all():
+    df = scored_panel().copy()
+    df.loc[df["PRODUCT_TYPE"] == "CD", "SCORE"] = 600.0  # tied quantiles: bands of zero width
+    twin = fit_twin(df, economics_config())
+    cd = twin.segments.index("CD")
+    for cutoff, accepted in ((599.0, 1.0), (600.0, 1.0), (600.5, 0.0)):
+        share = twin.acceptance(np.full(len(twin.segments), cutoff))[cd]
+        assert (share == accepted).all(), (cutoff, share)  # was NaN: 0 / 0 in the zero-width bands

@@ -354,10 +354,13 @@ def test_optimise_then_apply_the_edited_policy(book, capsys):
     segments = [s for s in policy if s != "Segment"]
     assert segments == ["CASH LOAN", "CD", "TW/Moto"]
 
-    user = OpenpyxlBook(book)  # the user lowers CD's APR on the sheet
+    # The user raises CD's cut-off on the sheet (its APR can only stay: these data have no APR column, so the
+    # allowed price is today's; test_apply_policy_refuses_a_bad_policy_sheet shows another refused).
+    user = OpenpyxlBook(book)
     ws = user.wb["Policy"]
     row = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "CD")
-    ws.cell(row, 3).value = 0.1234
+    cutoff = float(ws.cell(row, 2).value) + 12.5
+    ws.cell(row, 2).value = cutoff
     user.save()
     unchanged = book.read_bytes()
     assert cli("apply_policy", "--workbook", book) == EXIT_OK
@@ -366,11 +369,11 @@ def test_optimise_then_apply_the_edited_policy(book, capsys):
     assert f"to {config} [policy]" in out and str(log) in out
     assert book.read_bytes() == unchanged  # the workbook is not written
     applied = load_config(config).policy.segments
-    assert list(applied) == segments and applied["CD"].apr == pytest.approx(0.1234)
+    assert list(applied) == segments and applied["CD"].cutoff == pytest.approx(cutoff)
     from pyxl_del.decision.audit import read_log, verify_log
 
     ((_, entry),) = read_log(log)
-    assert entry["after"]["segments"]["CD"]["apr"] == pytest.approx(0.1234) and entry["expected_impact"]
+    assert entry["after"]["segments"]["CD"]["cutoff"] == pytest.approx(cutoff) and entry["expected_impact"]
     assert verify_log(log).ok
     assert cli("optimise", "--workbook", book) == EXIT_OK  # again: its own sheets replaced in place
     assert openpyxl.load_workbook(book).sheetnames == [*report_sheets, *decision_sheets]
@@ -391,6 +394,8 @@ def edit_policy(book: Path, segment: str, column: int | None, value=None) -> Non
     (("CD", 4, -0.2), "pyxl_del.xlsm Policy!A4:D7: row 3 (CD): budget_share: Input should be greater than or equal"),
     (("CD", 1, "CASH LOAN"), "pyxl_del.xlsm Policy!A4:D7: row 3: segment 'CASH LOAN' is already in row 2"),
     (("CD", None), "the policy does not match the data's segments: missing ['CD']"),
+    # Priced where the engine itself would refuse to lend (the CLI's apply refused it; the button did not).
+    (("CD", 3, 0.9), "row 3 (CD): apr 90.000% is outside the allowed"),
 ])
 def test_apply_policy_refuses_a_bad_policy_sheet(book, edit, message, capsys):
     assert cli("optimise", "--workbook", book) == EXIT_OK

@@ -128,6 +128,10 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise OutputError(f"cannot write {path}: {folder} {what}")
+    # Replacing is a rename, which a file's own read-only mark does not stop: its owner meant it to stay.
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        raise OutputError(f"cannot write {path}: {path} is read-only, so it is left as it is; make it writable or "
+                          f"write to another path")
     _remove_stale_temporaries(folder / path.name)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=path.suffix, dir=folder)

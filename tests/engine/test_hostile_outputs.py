@@ -277,3 +277,19 @@ def test_a_file_in_the_way_of_the_folder_is_named(tmp_path, small_panel, capsys)
     assert main(["report", str(small_panel), "--out", str(tmp_path / "mine.xlsx" / "x.xlsx"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "mine.xlsx is a file, not a folder" in err and "does not exist" not in err
+
+
+def test_a_read_only_file_is_not_replaced(tmp_path, small_panel, capsys):
+    """A report marked read-only was replaced anyway: a rename ignores the file's own permissions."""
+    out = tmp_path / "report.xlsx"
+    assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 0
+    out.chmod(0o444)
+    before = out.read_bytes()
+    try:
+        assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"{out} is read-only" in err and "left as it is" in err, err
+        assert out.read_bytes() == before and not (out.stat().st_mode & 0o222)
+    finally:
+        out.chmod(0o644)
+    assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 0  # writable again: replaced

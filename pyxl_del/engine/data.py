@@ -278,14 +278,17 @@ def _require_columns(columns, config: Config, source: str) -> None:
     """Every mapped column present, and once (`require_unique`)."""
     names = list(map(str, columns))
     present = set(names)
-    missing = [f"[columns] {k} = {config[k]!r}" for k in LOGICAL_COLUMNS if config[k] not in present]
+    missing = [k for k in LOGICAL_COLUMNS if config[k] not in present]
     if missing:
+        # A header written "AGREEMENT_ID " or "agreement_id" prints like the mapped name: name it, spaces shown.
+        alike = {_name_key(n): n for n in names}
         shown = ", ".join(shorten(c, LABEL_CHARS) for c in names[:20])
-        raise PanelError(
-            source,
-            [f"missing mapped column {m} (set it in config.toml to one of the columns present: {shown})"
-             for m in missing],
-        )
+        raise PanelError(source, [
+            f"missing mapped column [columns] {k} = {config[k]!r}: the data have {alike[_name_key(config[k])]!r} (it "
+            f"differs in spaces or letter case): rename the column or set the key to it"
+            if _name_key(config[k]) in alike else
+            f"missing mapped column [columns] {k} = {config[k]!r} (set it in config.toml to one of the columns "
+            f"present: {shown})" for k in missing])
     require_unique(names, config, source)
 
 

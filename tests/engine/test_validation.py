@@ -162,3 +162,13 @@ def test_csv_cohorts_as_numbers_and_with_time_zones(tmp_path, backend):
     df.to_csv(path, index=False)
     r = pyxl_del.run(path, cfg(transitions={"min_count": 1}), backend=backend)
     assert r.cohorts == ["2024-01", "2024-02"]
+
+
+def test_a_missing_column_names_its_near_match():
+    """A header 'AGREEMENT_ID ' (a trailing space) or 'agreement_id' read "missing mapped column ... present:
+    AGREEMENT_ID, ..." — the two look the same. The near match is named with repr, so the space shows."""
+    df = frame(GOOD).rename(columns={"AGREEMENT_ID": "AGREEMENT_ID ", "MOB": "mob"})
+    message = error_of(df)
+    assert "[columns] loan_id = 'AGREEMENT_ID': the data have 'AGREEMENT_ID ' (it differs in spaces or letter case)" \
+        in message, message
+    assert "[columns] mob = 'MOB': the data have 'mob'" in message, message

@@ -164,6 +164,12 @@ def neutral_text(text: str) -> str:
     return "'" + text if _FORMULA_TEXT.match(text) and not _NUMBER_TEXT.match(text) else text
 
 
+def written_text(text: str) -> str:
+    """The inverse of `neutral_text`: text as it was before a CSV neutralised it (a file pyxl_del wrote and reads
+    back, such as the policy.csv that apply takes)."""
+    return text[1:] if text.startswith("'") and neutral_text(text[1:]) != text[1:] else text
+
+
 def _neutral_column(values: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd

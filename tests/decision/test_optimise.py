@@ -269,3 +269,21 @@ def test_apply_refuses_a_policy_priced_outside_the_allowed_range(tmp_path, capsy
     assert "row 3 (CD): apr 90.000% is outside the allowed 5.000% to 80.000%" in text
     assert "row 4 (TW/Moto): apr 0.010% is outside" in text
     assert config.read_bytes() == before and not (tmp_path / "decisions.jsonl").exists()
+
+
+def test_optimise_then_apply_keeps_a_formula_like_segment_name(tmp_path, capsys):
+    """policy.csv writes a segment '=CD+1' as "'=CD+1" (CSV injection), and apply then found "missing ['=CD+1'];
+    unknown ["'=CD+1"]": the file optimise writes must apply as it is."""
+    from pyxl_del.cli import main
+    from pyxl_del.engine.config import load_config
+
+    panel = tmp_path / "panel.parquet"
+    tiny_scored_panel().replace({"PRODUCT_TYPE": {"CD": "=CD+1"}}).to_parquet(panel)
+    config = tmp_path / "config.toml"
+    config.write_text(economics_config().to_toml(), encoding="utf-8")
+    out = tmp_path / "opt"
+    assert main(["optimise", str(panel), "--config", str(config), "--out", str(out)]) == 0
+    assert "'=CD+1" in (out / "policy.csv").read_text(encoding="utf-8-sig")  # neutralised in the file
+    code = main(["apply", str(out / "policy.csv"), "--config", str(config), "--data", str(panel)])
+    assert code == 0, capsys.readouterr().err
+    assert "=CD+1" in load_config(config).policy.segments

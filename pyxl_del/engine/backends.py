@@ -62,7 +62,7 @@ from pyxl_del.engine.data import (
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
-from pyxl_del.engine.errors import PanelError, agree, counted, shorten
+from pyxl_del.engine.errors import FRAME_SOURCE, PanelError, agree, counted, shorten
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def fits_in_memory(path: str) -> bool:
 def source_name(source) -> str:
     """The input as run_info and messages name it."""
     if isinstance(source, pd.DataFrame):
-        return "DataFrame"
+        return FRAME_SOURCE
     if _is_spark_frame(source):
         return "Spark DataFrame"
     text = os.fspath(source)

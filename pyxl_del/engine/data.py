@@ -24,6 +24,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import EAD_LIMIT, LOGICAL_COLUMNS, PANEL_MAX_MOB, Config
 from pyxl_del.engine.errors import (
+    FRAME_SOURCE,
     PanelError,
     agree,
     counted,
@@ -105,8 +106,8 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     Only the mapped columns are loaded. A missing mapped column is an error naming the config key.
     """
     if isinstance(source, pd.DataFrame):
-        _require_columns(source.columns, config, "DataFrame")
-        return source[[config[k] for k in LOGICAL_COLUMNS]], "DataFrame"
+        _require_columns(source.columns, config, FRAME_SOURCE)
+        return source[[config[k] for k in LOGICAL_COLUMNS]], FRAME_SOURCE
     path = Path(source)
     name = str(path)
     if not path.is_file():
@@ -485,7 +486,7 @@ def segment_name_findings(segments: tuple[str, ...], column: str) -> tuple[list[
     return problems, warnings
 
 
-def validate_panel(frame: pd.DataFrame, config: Config, source: str = "DataFrame") -> Panel:
+def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOURCE) -> Panel:
     """Check every rule at once and raise one PanelError listing all problems; warnings go on the Panel."""
     problems: list[str] = []
     if len(frame) == 0:

@@ -29,6 +29,10 @@ class InputError(ValueError):
     """Input the user must fix (data, config, policy, workbook): the CLI prints the message and exits 2."""
 
 
+#: How the engine names a panel handed over as a DataFrame; a front end that knows better renames it (`data_named`).
+FRAME_SOURCE = "DataFrame"
+
+
 class PanelError(InputError):
     """The panel cannot be used as it is. ``problems`` lists every finding (not just the first)."""
 
@@ -36,6 +40,18 @@ class PanelError(InputError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + ("\n  ".join([""] + problems) if len(problems) > 1 else problems[0]))
+
+
+@contextlib.contextmanager
+def data_named(label: str) -> Iterator[None]:
+    """A panel error about a DataFrame the caller made from a range names that range instead: the user never saw
+    a DataFrame ("DataFrame: column 'MOB' rows 5, 9" becomes "Data!A1:F500: column 'MOB' rows 5, 9")."""
+    try:
+        yield
+    except PanelError as exc:
+        if exc.source != FRAME_SOURCE:
+            raise
+        raise PanelError(label, exc.problems) from None
 
 
 class OutputError(OSError):

@@ -22,9 +22,11 @@ from pyxl_del.decision.decide import (
 from pyxl_del.decision.policy import twin_fingerprint
 from pyxl_del.decision.twin import Twin, fit_twin
 from pyxl_del.engine.config import Config, load_config
+from pyxl_del.engine.errors import data_named
 from pyxl_del.engine.memo import LruMemo
 from pyxl_del.excel.udf import (
     CONFIGS,
+    DATA_RANGE,
     DataArgs,
     cell_error,
     data_key,
@@ -67,7 +69,8 @@ def fitted_twin(data: Any, config: Config, config_path: Path | None) -> Twin:
         if source is not None:
             return fit_twin(source, config)  # a file, or the scored sample
         rows = data if isinstance(data, tuple) else tuple(map(tuple, data))
-        return fit_twin(cells_to_frame(rows, ints_are_errors=True), config)
+        with data_named(DATA_RANGE):
+            return fit_twin(cells_to_frame(rows, ints_are_errors=True), config)
 
     # Keyed on the whole config too, so every call under one policy gets the same twin (and decision engine).
     return CONFIGURED.get((key, config.to_toml()), lambda: with_config(TWINS.get((key, fingerprint), fit), config))

@@ -84,7 +84,8 @@ def optimise_action(ctx):
     """Ribbon: recommend cut-off, APR and budget share per segment in the twin of the last forecast's data; the
     Recommendations, Frontier and Policy sheets."""
     source = ctx.data_source()
-    twin = fit_twin(ctx.book.read_frame(source), ctx.config())
+    with ctx.names(source):
+        twin = fit_twin(ctx.book.read_frame(source), ctx.config())
     rec = optimise(twin)
     layouts = decision_layouts(rec, twin.result.as_of if twin.result is not None else "")
     roe = [impact.set_index("segment").loc[PORTFOLIO, "roe"] for impact in (rec.current_impact,
@@ -100,7 +101,8 @@ def apply_action(ctx):
     data. Nothing is written to the workbook."""
     source = ctx.data_source()
     config = ctx.config()
-    twin = fit_twin(ctx.book.read_frame(source), config)
+    with ctx.names(source):
+        twin = fit_twin(ctx.book.read_frame(source), config)
     table, sheet = policy_sheet_table(ctx.book)
     # Errors' row numbers count the header as row 1 and name the segment, as the command line's apply does.
     policy = Policy.from_table(table, resolve_budget(twin), source=sheet)
@@ -123,7 +125,8 @@ def abtest_action(ctx):
     if has_arm_column(frame, config):
         obs = observed(frame, config)
         return ctx.write(observed_book(obs), f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
-    twin = fit_twin(frame, config)
+    with ctx.names(source):
+        twin = fit_twin(frame, config)
     sim = simulate(twin, "current", "recommended", months=RIBBON_MONTHS)
     as_of = twin.result.as_of if twin.result is not None else ""
     return ctx.write(simulation_book(sim, as_of=as_of), f"A/B test of current against recommended policy, simulated on "

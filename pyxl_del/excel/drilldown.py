@@ -9,11 +9,11 @@ import re
 from typing import Any
 
 from pyxl_del.engine.data import PORTFOLIO, read_panel, validate_panel
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.errors import counted, data_named
 from pyxl_del.engine.files import EXCEL_MAX_ROWS
 from pyxl_del.engine.loans import loans_in_panel
 from pyxl_del.engine.memo import LruMemo
-from pyxl_del.excel.udf import CellText, DataArgs, Inputs, Mob, excel_safe
+from pyxl_del.excel.udf import DATA_RANGE, CellText, DataArgs, Inputs, Mob, excel_safe
 from pyxl_del.excel.workbook import Ref, WorkbookError, cells_to_frame
 from pyxl_del.sheets import layout, report
 from pyxl_del.sheets.drilldown import drill_book
@@ -43,8 +43,9 @@ def loans_cells(data: Any, segment: Any, cohort: Any, mob: Any, state: Any, conf
 
     def validated():
         given = data.strip() if isinstance(data, str) else cells_to_frame(data, ints_are_errors=True)
-        frame, source = read_panel(given, cfg)
-        return validate_panel(frame, cfg, source), frame[cfg["loan_id"]]
+        with data_named(DATA_RANGE):
+            frame, source = read_panel(given, cfg)
+            return validate_panel(frame, cfg, source), frame[cfg["loan_id"]]
 
     panel, ids = PANELS.get((inputs.data_key, inputs.config_key), validated)
     cell = loans_in_panel(panel, ids, cfg, args.segment, args.cohort, args.mob, args.state)
@@ -95,8 +96,9 @@ def drill_down_action(ctx):
     label, del_type, cohort, mob = cell_of_sheet(ctx.book, ref)
     config = ctx.config()
     source = ctx.data_source()
-    frame, _ = read_panel(ctx.book.read_frame(source), config)
-    panel = validate_panel(frame, config, f"{ctx.book.name} {source}")
+    with ctx.names(source):
+        frame, _ = read_panel(ctx.book.read_frame(source), config)
+        panel = validate_panel(frame, config)
     segments = {layout.clean_text(s): s for s in panel.segments} | {PORTFOLIO: PORTFOLIO}
     if label not in segments:
         raise WorkbookError(f"the data in {source} has no segment {label!r}: run the forecast again")

@@ -30,7 +30,7 @@ from pyxl_del.engine.config import (
     load_config,
 )
 from pyxl_del.engine.diagnostics import too_few_steps
-from pyxl_del.engine.errors import counted, describe_error
+from pyxl_del.engine.errors import counted, data_named, describe_error
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.excel.buttons import BUTTONS, handler
@@ -79,9 +79,15 @@ class ActionContext:
         """The range of the last forecast if one was recorded, else the Data sheet."""
         return self.book.get_name(SOURCE_NAME) or Ref(DATA_SHEET)
 
+    def names(self, source: Ref):
+        """Inside this block a panel error names ``source`` (``Book.xlsx Data!A1:F500``), the range the user knows,
+        not the DataFrame read from it."""
+        return data_named(f"{self.book.name} {source}")
+
     def forecast(self, source: Ref, frame: pd.DataFrame) -> DelResult:
         """The engine's result on ``frame``, the rows read from ``source``."""
-        result = run(frame, self.config())
+        with self.names(source):
+            result = run(frame, self.config())
         # Run info names where the rows came from (the engine only saw a DataFrame).
         return replace(result, run_info={**result.run_info, "input": f"{self.book.name} {source}"})
 
@@ -130,7 +136,8 @@ def backtest(ctx: ActionContext) -> Outcome:
     from pyxl_del.sheets.backtest import backtest_sheets
 
     source = ctx.data_source()
-    result = run_backtest(ctx.book.read_frame(source), ctx.config(), origins=BACKTEST_ORIGINS)
+    with ctx.names(source):
+        result = run_backtest(ctx.book.read_frame(source), ctx.config(), origins=BACKTEST_ORIGINS)
     return ctx.write(backtest_sheets(result), f"Backtest of {source} at {result.origins_text}")
 
 
@@ -145,7 +152,8 @@ def _risk(ctx: ActionContext, sheets: Callable, label: str) -> Outcome:
                                         source=f"{ctx.book.name} [{SCENARIOS_SHEET}]")
     source = ctx.data_source()
     frame = ctx.book.read_frame(source)
-    layouts = sheets(ctx.forecast(source, frame), ctx.config(), scenarios=scenarios, data=frame)
+    with ctx.names(source):
+        layouts = sheets(ctx.forecast(source, frame), ctx.config(), scenarios=scenarios, data=frame)
     return ctx.write(layouts, f"{label} of {source}")
 
 

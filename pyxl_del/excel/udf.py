@@ -44,7 +44,7 @@ from pyxl_del.engine.config import (
     DelType,
     load_config,
 )
-from pyxl_del.engine.errors import describe_error
+from pyxl_del.engine.errors import data_named, describe_error
 from pyxl_del.engine.memo import LruMemo
 from pyxl_del.engine.pipeline import DelResult, run
 from pyxl_del.excel.workbook import CELL_ERRORS, WorkbookError, cells_to_frame
@@ -52,6 +52,9 @@ from pyxl_del.excel.workbook import CELL_ERRORS, WorkbookError, cells_to_frame
 log = logging.getLogger(__name__)
 
 MESSAGE_PREFIX = "#pyxl_del: "
+# How a message names the data argument's cells (short: a cell message has 255 characters); its row numbers count
+# the range's header row as row 1 (docs/excel.md).
+DATA_RANGE = "data range"
 # The corner of a DEL table whose forecast rests on too few months of data (the cause: =DEL_WARNINGS).
 ILLUSTRATIVE_CORNER = "Cohort (ILLUSTRATIVE: see DEL_WARNINGS)"
 FIT_MEMO_SIZE = 8  # fitted results kept: a DelResult is small (arrays of segment x cohort x MOB x state)
@@ -204,7 +207,8 @@ class Inputs:
         def compute() -> DelResult:
             if isinstance(self.data, str):
                 return run(Path(self.data.strip()).expanduser(), self.config())
-            return run(cells_to_frame(_data_rows(self.data), ints_are_errors=True), self.config())
+            with data_named(DATA_RANGE):
+                return run(cells_to_frame(_data_rows(self.data), ints_are_errors=True), self.config())
 
         return FITS.get(self.key, compute)
 

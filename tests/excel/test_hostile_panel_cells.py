@@ -84,7 +84,11 @@ def test_worksheet_functions_name_the_bad_data(excel, cells, case):
                     (excel.decide.DEL_LOANS, ("CD", "2024-01", 1.0))):
         if case == "zero_ead" and f is excel.decide.DEL_LOANS:
             continue  # the loans behind a cell are listed from the rows, whatever their EAD
-        assert words in message(excel.call(f, data, *args)), f.__name__
+        text = message(excel.call(f, data, *args))
+        # Named as the range the user gave, not as the DataFrame made of it.
+        assert words in text and text.startswith("data range: "), (f.__name__, text)
+    (row,) = decide_cells("CD", 600.0, 1000.0, None, data, None)
+    assert words in row[0] and "data range: " in row[0] and "DataFrame" not in row[0], row
 
 
 def test_a_ragged_array_is_named(excel, cells):
@@ -128,4 +132,5 @@ def test_the_ribbon_names_the_bad_data(template, tmp_path, capsys, case):  # noq
         assert cli(action, "--workbook", path) == 2
         err = capsys.readouterr().err
         assert CASES[case][1].split(";")[0] in err and "Traceback" not in err, (action, err)
+        assert "pyxl_del.xlsm Data: " in err and "DataFrame" not in err, (action, err)
     assert "Portfolio_DEL30" not in openpyxl.load_workbook(path, read_only=True).sheetnames  # nothing half-written

@@ -343,11 +343,14 @@ def test_data_errors_are_short_messages(excel, cells, tmp_path):
     assert message(excel.call(f, tuple(map(tuple, broken)), "CD")) == \
         "column 'MOB' has cell errors (#N/A, #REF!) in rows 6, 10"
     renamed = (tuple("LOAN" if c == "AGREEMENT_ID" else c for c in cells[0]),) + cells[1:]
-    assert "missing mapped column [columns] loan_id = 'AGREEMENT_ID'" in message(excel.call(f, renamed, "CD"))
+    text = message(excel.call(f, renamed, "CD"))
+    # The user gave a range, never saw a DataFrame: the message names the range and how its rows count.
+    assert text.startswith("data range: ") and "DataFrame" not in text, text
+    assert "missing mapped column [columns] loan_id = 'AGREEMENT_ID'" in text
     bad_state = list(map(list, cells))
     bad_state[3][4] = "LATE"
     text = message(excel.call(f, tuple(map(tuple, bad_state)), "CD"))
-    assert "'LATE'" in text and "row" in text
+    assert "'LATE' in rows 4" in text and text.startswith("data range: "), text
 
 
 def test_a_mapped_column_twice_in_the_range_is_named(excel, cells):

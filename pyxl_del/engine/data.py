@@ -128,8 +128,10 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             # Text cells stay text ("007" and "7" are two products); not the cohort, whose real date cells
             # must stay dates.
             labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
+            # Number cells as they are: pandas would read a TRUE among numbers as 1 (`_numbers` refuses it).
+            numbers = {config[k]: object for k in ("mob", "ead")}
             frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
-                                  dtype=labels)
+                                  dtype=labels | numbers)
             label = f"{name} [sheet {sheet if sheet is not None else 1}]"
             if sheet is None:
                 _require_columns_on_first_sheet(path, frame.columns, config, label)
@@ -254,6 +256,20 @@ def period_freq(schema, column: str) -> str | None:
         meta = field.metadata or {}
         name, detail = meta.get(b"ARROW:extension:name", b"").decode(), meta.get(b"ARROW:extension:metadata", b"{}")
     return json.loads(detail).get("freq") if name == PANDAS_PERIOD else None
+
+
+BOOL_TYPES = frozenset({bool, np.bool_})
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """A column as float64, NaN where a value is no number. TRUE and FALSE are no numbers: pandas reads them as 1
+    and 0, so a ticked box in an Excel MOB column was MOB 1 and in the EAD column a balance of 1."""
+    if pd.api.types.is_bool_dtype(values):
+        return np.full(len(values), np.nan)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if values.dtype == object and not BOOL_TYPES.isdisjoint(map(type, values)):  # mixed cells, as from Excel
+        numbers = np.where(values.map(type).isin(BOOL_TYPES).to_numpy(), np.nan, numbers)
+    return numbers
 
 
 def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.Index]:
@@ -500,7 +516,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
 
     cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems, config.columns.cohort_format)
 
-    mob_raw = pd.to_numeric(frame[col["mob"]], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    mob_raw = _numbers(frame[col["mob"]])
     bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw > PANEL_MAX_MOB) | (mob_raw != np.floor(mob_raw))
     if bad_mob.any():
         problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
@@ -528,7 +544,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
                                                  labels=", ".join(repr(v) for v in labels[:MAX_LISTED])))
 
     ead_raw = frame[col["ead"]]
-    ead = pd.to_numeric(ead_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    ead = _numbers(ead_raw)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
         problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=row_numbers(np.flatnonzero(non_numeric))))

@@ -434,3 +434,21 @@ def test_a_mapped_column_twice_in_the_header_is_an_error(tmp_path, kind):
     df.columns = [*df.columns[:-2], "NOTE", "NOTE"]
     df["PRINCIPLE_OUTSTANDING"] = 100.0
     assert run(df, "pandas").cohorts == ["2023-07", "2023-08"]
+
+
+@pytest.mark.parametrize("kind", ["DataFrame", "xlsx"])
+def test_true_and_false_are_no_numbers(tmp_path, kind):
+    """A TRUE cell in the MOB column was MOB 1, in the EAD column a balance of 1 (pandas reads booleans as 1 and 0)."""
+    df = cohorts("2023-07", "2023-08").astype({"MOB": object, "PRINCIPLE_OUTSTANDING": object})
+    df.loc[1, "MOB"] = True
+    df.loc[3, "PRINCIPLE_OUTSTANDING"] = False
+    source = df
+    if kind == "xlsx":
+        source = tmp_path / "panel.xlsx"
+        df.to_excel(source, index=False)
+    msg = error_of(source, "pandas")
+    assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200; not so in rows 3" in msg, msg
+    assert "column 'PRINCIPLE_OUTSTANDING' ([columns] ead) is empty or not a number in rows 5" in msg, msg
+    whole = cohorts("2023-07", "2023-08")
+    whole["MOB"] = whole["MOB"] > 0  # a column of booleans
+    assert "column 'MOB' ([columns] mob) must be a whole number" in error_of(whole, "pandas")

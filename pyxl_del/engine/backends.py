@@ -51,6 +51,7 @@ from pyxl_del.engine.data import (
     cohort_problem,
     coverage_warnings,
     duplicates_problem,
+    ead_problem,
     encoding_problem,
     final_rows,
     gap_warning,
@@ -642,7 +643,7 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         problems.append(MESSAGES["state"].format(column=col["state"], order=list(config.buckets.order),
                                                  labels=_labels(labels("state")), where=where("state")))
     if counts["ead_nan"]:
-        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=where("ead_nan")))
+        problems.append(ead_problem(col["ead"], where("ead_nan"), labels("ead_nan")))
     if counts["ead_negative"]:
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=where("ead_negative")))
     if counts["ead_huge"]:

@@ -70,6 +70,10 @@ MESSAGES = {
                        "ever, while the DEL tables count each loan in the state reported; e.g. {listed}",
     "state": "column {column!r} ([columns] state) has labels not in [buckets] order {order}: {labels} in {where}",
     "ead_nan": "column {column!r} ([columns] ead) is empty or not a number in {where}",
+    "ead_values": "; values such as {labels}",
+    "decimal_comma": "column {column!r} ([columns] ead) holds numbers written with a decimal comma or thousands "
+                     "separators, as a Vietnamese or German Excel saves them ({labels}): write the balances with a "
+                     "decimal point and no separators (1234567.5); not a number in {where}",
     "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
     "ead_huge": "column {column!r} ([columns] ead) is above " + f"{EAD_LIMIT:.0e}".replace("+", "") + " (a thousand trillion), not a "
                 "loan's balance, in {where}: is it the right column, or a misread value?",
@@ -92,6 +96,7 @@ GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
+CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
 LABEL_CHARS = 40  # characters of a bad value a message quotes
 TEXT_COLUMNS = ("loan_id", "cohort", "segment", "state")  # read as text from files: "007" is not 7
 HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a one-line file, a wrong delimiter)
@@ -119,7 +124,8 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             _require_columns(header_fields(path), config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
             dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
-            frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8")
+            frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
+                                sep=csv_delimiter(header_line(path)))
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
@@ -171,7 +177,21 @@ def encoding_problem(path: Path) -> str | None:
 
 
 def header_fields(path: Path) -> list[str]:
-    """The column names on a CSV's first line, as written (duplicates kept: readers rename them).
+    """The column names on a CSV's first line, as written (duplicates kept: readers rename them)."""
+    line = header_line(path)
+    return next(csv.reader([line], delimiter=csv_delimiter(line)), [])
+
+
+def csv_delimiter(header: str) -> str:
+    """A CSV's delimiter as its header line shows it: of ``CSV_DELIMITERS`` the one that splits the line into most
+    fields, a comma on a tie. DuckDB's reader sniffs it; the pandas one reads the same files so (a Vietnamese or
+    German Excel saves "CSV" with semicolons)."""
+    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in CSV_DELIMITERS}
+    return max(CSV_DELIMITERS, key=fields.__getitem__)
+
+
+def header_line(path: Path) -> str:
+    """A CSV's first line, decoded.
 
     A first line longer than HEADER_BYTES is not a panel (a one-line 400 MB file, a wrong delimiter): say so before
     a reader holds the line, and copies of it, in memory. Reads up to the first newline."""
@@ -197,7 +217,7 @@ def header_fields(path: Path) -> list[str]:
         text = line.decode("utf-8-sig")
     except UnicodeError:
         raise PanelError(str(path), [encoding_problem(path) or f"{path} is not UTF-8 text"]) from None
-    return next(csv.reader([text]), [])
+    return text
 
 
 def _read_parquet(path: Path, columns: list[str], config: Config, name: str) -> pd.DataFrame:
@@ -388,6 +408,24 @@ def row_numbers(positions: np.ndarray) -> str:
     return f"rows {shown}{more}"
 
 
+# A number as a locale with a decimal comma, or with thousands separators, writes it: 1234,56 / 1.234.567,5 / 1,234,567.
+LOCALE_NUMBER = re.compile(r"[+-]?\d{1,3}(?:([.,\u00a0 ])\d{3})+(?:[.,]\d+)?|[+-]?\d+,\d+")
+
+
+def ead_problem(column: str, where: str, labels: list) -> str:
+    """The finding for EAD values that are no numbers, shared by every backend: the values as written (empty ones
+    dropped) and, where they look like numbers in a decimal-comma locale, how to write them."""
+    texts = [str(v).strip() for v in labels if not pd.isna(v) and str(v).strip()]
+    locale = [v for v in texts if LOCALE_NUMBER.fullmatch(v)]
+    if locale:  # the advice first: a cell shows a message's first 255 characters
+        return MESSAGES["decimal_comma"].format(column=column, where=where,
+                                                labels=", ".join(shorten(repr(v), LABEL_CHARS) for v in locale[:3]))
+    text = MESSAGES["ead_nan"].format(column=column, where=where)
+    if texts:
+        text += MESSAGES["ead_values"].format(labels=", ".join(shorten(repr(v), LABEL_CHARS) for v in texts[:MAX_LISTED]))
+    return text
+
+
 def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format: str = "") -> str:
     """The finding for cohort values that are not months (``labels``: the distinct bad values, empty ones
     dropped), shared by every backend: text such as 05/07/2023 is named as ambiguous, not as "not a month"."""
@@ -547,7 +585,9 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     ead = _numbers(ead_raw)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
-        problems.append(MESSAGES["ead_nan"].format(column=col["ead"], where=row_numbers(np.flatnonzero(non_numeric))))
+        bad_rows = np.flatnonzero(non_numeric)
+        labels = pd.unique(ead_raw.iloc[bad_rows[:10_000]].astype("object"))
+        problems.append(ead_problem(col["ead"], row_numbers(bad_rows), list(labels)))
     negative = ead < 0
     if negative.any():
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))

@@ -173,11 +173,13 @@ labelled AS (
            CAST(p.{c["mob"]} AS STRING) AS mob_text,
            p.{c["segment"]} AS segment,
            CAST(p.{c["state"]} AS STRING) AS state_raw,
-           try_cast(p.{c["ead"]} AS DOUBLE) AS ead
+           try_cast(p.{c["ead"]} AS DOUBLE) AS ead,
+           CAST(p.{c["ead"]} AS STRING) AS ead_text
     FROM {source} AS p LEFT JOIN cohort_months AS m ON p.{c["cohort"]} = m.raw
 ),
 typed AS (
-    SELECT loan, cohort, cohort_text, mob, mob_text, segment, state_raw, {state_code} AS state, ead FROM labelled
+    SELECT loan, cohort, cohort_text, mob, mob_text, segment, state_raw, {state_code} AS state, ead, ead_text
+    FROM labelled
 )"""
 
 
@@ -230,12 +232,12 @@ LIMIT {int(limit)}"""
 
 
 # The text of a bad value, for the rules whose message quotes the labels.
-LABELLED_RULES = {"cohort": "cohort_text", "state": "state_raw"}
+LABELLED_RULES = {"cohort": "cohort_text", "state": "state_raw", "ead_nan": "ead_text"}
 
 
 def labels_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
                  rule: str, limit: int, cohort_format: str = "") -> str:
-    """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort or state rule."""
+    """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort, state or EAD rule."""
     label = LABELLED_RULES[rule]
     return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
 SELECT DISTINCT {label} AS label FROM typed WHERE {ROW_RULES[rule]}

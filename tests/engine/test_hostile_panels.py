@@ -452,3 +452,31 @@ def test_true_and_false_are_no_numbers(tmp_path, kind):
     whole = cohorts("2023-07", "2023-08")
     whole["MOB"] = whole["MOB"] > 0  # a column of booleans
     assert "column 'MOB' ([columns] mob) must be a whole number" in error_of(whole, "pandas")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_decimal_comma_is_named_with_its_fix(tmp_path, backend):
+    """Balances saved by a Vietnamese or German Excel ("31784,69", semicolon-separated) were "not a number in 1,980
+    rows" with no hint why, and the pandas reader took the whole header for one column."""
+    df = cohorts("2023-07", "2023-08")
+    df["PRINCIPLE_OUTSTANDING"] = [f"{v:,.2f}".replace(",", " ").replace(".", ",") for v in df["PRINCIPLE_OUTSTANDING"]]
+    path = tmp_path / "panel.csv"
+    df.to_csv(path, sep=";", index=False)
+    msg = error_of(path, backend)
+    assert "holds numbers written with a decimal comma or thousands separators" in msg, msg
+    assert "('100,00', " in msg or "'100,00'" in msg, msg
+    assert msg.index("decimal point") < msg.index("not a number in"), msg  # the advice first: a cell is 255 long
+    df["PRINCIPLE_OUTSTANDING"] = ["unknown", *df["PRINCIPLE_OUTSTANDING"][1:].str.replace(",", ".")]
+    df.to_csv(path, sep=";", index=False)
+    msg = error_of(path, backend)
+    assert "is empty or not a number in" in msg and "values such as 'unknown'" in msg and "comma" not in msg, msg
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_both_readers_take_the_delimiter_excel_saved(tmp_path, sep):
+    df = cohorts("2023-07", "2023-08")
+    path = tmp_path / "panel.csv"
+    df.to_csv(path, sep=sep, index=False)
+    by_pandas, by_duckdb = run(path, "pandas"), run(path, "duckdb")
+    assert by_pandas.stats.n_rows == by_duckdb.stats.n_rows == len(df)
+    np.testing.assert_allclose(by_pandas.stats.ead, by_duckdb.stats.ead)

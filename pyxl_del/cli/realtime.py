@@ -54,7 +54,7 @@ def _policy(spec: str, twin):
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from pyxl_del.decision.applications import application_columns, read_applications
+    from pyxl_del.decision.applications import application_columns, read_applications, repeated_ids
     from pyxl_del.engine.config import load_config
 
     # A bad applications file is reported before the decision engine is even imported, let alone the twin fitted.
@@ -79,6 +79,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     for caveat in decisions["caveat"].unique():
         if caveat:
             print(f"caveat (column 'caveat'): {caveat}")
+    repeated = repeated_ids(applications.ids)
+    if repeated:
+        print(f"warning: {repeated}")
     print(f"wrote {args.out}")
     return EXIT_OK
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pyxl_del.engine.config import CellText
-from pyxl_del.engine.errors import InputError, reading, shorten
+from pyxl_del.engine.errors import InputError, agree, counted, reading, shorten
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +87,29 @@ class ApplicationColumns(NamedTuple):
     amount: np.ndarray
     apr: np.ndarray
     ids: pd.api.extensions.ExtensionArray | None
+
+
+def repeated_ids(ids: pd.api.extensions.ExtensionArray | None) -> str | None:
+    """The warning for application ids that appear more than once (each row is still decided: a re-application is
+    possible, but a decisions file joined back on the id would match both); None when all differ."""
+    if ids is None:
+        return None
+    import numpy as np
+    import pandas as pd
+
+    from pyxl_del.engine.data import row_numbers
+
+    given = pd.Series(ids).dropna()
+    counts = given.value_counts(sort=True)
+    repeated = counts[counts > 1]
+    if repeated.empty:
+        return None
+    rows = np.flatnonzero(pd.Series(ids).isin(repeated.index).to_numpy(dtype=bool))
+    listed = ", ".join(f"{shorten(str(i), 40)!r} x{n}" for i, n in repeated.head(3).items())
+    more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+    return (f"{counted(len(repeated), 'application id')} {agree(len(repeated), 'appears', 'appear')} more than "
+            f"once ({listed}{more}; {row_numbers(rows)}): each row is decided, so a decisions file joined back on "
+            f"the id matches more than one row")
 
 
 def read_applications(path: str | Path) -> pd.DataFrame:

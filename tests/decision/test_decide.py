@@ -221,6 +221,13 @@ def test_cli_decide(panel, tmp_path, capsys):
     assert "2 applications decided" in printed and f"wrote {out}" in printed
     written = pd.read_csv(out, dtype={"application_id": str})
     assert list(written.columns) == list(DECISION_COLUMNS) and written["application_id"].tolist() == ["007", "8"]
+    assert "warning" not in printed
+    # An id given twice: both rows decided, and said (a decisions file joined back on the id would match both).
+    apps.write_text("application_id,segment,score,amount\nA1,CD,650,1000\nA2,CD,650,1000\nA1,CD,700,2000\n")
+    assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "3 applications decided" in printed and len(pd.read_csv(out)) == 3
+    assert "warning: 1 application id appears more than once ('A1' x2; rows 2, 4)" in printed, printed
     apps.write_text("segment,score,amount\nCD,abc,1\n")
     assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_BAD_INPUT
     assert "'score' holds 'abc' (not a number) in rows 2" in capsys.readouterr().err

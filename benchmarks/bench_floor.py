@@ -42,6 +42,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyxl_del.cli.common import set_allocators
+
+# The allocator settings `pyxl-del` makes before numpy and pyarrow load (cli/common.py), so that the floor and the
+# in-process report run as the command does; the fresh `pyxl-del report` processes below set them themselves.
+set_allocators()
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -13,7 +13,7 @@ import sys
 
 from pyxl_del import __version__
 from pyxl_del.cli import backtest, decision, importer, realtime, report, risk, tune
-from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR
+from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, set_allocators
 
 GROUPS = (report, backtest, tune, risk, decision, realtime, importer)
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_allocators()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -351,8 +351,9 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     if illustrative := illustrative_forecast(model, stats, config):
         warnings.append(illustrative)
     warnings += diagnostics(stats, config)
+    present = (stats.ead.sum(axis=(0, 1, 2)) > 0) | (stats.cohort_trans_count.sum(axis=(0, 1, 2, 3)) > 0)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
-                                 config.transitions.min_count)
+                                 config.transitions.min_count, present)
     clipped = factors.table(stats.segments)
     clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
     if len(clipped):

@@ -484,11 +484,18 @@ def _strength_text(strength: float) -> str:
 
 
 def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: tuple[str, ...],
-                     absorbing: tuple[str, ...], min_count: int = 0) -> list[str]:
+                     absorbing: tuple[str, ...], min_count: int = 0, present: np.ndarray | None = None) -> list[str]:
     """Readable lines on the rows that did not come from the segment's own data alone, the bayes prior and the
-    tail (for Run info / warnings); a tail row resting on fewer than ``min_count`` loans is named."""
+    tail (for Run info / warnings); a tail row resting on fewer than ``min_count`` loans is named. ``present``
+    (K,): the states some row of the panel is in; the rows of the others (a 1-29 days state of a book that counts
+    whole months past due) are said once, not counted as rows without data in every segment."""
     lines = []
     transient = ~np.isin(states, absorbing)
+    if present is not None and (missing := [states[k] for k in np.flatnonzero(~present & transient)]):
+        lines.append(f"{agree(len(missing), 'state', 'states')} {', '.join(missing)} of [buckets] order "
+                     f"{agree(len(missing), 'occurs', 'occur')} in no row of the data: "
+                     f"{agree(len(missing), 'its', 'their')} transition rows are a default, which no loan takes")
+        transient &= present
     if model.prior_strength is not None:
         fitted = [(states[i], model.prior_strength[i], model.prior_weights[i]) for i in np.flatnonzero(transient)
                   if np.isfinite(model.prior_strength[i])]

@@ -159,3 +159,18 @@ def test_a_segment_with_no_moves_yet_gets_a_tail_line():
     result = run(frame(moved + new), Config().with_overrides(forecast={"max_mob": 4}))
     tails = [w for w in result.warnings if "(tail)" in w]
     assert "segment 'B': MOB steps 1..3 reuse the matrix of step 0 (tail)" in tails, result.warnings
+
+
+def test_a_state_no_row_is_in_is_said_once_not_counted_in_every_segment():
+    """A mortgage book counts whole months past due, so DPD1+ of [buckets] order is never seen: every segment said
+    "48 from no data anywhere: half cures, half stays" about rows no loan can take."""
+    no_dpd1 = CHAIN.copy()
+    no_dpd1[:, 2] += no_dpd1[:, 1]
+    no_dpd1[:, 1] = 0.0
+    warnings = run(simulate(no_dpd1, segments=("A", "B")), Config()).warnings
+    said = [w for w in warnings if "occurs in no row" in w]
+    assert said == ["state DPD1+ of [buckets] order occurs in no row of the data: its transition rows are a default, "
+                    "which no loan takes"], warnings
+    segment_lines = [w for w in warnings if w.startswith("segment 'A': of")]
+    assert not any("no data anywhere" in w for w in segment_lines), segment_lines
+    assert not any("occurs in no row" in w for w in run(simulate(CHAIN), Config()).warnings)

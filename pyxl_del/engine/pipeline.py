@@ -354,11 +354,13 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     present = (stats.ead.sum(axis=(0, 1, 2)) > 0) | (stats.cohort_trans_count.sum(axis=(0, 1, 2, 3)) > 0)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
                                  config.transitions.min_count, present)
-    clipped = factors.table(stats.segments)
-    clipped = clipped[clipped["k"] != clipped["k_unclipped"]]
+    table = factors.table(stats.segments)
+    clipped = table[table["k"] != table["k_unclipped"]]
     if len(clipped):
-        warnings.append(f"{counted(len(clipped), 'calibration factor')} {agree(len(clipped), 'was', 'were')} "
-                        f"clipped to k_clip {list(config.calibration.k_clip)}")
+        # "of" how many: 92 clipped says something else of 100 factors than of 10,000.
+        warnings.append(f"{len(clipped):,} of {counted(len(table), 'calibration factor')} "
+                        f"{agree(len(clipped), 'was', 'were')} clipped to k_clip {list(config.calibration.k_clip)} "
+                        f"(sheet Calibration, k against k_unclipped)")
     warnings += _thin_factor_warnings(factors, stats.segments, config)
     if kept is not None:
         warnings.append(kept.note(config))

@@ -49,7 +49,7 @@ from pyxl_del.decision.applications import (
     Problem,
     application_columns,
 )
-from pyxl_del.decision.optimise import current_policy
+from pyxl_del.decision.optimise import check_aprs, current_policy
 from pyxl_del.decision.policy import Policy, twin_fingerprint
 from pyxl_del.decision.twin import Twin
 from pyxl_del.engine.config import Config
@@ -180,6 +180,9 @@ class DecisionEngine:
 
     @classmethod
     def build(cls, policy: Policy, twin: Twin) -> DecisionEngine:
+        # `apply` refuses such a policy, but a [policy] edited by hand, or an [policy] apr_max lowered after it was
+        # applied, reached every decision at a price the engine would never offer.
+        check_aprs(twin, policy, f"policy {policy.version_under(twin.config)}")
         cutoff, apr, share = policy.arrays(twin.segments, twin.n_bands)
         u = twin.unit_economics()
         sums = twin.lifetime_sums()

@@ -23,7 +23,7 @@ from pyxl_del.decision.decide import (
     with_config,
 )
 from pyxl_del.decision.optimise import current_policy
-from pyxl_del.decision.policy import Policy
+from pyxl_del.decision.policy import Policy, PolicyError
 from pyxl_del.excel.decide_udf import decide_cells
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,3 +339,15 @@ def test_cli_decide_out_replaces_only_a_decisions_table(panel, tmp_path, capsys)
         written = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
         assert list(written.columns) == list(DECISION_COLUMNS) and written["application_id"].isna().all()
         apps.write_text("application_id,segment,score,amount\na1,CD,650,100\n")
+
+
+def test_a_policy_priced_outside_the_allowed_aprs_decides_nothing(twin, policy):
+    """`apply` refuses an APR outside [policy] apr_min..apr_max, but a [policy] edited by hand reached every decision
+    at that price."""
+    lo, hi, _ = twin.apr_range()
+    segments = {name: p.model_dump() for name, p in policy.segments.items()}
+    segments["CD"] |= {"apr": float(hi[twin.segments.index("CD")]) + 0.5}
+    priced_out = Policy.model_validate({"segments": segments, "budget": policy.budget})
+    with pytest.raises(PolicyError, match=r"policy \w+: segment 'CD': apr .* is outside the allowed"):
+        decide(Application(segment="CASH LOAN", score=650, amount=1000), priced_out, twin)
+    assert decide(Application(segment="CD", score=650, amount=1000), policy, twin).decision == "APPROVE"

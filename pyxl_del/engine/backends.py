@@ -40,6 +40,7 @@ import pandas as pd
 from pyxl_del.engine import panel_sql
 from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
 from pyxl_del.engine.data import (
+    GAP_EXAMPLES,
     LABEL_CHARS,
     MAX_LISTED,
     MESSAGES,
@@ -56,6 +57,7 @@ from pyxl_del.engine.data import (
     final_rows,
     gap_warning,
     header_fields,
+    late_start_warning,
     period_freq,
     read_panel,
     require_unique,
@@ -484,6 +486,10 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
     def fetch(rule: str) -> list[tuple[str, str]]:
         if examples <= 0:
             return []
+        if rule == LATE:
+            rows = engine.query(panel_sql.late_examples_query(engine.dialect, relation, columns, kind, states,
+                                                              config.forecast.max_mob, GAP_EXAMPLES, cohort_format))
+            return list(zip(rows["loan_text"], rows["first_mob"], strict=True))
         rows = engine.query(panel_sql.examples_query(engine.dialect, relation, columns, kind, states, rule, examples,
                                                      cohort_format))
         return list(zip(rows["loan_text"], rows["mob_text"], strict=True))
@@ -598,6 +604,25 @@ def _labels(values: list) -> str:
     return ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in values)
 
 
+LATE = "late"  # `fetch`'s name for the loans whose first row is after MOB 0
+
+
+def _late_starts(cells: pd.DataFrame, max_mob: int, fetch: Callable[[str], list[tuple]]) -> list[str]:
+    """`data.late_start_warning` from the query's rows (their ``late`` key)."""
+    mob = cells["mob"].to_numpy(dtype=np.float64)
+    late = (cells["late"].to_numpy(dtype=np.int64) == 1) & (mob <= max_mob)
+    if not late.any():
+        return []
+    keys = ["segment", "cohort"]
+    starts = cells[late].groupby(keys, sort=True)[["n", "ead"]].sum().rename(columns={"n": "loans"})
+    mob0 = cells[mob == 0].groupby(keys)["ead"].sum().rename("mob0_ead")
+    table = starts.join(mob0, how="left").fillna({"mob0_ead": 0.0}).reset_index()
+    table["cohort"] = table["cohort"].astype(np.int64)
+    if not (table["mob0_ead"] > 0).any():
+        return []
+    return late_start_warning(table, [(loan, int(m)) for loan, m in fetch(LATE)])
+
+
 def _flagged(cells: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Loans breaking a loan rule, each with the first MOB where it shows, ordered by loan."""
     bit = 1 << panel_sql.RULES.index(rule)
@@ -666,6 +691,7 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
 
     if counts["gaps"]:
         warnings.append(gap_warning(counts["gaps"], list(_flagged(cells, "gaps")["loan"])))
+    warnings += _late_starts(cells, config.forecast.max_mob, fetch)
 
     max_mob = config.forecast.max_mob
     n_states = len(config.buckets.order)

@@ -15,9 +15,11 @@ import json
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,6 +93,11 @@ MESSAGES = {
               "(the risk views read the book at the reporting date from such rows)",
     "no_mob0": "{cohorts} {have} no MOB 0 row: no denominator for DEL, so left out of the DEL tables (the "
                "transitions still count): {listed}",
+    "late_start": "{loans} first {appear} after MOB 0 in {cells} that {have} MOB 0 rows (e.g. {examples}): their "
+                  "balances count in the DEL from that MOB on, but the DEL divides by the EAD at MOB 0 without "
+                  "them, so a cohort's DEL can read high by up to their balance over its MOB 0 balance, "
+                  "{share:.1%} at most ({worst}); give such a loan the cohort of its first reported month, or "
+                  "its rows from MOB 0",
 }
 GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
@@ -633,6 +640,8 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     if len(gaps):
         loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[gaps]].astype("object"))
         warnings.append(gap_warning(len(gaps), loans))
+    warnings += _late_starts(frame[col["loan_id"]], order_idx, same_loan, cohort, seg_codes, mob, ead, segments,
+                             config.forecast.max_mob)
 
     panel = Panel(
         loan=loan_codes,
@@ -740,6 +749,50 @@ def final_rows(n_loans: np.ndarray, ead: np.ndarray, cell: np.ndarray, mob: np.n
     beyond = np.bincount(cell[last] * k + state[last], weights=weight[last], minlength=n_seg * n_coh * k)
     final_ead = np.where((final >= n_mob)[:, None], beyond.reshape(-1, k), np.where((final >= 0)[:, None], kept, 0.0))
     return final.reshape(n_seg, n_coh), final_ead.reshape(n_seg, n_coh, k)
+
+
+def _late_starts(loan_ids: pd.Series, order_idx: np.ndarray, same_loan: np.ndarray, cohort: np.ndarray,
+                 seg_codes: np.ndarray, mob: np.ndarray, ead: np.ndarray, segments: tuple[str, ...],
+                 max_mob: int) -> list[str]:
+    """`late_start_warning` from the rows sorted by (loan, MOB)."""
+    late = np.r_[True, ~same_loan] & (mob > 0) & (mob <= max_mob)
+    if not late.any():
+        return []
+    months = cohort - cohort.min()
+    key = seg_codes.astype(np.int64) * (int(months.max()) + 1) + months
+    mob0 = mob == 0
+    size = len(segments) * (int(months.max()) + 1)
+    loans = np.bincount(key[late], minlength=size)
+    cells = pd.DataFrame({"loans": loans, "ead": np.bincount(key[late], weights=ead[late], minlength=size),
+                          "mob0_ead": np.bincount(key[mob0], weights=ead[mob0], minlength=size)})
+    cells["segment"] = np.asarray(segments, dtype=object)[np.arange(size) // (int(months.max()) + 1)]
+    cells["cohort"] = np.arange(size) % (int(months.max()) + 1) + int(cohort.min())
+    # The examples, as the SQL backends pick them: the smallest loan ids (of the first 100,000 such loans).
+    first = np.flatnonzero(late & (cells["mob0_ead"].to_numpy()[key] > 0))[:100_000]
+    ids = loan_ids.iloc[order_idx[first]].astype("object").to_numpy()
+    by_id = np.argsort(ids, kind="stable")[:GAP_EXAMPLES]
+    return late_start_warning(cells[loans > 0], [(ids[i], mob[first[i]]) for i in by_id])
+
+
+def late_start_warning(cells: pd.DataFrame, examples: Sequence[tuple[Any, int]]) -> list[str]:
+    """The warning for loans whose first row is after MOB 0 (seasoned loans booked into a cohort that has MOB 0
+    rows), shared by every backend. ``cells``: per cohort-segment with such loans, ``segment`` (name), ``cohort``
+    (month index), ``loans``, ``ead`` (their EAD at their first row) and ``mob0_ead`` (the cohort-segment's EAD at
+    MOB 0); ``examples``: (loan, first MOB) of the first loans. A cohort without MOB 0 rows is left out of the DEL
+    tables and warned of on its own (``coverage_warnings``)."""
+    cells = cells[cells["mob0_ead"] > 0]
+    if cells.empty:
+        return []
+    share = (cells["ead"] / cells["mob0_ead"]).to_numpy()
+    worst = cells.iloc[int(np.argmax(share))]
+    n = int(cells["loans"].sum())
+    text = MESSAGES["late_start"].format(
+        loans=counted(n, "loan"), appear=agree(n, "appears", "appear"),
+        cells=counted(len(cells), "cohort-segment"), have=agree(len(cells), "has", "have"),
+        examples=", ".join(f"{loan!r} at MOB {int(mob)}" for loan, mob in examples[:GAP_EXAMPLES]),
+        share=float(share.max()), worst=f"{worst['segment']} {month_label([int(worst['cohort'])])[0]}")
+    log.warning(text)
+    return [text]
 
 
 def gap_warning(n_gaps: int, loans) -> str:

@@ -196,6 +196,7 @@ def aggregate_query(d: Dialect, source: str, columns: Mapping[str, str], kind: s
 paired AS (
     -- Only what the statistics and the rules need goes through the window: it holds every row.
     SELECT loan, cohort, mob, segment, state, ead,
+           lag(mob) OVER w AS previous_mob,
            lead(mob) OVER w AS next_mob,
            lead(state) OVER w AS next_state_any,
            lead(ead) OVER w AS next_ead_any,
@@ -206,19 +207,35 @@ paired AS (
 ),
 keyed AS (
     SELECT segment, cohort, mob, state, ead, next_ead_any,
+           -- a loan's first row after MOB 0: a seasoned loan whose balance the DEL counts without a MOB 0 row
+           CASE WHEN previous_mob IS NULL AND mob > 0 THEN 1 ELSE 0 END AS late,
            CASE WHEN next_mob = mob + 1 AND next_mob <= {int(max_mob)} THEN next_state_any END AS next_state,
            {broken} AS broken,
            CASE WHEN {any_loan_rule} THEN loan END AS flag_loan,
            CASE WHEN {any_loan_rule} THEN next_mob END AS flag_mob
     FROM paired
 )
-SELECT segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob,
+SELECT segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob, late,
        count(*) AS n,
        sum(ead) AS ead,
        sum(ead * ead) AS ead_sq,
        sum(CASE WHEN next_state IS NOT NULL THEN next_ead_any END) AS next_ead
 FROM keyed
-GROUP BY segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob"""
+GROUP BY segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob, late"""
+
+
+def late_examples_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
+                        max_mob: int, limit: int, cohort_format: str = "") -> str:
+    """The first ``limit`` loans (by loan) whose first row is after MOB 0 (and at most ``max_mob``) in a
+    cohort-segment whose MOB 0 rows hold EAD, with that first MOB (data.late_start_warning)."""
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)},
+firsts AS (SELECT loan, segment, cohort, min(mob) AS first_mob FROM typed GROUP BY loan, segment, cohort),
+counted AS (SELECT segment, cohort FROM typed WHERE mob = 0 GROUP BY segment, cohort HAVING sum(ead) > 0)
+SELECT CAST(f.loan AS STRING) AS loan_text, f.first_mob
+FROM firsts AS f JOIN counted AS c ON f.segment = c.segment AND f.cohort = c.cohort
+WHERE f.first_mob > 0 AND f.first_mob <= {int(max_mob)}
+ORDER BY f.loan
+LIMIT {int(limit)}"""
 
 
 def examples_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],

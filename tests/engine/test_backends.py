@@ -416,3 +416,19 @@ def test_rows_reported_after_this_month_are_named(monkeypatch):
     assert found and found[0].startswith("1 cohort-segment reports rows after this month (2026-12), up to 2099-02: "
                                          "A 2099-01"), found
     assert not [w for w in _warnings_on_both(frame(GOOD)) if "after this month" in w]  # GOOD ends 2024-03
+
+
+def test_loans_joining_a_cohort_after_mob_0_are_named():
+    """A seasoned loan booked into a cohort that has MOB 0 rows: its balance counts in the DEL from its first month
+    on, while the DEL divides by the cohort's MOB 0 EAD without it, so the DEL reads high; it was not said."""
+    late = loan("L9", "2024-01", "A", [("DPD30+", 50), ("DPD60+", 50)], start_mob=2)
+    lone = loan("L7", "2023-06", "A", [("CURRENT", 70), ("CURRENT", 70)], start_mob=4)  # a cohort with no MOB 0
+    found = [w for w in _warnings_on_both(frame(GOOD + late + lone)) if "after MOB 0" in w]
+    mob0 = frame(GOOD).query("MOB == 0 and DISBURSAL_MONTH == '2024-01'")["PRINCIPLE_OUTSTANDING"].sum()
+    assert found == [
+        f"1 loan first appears after MOB 0 in 1 cohort-segment that has MOB 0 rows (e.g. 'L9' at MOB 2): their "
+        f"balances count in the DEL from that MOB on, but the DEL divides by the EAD at MOB 0 without them, so a "
+        f"cohort's DEL can read high by up to their balance over its MOB 0 balance, {50 / mob0:.1%} at most "
+        f"(A 2024-01); give such a loan the cohort of its first reported month, or its rows from MOB 0"], found
+    assert not [w for w in _warnings_on_both(frame(GOOD + lone)) if "after MOB 0" in w]
+    assert not [w for w in _warnings_on_both(frame(GOOD)) if "after MOB 0" in w]

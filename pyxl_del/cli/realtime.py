@@ -153,6 +153,8 @@ def cmd_abtest(args: argparse.Namespace) -> int:
         obs = abtest.observed(data, config, champion=args.champion, mde=args.mde, sheet=args.sheet)
         table, power, layouts = obs.table, obs.power, observed_book(obs)
         print(f"observed champion / challenger by [columns] policy_arm: {obs.arms[0]} vs {obs.arms[1]}")
+        for note in obs.notes:
+            print(f"note: {note}")
     else:
         twin = _twin(args)
         sim = abtest.simulate(twin, _policy(args.champion, twin), _policy(args.challenger, twin), months=args.months,

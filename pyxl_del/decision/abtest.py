@@ -52,6 +52,7 @@ FOLLOW_UP = max(OBSERVED_MOBS)  # months each booking is rolled on in the simula
 AMOUNT_SIGMA = 0.4  # log-sd of an application's amount around the segment's mean loan (the sample's spread)
 ALPHA, POWER = 0.05, 0.80
 Z = ndtri(1 - ALPHA / 2)
+SMALL_EXPECTED = 5  # expected loans in a cell of a 2x2 table below which its p-value is Fisher's exact test's
 TABLE_COLUMNS = ("metric", "unit", "champion", "challenger", "difference", "ci_low", "ci_high", "p_value")
 
 
@@ -97,7 +98,8 @@ def resolve_policy(spec: str | Policy, twin: Twin) -> Policy:
 
 
 def proportion_test(x1, n1, x2, n2) -> tuple[np.ndarray, ...]:
-    """(p1, p2, difference p2 - p1, 95% CI low, high (unpooled), two-sided p-value of the pooled z-test)."""
+    """(p1, p2, difference p2 - p1, 95% CI low, high (unpooled), two-sided p-value): the pooled z-test's, or
+    Fisher's exact test's where the 2x2 table is too small for it (`too_small`)."""
     x1, n1, x2, n2 = (np.asarray(v, dtype=np.float64) for v in (x1, n1, x2, n2))
     with np.errstate(invalid="ignore", divide="ignore"):
         p1, p2 = x1 / n1, x2 / n2
@@ -105,7 +107,27 @@ def proportion_test(x1, n1, x2, n2) -> tuple[np.ndarray, ...]:
         pooled = (x1 + x2) / (n1 + n2)
         se0 = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
         p_value = 2 * ndtr(-np.abs(p2 - p1) / se0)
+    small = too_small(x1, n1, x2, n2)
+    if small.any():
+        from scipy.stats import fisher_exact  # scipy.stats takes 0.6 s to import: only for a small table
+
+        exact = [fisher_exact([[a, m - a], [b, n - b]]).pvalue
+                 for a, m, b, n in zip(*(np.broadcast_to(v, small.shape)[small] for v in (x1, n1, x2, n2)),
+                                       strict=True)]
+        p_value = np.array(p_value, dtype=np.float64)
+        p_value[small] = exact
     return p1, p2, p2 - p1, p2 - p1 - Z * se, p2 - p1 + Z * se, p_value
+
+
+def too_small(x1, n1, x2, n2) -> np.ndarray:
+    """Where a cell of the 2x2 table (bad and good loans of each arm) expects fewer than SMALL_EXPECTED loans under
+    no difference: the z-test's p-value is then no guide (with 2 bad loans among 40 against 0 among 40 it says
+    0.15, Fisher's exact test 0.49)."""
+    x1, n1, x2, n2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x1, n1, x2, n2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = (x1 + x2) / (n1 + n2)
+        fewest = np.minimum(np.minimum(n1, n2) * pooled, np.minimum(n1, n2) * (1 - pooled))
+    return (n1 > 0) & (n2 > 0) & (fewest < SMALL_EXPECTED)
 
 
 def mean_test(s1, q1, n1, s2, q2, n2) -> tuple[np.ndarray, ...]:
@@ -430,6 +452,7 @@ class Observed:
     table: pd.DataFrame
     power: pd.DataFrame
     curve: np.ndarray  # (2, FORECAST_MOB + 1) observed DEL30 share of loans by MOB, engine mixed after
+    notes: tuple[str, ...] = ()  # what the figures rest on (a comparison on few loans)
 
 
 def observed(data, config: Config, *, champion: str | None = None, mde: float = 0.01, sheet=None) -> Observed:
@@ -466,9 +489,15 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
     bads = {m: np.bincount(arm[(mob == m) & bad], minlength=2) for m in range(FORECAST_MOB + 1)}
     rows = [("Loans booked", "count", *counts[0].astype(float), float(counts[0][1] - counts[0][0]), np.nan, np.nan,
              np.nan)]
+    notes = []
     for m in OBSERVED_MOBS:
         rows.append((f"DEL30 at MOB {m} (observed)", "pct",
                      *(float(v) for v in proportion_test(bads[m][0], counts[m][0], bads[m][1], counts[m][1]))))
+        if too_small(bads[m][0], counts[m][0], bads[m][1], counts[m][1]):
+            notes.append(f"DEL30 at MOB {m}: {int(bads[m][0])} of {int(counts[m][0])} champion and "
+                         f"{int(bads[m][1])} of {int(counts[m][1])} challenger loans bad, fewer than "
+                         f"{SMALL_EXPECTED} expected in an arm: the p-value is Fisher's exact test's and the 95% "
+                         f"interval (normal approximation) is rough; wait for more loans before deciding")
     mixed = []
     for label in labels:
         wide = result.wide(label, "DEL30")
@@ -492,7 +521,7 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
     curve = np.stack([m[:FORECAST_MOB + 1] if len(m) > FORECAST_MOB else np.pad(m, (0, FORECAST_MOB + 1 - len(m)),
                                                                                   constant_values=np.nan)
                       for m in mixed])
-    return Observed(arms=(labels[0], labels[1]), table=table, power=power, curve=curve)
+    return Observed(arms=(labels[0], labels[1]), table=table, power=power, curve=curve, notes=tuple(notes))
 
 
 def _read_arm(data, column: str, sheet) -> pd.Series | None:

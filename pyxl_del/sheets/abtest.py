@@ -191,7 +191,8 @@ def simulation_sheet(sim: Simulation, mde: float = 0.01) -> layout.SheetLayout:
 
 
 def observed_sheet(obs: Observed) -> layout.SheetLayout:
-    return ab_sheet("Champion / challenger (observed)", obs.arms, obs.table, obs.power, obs.curve, OBSERVED_NOTES)
+    return ab_sheet("Champion / challenger (observed)", obs.arms, obs.table, obs.power, obs.curve,
+                    OBSERVED_NOTES + obs.notes)
 
 
 def simulation_book(sim: Simulation, mde: float = 0.01, *, as_of: str = "") -> list[layout.SheetLayout]:
@@ -204,4 +205,5 @@ def simulation_book(sim: Simulation, mde: float = 0.01, *, as_of: str = "") -> l
 def observed_book(obs: Observed, *, as_of: str = "") -> list[layout.SheetLayout]:
     """The observed test's workbook: its Summary and the A-B test sheet."""
     sheet = observed_sheet(obs)
-    return book(ab_summary(sheet, obs.table, obs.power, OBSERVED_NOTES[:1], as_of, OBSERVED_CAVEATS), [sheet], as_of)
+    return book(ab_summary(sheet, obs.table, obs.power, OBSERVED_NOTES[:1], as_of, OBSERVED_CAVEATS + obs.notes),
+                [sheet], as_of)

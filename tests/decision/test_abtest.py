@@ -129,6 +129,37 @@ def test_observed_arms(panel):
         abtest.observed(data.assign(POLICY_ARM="one"), config)
 
 
+def test_a_small_table_gets_fishers_exact_p_value():
+    """2 bad loans among 40 against none among 40: the z-test said p = 0.15, as if the data were near telling the
+    arms apart; Fisher's exact test says 0.49. A large table keeps the z-test (scipy's own as the reference)."""
+    p_value = abtest.proportion_test(0, 40, 2, 40)[-1]
+    assert p_value == pytest.approx(stats.fisher_exact([[0, 40], [2, 38]]).pvalue) and p_value > 0.45
+    assert abtest.too_small(0, 40, 2, 40) and not abtest.too_small(100, 1000, 130, 1000)
+    big = abtest.proportion_test(np.array([100, 0]), np.array([1000, 40]), np.array([130, 2]), np.array([1000, 40]))
+    z = (0.13 - 0.10) / np.sqrt(0.115 * 0.885 * 2 / 1000)
+    assert big[-1][0] == pytest.approx(2 * stats.norm.sf(z)) and big[-1][1] == pytest.approx(p_value)
+
+
+def test_observed_arms_of_few_loans_say_so(panel, tmp_path, capsys):
+    config = Config()
+    few = panel[panel["AGREEMENT_ID"].isin(panel["AGREEMENT_ID"].unique()[:60])]
+    loans = few["AGREEMENT_ID"].unique()
+    arm = pd.Series(np.where(np.arange(len(loans)) % 2, "challenger", "champion"), index=loans)
+    data = few.assign(POLICY_ARM=few["AGREEMENT_ID"].map(arm).to_numpy())
+    obs = abtest.observed(data, config, champion="champion")
+    assert obs.notes and all("Fisher's exact test" in n for n in obs.notes), obs.notes
+    path = tmp_path / "few.parquet"
+    data.to_parquet(path)
+    assert main(["abtest", str(path), "--champion", "champion", "--out", str(tmp_path / "ab.xlsx")]) == EXIT_OK
+    assert "note: DEL30 at MOB 3: " in capsys.readouterr().out
+    texts = [c for row in openpyxl.load_workbook(tmp_path / "ab.xlsx")[ab_sheets.SHEET_NAME].iter_rows(values_only=True)
+             for c in row if isinstance(c, str)]
+    assert any("Fisher's exact test" in t for t in texts)
+    assert not abtest.observed(panel.assign(POLICY_ARM=panel["AGREEMENT_ID"].map(
+        pd.Series(np.where(np.arange(panel["AGREEMENT_ID"].nunique()) % 2, "b", "a"),
+                  index=panel["AGREEMENT_ID"].unique())).to_numpy()), config).notes
+
+
 def test_cli_abtest(panel, tmp_path, capsys):
     data = tmp_path / "panel.parquet"
     panel.to_parquet(data)

@@ -493,6 +493,20 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
                   areas={"table": Area(top, 1, top + len(scenarios), len(header))})
 
 
+LISTED_SEGMENTS = 10  # segment names the Risk summary's first line lists
+CHART_SEGMENTS = 8  # segments a dashboard chart draws: its legend takes the plot's room beyond that
+
+
+def _chart_segments(segments: list, ead: np.ndarray | None) -> tuple[list, str]:
+    """The segments a dashboard chart draws (all, or the CHART_SEGMENTS largest by outstanding ``ead``, in their
+    order) and the words its title adds when some are left out."""
+    if len(segments) <= CHART_SEGMENTS or ead is None:
+        return segments, ""
+    largest = set(np.argsort(-np.nan_to_num(ead), kind="stable")[:CHART_SEGMENTS].tolist())
+    return ([s for i, s in enumerate(segments) if i in largest],
+            f"; the {CHART_SEGMENTS} largest of {len(segments)} segments by EAD, the rest on the other sheets")
+
+
 def _kpi_tag(note) -> str:
     """The word a KPI's note puts beside its label: ILLUSTRATIVE, WARNING, INDICATIVE, or ""."""
     text = "" if note is None or note is pd.NA else str(note)
@@ -579,12 +593,18 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
     charts = []
     left = 1
     palette = {clean_text(name): color for name, color in segment_colors(result.sheet_segments, PORTFOLIO).items()}
-    by_segment = [(clean_text(name), values) for name, values in by_segment]
+    shown, of_all = _chart_segments(list(mix.columns), mix.iloc[-1].to_numpy() if len(mix) else None)
+    by_segment = [(clean_text(name), values) for name, values in by_segment if name == PORTFOLIO or name in shown]
+    mix_series = [(clean_text(c), mix[c].to_numpy()) for c in mix.columns if c in shown]
+    if len(shown) < len(mix.columns):
+        rest = [c for c in mix.columns if c not in shown]
+        mix_series.append((f"Other {len(rest)} segments", mix[rest].sum(axis=1).to_numpy()))
     for key, keys_values, series, chart_title, options in (
-        ("MOB", mobs, by_segment, "DEL30 by segment (mean of cohorts)", {"y_title": "DEL30", "colors": palette}),
+        ("MOB", mobs, by_segment, f"DEL30 by segment (mean of cohorts{of_all})", {"y_title": "DEL30",
+                                                                                   "colors": palette}),
         ("MOB", mobs, by_scenario, "Portfolio DEL30 by stress scenario", {"y_title": "DEL30"}),
-        ("Month", list(mix.index.astype(str)), [(clean_text(c), mix[c].to_numpy()) for c in mix.columns],
-         "EAD mix: share of outstanding EAD by segment", {"x_title": "Month", "y_title": "Share", "colors": palette}),
+        ("Month", list(mix.index.astype(str)), mix_series, f"EAD mix: share of outstanding EAD by segment{of_all}",
+         {"x_title": "Month", "y_title": "Share", "colors": palette}),
     ):
         data_blocks, data_formats, keys, areas = _chart_data(data_top, left, key, keys_values, series)
         if keys_values:
@@ -606,7 +626,9 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
 
 def _risk_intro(analysis: RiskAnalysis) -> list[str]:
     result = analysis.result
-    return [f"{counted(len(result.segments), 'segment')} ({', '.join(clean_text(s) for s in result.segments)}) and "
+    names = ", ".join(clean_text(s) for s in result.segments[:LISTED_SEGMENTS])
+    more = f" and {len(result.segments) - LISTED_SEGMENTS} more" if len(result.segments) > LISTED_SEGMENTS else ""
+    return [f"{counted(len(result.segments), 'segment')} ({names}{more}) and "
             f"{counted(len(result.cohorts), 'monthly cohort')}, each from its last actual month; outstanding EAD "
             f"{analysis.concentration.summary['ead'].iloc[0]:,.0f}."]
 

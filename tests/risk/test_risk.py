@@ -430,3 +430,23 @@ def test_every_view_on_awkward_books(fixture, request):
     el = analysis.el
     assert set(el.loc[el["cohort"] == ALL, "segment"]) == {*result.segments, "Portfolio"}
     assert np.isfinite(analysis.kpis["value"]).all()
+
+
+def test_dashboard_charts_draw_the_largest_segments_of_many():
+    """42 segments drew 43 lines whose legend took the whole chart: the charts keep the Portfolio and the 8 largest
+    segments by outstanding EAD (the EAD mix sums the rest), and their titles say so."""
+    names = [f"P{i:02d}" for i in range(12)]
+    panel = simulate_panel(CHAIN, cohorts=[f"2024-{m:02d}" for m in range(1, 7)], as_of="2024-06",
+                           loans_per_cohort={n: 10 if n == "P00" else 40 for n in names}, segments=names, seed=3,
+                           max_mob=6)  # P00 the smallest
+    result = pyxl_del.run(panel, Config().with_overrides(forecast={"max_mob": 6}))
+    analysis = RiskAnalysis.of(result, result.config.with_overrides(risk={"n_paths": 200}))
+    by_segment, _, mix = dashboard_sheets(result, dashboard=Dashboard(analysis))[1].charts
+    drawn = [s.title for s in by_segment.series]
+    assert drawn[0] == "Portfolio" and len(drawn) == 9 and "P00" not in drawn, drawn
+    assert "the 8 largest of 12 segments by EAD" in by_segment.title
+    assert [s.title for s in mix.series][-1] == "Other 4 segments" and len(mix.series) == 9
+    few = pyxl_del.run(panel[panel["PRODUCT_TYPE"].isin(names[:3])], Config().with_overrides(forecast={"max_mob": 6}))
+    charts = dashboard_sheets(few, dashboard=Dashboard(RiskAnalysis.of(few, few.config.with_overrides(
+        risk={"n_paths": 200}))))[1].charts
+    assert len(charts[0].series) == 4 and "largest" not in charts[0].title

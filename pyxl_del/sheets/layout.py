@@ -347,6 +347,16 @@ def clean_text(value) -> str:
     return _CONTROL.sub("?", str(value))[:MAX_CELL_TEXT]
 
 
+LISTED_NAMES = 10  # names a sheet's introduction lists before "and N more"
+
+
+def listed_names(names) -> str:
+    """Segment (or other) names for a sentence: the first LISTED_NAMES, then how many more."""
+    names = [clean_text(n) for n in names]
+    more = f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else ""
+    return ", ".join(names[:LISTED_NAMES]) + more
+
+
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 

@@ -64,6 +64,7 @@ from pyxl_del.sheets.layout import (
     cm_to_units,
     columns_spanning,
     legend_cells,
+    listed_names,
     runs,
     text_grid,
     text_width,
@@ -802,7 +803,7 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     n_cohorts = len(result.cohorts)
     span = f"{result.cohorts[0]} to {result.cohorts[-1]}" if n_cohorts > 1 else "".join(result.cohorts)
     intro = [f"{result.stats.n_rows:,} rows of loan-month data: {int(segments['loans'].sum()):,} loans in "
-             f"{counted(len(result.segments), 'segment')} ({', '.join(clean_text(s) for s in result.segments)}) and "
+             f"{counted(len(result.segments), 'segment')} ({listed_names(result.segments)}) and "
              f"{counted(n_cohorts, 'monthly cohort')} ({span}), followed to MOB {max_mob}."
              if n_cohorts else "No cohort in the data."]
     w = SheetWriter(row=summary_top(intro))

@@ -49,6 +49,7 @@ from pyxl_del.sheets.layout import (
     cell_block,
     clean_text,
     frame_table,
+    listed_names,
     segment_colors,
     text_grid,
     widths_of,
@@ -493,7 +494,6 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
                   areas={"table": Area(top, 1, top + len(scenarios), len(header))})
 
 
-LISTED_SEGMENTS = 10  # segment names the Risk summary's first line lists
 CHART_SEGMENTS = 8  # segments a dashboard chart draws: its legend takes the plot's room beyond that
 
 
@@ -626,9 +626,7 @@ def dashboard_sheet(dashboard: Dashboard) -> SheetLayout:
 
 def _risk_intro(analysis: RiskAnalysis) -> list[str]:
     result = analysis.result
-    names = ", ".join(clean_text(s) for s in result.segments[:LISTED_SEGMENTS])
-    more = f" and {len(result.segments) - LISTED_SEGMENTS} more" if len(result.segments) > LISTED_SEGMENTS else ""
-    return [f"{counted(len(result.segments), 'segment')} ({names}{more}) and "
+    return [f"{counted(len(result.segments), 'segment')} ({listed_names(result.segments)}) and "
             f"{counted(len(result.cohorts), 'monthly cohort')}, each from its last actual month; outstanding EAD "
             f"{analysis.concentration.summary['ead'].iloc[0]:,.0f}."]
 

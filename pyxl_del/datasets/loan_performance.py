@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 
 RAW_FIELDS = ("loan", "period", "orig_month", "orig_upb", "upb", "dlq", "zb", "removal", "purpose", "rate")
 PREPAY_CODES = ("01",)
-LOSS_CODES = ("02", "03", "09", "15")
+# Credit events: third-party sale, short sale (Freddie: or charge-off), deed-in-lieu / REO disposition, non-performing
+# note sale; and Fannie's 97 (removed at 180 days delinquent) and 98 (other credit event), which its combined
+# layout carries from the credit risk transfer disclosures: read as "leaving while live" they dropped the loss.
+LOSS_CODES = ("02", "03", "09", "15", "97", "98")
 COHORT_BY = ("first_report", "origination")
 SEGMENT_BY = ("purpose", "none")
 ALL_SEGMENT = "ALL"

@@ -134,6 +134,17 @@ def test_fannie_combined_layout_known_answer(tmp_path):
     assert summary.dropped["after the loan's end"] == 1
 
 
+@pytest.mark.parametrize("code", ["97", "98"])
+def test_fannies_credit_event_codes_97_and_98_are_losses(tmp_path, code):
+    """97 (removed at 180 days delinquent) and 98 (other credit event) were read as "leaving the data while live": the
+    loss was dropped and the loan censored, on exactly the crisis books where such codes occur."""
+    loans = [(*LOANS[2][:5], [*LOANS[2][5][:-1], (2020, 5, "0.00", "", code, "700.00")])]
+    panel, summary = read_fannie([write_combined(tmp_path / "2020Q1.csv", loans)], COLUMNS)
+    last = panel.iloc[-1]
+    assert (last["STATE_MODEL"], last["PRINCIPLE_OUTSTANDING"]) == ("WRITEOFF", 700.0)
+    assert summary.censored_loans == 0 and summary.states["WRITEOFF"] == 1
+
+
 def test_compressed_files_read_the_same(tmp_path):
     import gzip
 

@@ -770,7 +770,7 @@ def _late_starts(loan_ids: pd.Series, order_idx: np.ndarray, same_loan: np.ndarr
     # The examples, as the SQL backends pick them: the smallest loan ids (of the first 100,000 such loans).
     first = np.flatnonzero(late & (cells["mob0_ead"].to_numpy()[key] > 0))[:100_000]
     ids = loan_ids.iloc[order_idx[first]].astype("object").to_numpy()
-    by_id = np.argsort(ids, kind="stable")[:GAP_EXAMPLES]
+    by_id = np.argsort(ids.astype(str), kind="stable")[:GAP_EXAMPLES]  # as text: an Excel column may mix 7 and "007"
     return late_start_warning(cells[loans > 0], [(ids[i], mob[first[i]]) for i in by_id])
 
 

@@ -122,10 +122,10 @@ def abtest_action(ctx):
     source = ctx.data_source()
     frame = ctx.book.read_frame(source)
     config = ctx.config()
-    if has_arm_column(frame, config):
-        obs = observed(frame, config)
-        return ctx.write(observed_book(obs), f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
     with ctx.names(source):
+        if has_arm_column(frame, config):
+            obs = observed(frame, config)
+            return ctx.write(observed_book(obs), f"A/B test of the arms {obs.arms[0]} and {obs.arms[1]} in {source}")
         twin = fit_twin(frame, config)
     sim = simulate(twin, "current", "recommended", months=RIBBON_MONTHS)
     as_of = twin.result.as_of if twin.result is not None else ""

@@ -54,7 +54,11 @@ def _policy(spec: str, twin):
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from pyxl_del.decision.applications import application_columns, read_applications, repeated_ids
+    from pyxl_del.decision.applications import (
+        application_columns,
+        read_applications,
+        repeated_ids,
+    )
     from pyxl_del.engine.config import load_config
 
     # A bad applications file is reported before the decision engine is even imported, let alone the twin fitted.

@@ -109,7 +109,8 @@ def proportion_test(x1, n1, x2, n2) -> tuple[np.ndarray, ...]:
         p_value = 2 * ndtr(-np.abs(p2 - p1) / se0)
     small = too_small(x1, n1, x2, n2)
     if small.any():
-        from scipy.stats import fisher_exact  # scipy.stats takes 0.6 s to import: only for a small table
+        # scipy.stats takes 0.6 s to import: only for a small table.
+        from scipy.stats import fisher_exact
 
         exact = [fisher_exact([[a, m - a], [b, n - b]]).pvalue
                  for a, m, b, n in zip(*(np.broadcast_to(v, small.shape)[small] for v in (x1, n1, x2, n2)),

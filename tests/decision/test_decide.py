@@ -344,7 +344,7 @@ def test_cli_decide_out_replaces_only_a_decisions_table(panel, tmp_path, capsys)
 def test_a_policy_priced_outside_the_allowed_aprs_decides_nothing(twin, policy):
     """`apply` refuses an APR outside [policy] apr_min..apr_max, but a [policy] edited by hand reached every decision
     at that price."""
-    lo, hi, _ = twin.apr_range()
+    _, hi, _ = twin.apr_range()
     segments = {name: p.model_dump() for name, p in policy.segments.items()}
     segments["CD"] |= {"apr": float(hi[twin.segments.index("CD")]) + 0.5}
     priced_out = Policy.model_validate({"segments": segments, "budget": policy.budget})

@@ -128,11 +128,12 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".gz"):
-            _require_columns(header_fields(path), config, name)
+            fields, delimiter = split_header(header_line(path))
+            _require_columns(fields, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
             dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
-                                sep=csv_delimiter(header_line(path)))
+                                sep=delimiter)
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
@@ -185,16 +186,16 @@ def encoding_problem(path: Path) -> str | None:
 
 def header_fields(path: Path) -> list[str]:
     """The column names on a CSV's first line, as written (duplicates kept: readers rename them)."""
-    line = header_line(path)
-    return next(csv.reader([line], delimiter=csv_delimiter(line)), [])
+    return split_header(header_line(path))[0]
 
 
-def csv_delimiter(header: str) -> str:
-    """A CSV's delimiter as its header line shows it: of ``CSV_DELIMITERS`` the one that splits the line into most
-    fields, a comma on a tie. DuckDB's reader sniffs it; the pandas one reads the same files so (a Vietnamese or
-    German Excel saves "CSV" with semicolons)."""
-    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in CSV_DELIMITERS}
-    return max(CSV_DELIMITERS, key=fields.__getitem__)
+def split_header(header: str) -> tuple[list[str], str]:
+    """A CSV's header line as (column names, delimiter). The delimiter is the one of ``CSV_DELIMITERS`` that splits
+    the line into most fields, a comma on a tie: DuckDB's reader sniffs it, and the pandas one reads the same files
+    so (a Vietnamese or German Excel saves "CSV" with semicolons)."""
+    split = {d: next(csv.reader([header], delimiter=d), []) for d in CSV_DELIMITERS}
+    delimiter = max(CSV_DELIMITERS, key=lambda d: len(split[d]))
+    return split[delimiter], delimiter
 
 
 def header_line(path: Path) -> str:
@@ -755,20 +756,23 @@ def _late_starts(loan_ids: pd.Series, order_idx: np.ndarray, same_loan: np.ndarr
                  seg_codes: np.ndarray, mob: np.ndarray, ead: np.ndarray, segments: tuple[str, ...],
                  max_mob: int) -> list[str]:
     """`late_start_warning` from the rows sorted by (loan, MOB)."""
-    late = np.r_[True, ~same_loan] & (mob > 0) & (mob <= max_mob)
-    if not late.any():
+    # Each loan's first row only: on the hot path every run takes, the work is per loan, not per row.
+    starts = np.r_[0, np.flatnonzero(~same_loan) + 1]
+    late = starts[(mob[starts] > 0) & (mob[starts] <= max_mob)]
+    if not len(late):
         return []
-    months = cohort - cohort.min()
-    key = seg_codes.astype(np.int64) * (int(months.max()) + 1) + months
+    low = int(cohort.min())
+    width = int(cohort.max()) - low + 1
+    key = seg_codes.astype(np.int64) * width + (cohort - low)
     mob0 = mob == 0
-    size = len(segments) * (int(months.max()) + 1)
+    size = len(segments) * width
     loans = np.bincount(key[late], minlength=size)
     cells = pd.DataFrame({"loans": loans, "ead": np.bincount(key[late], weights=ead[late], minlength=size),
                           "mob0_ead": np.bincount(key[mob0], weights=ead[mob0], minlength=size)})
-    cells["segment"] = np.asarray(segments, dtype=object)[np.arange(size) // (int(months.max()) + 1)]
-    cells["cohort"] = np.arange(size) % (int(months.max()) + 1) + int(cohort.min())
+    cells["segment"] = np.asarray(segments, dtype=object)[np.arange(size) // width]
+    cells["cohort"] = np.arange(size) % width + low
     # The examples, as the SQL backends pick them: the smallest loan ids (of the first 100,000 such loans).
-    first = np.flatnonzero(late & (cells["mob0_ead"].to_numpy()[key] > 0))[:100_000]
+    first = late[cells["mob0_ead"].to_numpy()[key[late]] > 0][:100_000]
     ids = loan_ids.iloc[order_idx[first]].astype("object").to_numpy()
     by_id = np.argsort(ids.astype(str), kind="stable")[:GAP_EXAMPLES]  # as text: an Excel column may mix 7 and "007"
     return late_start_warning(cells[loans > 0], [(ids[i], mob[first[i]]) for i in by_id])

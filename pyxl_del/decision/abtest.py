@@ -40,6 +40,7 @@ from pyxl_del.decision.optimise import current_policy, recommend_policy, resolve
 from pyxl_del.decision.policy import Policy
 from pyxl_del.decision.twin import BAND_SEPARATOR, Twin, read_decision_panel
 from pyxl_del.engine.config import Config
+from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING
 from pyxl_del.engine.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -535,10 +536,12 @@ def _read_arm(data, column: str, sheet) -> pd.Series | None:
 
         return pd.read_parquet(path, columns=[column])[column] if column in pq.read_schema(path).names else None
     if suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
+        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
+                              **ONLY_EMPTY_IS_MISSING)
     else:
         header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-        frame = pd.read_csv(path, usecols=[column], encoding="utf-8-sig") if column in header else pd.DataFrame()
+        frame = (pd.read_csv(path, usecols=[column], encoding="utf-8-sig", **ONLY_EMPTY_IS_MISSING)
+                 if column in header else pd.DataFrame())
     return frame[column] if column in frame.columns else None
 
 

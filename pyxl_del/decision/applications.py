@@ -128,13 +128,15 @@ def read_applications(path: str | Path) -> pd.DataFrame:
                              f"and a row per application")
         import pandas as pd
 
+        from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING
+
         if kind == "Parquet":
             return pd.read_parquet(path)
         with warnings.catch_warnings():
             # A first row longer than the header would silently become the index, and its values shift columns.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(path, dtype={c: "string" for c in ("segment", "application_id")}, encoding="utf-8-sig",
-                               index_col=False)
+                               index_col=False, **ONLY_EMPTY_IS_MISSING)
 
 
 def _number_or_text(value):

@@ -111,6 +111,10 @@ HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a 
 
 # ---------------------------------------------------------------------------------------------- reading
 
+# Only an empty cell is missing: pandas would also read "NA", "N/A", "None" or "null" as missing, and a product, a
+# country or a loan purpose can be called that (DuckDB and Spark keep them).
+ONLY_EMPTY_IS_MISSING = {"keep_default_na": False, "na_values": [""]}
+
 
 def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:
     """Read a panel from a DataFrame, a CSV, a Parquet file or an .xlsx sheet; returns (frame, source name).
@@ -133,7 +137,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
             dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
-                                sep=delimiter)
+                                sep=delimiter, **ONLY_EMPTY_IS_MISSING)
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
@@ -145,7 +149,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             # Number cells as they are: pandas would read a TRUE among numbers as 1 (`_numbers` refuses it).
             numbers = {config[k]: object for k in ("mob", "ead")}
             frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
-                                  dtype=labels | numbers)
+                                  dtype=labels | numbers, **ONLY_EMPTY_IS_MISSING)
             label = f"{name} [sheet {sheet if sheet is not None else 1}]"
             if sheet is None:
                 _require_columns_on_first_sheet(path, frame.columns, config, label)

@@ -65,7 +65,8 @@ APPLICATIONS = {
     "semicolon.csv": (b"segment;score;amount\nCD;600;100\n", "separated by ';'"),
     "absurd.csv": (b"segment,score,amount\nCD,600,1.7e308\nCD,1e300,100\nCD,600,inf\n",
                    r"'score' is beyond .* in rows 3.*'amount' must be a number > 0 in rows 4.*'amount' is over 1e\+12"),
-    "nan.csv": (b"segment,score,amount,apr\n,NaN,-1,24\n", "'segment' is empty.*'score' is empty.*'amount' must be"),
+    "nan.csv": (b"segment,score,amount,apr\n,NaN,-1,24\n",
+                r"'segment' is empty.*'score' holds 'NaN' \(not a number\).*'amount' must be"),
     "book.xlsx": (b"PK\x03\x04", "unsupported type of applications file '.xlsx'"),
 }
 
@@ -102,6 +103,14 @@ def test_a_bad_applications_file_is_told_before_the_engine_loads(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr
     assert "'score' holds 'x' (not a number) in rows 2" in out.stderr
+
+
+def test_a_segment_called_na_is_a_segment(tmp_path):
+    """pandas read "NA", "N/A" and "None" as missing: those applications had no segment. Only an empty cell is."""
+    path = tmp_path / "apps.csv"
+    path.write_text("segment,score,amount\nNA,600,100\nN/A,610,200\nNone,620,300\n")
+    columns = application_columns(read_applications(path), Config(), str(path))
+    assert columns.segment.tolist() == ["NA", "N/A", "None"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

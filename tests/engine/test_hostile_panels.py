@@ -480,3 +480,19 @@ def test_both_readers_take_the_delimiter_excel_saved(tmp_path, sep):
     by_pandas, by_duckdb = run(path, "pandas"), run(path, "duckdb")
     assert by_pandas.stats.n_rows == by_duckdb.stats.n_rows == len(df)
     np.testing.assert_allclose(by_pandas.stats.ead, by_duckdb.stats.ead)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_segment_called_na_is_a_segment(tmp_path, suffix):
+    """pandas read a product called "NA", "N/A" or "None" as missing: the pandas reader refused the panel ("empty in
+    rows ...") where DuckDB read it. Only an empty cell is missing."""
+    df = cohorts("2023-07", "2023-08")
+    df["PRODUCT_TYPE"] = ["NA", "NA", "N/A", "N/A", "None", "None"]
+    path = tmp_path / f"panel{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_excel(path, index=False)
+    backends = ["pandas", "duckdb"] if suffix == ".csv" else ["pandas"]
+    for backend in backends:
+        assert run(path, backend).segments == ("N/A", "NA", "None"), backend
+    df["PRODUCT_TYPE"] = ["NA", "", "N/A", "N/A", "None", "None"]
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_excel(path, index=False)
+    assert "([columns] segment) is empty in rows 3" in error_of(path, "pandas")

@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError, ScenarioSpec
-from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING, PORTFOLIO
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.portfolio import aggregate_portfolio
@@ -102,7 +102,7 @@ def read_scenarios_sheet(path: str | Path, sheet: str = SCENARIOS_SHEET) -> tupl
     """Scenarios from the sheet ``sheet`` of an .xlsx/.xlsm workbook (see `scenarios_from_rows`)."""
     path = Path(path)
     try:
-        frame = pd.read_excel(path, sheet_name=sheet, header=None, engine="openpyxl")
+        frame = pd.read_excel(path, sheet_name=sheet, header=None, engine="openpyxl", **ONLY_EMPTY_IS_MISSING)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read sheet {sheet!r}: {exc}") from None
     return scenarios_from_rows(frame.astype(object).to_numpy().tolist(), source=f"{path} [{sheet}]")

@@ -380,6 +380,15 @@ def test_sheets_render_and_scenarios_round_trip(analysis, sample_result, tmp_pat
     assert read_scenarios_sheet(path) == analysis.stress.scenarios
 
 
+def test_a_scenario_called_na_keeps_its_name(tmp_path):
+    """pandas read "NA" and "N/A" as missing: the scenario lost its name and its description read "nan"."""
+    path = tmp_path / "scenarios.xlsx"
+    pd.DataFrame([["Scenario", "Description", "Z month 1"], ["NA", "N/A", -2.0]]).to_excel(
+        path, sheet_name="Scenarios", header=False, index=False)
+    (spec,) = read_scenarios_sheet(path)
+    assert (spec.name, spec.description) == ("NA", "N/A")
+
+
 def test_cli_risk_commands(tmp_path, capsys):
     assert main(["alerts", "--fail-on", "warning"]) == 3
     assert "WARNING" in capsys.readouterr().out

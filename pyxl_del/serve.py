@@ -27,6 +27,7 @@ same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evalu
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import ipaddress
 import json
@@ -511,7 +512,9 @@ def bind(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        hint = (f"; another program (or another pyxl-del serve) holds port {port}: stop it, or choose another "
+                f"with --port or [decide] port (--port 0 takes a free one)" if exc.errno == errno.EADDRINUSE else "")
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
     if not is_loopback(host):
         log.warning("listening on %s: reachable from other machines, over plain HTTP", host)
     return sock

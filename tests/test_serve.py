@@ -438,3 +438,13 @@ def test_a_port_out_of_range_is_exit_2(capsys):
             main(["serve", "--port", port])
         assert caught.value.code == 2
     assert "0 to 65535" in capsys.readouterr().err
+
+
+def test_a_busy_port_says_what_to_do(capsys):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port 0 takes a free one" in err, err

@@ -6,7 +6,8 @@
   and the approval rate, bad rate, value and ROE that go with it: the frontier, vectorised.
 * `optimise_mix(...)`: the budget shares maximising value under the EL, VaR99, HHI, share and demand
   constraints (scipy linprog; SLSQP when the HHI limit binds); an infeasible set raises `InfeasibleError`
-  naming a smallest conflicting subset of the constraints.
+  naming a smallest conflicting subset of the constraints; `proven_optimal` checks an answer against the
+  linear relaxation (a mix it cannot prove is said in the recommendation's notes).
 * `optimise(twin) -> Recommendation`: all three, with the current policy's figures beside the recommended ones.
 """
 
@@ -494,9 +495,7 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
             continue
         if best is None or objective @ res.x < objective @ best:
             best = res.x
-        tangent = optimize.linprog(objective, A_ub=np.vstack([a, 2 * best]), b_ub=[*b, problem.max_hhi + best @ best],
-                                   bounds=bounds, method="highs")
-        if tangent.status == 0 and objective @ best <= tangent.fun + MIX_TOLERANCE:
+        if proven_optimal(problem, best):
             return np.clip(best, 0.0, 1.0)
     if best is None:
         raise InputError(f"no budget mix meeting [policy] max_hhi = {problem.max_hhi:g} and the other limits was "
@@ -505,6 +504,19 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
     log.warning("the budget mix under [policy] max_hhi = %g meets every limit but is not proven optimal (%s)",
                 problem.max_hhi, "; ".join(tried))
     return np.clip(best, 0.0, 1.0)
+
+
+def proven_optimal(problem: MixProblem, share: np.ndarray) -> bool:
+    """Whether no mix meeting every limit is worth more than ``share``: the linear programme with the HHI limit
+    replaced by its tangent at ``share`` relaxes the problem, so its optimum bounds every feasible mix's value."""
+    from scipy import optimize
+
+    rows, rhs, bounds = problem.linear(tuple(MIX_GROUPS))
+    a, b = _unit_rows(rows, rhs)
+    objective = -problem.value / (np.abs(problem.value).max() or 1.0)
+    tangent = optimize.linprog(objective, A_ub=np.vstack([a, 2 * share]), b_ub=[*b, problem.max_hhi + share @ share],
+                               bounds=bounds, method="highs")
+    return tangent.status == 0 and objective @ share <= tangent.fun + MIX_TOLERANCE
 
 
 # -------------------------------------------------------------------------------------------- recommendation
@@ -666,6 +678,9 @@ def optimise(twin: Twin) -> Recommendation:
               f"leave it no budget)" for s in low["segment"]]
     unallocated = unallocated_note(twin, recommended, problem)
     notes += [unallocated] if unallocated else []
+    if not proven_optimal(problem, np.array([recommended.segments[s].budget_share for s in twin.segments])):
+        notes.append(f"the budget mix under [policy] max_hhi = {problem.max_hhi:g} meets every limit, but the solvers "
+                     f"could not prove it the best one: another mix may be worth more")
     cur_eval = evaluate(twin, current)
     notes += undefined_notes(twin, cur_eval, "current policy") + undefined_notes(twin, rec_eval, "recommended policy")
     for note in notes:

@@ -12,6 +12,7 @@ from _decision import (
 
 from pyxl_del import Config
 from pyxl_del.decision.optimise import (
+    MIX_GROUPS,
     PORTFOLIO,
     InfeasibleError,
     MixProblem,
@@ -21,6 +22,7 @@ from pyxl_del.decision.optimise import (
     evaluate,
     optimise,
     optimise_mix,
+    proven_optimal,
     roe_kpis,
     undefined_reason,
 )
@@ -132,6 +134,9 @@ def test_mix_matches_brute_force(limits):
     assert problem.budget * problem.el @ w <= problem.max_el + 1e-6
     assert value >= grid_best - 1e-9  # at least as good as every grid point
     assert value <= grid_best + 0.01 * problem.value.max()  # and no better than one grid step allows
+    assert proven_optimal(problem, w)
+    flattest = problem.feasible(tuple(MIX_GROUPS))
+    assert problem.value @ flattest < value - 1e-6 and not proven_optimal(problem, flattest)
 
 
 def test_infeasible_mix_names_the_conflict():
@@ -203,6 +208,17 @@ def test_recommended_mix_meets_max_hhi():
     free = np.array([p.budget_share for p in optimise(scored_twin()).recommended.segments.values()])
     assert free @ free > 0.2  # the limit binds
     assert shares @ shares <= 0.2 + 1e-8 and shares.sum() > 0.5
+    assert not any("could not prove" in n for n in rec.notes)
+
+
+def test_a_mix_not_proven_optimal_is_said_in_the_notes(monkeypatch):
+    """It was only logged: the Recommendations sheet showed the mix as the answer."""
+    from pyxl_del.decision import optimise as module
+
+    monkeypatch.setattr(module, "proven_optimal", lambda problem, share: False)
+    rec = optimise(twin_with(policy={"max_hhi": 0.2}))
+    assert any("max_hhi = 0.2 meets every limit, but the solvers could not prove it the best one" in n
+               for n in rec.notes), rec.notes
 
 
 def test_mix_solver_failure_is_said_not_returned(monkeypatch):

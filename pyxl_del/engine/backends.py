@@ -457,6 +457,12 @@ def aggregate(source, config: Config, backend: str = "auto", *, spark=None, prog
         # A one-line file: a sentence, not a reader's memory and minutes. DuckDB renames a repeated column: its
         # names as written (a file DuckDB reads with another delimiter has one field here, and nothing repeats).
         require_unique(header_fields(Path(data.paths[0])), config, data.paths[0])
+        if chosen == "spark":
+            # Spark decodes bytes that are not UTF-8 as U+FFFD and reads on: a Latin-1 "tiêu dùng" became the
+            # segment "ti\ufffdu d\ufffdng". DuckDB and pandas refuse such a file; here it is read once to say so.
+            problem = next(filter(None, map(encoding_problem, map(Path, data.paths))), None)
+            if problem:
+                raise PanelError(source_name(source), [problem])
     engine = _DuckDB(memory_limit, threads) if chosen == "duckdb" else _Spark(spark)
     try:
         return check_stats(_aggregate_sql(engine, data, config, step, examples, source_name(source)), config,

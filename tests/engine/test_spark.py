@@ -65,6 +65,16 @@ def test_parts_csv_and_spark_frames(spark, tmp_path):
     assert_same_stats(expected, aggregate(spark.read.parquet(str(tmp_path / "parts")), CONFIG, spark=spark))
 
 
+def test_a_csv_that_is_not_utf8_is_named_on_spark(spark, tmp_path):
+    """Spark read Latin-1 "Vay tiêu dùng" as the segment "Vay ti\ufffdu d\ufffdng", silently."""
+    df = simulate(CHAIN, segments=("Vay tiêu dùng",), cohorts=2, loans=10, max_mob=2, seed=1)
+    df.to_csv(tmp_path / "panel.csv", index=False, encoding="latin-1")
+    with pytest.raises(PanelError, match=r"panel.csv is not UTF-8 text \(line 2: byte 0xea\)"):
+        aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark)
+    df.to_csv(tmp_path / "panel.csv", index=False)
+    assert aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark).segments == ("Vay tiêu dùng",)
+
+
 def test_bad_input_same_findings_on_spark(spark, tmp_path):
     df = frame(loan("L1", "2024-01", "A", [("CURRENT", 100), ("LATE", -5), ("DPD1+", 80)])
                + loan("L2", "2024-01", "A", [("CURRENT", 100)]) + [("L2", "2024-01", 0, "A", "CURRENT", 1.0)])

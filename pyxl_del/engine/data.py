@@ -777,9 +777,13 @@ def _late_starts(loan_ids: pd.Series, order_idx: np.ndarray, same_loan: np.ndarr
     cells["cohort"] = np.arange(size) % width + low
     # The examples, as the SQL backends pick them: the smallest loan ids (of the first 100,000 such loans).
     first = late[cells["mob0_ead"].to_numpy()[key[late]] > 0][:100_000]
-    ids = loan_ids.iloc[order_idx[first]].astype("object").to_numpy()
-    by_id = np.argsort(ids.astype(str), kind="stable")[:GAP_EXAMPLES]  # as text: an Excel column may mix 7 and "007"
-    return late_start_warning(cells[loans > 0], [(ids[i], mob[first[i]]) for i in by_id])
+    picked = loan_ids.iloc[order_idx[first]]
+    # By value when the ids are numbers (97 before 1067, as SQL orders them), else as text: an Excel column may mix
+    # 7 and "007". Shown as text either way, as the SQL backends cast them.
+    ids = picked.astype("object").to_numpy()
+    numeric = pd.api.types.is_numeric_dtype(picked.dtype) and not pd.api.types.is_bool_dtype(picked.dtype)
+    by_id = np.argsort(picked.to_numpy() if numeric else ids.astype(str), kind="stable")[:GAP_EXAMPLES]
+    return late_start_warning(cells[loans > 0], [(str(ids[i]), mob[first[i]]) for i in by_id])
 
 
 def late_start_warning(cells: pd.DataFrame, examples: Sequence[tuple[Any, int]]) -> list[str]:

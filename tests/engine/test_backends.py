@@ -432,3 +432,13 @@ def test_loans_joining_a_cohort_after_mob_0_are_named():
         f"(A 2024-01); give such a loan the cohort of its first reported month, or its rows from MOB 0"], found
     assert not [w for w in _warnings_on_both(frame(GOOD + lone)) if "after MOB 0" in w]
     assert not [w for w in _warnings_on_both(frame(GOOD)) if "after MOB 0" in w]
+
+
+def test_late_start_examples_of_number_ids_agree_on_both_backends():
+    """Loan ids that are numbers: pandas listed them as text sorted ("1067" before "97") and unquoted, the SQL
+    backends by value and quoted."""
+    late = [row for i in (1067, 97, 194) for row in loan(i, "2024-01", "A", [("CURRENT", 50)], start_mob=2)]
+    df = frame(loan(5, "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90), ("CURRENT", 80)]) + late)
+    assert df["AGREEMENT_ID"].dtype == "int64"
+    (found,) = [w for w in _warnings_on_both(df) if "after MOB 0" in w]
+    assert "(e.g. '97' at MOB 2, '194' at MOB 2, '1067' at MOB 2)" in found, found

@@ -285,6 +285,25 @@ class TuneResult:
         return None
 
     @cached_property
+    def behind_benchmark(self) -> str | None:
+        """The sentence for a comparison no candidate wins against a benchmark (the best candidate's score above
+        the best benchmark's by more than SCORE_TIE); None when one does. Writing the winner still makes the chain
+        better than it was; it does not make it better than the benchmark."""
+        ranked = self._ranked
+        candidates = ranked[ranked["kind"] == "candidate"].dropna(subset=["score"])
+        benchmarks = ranked[ranked["kind"] == "benchmark"].dropna(subset=["score"])
+        if candidates.empty or benchmarks.empty:
+            return None
+        best = candidates.loc[candidates["score"].idxmin()]
+        bench = benchmarks.loc[benchmarks["score"].idxmin()]
+        if best["score"] <= bench["score"] + SCORE_TIE:
+            return None
+        return (f"no candidate beats the benchmark '{MODEL_LABELS[bench['model']]}' on these as-of months: the best, "
+                f"{best['model']!r}, scores {best['score']:.3%} mean MAE against {bench['score']:.3%} "
+                f"({best['score'] / bench['score'] - 1:+.1%}); on this data the chain's forecast has been worse than "
+                f"that benchmark, so read the forecasts beside it")
+
+    @cached_property
     def table(self) -> pd.DataFrame:
         """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
         their mean (the score), the rank among the candidates (tied scores share it), the score against the best

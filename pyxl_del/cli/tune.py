@@ -80,6 +80,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print_table(result)
     for note in result.notes:
         print(f"note: {note}")
+    if result.behind_benchmark:
+        print(f"warning: {result.behind_benchmark}")
     for path in written:
         print(f"wrote {path}")
     winner = result.winner

@@ -150,7 +150,9 @@ def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
     writer.notes([f"[{s}] {k}: {old!r} -> {new!r}" for s, k, old, new in result.changes]
                  or [f"nothing: {result.undecided}" if result.winner is None else
                      "nothing: the config as it is has the lowest error"])
-    caveats = [f"{len(bt.origins)} as-of months: "
+    caveats = [*([f"{result.behind_benchmark[0].upper()}{result.behind_benchmark[1:]}."]
+                 if result.behind_benchmark else []),
+               f"{len(bt.origins)} as-of months: "
                + ("few, so read the ranking as an indication, not as proof." if len(bt.origins) < 6 else
                   "differences of a few hundredths of a point are within noise."),
                *[f"Note: {note}" for note in result.notes]]

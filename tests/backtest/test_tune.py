@@ -42,7 +42,7 @@ from pyxl_del.datasets.sample import (
 from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError
 from pyxl_del.engine.data import PORTFOLIO, validate_panel
 from pyxl_del.engine.errors import OutputError
-from pyxl_del.sheets.tune import tune_sheets
+from pyxl_del.sheets.tune import tune_sheets, tune_summary
 
 MAX_MOB = 12
 COHORTS = [f"2024-{m:02d}" for m in range(1, 13)] + [f"2025-{m:02d}" for m in range(1, 13)]
@@ -169,6 +169,26 @@ def test_a_lead_below_the_shown_precision_is_a_tie(tuned):
         backtest = dataclasses.replace(tuned.backtest,
                                        cells=pd.concat([cells[cells["model"] != "own segment"], own]))
         assert TuneResult(backtest=backtest, candidates=tuned.candidates).winner == winner
+
+
+def test_a_winner_behind_a_benchmark_is_said(tuned):
+    """On the real excerpt's forbearance months every candidate lost to the last value by a third or more, and tune
+    named a winner to write with no word of it."""
+    assert tuned.behind_benchmark is None
+    cells = tuned.backtest.cells
+    better = cells[cells["model"] == "own segment"].copy()
+    better.loc[:, "model"] = "carry_forward"
+    better["forecast"] = better["actual"] + (better["forecast"] - better["actual"]) * 0.5
+    backtest = dataclasses.replace(tuned.backtest, cells=pd.concat([cells[cells["model"] != "carry_forward"], better]))
+    result = TuneResult(backtest=backtest, candidates=tuned.candidates)
+    best = result.table.set_index("model").loc["own segment", "score"]
+    assert result.winner == "own segment"
+    assert result.behind_benchmark == (
+        f"no candidate beats the benchmark 'Last value carried forward' on these as-of months: the best, 'own "
+        f"segment', scores {best:.3%} mean MAE against {best / 2:.3%} (+100.0%); on this data the chain's forecast "
+        f"has been worse than that benchmark, so read the forecasts beside it")
+    summary = tune_summary(result, [])
+    assert any("No candidate beats the benchmark" in str(v) for b in summary.blocks for v in b.values.ravel())
 
 
 # ------------------------------------------------------------------------------------------ the candidates

@@ -22,6 +22,7 @@ from pyxl_del.decision.optimise import (
 )
 from pyxl_del.decision.policy import POLICY_COLUMNS, Policy, PolicyError, table_rows
 from pyxl_del.decision.twin import fit_twin
+from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING
 from pyxl_del.engine.errors import reading
 from pyxl_del.engine.files import written_text
 from pyxl_del.excel.ribbon import Outcome
@@ -58,7 +59,7 @@ def read_policy_table(path: str | Path) -> tuple[pd.DataFrame, str]:
                               f"per segment (`pyxl-del optimise --out FOLDER` writes one)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, encoding="utf-8-sig", index_col=False)
+            table = pd.read_csv(path, encoding="utf-8-sig", index_col=False, **ONLY_EMPTY_IS_MISSING)
     # optimise wrote a formula-like segment name with a leading quote (CSV injection): read as the data name it.
     if "segment" in table.columns:
         table["segment"] = table["segment"].map(lambda v: written_text(v) if isinstance(v, str) else v)

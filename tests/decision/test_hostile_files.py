@@ -113,6 +113,15 @@ def test_a_segment_called_na_is_a_segment(tmp_path):
     assert columns.segment.tolist() == ["NA", "N/A", "None"]
 
 
+def test_a_policy_for_a_segment_called_na(tmp_path):
+    """pandas read the segment "NA" of policy.csv as missing: the policy then did not match the data's segments.
+    A blank cut-off still means "accept all"."""
+    path = tmp_path / "policy.csv"
+    path.write_text("segment,cutoff,apr,budget_share\nNA,600,0.3,0.5\nNone,,0.25,0.3\n")
+    policy = read_policy_file(path, budget=1000.0)
+    assert list(policy.segments) == ["NA", "None"] and policy.segments["None"].cutoff is None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.one_of(st.binary(max_size=300),
                       st.lists(st.lists(st.sampled_from(["segment", "score", "amount", "apr", "CD", "600", "-1",

@@ -440,7 +440,10 @@ def test_a_port_out_of_range_is_exit_2(capsys):
     assert "0 to 65535" in capsys.readouterr().err
 
 
-def test_a_busy_port_says_what_to_do(capsys):
+def test_a_busy_port_says_what_to_do(capsys, tmp_path, monkeypatch):
+    """Said before the twin is fitted, and no request log begun: the refused start had written its policy line
+    into served_decisions.jsonl beside the config."""
+    monkeypatch.chdir(tmp_path)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -448,3 +451,4 @@ def test_a_busy_port_says_what_to_do(capsys):
         code = main(["serve", "--port", str(port)])
     err = capsys.readouterr().err
     assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port 0 takes a free one" in err, err
+    assert list(tmp_path.iterdir()) == []

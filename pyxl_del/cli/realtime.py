@@ -117,13 +117,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"no API key set (environment variable {settings.api_key_env} or [decide] api_key_file); this run's "
               f"key: {key}", file=sys.stderr)
     port = settings.port if args.port is None else args.port
-    log_path = Path(args.log) if args.log else config_folder(path) / settings.request_log
-    request_log = serve.RequestLog(log_path, max_bytes=settings.request_log_max_bytes,
-                                   backups=settings.request_log_backups)
-    source = serve.PolicySource(path, args.data, request_log)
-    app = serve.create_app(source, key, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch,
-                           body_timeout=settings.body_timeout)
+    # Bound before the twin is fitted and the request log begun: a busy port is said at once, with nothing logged.
     sock = serve.bind(host, port, allow_remote=args.allow_remote)
+    try:
+        log_path = Path(args.log) if args.log else config_folder(path) / settings.request_log
+        request_log = serve.RequestLog(log_path, max_bytes=settings.request_log_max_bytes,
+                                       backups=settings.request_log_backups)
+        source = serve.PolicySource(path, args.data, request_log)
+        app = serve.create_app(source, key, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch,
+                               body_timeout=settings.body_timeout)
+    except BaseException:
+        sock.close()
+        raise
     bound = sock.getsockname()[1]
     if not serve.is_loopback(host):
         print(f"warning: listening on {host} over plain HTTP (--allow-remote): reachable from other machines; "

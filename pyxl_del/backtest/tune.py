@@ -298,10 +298,11 @@ class TuneResult:
         bench = benchmarks.loc[benchmarks["score"].idxmin()]
         if best["score"] <= bench["score"] + SCORE_TIE:
             return None
+        # A benchmark that made no error has no ratio to it (as in vs_best_benchmark).
+        ratio = f" ({best['score'] / bench['score'] - 1:+.1%})" if bench["score"] > 0 else ""
         return (f"no candidate beats the benchmark '{MODEL_LABELS[bench['model']]}' on these as-of months: the best, "
-                f"{best['model']!r}, scores {best['score']:.3%} mean MAE against {bench['score']:.3%} "
-                f"({best['score'] / bench['score'] - 1:+.1%}); on this data the chain's forecast has been worse than "
-                f"that benchmark, so read the forecasts beside it")
+                f"{best['model']!r}, scores {best['score']:.3%} mean MAE against {bench['score']:.3%}{ratio}; on "
+                f"this data the chain's forecast has been worse than that benchmark, so read the forecasts beside it")
 
     @cached_property
     def table(self) -> pd.DataFrame:

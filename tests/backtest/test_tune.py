@@ -189,6 +189,10 @@ def test_a_winner_behind_a_benchmark_is_said(tuned):
         f"has been worse than that benchmark, so read the forecasts beside it")
     summary = tune_summary(result, [])
     assert any("No candidate beats the benchmark" in str(v) for b in summary.blocks for v in b.values.ravel())
+    better["forecast"] = better["actual"]  # a benchmark with no error: no ratio to it
+    backtest = dataclasses.replace(tuned.backtest, cells=pd.concat([cells[cells["model"] != "carry_forward"], better]))
+    exact = TuneResult(backtest=backtest, candidates=tuned.candidates).behind_benchmark
+    assert f"scores {best:.3%} mean MAE against 0.000%; on this data" in exact, exact
 
 
 # ------------------------------------------------------------------------------------------ the candidates

@@ -51,8 +51,9 @@ def add_commands(sub) -> None:
     p.add_argument("source", choices=SOURCES, help="whose files: fannie (combined 108-field layout, or "
                                                    "Performance_ + Acquisition_ files) or freddie (origination + "
                                                    "monthly performance files)")
-    p.add_argument("files", nargs="+", metavar="SOURCE", help="the pipe-delimited files (.txt, .csv, or compressed "
-                                                              ".gz / .bz2 / .zst); several quarters at once")
+    p.add_argument("files", nargs="+", metavar="SOURCE", help="the pipe-delimited files (.txt, .csv, compressed "
+                                                              ".gz / .bz2 / .zst, or the .zip archives as downloaded); "
+                                                              "several quarters at once")
     p.add_argument("--out", required=True, help="the panel to write: a .parquet or .csv file, not one of the "
                                                 "SOURCE files")
     p.add_argument("--cohort", choices=("first-report", "origination"), default="first-report",

@@ -24,6 +24,7 @@ from pyxl_del.datasets.loan_performance import (
     is_date,
     month_from,
     read_fields,
+    unpacked,
 )
 
 PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "R": "NO-CASH-OUT REFI", "U": "UNKNOWN"}
@@ -93,5 +94,6 @@ def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
 def read_fannie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                 segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
     """Fannie Mae loan performance files (either layout, several quarters) -> (panel, summary)."""
-    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by,
-                 sources=sources)
+    with unpacked(sources) as files:
+        raw = read_raw(files)
+    return clean(raw, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by, sources=sources)

@@ -22,6 +22,7 @@ from pyxl_del.datasets.loan_performance import (
     first_line,
     month_from,
     read_fields,
+    unpacked,
 )
 
 # Freddie's loan purpose: P purchase, C cash-out refinance, N no-cash-out refinance, R refinance not specified,
@@ -77,5 +78,6 @@ def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
 def read_freddie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                  segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
     """Freddie Mac origination + monthly performance files (several quarters) -> (panel, summary)."""
-    return clean(read_raw(sources), columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by,
-                 sources=sources)
+    with unpacked(sources) as files:
+        raw = read_raw(files)
+    return clean(raw, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by, sources=sources)

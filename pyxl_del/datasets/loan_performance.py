@@ -27,7 +27,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +97,42 @@ def month_from(text: pd.Series, pattern: str) -> pd.Series:
     year, month = pd.to_numeric(year, errors="coerce"), pd.to_numeric(month, errors="coerce")
     ok = month.between(1, 12) & (year > 1900)
     return (year * 12 + month - 1).where(ok).astype("Int64")
+
+
+@contextmanager
+def unpacked(sources: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """The sources with each .zip archive replaced by the files it holds, unpacked into a temporary folder for as
+    long as the files are read: the agencies publish a quarter as a .zip (Fannie's 2017Q1.zip holds 2017Q1.csv,
+    Freddie's historical_data_2017Q1.zip both files of the quarter), and its first line read as text named no
+    layout. Other files pass as they are (gzip, bz2 and zstd are read compressed)."""
+    paths = [Path(s) for s in sources]
+    if not any(p.suffix.lower() == ".zip" and p.is_file() for p in paths):
+        yield paths
+        return
+    with tempfile.TemporaryDirectory(prefix="pyxl_del-unzip-") as folder:
+        out = []
+        for i, path in enumerate(paths):
+            if path.suffix.lower() != ".zip" or not path.is_file():
+                out.append(path)
+                continue
+            # Each archive's files in a folder of its own named after it: messages then name "2017Q1.zip/...".
+            target = Path(folder) / str(i) / path.name
+            target.mkdir(parents=True)
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    members = [m for m in archive.infolist() if not m.is_dir()
+                               and not m.filename.startswith("__MACOSX/") and not Path(m.filename).name.startswith(".")]
+                    if not members:
+                        raise LoanFileError(f"{path}: the .zip archive holds no file")
+                    for n, member in enumerate(members):
+                        # Flattened under a number: a member's own path could climb out of the folder ("../x").
+                        file = target / f"{n}-{Path(member.filename).name}"
+                        with archive.open(member) as src, open(file, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        out.append(file)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+                raise LoanFileError(f"{path}: not a readable .zip archive ({exc})") from None
+        yield out
 
 
 def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:

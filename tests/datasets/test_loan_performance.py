@@ -154,6 +154,35 @@ def test_compressed_files_read_the_same(tmp_path):
     check(read_fannie([packed], COLUMNS)[0], expected())
 
 
+def test_the_zip_archives_as_downloaded_read_the_same(tmp_path, capsys):
+    """Fannie publishes a quarter as 2020Q1.zip (the .csv inside), Freddie as a .zip of both files: the archive had
+    been read as text ("its first line has 1 '|'-separated fields")."""
+    import zipfile
+
+    def zipped(name: str, files: list[Path], extra: dict[str, bytes] | None = None) -> Path:
+        archive = tmp_path / name
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(f, f.name)
+            for member, data in (extra or {}).items():
+                z.writestr(member, data)
+        return archive
+
+    fannie = zipped("2020Q1.zip", [write_combined(tmp_path / "2020Q1.csv")], {"__MACOSX/._2020Q1.csv": b"\0"})
+    check(read_fannie([fannie], COLUMNS)[0], expected())
+    (tmp_path / "freddie").mkdir()
+    freddie = zipped("historical_data_2020Q1.zip", write_freddie(tmp_path / "freddie"))
+    check(read_freddie([freddie], COLUMNS)[0], expected(writeoff_ead=790.0, prefix="F"))
+    out = tmp_path / "panel.parquet"
+    assert main(["import", "fannie", str(fannie), "--out", str(out)]) == 0
+    check(pd.read_parquet(out), expected())
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really")
+    empty = zipped("empty.zip", [])
+    for archive, message in ((tmp_path / "bad.zip", "not a readable .zip archive"), (empty, "holds no file")):
+        assert main(["import", "fannie", str(archive), "--out", str(out)]) == 2
+        assert f"{archive}: " in (err := capsys.readouterr().err) and message in err, err
+
+
 def test_cohort_by_origination_month(tmp_path):
     panel, summary = read_fannie([write_combined(tmp_path / "2020Q1.csv")], COLUMNS, cohort_by="origination")
     first = panel.groupby("AGREEMENT_ID")[["DISBURSAL_MONTH", "MOB"]].first()

@@ -101,6 +101,19 @@ def agree(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
+def runs_text(values) -> str:
+    """Sorted whole numbers as a message lists them, consecutive ones as a run: [1, 2, 3, 5, 7, 8] -> "1..3, 5, 7..8"
+    (37 clipped MOBs of a thin book are one line, not 37 numbers)."""
+    values = sorted({int(v) for v in values})
+    runs, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[i - 1] + 1:
+            first, last = values[start], values[i - 1]
+            runs.append(str(first) if first == last else f"{first}..{last}")
+            start = i
+    return ", ".join(runs)
+
+
 def shorten(text: object, limit: int = MAX_QUOTED) -> str:
     """``text`` on one line, cut to ``limit`` characters: what a message may repeat of a value or of a library's
     message (a one-line 400 MB CSV must not end up in an error message)."""

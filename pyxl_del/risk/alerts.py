@@ -16,6 +16,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config, ConfigError
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import runs_text
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.capital import capital
 from pyxl_del.risk.concentration import Concentration, concentration
@@ -97,7 +98,7 @@ def _k_clipped(rule, rule_id: str, ctx: _Context) -> list[dict]:
         with np.errstate(divide="ignore"):
             worst = rows.iloc[int(np.argmax(np.maximum(k, 1 / k)))]  # furthest from 1 either way
         bound = hi if worst["k_unclipped"] > hi else lo
-        mobs = ", ".join(map(str, rows["mob"]))
+        mobs = runs_text(rows["mob"])
         fired.append(dict(segment=segment, cohort="", mob=int(worst["mob"]), value=float(worst["k_unclipped"]),
                           threshold=bound,
                           message=f"{segment}: calibration factor clipped at MOB {mobs} (most extreme "

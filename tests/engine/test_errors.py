@@ -16,6 +16,7 @@ from pyxl_del.engine.errors import (
     counted,
     describe_error,
     reading,
+    runs_text,
     shorten,
 )
 
@@ -61,3 +62,10 @@ def test_messages_repeat_little_of_a_huge_value():
     with pytest.raises(InputError) as caught, reading("one-line.csv"):
         raise pd.errors.ParserError(huge)
     assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([], ""), ([4], "4"), ([3, 1, 2, 5, 7, 8], "1..3, 5, 7..8"), ([2, 2, 3], "2..3"), ([9, 1], "1, 9"),
+])
+def test_runs_text_lists_consecutive_numbers_as_runs(values, expected):
+    assert runs_text(values) == expected

@@ -15,6 +15,7 @@ from pyxl_del.cli import main
 from pyxl_del.datasets.sample import simulate_panel
 from pyxl_del.decision.dashboard import Dashboard
 from pyxl_del.engine.config import ScenarioSpec
+from pyxl_del.engine.errors import runs_text
 from pyxl_del.excel.render import write_workbook
 from pyxl_del.risk.alerts import evaluate_alerts, fires_at
 from pyxl_del.risk.analysis import RiskAnalysis
@@ -350,6 +351,11 @@ def test_k_clipped_fires_per_segment_with_clipped_factors(sample_result):
     factors = result.calibration_factors
     clipped = factors[factors["k"] != factors["k_unclipped"]]
     assert sorted(alerts["segment"]) == sorted(clipped["segment"].unique())
+    # The MOBs as runs: a thin book clips most of them, and 37 numbers in a row were one unreadable line.
+    first = alerts.iloc[0]
+    mobs = clipped.loc[clipped["segment"] == first["segment"], "mob"]
+    assert f"clipped at MOB {runs_text(mobs)} (most extreme" in first["message"], first["message"]
+    assert ".." in first["message"] and len(mobs) > 3
 
 
 def test_sample_alerts_with_the_shipped_rules(analysis):

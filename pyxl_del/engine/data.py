@@ -134,8 +134,11 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
         if suffix in (".csv", ".txt", ".gz"):
             fields, delimiter = split_header(header_line(path))
             _require_columns(fields, config, name)
-            # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written.
-            dtypes = {config[k]: "string" for k in TEXT_COLUMNS}
+            # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written; MOB and
+            # EAD as text too, made numbers by `_numbers` (as from any source): with some columns typed, pandas'
+            # pyarrow reader fails on an integer column with an empty cell ("cannot convert NA to integer"), as a
+            # "Total" row at the end of an Excel export has.
+            dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
                                 sep=delimiter, **ONLY_EMPTY_IS_MISSING)
             first = frame.columns[0]

@@ -496,3 +496,16 @@ def test_a_segment_called_na_is_a_segment(tmp_path, suffix):
     df["PRODUCT_TYPE"] = ["NA", "", "N/A", "N/A", "None", "None"]
     df.to_csv(path, index=False) if suffix == ".csv" else df.to_excel(path, index=False)
     assert "([columns] segment) is empty in rows 3" in error_of(path, "pandas")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_total_row_at_the_end_of_an_export_is_named(tmp_path, backend):
+    """A "Total" row under the data (an Excel export): the pandas reader failed with pyarrow's "cannot convert NA to
+    integer: Error while type casting for column 'MOB'", naming no row."""
+    path = tmp_path / "panel.csv"
+    cohorts("2023-07", "2023-08").to_csv(path, index=False)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("Total,,,,,440.00\n")
+    msg = error_of(path, backend)
+    assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200" in msg and "cast" not in msg, msg
+    assert "rows 8" in msg or "loan 'Total'" in msg, msg

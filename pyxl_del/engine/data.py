@@ -48,7 +48,8 @@ MESSAGES = {
     "empty_panel": "the panel is empty (no data rows)",
     "empty": "column {column!r} ([columns] {key}) is empty in {where}",
     "cohort": "column {column!r} ([columns] cohort): {values} {are} not a month (e.g. {labels}; expected "
-              "'2023-01', a date or a period) in {where}",
+              "'2023-01', a date or a period, or text in the one format of [columns] cohort_format, e.g. \"%b-%y\" "
+              "for 'Jul-23') in {where}",
     "cohort_ambiguous": "column {column!r} ([columns] cohort): {values} such as {labels} could be day-first or "
                         "month-first, and a date is never guessed: write ISO dates ('2023-07-05' or '2023-07') or "
                         "declare the column's one format in [columns] cohort_format (e.g. \"%d/%m/%Y\"); in {where}",
@@ -101,6 +102,7 @@ MESSAGES = {
 }
 GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
+FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
@@ -485,10 +487,13 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
                 .str.replace("^([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})" + TIME_SUFFIX + "$", r"\1", regex=True)
                 .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        # Other unambiguous spellings ("Jul 2023"), never day/month numbers: 05/07/2023 stays unread.
+        # Other unambiguous spellings ("Jul 2023"), never day/month numbers: 05/07/2023 stays unread. Only with
+        # the year written in full: the parser read Excel's "Jul-23" as July 23rd of the year 1 (cohort 0001-07).
         retry = parsed.isna() & ~text.str.match(AMBIGUOUS_DATE.pattern)
         if retry.any():
-            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
+            loose = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
+            year = pd.to_numeric(text[retry].str.extract(FULL_YEAR, expand=False), errors="coerce")
+            parsed[retry] = loose.where(loose.dt.year == year)
         if cohort_format:  # real date cells (an .xlsx) are dates; all text is read by the one declared format
             is_text = raw.map(lambda v: not isinstance(v, (datetime.date, np.datetime64))).to_numpy(dtype=bool)
             declared = pd.to_datetime(raw.map(lambda v: str(v).strip()), format=cohort_format, errors="coerce")

@@ -87,6 +87,17 @@ def test_cohort_format_reads_every_row_by_one_rule(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_excels_month_text_is_no_guess(backend):
+    """Excel's "mmm-yy" text ("Jul-23", a CSV export of a month cell): the pandas reader took it for July 23rd of
+    the year 1, and every row fell into cohort 0001-07. It is an error naming the format that reads it."""
+    msg = error_of(cohorts("Jul-23", "Aug-23"), backend)
+    assert "6 values are not a month (e.g. " in msg and "'Jul-23'" in msg and "'Aug-23'" in msg, msg
+    assert 'cohort_format, e.g. "%b-%y"' in msg, msg
+    assert run(cohorts("Jul-23", "Aug-23"), backend, columns={"cohort_format": "%b-%y"}).cohorts == \
+        ["2023-07", "2023-08"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_iso_text_and_real_dates_need_no_format(backend):
     assert run(cohorts("2023-07-05", "2023-08"), backend).cohorts == ["2023-07", "2023-08"]
     dates = cohorts(pd.Timestamp("2023-07-05"), pd.Timestamp("2023-08-15"))

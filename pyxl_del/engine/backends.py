@@ -41,7 +41,6 @@ from pyxl_del.engine import panel_sql
 from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
 from pyxl_del.engine.data import (
     GAP_EXAMPLES,
-    LABEL_CHARS,
     MAX_LISTED,
     MESSAGES,
     PanelStats,
@@ -62,6 +61,7 @@ from pyxl_del.engine.data import (
     read_panel,
     require_unique,
     segment_name_findings,
+    state_problem,
     validate_panel,
 )
 from pyxl_del.engine.data import fingerprint as content_fingerprint
@@ -605,11 +605,6 @@ def _where(count: int, rows: Sequence[tuple]) -> str:
     return f"{rows_counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
 
 
-def _labels(values: list) -> str:
-    """Bad values as the messages quote them; an empty one (NULL) is "empty"."""
-    return ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in values)
-
-
 LATE = "late"  # `fetch`'s name for the loans whose first row is after MOB 0
 
 
@@ -671,8 +666,7 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     segment_problems, warnings = segment_name_findings(segments, col["segment"])
     problems += segment_problems
     if counts["state"]:
-        problems.append(MESSAGES["state"].format(column=col["state"], order=list(config.buckets.order),
-                                                 labels=_labels(labels("state")), where=where("state")))
+        problems.append(state_problem(col["state"], config.buckets.order, labels("state"), where("state")))
     if counts["ead_nan"]:
         problems.append(ead_problem(col["ead"], where("ead_nan"), labels("ead_nan")))
     if counts["ead_negative"]:

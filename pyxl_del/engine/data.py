@@ -443,6 +443,21 @@ def ead_problem(column: str, where: str, labels: list) -> str:
     return text
 
 
+def state_problem(column: str, order: Sequence[str], labels: list, where: str) -> str:
+    """The finding for state labels not in [buckets] order (``labels``: the distinct bad ones, NULL for empty),
+    shared by every backend; a label that differs from a bucket only in letter case or spaces is named with it."""
+    shown = ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED])
+    text = MESSAGES["state"].format(column=column, order=list(order), labels=shown, where=where)
+    buckets = {_name_key(b): b for b in order}
+    alike = [(v, buckets[_name_key(v)]) for v in labels[:MAX_LISTED]
+             if isinstance(v, str) and _name_key(v) in buckets]
+    if alike:
+        pairs = ", ".join(f"{shorten(repr(v), LABEL_CHARS)} as {b!r}" for v, b in alike)
+        text += (f" ({pairs}: the same but for letter case or spaces; labels must match [buckets] order as "
+                 f"written)")
+    return text
+
+
 def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format: str = "") -> str:
     """The finding for cohort values that are not months (``labels``: the distinct bad values, empty ones
     dropped), shared by every backend: text such as 05/07/2023 is named as ambiguous, not as "not a month"."""
@@ -598,8 +613,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(MESSAGES["state"].format(column=col["state"], order=order, where=row_numbers(bad_rows),
-                                                 labels=", ".join(repr(v) for v in labels[:MAX_LISTED])))
+        problems.append(state_problem(col["state"], order, list(labels), row_numbers(bad_rows)))
 
     ead_raw = frame[col["ead"]]
     ead = _numbers(ead_raw)

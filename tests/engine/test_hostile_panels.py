@@ -520,3 +520,16 @@ def test_a_total_row_at_the_end_of_an_export_is_named(tmp_path, backend):
     msg = error_of(path, backend)
     assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200" in msg and "cast" not in msg, msg
     assert "rows 8" in msg or "loan 'Total'" in msg, msg
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_state_label_in_another_case_is_named_with_its_bucket(backend):
+    """'current' and 'CURRENT ' were listed as unknown labels beside the order, with no word of why."""
+    df = cohorts("2023-07", "2023-08").astype({"STATE_MODEL": object})
+    df.loc[1, "STATE_MODEL"], df.loc[2, "STATE_MODEL"], df.loc[3, "STATE_MODEL"] = "current", "CURRENT ", None
+    msg = error_of(df, backend)
+    assert "'current'" in msg and "'CURRENT '" in msg and ", empty in " in msg, msg  # an empty cell is "empty"
+    assert "'current' as 'CURRENT'" in msg and "'CURRENT ' as 'CURRENT'" in msg, msg
+    assert msg.endswith(": the same but for letter case or spaces; labels must match [buckets] order as written)"), msg
+    df.loc[1, "STATE_MODEL"], df.loc[2, "STATE_MODEL"] = "LATE", "CURRENT"
+    assert "letter case" not in error_of(df, backend)

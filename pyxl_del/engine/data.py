@@ -87,7 +87,8 @@ MESSAGES = {
     "zero_mob0": "{cohorts} {have} MOB 0 rows whose EAD sums to 0: no denominator for DEL, so left out of the "
                  "DEL tables (the transitions still count): {listed}",
     "duplicates": "{rows} ([columns] loan_id {loan!r}, mob {mob!r}): {where}",
-    "changes": "{loans} {change} {key} (column {column!r}) between months, e.g. {examples}",
+    "changes": "{loans} {change} {key} (column {column!r}) between months, e.g. {examples}: a loan keeps the {key} "
+               "of its first month on every row (a refinanced or switched loan is a new loan id)",
     "gaps": "{gaps} in loans' MOB sequences ({loans}, e.g. {examples}); no transition is counted "
             "across a gap",
     "beyond": "{rows} beyond [forecast] max_mob = {max_mob} {are} not used for the transitions and DEL tables "

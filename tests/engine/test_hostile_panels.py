@@ -533,3 +533,13 @@ def test_a_state_label_in_another_case_is_named_with_its_bucket(backend):
     assert msg.endswith(": the same but for letter case or spaces; labels must match [buckets] order as written)"), msg
     df.loc[1, "STATE_MODEL"], df.loc[2, "STATE_MODEL"] = "LATE", "CURRENT"
     assert "letter case" not in error_of(df, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_loan_changing_segment_is_told_what_to_do(backend):
+    df = cohorts("2023-07", "2023-08").astype({"PRODUCT_TYPE": object})
+    df.loc[1, "PRODUCT_TYPE"] = "B"
+    msg = error_of(df, backend)
+    assert "1 loan changes segment (column 'PRODUCT_TYPE') between months, e.g. 'L1' at " in msg, msg
+    assert msg.endswith(": a loan keeps the segment of its first month on every row (a refinanced or switched loan is "
+                        "a new loan id)"), msg

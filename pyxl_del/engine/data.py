@@ -103,8 +103,8 @@ MESSAGES = {
 }
 GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
-FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
+FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
 LABEL_CHARS = 40  # characters of a bad value a message quotes

@@ -374,7 +374,7 @@ def _require_columns_on_first_sheet(path: Path, columns, config: Config, label: 
              f"sheets {', '.join(map(repr, found))} have them all: read one of them")
     # The command line takes the name as one argument: quoted when it has spaces or other shell characters.
     argument = found[0] if re.fullmatch(r"[\w.-]+", found[0]) else f'"{found[0]}"'
-    lacked = ", ".join(shorten(repr(c), LABEL_CHARS) for c in missing)
+    lacked = quoted(missing)
     raise PanelError(label, [(f"the first sheet, {first!r}, lacks mapped columns ({lacked}); {which} "
                               f"(sheet={found[0]!r}; on the command line --sheet {argument})")])
 
@@ -430,6 +430,11 @@ def row_numbers(positions: np.ndarray) -> str:
 LOCALE_NUMBER = re.compile(r"[+-]?\d{1,3}(?:([.,\u00a0 ])\d{3})+(?:[.,]\d+)?|[+-]?\d+,\d+")
 
 
+def quoted(values) -> str:
+    """Values as the findings quote them: each repr'd and cut to LABEL_CHARS, an empty one (NULL) "empty"."""
+    return ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in values)
+
+
 def ead_problem(column: str, where: str, labels: list) -> str:
     """The finding for EAD values that are no numbers, shared by every backend: the values as written (empty ones
     dropped) and, where they look like numbers in a decimal-comma locale, how to write them."""
@@ -437,17 +442,17 @@ def ead_problem(column: str, where: str, labels: list) -> str:
     locale = [v for v in texts if LOCALE_NUMBER.fullmatch(v)]
     if locale:  # the advice first: a cell shows a message's first 255 characters
         return MESSAGES["decimal_comma"].format(column=column, where=where,
-                                                labels=", ".join(shorten(repr(v), LABEL_CHARS) for v in locale[:3]))
+                                                labels=quoted(locale[:3]))
     text = MESSAGES["ead_nan"].format(column=column, where=where)
     if texts:
-        text += MESSAGES["ead_values"].format(labels=", ".join(shorten(repr(v), LABEL_CHARS) for v in texts[:MAX_LISTED]))
+        text += MESSAGES["ead_values"].format(labels=quoted(texts[:MAX_LISTED]))
     return text
 
 
 def state_problem(column: str, order: Sequence[str], labels: list, where: str) -> str:
     """The finding for state labels not in [buckets] order (``labels``: the distinct bad ones, NULL for empty),
     shared by every backend; a label that differs from a bucket only in letter case or spaces is named with it."""
-    shown = ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED])
+    shown = quoted(labels[:MAX_LISTED])
     text = MESSAGES["state"].format(column=column, order=list(order), labels=shown, where=where)
     buckets = {_name_key(b): b for b in order}
     alike = [(v, buckets[_name_key(v)]) for v in labels[:MAX_LISTED]
@@ -462,13 +467,13 @@ def state_problem(column: str, order: Sequence[str], labels: list, where: str) -
 def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format: str = "") -> str:
     """The finding for cohort values that are not months (``labels``: the distinct bad values, empty ones
     dropped), shared by every backend: text such as 05/07/2023 is named as ambiguous, not as "not a month"."""
-    shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in labels[:MAX_LISTED]) or "empty"
+    shown = quoted(labels[:MAX_LISTED]) or "empty"
     if cohort_format:
         return MESSAGES["cohort_format"].format(column=column, values=counted(n, "value"), do=agree(n, "does", "do"),
                                                 fmt=cohort_format, labels=shown, where=where)
     ambiguous = [v for v in labels if isinstance(v, str) and AMBIGUOUS_DATE.match(v)]
     if ambiguous:
-        shown = ", ".join(shorten(repr(v), LABEL_CHARS) for v in ambiguous[:MAX_LISTED])
+        shown = quoted(ambiguous[:MAX_LISTED])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)

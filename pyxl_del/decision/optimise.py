@@ -678,7 +678,9 @@ def optimise(twin: Twin) -> Recommendation:
               f"leave it no budget)" for s in low["segment"]]
     unallocated = unallocated_note(twin, recommended, problem)
     notes += [unallocated] if unallocated else []
-    if not proven_optimal(problem, np.array([recommended.segments[s].budget_share for s in twin.segments])):
+    share = np.array([recommended.segments[s].budget_share for s in twin.segments])
+    # Below the HHI limit the mix is the linear programme's own optimum: only a binding limit needs the proof.
+    if share @ share > problem.max_hhi - MIX_TOLERANCE and not proven_optimal(problem, share):
         notes.append(f"the budget mix under [policy] max_hhi = {problem.max_hhi:g} meets every limit, but the solvers "
                      f"could not prove it the best one: another mix may be worth more")
     cur_eval = evaluate(twin, current)

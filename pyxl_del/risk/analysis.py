@@ -93,8 +93,8 @@ class RiskAnalysis:
 
     @cached_property
     def stress_note(self) -> str | None:
-        """Why the scenarios are not ranked, when no scenario changes the lifetime expected loss."""
-        return stress_finding(self.stress.summary, self.findings)
+        """Why the scenarios are not ranked or leave the DEL rows as they are, when they do."""
+        return stress_finding(self.stress.summary, self.findings, self.result, self.stress.key_mobs)
 
     @cached_property
     def el_reconciliation(self) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.errors import counted
+from pyxl_del.engine.errors import counted, runs_text
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import ROW_ORIGINS
 from pyxl_del.risk.projection import ALL, state_mask
@@ -147,11 +147,22 @@ def scenarios_differ(el_lifetime: np.ndarray) -> bool:
     return len(el) < 2 or bool(np.ptp(el) > ZERO * max(1.0, float(np.abs(el).max())))
 
 
-def stress_finding(summary: pd.DataFrame, findings: list[Finding]) -> str | None:
-    """A sentence when no scenario changes the lifetime expected loss (nothing to rank), else None."""
+def stress_finding(summary: pd.DataFrame, findings: list[Finding], result: DelResult,
+                   key_mobs: tuple[int, ...]) -> str | None:
+    """Sentences when no scenario changes the lifetime expected loss (nothing to rank) or the DEL rows, else None."""
+    notes = []
     el = summary["el_lifetime"].to_numpy(dtype=np.float64)
-    if scenarios_differ(el):
-        return None
-    cause = next((f.message for f in findings if f.figure == "el" and f.segment != PORTFOLIO), None)
-    return (f"No scenario changes the lifetime expected loss (all {el[0]:,.0f}): the scenarios are not ranked. "
-            + (f"The cause: {cause}" if cause else "The chain has no move that the credit-cycle shift can change."))
+    if not scenarios_differ(el):
+        cause = next((f.message for f in findings if f.figure == "el" and f.segment != PORTFOLIO), None)
+        notes.append(f"No scenario changes the lifetime expected loss (all {el[0]:,.0f}): the scenarios are not "
+                     f"ranked. " + (f"The cause: {cause}" if cause else
+                                    "The chain has no move that the credit-cycle shift can change."))
+    stats = result.stats
+    last = stats.last_mob[stats.n_loans[:, :, 0] > 0]
+    # A cohort whose data reach a key MOB shows its actual DEL there in every scenario: a seasoned book (a single
+    # quarter of agency loans years on) has nothing left to stress on the DEL rows, which is not a finding of zero.
+    if len(summary) > 1 and len(last) and last.min() >= max(key_mobs):
+        notes.append(f"No scenario changes the DEL rows: every cohort's data reach MOB {last.min()} or later, so its "
+                     f"DEL at MOB {runs_text(key_mobs)} is actual in every scenario. The scenarios move only what "
+                     f"is still to come from the reporting date: the write-offs and the expected loss.")
+    return " ".join(notes) or None

@@ -12,7 +12,7 @@ import pytest
 import pyxl_del
 from pyxl_del import Config, ConfigError
 from pyxl_del.cli import main
-from pyxl_del.datasets.sample import simulate_panel
+from pyxl_del.datasets.sample import generate_sample, simulate_panel
 from pyxl_del.decision.dashboard import Dashboard
 from pyxl_del.engine.config import ScenarioSpec
 from pyxl_del.engine.errors import runs_text
@@ -275,6 +275,21 @@ def test_a_benign_scenario_lowers_losses(sample_result):
     assert el["boom"] < el["baseline"]
 
 
+
+def test_a_seasoned_book_says_its_del_rows_are_actual(analysis):
+    """Cohorts whose data all reach the key MOBs show actual DEL there in every scenario: the note says so, where
+    a book with young cohorts (the sample) has none."""
+    cfg = Config().with_overrides(forecast={"max_mob": 12}, risk={"n_paths": 500})
+    panel = generate_sample()
+    seasoned = panel.groupby(cfg.columns.cohort)[cfg.columns.mob].transform("max") >= 12
+    seasoned_analysis = RiskAnalysis.of(pyxl_del.run(panel[seasoned], cfg), cfg)
+    table = seasoned_analysis.stress.side_by_side()
+    del_rows = table.loc[[f"DEL{d} MOB {m}" for d in (30, 60, 90) for m in (6, 12)]].to_numpy(dtype=float)
+    assert np.ptp(del_rows, axis=1).max() == 0
+    assert "No scenario changes the DEL rows" in seasoned_analysis.stress_note
+    assert "MOB 6, 12 is actual" in seasoned_analysis.stress_note
+    assert analysis.stress_note is None
+
 def test_custom_scenarios_from_config_and_sheet_rows():
     cfg = Config().with_overrides(scenarios={"custom": [{"name": "baseline", "z": -0.1},
                                                         {"name": "stagflation", "z": [-0.5, -1.0]}]})
@@ -422,8 +437,6 @@ def test_the_console_says_what_the_sheets_call_illustrative(tmp_path, capsys):
     assert main(["el", "--config", str(config)]) == 0
     assert "ILLUSTRATIVE LGD" not in capsys.readouterr().out
     # the run's warnings too: a lifetime loss from 5-loan cohorts says so
-    from pyxl_del.datasets.sample import generate_sample
-
     thin = generate_sample(loans_per_cohort=5, n_cohorts=2)
     thin.to_parquet(path := tmp_path / "thin.parquet")
     assert main(["el", str(path), "--config", str(config)]) == 0

@@ -215,9 +215,9 @@ class DelResult:
 
     @cached_property
     def as_of(self) -> str:
-        """The reporting month (YYYY-MM): the latest calendar month any cohort has actual data for."""
-        _, c, m = np.nonzero(self.stats.observed)
-        return month_label(np.array([int((self.stats.cohorts[c] + m).max())]))[0] if len(c) else ""
+        """The reporting month (YYYY-MM): the latest calendar month any cohort has actual data for, rows beyond
+        max_mob included (the risk views start from it; the DEL tables stop at max_mob and say so)."""
+        return month_label([self.stats.reporting_month])[0] if (self.stats.last_mob >= 0).any() else ""
 
     @cached_property
     def cohort_sizes(self) -> pd.DataFrame:

@@ -281,7 +281,7 @@ def test_a_seasoned_book_says_its_del_rows_are_actual(analysis):
     a book with young cohorts (the sample) has none."""
     cfg = Config().with_overrides(forecast={"max_mob": 12}, risk={"n_paths": 500})
     panel = generate_sample()
-    seasoned = panel.groupby(cfg.columns.cohort)[cfg.columns.mob].transform("max") >= 12
+    seasoned = panel.groupby(cfg.columns.cohort)[cfg.columns.mob].transform("max") >= 18
     seasoned_analysis = RiskAnalysis.of(pyxl_del.run(panel[seasoned], cfg), cfg)
     table = seasoned_analysis.stress.side_by_side()
     del_rows = table.loc[[f"DEL{d} MOB {m}" for d in (30, 60, 90) for m in (6, 12)]].to_numpy(dtype=float)
@@ -289,6 +289,13 @@ def test_a_seasoned_book_says_its_del_rows_are_actual(analysis):
     assert "No scenario changes the DEL rows" in seasoned_analysis.stress_note
     assert "MOB 6, 12 is actual" in seasoned_analysis.stress_note
     assert analysis.stress_note is None
+    # The tables stop at MOB 12, months before the data end: the sheets are dated by the data's last month.
+    last_month = panel[cfg.columns.cohort].max()  # the sample's newest cohort starts in its last month
+    assert seasoned_analysis.result.as_of == seasoned_analysis.book.label == last_month
+    summary = stress_sheets(seasoned_analysis.result, analysis=seasoned_analysis)[0]
+    assert summary.name == "Stress summary"
+    assert any(b.values[0][0] == f"As of {last_month}" for b in summary.blocks if b.row == 2 and b.col == 1)
+
 
 def test_custom_scenarios_from_config_and_sheet_rows():
     cfg = Config().with_overrides(scenarios={"custom": [{"name": "baseline", "z": -0.1},

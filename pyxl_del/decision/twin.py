@@ -26,6 +26,7 @@ import pandas as pd
 
 from pyxl_del.datasets.scores import normal_band_edges, normal_band_means
 from pyxl_del.decision.economics import (
+    ILLUSTRATIVE,
     Terms,
     discount_factors,
     linked_band_pd,
@@ -95,7 +96,24 @@ class Twin:
     def caveat(self, segments: np.ndarray | None = None) -> str:
         """"ILLUSTRATIVE: ..." when the economics of the segments (a mask; default all) rest on a default, or their
         chain on too few months of data (engine.diagnostics.short_history), else ""."""
-        return " | ".join(t for t in (self.terms.caveat(segments), self._history_caveat(segments)) if t)
+        parts = (self.terms.caveat(segments), self._margin_caveat(segments), self._history_caveat(segments))
+        return " | ".join(t for t in parts if t)
+
+    def _margin_caveat(self, segments: np.ndarray | None) -> str:
+        """Why the value and ROE are far below zero when the booked APR does not cover default running costs (a
+        mortgage book at 4% under the consumer-lending defaults of 7% funding and 10% opex), else ""."""
+        chosen = np.ones(len(self.segments), dtype=bool) if segments is None else np.asarray(segments, dtype=bool)
+        apr = (self.band_weight * self.current_apr).sum(axis=1)
+        costs = self.terms.funding_rate + self.terms.opex_rate
+        cost_keys = ("[economics] funding_rate", "[economics] opex_rate")
+        defaulted = np.array([any(k in keys for k in cost_keys) for keys in self.terms.defaults], dtype=bool)
+        below = np.flatnonzero(chosen & defaulted & (apr < costs))
+        if not len(below):
+            return ""
+        named = ", ".join(f"{self.segments[s]} {apr[s]:.1%}" for s in below)
+        return (f"{ILLUSTRATIVE}: the APR booked ({named}) is below the default cost of funds and running costs "
+                f"({self.terms.funding_rate[below[0]]:.0%} + {self.terms.opex_rate[below[0]]:.0%}), so every unit "
+                f"booked loses before any credit loss: set [economics] funding_rate and opex_rate for this book")
 
     def _result_rows(self, s: int) -> list[int]:
         """The engine's segments behind twin segment s (itself, or its score bands)."""

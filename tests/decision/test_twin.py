@@ -137,6 +137,19 @@ def test_a_chain_from_too_few_months_makes_the_decisions_illustrative():
     assert linked_twin().caveat() == ""
 
 
+
+def test_an_apr_below_the_default_running_costs_is_named():
+    """A mortgage book's 4% under the consumer-lending defaults (7% funding + 10% opex) makes every booking lose: the
+    caveat says that is why its ROE is far below zero; not where the APR covers them, nor once the costs are set."""
+    mortgage = scored_panel().assign(APR=0.04)
+    caveat = fit_twin(mortgage, Config()).caveat()
+    assert "the APR booked (CASH LOAN 4.0%, CD 4.0%, TW/Moto 4.0%) is below the default cost of funds" in caveat
+    assert "set [economics] funding_rate and opex_rate" in caveat
+    assert "below the default cost" not in fit_twin(scored_panel(), Config()).caveat()
+    costs_set = Config().with_overrides(economics={"funding_rate": 0.02, "opex_rate": 0.01})
+    assert "below the default cost" not in fit_twin(mortgage, costs_set).caveat()
+    assert fit_twin(mortgage, economics_config()).caveat() == ""  # set costs above the APR: the user's own economics
+
 def test_a_band_of_one_score_is_accepted_whole_or_not_at_all():
     df = scored_panel().copy()
     df.loc[df["PRODUCT_TYPE"] == "CD", "SCORE"] = 600.0  # tied quantiles: bands of zero width

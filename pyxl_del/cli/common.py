@@ -5,8 +5,10 @@ Imports nothing heavy: building the parser must stay fast, so each command impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -41,7 +43,10 @@ def default_data() -> Path:
 
 
 def progress_bar(total_steps: int, enabled: bool):
-    """A tqdm bar on stderr and the callback that advances it by one named step."""
+    """A tqdm bar on stderr and the callback that advances it by one named step. Where stderr is not a terminal (a
+    scheduler's log file), a line per step instead: a bar redrawn with carriage returns is one unreadable line there."""
+    if enabled and not sys.stderr.isatty():
+        return _step_lines(total_steps)
     from tqdm import tqdm
 
     bar = tqdm(total=total_steps, desc="pyxl_del", unit="step", disable=not enabled, file=sys.stderr,
@@ -54,6 +59,21 @@ def progress_bar(total_steps: int, enabled: bool):
         bar.set_postfix_str(name)
 
     return bar, step
+
+
+def _step_lines(total_steps: int):
+    """(a no-op context, the callback): "pyxl_del: 3/8 aggregate (1.2 s)" on stderr as each named step starts."""
+    done = [0]
+    start = time.perf_counter()
+
+    def step(name: str) -> None:
+        if name.endswith("%"):
+            return
+        done[0] = min(done[0] + 1, total_steps)
+        print(f"pyxl_del: {done[0]}/{total_steps} {name} ({time.perf_counter() - start:.1f} s)", file=sys.stderr,
+              flush=True)
+
+    return contextlib.nullcontext(), step
 
 
 RAW_CSV_HELP = ("write CSV files for programs: text as it is and no byte order mark. By default the files are for "

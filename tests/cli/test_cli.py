@@ -18,6 +18,18 @@ def panel_csv(tmp_path_factory):
     return path
 
 
+
+def test_progress_in_a_log_file_is_a_line_per_step(panel_csv, tmp_path):
+    """A scheduler's log (stderr not a terminal) gets one line per step, not a bar redrawn with carriage returns;
+    -q silences it."""
+    args = [sys.executable, "-m", "pyxl_del.cli", "report", str(panel_csv), "--out", str(tmp_path / "t")]
+    log = subprocess.run(args, capture_output=True, text=True, check=True).stderr
+    steps = [line for line in log.splitlines() if line.startswith("pyxl_del: ")]
+    assert [line.split()[1] for line in steps] == [f"{i}/8" for i in range(1, 9)], log
+    assert "\r" not in log and "read" in steps[0] and "write" in steps[-1]
+    quiet = subprocess.run([*args, "-q"], capture_output=True, text=True, check=True).stderr
+    assert "pyxl_del: " not in quiet
+
 def test_report_writes_the_three_tables(panel_csv, tmp_path, capsys):
     out = tmp_path / "tables"
     assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 0

@@ -172,3 +172,34 @@ def test_a_missing_column_names_its_near_match():
     assert "[columns] loan_id = 'AGREEMENT_ID': the data have 'AGREEMENT_ID ' (it differs in spaces or letter case)" \
         in message, message
     assert "[columns] mob = 'MOB': the data have 'mob'" in message, message
+
+
+def test_text_read_as_categories_keeps_only_the_values_present():
+    """Parquet text arrives as categoricals whose categories may be unused or out of order; an empty cell is -1."""
+    from pyxl_del.engine.data import _factorize, _parse_cohorts
+
+    segment = pd.Series(pd.Categorical(["c", "a", None, "c"], categories=["b", "c", "a"]))
+    codes, uniques = _factorize(segment, sort=True)
+    assert list(uniques) == ["a", "c"] and codes.tolist() == [1, 0, -1, 1]
+    codes, uniques = _factorize(segment)  # first seen order of the categories, "b" (unused) dropped
+    assert list(uniques) == ["c", "a"] and codes.tolist() == [0, 1, -1, 0]
+    ordered = pd.Series(pd.Categorical(["x", "y", "x"], categories=["x", "y"]))
+    codes, uniques = _factorize(ordered, sort=True)
+    assert list(uniques) == ["x", "y"] and codes.tolist() == [0, 1, 0]
+    codes, uniques = _factorize(pd.Series(pd.Categorical(["x", "y"], categories=["y", "x"])), sort=True)
+    assert list(uniques) == ["x", "y"] and codes.tolist() == [0, 1]  # every category used, in another order
+    problems: list[str] = []
+    cohort = pd.Series(pd.Categorical(["2024-02", None, "2024-01"], categories=["2023-12", "2024-01", "2024-02"]))
+    months = _parse_cohorts(cohort, "DISBURSAL_MONTH", problems)
+    assert months.tolist() == [2024 * 12 + 1, -1, 2024 * 12] and "empty" in problems[0] and "rows 3" in problems[0]
+
+
+def test_whole_number_mobs_out_of_range_are_named():
+    from pyxl_del.engine.data import PANEL_MAX_MOB
+
+    df = frame(GOOD)
+    df["MOB"] = df["MOB"].astype(np.int64)
+    df.loc[2, "MOB"] = PANEL_MAX_MOB + 1
+    df.loc[4, "MOB"] = -3
+    msg = error_of(df)
+    assert "whole number from 0 to" in msg and "rows 4, 6" in msg

@@ -9,7 +9,7 @@ Two layouts, told apart by each file's first line:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,14 +17,15 @@ import pandas as pd
 from pyxl_del.datasets.loan_performance import (
     ImportSummary,
     LoanFileError,
-    clean,
     concat,
     field_count,
     first_line,
     is_date,
+    iter_fields,
+    joined,
     month_from,
+    read_by_loan,
     read_fields,
-    unpacked,
 )
 
 PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "R": "NO-CASH-OUT REFI", "U": "UNKNOWN"}
@@ -50,50 +51,43 @@ def layout_of(path: Path) -> str:
                         f"Performance file (period MM/DD/YYYY in field 2) or an Acquisition file")
 
 
-def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
-    """The files' rows as the shared raw frame (loan_performance.RAW_FIELDS)."""
+def _layouts(sources: Sequence[str | Path]) -> dict[str, list[Path]]:
     by_layout: dict[str, list[Path]] = {"combined": [], "performance": [], "acquisition": []}
     for source in map(Path, sources):
         if not source.is_file():
             raise LoanFileError(f"{source}: file not found")
         by_layout[layout_of(source)].append(source)
-    parts = []
-    for path in by_layout["combined"]:
-        raw = read_fields(path, COMBINED, what="a Fannie Mae combined-layout file")
-        raw["period"] = month_from(raw["period"], "MMYYYY")
-        raw["orig_month"] = month_from(raw["orig_month"], "MMYYYY")
-        parts.append(raw)
-    if by_layout["performance"]:
-        if not by_layout["acquisition"]:
-            names = ", ".join(p.name for p in by_layout["performance"])
-            raise LoanFileError(f"{names}: a Performance file needs its Acquisition file (Acquisition_YYYYQn.txt, the "
-                                f"loans' original balance and purpose): give both")
-        perf = concat([read_fields(p, PERFORMANCE, what="a Fannie Mae Performance file")
-                       for p in by_layout["performance"]])
-        acq = concat([read_fields(p, ACQUISITION, what="a Fannie Mae Acquisition file")
-                      for p in by_layout["acquisition"]]).drop_duplicates("loan", keep="last")
-        perf["period"] = month_from(perf["period"], "MM/DD/YYYY")
-        acq["orig_month"] = month_from(acq["orig_month"], "MM/YYYY")
-        # The older layout has no UPB at removal: a credit event is written off at the loan's last balance.
-        perf["removal"] = pd.array([""] * len(perf), dtype="string")
-        parts.append(perf.merge(acq, on="loan", how="left", validate="many_to_one"))
-    elif by_layout["acquisition"]:
+    if by_layout["performance"] and not by_layout["acquisition"]:
+        names = ", ".join(p.name for p in by_layout["performance"])
+        raise LoanFileError(f"{names}: a Performance file needs its Acquisition file (Acquisition_YYYYQn.txt, the "
+                            f"loans' original balance and purpose): give both")
+    if by_layout["acquisition"] and not by_layout["performance"]:
         names = ", ".join(p.name for p in by_layout["acquisition"])
         raise LoanFileError(f"{names}: an Acquisition file alone has no monthly rows: give its Performance file too")
-    raw = concat(parts)
-    no_acq = raw["purpose"].isna()
-    raw["purpose"] = raw["purpose"].fillna("")
-    for col in ("orig_upb", "rate"):
-        raw[col] = raw[col].fillna("")
-    if no_acq.all() and len(raw):
-        raise LoanFileError("no loan of the Performance files is in the Acquisition files given: are they the same "
-                            "quarter's?")
-    return raw
+    return by_layout
+
+
+def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:
+    """The files' rows as the shared raw frame (loan_performance.RAW_FIELDS), block by block as they are read."""
+    by_layout = _layouts(sources)
+    for path in by_layout["combined"]:
+        for raw in iter_fields(path, COMBINED, what="a Fannie Mae combined-layout file"):
+            raw["period"] = month_from(raw["period"], "MMYYYY")
+            raw["orig_month"] = month_from(raw["orig_month"], "MMYYYY")
+            yield raw
+    if not by_layout["performance"]:
+        return
+    acq = concat([read_fields(p, ACQUISITION, what="a Fannie Mae Acquisition file")
+                  for p in by_layout["acquisition"]]).drop_duplicates("loan", keep="last")
+    acq["orig_month"] = month_from(acq["orig_month"], "MM/YYYY")
+    monthly = (perf.assign(period=month_from(perf["period"], "MM/DD/YYYY"))
+               for path in by_layout["performance"]
+               for perf in iter_fields(path, PERFORMANCE, what="a Fannie Mae Performance file"))
+    yield from joined(monthly, acq, names=("Performance", "Acquisition"))
 
 
 def read_fannie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                 segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
-    """Fannie Mae loan performance files (either layout, several quarters) -> (panel, summary)."""
-    with unpacked(sources) as files:
-        raw = read_raw(files)
-    return clean(raw, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by, sources=sources)
+    """Fannie Mae loan performance files (either layout, several quarters) -> (panel, summary), cleaned in batches
+    of whole loans (`loan_performance.read_by_loan`)."""
+    return read_by_loan(raw_blocks, sources, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)

@@ -9,7 +9,7 @@ e.g. F17Q10000001), the origination file with the credit score.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +17,13 @@ import pandas as pd
 from pyxl_del.datasets.loan_performance import (
     ImportSummary,
     LoanFileError,
-    clean,
     concat,
     first_line,
+    iter_fields,
+    joined,
     month_from,
+    read_by_loan,
     read_fields,
-    unpacked,
 )
 
 # Freddie's loan purpose: P purchase, C cash-out refinance, N no-cash-out refinance, R refinance not specified,
@@ -47,7 +48,9 @@ def layout_of(path: Path) -> str:
                         f"fields; expected an origination file (32 or more) or a monthly performance file")
 
 
-def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
+def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:
+    """The performance files' rows joined to their loans' origination rows, as the shared raw frame
+    (loan_performance.RAW_FIELDS), block by block as they are read."""
     by_layout: dict[str, list[Path]] = {"origination": [], "performance": []}
     for source in map(Path, sources):
         if not source.is_file():
@@ -57,27 +60,18 @@ def read_raw(sources: Sequence[str | Path]) -> pd.DataFrame:
         missing = "monthly performance" if not by_layout["performance"] else "origination"
         raise LoanFileError(f"Freddie Mac data need both files of a quarter: no {missing} file among "
                             f"{', '.join(Path(s).name for s in sources)}")
-    perf = concat([read_fields(p, PERFORMANCE, what="a Freddie Mac monthly performance file")
-                   for p in by_layout["performance"]])
     orig = concat([read_fields(p, ORIGINATION, what="a Freddie Mac origination file")
                    for p in by_layout["origination"]]).drop_duplicates("loan", keep="last")
-    perf["period"] = month_from(perf["period"], "YYYYMM")
     orig["orig_month"] = month_from(orig.pop("first_payment"), "YYYYMM") - FIRST_PAYMENT_LAG
-    # The performance file's UPB at removal is not among the fields read: a credit event is written off at the
-    # loan's last balance (Freddie reports the current UPB as 0 from the zero-balance month).
-    perf["removal"] = pd.array([""] * len(perf), dtype="string")
-    raw = perf.merge(orig, on="loan", how="left", validate="many_to_one")
-    if len(raw) and raw["purpose"].isna().all():
-        raise LoanFileError("no loan of the performance files is in the origination files given: are they the same "
-                            "quarter's?")
-    for col in ("purpose", "orig_upb", "rate"):
-        raw[col] = raw[col].fillna("")
-    return raw
+    # Freddie reports the current UPB as 0 from the zero-balance month (the UPB at removal is not read).
+    monthly = (perf.assign(period=month_from(perf["period"], "YYYYMM"))
+               for path in by_layout["performance"]
+               for perf in iter_fields(path, PERFORMANCE, what="a Freddie Mac monthly performance file"))
+    yield from joined(monthly, orig, names=("performance", "origination"))
 
 
 def read_freddie(sources: Sequence[str | Path], columns: Mapping[str, str], *, cohort_by: str = "first_report",
                  segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
-    """Freddie Mac origination + monthly performance files (several quarters) -> (panel, summary)."""
-    with unpacked(sources) as files:
-        raw = read_raw(files)
-    return clean(raw, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by, sources=sources)
+    """Freddie Mac origination + monthly performance files (several quarters) -> (panel, summary), cleaned in
+    batches of whole loans (`loan_performance.read_by_loan`)."""
+    return read_by_loan(raw_blocks, sources, columns, purposes=PURPOSES, cohort_by=cohort_by, segment_by=segment_by)

@@ -21,6 +21,9 @@ panel in the config's [columns] names:
 - gaps (months missing inside a loan's rows) are kept as they are: the engine counts no transition across a gap.
 - segment: the loan purpose (its first row's), or one segment "ALL".
 - no row left at all is a LoanFileError naming the files and the reasons, not an empty panel.
+
+Memory: the readers yield the files block by block (`iter_fields`), and `read_by_loan` cleans them in batches of
+whole loans (`clean_by_loan`), so a quarter of tens of millions of loan-months holds one batch beside its panel.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +55,13 @@ LOSS_CODES = ("02", "03", "09", "15", "97", "98")
 COHORT_BY = ("first_report", "origination")
 SEGMENT_BY = ("purpose", "none")
 ALL_SEGMENT = "ALL"
-READ_BLOCK = 1 << 26  # bytes per block of the streaming reader: memory stays at the narrow columns kept
+# Bytes per block of the streaming reader. pyarrow reads blocks ahead, so memory grows with the block: over 2M rows
+# of the combined layout, iterating the blocks peaked at 0.94 GB with 64 MB blocks, 0.28 GB with 2 MB, as fast.
+READ_BLOCK = 1 << 21
+# Rows cleaned at once: the cleaning holds about 1 KB a row (text fields, sort, grouped fills), so a quarter of 40M
+# loan-months cleaned whole needed 30-40 GB; in batches of whole loans it holds one batch beside the narrow panel
+# (2M rows: peak 0.83 GB at 250,000 a batch, 1.42 GB at 1M, 1.86 GB whole; the time the same).
+BATCH_ROWS = 250_000
 
 
 class LoanFileError(InputError):
@@ -135,9 +144,9 @@ def unpacked(sources: Sequence[str | Path]) -> Iterator[list[Path]]:
         yield out
 
 
-def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:
-    """The pipe-delimited, header-less file's ``fields`` (name -> 0-based position) as text, read in blocks by
-    pyarrow (compressed files by their extension); only the named columns are kept in memory."""
+def iter_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> Iterator[pd.DataFrame]:
+    """The pipe-delimited, header-less file's ``fields`` (name -> 0-based position) as text, block by block as
+    pyarrow reads it (compressed files by their extension); only the named columns are kept in memory."""
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -160,11 +169,19 @@ def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd
                 convert_options=pc.ConvertOptions(include_columns=wanted,
                                                   column_types=dict.fromkeys(wanted, pa.string()),
                                                   strings_can_be_null=False))
-            table = reader.read_all()
+            for batch in reader:
+                table = pa.Table.from_batches([batch]).rename_columns(list(fields))
+                yield table.to_pandas(types_mapper=lambda _t: pd.StringDtype())
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoanFileError(f"{path}: cannot read it as {what}: {exc}") from exc
-    frame = table.rename_columns(list(fields)).to_pandas(types_mapper=lambda _t: pd.StringDtype())
-    return frame
+
+
+def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:
+    """`iter_fields` whole (the static files: one row per loan)."""
+    frames = list(iter_fields(path, fields, what=what))
+    if not frames:
+        return pd.DataFrame({k: pd.array([], dtype=pd.StringDtype()) for k in fields})
+    return concat(frames)
 
 
 def field_count(path: Path) -> int:
@@ -198,6 +215,122 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     the error when no row is left. Vectorised: one sort by loan and month, then grouped forward fills and cumulative
     flags; no loop over loans or rows.
     """
+    return _checked(*_clean_part(raw, columns, purposes=purposes, cohort_by=cohort_by, segment_by=segment_by),
+                    sources)
+
+
+class NotByLoan(Exception):
+    """A loan's rows come back after a batch that held some of them was cleaned: the files do not list each loan's
+    rows together, so they are read whole."""
+
+
+def in_batches(frames: Iterable[pd.DataFrame], rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The blocks a reader yields, regrouped into frames of at least ``rows`` (default `BATCH_ROWS`) rows, the last
+    one fewer."""
+    rows = rows or BATCH_ROWS
+    buffer, n = [], 0
+    for frame in frames:
+        buffer.append(frame)
+        n += len(frame)
+        if n >= rows:
+            yield concat(buffer)
+            buffer, n = [], 0
+    if buffer:
+        yield concat(buffer)
+
+
+def clean_by_loan(batches: Iterable[pd.DataFrame], columns: Mapping[str, str], *, purposes: Mapping[str, str],
+                  cohort_by: str = "first_report", segment_by: str = "purpose",
+                  sources: Sequence[str | Path] = ()) -> tuple[pd.DataFrame, ImportSummary]:
+    """`clean` batch by batch, holding one batch of raw rows at a time. The agencies' files list each loan's rows
+    together, so a batch is cleaned without the rows of its last loan, which wait for the next batch: every loan is
+    cleaned whole, once, and the panel and counts equal `clean`'s of the whole files. Raises `NotByLoan` when a loan
+    seen in an earlier batch comes back (a file sorted by month, or files split by month)."""
+    parts: list[tuple[pd.DataFrame, ImportSummary]] = []
+    seen: list[np.ndarray] = []
+
+    def part(raw: pd.DataFrame) -> None:
+        ids = pd.unique(raw["loan"].str.strip().to_numpy(dtype=object))
+        ids = ids[ids != ""]
+        if seen and pd.Index(ids).isin(np.concatenate(seen)).any():
+            raise NotByLoan
+        seen.append(ids)
+        parts.append(_clean_part(raw, columns, purposes=purposes, cohort_by=cohort_by, segment_by=segment_by))
+
+    carry = None
+    for raw in batches:
+        if carry is not None:
+            raw = concat([carry, raw])
+        last = (raw["loan"] == raw["loan"].iloc[-1]).to_numpy()
+        carry = raw[last]
+        if not last.all():
+            part(raw[~last].reset_index(drop=True))
+    if carry is not None:
+        part(carry.reset_index(drop=True))
+    if not parts:
+        names = ", ".join(Path(s).name for s in sources) or "the files"
+        raise LoanFileError(f"{names}: no loan left to import: no row read")
+    panels = [p for p, _ in parts]
+    summaries = [s for _, s in parts]
+    panel = concat(panels) if len(panels) > 1 else panels[0]
+    summary = ImportSummary(
+        rows_read=sum(s.rows_read for s in summaries), rows=len(panel), loans=sum(s.loans for s in summaries),
+        cohorts=int(panel[columns["cohort"]].nunique()),
+        states={k: sum(s.states[k] for s in summaries) for k in summaries[0].states},
+        dropped={k: sum(s.dropped[k] for s in summaries) for k in summaries[0].dropped},
+        masked_balances=sum(s.masked_balances for s in summaries),
+        unknown_status=sum(s.unknown_status for s in summaries), gaps=sum(s.gaps for s in summaries),
+        censored_loans=sum(s.censored_loans for s in summaries))
+    return _checked(panel, summary, sources)
+
+
+def read_by_loan(raw_blocks: Callable[[list[Path]], Iterator[pd.DataFrame]], sources: Sequence[str | Path],
+                 columns: Mapping[str, str], *, purposes: Mapping[str, str], cohort_by: str = "first_report",
+                 segment_by: str = "purpose") -> tuple[pd.DataFrame, ImportSummary]:
+    """A reader's files (.zip archives unpacked) -> (panel, summary): ``raw_blocks(files)`` cleaned in batches of
+    whole loans (`clean_by_loan`), or whole where the files do not list each loan's rows together."""
+    options = {"purposes": purposes, "cohort_by": cohort_by, "segment_by": segment_by, "sources": sources}
+    with unpacked(sources) as files:
+        try:
+            return clean_by_loan(in_batches(raw_blocks(files)), columns, **options)
+        except NotByLoan:
+            log.info("the files do not list each loan's rows together: read whole")
+            return clean(concat(list(raw_blocks(files))), columns, **options)
+
+
+def joined(monthly: Iterable[pd.DataFrame], static: pd.DataFrame, *, names: tuple[str, str]) -> Iterator[pd.DataFrame]:
+    """Blocks of monthly rows joined to their loans' static rows (Fannie's Acquisition file, Freddie's origination
+    file: one row per loan), as raw frames. ``names``: the two kinds of file, for the error when no loan matches."""
+    matched = read = False
+    for block in monthly:
+        # These layouts give no UPB at removal: a credit event is written off at the loan's last balance.
+        block["removal"] = pd.array([""] * len(block), dtype="string")
+        raw = block.merge(static, on="loan", how="left", validate="many_to_one")
+        read |= len(raw) > 0
+        matched |= bool(raw["purpose"].notna().any())
+        for col in ("purpose", "orig_upb", "rate"):
+            raw[col] = raw[col].fillna("")
+        yield raw
+    if read and not matched:
+        raise LoanFileError(f"no loan of the {names[0]} files is in the {names[1]} files given: are they the same "
+                            f"quarter's?")
+
+
+def _checked(panel: pd.DataFrame, summary: ImportSummary,
+             sources: Sequence[str | Path]) -> tuple[pd.DataFrame, ImportSummary]:
+    """(panel, summary), logged; a LoanFileError naming the files and the reasons when no row is left."""
+    if panel.empty:
+        why = ", ".join(f"{v:,} {k}" for k, v in summary.dropped.items() if v)
+        names = ", ".join(Path(s).name for s in sources) or "the files"
+        raise LoanFileError(f"{names}: no loan left to import: {summary.rows_read:,} rows read"
+                            f"{', ' + why if why else ''} (see docs/real-data.md, the cleaning rules)")
+    log.info("loan performance import: %s", "; ".join(summary.lines()))
+    return panel, summary
+
+
+def _clean_part(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[str, str],
+                cohort_by: str, segment_by: str) -> tuple[pd.DataFrame, ImportSummary]:
+    """`clean` without its check for an empty result (a batch may keep no row)."""
     if cohort_by not in COHORT_BY:
         raise InputError(f"cohort_by must be one of {', '.join(COHORT_BY)} (got {cohort_by!r})")
     if segment_by not in SEGMENT_BY:
@@ -279,11 +412,6 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
     if columns.get("apr"):
         panel[columns["apr"]] = number["rate"] / 100.0
     panel = panel[keep].reset_index(drop=True)
-    if panel.empty:
-        why = ", ".join(f"{v:,} {k}" for k, v in dropped.items() if v)
-        names = ", ".join(Path(s).name for s in sources) or "the files"
-        raise LoanFileError(f"{names}: no loan left to import: {n_read:,} rows read"
-                            f"{', ' + why if why else ''} (see docs/real-data.md, the cleaning rules)")
     cohort = panel.pop("_cohort").to_numpy()
     values, inverse = np.unique(cohort, return_inverse=True)  # label the few cohorts, not every row
     panel.insert(1, columns["cohort"], np.asarray(month_label(values), dtype=object)[inverse])
@@ -302,7 +430,6 @@ def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[st
         dropped=dropped, masked_balances=masked, unknown_status=unknown_status, gaps=gaps,
         censored_loans=len(np.unique(loan_code[leaving])),
     )
-    log.info("loan performance import: %s", "; ".join(summary.lines()))
     return panel, summary
 
 

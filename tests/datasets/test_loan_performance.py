@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyxl_del.cli import main
+from pyxl_del.datasets import loan_performance
 from pyxl_del.datasets.fannie import read_fannie
 from pyxl_del.datasets.freddie import read_freddie
 from pyxl_del.datasets.loan_performance import LoanFileError
@@ -380,3 +381,57 @@ def test_cleaning_invariants(tmp_path, loans):
     assert np.isfinite(ead).all() and (ead >= 0).all()
     assert (ead[panel["STATE_MODEL"].to_numpy() == "PREPAY"] == 0).all()
     assert (ead[~absorbing] > 0).all()  # a live balance is never the masked 0
+
+
+def _whole_and_in_batches(monkeypatch, read, files):
+    """(panel, summary) read in one batch, and read in blocks of a few lines and batches of two rows."""
+    whole = read(files, COLUMNS)
+    monkeypatch.setattr(loan_performance, "READ_BLOCK", 256)  # bytes: a block is a few lines
+    monkeypatch.setattr(loan_performance, "BATCH_ROWS", 2)
+    return whole, read(files, COLUMNS)
+
+
+@pytest.mark.parametrize("layout", ["combined", "older Fannie", "Freddie"])
+def test_batches_of_whole_loans_give_the_whole_files_panel(tmp_path, monkeypatch, layout):
+    """A quarter is cleaned a batch of whole loans at a time (memory stays at one batch): the panel and every count
+    are those of the files cleaned at once, in each layout."""
+    read, files = {"combined": (read_fannie, [write_combined(tmp_path / "2020Q1.csv")]),
+                   "older Fannie": (read_fannie, write_old_fannie(tmp_path)),
+                   "Freddie": (read_freddie, write_freddie(tmp_path))}[layout]
+    calls = []
+    real = loan_performance._clean_part
+
+    def counted(raw, *args, **kwargs):
+        calls.append(len(raw))
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(loan_performance, "_clean_part", counted)
+    (panel, summary), (batched, batched_summary) = _whole_and_in_batches(monkeypatch, read, files)
+    assert calls[:2] == [17, 2] and len(calls) >= 2 + 3  # at once (the last loan waits), then in several batches
+    assert sum(calls[2:]) == 19
+    pd.testing.assert_frame_equal(batched, panel)
+    assert batched_summary == summary
+
+
+def test_loans_not_listed_together_are_read_whole(tmp_path, monkeypatch):
+    """A file sorted by month (each loan's rows apart) cannot be cleaned a batch at a time: it is read whole, and
+    gives the panel of the same rows listed by loan."""
+    by_loan = write_combined(tmp_path / "by_loan.csv")
+    lines = by_loan.read_text().splitlines()
+    by_month = tmp_path / "by_month.csv"
+    by_month.write_text("\n".join(sorted(lines, key=lambda line: line.split("|")[2][2:] + line.split("|")[2][:2]))
+                        + "\n")
+    (panel, summary), _ = _whole_and_in_batches(monkeypatch, read_fannie, [by_loan])
+    got, got_summary = read_fannie([by_month], COLUMNS)
+    pd.testing.assert_frame_equal(got, panel)
+    assert got_summary == summary
+
+
+@pytest.mark.skipif(not EXCERPT.is_file(), reason="the Fannie Mae excerpt is internal test data, absent here")
+def test_real_excerpt_in_batches_equals_whole(monkeypatch):
+    whole, summary = read_fannie([EXCERPT], COLUMNS)
+    monkeypatch.setattr(loan_performance, "READ_BLOCK", 1 << 16)
+    monkeypatch.setattr(loan_performance, "BATCH_ROWS", 1000)
+    batched, batched_summary = read_fannie([EXCERPT], COLUMNS)
+    pd.testing.assert_frame_equal(batched, whole)
+    assert batched_summary == summary

@@ -247,14 +247,13 @@ def clean_by_loan(batches: Iterable[pd.DataFrame], columns: Mapping[str, str], *
     cleaned whole, once, and the panel and counts equal `clean`'s of the whole files. Raises `NotByLoan` when a loan
     seen in an earlier batch comes back (a file sorted by month, or files split by month)."""
     parts: list[tuple[pd.DataFrame, ImportSummary]] = []
-    seen: list[np.ndarray] = []
+    seen: set[str] = set()  # checked and grown per batch in C: not every earlier batch's ids hashed again
 
     def part(raw: pd.DataFrame) -> None:
-        ids = pd.unique(raw["loan"].str.strip().to_numpy(dtype=object))
-        ids = ids[ids != ""]
-        if seen and pd.Index(ids).isin(np.concatenate(seen)).any():
+        ids = set(raw["loan"].str.strip().unique()) - {""}
+        if not seen.isdisjoint(ids):
             raise NotByLoan
-        seen.append(ids)
+        seen.update(ids)
         parts.append(_clean_part(raw, columns, purposes=purposes, cohort_by=cohort_by, segment_by=segment_by))
 
     carry = None

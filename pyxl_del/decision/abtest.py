@@ -498,8 +498,9 @@ def observed(data, config: Config, *, champion: str | None = None, mde: float = 
         if too_small(bads[m][0], counts[m][0], bads[m][1], counts[m][1]):
             notes.append(f"DEL30 at MOB {m}: {int(bads[m][0])} of {int(counts[m][0])} champion and "
                          f"{int(bads[m][1])} of {int(counts[m][1])} challenger loans bad, fewer than "
-                         f"{SMALL_EXPECTED} bad or good loans expected in an arm: the p-value is Fisher's exact test's and the 95% "
-                         f"interval (normal approximation) is rough; wait for more loans before deciding")
+                         f"{SMALL_EXPECTED} bad or good loans expected in an arm: the p-value is Fisher's exact "
+                         f"test's and the 95% interval (normal approximation) is rough; wait for more loans before "
+                         f"deciding")
     mixed = []
     for label in labels:
         wide = result.wide(label, "DEL30")

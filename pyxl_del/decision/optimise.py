@@ -471,9 +471,7 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
     if lp.x @ lp.x <= problem.max_hhi:
         return np.clip(lp.x, 0.0, 1.0)
     a, b = _unit_rows(rows, rhs)
-    # The objective at unit scale: SLSQP's steps and stopping rule are absolute, and value x budget (millions)
-    # once made it stop at an answer breaking the HHI limit.
-    objective = -problem.value / (np.abs(problem.value).max() or 1.0)
+    objective = _unit_objective(problem)
     n = len(objective)
     slsqp = [{"type": "ineq", "fun": lambda x: b - a @ x, "jac": lambda x: -a},
              {"type": "ineq", "fun": lambda x: problem.max_hhi - x @ x, "jac": lambda x: -2 * x}]
@@ -506,6 +504,12 @@ def optimise_mix(problem: MixProblem) -> np.ndarray:
     return np.clip(best, 0.0, 1.0)
 
 
+def _unit_objective(problem: MixProblem) -> np.ndarray:
+    """The value to minimise at unit scale: SLSQP's steps and stopping rule are absolute, and value x budget
+    (millions) once made it stop at an answer breaking the HHI limit."""
+    return -problem.value / (np.abs(problem.value).max() or 1.0)
+
+
 def proven_optimal(problem: MixProblem, share: np.ndarray) -> bool:
     """Whether no mix meeting every limit is worth more than ``share``: the linear programme with the HHI limit
     replaced by its tangent at ``share`` relaxes the problem, so its optimum bounds every feasible mix's value."""
@@ -513,7 +517,7 @@ def proven_optimal(problem: MixProblem, share: np.ndarray) -> bool:
 
     rows, rhs, bounds = problem.linear(tuple(MIX_GROUPS))
     a, b = _unit_rows(rows, rhs)
-    objective = -problem.value / (np.abs(problem.value).max() or 1.0)
+    objective = _unit_objective(problem)
     tangent = optimize.linprog(objective, A_ub=np.vstack([a, 2 * share]), b_ub=[*b, problem.max_hhi + share @ share],
                                bounds=bounds, method="highs")
     return tangent.status == 0 and objective @ share <= tangent.fun + MIX_TOLERANCE

@@ -464,7 +464,7 @@ def state_problem(column: str, order: Sequence[str], labels: list, where: str) -
     alike = [(v, buckets[_name_key(v)]) for v in labels[:MAX_LISTED]
              if isinstance(v, str) and _name_key(v) in buckets]
     if alike:
-        pairs = ", ".join(f"{shorten(repr(v), LABEL_CHARS)} as {b!r}" for v, b in alike)
+        pairs = ", ".join(f"{quoted([v])} as {b!r}" for v, b in alike)
         text += (f" ({pairs}: the same but for letter case or spaces; labels must match [buckets] order as "
                  f"written)")
     return text
@@ -533,7 +533,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
                                        cohort_format))
     if len(uniques) == 0:
         return np.full(len(codes), -1, dtype=np.int64)
-    idx = np.asarray(month_index(parsed.year.fillna(0), parsed.month.fillna(1)), dtype=np.int64)
+    idx = month_index(parsed.year.fillna(0), parsed.month.fillna(1))
     return np.append(idx, -1)[codes]  # an empty cell's code -1 picks the appended -1
 
 

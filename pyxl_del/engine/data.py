@@ -53,6 +53,10 @@ MESSAGES = {
     "cohort_ambiguous": "column {column!r} ([columns] cohort): {values} such as {labels} could be day-first or "
                         "month-first, and a date is never guessed: write ISO dates ('2023-07-05' or '2023-07') or "
                         "declare the column's one format in [columns] cohort_format (e.g. \"%d/%m/%Y\"); in {where}",
+    "cohort_year": "column {column!r} ([columns] cohort): {values} such as {labels} {are} a year without a month. A "
+                   "cohort is a month, and each row's reporting month is the cohort's plus its MOB, so a year is not "
+                   "read as its January (that would move loans disbursed later in the year by up to 11 months): give "
+                   "the month of disbursal ('2023-07', 202307 or a date); in {where}",
     "cohort_format": "column {column!r} ([columns] cohort): {values} {do} not match [columns] cohort_format "
                      "{fmt!r} (e.g. {labels}) in {where}",
     "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
@@ -105,6 +109,7 @@ GAP_EXAMPLES = 5  # loans named in the gap warning
 # Text dates with the day and month both as numbers before the year: 05/07/2023 is May 7 or July 5.
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
+YEAR_ONLY = re.compile(r"^\s*[0-9]{4}(?:[.]0+)?\s*$")  # "2023" or the number 2023(.0): a year, not a month
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
 LABEL_CHARS = 40  # characters of a bad value a message quotes
@@ -481,6 +486,10 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     if ambiguous:
         shown = quoted(ambiguous[:MAX_LISTED])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
+    years = [v for v in labels if not isinstance(v, bool) and YEAR_ONLY.match(str(v))]
+    if years:
+        return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), labels=quoted(years[:MAX_LISTED]),
+                                              are=agree(n, "is", "are"), where=where)
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)
 
@@ -502,7 +511,8 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
         parsed = pd.DatetimeIndex(uniques)
     elif pd.api.types.is_numeric_dtype(uniques.dtype):  # 202301-style integers
         u = np.asarray(uniques, dtype=np.float64)
-        ok = (u == np.floor(u)) & (u % 100 >= 1) & (u % 100 <= 12)
+        # Six digits: 2012 is a year, not December of the year 20.
+        ok = (u == np.floor(u)) & (u >= 100_000) & (u % 100 >= 1) & (u % 100 <= 12)
         parsed = pd.to_datetime(
             pd.Series(np.where(ok, u, np.nan)).map(lambda v: f"{int(v) // 100:04d}-{int(v) % 100:02d}"
                                                   if v == v else None), format="%Y-%m", errors="coerce")
@@ -521,6 +531,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
             loose = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
             year = pd.to_numeric(text[retry].str.extract(FULL_YEAR, expand=False), errors="coerce")
             parsed[retry] = loose.where(loose.dt.year == year)
+        parsed[text.str.match(YEAR_ONLY.pattern)] = pd.NaT  # ISO's "2023" is January: a guess of the month
         if cohort_format:  # real date cells (an .xlsx) are dates; all text is read by the one declared format
             is_text = raw.map(lambda v: not isinstance(v, (datetime.date, np.datetime64))).to_numpy(dtype=bool)
             declared = pd.to_datetime(raw.map(lambda v: str(v).strip()), format=cohort_format, errors="coerce")

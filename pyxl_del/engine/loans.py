@@ -78,7 +78,7 @@ def parse_cohort(value: Any) -> int:
         return value.year * 12 + value.month - 1
     if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
         v = int(value)
-        if 1 <= v % 100 <= 12 and v >= 100:
+        if 1 <= v % 100 <= 12 and 100_000 <= v < 1_000_000:  # 2012 is a year, not December of the year 20
             return (v // 100) * 12 + v % 100 - 1
     m = re.fullmatch(r"\s*(\d{4})-(\d{1,2})(?:-\d{1,2})?\s*", str(value))
     if m and 1 <= int(m.group(2)) <= 12:

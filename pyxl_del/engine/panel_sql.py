@@ -51,11 +51,11 @@ LOAN_RULES = {
     "segment_changes": "next_segment <> segment",
 }
 
-# Text cohorts, as data._parse_cohorts reads them in ISO form: YYYY, YYYY-MM, YYYY-MM-DD (also with "/", one-digit
-# months and days, and an optional time and zone), and YYYYMMDD. Character classes instead of backslashes,
+# Text cohorts, as data._parse_cohorts reads them in ISO form: YYYY-MM, YYYY-MM-DD (also with "/", one-digit
+# months and days, and an optional time and zone), and YYYYMMDD; a year alone is not a month. Character classes instead of backslashes,
 # because Spark string literals treat a backslash as an escape.
 TIME_SUFFIX = "(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-ISO_MONTH = "^([0-9]{4})(?:[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + ")?)?$"
+ISO_MONTH = "^([0-9]{4})[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + ")?$"
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
 COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numbers reads as text
 
@@ -125,9 +125,9 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str, cohort_
     if kind == "period":
         return f"SELECT raw, try_cast(raw AS BIGINT) + {PERIOD_EPOCH} AS month FROM ({distinct}) AS distinct_cohorts"
     if kind == "number":
-        # 202301-style numbers: a whole number whose last two digits are a month, year 0..9999.
+        # 202301-style numbers: six digits, the last two a month (2012 is a year, not December of the year 20).
         return f"""SELECT raw,
-               CASE WHEN v >= 0 AND v < 1000000 AND v % 1 = 0 AND v % 100 >= 1 AND v % 100 <= 12
+               CASE WHEN v >= 100000 AND v < 1000000 AND v % 1 = 0 AND v % 100 >= 1 AND v % 100 <= 12
                     THEN try_cast((v - v % 100) / 100 AS BIGINT) * 12 + try_cast(v % 100 AS BIGINT) - 1 END AS month
         FROM (SELECT raw, try_cast(raw AS DOUBLE) AS v FROM ({distinct}) AS distinct_cohorts) AS numbers"""
     if kind != "text":
@@ -146,10 +146,10 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str, cohort_
 
     return f"""SELECT raw,
                CASE WHEN y <> ''
-                     AND (mo = '' OR try_cast(mo AS INT) BETWEEN 1 AND 12)
+                     AND try_cast(mo AS INT) BETWEEN 1 AND 12
                      AND (dd = '' OR try_cast(concat(y, '-', lpad(mo, 2, '0'), '-', lpad(dd, 2, '0')) AS DATE)
                                      IS NOT NULL)
-                    THEN try_cast(y AS BIGINT) * 12 + coalesce(try_cast(nullif(mo, '') AS BIGINT), 1) - 1 END AS month
+                    THEN try_cast(y AS BIGINT) * 12 + try_cast(mo AS BIGINT) - 1 END AS month
         FROM (SELECT raw, {part(1)} AS y, {part(2)} AS mo, {part(3)} AS dd
               FROM (SELECT raw, trim(CAST(raw AS STRING)) AS t FROM ({distinct}) AS distinct_cohorts) AS texts
              ) AS parts"""

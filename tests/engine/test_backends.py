@@ -191,6 +191,29 @@ def test_free_form_text_cohorts_are_iso_only_in_sql():
         aggregate(df, CONFIG, "duckdb")
 
 
+@pytest.mark.parametrize("years", [["2023", "2024"], [2011, 2012], [2011.0, 2012.0]],
+                         ids=["text", "integer", "float"])
+def test_a_year_alone_is_not_a_month_on_every_backend(tmp_path, years):
+    """Yearly vintages were read as January ("2023") or, as numbers, as a month of the year 20 (2012 -> 0020-12, by
+    pandas only: DuckDB read a CSV's 2012 as 2012-01), so every reporting month moved. Each backend now names them."""
+    df = frame(GOOD + loan("L3", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90)]))
+    df["DISBURSAL_MONTH"] = pd.Series([years[0]] * 6 + [years[1]] * 2, dtype=object).astype(type(years[0]))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    df.to_parquet(tmp_path / "p.parquet")
+    for source, backend in ((df, "pandas"), (tmp_path / "p.csv", "duckdb"), (tmp_path / "p.parquet", "duckdb"),
+                            (tmp_path / "p.parquet", "pandas")):
+        message = str(_errors(source, backend))
+        assert "([columns] cohort): 8 values such as" in message and "are a year without a month" in message, (
+            backend, message)
+    # The month beside them still reads: six digits, or text with its month.
+    for months in (["2023-01", "2024-12"], [202301, 202412]):
+        df["DISBURSAL_MONTH"] = [months[0]] * 6 + [months[1]] * 2
+        stats = aggregate(df, CONFIG, "pandas")
+        assert list(stats.cohorts) == [2023 * 12, 2024 * 12 + 11]
+        df.to_csv(tmp_path / "p.csv", index=False)
+        assert_same_stats(stats, aggregate(tmp_path / "p.csv", CONFIG, "duckdb"))
+
+
 def _broken(case: str) -> pd.DataFrame:
     df = frame(GOOD).astype(object)
     if case == "empty":

@@ -78,6 +78,13 @@ def test_cohort_spellings(cohort):
     assert cell_loans.parse_cohort(cohort) == 2025 * 12 + 1
 
 
+@pytest.mark.parametrize("cohort", [2012, 2012.0, "2012", 101, 12301])
+def test_a_year_or_a_short_number_is_not_a_month(cohort):
+    # 2012 was read as December of the year 20, as the panel's parser read it (tests/engine/test_backends.py)
+    with pytest.raises(ValueError, match="not a month"):
+        cell_loans.parse_cohort(cohort)
+
+
 def test_bad_arguments(panel):
     with pytest.raises(ValueError, match="not a month"):
         cell_loans.loans_behind(panel, Config(), "CD", "Feb", 5)

@@ -486,10 +486,10 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     if ambiguous:
         shown = quoted(ambiguous[:MAX_LISTED])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
-    years = [v for v in labels if not isinstance(v, bool) and YEAR_ONLY.match(str(v))]
+    years = [v for v in labels if YEAR_ONLY.match(str(v))]
     if years:
-        return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), labels=quoted(years[:MAX_LISTED]),
-                                              are=agree(n, "is", "are"), where=where)
+        return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), where=where,
+                                              labels=quoted(years[:MAX_LISTED]), are=agree(n, "is", "are"))
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)
 

@@ -52,8 +52,8 @@ LOAN_RULES = {
 }
 
 # Text cohorts, as data._parse_cohorts reads them in ISO form: YYYY-MM, YYYY-MM-DD (also with "/", one-digit
-# months and days, and an optional time and zone), and YYYYMMDD; a year alone is not a month. Character classes instead of backslashes,
-# because Spark string literals treat a backslash as an escape.
+# months and days, and an optional time and zone), and YYYYMMDD; a year alone is not a month. Character classes
+# instead of backslashes, because Spark string literals treat a backslash as an escape.
 TIME_SUFFIX = "(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 ISO_MONTH = "^([0-9]{4})[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + ")?$"
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"

@@ -57,6 +57,9 @@ MESSAGES = {
                    "cohort is a month, and each row's reporting month is the cohort's plus its MOB, so a year is not "
                    "read as its January (that would move loans disbursed later in the year by up to 11 months): give "
                    "the month of disbursal ('2023-07', 202307 or a date); in {where}",
+    "cohort_serial": "column {column!r} ([columns] cohort): {values} such as {labels} {are} not a month but look "
+                     "like Excel's day numbers ({example}): the column was saved from a cell formatted as a number; "
+                     "format it as dates, or as text such as '2023-07', before saving; in {where}",
     "cohort_format": "column {column!r} ([columns] cohort): {values} {do} not match [columns] cohort_format "
                      "{fmt!r} (e.g. {labels}) in {where}",
     "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
@@ -110,6 +113,8 @@ GAP_EXAMPLES = 5  # loans named in the gap warning
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
 YEAR_ONLY = re.compile(r"^\s*[0-9]{4}(?:[.]0+)?\s*$")  # "2023" or the number 2023(.0): a year, not a month
+EXCEL_DAY = re.compile(r"^\s*([0-9]{5})(?:[.]0+)?\s*$")  # 45123: Excel's day 45123 is 2023-07-16
+EXCEL_DAYS = (20_000, 80_000)  # the day numbers of 1954-10 .. 2119-01: a loan's dates, not a YYYYMM misread
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
 LABEL_CHARS = 40  # characters of a bad value a message quotes
@@ -442,8 +447,10 @@ LOCALE_NUMBER = re.compile(r"[+-]?\d{1,3}(?:([.,\u00a0 ])\d{3})+(?:[.,]\d+)?|[+-
 
 
 def quoted(values) -> str:
-    """Values as the findings quote them: each repr'd and cut to LABEL_CHARS, an empty one (NULL) "empty"."""
-    return ", ".join("empty" if pd.isna(v) else shorten(repr(v), LABEL_CHARS) for v in values)
+    """Values as the findings quote them: each repr'd and cut to LABEL_CHARS, an empty one (NULL) "empty"; a numpy
+    number as the number (numpy 2's repr of 2012 is "np.int64(2012)")."""
+    return ", ".join("empty" if pd.isna(v) else shorten(repr(v.item() if isinstance(v, np.generic) else v),
+                                                        LABEL_CHARS) for v in values)
 
 
 def ead_problem(column: str, where: str, labels: list) -> str:
@@ -490,6 +497,13 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     if years:
         return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), where=where,
                                               labels=quoted(years[:MAX_LISTED]), are=agree(n, "is", "are"))
+    days = [v for v in labels if (m := EXCEL_DAY.match(str(v))) and EXCEL_DAYS[0] <= int(m.group(1)) <= EXCEL_DAYS[1]]
+    if days:
+        first = int(EXCEL_DAY.match(str(days[0])).group(1))
+        example = f"{first} is {(pd.Timestamp('1899-12-30') + pd.Timedelta(days=first)).date()}"
+        return MESSAGES["cohort_serial"].format(column=column, values=counted(n, "value"), where=where,
+                                                labels=quoted(days[:MAX_LISTED]), are=agree(n, "is", "are"),
+                                                example=example)
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)
 

@@ -205,6 +205,7 @@ def test_a_year_alone_is_not_a_month_on_every_backend(tmp_path, years):
         message = str(_errors(source, backend))
         assert "([columns] cohort): 8 values such as" in message and "are a year without a month" in message, (
             backend, message)
+        assert "np." not in message  # numpy 2 quoted 2011 as np.int64(2011)
     # The month beside them still reads: six digits, or text with its month.
     for months in (["2023-01", "2024-12"], [202301, 202412]):
         df["DISBURSAL_MONTH"] = [months[0]] * 6 + [months[1]] * 2
@@ -212,6 +213,19 @@ def test_a_year_alone_is_not_a_month_on_every_backend(tmp_path, years):
         assert list(stats.cohorts) == [2023 * 12, 2024 * 12 + 11]
         df.to_csv(tmp_path / "p.csv", index=False)
         assert_same_stats(stats, aggregate(tmp_path / "p.csv", CONFIG, "duckdb"))
+
+
+def test_excel_day_numbers_as_cohorts_are_named_on_every_backend(tmp_path):
+    """A date column saved from cells formatted as numbers: 45123 is Excel's 2023-07-16, not a month."""
+    df = frame(GOOD)
+    df["DISBURSAL_MONTH"] = [45123] * 3 + [45154] * 3
+    df.to_csv(tmp_path / "p.csv", index=False)
+    for source, backend in ((df, "pandas"), (tmp_path / "p.csv", "duckdb")):
+        message = str(_errors(source, backend))
+        assert "6 values such as" in message and "look like Excel's day numbers (45123 is 2023-07-16)" in message, (
+            backend, message)
+    df["DISBURSAL_MONTH"] = 12345  # five digits, but no day of a loan's era: not a month, said plainly
+    assert "([columns] cohort): 6 values are not a month (e.g. 12345;" in str(_errors(df, "pandas"))
 
 
 def _broken(case: str) -> pd.DataFrame:

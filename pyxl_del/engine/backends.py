@@ -57,6 +57,7 @@ from pyxl_del.engine.data import (
     gap_warning,
     header_fields,
     late_start_warning,
+    mob_problem,
     period_freq,
     read_panel,
     require_unique,
@@ -658,7 +659,7 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
         problems.append(cohort_problem(col["cohort"], counts["cohort"], bad, where("cohort"),
                                        config.columns.cohort_format))
     if counts["mob"]:
-        problems.append(MESSAGES["mob"].format(column=col["mob"], where=where("mob")))
+        problems.append(mob_problem(col["mob"], where("mob"), labels("mob")))
     if counts["segment_empty"]:
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment", where=where("segment_empty")))
     _, uniques = pd.factorize(pd.Series(pd.unique(cells["segment"].dropna())), sort=True)

@@ -64,6 +64,10 @@ MESSAGES = {
                      "{fmt!r} (e.g. {labels}) in {where}",
     "mob": "column {column!r} ([columns] mob) must be a whole number from 0 to " + str(PANEL_MAX_MOB)
            + "; not so in {where}",
+    "mob_months": "column {column!r} ([columns] mob) holds calendar months such as {labels}, not months on book: "
+                  "MOB counts the months since the cohort's month (0 in it), the reporting month minus the cohort "
+                  "month; add such a column (in Excel =DATEDIF(cohort, month, \"m\") on first days of months) and "
+                  "map it; in {where}",
     "reserved": "segment name {name!r} is reserved for the portfolio aggregate (in any letter case); rename it in "
                 "column {column!r}",
     "blank_segment": "column {column!r} ([columns] segment) names {names} with spaces only: give those loans a "
@@ -113,6 +117,9 @@ GAP_EXAMPLES = 5  # loans named in the gap warning
 AMBIGUOUS_DATE = re.compile(r"^\s*[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}(?:[ T].*)?$")
 FULL_YEAR = r"(?<!\d)(\d{4})(?!\d)"  # a year written with its four digits ("Jul 2023", not "Jul-23")
 YEAR_ONLY = re.compile(r"^\s*[0-9]{4}(?:[.]0+)?\s*$")  # "2023" or the number 2023(.0): a year, not a month
+# A calendar month as a reporting-month column writes it: 2023-07, 2023/7, 2023-07-01 ..., 202307, 20230701.
+CALENDAR_MONTH = re.compile(r"^\s*(?:19|20)[0-9]{2}(?:[-/.](?:0?[1-9]|1[0-2])(?![0-9])|(?:0[1-9]|1[0-2])(?:[0-9]{2})?"
+                            r"(?:[.]0+)?\s*$)")
 EXCEL_DAY = re.compile(r"^\s*([0-9]{5})(?:[.]0+)?\s*$")  # 45123: Excel's day 45123 is 2023-07-16
 EXCEL_DAYS = (20_000, 80_000)  # the day numbers of 1954-10 .. 2119-01: a loan's dates, not a YYYYMM misread
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
@@ -453,6 +460,18 @@ def quoted(values) -> str:
                                                         LABEL_CHARS) for v in values)
 
 
+def mob_problem(column: str, where: str, labels: list) -> str:
+    """The finding for MOB values that are not months on book, shared by every backend; where they are calendar
+    months (a reporting-month column mapped as the MOB: text, numbers or dates), how to make the MOB."""
+    texts = [pd.Timestamp(v).strftime("%Y-%m-%d") if isinstance(v, (datetime.date, np.datetime64)) else v
+             for v in labels if not pd.isna(v)]
+    months = [re.sub(r"[ T]00:00:00$", "", v) if isinstance(v, str) else v  # SQL's text of a midnight timestamp
+              for v in texts if CALENDAR_MONTH.match(str(v))]
+    if months:
+        return MESSAGES["mob_months"].format(column=column, labels=quoted(months[:3]), where=where)
+    return MESSAGES["mob"].format(column=column, where=where)
+
+
 def ead_problem(column: str, where: str, labels: list) -> str:
     """The finding for EAD values that are no numbers, shared by every backend: the values as written (empty ones
     dropped) and, where they look like numbers in a decimal-comma locale, how to write them."""
@@ -636,7 +655,9 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
         mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
         del mob_raw  # 10M-row panels: each column's temporaries go once its typed array is made
     if bad_mob.any():
-        problems.append(MESSAGES["mob"].format(column=col["mob"], where=row_numbers(np.flatnonzero(bad_mob))))
+        bad_rows = np.flatnonzero(bad_mob)
+        labels = pd.unique(mob_values.iloc[bad_rows[:10_000]].astype("object"))
+        problems.append(mob_problem(col["mob"], row_numbers(bad_rows), list(labels)))
 
     seg_values = frame[col["segment"]]
     seg_codes, seg_uniques = _factorize(seg_values, sort=True)

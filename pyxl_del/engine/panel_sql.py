@@ -249,12 +249,13 @@ LIMIT {int(limit)}"""
 
 
 # The text of a bad value, for the rules whose message quotes the labels.
-LABELLED_RULES = {"cohort": "cohort_text", "state": "state_raw", "ead_nan": "ead_text"}
+LABELLED_RULES = {"cohort": "cohort_text", "mob": "mob_text", "state": "state_raw", "ead_nan": "ead_text"}
 
 
 def labels_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
                  rule: str, limit: int, cohort_format: str = "") -> str:
-    """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort, state or EAD rule."""
+    """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort, MOB, state or EAD
+    rule."""
     label = LABELLED_RULES[rule]
     return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
 SELECT DISTINCT {label} AS label FROM typed WHERE {ROW_RULES[rule]}

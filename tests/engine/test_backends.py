@@ -479,3 +479,24 @@ def test_late_start_examples_of_number_ids_agree_on_both_backends():
     assert df["AGREEMENT_ID"].dtype == "int64"
     (found,) = [w for w in _warnings_on_both(df) if "after MOB 0" in w]
     assert "(e.g. '97' at MOB 2, '194' at MOB 2, '1067' at MOB 2)" in found, found
+
+
+@pytest.mark.parametrize("spelling", ["text", "date", "number"])
+def test_calendar_months_mapped_as_the_mob_say_how_to_make_one(tmp_path, spelling):
+    """A reporting-month column mapped as the MOB was "must be a whole number" with rows only: the finding now names
+    the months and how to make the MOB, on every backend; a MOB that is no month keeps the plain finding."""
+    df = frame(GOOD)
+    months = pd.Series(["2024-01", "2024-02", "2024-03"] * 2)
+    df["MOB"] = {"text": months, "date": pd.to_datetime(months),
+                 "number": months.str.replace("-", "").astype(int)}[spelling]
+    df.to_parquet(tmp_path / "p.parquet")
+    df.to_csv(tmp_path / "p.csv", index=False)
+    for source, backend in ((df, "pandas"), (tmp_path / "p.parquet", "duckdb"), (tmp_path / "p.csv", "duckdb")):
+        message = str(_errors(source, backend))
+        named = message.partition("not months on book")[0]  # the rows listed after it are the engine's text
+        assert "([columns] mob) holds calendar months such as" in named and "2024-01" in named.replace(
+            "202401", "2024-01") and "00:00" not in named and "Timestamp" not in named, (backend, message)
+    df["MOB"] = [0, 1, 2.5, 0, 1, 2]
+    for backend in ("pandas", "duckdb"):
+        message = str(_errors(df, backend))
+        assert "must be a whole number" in message and "calendar months" not in message, (backend, message)

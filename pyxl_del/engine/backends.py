@@ -480,9 +480,11 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
     try:
         relation, types = engine.register(data, config, name)
         kind = _cohort_kind(data, config["cohort"], types[config["cohort"]], name)
+        # [columns] decimal reads text; a column of numbers (Parquet, a DataFrame's floats) is read as it is
+        decimal_comma = config.columns.decimal == "," and panel_sql.column_kind(types[config["ead"]]) == "text"
         step("validate")
         sql = panel_sql.aggregate_query(engine.dialect, relation, columns, kind, states, config.forecast.max_mob,
-                                        cohort_format)
+                                        cohort_format, decimal_comma)
         result = _watch(engine, sql, step)
     except engine.read_errors as exc:
         if isinstance(exc, engine.bugs):
@@ -495,15 +497,16 @@ def _aggregate_sql(engine, data, config: Config, step: Progress, examples: int, 
             return []
         if rule == LATE:
             rows = engine.query(panel_sql.late_examples_query(engine.dialect, relation, columns, kind, states,
-                                                              config.forecast.max_mob, GAP_EXAMPLES, cohort_format))
+                                                              config.forecast.max_mob, GAP_EXAMPLES, cohort_format,
+                                                              decimal_comma))
             return list(zip(rows["loan_text"], rows["first_mob"], strict=True))
         rows = engine.query(panel_sql.examples_query(engine.dialect, relation, columns, kind, states, rule, examples,
-                                                     cohort_format))
+                                                     cohort_format, decimal_comma))
         return list(zip(rows["loan_text"], rows["mob_text"], strict=True))
 
     def labels(rule: str) -> list:
         query = panel_sql.labels_query(engine.dialect, relation, columns, kind, states, rule, MAX_LISTED,
-                                       cohort_format)
+                                       cohort_format, decimal_comma)
         return list(engine.query(query)["label"])
 
     try:
@@ -532,7 +535,7 @@ def _cohort_kind(data, column: str, type_name: str, name: str) -> str:
     """The cohort parser for the column's type as the engine names it. An integer column of Parquet files that
     pandas wrote from a Period dtype holds periods, not 202301-style numbers: the engines see only the int64, so
     each file's Arrow schema says (remote files are not looked into)."""
-    kind = panel_sql.cohort_kind(type_name)
+    kind = panel_sql.column_kind(type_name)
     if kind != "number" or not isinstance(data, Files) or data.kind != "parquet" or data.remote:
         return kind
     import pyarrow.parquet as pq
@@ -669,7 +672,7 @@ def stats_from_sql(result: pd.DataFrame, config: Config, name: str, fetch: Calla
     if counts["state"]:
         problems.append(state_problem(col["state"], config.buckets.order, labels("state"), where("state")))
     if counts["ead_nan"]:
-        problems.append(ead_problem(col["ead"], where("ead_nan"), labels("ead_nan")))
+        problems.append(ead_problem(col["ead"], where("ead_nan"), labels("ead_nan"), config.columns.decimal))
     if counts["ead_negative"]:
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=where("ead_negative")))
     if counts["ead_huge"]:

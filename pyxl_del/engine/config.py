@@ -74,6 +74,9 @@ class Columns(_Section):
     # How cohort text is read: "" = ISO text (2023-07, 2023-07-05), 202307 and real dates only, so "05/07/2023" is
     # rejected rather than guessed; or one strptime format for every value (e.g. "%d/%m/%Y").
     cohort_format: str = ""
+    # How EAD written as text writes its decimals: "." (1234567.5), or "," as a Vietnamese or German Excel saves a
+    # CSV (1.234.567,5: a point or a space between thousands). Cells stored as numbers are read as they are.
+    decimal: Literal[".", ","] = "."
 
     @field_validator("cohort_format")
     @classmethod

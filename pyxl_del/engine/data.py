@@ -34,7 +34,7 @@ from pyxl_del.engine.errors import (
     shorten,
     utf8_problem,
 )
-from pyxl_del.engine.panel_sql import TIME_SUFFIX
+from pyxl_del.engine.panel_sql import DECIMAL_COMMA, THOUSANDS_MARKS, TIME_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,10 @@ MESSAGES = {
     "ead_values": "; values such as {labels}",
     "decimal_comma": "column {column!r} ([columns] ead) holds numbers written with a decimal comma or thousands "
                      "separators, as a Vietnamese or German Excel saves them ({labels}): write the balances with a "
-                     "decimal point and no separators (1234567.5); not a number in {where}",
+                     "decimal point and no separators (1234567.5){or_set}; not a number in {where}",
+    "ead_comma": "column {column!r} ([columns] ead) is not a number as [columns] decimal = \",\" reads them (a "
+                 "decimal comma, a point or a space between thousands: 1.234.567,5): values such as {labels} in "
+                 "{where}",
     "ead_negative": "column {column!r} ([columns] ead) is negative in {where}",
     "ead_huge": "column {column!r} ([columns] ead) is above " + f"{EAD_LIMIT:.0e}".replace("+", "") + " (a thousand trillion), not a "
                 "loan's balance, in {where}: is it the right column, or a misread value?",
@@ -316,14 +319,23 @@ def period_freq(schema, column: str) -> str | None:
 BOOL_TYPES = frozenset({bool, np.bool_})
 
 
-def _numbers(values: pd.Series) -> np.ndarray:
-    """A column as float64, NaN where a value is no number. TRUE and FALSE are no numbers: pandas reads them as 1
-    and 0, so a ticked box in an Excel MOB column was MOB 1 and in the EAD column a balance of 1."""
+def _numbers(values: pd.Series, decimal: str = ".") -> np.ndarray:
+    """A column as float64, NaN where a value is no number; text read with ``decimal`` ([columns] decimal: with
+    "," only as `DECIMAL_COMMA` writes numbers). TRUE and FALSE are no numbers: pandas reads them as 1 and 0, so a
+    ticked box in an Excel MOB column was MOB 1 and in the EAD column a balance of 1."""
     if pd.api.types.is_bool_dtype(values):
         return np.full(len(values), np.nan)
     if pd.api.types.is_numeric_dtype(values):  # a Parquet column: to_numeric's pass over 10M rows would find nothing
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if decimal == ",":
+        text = values.astype("string").str.strip()
+        pointed = (text.where(text.str.fullmatch(DECIMAL_COMMA)).str.replace(THOUSANDS_MARKS, "", regex=True)
+                   .str.replace(",", ".", regex=False))
+        comma = pd.to_numeric(pointed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        # Number cells among text ones (an .xlsx) are numbers, whatever the locale wrote in the text ones.
+        written = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool) if values.dtype == object else True
+        numbers = np.where(written, comma, numbers)
     if values.dtype == object and not BOOL_TYPES.isdisjoint(map(type, values)):  # mixed cells, as from Excel
         numbers = np.where(values.map(type).isin(BOOL_TYPES).to_numpy(), np.nan, numbers)
     return numbers
@@ -472,14 +484,18 @@ def mob_problem(column: str, where: str, labels: list) -> str:
     return MESSAGES["mob"].format(column=column, where=where)
 
 
-def ead_problem(column: str, where: str, labels: list) -> str:
+def ead_problem(column: str, where: str, labels: list, decimal: str = ".") -> str:
     """The finding for EAD values that are no numbers, shared by every backend: the values as written (empty ones
-    dropped) and, where they look like numbers in a decimal-comma locale, how to write them."""
+    dropped) and, where they look like numbers in a decimal-comma locale, how to read or write them."""
     texts = [str(v).strip() for v in labels if not pd.isna(v) and str(v).strip()]
+    if decimal == "," and texts:
+        return MESSAGES["ead_comma"].format(column=column, where=where, labels=quoted(texts[:MAX_LISTED]))
     locale = [v for v in texts if LOCALE_NUMBER.fullmatch(v)]
     if locale:  # the advice first: a cell shows a message's first 255 characters
-        return MESSAGES["decimal_comma"].format(column=column, where=where,
-                                                labels=quoted(locale[:3]))
+        # 1,234,567 is a US thousands comma: [columns] decimal = "," would not read it
+        comma = any(re.fullmatch(DECIMAL_COMMA, v) for v in locale)
+        return MESSAGES["decimal_comma"].format(column=column, where=where, labels=quoted(locale[:3]),
+                                                or_set=", or set [columns] decimal = \",\"" if comma else "")
     text = MESSAGES["ead_nan"].format(column=column, where=where)
     if texts:
         text += MESSAGES["ead_values"].format(labels=quoted(texts[:MAX_LISTED]))
@@ -679,12 +695,12 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
         problems.append(state_problem(col["state"], order, list(labels), row_numbers(bad_rows)))
 
     ead_raw = frame[col["ead"]]
-    ead = _numbers(ead_raw)
+    ead = _numbers(ead_raw, config.columns.decimal)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
         bad_rows = np.flatnonzero(non_numeric)
         labels = pd.unique(ead_raw.iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(ead_problem(col["ead"], row_numbers(bad_rows), list(labels)))
+        problems.append(ead_problem(col["ead"], row_numbers(bad_rows), list(labels), config.columns.decimal))
     negative = ead < 0
     if negative.any():
         problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))

@@ -59,6 +59,11 @@ ISO_MONTH = "^([0-9]{4})[-/]([0-9]{1,2})(?:[-/]([0-9]{1,2})" + TIME_SUFFIX + ")?
 BASIC_DATE = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
 COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numbers reads as text
 
+# EAD text as [columns] decimal = "," reads it, on every backend: a decimal comma, a point or a space (also a
+# no-break one) between thousands: 1.234.567,5. "12.5" is no number there (it is not read as 125).
+DECIMAL_COMMA = "^[+-]?(?:[0-9]{1,3}(?:[. \u00a0][0-9]{3})+|[0-9]+)(?:,[0-9]+)?$"
+THOUSANDS_MARKS = "[. \u00a0]"
+
 COHORT_KINDS = ("text", "number", "date", "period")
 PERIOD_EPOCH = 1970 * 12  # the month index of 1970-01, pandas' monthly period 0
 
@@ -107,8 +112,9 @@ _NUMBER_TYPES = {"TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "HUGEINT", "
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "BYTE", "SHORT", "LONG"}
 
 
-def cohort_kind(type_name: str) -> str:
-    """The cohort parser for a column type as the engine names it ("TIMESTAMP_NS", "DECIMAL(6,0)", "bigint")."""
+def column_kind(type_name: str) -> str:
+    """How a column type as the engine names it ("TIMESTAMP_NS", "DECIMAL(6,0)", "bigint", "VARCHAR") is read:
+    "date", "number" or "text" (the cohort's parser; for the EAD whether [columns] decimal applies)."""
     base = type_name.upper().split("(")[0].split()[0]
     if base.startswith(("DATE", "TIMESTAMP")):
         return "date"
@@ -156,10 +162,19 @@ def cohort_months_query(d: Dialect, source: str, cohort: str, kind: str, cohort_
 
 
 def _typed_rows(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                cohort_format: str = "") -> str:
+                cohort_format: str = "", decimal_comma: bool = False) -> str:
     """The CTEs up to ``typed``: one row per panel row with typed values (NULL where a value is bad) and, for
-    the queries that quote bad rows, their text as written."""
+    the queries that quote bad rows, their text as written. ``decimal_comma``: the EAD column is text written
+    as `DECIMAL_COMMA` reads it ([columns] decimal = ",")."""
     c = {k: d.ident(v) for k, v in columns.items()}
+    ead = f"try_cast(p.{c['ead']} AS DOUBLE)"
+    if decimal_comma:
+        text = f"trim(CAST(p.{c['ead']} AS STRING))"
+        pointed = text
+        for mark in THOUSANDS_MARKS[1:-1]:  # replace(), not regexp_replace: DuckDB's replaces the first match only
+            pointed = f"replace({pointed}, {d.literal(mark)}, '')"
+        ead = (f"CASE WHEN regexp_extract({text}, {d.literal(DECIMAL_COMMA)}, 0) <> '' "
+               f"THEN try_cast(replace({pointed}, ',', '.') AS DOUBLE) END")
     state_code = "CASE state_raw " + " ".join(f"WHEN {d.literal(s)} THEN {i}" for i, s in enumerate(states)) + " END"
     return f"""cohort_months AS (
     {cohort_months_query(d, source, c["cohort"], kind, cohort_format)}
@@ -173,7 +188,7 @@ labelled AS (
            CAST(p.{c["mob"]} AS STRING) AS mob_text,
            p.{c["segment"]} AS segment,
            CAST(p.{c["state"]} AS STRING) AS state_raw,
-           try_cast(p.{c["ead"]} AS DOUBLE) AS ead,
+           {ead} AS ead,
            CAST(p.{c["ead"]} AS STRING) AS ead_text
     FROM {source} AS p LEFT JOIN cohort_months AS m ON p.{c["cohort"]} = m.raw
 ),
@@ -187,12 +202,12 @@ RULES = (*ROW_RULES, *LOAN_RULES)  # bit i of the ``broken`` key is rule RULES[i
 
 
 def aggregate_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                    max_mob: int, cohort_format: str = "") -> str:
+                    max_mob: int, cohort_format: str = "", decimal_comma: bool = False) -> str:
     """The one-pass query (see the module docstring). ``source`` is a relation the engine knows."""
     predicates = {**ROW_RULES, **LOAN_RULES}
     broken = " + ".join(f"CASE WHEN {predicates[rule]} THEN {1 << i} ELSE 0 END" for i, rule in enumerate(RULES))
     any_loan_rule = " OR ".join(f"({rule})" for rule in LOAN_RULES.values())
-    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)},
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format, decimal_comma)},
 paired AS (
     -- Only what the statistics and the rules need goes through the window: it holds every row.
     SELECT loan, cohort, mob, segment, state, ead,
@@ -225,10 +240,10 @@ GROUP BY segment, cohort, mob, state, next_state, broken, flag_loan, flag_mob, l
 
 
 def late_examples_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                        max_mob: int, limit: int, cohort_format: str = "") -> str:
+                        max_mob: int, limit: int, cohort_format: str = "", decimal_comma: bool = False) -> str:
     """The first ``limit`` loans (by loan) whose first row is after MOB 0 (and at most ``max_mob``) in a
     cohort-segment whose MOB 0 rows hold EAD, with that first MOB (data.late_start_warning)."""
-    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)},
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format, decimal_comma)},
 firsts AS (SELECT loan, segment, cohort, min(mob) AS first_mob FROM typed GROUP BY loan, segment, cohort),
 counted AS (SELECT segment, cohort FROM typed WHERE mob = 0 GROUP BY segment, cohort HAVING sum(ead) > 0)
 SELECT CAST(f.loan AS STRING) AS loan_text, f.first_mob
@@ -239,9 +254,9 @@ LIMIT {int(limit)}"""
 
 
 def examples_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                   rule: str, limit: int, cohort_format: str = "") -> str:
+                   rule: str, limit: int, cohort_format: str = "", decimal_comma: bool = False) -> str:
     """The first ``limit`` rows (loan, MOB as written) breaking a row rule, ordered by loan and MOB."""
-    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format, decimal_comma)}
 SELECT CAST(loan AS STRING) AS loan_text, mob_text
 FROM typed WHERE {ROW_RULES[rule]}
 ORDER BY loan NULLS FIRST, mob NULLS FIRST
@@ -253,11 +268,11 @@ LABELLED_RULES = {"cohort": "cohort_text", "mob": "mob_text", "state": "state_ra
 
 
 def labels_query(d: Dialect, source: str, columns: Mapping[str, str], kind: str, states: Sequence[str],
-                 rule: str, limit: int, cohort_format: str = "") -> str:
+                 rule: str, limit: int, cohort_format: str = "", decimal_comma: bool = False) -> str:
     """Up to ``limit`` distinct values as written (NULL for empty ones) that break the cohort, MOB, state or EAD
     rule."""
     label = LABELLED_RULES[rule]
-    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format)}
+    return f"""WITH {_typed_rows(d, source, columns, kind, states, cohort_format, decimal_comma)}
 SELECT DISTINCT {label} AS label FROM typed WHERE {ROW_RULES[rule]}
 ORDER BY label NULLS LAST
 LIMIT {int(limit)}"""

@@ -30,7 +30,7 @@ from pyxl_del.engine.backends import (
     fingerprint,
     source_name,
 )
-from pyxl_del.engine.data import _parse_cohorts
+from pyxl_del.engine.data import _numbers, _parse_cohorts
 
 CONFIG = cfg(transitions={"min_count": 1})
 GOOD = (loan("L1", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90), ("DPD1+", 80)])
@@ -500,3 +500,48 @@ def test_calendar_months_mapped_as_the_mob_say_how_to_make_one(tmp_path, spellin
     for backend in ("pandas", "duckdb"):
         message = str(_errors(df, backend))
         assert "must be a whole number" in message and "calendar months" not in message, (backend, message)
+
+
+def _written_with_a_decimal_comma(values: pd.Series) -> pd.Series:
+    """Balances as a Vietnamese Excel saves them: 1.234.567,5."""
+    return values.map(lambda v: f"{v:,.2f}".replace(",", " ").replace(".", ",").replace(" ", "."))
+
+
+def test_decimal_comma_csv_reads_as_the_decimal_point_one_on_every_backend(tmp_path):
+    """[columns] decimal = ",": a CSV of 1.234.567,5 balances gives the statistics of the same panel written with a
+    decimal point; "12.5" is then no number (never 125); numbers stored as numbers are read as they are."""
+    df = simulate(CHAIN, segments=("A",), cohorts=3, loans=40, max_mob=4, seed=3)
+    # thousands and millions, so that points group them; cents, as written
+    df["PRINCIPLE_OUTSTANDING"] = (df["PRINCIPLE_OUTSTANDING"] * 1234.5).round(2)
+    comma = cfg(transitions={"min_count": 1}, columns={"decimal": ","})
+    expected = aggregate(df, CONFIG, "pandas")
+    written = df.assign(PRINCIPLE_OUTSTANDING=_written_with_a_decimal_comma(df["PRINCIPLE_OUTSTANDING"]))
+    assert written["PRINCIPLE_OUTSTANDING"].str.contains(r"^\d{1,3}\.\d{3}", regex=True).any()
+    written.to_csv(tmp_path / "vn.csv", index=False, sep=";")
+    df.to_parquet(tmp_path / "p.parquet")
+    for source, backend in ((tmp_path / "vn.csv", "pandas"), (tmp_path / "vn.csv", "duckdb"), (written, "pandas"),
+                            (df, "pandas"), (tmp_path / "p.parquet", "duckdb"), (tmp_path / "p.parquet", "pandas")):
+        actual = aggregate(source, comma, backend)
+        assert np.allclose(actual.ead, expected.ead, rtol=1e-12) and np.array_equal(actual.n_loans, expected.n_loans)
+    for source, backend in ((tmp_path / "vn.csv", "pandas"), (tmp_path / "vn.csv", "duckdb")):
+        # without the setting: named, with the setting to use
+        assert 'or set [columns] decimal = ","' in str(_errors(source, backend)), backend
+    written.loc[3, "PRINCIPLE_OUTSTANDING"] = "12.5"
+    written.to_csv(tmp_path / "vn.csv", index=False, sep=";")
+    for source, backend in ((written, "pandas"), (tmp_path / "vn.csv", "pandas"), (tmp_path / "vn.csv", "duckdb")):
+        with pytest.raises(PanelError) as info:
+            aggregate(source, comma, backend)
+        message = str(info.value)
+        assert 'is not a number as [columns] decimal = "," reads them' in message and "'12.5'" in message, message
+    # A US thousands comma is not a decimal comma: the setting is not offered.
+    us = df.assign(PRINCIPLE_OUTSTANDING=df["PRINCIPLE_OUTSTANDING"].map(lambda v: f"{v:,.0f}"))
+    assert "decimal =" not in str(_errors(us, "pandas"))
+
+
+def test_decimal_comma_reads_text_cells_only():
+    """An .xlsx column mixes number cells and text ones: the numbers stay numbers, the text is read as written."""
+    cells = pd.Series([1234.5, "1.234,5", "1 234 567,25", "-7,5", "12.5", "1,234", True, None], dtype=object)
+    assert np.array_equal(_numbers(cells, ","), [1234.5, 1234.5, 1234567.25, -7.5, np.nan, 1.234, np.nan, np.nan],
+                          equal_nan=True)
+    assert np.array_equal(_numbers(cells), [1234.5, np.nan, np.nan, np.nan, 12.5, np.nan, np.nan, np.nan],
+                          equal_nan=True)

@@ -75,6 +75,20 @@ def test_a_csv_that_is_not_utf8_is_named_on_spark(spark, tmp_path):
     assert aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark).segments == ("Vay tiêu dùng",)
 
 
+def test_decimal_comma_csv_on_spark(spark, tmp_path):
+    """[columns] decimal = "," in the shared SQL: the same statistics as the decimal-point panel, "12.5" no number."""
+    df = simulate(CHAIN, segments=("A",), cohorts=2, loans=20, max_mob=3, seed=4)
+    df["PRINCIPLE_OUTSTANDING"] = (df["PRINCIPLE_OUTSTANDING"] * 1234.5).round(2)
+    comma = cfg(transitions={"min_count": 1}, columns={"decimal": ","})
+    written = df["PRINCIPLE_OUTSTANDING"].map(lambda v: f"{v:,.2f}".replace(",", " ").replace(".", ",")
+                                              .replace(" ", "\u00a0"))  # a no-break space between thousands
+    df.assign(PRINCIPLE_OUTSTANDING=written).to_csv(tmp_path / "vn.csv", index=False)
+    assert_same_stats(aggregate(df, CONFIG, "pandas"), aggregate(tmp_path / "vn.csv", comma, "spark", spark=spark))
+    df.assign(PRINCIPLE_OUTSTANDING=written.where(df.index != 2, "12.5")).to_csv(tmp_path / "vn.csv", index=False)
+    with pytest.raises(PanelError, match=r"is not a number as \[columns\] decimal = \",\" reads them .* such as '12.5'"):
+        aggregate(tmp_path / "vn.csv", comma, "spark", spark=spark)
+
+
 def test_bad_input_same_findings_on_spark(spark, tmp_path):
     df = frame(loan("L1", "2024-01", "A", [("CURRENT", 100), ("LATE", -5), ("DPD1+", 80)])
                + loan("L2", "2024-01", "A", [("CURRENT", 100)]) + [("L2", "2024-01", 0, "A", "CURRENT", 1.0)])

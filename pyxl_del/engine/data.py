@@ -130,6 +130,7 @@ CALENDAR_MONTH = re.compile(r"^\s*(?:19|20)[0-9]{2}(?:[-/.](?:0?[1-9]|1[0-2])(?!
                             r"(?:[.]0+)?\s*$)")
 EXCEL_DAY = re.compile(r"^\s*([0-9]{5})(?:[.]0+)?\s*$")  # 45123: Excel's day 45123 is 2023-07-16
 EXCEL_DAYS = (20_000, 80_000)  # the day numbers of 1954-10 .. 2119-01: a loan's dates, not a YYYYMM misread
+DAYS = re.compile(r"^\s*[0-9]+(?:[.]0+)?\s*$")  # a state of 0, 35 or 35.0: days past due
 MIN_SEGMENTS_CHECKED = 20  # from this many segments, half of them with one loan each is a wrongly mapped column
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
 CSV_DELIMITERS = ",;\t|"  # a comma first: it wins a tie
@@ -520,6 +521,10 @@ def state_problem(column: str, order: Sequence[str], labels: list, where: str) -
         pairs = ", ".join(f"{quoted([v])} as {b!r}" for v, b in alike)
         text += (f" ({pairs}: the same but for letter case or spaces; labels must match [buckets] order as "
                  f"written)")
+    named = [v for v in labels if not pd.isna(v)]
+    if named and all(DAYS.match(str(v)) for v in named):
+        text += (" (whole numbers: days past due, not buckets; give each row the bucket of [buckets] order its days "
+                 "fall in, e.g. with a lookup of the days against each bucket's first day)")
     return text
 
 

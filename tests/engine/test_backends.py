@@ -561,3 +561,13 @@ def test_a_loan_level_column_mapped_as_the_segment_is_an_error_on_every_backend(
     assert aggregate(df, CONFIG, "pandas").segments[0] == "A-2024-01-00000"
     few = df[df["AGREEMENT_ID"].isin(df["AGREEMENT_ID"].unique()[:19])].assign(PRODUCT_TYPE=lambda f: f["AGREEMENT_ID"])
     assert len(aggregate(few, CONFIG, "pandas").segments) == 19
+
+
+def test_days_past_due_as_the_state_are_named_on_every_backend(tmp_path):
+    df = frame(GOOD)
+    df["STATE_MODEL"] = [0, 0, 35, 0, 0, 0]
+    df.to_csv(tmp_path / "p.csv", index=False)
+    for source, backend in ((df, "pandas"), (tmp_path / "p.csv", "duckdb")):
+        assert "(whole numbers: days past due, not buckets;" in str(_errors(source, backend)), backend
+    df["STATE_MODEL"] = ["CURRENT", "CURRENT", "35", "LATE", "CURRENT", "CURRENT"]  # not only numbers: no such note
+    assert "days past due" not in str(_errors(df, "pandas"))

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +181,14 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
             # Number cells as they are: pandas would read a TRUE among numbers as 1 (`_numbers` refuses it).
             numbers = {config[k]: object for k in ("mob", "ead")}
-            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
-                                  dtype=labels | numbers, **ONLY_EMPTY_IS_MISSING)
+            read = partial(pd.read_excel, path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
+                           dtype=labels | numbers, **ONLY_EMPTY_IS_MISSING)
+            frame = read()
             label = f"{name} [sheet {sheet if sheet is not None else 1}]"
+            if not set(wanted) <= set(map(str, frame.columns)) and (row := _header_row(read, wanted)):
+                log.info("%s: the mapped columns' header is row %d; the %d rows above it are a title", label,
+                         row + 1, row)
+                frame = read(header=row)
             if sheet is None:
                 _require_columns_on_first_sheet(path, frame.columns, config, label)
             # pandas renames a repeated header "X" to "X.1": the duplicates check sees the names as written.
@@ -397,6 +402,17 @@ def require_unique(names: list[str], config: Config, source: str) -> None:
         raise PanelError(source, [f"column {name!r} ([columns] {key}) appears {names.count(name)} times in the "
                                   f"header: which one is meant is not guessed; rename or remove the others"
                                   for name, key in repeated.items()])
+
+
+HEADER_SEARCH_ROWS = 20  # rows of a sheet searched for the mapped columns' header when row 1 lacks them
+
+
+def _header_row(read, wanted: list[str]) -> int:
+    """The 0-based row of a sheet (``read``: its pd.read_excel) holding every mapped column name, when a title or
+    notes stand above the table (an exported loan tape's "Loan tape, December 2025"); 0 when no row has them all."""
+    top = read(header=None, nrows=HEADER_SEARCH_ROWS, dtype=object)
+    holds = top.apply(lambda row: set(wanted) <= {str(v).strip() for v in row.dropna()}, axis=1).to_numpy(dtype=bool)
+    return int(np.argmax(holds)) if holds.any() else 0
 
 
 def _require_columns_on_first_sheet(path: Path, columns, config: Config, label: str) -> None:

@@ -571,3 +571,18 @@ def test_days_past_due_as_the_state_are_named_on_every_backend(tmp_path):
         assert "(whole numbers: days past due, not buckets;" in str(_errors(source, backend)), backend
     df["STATE_MODEL"] = ["CURRENT", "CURRENT", "35", "LATE", "CURRENT", "CURRENT"]  # not only numbers: no such note
     assert "days past due" not in str(_errors(df, "pandas"))
+
+
+def test_a_title_above_the_table_of_an_xlsx_is_skipped(tmp_path):
+    """Every mapped column had been "missing", with "Unnamed: 1" offered as a name to map: the header is row 4."""
+    import openpyxl
+
+    df = frame(GOOD)
+    df.to_excel(tmp_path / "p.xlsx", index=False, startrow=3)
+    book = openpyxl.load_workbook(tmp_path / "p.xlsx")
+    book.active["A1"], book.active["A2"] = "Loan tape, December 2025", "AGREEMENT_ID"  # a name alone is no header
+    book.save(tmp_path / "p.xlsx")
+    assert_same_stats(aggregate(df, CONFIG, "pandas"), aggregate(tmp_path / "p.xlsx", CONFIG, "pandas"))
+    book.active.delete_rows(4)  # no row holds every mapped name: the missing columns are named as before
+    book.save(tmp_path / "p.xlsx")
+    assert "missing mapped column [columns] loan_id = 'AGREEMENT_ID'" in str(_errors(tmp_path / "p.xlsx", "pandas"))

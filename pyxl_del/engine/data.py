@@ -163,6 +163,11 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
     try:
         if suffix in (".csv", ".txt", ".gz"):
             fields, delimiter = split_header(header_line(path))
+            skip = 0
+            if not set(wanted) <= set(fields) and (found := _csv_header(path, wanted)):
+                skip, fields, delimiter = found  # a title above the table, as DuckDB's sniffer skips it
+                if skip:
+                    log.info("%s: the mapped columns' header is line %d; the lines above are a title", name, skip + 1)
             _require_columns(fields, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written; MOB and
             # EAD as text too, made numbers by `_numbers` (as from any source): with some columns typed, pandas'
@@ -170,7 +175,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
             # "Total" row at the end of an Excel export has.
             dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")}
             frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
-                                sep=delimiter, **ONLY_EMPTY_IS_MISSING)
+                                sep=delimiter, skiprows=skip, **ONLY_EMPTY_IS_MISSING)
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
         elif suffix in (".parquet", ".pq"):
@@ -405,6 +410,18 @@ def require_unique(names: list[str], config: Config, source: str) -> None:
 
 
 HEADER_SEARCH_ROWS = 20  # rows of a sheet searched for the mapped columns' header when row 1 lacks them
+
+
+def _csv_header(path: Path, wanted: list[str]) -> tuple[int, list[str], str] | None:
+    """(lines above it, column names, delimiter) of the first of a CSV's top HEADER_SEARCH_ROWS lines holding every
+    mapped column name; None when none does."""
+    with _open_csv(path) as fh:
+        head = fh.read(1 << 16)
+    for above, line in enumerate(re.split(rb"\r\n|\r|\n", head)[:HEADER_SEARCH_ROWS]):
+        fields, delimiter = split_header(line.decode("utf-8", "replace").removeprefix("\ufeff"))
+        if set(wanted) <= {f.strip() for f in fields}:
+            return above, fields, delimiter
+    return None
 
 
 def _header_row(read, wanted: list[str]) -> int:

@@ -586,3 +586,12 @@ def test_a_title_above_the_table_of_an_xlsx_is_skipped(tmp_path):
     book.active.delete_rows(4)  # no row holds every mapped name: the missing columns are named as before
     book.save(tmp_path / "p.xlsx")
     assert "missing mapped column [columns] loan_id = 'AGREEMENT_ID'" in str(_errors(tmp_path / "p.xlsx", "pandas"))
+
+
+def test_a_title_above_the_table_of_a_csv_is_skipped_on_every_backend(tmp_path):
+    """DuckDB's sniffer skipped the title lines; the pandas reader had named every column missing."""
+    df = frame(GOOD)
+    (tmp_path / "p.csv").write_text("Loan tape, December 2025\n\n" + df.to_csv(index=False), encoding="utf-8")
+    expected = aggregate(df, CONFIG, "pandas")
+    for backend in ("pandas", "duckdb"):
+        assert_same_stats(expected, aggregate(tmp_path / "p.csv", CONFIG, backend))

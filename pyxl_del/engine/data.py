@@ -57,6 +57,8 @@ MESSAGES = {
                    "cohort is a month, and each row's reporting month is the cohort's plus its MOB, so a year is not "
                    "read as its January (that would move loans disbursed later in the year by up to 11 months): give "
                    "the month of disbursal ('2023-07', 202307 or a date); in {where}",
+    "cohort_month_year": "column {column!r} ([columns] cohort): {values} such as {labels} {are} month/year: set "
+                         "[columns] cohort_format = {fmt!r} to read them so on every backend; in {where}",
     "cohort_serial": "column {column!r} ([columns] cohort): {values} such as {labels} {are} not a month but look "
                      "like Excel's day numbers ({example}): the column was saved from a cell formatted as a number; "
                      "format it as dates, or as text such as '2023-07', before saving; in {where}",
@@ -128,6 +130,7 @@ YEAR_ONLY = re.compile(r"^\s*[0-9]{4}(?:[.]0+)?\s*$")  # "2023" or the number 20
 # A calendar month as a reporting-month column writes it: 2023-07, 2023/7, 2023-07-01 ..., 202307, 20230701.
 CALENDAR_MONTH = re.compile(r"^\s*(?:19|20)[0-9]{2}(?:[-/.](?:0?[1-9]|1[0-2])(?![0-9])|(?:0[1-9]|1[0-2])(?:[0-9]{2})?"
                             r"(?:[.]0+)?\s*$)")
+MONTH_YEAR = re.compile(r"^\s*(?:0?[1-9]|1[0-2])([-/.])(?:19|20)[0-9]{2}\s*$")  # 07/2023, 7-2023: month/year
 EXCEL_DAY = re.compile(r"^\s*([0-9]{5})(?:[.]0+)?\s*$")  # 45123: Excel's day 45123 is 2023-07-16
 EXCEL_DAYS = (20_000, 80_000)  # the day numbers of 1954-10 .. 2119-01: a loan's dates, not a YYYYMM misread
 DAYS = re.compile(r"^\s*[0-9]+(?:[.]0+)?\s*$")  # a state of 0, 35 or 35.0: days past due
@@ -572,6 +575,11 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     if ambiguous:
         shown = quoted(ambiguous[:MAX_LISTED])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
+    month_year = [m for v in labels if (m := MONTH_YEAR.match(str(v)))]
+    if month_year:
+        return MESSAGES["cohort_month_year"].format(column=column, values=counted(n, "value"), where=where,
+                                                    labels=quoted([m.string for m in month_year[:MAX_LISTED]]),
+                                                    are=agree(n, "is", "are"), fmt=f"%m{month_year[0].group(1)}%Y")
     years = [v for v in labels if YEAR_ONLY.match(str(v))]
     if years:
         return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), where=where,

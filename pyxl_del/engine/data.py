@@ -81,6 +81,9 @@ MESSAGES = {
                         "each of these would be forecast from its one loan, on sheets of its own. Is [columns] "
                         "segment mapped to a loan-level column (an id, a date, an amount)? Map it to the product or "
                         "risk-group column",
+    "no_moves": "no loan is observed at two consecutive MOBs in a live state, so no transition can be estimated "
+                "(of {rows}): the chain learns from each loan's rows month after month, and a snapshot of one "
+                "month holds one row per loan; give the panel each loan's history",
     "no_mob0_at_all": "no cohort has a MOB 0 row, so no DEL can be computed (DEL divides by a cohort's EAD at MOB "
                       "0): [columns] mob {column!r} must count from 0 in the cohort's month; if it counts from 1, "
                       "subtract 1",
@@ -1006,6 +1009,9 @@ def check_stats(stats: PanelStats, config: Config, source: str) -> PanelStats:
         raise PanelError(source, [MESSAGES["segment_per_loan"].format(
             column=config["segment"], single=f"{len(single):,}", segments=counted(len(loans), "segment"),
             hold=agree(len(single), "holds", "hold"), examples=quoted([stats.segments[i] for i in single[:3]]))])
+    live = ~np.isin(stats.states, config.buckets.absorbing)
+    if not stats.cohort_trans_count[..., live, :].any():
+        raise PanelError(source, [MESSAGES["no_moves"].format(rows=counted(int(stats.n_rows), "row"))])
     warnings = []
     zero = (stats.n_loans[:, :, 0] > 0) & (stats.ead[:, :, 0, :].sum(axis=-1) <= 0)
     if zero.any():

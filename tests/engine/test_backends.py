@@ -608,3 +608,13 @@ def test_month_year_cohorts_are_named_with_the_format_that_reads_them(tmp_path):
     told = cfg(transitions={"min_count": 1}, columns={"cohort_format": "%m/%Y"})
     for backend in ("pandas", "duckdb"):
         assert_same_stats(expected, aggregate(tmp_path / "p.csv", told, backend))
+
+
+def test_a_one_month_snapshot_is_named_with_its_file_on_every_backend(tmp_path):
+    """One row per loan: the error came from the transitions, as "panel: ...", without the file or the cause."""
+    df = frame(loan("L1", "2024-03", "A", [("CURRENT", 100)]) + loan("L2", "2024-03", "A", [("DPD1+", 90)]))
+    df.to_csv(tmp_path / "snapshot.csv", index=False)
+    for backend in ("pandas", "duckdb"):
+        message = str(_errors(tmp_path / "snapshot.csv", backend))
+        assert message.startswith("snapshot.csv: no loan is observed at two consecutive MOBs") and (
+            "a snapshot of one month holds one row per loan" in message), (backend, message)

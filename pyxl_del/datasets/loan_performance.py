@@ -267,8 +267,7 @@ def clean_by_loan(batches: Iterable[pd.DataFrame], columns: Mapping[str, str], *
     if carry is not None:
         part(carry.reset_index(drop=True))
     if not parts:
-        names = ", ".join(Path(s).name for s in sources) or "the files"
-        raise LoanFileError(f"{names}: no loan left to import: no row read")
+        raise LoanFileError(f"{_file_names(sources)}: no loan left to import: no row read")
     panels = [p for p, _ in parts]
     summaries = [s for _, s in parts]
     panel = concat(panels) if len(panels) > 1 else panels[0]
@@ -315,13 +314,16 @@ def joined(monthly: Iterable[pd.DataFrame], static: pd.DataFrame, *, names: tupl
                             f"quarter's?")
 
 
+def _file_names(sources: Sequence[str | Path]) -> str:
+    return ", ".join(Path(s).name for s in sources) or "the files"
+
+
 def _checked(panel: pd.DataFrame, summary: ImportSummary,
              sources: Sequence[str | Path]) -> tuple[pd.DataFrame, ImportSummary]:
     """(panel, summary), logged; a LoanFileError naming the files and the reasons when no row is left."""
     if panel.empty:
         why = ", ".join(f"{v:,} {k}" for k, v in summary.dropped.items() if v)
-        names = ", ".join(Path(s).name for s in sources) or "the files"
-        raise LoanFileError(f"{names}: no loan left to import: {summary.rows_read:,} rows read"
+        raise LoanFileError(f"{_file_names(sources)}: no loan left to import: {summary.rows_read:,} rows read"
                             f"{', ' + why if why else ''} (see docs/real-data.md, the cleaning rules)")
     log.info("loan performance import: %s", "; ".join(summary.lines()))
     return panel, summary

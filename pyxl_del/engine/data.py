@@ -350,15 +350,17 @@ def _numbers(values: pd.Series, decimal: str = ".") -> np.ndarray:
         return np.full(len(values), np.nan)
     if pd.api.types.is_numeric_dtype(values):  # a Parquet column: to_numeric's pass over 10M rows would find nothing
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     if decimal == ",":
         text = values.astype("string").str.strip()
-        pointed = (text.where(text.str.fullmatch(DECIMAL_COMMA)).str.replace(THOUSANDS_MARKS, "", regex=True)
+        pointed = (text.where(text.str.fullmatch(DECIMAL_COMMA)).str.replace(f"[{THOUSANDS_MARKS}]", "", regex=True)
                    .str.replace(",", ".", regex=False))
-        comma = pd.to_numeric(pointed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        # Number cells among text ones (an .xlsx) are numbers, whatever the locale wrote in the text ones.
-        written = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool) if values.dtype == object else True
-        numbers = np.where(written, comma, numbers)
+        numbers = pd.to_numeric(pointed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if values.dtype == object:  # number cells among text ones (an .xlsx) are numbers, whatever the locale
+            cells = values.map(lambda v: not isinstance(v, str)).to_numpy(dtype=bool)
+            numbers[cells] = pd.to_numeric(values[cells], errors="coerce").to_numpy(dtype=np.float64,
+                                                                                      na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     if values.dtype == object and not BOOL_TYPES.isdisjoint(map(type, values)):  # mixed cells, as from Excel
         numbers = np.where(values.map(type).isin(BOOL_TYPES).to_numpy(), np.nan, numbers)
     return numbers
@@ -521,10 +523,10 @@ def quoted(values) -> str:
 def mob_problem(column: str, where: str, labels: list) -> str:
     """The finding for MOB values that are not months on book, shared by every backend; where they are calendar
     months (a reporting-month column mapped as the MOB: text, numbers or dates), how to make the MOB."""
-    texts = [pd.Timestamp(v).strftime("%Y-%m-%d") if isinstance(v, (datetime.date, np.datetime64)) else v
-             for v in labels if not pd.isna(v)]
-    months = [re.sub(r"[ T]00:00:00$", "", v) if isinstance(v, str) else v  # SQL's text of a midnight timestamp
-              for v in texts if CALENDAR_MONTH.match(str(v))]
+    # Dates and SQL's text of a midnight timestamp as the day, so that every backend quotes them alike
+    texts = (pd.Timestamp(v).strftime("%Y-%m-%d") if isinstance(v, (datetime.date, np.datetime64)) else
+             re.sub(r"[ T]00:00:00$", "", str(v)) for v in labels if not pd.isna(v))
+    months = [t for t in texts if CALENDAR_MONTH.match(t)]
     if months:
         return MESSAGES["mob_months"].format(column=column, labels=quoted(months[:3]), where=where)
     return MESSAGES["mob"].format(column=column, where=where)
@@ -587,13 +589,14 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
     if years:
         return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), where=where,
                                               labels=quoted(years[:MAX_LISTED]), are=agree(n, "is", "are"))
-    days = [v for v in labels if (m := EXCEL_DAY.match(str(v))) and EXCEL_DAYS[0] <= int(m.group(1)) <= EXCEL_DAYS[1]]
+    days = [(v, day) for v in labels
+            if (m := EXCEL_DAY.match(str(v))) and EXCEL_DAYS[0] <= (day := int(m.group(1))) <= EXCEL_DAYS[1]]
     if days:
-        first = int(EXCEL_DAY.match(str(days[0])).group(1))
+        first = days[0][1]
         example = f"{first} is {(pd.Timestamp('1899-12-30') + pd.Timedelta(days=first)).date()}"
         return MESSAGES["cohort_serial"].format(column=column, values=counted(n, "value"), where=where,
-                                                labels=quoted(days[:MAX_LISTED]), are=agree(n, "is", "are"),
-                                                example=example)
+                                                labels=quoted([v for v, _ in days[:MAX_LISTED]]),
+                                                are=agree(n, "is", "are"), example=example)
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)
 

@@ -61,8 +61,8 @@ COMPACT_MONTH = "^([0-9]{4})([0-9]{2})$"  # 202301, as a CSV column of such numb
 
 # EAD text as [columns] decimal = "," reads it, on every backend: a decimal comma, a point or a space (also a
 # no-break one) between thousands: 1.234.567,5. "12.5" is no number there (it is not read as 125).
-DECIMAL_COMMA = "^[+-]?(?:[0-9]{1,3}(?:[. \u00a0][0-9]{3})+|[0-9]+)(?:,[0-9]+)?$"
-THOUSANDS_MARKS = "[. \u00a0]"
+THOUSANDS_MARKS = ". \u00a0"
+DECIMAL_COMMA = f"^[+-]?(?:[0-9]{{1,3}}(?:[{THOUSANDS_MARKS}][0-9]{{3}})+|[0-9]+)(?:,[0-9]+)?$"
 
 COHORT_KINDS = ("text", "number", "date", "period")
 PERIOD_EPOCH = 1970 * 12  # the month index of 1970-01, pandas' monthly period 0
@@ -171,7 +171,7 @@ def _typed_rows(d: Dialect, source: str, columns: Mapping[str, str], kind: str, 
     if decimal_comma:
         text = f"trim(CAST(p.{c['ead']} AS STRING))"
         pointed = text
-        for mark in THOUSANDS_MARKS[1:-1]:  # replace(), not regexp_replace: DuckDB's replaces the first match only
+        for mark in THOUSANDS_MARKS:  # replace(), not regexp_replace: DuckDB's replaces the first match only
             pointed = f"replace({pointed}, {d.literal(mark)}, '')"
         ead = (f"CASE WHEN regexp_extract({text}, {d.literal(DECIMAL_COMMA)}, 0) <> '' "
                f"THEN try_cast(replace({pointed}, ',', '.') AS DOUBLE) END")

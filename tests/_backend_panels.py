@@ -66,3 +66,13 @@ _WHERE = re.compile(r"(rows? \d[\d, ]*(?: and \d+ more)?|[\d,]+ rows?(?: \([^)]*
 def finding_kinds(message: str) -> list[str]:
     """A PanelError's findings without their row locations: what must agree between backends."""
     return [_WHERE.sub("<rows>", line.strip()) for line in message.splitlines()[1:] or [message.split(": ", 1)[1]]]
+
+
+def late_quoted_segment_csv(path) -> pd.DataFrame:
+    """A CSV whose segment name needs quotes (a comma, quotes of its own) first after DuckDB's sniffing sample of
+    20,480 lines, as in a tape sorted by loan id; returns the panel written."""
+    df = simulate(CHAIN, segments=("A", 'Vay "tiêu dùng", tín chấp'), cohorts=4, loans=2200, max_mob=6, seed=6)
+    df = df.sort_values("PRODUCT_TYPE", kind="stable", ignore_index=True)
+    assert (df["PRODUCT_TYPE"] == "A").sum() > 20_480
+    df.to_csv(path, index=False)
+    return df

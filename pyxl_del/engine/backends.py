@@ -282,8 +282,11 @@ class _DuckDB:
 
     def _reader(self, paths: Sequence[str], kind: str) -> str:
         listed = "[" + ", ".join(self.dialect.literal(p) for p in paths) + "]"
+        # The sniffer reads the quote character off the first 20,480 lines; a name quoted for its comma further
+        # down would then split the row. CSV quotes with '"' and doubles it, as Excel and pandas write it.
         return (f"read_parquet({listed}, union_by_name = true)" if kind == "parquet" else
-                f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true)")
+                f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true, quote = '\"', "
+                f"escape = '\"')")
 
     def columns_of(self, path: str, kind: str) -> list[str]:
         """The columns of one file, as the engine reads them."""
@@ -342,7 +345,8 @@ class _Spark:
         return self.dialect.ident(view), dict(frame.dtypes)
 
     def _csv(self, path: str):
-        part = self.session.read.csv(path, header=True, inferSchema=False, encoding="UTF-8")
+        # A quote inside a quoted field is doubled, as Excel and pandas write it; Spark's default escape is '\\'.
+        part = self.session.read.csv(path, header=True, inferSchema=False, encoding="UTF-8", escape='"')
         return part.withColumnRenamed(part.columns[0], part.columns[0].removeprefix("\ufeff"))
 
     def columns_of(self, path: str, kind: str) -> list[str]:

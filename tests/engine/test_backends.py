@@ -15,6 +15,7 @@ from _backend_panels import (
     assert_same_stats,
     awkward_panel,
     finding_kinds,
+    late_quoted_segment_csv,
 )
 from _panels import CHAIN, cfg, frame, loan, simulate
 
@@ -595,6 +596,17 @@ def test_a_title_above_the_table_of_a_csv_is_skipped_on_every_backend(tmp_path):
     expected = aggregate(df, CONFIG, "pandas")
     for backend in ("pandas", "duckdb"):
         assert_same_stats(expected, aggregate(tmp_path / "p.csv", CONFIG, backend))
+
+
+def test_a_quoted_field_after_the_sniffing_sample_is_read_on_every_backend(tmp_path):
+    """DuckDB had sniffed 'no quote character' from the first 20,480 lines and then stopped at the first quoted
+    name: 'CSV Error on Line: 22002 ... Expected Number of Columns: 6 Found: 7'."""
+    df = late_quoted_segment_csv(tmp_path / "p.csv")
+    expected = aggregate(df, CONFIG, "pandas")
+    for backend in ("pandas", "duckdb"):
+        actual = aggregate(tmp_path / "p.csv", CONFIG, backend)
+        assert actual.segments == expected.segments == ("A", 'Vay "tiêu dùng", tín chấp'), backend
+        assert_same_stats(expected, actual)
 
 
 def test_month_year_cohorts_are_named_with_the_format_that_reads_them(tmp_path):

@@ -14,6 +14,7 @@ from _backend_panels import (
     assert_same_stats,
     awkward_panel,
     finding_kinds,
+    late_quoted_segment_csv,
 )
 from _panels import CHAIN, cfg, frame, loan, simulate
 
@@ -73,6 +74,14 @@ def test_a_csv_that_is_not_utf8_is_named_on_spark(spark, tmp_path):
         aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark)
     df.to_csv(tmp_path / "panel.csv", index=False)
     assert aggregate(tmp_path / "panel.csv", CONFIG, "spark", spark=spark).segments == ("Vay tiêu dùng",)
+
+
+def test_a_quoted_name_with_quotes_of_its_own_on_spark(spark, tmp_path):
+    """Spark's CSV escape is a backslash by default; Excel and pandas double a quote inside a quoted field."""
+    df = late_quoted_segment_csv(tmp_path / "p.csv")
+    actual = aggregate(tmp_path / "p.csv", CONFIG, "spark", spark=spark)
+    assert actual.segments == ("A", 'Vay "tiêu dùng", tín chấp')
+    assert_same_stats(aggregate(df, CONFIG, "pandas"), actual)
 
 
 def test_decimal_comma_csv_on_spark(spark, tmp_path):

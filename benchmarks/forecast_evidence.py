@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 import pyxl_del
+from pyxl_del.backtest.bootstrap import portfolio_mae_draws
 from pyxl_del.backtest.rolling import (
     FORECASTERS,
     Calendar,
@@ -53,7 +54,7 @@ from pyxl_del.datasets.sample import (
     simulate_vintage_book,
 )
 from pyxl_del.engine.config import DEL_TYPES, Config
-from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label, validate_panel
+from pyxl_del.engine.data import PanelStats, month_label, validate_panel
 
 FANNIE = Path("/work/shared/data/fannie-mae-2017Q1/2017Q1-part.csv")
 # The excerpt spans 63 months on book: the shipped config (max_mob 36) forecasts its cohorts to MOB 36 (2020-03), so
@@ -84,7 +85,6 @@ MULTI_ERAS = (("2003-04", None, None),
 EVERY_ORIGIN = 10_000
 ORACLE_UNSEEN, ORACLE_CARRIED = "oracle_shock_unseen", "oracle_shock_carried"
 ORACLES = ("oracle", ORACLE_UNSEEN, ORACLE_CARRIED)
-MIN_BLOCKS = 5
 
 
 @dataclass(frozen=True)
@@ -215,36 +215,10 @@ def _score(book: Book, origins: int, boot: int, block: int, rng: np.random.Gener
     as_of = Calendar.of(panel, book.config.forecast.max_mob).last(book.origins or origins)
     result = backtest_forecasters(panel, book.config, as_of, forecasters,
                                   horizon=HORIZON)
-    cells = result.cells[result.cells["segment"] == PORTFOLIO]
-    models = tuple(result.models)
-    cohort = cells["cohort"].cat.codes.to_numpy()
-    # Blocks of consecutive cohorts; a book of few cohorts gets smaller blocks, and with fewer than MIN_BLOCKS
-    # clusters no interval is given (every draw would be nearly the same book).
-    n_cohorts = int(cohort.max()) + 1
-    block = max(1, min(block, n_cohorts // MIN_BLOCKS))
-    blocks = cohort // block
-    n_blocks = int(blocks.max()) + 1
-    horizons = cells["horizon"].to_numpy() - 1
-    # Multinomial block counts: a bootstrap draw is a weight per block (how often it was drawn).
-    weights = rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=boot).astype(np.float64)  # (R, B)
-    mae = np.full((len(models), len(DEL_TYPES)), np.nan)
-    draws = np.full((boot, len(models), len(DEL_TYPES)), np.nan)
-    for d, del_type in enumerate(DEL_TYPES):
-        part = (cells["del_type"] == del_type).to_numpy()
-        for m, model in enumerate(models):
-            mine = part & (cells["model"] == model).to_numpy()
-            error = np.abs(cells["forecast"].to_numpy()[mine] - cells["actual"].to_numpy()[mine])
-            total = np.zeros((HORIZON, n_blocks))
-            count = np.zeros((HORIZON, n_blocks))
-            np.add.at(total, (horizons[mine], blocks[mine]), error)
-            np.add.at(count, (horizons[mine], blocks[mine]), 1.0)
-            seen = count.sum(axis=1) > 0
-            mae[m, d] = np.mean(total.sum(axis=1)[seen] / count.sum(axis=1)[seen])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                per_h = (weights @ total[seen].T) / (weights @ count[seen].T)  # (R, H seen)
-            if n_blocks >= MIN_BLOCKS:
-                draws[:, m, d] = np.nanmean(per_h, axis=1)
-    return Scored(models, mae, draws)
+    scored = portfolio_mae_draws(result.cells, HORIZON, rng, draws=boot, block=block)
+    # A book with too few cohort blocks for an interval (the Fannie excerpt: one quarter) scores NaN replicates.
+    draws = scored.draws if scored.draws is not None else np.full((boot, *scored.mae.shape), np.nan)
+    return Scored(scored.models, scored.mae, draws)
 
 
 def _fitted(config: Config):

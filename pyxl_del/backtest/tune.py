@@ -5,8 +5,9 @@ validated once; at each origin its cut is aggregated once and every candidate fi
 the benchmarks (chain-ladder, the last value carried forward). The score of a setting is the Portfolio MAE, the
 mean over months ahead 1..horizon of each month's MAE, per DEL type; the winner has the lowest mean over the DEL
 types, unless the comparison cannot separate the candidates (a tie, a candidate without a score): then there is none
-and `TuneResult.undecided` says why. `write_settings` puts the winner's settings into config.toml, comments kept.
-Method: docs/backtesting.md.
+and `TuneResult.undecided` says why. Every score's difference to the config as it is has a cohort-block bootstrap
+interval (`bootstrap`); a winner whose lead may be chance says so (`TuneResult.within_noise`). `write_settings` puts
+the winner's settings into config.toml, comments kept. Method: docs/backtesting.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pyxl_del.backtest.bootstrap import MIN_BLOCKS, MaeDraws, portfolio_mae_draws
 from pyxl_del.backtest.rolling import (
     DEFAULT_HORIZON,
     FORECASTERS,
@@ -55,6 +57,9 @@ CURRENT = "as configured"
 # Scores closer than this tie: 0.001 DEL points, the last digit the ranking shows, so a winner's lead is always
 # visible there (settings that change nothing on a panel differ by float noise, far below it).
 SCORE_TIE = 1e-5
+# The interval of a score's difference to the config as it is; the draws are seeded, so a panel gives one verdict.
+LEAD_LEVEL = 0.9
+LEAD_SEED = 20240101
 
 
 def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict]:
@@ -305,11 +310,49 @@ class TuneResult:
                 f"this data the chain's forecast has been worse than that benchmark, so read the forecasts beside it")
 
     @cached_property
+    def draws(self) -> MaeDraws:
+        """The scores under a paired bootstrap of cohort blocks (`bootstrap.portfolio_mae_draws`)."""
+        return portfolio_mae_draws(self.backtest.cells, self.backtest.horizon, np.random.default_rng(LEAD_SEED))
+
+    @cached_property
+    def lead(self) -> tuple[float, float, float] | None:
+        """The winner's score minus the config as it is's (negative: better) and its LEAD_LEVEL interval (NaN with
+        too few cohorts for one); None without a winner other than the config as it is."""
+        if self.winner is None or self.winner == CURRENT:
+            return None
+        return self.draws.lead(self.winner, CURRENT, LEAD_LEVEL)
+
+    @cached_property
+    def within_noise(self) -> str | None:
+        """Why the winner's lead over the config as it is may be chance (its interval reaches 0, or the panel has
+        too few cohorts for an interval), or None when the lead is clear of noise or there is no such winner."""
+        if self.lead is None:
+            return None
+        difference, lo, hi = self.lead
+        if np.isnan(hi):
+            return (f"with {counted(self.draws.n_cohorts, 'cohort')} the lead of {self.winner!r} over {CURRENT!r} "
+                    f"({difference:+.3%} mean MAE) cannot be told from chance: an interval needs "
+                    f"{MIN_BLOCKS} blocks of cohorts")
+        if hi < 0:
+            return None
+        return (f"the lead of {self.winner!r} over {CURRENT!r}, {difference:+.3%} mean MAE, is within noise: its "
+                f"{LEAD_LEVEL:.0%} interval [{lo:+.3%}, {hi:+.3%}] reaches 0 (a bootstrap of "
+                f"{counted(self.draws.n_blocks, 'block')} of cohorts)")
+
+    @cached_property
     def table(self) -> pd.DataFrame:
         """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
         their mean (the score), the rank among the candidates (tied scores share it), the score against the best
-        benchmark and the verdict: "winner", "tied lowest" (the lowest score is shared: no winner), "no score"."""
+        benchmark, the score's difference to the config as it is with its LEAD_LEVEL interval (vs_configured,
+        vs_configured_lo, vs_configured_hi; NaN bounds with too few cohorts) and the verdict: "winner", "tied
+        lowest" (the lowest score is shared: no winner), "no score"."""
         out = self._ranked.copy()
+        leads = [self.draws.lead(m, CURRENT, LEAD_LEVEL) if m in self.draws.models else (np.nan,) * 3
+                 for m in out["model"]]
+        leads = np.array(leads, dtype=float)
+        # Settings that change nothing differ by float noise, which would print as -0.000%.
+        leads[np.abs(leads) < 1e-12] = 0.0
+        out["vs_configured"], out["vs_configured_lo"], out["vs_configured_hi"] = leads.T
         candidate = out["kind"] == "candidate"
         tied = candidate & (out["rank"] == 1).fillna(False)
         out["verdict"] = ""

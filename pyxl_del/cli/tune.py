@@ -50,6 +50,7 @@ def print_table(result) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from pyxl_del.backtest.tune import (
         CURRENT,
+        LEAD_LEVEL,
         load_candidates,
         resolve_candidates,
         settings_text,
@@ -95,8 +96,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"the config as it is has the lowest error: {settings_text(cfg)}")
         return EXIT_OK
     print(f"winner: {winner}: {settings_text(result.candidates.configs[winner])}")
+    if result.within_noise:
+        print(f"warning: {result.within_noise}; keep the config as it is, or write the winner with --write --force")
+    else:
+        difference, lo, hi = result.lead
+        print(f"its lead over {CURRENT!r}: {difference:+.3%} mean MAE, {LEAD_LEVEL:.0%} interval [{lo:+.3%}, "
+              f"{hi:+.3%}]: clear of noise")
     if not args.write:
-        print(f"run again with --write to put these settings into {target}")
+        print(f"run again with --write{' --force' if result.within_noise else ''} to put these settings into "
+              f"{target}")
+        return EXIT_OK
+    if result.within_noise and not args.force:
+        print(f"not written: {target} is left as it is, as the lead may be chance (--force writes it)")
         return EXIT_OK
     write_settings(target, result.changes)
     print(f"wrote {target}: " + "; ".join(f"[{s}] {k} {old!r} -> {new!r}" for s, k, old, new in result.changes))
@@ -116,6 +127,9 @@ def add_commands(sub) -> None:
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--write", action="store_true", help="write the winner's settings into the config file (--config, "
                                                         "else ./config.toml), keeping its comments")
+    p.add_argument("--force", action="store_true", help="with --write: write the winner also when its lead over "
+                                                        "the config as it is may be chance (its 90%% interval "
+                                                        "reaches 0, or too few cohorts for one)")
     p.add_argument("--out", default="tune.xlsx", help="a .xlsx workbook, or a folder for the CSV tables "
                                                       "(default: tune.xlsx)")
     p.add_argument("--sheet", help=SHEET_HELP)

@@ -5,12 +5,14 @@ ahead per DEL type (table + line chart), then the full error table by months ahe
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pandas as pd
 
+from pyxl_del.backtest.bootstrap import MIN_BLOCKS
 from pyxl_del.backtest.rolling import MODEL_LABELS
-from pyxl_del.backtest.tune import CURRENT, TuneResult
+from pyxl_del.backtest.tune import CURRENT, LEAD_LEVEL, TuneResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.backtest import (
@@ -41,11 +43,15 @@ from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_top
 
 KIND = "tune"  # the sheets' kind and their owner
 SHEET_NAME = "Tune"
+SIGNED_POINTS = "+0.000%;-0.000%;0.000%"
 RANK_COLUMNS = (
     ("label", "Model", None, 30.0), ("kind", "Kind", None, 11.0),
     *[(f"mae_{d}", f"{d} MAE", DEL_POINTS, 10.0) for d in DEL_TYPES],
     ("score", "Mean MAE", DEL_POINTS, 10.0), ("rank", "Rank", "0", 6.0),
-    ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0), ("overrides", "What it sets", None, 44.0),
+    ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0),
+    ("vs_configured", f"vs {CURRENT}", SIGNED_POINTS, 11.0),
+    ("vs_configured_lo", f"{LEAD_LEVEL:.0%} interval from", SIGNED_POINTS, 11.0),
+    ("vs_configured_hi", "to", SIGNED_POINTS, 9.0), ("overrides", "What it sets", None, 44.0),
 )
 VERDICT_WORDS = {"winner": " (winner)", "tied lowest": " (tied lowest)", "no score": " (no score)", "": ""}
 
@@ -76,7 +82,9 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
                     f"observed 1 to {bt.horizon} months later. MAE = mean |forecast − actual| of the Portfolio, "
                     f"averaged over the months ahead; Mean MAE over the DEL types decides the rank."),
         cell_block(3, 1, f"{_verdict_text(result)} '{CURRENT}' is config.toml as it is; the benchmarks "
-                    f"(chain-ladder, last value) need no settings and are not ranked."),
+                    f"(chain-ladder, last value) need no settings and are not ranked. 'vs {CURRENT}': the Mean MAE's "
+                    f"difference to it, with a {LEAD_LEVEL:.0%} interval from a bootstrap of blocks of cohorts "
+                    f"(blank with fewer than {MIN_BLOCKS} blocks)."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
                Format(Area.cell(3, 1), NOTE_STYLE)]
@@ -141,13 +149,19 @@ def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
         writer.section("The winner")
         figures = [Figure("Lowest mean Portfolio MAE", _label(result.winner)),
                    Figure("Its mean MAE", float(table.loc[result.winner, "score"]), DEL_POINTS)]
+        if result.lead is not None:
+            difference, lo, hi = result.lead
+            figures.append(Figure(f"Its lead over {CURRENT}", difference, SIGNED_POINTS))
+            if not math.isnan(hi):
+                figures.append(Figure(f"{LEAD_LEVEL:.0%} interval of the lead", f"[{lo:+.3%}, {hi:+.3%}]"))
     writer.figures([
         *figures,
         Figure(f"Mean MAE {CURRENT}", float(table.loc[CURRENT, "score"]), DEL_POINTS),
         Figure(f"Best benchmark: {_label(best_benchmark)}", float(table.loc[best_benchmark, "score"]), DEL_POINTS),
     ])
     writer.section("What pyxl-del tune --write changes in config.toml")
-    writer.notes([f"[{s}] {k}: {old!r} -> {new!r}" for s, k, old, new in result.changes]
+    writer.notes([*([f"Only with --force: {result.within_noise}."] if result.within_noise else []),
+                  *[f"[{s}] {k}: {old!r} -> {new!r}" for s, k, old, new in result.changes]]
                  or [f"nothing: {result.undecided}" if result.winner is None else
                      "nothing: the config as it is has the lowest error"])
     caveats = [*([f"{result.behind_benchmark[0].upper()}{result.behind_benchmark[1:]}."]

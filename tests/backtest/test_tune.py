@@ -198,6 +198,28 @@ def test_a_winner_behind_a_benchmark_is_said(tuned):
 # ------------------------------------------------------------------------------------------ the candidates
 
 
+def test_the_winners_lead_has_an_interval_and_a_lead_of_one_cohort_is_within_noise(tuned):
+    """The right candidate's lead over the wrong config is clear; the same lead left to one cohort is not."""
+    table = tuned.table.set_index("model")
+    difference, lo, hi = tuned.lead
+    assert difference == pytest.approx(table.loc["own segment", "score"] - table.loc[CURRENT, "score"])
+    assert lo < difference < hi < 0 and tuned.within_noise is None
+    assert (table.loc["own segment", "vs_configured_lo"], table.loc["own segment", "vs_configured_hi"]) == (lo, hi)
+    assert table.loc[CURRENT, ["vs_configured", "vs_configured_lo", "vs_configured_hi"]].tolist() == [0, 0, 0]
+    cells = tuned.backtest.cells.copy()
+    own, current = (cells["model"] == m for m in ("own segment", CURRENT))
+    error = (cells["forecast"] - cells["actual"]).abs()
+    gain = pd.Series(error[current].to_numpy() - error[own].to_numpy(),  # the same cells, in the same order
+                     index=cells.loc[own, "cohort"].to_numpy())[(cells.loc[own, "segment"] == PORTFOLIO).to_numpy()]
+    one = cells["cohort"] == gain.groupby(level=0, observed=True).sum().idxmax()
+    # "own segment" forecasts as the wrong config does, except in one cohort
+    cells.loc[own & ~one, "forecast"] = cells.loc[current & ~one, "forecast"].to_numpy()
+    narrow = dataclasses.replace(tuned, backtest=dataclasses.replace(tuned.backtest, cells=cells))
+    assert narrow.winner == "own segment" and narrow.lead[2] >= 0
+    assert narrow.within_noise.startswith("the lead of 'own segment' over 'as configured', -0.") and (
+        "is within noise: its 90% interval [" in narrow.within_noise)
+
+
 def test_unknown_keys_are_named():
     config = Config()
     # A key no version will have (the estimation modes of issue 14 add keys: a test must not depend on them).
@@ -323,6 +345,24 @@ def test_cli_tune_prints_the_table_writes_csv_and_the_winner(two_segments, tmp_p
     assert "min_count = 0  # pool thin rows" in text and "max_mob = 12  # months" in text
 
 
+def test_cli_tune_writes_a_lead_that_may_be_chance_only_with_force(two_segments, tmp_path, capsys):
+    """Four cohorts give no interval: the right candidate still wins, but --write leaves the config alone."""
+    data = tmp_path / "panel.parquet"
+    two_segments[two_segments["DISBURSAL_MONTH"].isin(COHORTS[:4])].to_parquet(data)
+    config = tmp_path / "config.toml"
+    config.write_text(WRONG.to_toml())
+    args = ["tune", str(data), "--config", str(config), "--candidates", str(_candidates(tmp_path)), "--origins", "6",
+            "-q", "--out", str(tmp_path / "out"), "--write"]
+    before = config.read_text()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "winner: own segment" in printed and "with 4 cohorts the lead of 'own segment'" in printed
+    assert "not written: " in printed and config.read_text() == before
+    assert main([*args, "--force"]) == 0
+    assert "[transitions] min_count 300 -> 0" in capsys.readouterr().out
+    assert tomllib.loads(config.read_text())["transitions"]["min_count"] == 0
+
+
 def test_cli_tune_says_plainly_when_the_candidates_cannot_be_told_apart(one_loan, tmp_path, capsys):
     from openpyxl import load_workbook
 
@@ -382,7 +422,8 @@ def test_cli_tune_writes_the_workbook(two_segments, tmp_path, capsys):
     assert labels == [CURRENT, "own segment (winner)", "Chain-ladder", "Last value carried forward"]
     bold = [book["Tune"].cell(row, 3).font.b for row in range(6, 10)]
     assert bold == [False, True, False, False]  # the winner's row, and only it
-    assert book["Tune"].cell(7, 9).value == "[transitions] min_count = 0"
+    assert book["Tune"].cell(5, 12).value == "What it sets"
+    assert book["Tune"].cell(7, 12).value == "[transitions] min_count = 0"
 
 
 def _candidates(folder):

@@ -494,7 +494,9 @@ def fallback_summary(model: TransitionModel, segments: tuple[str, ...], states: 
     if present is not None and (missing := [states[k] for k in np.flatnonzero(~present & transient)]):
         lines.append(f"{agree(len(missing), 'state', 'states')} {', '.join(missing)} of [buckets] order "
                      f"{agree(len(missing), 'occurs', 'occur')} in no row of the data: "
-                     f"{agree(len(missing), 'its', 'their')} transition rows are a default, which no loan takes")
+                     f"{agree(len(missing), 'its', 'their')} transition rows are a default, which no loan takes "
+                     f"(a book that counts whole months past due has no 1-29 days state: leaving "
+                     f"{agree(len(missing), 'it', 'them')} out of [buckets] order gives the same forecast)")
         transient &= present
     if model.prior_strength is not None:
         fitted = [(states[i], model.prior_strength[i], model.prior_weights[i]) for i in np.flatnonzero(transient)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 from _panels import CHAIN, cfg, frame, loan, simulate
 
@@ -170,7 +171,15 @@ def test_a_state_no_row_is_in_is_said_once_not_counted_in_every_segment():
     warnings = run(simulate(no_dpd1, segments=("A", "B")), Config()).warnings
     said = [w for w in warnings if "occurs in no row" in w]
     assert said == ["state DPD1+ of [buckets] order occurs in no row of the data: its transition rows are a default, "
-                    "which no loan takes"], warnings
+                    "which no loan takes (a book that counts whole months past due has no 1-29 days state: leaving "
+                    "it out of [buckets] order gives the same forecast)"], warnings
+    # Left out, as the message says: the same DEL, and nothing to say.
+    order = [s for s in Config().buckets.order if s != "DPD1+"]
+    without = run(simulate(no_dpd1, segments=("A", "B")), Config().with_overrides(buckets={"order": order}))
+    assert not any("occurs in no row" in w for w in without.warnings)
+    with_state = run(simulate(no_dpd1, segments=("A", "B")), Config())
+    for del_type in ("DEL30", "DEL60", "DEL90"):
+        assert np.allclose(without.rates[del_type].mixed, with_state.rates[del_type].mixed, equal_nan=True)
     segment_lines = [w for w in warnings if w.startswith("segment 'A': of")]
     assert not any("no data anywhere" in w for w in segment_lines), segment_lines
     assert not any("occurs in no row" in w for w in run(simulate(CHAIN), Config()).warnings)

@@ -3,8 +3,9 @@
 A backtest's cells are not independent draws: origins overlap, and a cohort's cells at every origin share that
 cohort's luck. So whole blocks of consecutive cohorts are resampled with replacement (neighbouring vintages are
 alike too), the same draws for every model, and each draw recomputes the figure `tune` ranks by: per DEL type the
-mean over months ahead of each month ahead's MAE. Used by `pyxl-del tune` (is the winner's lead over the config as
-it is more than noise?) and by benchmarks/forecast_evidence.py (the intervals of docs/backtesting.md).
+mean over months ahead of each month ahead's MAE. Used by `pyxl-del backtest` (does the forecast beat the better
+benchmark beyond noise?), `pyxl-del tune` (is the winner's lead over the config as it is more than noise?) and
+benchmarks/forecast_evidence.py (the intervals of docs/backtesting.md).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import pandas as pd
 
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.errors import counted
 
 BLOCK_COHORTS = 3
 # Fewer clusters than this give no interval: every draw would be nearly the same book.
 MIN_BLOCKS = 5
 DRAWS = 400
+LEVEL = 0.9
+# The draws are seeded: a panel gives one verdict, run after run.
+SEED = 20240101
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,16 @@ class MaeDraws:
     n_cohorts: int
     n_blocks: int
 
-    def lead(self, model: str, against: str, level: float = 0.9) -> tuple[float, float, float]:
-        """``model``'s mean MAE over the DEL types minus ``against``'s (negative: ``model`` is better) and the
-        central ``level`` interval of that difference; the interval is NaN without replicates."""
+    def lead(self, model: str, against: str, level: float = LEVEL, del_type: str | None = None
+             ) -> tuple[float, float, float]:
+        """``model``'s MAE minus ``against``'s (negative: ``model`` is better), for ``del_type`` or else their mean
+        over the DEL types, and the central ``level`` interval of that difference; the interval is NaN without
+        replicates."""
         m, a = self.models.index(model), self.models.index(against)
-        difference = float(self.mae[m].mean() - self.mae[a].mean())
-        replicates = None if self.draws is None else self.draws[:, m].mean(axis=1) - self.draws[:, a].mean(axis=1)
+        types = slice(None) if del_type is None else [DEL_TYPES.index(del_type)]
+        difference = float(self.mae[m, types].mean() - self.mae[a, types].mean())
+        replicates = (None if self.draws is None else
+                      self.draws[:, m, types].mean(axis=1) - self.draws[:, a, types].mean(axis=1))
         if replicates is None or not np.isfinite(replicates).any():  # too few blocks, or a model without a score
             return difference, np.nan, np.nan
         tail = (1 - level) / 2 * 100
@@ -89,3 +98,35 @@ def _mean_of_seen(values: np.ndarray) -> np.ndarray:
     seen = np.isfinite(values)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(seen, values, 0.0).sum(axis=-1) / seen.sum(axis=-1)
+
+
+def against_benchmarks(draws: MaeDraws, model: str, benchmarks: tuple[str, ...], level: float = LEVEL
+                       ) -> pd.DataFrame:
+    """Per DEL type, ``model``'s Portfolio MAE against the better of ``benchmarks`` (the lower MAE): both MAEs,
+    the difference with its ``level`` interval, and the verdict: "better" or "worse" when the interval is clear of
+    0, "within noise" when it is not, "too few cohorts" without one."""
+    rows = []
+    for d, del_type in enumerate(DEL_TYPES):
+        scores = {b: draws.mae[draws.models.index(b), d] for b in benchmarks}
+        best = min(scores, key=lambda b: np.inf if np.isnan(scores[b]) else scores[b])
+        difference, lo, hi = draws.lead(model, best, level, del_type)
+        verdict = ("too few cohorts" if np.isnan(hi) else "better" if hi < 0 else "worse" if lo > 0 else
+                   "within noise")
+        rows.append({"del_type": del_type, "model": model, "benchmark": best,
+                     "mae": draws.mae[draws.models.index(model), d], "mae_benchmark": scores[best],
+                     "difference": difference, "difference_lo": lo, "difference_hi": hi, "verdict": verdict,
+                     "cohort_blocks": draws.n_blocks})
+    return pd.DataFrame(rows)
+
+
+def verdict_note(table: pd.DataFrame) -> str:
+    """How to read `against_benchmarks`'s table, with its number of cohort blocks."""
+    blocks = int(table["cohort_blocks"].iloc[0]) if len(table) else 0
+    what = "Difference = the Markov MAE minus the better benchmark's (below 0: the forecast is better). "
+    if blocks < MIN_BLOCKS:
+        return (what + f"No interval: the scored cells come from {counted(blocks, 'block')} of cohorts, fewer than "
+                f"{MIN_BLOCKS}, and a bootstrap of so few would redraw nearly the same book; read the difference "
+                f"as an indication.")
+    return (what + f"Its {LEVEL:.0%} interval is a paired bootstrap of {blocks} blocks of consecutive cohorts "
+            f"({DRAWS} draws; origins overlap and a cohort's cells share its luck, so cells are not independent): "
+            f"'better' or 'worse' when it excludes 0, 'within noise' when it does not.")

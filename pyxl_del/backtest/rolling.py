@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pyxl_del import __version__
+from pyxl_del.backtest import bootstrap
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
 from pyxl_del.engine.data import (
     PORTFOLIO,
@@ -531,10 +532,22 @@ class BacktestResult:
                 out[f"{metric}_markov"] = markov[metric].to_numpy(dtype=np.float64)
         return out
 
+    @cached_property
+    def against_benchmarks(self) -> pd.DataFrame:
+        """Per DEL type, the Markov forecast's Portfolio MAE against the better benchmark's, the difference with its
+        interval from a paired bootstrap of cohort blocks and the verdict (`bootstrap.against_benchmarks`); empty
+        without the Markov model or a benchmark."""
+        benchmarks = tuple(m for m in ("chain_ladder", "carry_forward") if m in self.models)
+        if "markov" not in self.models or not benchmarks or self.cells.empty:
+            return pd.DataFrame()
+        draws = bootstrap.portfolio_mae_draws(self.cells, self.horizon, np.random.default_rng(bootstrap.SEED))
+        return bootstrap.against_benchmarks(draws, "markov", benchmarks)
+
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The tidy tables by file stem: cells, by horizon, by MOB, winners."""
+        """The tidy tables by file stem: cells, by horizon, by MOB, winners, the forecast against the benchmarks."""
         return {"backtest_cells": self.cells, "backtest_by_horizon": self.by_horizon,
-                "backtest_by_mob": self.by_mob, "backtest_winners": self.winners}
+                "backtest_by_mob": self.by_mob, "backtest_winners": self.winners,
+                "backtest_vs_benchmark": self.against_benchmarks}
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pyxl_del.backtest.bootstrap import MIN_BLOCKS, MaeDraws, portfolio_mae_draws
+from pyxl_del.backtest.bootstrap import (
+    LEVEL,
+    MIN_BLOCKS,
+    SEED,
+    MaeDraws,
+    portfolio_mae_draws,
+)
 from pyxl_del.backtest.rolling import (
     DEFAULT_HORIZON,
     FORECASTERS,
@@ -57,9 +63,6 @@ CURRENT = "as configured"
 # Scores closer than this tie: 0.001 DEL points, the last digit the ranking shows, so a winner's lead is always
 # visible there (settings that change nothing on a panel differ by float noise, far below it).
 SCORE_TIE = 1e-5
-# The interval of a score's difference to the config as it is; the draws are seeded, so a panel gives one verdict.
-LEAD_LEVEL = 0.9
-LEAD_SEED = 20240101
 
 
 def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict]:
@@ -312,15 +315,15 @@ class TuneResult:
     @cached_property
     def draws(self) -> MaeDraws:
         """The scores under a paired bootstrap of cohort blocks (`bootstrap.portfolio_mae_draws`)."""
-        return portfolio_mae_draws(self.backtest.cells, self.backtest.horizon, np.random.default_rng(LEAD_SEED))
+        return portfolio_mae_draws(self.backtest.cells, self.backtest.horizon, np.random.default_rng(SEED))
 
     @cached_property
     def lead(self) -> tuple[float, float, float] | None:
-        """The winner's score minus the config as it is's (negative: better) and its LEAD_LEVEL interval (NaN with
+        """The winner's score minus the config as it is's (negative: better) and its LEVEL interval (NaN with
         too few cohorts for one); None without a winner other than the config as it is."""
         if self.winner is None or self.winner == CURRENT:
             return None
-        return self.draws.lead(self.winner, CURRENT, LEAD_LEVEL)
+        return self.draws.lead(self.winner, CURRENT, LEVEL)
 
     @cached_property
     def within_noise(self) -> str | None:
@@ -336,18 +339,18 @@ class TuneResult:
         if hi < 0:
             return None
         return (f"the lead of {self.winner!r} over {CURRENT!r}, {difference:+.3%} mean MAE, is within noise: its "
-                f"{LEAD_LEVEL:.0%} interval [{lo:+.3%}, {hi:+.3%}] reaches 0 (a bootstrap of "
+                f"{LEVEL:.0%} interval [{lo:+.3%}, {hi:+.3%}] reaches 0 (a bootstrap of "
                 f"{counted(self.draws.n_blocks, 'block')} of cohorts)")
 
     @cached_property
     def table(self) -> pd.DataFrame:
         """One row per candidate, then the benchmarks: the Portfolio MAE (mean over months ahead) per DEL type,
         their mean (the score), the rank among the candidates (tied scores share it), the score against the best
-        benchmark, the score's difference to the config as it is with its LEAD_LEVEL interval (vs_configured,
+        benchmark, the score's difference to the config as it is with its LEVEL interval (vs_configured,
         vs_configured_lo, vs_configured_hi; NaN bounds with too few cohorts) and the verdict: "winner", "tied
         lowest" (the lowest score is shared: no winner), "no score"."""
         out = self._ranked.copy()
-        leads = [self.draws.lead(m, CURRENT, LEAD_LEVEL) if m in self.draws.models else (np.nan,) * 3
+        leads = [self.draws.lead(m, CURRENT, LEVEL) if m in self.draws.models else (np.nan,) * 3
                  for m in out["model"]]
         leads = np.array(leads, dtype=float)
         # Settings that change nothing differ by float noise, which would print as -0.000%.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from pyxl_del.cli.common import (
@@ -19,7 +20,8 @@ from pyxl_del.cli.common import (
 def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from pyxl_del.backtest.rolling import backtest
+    from pyxl_del.backtest.bootstrap import verdict_note
+    from pyxl_del.backtest.rolling import MODEL_LABELS, backtest
     from pyxl_del.engine.config import load_config
     from pyxl_del.engine.errors import counted
     from pyxl_del.sheets.backtest import backtest_sheets
@@ -64,6 +66,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"markov median: MAE of the forecast's median; coverage: share of the actuals inside its "
               f"P{levels[0] * 100:g}..P{levels[-1] * 100:g} interval (nominally {levels[-1] - levels[0]:.0%}; a tie "
               f"with an end counts in part); crps: continuous ranked probability score (a point forecast's is its MAE)")
+    against = result.against_benchmarks
+    if not against.empty:
+        print("markov against the better benchmark (Portfolio MAE, mean over months ahead):")
+        for row in against.itertuples():
+            interval = ("" if math.isnan(row.difference_hi) else
+                        f" [{row.difference_lo:+.3%}, {row.difference_hi:+.3%}]")
+            print(f"  {row.del_type}: {row.mae:.3%} against {MODEL_LABELS[row.benchmark]} {row.mae_benchmark:.3%}, "
+                  f"{row.difference:+.3%}{interval}: {row.verdict}")
+        print(verdict_note(against))
     for note in result.notes:
         print(f"note: {note}")
     if result.warnings:

@@ -48,9 +48,9 @@ def print_table(result) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from pyxl_del.backtest.bootstrap import LEVEL
     from pyxl_del.backtest.tune import (
         CURRENT,
-        LEAD_LEVEL,
         load_candidates,
         resolve_candidates,
         settings_text,
@@ -100,7 +100,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"warning: {result.within_noise}; keep the config as it is, or write the winner with --write --force")
     else:
         difference, lo, hi = result.lead
-        print(f"its lead over {CURRENT!r}: {difference:+.3%} mean MAE, {LEAD_LEVEL:.0%} interval [{lo:+.3%}, "
+        print(f"its lead over {CURRENT!r}: {difference:+.3%} mean MAE, {LEVEL:.0%} interval [{lo:+.3%}, "
               f"{hi:+.3%}]: clear of noise")
     if not args.write:
         print(f"run again with --write{' --force' if result.within_noise else ''} to put these settings into "

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pyxl_del.backtest import bootstrap
 from pyxl_del.backtest.rolling import MODEL_LABELS, BacktestResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
@@ -213,12 +214,26 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
         counts = wins.map(lambda m: MODEL_LABELS.get(m, m)).value_counts()
         writer.notes(["Lowest Portfolio MAE by DEL type and months ahead: "
                       + "; ".join(f"{label} {n} of {len(wins)}" for label, n in counts.items()) + "."])
+    against = result.against_benchmarks
+    if not against.empty:
+        writer.section("The forecast against the better benchmark: is the difference more than noise?")
+        shown = against.assign(benchmark=against["benchmark"].map(MODEL_LABELS),
+                               **{c: against[c] * 100 for c in ("mae", "mae_benchmark", "difference",
+                                                                 "difference_lo", "difference_hi")})
+        writer.table(shown, [("del_type", "DEL type", None, 0), ("benchmark", "Better benchmark", None, 0),
+                             ("mae", "Markov MAE", POINTS, 0), ("mae_benchmark", "Its MAE", POINTS, 0),
+                             ("difference", "Difference", SIGNED_POINTS, 0),
+                             ("difference_lo", f"{bootstrap.LEVEL:.0%} interval from", SIGNED_POINTS, 0),
+                             ("difference_hi", "to", SIGNED_POINTS, 0), ("verdict", "Verdict", None, 0)])
+        writer.notes([bootstrap.verdict_note(against)])
     caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
                "(bias above zero: the forecast is too high), over the cells of each month ahead, then averaged over "
                "the months ahead (each counts once; the near months have the most cells).",
                f"{counted(len(origins), 'as-of month')}: "
                + ("few, so read the differences between models as indications, not as proof."
-                  if len(origins) < 6 else "differences of a few hundredths of a point are within noise."),
+                  if len(origins) < 6 else "the intervals above say which differences are more than noise."
+                  if not against.empty and (against["verdict"] != "too few cohorts").all() else
+                  "differences of a few hundredths of a point are within noise."),
                *[f"Note: {note}" for note in result.notes]]
     if result.warnings:
         caveats.append(f"{counted(len(result.warnings), 'warning')} at the as-of months (thin cohorts or transition "

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pandas as pd
 
-from pyxl_del.backtest.bootstrap import MIN_BLOCKS
+from pyxl_del.backtest.bootstrap import LEVEL, MIN_BLOCKS
 from pyxl_del.backtest.rolling import MODEL_LABELS
-from pyxl_del.backtest.tune import CURRENT, LEAD_LEVEL, TuneResult
+from pyxl_del.backtest.tune import CURRENT, TuneResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.backtest import (
@@ -43,15 +43,15 @@ from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_top
 
 KIND = "tune"  # the sheets' kind and their owner
 SHEET_NAME = "Tune"
-SIGNED_POINTS = "+0.000%;-0.000%;0.000%"
+SIGNED_DEL_POINTS = "+0.000%;-0.000%;0.000%"
 RANK_COLUMNS = (
     ("label", "Model", None, 30.0), ("kind", "Kind", None, 11.0),
     *[(f"mae_{d}", f"{d} MAE", DEL_POINTS, 10.0) for d in DEL_TYPES],
     ("score", "Mean MAE", DEL_POINTS, 10.0), ("rank", "Rank", "0", 6.0),
     ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0),
-    ("vs_configured", f"vs {CURRENT}", SIGNED_POINTS, 11.0),
-    ("vs_configured_lo", f"{LEAD_LEVEL:.0%} interval from", SIGNED_POINTS, 11.0),
-    ("vs_configured_hi", "to", SIGNED_POINTS, 9.0), ("overrides", "What it sets", None, 44.0),
+    ("vs_configured", f"vs {CURRENT}", SIGNED_DEL_POINTS, 11.0),
+    ("vs_configured_lo", f"{LEVEL:.0%} interval from", SIGNED_DEL_POINTS, 11.0),
+    ("vs_configured_hi", "to", SIGNED_DEL_POINTS, 9.0), ("overrides", "What it sets", None, 44.0),
 )
 VERDICT_WORDS = {"winner": " (winner)", "tied lowest": " (tied lowest)", "no score": " (no score)", "": ""}
 
@@ -83,7 +83,7 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
                     f"averaged over the months ahead; Mean MAE over the DEL types decides the rank."),
         cell_block(3, 1, f"{_verdict_text(result)} '{CURRENT}' is config.toml as it is; the benchmarks "
                     f"(chain-ladder, last value) need no settings and are not ranked. 'vs {CURRENT}': the Mean MAE's "
-                    f"difference to it, with a {LEAD_LEVEL:.0%} interval from a bootstrap of blocks of cohorts "
+                    f"difference to it, with a {LEVEL:.0%} interval from a bootstrap of blocks of cohorts "
                     f"(blank with fewer than {MIN_BLOCKS} blocks)."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE),
@@ -151,9 +151,9 @@ def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
                    Figure("Its mean MAE", float(table.loc[result.winner, "score"]), DEL_POINTS)]
         if result.lead is not None:
             difference, lo, hi = result.lead
-            figures.append(Figure(f"Its lead over {CURRENT}", difference, SIGNED_POINTS))
+            figures.append(Figure(f"Its lead over {CURRENT}", difference, SIGNED_DEL_POINTS))
             if not math.isnan(hi):
-                figures.append(Figure(f"{LEAD_LEVEL:.0%} interval of the lead", f"[{lo:+.3%}, {hi:+.3%}]"))
+                figures.append(Figure(f"{LEVEL:.0%} interval of the lead", f"[{lo:+.3%}, {hi:+.3%}]"))
     writer.figures([
         *figures,
         Figure(f"Mean MAE {CURRENT}", float(table.loc[CURRENT, "score"]), DEL_POINTS),

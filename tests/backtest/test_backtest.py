@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 
 import pyxl_del
 from pyxl_del.backtest.rolling import (
+    MODEL_LABELS,
     MODELS,
     BacktestError,
     Calendar,
@@ -401,7 +402,33 @@ def test_cli_writes_tables(panel_file, tmp_path, capsys):
     by_horizon = pd.read_csv(out / "backtest_by_horizon.csv")
     assert list(by_horizon.columns[:4]) == ["model", "segment", "del_type", "horizon"]
     assert set(by_horizon["horizon"]) == {1, 2, 3, 4}
-    assert {"backtest_cells.csv", "backtest_by_mob.csv", "backtest_winners.csv"} <= {p.name for p in out.iterdir()}
+    assert {"backtest_cells.csv", "backtest_by_mob.csv", "backtest_winners.csv", "backtest_vs_benchmark.csv"} <= {
+        p.name for p in out.iterdir()}
+
+
+def test_the_forecast_against_the_better_benchmark_in_the_cli_and_the_summary(panel_file, tmp_path, capsys):
+    """Per DEL type: the Markov MAE, the better benchmark's, the difference with its interval and a verdict."""
+    out = tmp_path / "backtest.xlsx"
+    assert main(["backtest", str(panel_file), "--origins", "3", "--horizon", "3", "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    result = backtest(panel_file, None, origins=3, horizon=3)
+    against = result.against_benchmarks.set_index("del_type")
+    overall = portfolio_mae(result)
+    for del_type in DEL_TYPES:
+        row = against.loc[del_type]
+        best = overall.loc[["chain_ladder", "carry_forward"], del_type].idxmin()
+        assert row["benchmark"] == best and row["mae"] == pytest.approx(overall.loc["markov", del_type])
+        assert row["difference"] == pytest.approx(row["mae"] - overall.loc[best, del_type])
+        assert row["difference_lo"] < row["difference"] < row["difference_hi"]
+        assert row["verdict"] == ("better" if row["difference_hi"] < 0 else "worse" if row["difference_lo"] > 0 else
+                                  "within noise")
+        assert (f"  {del_type}: {row['mae']:.3%} against {MODEL_LABELS[best]} {overall.loc[best, del_type]:.3%}, "
+                f"{row['difference']:+.3%} [{row['difference_lo']:+.3%}, {row['difference_hi']:+.3%}]: "
+                f"{row['verdict']}") in printed, printed
+    summary = [r for r in load_workbook(out)["Backtest summary"].iter_rows(values_only=True)]
+    header = next(i for i, r in enumerate(summary) if r[0] == "DEL type")
+    assert [r[0] for r in summary[header + 1:header + 4]] == list(DEL_TYPES)
+    assert [r[-1] for r in summary[header + 1:header + 4]] == list(against["verdict"])
 
 
 def test_cli_workbook_has_the_backtest_sheets_and_charts(panel_file, tmp_path):

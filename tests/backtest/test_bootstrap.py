@@ -1,5 +1,5 @@
 """The paired cohort-block bootstrap of backtest scores (`pyxl_del.backtest.bootstrap`): known answers on cells
-made by hand, and the point score equal to the one `tune` ranks by."""
+made by hand (the score as `tune` ranks by it, the leads, their intervals and verdicts)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyxl_del.backtest.bootstrap import MIN_BLOCKS, portfolio_mae_draws
+from pyxl_del.backtest.bootstrap import (
+    MIN_BLOCKS,
+    against_benchmarks,
+    portfolio_mae_draws,
+    verdict_note,
+)
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
-
-MODELS = ("a", "b")
 
 
 def _cells(errors: dict[str, np.ndarray], cohorts: int, horizon: int = 2) -> pd.DataFrame:
@@ -68,3 +71,27 @@ def test_too_few_cohorts_give_no_interval():
     assert draws.n_blocks == 4 < MIN_BLOCKS and draws.draws is None
     difference, lo, hi = draws.lead("b", "a")
     assert difference == pytest.approx(0.01) and np.isnan(lo) and np.isnan(hi)
+
+
+def test_the_forecast_is_compared_with_the_better_benchmark_per_del_type():
+    """markov is 1 point off everywhere, chain_ladder 3 points, carry_forward 2: markov is better, clearly. Then a
+    carry_forward 1.05 points off, but exact in one cohort of 15: the better benchmark by a hair, within noise."""
+    markov, chain_ladder, carry = np.full((15, 2), 0.01), np.full((15, 2), 0.03), np.full((15, 2), 0.02)
+    draws = portfolio_mae_draws(_cells({"markov": markov, "chain_ladder": chain_ladder, "carry_forward": carry},
+                                       15), 2, np.random.default_rng(0))
+    table = against_benchmarks(draws, "markov", ("chain_ladder", "carry_forward"))
+    assert list(table["del_type"]) == list(DEL_TYPES) and set(table["benchmark"]) == {"carry_forward"}
+    assert table["difference"].to_numpy() == pytest.approx([-0.01] * 3)
+    assert list(table["verdict"]) == ["better"] * 3
+    close = np.full((15, 2), 0.0105)
+    close[3] = 0.0
+    draws = portfolio_mae_draws(_cells({"markov": markov, "chain_ladder": chain_ladder, "carry_forward": close},
+                                       15), 2, np.random.default_rng(0))
+    table = against_benchmarks(draws, "markov", ("chain_ladder", "carry_forward"))
+    assert list(table["verdict"]) == ["within noise"] * 3, table
+    assert "'within noise' when it does not" in verdict_note(table)
+    few = portfolio_mae_draws(_cells({"markov": markov[:4], "chain_ladder": chain_ladder[:4],
+                                      "carry_forward": carry[:4]}, 4), 2, np.random.default_rng(0))
+    table = against_benchmarks(few, "markov", ("chain_ladder", "carry_forward"))
+    assert list(table["verdict"]) == ["too few cohorts"] * 3 and table["difference_lo"].isna().all()
+    assert "No interval: the scored cells come from 4 blocks of cohorts, fewer than 5" in verdict_note(table)

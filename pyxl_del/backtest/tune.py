@@ -394,14 +394,20 @@ def portfolio_mae(result: BacktestResult) -> pd.DataFrame:
 
 
 def backtest_text(result: BacktestResult) -> str:
-    """One line for Run info: the first model's Portfolio MAE per DEL type beside the other models'."""
+    """One line for Run info: the first model's Portfolio MAE per DEL type beside the other models', and with the
+    Markov model and a benchmark, the difference to the better benchmark with its interval and verdict."""
     wide = portfolio_mae(result)
     first, others = result.models[0], result.models[1:]
     per_type = [f"{d} {wide.loc[first, d]:.2%}" + (" (" + ", ".join(
         f"{MODEL_LABELS.get(m, m).lower()} {wide.loc[m, d]:.2%}" for m in others) + ")" if others else "")
         for d in DEL_TYPES]
+    against = result.against_benchmarks
+    verdicts = "" if against.empty else "; against the better benchmark: " + "; ".join(
+        f"{row.del_type} {row.difference:+.2%}"
+        + ("" if np.isnan(row.difference_hi) else f" [{row.difference_lo:+.2%}, {row.difference_hi:+.2%}]")
+        + f" {row.verdict}" for row in against.itertuples())
     return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {result.origins_text}: "
-            + "; ".join(per_type))
+            + "; ".join(per_type) + verdicts)
 
 
 # ------------------------------------------------------------------------------------------------ running

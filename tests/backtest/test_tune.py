@@ -444,6 +444,9 @@ def test_report_backtest_puts_the_models_error_beside_the_benchmarks_in_run_info
     assert values["Model"] == settings_text(Config())
     assert "chain-ladder" in values["Backtest"] and "last value" in values["Backtest"]
     assert values["Backtest"].startswith("Portfolio MAE, mean over 1..12 months ahead at 3 as-of months")
+    verdicts = values["Backtest"].split("; against the better benchmark: ")[1].split("; ")
+    assert [v.split()[0] for v in verdicts] == list(DEL_TYPES), values["Backtest"]
+    assert all(v.endswith((" better", " worse", " within noise")) and " [" in v for v in verdicts), verdicts
 
 
 def test_backtest_text_quotes_the_portfolio_mae(tuned):

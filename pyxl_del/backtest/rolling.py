@@ -49,6 +49,7 @@ from pyxl_del.engine.portfolio import aggregate_portfolio
 log = logging.getLogger(__name__)
 
 MODELS = ("markov", "markov_uncalibrated", "chain_ladder", "carry_forward")
+BENCHMARKS = ("chain_ladder", "carry_forward")  # what users do today: the forecast has to beat the better of them
 MODEL_LABELS = {
     "markov": "Markov (as configured)",
     "markov_uncalibrated": "Markov, no calibration",
@@ -537,7 +538,7 @@ class BacktestResult:
         """Per DEL type, the Markov forecast's Portfolio MAE against the better benchmark's, the difference with its
         interval from a paired bootstrap of cohort blocks and the verdict (`bootstrap.against_benchmarks`); empty
         without the Markov model or a benchmark."""
-        benchmarks = tuple(m for m in ("chain_ladder", "carry_forward") if m in self.models)
+        benchmarks = tuple(m for m in BENCHMARKS if m in self.models)
         if "markov" not in self.models or not benchmarks or self.cells.empty:
             return pd.DataFrame()
         draws = bootstrap.portfolio_mae_draws(self.cells, self.horizon, np.random.default_rng(bootstrap.SEED))

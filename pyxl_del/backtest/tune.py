@@ -31,6 +31,7 @@ from pyxl_del.backtest.bootstrap import (
     portfolio_mae_draws,
 )
 from pyxl_del.backtest.rolling import (
+    BENCHMARKS,
     DEFAULT_HORIZON,
     FORECASTERS,
     MODEL_LABELS,
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 # change what is compared, so they stay the config's.
 TUNABLE_SECTIONS = ("transitions", "calibration", "forecast")
 FIXED_KEYS = (("forecast", "max_mob"),)
-BENCHMARKS = ("chain_ladder", "carry_forward")
 CURRENT = "as configured"
 # Scores closer than this tie: 0.001 DEL points, the last digit the ranking shows, so a winner's lead is always
 # visible there (settings that change nothing on a panel differ by float noise, far below it).

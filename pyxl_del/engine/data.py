@@ -506,7 +506,7 @@ def row_numbers(positions: np.ndarray) -> str:
     positions = np.sort(np.asarray(positions))
     shown = ", ".join(str(int(p) + 2) for p in positions[:MAX_LISTED])
     more = f" and {len(positions) - MAX_LISTED} more" if len(positions) > MAX_LISTED else ""
-    return f"rows {shown}{more}"
+    return f"{'row' if len(positions) == 1 else 'rows'} {shown}{more}"
 
 
 # A number as a locale with a decimal comma, or with thousands separators, writes it: 1234,56 / 1.234.567,5 / 1,234,567.

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from pyxl_del.engine.data import row_numbers
 from pyxl_del.engine.errors import InputError, agree, reading
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.excel.opc import read_parts, restore_ribbon, write_zip
@@ -129,9 +130,8 @@ def cells_to_frame(rows: Any, *, ints_are_errors: bool) -> pd.DataFrame:
             bad = []
         if bad:
             labels = sorted({CELL_ERRORS.get(values[i], values[i]) for i in bad})
-            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise WorkbookError(f"column {name!r} has cell errors ({', '.join(map(str, labels))}) in rows "
-                                f"{', '.join(str(i + 2) for i in bad[:10])}{more}")
+            raise WorkbookError(f"column {name!r} has cell errors ({', '.join(map(str, labels))}) in "
+                                f"{row_numbers(bad)}")
         if any(issubclass(k, datetime) for k in kinds):
             values = [v.replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo is not None else v
                       for v in values]

@@ -119,9 +119,9 @@ def test_bad_applications_name_the_rows(twin, policy):
     with pytest.raises(DecisionInputError) as err:
         decide(frame, policy, twin)
     text = str(err.value)
-    assert "'segment' is empty in rows 3" in text and "'score' holds 'x' (not a number) in rows 4" in text
-    assert "'amount' must be a number > 0 in rows 5" in text and "'apr' must be a fraction" in text
-    with pytest.raises(DecisionInputError, match=r"unknown segment 'Nope' in rows 2 \(known: CASH LOAN, CD, TW/Moto\)"):
+    assert "'segment' is empty in row 3" in text and "'score' holds 'x' (not a number) in row 4" in text
+    assert "'amount' must be a number > 0 in row 5" in text and "'apr' must be a fraction" in text
+    with pytest.raises(DecisionInputError, match=r"unknown segment 'Nope' in row 2 \(known: CASH LOAN, CD, TW/Moto\)"):
         decide(frame.iloc[[3]].assign(amount=1), policy, twin)
     with pytest.raises(DecisionInputError, match="missing column 'amount'"):
         decide(frame.drop(columns="amount"), policy, twin)
@@ -230,7 +230,7 @@ def test_cli_decide(panel, tmp_path, capsys):
     assert "warning: 1 application id appears more than once ('A1' x2; rows 2, 4)" in printed, printed
     apps.write_text("segment,score,amount\nCD,abc,1\n")
     assert main(["decide", str(apps), "--data", str(data), "--out", str(out)]) == EXIT_BAD_INPUT
-    assert "'score' holds 'abc' (not a number) in rows 2" in capsys.readouterr().err
+    assert "'score' holds 'abc' (not a number) in row 2" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------- what is a number
@@ -250,7 +250,7 @@ def test_text_and_booleans_in_number_columns_are_errors_naming_the_rows(twin, po
     with pytest.raises(DecisionInputError, match=r"column 'score' holds 'True', 'False' \(not a number\) in rows 2, 3"):
         decide(flags, policy, twin)
     mixed = flags.assign(score=pd.Series([650, True], dtype=object))  # a Parquet object column
-    with pytest.raises(DecisionInputError, match=r"'score' holds 'True' \(not a number\) in rows 3"):
+    with pytest.raises(DecisionInputError, match=r"'score' holds 'True' \(not a number\) in row 3"):
         decide(mixed, policy, twin)
     for field in ("score", "amount", "apr"):
         with pytest.raises(ValueError, match="true is not a number"):
@@ -290,8 +290,8 @@ def test_unknown_segments_name_the_file_the_rows_and_the_near_match(twin, policy
         decide(apps, policy, twin)
     text = str(err.value)
     assert text.startswith("applications: unknown segment 'CD ' in rows 3, 5: did you mean 'CD'?")
-    assert "unknown segment 'XYZ' in rows 4 (known: CASH LOAN, CD, TW/Moto)" in text
-    assert "unknown segment 'cash loan' in rows 6: did you mean 'CASH LOAN'?" in text
+    assert "unknown segment 'XYZ' in row 4 (known: CASH LOAN, CD, TW/Moto)" in text
+    assert "unknown segment 'cash loan' in row 6: did you mean 'CASH LOAN'?" in text
     with pytest.raises(DecisionInputError, match=r"unknown segment 'CD ' in application 2: did you mean 'CD'\?"):
         decide([{"segment": "CD", "score": 650, "amount": 1}, {"segment": "CD ", "score": 650, "amount": 1}], policy,
                twin)
@@ -303,7 +303,7 @@ def test_cli_decide_names_the_file_and_row_of_an_unknown_segment(panel, tmp_path
     apps = tmp_path / "apps.csv"
     apps.write_text("segment,score,amount,apr\nCD,650,100,\nXYZ,650,100,\n")
     assert main(["decide", str(apps), "--data", str(data), "--out", str(tmp_path / "d.csv")]) == EXIT_BAD_INPUT
-    assert f"{apps}: unknown segment 'XYZ' in rows 3 (known: " in capsys.readouterr().err
+    assert f"{apps}: unknown segment 'XYZ' in row 3 (known: " in capsys.readouterr().err
     apps.write_text("segment,score,amount,apr\nCD,650,100,30%\n")
     assert main(["decide", str(apps), "--data", str(data), "--out", str(tmp_path / "d.csv")]) == EXIT_BAD_INPUT
     assert f"{apps}: column 'apr' holds '30%' (not a number" in capsys.readouterr().err

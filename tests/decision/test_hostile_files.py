@@ -64,7 +64,7 @@ APPLICATIONS = {
     "text.parquet": (b"segment,score,amount\nCD,600,100\n", "not a readable Parquet file"),
     "semicolon.csv": (b"segment;score;amount\nCD;600;100\n", "separated by ';'"),
     "absurd.csv": (b"segment,score,amount\nCD,600,1.7e308\nCD,1e300,100\nCD,600,inf\n",
-                   r"'score' is beyond .* in rows 3.*'amount' must be a number > 0 in rows 4.*'amount' is over 1e\+12"),
+                   r"'score' is beyond .* in row 3.*'amount' must be a number > 0 in row 4.*'amount' is over 1e\+12"),
     "nan.csv": (b"segment,score,amount,apr\n,NaN,-1,24\n",
                 r"'segment' is empty.*'score' holds 'NaN' \(not a number\).*'amount' must be"),
     "book.xlsx": (b"PK\x03\x04", "unsupported type of applications file '.xlsx'"),
@@ -102,7 +102,7 @@ def test_a_bad_applications_file_is_told_before_the_engine_loads(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr
-    assert "'score' holds 'x' (not a number) in rows 2" in out.stderr
+    assert "'score' holds 'x' (not a number) in row 2" in out.stderr
 
 
 def test_a_segment_called_na_is_a_segment(tmp_path):

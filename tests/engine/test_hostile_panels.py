@@ -189,7 +189,7 @@ def test_mob_out_of_bounds_names_the_rows(backend, mob):
     df.loc[1, "MOB"] = mob
     msg = error_of(df, backend)
     assert "'MOB' ([columns] mob) must be a whole number from 0 to 1200" in msg
-    assert ("rows 3" in msg) if backend == "pandas" else ("loan 'L1' MOB" in msg)
+    assert ("row 3" in msg) if backend == "pandas" else ("loan 'L1' MOB" in msg)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -458,8 +458,8 @@ def test_true_and_false_are_no_numbers(tmp_path, kind):
         source = tmp_path / "panel.xlsx"
         df.to_excel(source, index=False)
     msg = error_of(source, "pandas")
-    assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200; not so in rows 3" in msg, msg
-    assert "column 'PRINCIPLE_OUTSTANDING' ([columns] ead) is empty or not a number in rows 5" in msg, msg
+    assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200; not so in row 3" in msg, msg
+    assert "column 'PRINCIPLE_OUTSTANDING' ([columns] ead) is empty or not a number in row 5" in msg, msg
     whole = cohorts("2023-07", "2023-08")
     whole["MOB"] = whole["MOB"] > 0  # a column of booleans
     assert "column 'MOB' ([columns] mob) must be a whole number" in error_of(whole, "pandas")
@@ -506,7 +506,7 @@ def test_a_segment_called_na_is_a_segment(tmp_path, suffix):
         assert run(path, backend).segments == ("N/A", "NA", "None"), backend
     df["PRODUCT_TYPE"] = ["NA", "", "N/A", "N/A", "None", "None"]
     df.to_csv(path, index=False) if suffix == ".csv" else df.to_excel(path, index=False)
-    assert "([columns] segment) is empty in rows 3" in error_of(path, "pandas")
+    assert "([columns] segment) is empty in row 3" in error_of(path, "pandas")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -519,7 +519,7 @@ def test_a_total_row_at_the_end_of_an_export_is_named(tmp_path, backend):
         fh.write("Total,,,,,440.00\n")
     msg = error_of(path, backend)
     assert "column 'MOB' ([columns] mob) must be a whole number from 0 to 1200" in msg and "cast" not in msg, msg
-    assert "rows 8" in msg or "loan 'Total'" in msg, msg
+    assert "row 8" in msg or "loan 'Total'" in msg, msg
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

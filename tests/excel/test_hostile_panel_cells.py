@@ -65,7 +65,7 @@ def zero_ead(rows):
 
 CASES = {"blank_cohort": (blank_cohort, "'DISBURSAL_MONTH' ([columns] cohort)"),
          "day_first": (day_first, "day-first or month-first"),
-         "huge_mob": (huge_mob, "must be a whole number from 0 to 1200; not so in rows 6"),
+         "huge_mob": (huge_mob, "must be a whole number from 0 to 1200; not so in row 6"),
          "huge_ead": (huge_ead, "is above 1e15"),
          "zero_ead": (zero_ead, "is 0 on every row")}
 

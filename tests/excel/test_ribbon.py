@@ -558,7 +558,7 @@ def test_xlwings_book_reads_com_values(tmp_path):
     book = XlwingsBook(xl)
     assert book.folder == tmp_path and book.sheet_names() == ["Data", "Portfolio_DEL30", "Portfolio_DEL30 (2)", "Old"]
     assert book.read_frame(Ref("Data", "A1:B2")).to_dict("list") == {"AGREEMENT_ID": ["a"], "MOB": [0.0]}
-    with pytest.raises(WorkbookError, match=r"column 'MOB' has cell errors \(#N/A\) in rows 3"):
+    with pytest.raises(WorkbookError, match=r"column 'MOB' has cell errors \(#N/A\) in row 3"):
         book.read_frame(Ref("Data"))
     assert book.own_sheets() == {"Portfolio_DEL30": "mixed"}
     assert book.get_name("pyxl_del_source") == Ref("Data", "A1:B2")

@@ -350,7 +350,7 @@ def test_data_errors_are_short_messages(excel, cells, tmp_path):
     bad_state = list(map(list, cells))
     bad_state[3][4] = "LATE"
     text = message(excel.call(f, tuple(map(tuple, bad_state)), "CD"))
-    assert "'LATE' in rows 4" in text and text.startswith("data range: "), text
+    assert "'LATE' in row 4" in text and text.startswith("data range: "), text
 
 
 def test_a_mapped_column_twice_in_the_range_is_named(excel, cells):

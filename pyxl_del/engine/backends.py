@@ -41,6 +41,7 @@ from pyxl_del.engine import panel_sql
 from pyxl_del.engine.config import LOGICAL_COLUMNS, Config
 from pyxl_del.engine.data import (
     GAP_EXAMPLES,
+    HEADER_SEARCH_ROWS,
     MAX_LISTED,
     MESSAGES,
     PanelStats,
@@ -54,6 +55,7 @@ from pyxl_del.engine.data import (
     ead_problem,
     encoding_problem,
     final_rows,
+    find_header,
     gap_warning,
     header_fields,
     late_start_warning,
@@ -62,6 +64,7 @@ from pyxl_del.engine.data import (
     read_panel,
     require_unique,
     segment_name_findings,
+    split_header,
     state_problem,
     validate_panel,
 )
@@ -334,7 +337,7 @@ class _Spark:
             frame = read.option("mergeSchema", "true").parquet(*source.paths)
         else:
             # Spark's CSV reader takes the first file's header for all; read each and union by name instead.
-            parts = [self._csv(p) for p in source.paths]
+            parts = [self._csv(p, _mapped(config)) for p in source.paths]
             frame = parts[0]
             for part in parts[1:]:
                 frame = frame.unionByName(part, allowMissingColumns=True)
@@ -344,9 +347,20 @@ class _Spark:
                                                                     _mapped(config))))
         return self.dialect.ident(view), dict(frame.dtypes)
 
-    def _csv(self, path: str):
+    def _csv(self, path: str, wanted: Sequence[str] = ()):
+        # Spark sniffs neither the delimiter (a Vietnamese or German Excel saves "CSV" with semicolons) nor a title
+        # above the header, as DuckDB's sniffer and the pandas reader do: both are read off the file's top lines.
+        top = [row.value for row in self.session.read.text(path).limit(HEADER_SEARCH_ROWS).collect()]
+        found = find_header(top, wanted) if wanted else None
+        above, delimiter = (found[0], found[2]) if found else (0, split_header(top[0].removeprefix("\ufeff"))[1]
+                                                                if top else ",")
         # A quote inside a quoted field is doubled, as Excel and pandas write it; Spark's default escape is '\\'.
-        part = self.session.read.csv(path, header=True, inferSchema=False, encoding="UTF-8", escape='"')
+        read = self.session.read.options(header=True, inferSchema=False, encoding="UTF-8", escape='"', sep=delimiter)
+        if above:
+            lines = self.session.sparkContext.textFile(path).zipWithIndex().filter(lambda line: line[1] >= above)
+            part = read.csv(lines.keys())
+        else:
+            part = read.csv(path)
         return part.withColumnRenamed(part.columns[0], part.columns[0].removeprefix("\ufeff"))
 
     def columns_of(self, path: str, kind: str) -> list[str]:

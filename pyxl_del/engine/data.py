@@ -420,16 +420,21 @@ def require_unique(names: list[str], config: Config, source: str) -> None:
 HEADER_SEARCH_ROWS = 20  # rows of a sheet searched for the mapped columns' header when row 1 lacks them
 
 
-def _csv_header(path: Path, wanted: list[str]) -> tuple[int, list[str], str] | None:
-    """(lines above it, column names, delimiter) of the first of a CSV's top HEADER_SEARCH_ROWS lines holding every
-    mapped column name; None when none does."""
-    with _open_csv(path) as fh:
-        head = fh.read(1 << 16)
-    for above, line in enumerate(re.split(rb"\r\n|\r|\n", head)[:HEADER_SEARCH_ROWS]):
-        fields, delimiter = split_header(line.decode("utf-8", "replace").removeprefix("\ufeff"))
+def find_header(lines: Sequence[str], wanted: Sequence[str]) -> tuple[int, list[str], str] | None:
+    """(lines above it, column names, delimiter) of the first of a CSV's top lines (decoded; up to
+    HEADER_SEARCH_ROWS of them) holding every mapped column name; None when none does."""
+    for above, line in enumerate(lines[:HEADER_SEARCH_ROWS]):
+        fields, delimiter = split_header(line.removeprefix("\ufeff"))
         if set(wanted) <= {f.strip() for f in fields}:
             return above, fields, delimiter
     return None
+
+
+def _csv_header(path: Path, wanted: list[str]) -> tuple[int, list[str], str] | None:
+    """`find_header` on a local CSV file's first 64 KB."""
+    with _open_csv(path) as fh:
+        head = fh.read(1 << 16)
+    return find_header([line.decode("utf-8", "replace") for line in re.split(rb"\r\n|\r|\n", head)], wanted)
 
 
 def _header_row(read, wanted: list[str]) -> int:

@@ -84,6 +84,19 @@ def test_a_quoted_name_with_quotes_of_its_own_on_spark(spark, tmp_path):
     assert_same_stats(aggregate(df, CONFIG, "pandas"), actual)
 
 
+def test_semicolons_and_a_title_above_the_header_on_spark(spark, tmp_path):
+    """Spark had read a semicolon CSV as one column and a titled CSV's title as its header; the other backends
+    sniff both."""
+    df = simulate(CHAIN, segments=("A", "Vay tiêu dùng"), cohorts=3, loans=20, max_mob=3, seed=8)
+    expected = aggregate(df, CONFIG, "pandas")
+    df.to_csv(tmp_path / "semicolons.csv", index=False, sep=";")
+    (tmp_path / "titled.csv").write_text("Loan tape, December 2025\n\n" + df.to_csv(index=False, sep=";"),
+                                         encoding="utf-8-sig")
+    for name in ("semicolons.csv", "titled.csv"):
+        assert_same_stats(expected, aggregate(tmp_path / name, CONFIG, "spark", spark=spark))
+        assert_same_stats(expected, aggregate(tmp_path / name, CONFIG, "duckdb"))
+
+
 def test_decimal_comma_csv_on_spark(spark, tmp_path):
     """[columns] decimal = "," in the shared SQL: the same statistics as the decimal-point panel, "12.5" no number."""
     df = simulate(CHAIN, segments=("A",), cohorts=2, loans=20, max_mob=3, seed=4)

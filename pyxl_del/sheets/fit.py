@@ -162,6 +162,21 @@ def pages_across(widths: dict[int, float], print_area: Area, repeat_cols: tuple[
     return pages
 
 
+def _first_page_end(widths: dict[int, float], area: Area, repeat_cols: tuple[int, int] | None, pages: int,
+                    page) -> int:
+    """The last column of the print area on the first of ``pages`` across. Fitted to that many pages, the sheet
+    prints at the largest scale (at most 1) that fits its width, the repeated columns on every page, into them."""
+    width = {c: widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in range(area.first_col, area.last_col + 1)}
+    repeated = sum(w for c, w in width.items() if repeat_cols and repeat_cols[0] <= c <= repeat_cols[1])
+    scale = min(1.0, pages * printable_width(page) / (sum(width.values()) + (pages - 1) * repeated))
+    room, used = printable_width(page) / scale, 0.0
+    for col, w in width.items():
+        used += w
+        if used > room:
+            return max(col - 1, area.first_col)
+    return area.last_col
+
+
 def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str | None = None) -> SheetLayout:
     """The layout with its columns, rows, wrapping and print setup fitted to its content; ``footer`` goes in the
     middle of every printed page's footer (the as-of month), ``back_link`` names the sheet a link at the right of
@@ -212,7 +227,24 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
             last_row, last_col = max(last_row, r), max(last_col, c)
         area = Area(1, 1, last_row, last_col)
 
-    # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it.
+    # The print scale: the smallest type in the area, charts' included, prints at MIN_PRINT_PT.
+    inside = ids[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]
+    used = np.unique(inside[occupied[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]])
+    smallest = min([_font(palette[i])[0] for i in used] or [DEFAULT_SIZE])
+    if any(chart.anchor[0] <= area.last_row and chart.anchor[1] <= area.last_col for chart in layout.charts):
+        smallest = min(smallest, CHART_TEXT_PT)
+    scale = min(1.0, MIN_PRINT_PT * 1.03 / smallest)
+    # Pages across: as many as keep the smallest type at MIN_PRINT_PT; headers repeat on each.
+    repeat_rows, repeat_cols = page.repeat_rows, page.repeat_cols
+    if layout.freeze is not None and repeat_rows is None and repeat_cols is None:
+        top, left = layout.freeze
+        repeat_rows = (top - 1, top - 1) if top > 1 else None
+        repeat_cols = (1, left - 1) if left > 1 else None
+    fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
+
+    # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it; the
+    # edge of a sheet printed several pages wide is that of its first page, where a note starting there is read.
+    first_page_end = _first_page_end(widths, area, repeat_cols, fit_width, page) if fit_width > 1 else area.last_col
     links = list(layout.links)
     if back_link is not None:
         spills = [s for s in spills if (s[0], s[1]) != (1, 1)]
@@ -229,7 +261,8 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         after = np.flatnonzero(occupied[row - 1, col:])
         free_end = col + int(after[0]) if len(after) else None
         if col <= area.last_col and area.first_row <= row <= area.last_row:
-            end = area.last_col if free_end is None else min(free_end, area.last_col)
+            edge = first_page_end if col <= first_page_end else area.last_col
+            end = edge if free_end is None else min(free_end, edge)
         elif free_end is not None:
             end = free_end
         else:
@@ -247,19 +280,7 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         lines = len(wrap_lines(text, room or widths.get(col, DEFAULT_WIDTH), *font))
         heights[row] = max(heights.get(row, 0.0), lines * line_height(font[0]) + 1)
 
-    # 5. Pages: as many across as keep the smallest type at MIN_PRINT_PT; headers repeat on each.
-    inside = ids[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]
-    used = np.unique(inside[occupied[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]])
-    smallest = min([_font(palette[i])[0] for i in used] or [DEFAULT_SIZE])
-    if any(chart.anchor[0] <= area.last_row and chart.anchor[1] <= area.last_col for chart in layout.charts):
-        smallest = min(smallest, CHART_TEXT_PT)
-    scale = min(1.0, MIN_PRINT_PT * 1.03 / smallest)
-    repeat_rows, repeat_cols = page.repeat_rows, page.repeat_cols
-    if layout.freeze is not None and repeat_rows is None and repeat_cols is None:
-        top, left = layout.freeze
-        repeat_rows = (top - 1, top - 1) if top > 1 else None
-        repeat_cols = (1, left - 1) if left > 1 else None
-    fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
+    # 5. The print setup.
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
                    footer=page.footer if footer is None else footer)
     # 6. No chart cut by a page.

@@ -260,6 +260,27 @@ def headers_not_repeated(wb, pdf: Path) -> list[str]:
     return problems
 
 
+def notes_cut_by_a_page(wb, pdf: Path) -> list[str]:
+    """Wrapped notes (text merged across columns) with a word printed on none of their sheet's pages: a page edge
+    crossing the merge cuts every line there, and the cut words are on neither page whole."""
+    doc = pymupdf.open(pdf)
+    pages = pages_by_sheet(pdf)
+    problems = []
+    for ws in wb.worksheets:
+        if ws.title not in pages:
+            continue
+        printed = {w[4].strip(".,;:()'\"") for i in pages[ws.title] for w in doc[i].get_text("words")}
+        for merge in ws.merged_cells.ranges:
+            cell = ws.cell(merge.min_row, merge.min_col)
+            if not (isinstance(cell.value, str) and cell.alignment.wrap_text and len(cell.value) > 60):
+                continue
+            words = {w.strip(".,;:()'\"") for w in cell.value.split()}
+            lost = sorted(w for w in words if len(w) >= 5 and w.isalpha() and w not in printed)
+            if lost:
+                problems.append(f"{ws.title}!{cell.coordinate}: {lost[:3]} cut by a page edge")
+    return problems
+
+
 def chart_colors(wb) -> dict[str, set[str]]:
     """Series title -> the line colours it has in the workbook's charts."""
     found: dict[str, set[str]] = {}
@@ -301,6 +322,7 @@ def test_printed_pages_are_readable_and_repeat_their_headers(workbooks, pdfs, ki
     wb = openpyxl.load_workbook(workbooks[kind])
     assert small_type(pdfs[kind]) == []
     assert headers_not_repeated(wb, pdfs[kind]) == []
+    assert notes_cut_by_a_page(wb, pdfs[kind]) == []
     pages = pages_by_sheet(pdfs[kind])
     assert set(wb.sheetnames) <= set(pages), f"sheets that print nothing: {set(wb.sheetnames) - set(pages)}"
 
@@ -363,3 +385,26 @@ def test_small_type_and_missing_headers_are_reported(workbooks, tmp_path):
     assert len(pages_by_sheet(pdf)["CD_matrices"]) > 1
     assert any("pt" in p for p in small_type(pdf))
     assert any(p.startswith("CD_matrices: page") for p in headers_not_repeated(original, pdf))
+
+
+@needs_office
+@pytest.mark.libreoffice
+def test_a_note_merged_across_the_pages_of_a_wide_sheet_is_reported(workbooks, tmp_path):
+    """The Backtest sheet prints two pages wide; its notes had been merged up to its last column, so the first
+    page's edge cut every line (\"the DEL observed later, 1 to 12 months ahe\")."""
+    wb = openpyxl.load_workbook(workbooks["backtest"])
+    for name in wb.sheetnames:
+        if name != "Backtest":
+            del wb[name]
+    ws = wb["Backtest"]
+    ws.page_setup.fitToWidth = 3
+    last = openpyxl.utils.column_index_from_string(ws.print_area.split(":")[-1].strip("$0123456789").replace("$", ""))
+    for merge in list(ws.merged_cells.ranges):
+        if merge.min_row == 2:
+            ws.unmerge_cells(str(merge))
+            ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=last)
+    path = tmp_path / "wide_note.xlsx"
+    wb.save(path)
+    pdf = render([path], tmp_path)["wide_note"]
+    assert len(pages_by_sheet(pdf)["Backtest"]) > 1
+    assert any(p.startswith("Backtest!A2: ") for p in notes_cut_by_a_page(wb, pdf))

@@ -162,19 +162,24 @@ def pages_across(widths: dict[int, float], print_area: Area, repeat_cols: tuple[
     return pages
 
 
-def _first_page_end(widths: dict[int, float], area: Area, repeat_cols: tuple[int, int] | None, pages: int,
-                    page) -> int:
-    """The last column of the print area on the first of ``pages`` across. Fitted to that many pages, the sheet
-    prints at the largest scale (at most 1) that fits its width, the repeated columns on every page, into them."""
+def _page_ends(widths: dict[int, float], area: Area, repeat_cols: tuple[int, int] | None, pages: int,
+               page) -> list[int]:
+    """The last column of the print area on each page across, fitted to ``pages``: the sheet prints at the largest
+    scale (at most 1) that fits its width, the repeated columns on every page, into them; pages break between
+    columns, as `pages_across` counts them."""
     width = {c: widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in range(area.first_col, area.last_col + 1)}
-    repeated = sum(w for c, w in width.items() if repeat_cols and repeat_cols[0] <= c <= repeat_cols[1])
-    scale = min(1.0, pages * printable_width(page) / (sum(width.values()) + (pages - 1) * repeated))
-    room, used = printable_width(page) / scale, 0.0
+    repeated = {c for c in width if repeat_cols and repeat_cols[0] <= c <= repeat_cols[1]}
+    fixed = sum(width[c] for c in repeated)
+    scale = min(1.0, pages * printable_width(page) / (sum(width.values()) + (pages - 1) * fixed))
+    room, used, ends = printable_width(page) / scale, fixed, []
     for col, w in width.items():
+        if col in repeated:
+            continue
+        if used + w > room and used > fixed:
+            ends.append(col - 1)
+            used = fixed
         used += w
-        if used > room:
-            return max(col - 1, area.first_col)
-    return area.last_col
+    return [*ends, area.last_col]
 
 
 def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str | None = None) -> SheetLayout:
@@ -242,9 +247,9 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         repeat_cols = (1, left - 1) if left > 1 else None
     fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
 
-    # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it; the
-    # edge of a sheet printed several pages wide is that of its first page, where a note starting there is read.
-    first_page_end = _first_page_end(widths, area, repeat_cols, fit_width, page) if fit_width > 1 else area.last_col
+    # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it; on a
+    # sheet printed several pages wide, the edge is that of the page the text starts on.
+    page_ends = _page_ends(widths, area, repeat_cols, fit_width, page) if fit_width > 1 else [area.last_col]
     links = list(layout.links)
     if back_link is not None:
         spills = [s for s in spills if (s[0], s[1]) != (1, 1)]
@@ -261,7 +266,7 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         after = np.flatnonzero(occupied[row - 1, col:])
         free_end = col + int(after[0]) if len(after) else None
         if col <= area.last_col and area.first_row <= row <= area.last_row:
-            edge = first_page_end if col <= first_page_end else area.last_col
+            edge = next(end for end in page_ends if end >= col)
             end = edge if free_end is None else min(free_end, edge)
         elif free_end is not None:
             end = free_end

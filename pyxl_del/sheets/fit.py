@@ -143,43 +143,39 @@ def _chart_extent(chart, widths) -> tuple[int, int]:
     return row + rows, columns_spanning(widths, cm_to_units(chart.width_cm), first=col)
 
 
-def pages_across(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, scale: float,
-                 page) -> int:
-    """How many pages wide the print area prints at ``scale`` (pages break between columns; the repeated
-    columns are on every page)."""
+def page_ends(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, scale: float,
+              page) -> list[int]:
+    """The last column of the print area on each page across at ``scale`` (pages break between columns; the
+    repeated columns are on every page)."""
     room = printable_width(page) / scale
     repeated = range(repeat_cols[0], repeat_cols[1] + 1) if repeat_cols else range(0)
     fixed = sum(widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in repeated)
-    pages, used = 1, fixed
+    ends, used = [], fixed
     for col in range(print_area.first_col, print_area.last_col + 1):
         if col in repeated:
             continue
         width = widths.get(col, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT
         if used + width > room and used > fixed:
-            pages += 1
-            used = fixed
-        used += width
-    return pages
-
-
-def _page_ends(widths: dict[int, float], area: Area, repeat_cols: tuple[int, int] | None, pages: int,
-               page) -> list[int]:
-    """The last column of the print area on each page across, fitted to ``pages``: the sheet prints at the largest
-    scale (at most 1) that fits its width, the repeated columns on every page, into them; pages break between
-    columns, as `pages_across` counts them."""
-    width = {c: widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in range(area.first_col, area.last_col + 1)}
-    repeated = {c for c in width if repeat_cols and repeat_cols[0] <= c <= repeat_cols[1]}
-    fixed = sum(width[c] for c in repeated)
-    scale = min(1.0, pages * printable_width(page) / (sum(width.values()) + (pages - 1) * fixed))
-    room, used, ends = printable_width(page) / scale, fixed, []
-    for col, w in width.items():
-        if col in repeated:
-            continue
-        if used + w > room and used > fixed:
             ends.append(col - 1)
             used = fixed
-        used += w
-    return [*ends, area.last_col]
+        used += width
+    return [*ends, print_area.last_col]
+
+
+def pages_across(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, scale: float,
+                 page) -> int:
+    """How many pages wide the print area prints at ``scale``."""
+    return len(page_ends(widths, print_area, repeat_cols, scale, page))
+
+
+def fitted_scale(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, pages: int,
+                 page) -> float:
+    """The scale a sheet fitted to ``pages`` across prints at: the largest (at most 1) that fits its width, the
+    repeated columns on every page, into them."""
+    width = sum(widths.get(c, DEFAULT_WIDTH) for c in range(print_area.first_col, print_area.last_col + 1))
+    repeated = sum(widths.get(c, DEFAULT_WIDTH) for c in range(repeat_cols[0], repeat_cols[1] + 1)) if repeat_cols \
+        else 0.0
+    return min(1.0, pages * printable_width(page) / ((width + (pages - 1) * repeated) * PRINT_POINTS_PER_UNIT))
 
 
 def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str | None = None) -> SheetLayout:
@@ -249,7 +245,8 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
 
     # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it; on a
     # sheet printed several pages wide, the edge is that of the page the text starts on.
-    page_ends = _page_ends(widths, area, repeat_cols, fit_width, page) if fit_width > 1 else [area.last_col]
+    ends = (page_ends(widths, area, repeat_cols, fitted_scale(widths, area, repeat_cols, fit_width, page), page)
+            if fit_width > 1 else [area.last_col])
     links = list(layout.links)
     if back_link is not None:
         spills = [s for s in spills if (s[0], s[1]) != (1, 1)]
@@ -266,7 +263,7 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         after = np.flatnonzero(occupied[row - 1, col:])
         free_end = col + int(after[0]) if len(after) else None
         if col <= area.last_col and area.first_row <= row <= area.last_row:
-            edge = next(end for end in page_ends if end >= col)
+            edge = next(end for end in ends if end >= col)
             end = edge if free_end is None else min(free_end, edge)
         elif free_end is not None:
             end = free_end

@@ -173,7 +173,32 @@ def iter_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> It
                 table = pa.Table.from_batches([batch]).rename_columns(list(fields))
                 yield table.to_pandas(types_mapper=lambda _t: pd.StringDtype())
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LoanFileError(f"{path}: cannot read it as {what}: {exc}") from exc
+        raise LoanFileError(f"{path}: cannot read it as {what}: {exc}{_cut_short(path, width)}") from exc
+
+
+def _cut_short(path: Path, width: int) -> str:
+    """The hint when the file's last line has fewer fields than its first: the file was cut (an interrupted
+    download or copy, or an excerpt cut by size), which pyarrow reports only as a line of too few columns."""
+    import pyarrow as pa
+
+    try:
+        if path.suffix.lower() in (".gz", ".bz2", ".zst"):  # read through to the end
+            with pa.input_stream(str(path), compression="detect") as stream:
+                tail = b""
+                while chunk := stream.read(1 << 20):
+                    tail = (tail + chunk)[-(1 << 16):]
+        else:
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - (1 << 16)))
+                tail = fh.read()
+    except (pa.ArrowInvalid, OSError):
+        return ""
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    fields = last.count(b"|") + 1
+    if not last or fields >= width:
+        return ""
+    return (f". Its last line has {fields} of the {width} fields: the file is cut short (an interrupted download "
+            f"or copy); download it again, or delete that line")
 
 
 def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:

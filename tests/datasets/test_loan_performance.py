@@ -119,6 +119,25 @@ def check(panel: pd.DataFrame, want: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.astype(got.dtypes.to_dict()), check_dtype=False)
 
 
+def test_a_file_cut_short_is_named_as_such(tmp_path):
+    """An interrupted download ends in part of a line: pyarrow said only "Expected 108 columns, got 12"."""
+    import gzip
+
+    text = write_combined(tmp_path / "2020Q1.csv").read_text()
+    cut = text[:text.rindex("\n", 0, -1) + 1] + "|".join(text.splitlines()[-1].split("|")[:12])
+    (tmp_path / "cut.csv").write_text(cut)
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(cut.encode()))
+    for name in ("cut.csv", "cut.csv.gz"):
+        with pytest.raises(LoanFileError, match=r"Its last line has 12 of the 108 fields: the file is cut short"):
+            read_fannie([tmp_path / name], COLUMNS)
+    # A short line inside the file is no sign of a cut: the reader's own words stand.
+    lines = text.splitlines()
+    (tmp_path / "inside.csv").write_text("\n".join([lines[0], "|1|2", *lines[1:]]) + "\n")
+    with pytest.raises(LoanFileError, match="Expected 108 columns, got 3") as info:
+        read_fannie([tmp_path / "inside.csv"], COLUMNS)
+    assert "cut short" not in str(info.value)
+
+
 def test_fannie_combined_layout_known_answer(tmp_path):
     panel, summary = read_fannie([write_combined(tmp_path / "2020Q1.csv")], COLUMNS)
     check(panel, expected())

@@ -64,7 +64,6 @@ from pyxl_del.engine.data import (
     read_panel,
     require_unique,
     segment_name_findings,
-    split_header,
     state_problem,
     validate_panel,
 )
@@ -351,9 +350,8 @@ class _Spark:
         # Spark sniffs neither the delimiter (a Vietnamese or German Excel saves "CSV" with semicolons) nor a title
         # above the header, as DuckDB's sniffer and the pandas reader do: both are read off the file's top lines.
         top = [row.value for row in self.session.read.text(path).limit(HEADER_SEARCH_ROWS).collect()]
-        found = find_header(top, wanted) if wanted else None
-        above, delimiter = (found[0], found[2]) if found else (0, split_header(top[0].removeprefix("\ufeff"))[1]
-                                                                if top else ",")
+        # No line holds every mapped column: the first line's names, which the missing-column error lists.
+        above, _, delimiter = find_header(top, wanted) or find_header(top, ()) or (0, [], ",")
         # A quote inside a quoted field is doubled, as Excel and pandas write it; Spark's default escape is '\\'.
         read = self.session.read.options(header=True, inferSchema=False, encoding="UTF-8", escape='"', sep=delimiter)
         if above:

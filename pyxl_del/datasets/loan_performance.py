@@ -119,12 +119,12 @@ def unpacked(sources: Sequence[str | Path]) -> Iterator[list[Path]]:
         yield paths
         return
     with tempfile.TemporaryDirectory(prefix="pyxl_del-unzip-") as folder:
-        out = []
+        out, shown = [], {}  # shown: unpacked file -> how a message names it
         for i, path in enumerate(paths):
             if path.suffix.lower() != ".zip" or not path.is_file():
                 out.append(path)
                 continue
-            # Each archive's files in a folder of its own named after it: messages then name "2017Q1.zip/...".
+            # Each archive's files in a folder of its own: two archives may hold files of one name.
             target = Path(folder) / str(i) / path.name
             target.mkdir(parents=True)
             try:
@@ -139,9 +139,17 @@ def unpacked(sources: Sequence[str | Path]) -> Iterator[list[Path]]:
                         with archive.open(member) as src, open(file, "wb") as dst:
                             shutil.copyfileobj(src, dst, 1 << 20)
                         out.append(file)
+                        shown[str(file)] = f"{member.filename} in {path}"
             except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
                 raise LoanFileError(f"{path}: not a readable .zip archive ({exc})") from None
-        yield out
+        try:
+            yield out
+        except LoanFileError as exc:
+            # The temporary folder is gone once the message is read: it names the member and the archive instead.
+            message = str(exc)
+            for file, name in shown.items():
+                message = message.replace(file, name)
+            raise LoanFileError(message) from None
 
 
 def iter_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> Iterator[pd.DataFrame]:

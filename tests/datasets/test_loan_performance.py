@@ -130,6 +130,16 @@ def test_a_file_cut_short_is_named_as_such(tmp_path):
     for name in ("cut.csv", "cut.csv.gz"):
         with pytest.raises(LoanFileError, match=r"Its last line has 12 of the 108 fields: the file is cut short"):
             read_fannie([tmp_path / name], COLUMNS)
+    # Inside an archive the message names the member and the archive, not the temporary folder it was unpacked to
+    # (gone by the time the message is read).
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "2020Q1.zip", "w") as archive:
+        archive.write(tmp_path / "cut.csv", "cut.csv")
+    with pytest.raises(LoanFileError, match=r"Its last line has 12 of the 108") as info:
+        read_fannie([tmp_path / "2020Q1.zip"], COLUMNS)
+    assert str(info.value).startswith(f"cut.csv in {tmp_path / '2020Q1.zip'}: cannot read it as"), info.value
+    assert "pyxl_del-unzip" not in str(info.value)
     # A short line inside the file is no sign of a cut: the reader's own words stand.
     lines = text.splitlines()
     (tmp_path / "inside.csv").write_text("\n".join([lines[0], "|1|2", *lines[1:]]) + "\n")

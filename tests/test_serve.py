@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from pyxl_del.cli import main  # noqa: E402
 from pyxl_del.datasets.sample import generate_sample  # noqa: E402
 from pyxl_del.decision.decide import Application, Decision, decide  # noqa: E402
 from pyxl_del.decision.optimise import current_policy  # noqa: E402
 from pyxl_del.decision.twin import fit_twin  # noqa: E402
 from pyxl_del.engine.config import Config, load_config  # noqa: E402
-from pyxl_del.cli import main  # noqa: E402
 from pyxl_del.engine.errors import InputError  # noqa: E402
 from pyxl_del.serve import api_key, check_host, is_loopback  # noqa: E402
 

@@ -17,10 +17,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env
 
 import pyxl_del  # noqa: F401  (registers pyxl_del/Lending-v0)
-from pyxl_del.decision.twin import fit_twin
+from pyxl_del.datasets.sample import generate_sample
 from pyxl_del.decision.env import ENV_ID, policy_action
 from pyxl_del.decision.optimise import optimise
-from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.twin import fit_twin
 
 
 def episode_return(env: gymnasium.Env, act, seed: int, gamma: float) -> float:

@@ -5,11 +5,11 @@ Each bad file is exit 2 (or, for an altered log, exit 1) with a sentence, never 
 from __future__ import annotations
 
 import codecs
-import re
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import textwrap

@@ -9,6 +9,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from openpyxl.workbook.defined_name import DefinedName
+from test_ribbon import FakeXlApp, FakeXlBook, cli, template  # noqa: F401 - the fixture
 
 from pyxl_del.cli import main
 from pyxl_del.datasets.sample import generate_sample
@@ -18,7 +19,6 @@ from pyxl_del.excel.render import WORKBOOK_ID_NAME, render_openpyxl, sheet_owner
 from pyxl_del.excel.udf import matrix, table
 from pyxl_del.excel.workbook import OpenpyxlBook, XlwingsBook
 from pyxl_del.sheets import layout as sheet_layout
-from test_ribbon import FakeXlApp, FakeXlBook, cli, template  # noqa: F401 - the fixture
 
 NA, REF = -2146826246, -2146826265  # how COM hands #N/A and #REF! to a function
 
@@ -122,7 +122,7 @@ def test_a_file_that_is_not_a_workbook(tmp_path, capsys, content, expected):
     assert expected in err and "Traceback" not in err and path.read_bytes() == content
 
 
-def test_a_workbook_without_its_content_types(template, tmp_path, capsys):
+def test_a_workbook_without_its_content_types(template, tmp_path, capsys):  # noqa: F811
     import zipfile
 
     source = zipfile.ZipFile(io.BytesIO(template))

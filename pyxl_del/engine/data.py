@@ -685,6 +685,29 @@ def _name_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+def segment_named(name: str, segments: Sequence[str]) -> str:
+    """The segment (or the Portfolio) a person means by ``name``: the name itself, else the one segment whose name
+    reads alike (letter case, Unicode form and runs of spaces aside: a Mac types Vietnamese decomposed, a cell may
+    hold 'cd' for 'CD'). KeyError otherwise, listing the names quoted, so that a doubled or trailing space shows."""
+    if name == PORTFOLIO or name in segments:
+        return name
+    known = (PORTFOLIO, *segments)
+    alike = [s for s in known if _name_key(s) == _name_key(name)]
+    if len(alike) == 1:
+        return alike[0]
+    listed = ", ".join(map(repr, alike or known))
+    raise KeyError(f"segment {name!r} reads like each of {listed}: give one exactly" if alike
+                   else f"unknown segment {name!r} — known: {listed}")
+
+
+def _segment_text(value: Any) -> str:
+    """A segment name as text: a code typed as a number in Excel reaches a function as a float (101.0), which is the
+    segment 101, as the same code read from a file or given as an argument is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def segment_name_findings(segments: tuple[str, ...], column: str) -> tuple[list[str], list[str]]:
     """(problems, warnings) of the segment names, whichever backend read them: a name of spaces only or the
     portfolio's (in any case) is a problem; names that read alike ('CD' and 'CD ', composed and decomposed
@@ -740,7 +763,12 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
 
     seg_values = frame[col["segment"]]
     seg_codes, seg_uniques = _factorize(seg_values, sort=True)
-    segments = tuple(str(s) for s in seg_uniques)
+    names = [_segment_text(s) for s in seg_uniques]
+    if len(set(names)) < len(names):  # 101.0 from a number cell and "101" from a text cell are one segment
+        merged, uniques = pd.factorize(pd.Index(names), sort=True)
+        seg_codes = np.append(merged, -1)[seg_codes]  # the last entry keeps an empty cell's -1
+        names = list(uniques)
+    segments = tuple(names)
     if (seg_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
                                                  where=row_numbers(np.flatnonzero(seg_codes < 0))))

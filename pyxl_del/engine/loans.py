@@ -25,6 +25,7 @@ from pyxl_del.engine.data import (
     Panel,
     month_label,
     read_panel,
+    segment_named,
     validate_panel,
 )
 from pyxl_del.engine.errors import InputError, counted
@@ -103,12 +104,14 @@ def loans_in_panel(panel: Panel, loan_ids: pd.Series, config: Config, segment: s
                    state: str | None = None) -> LoansCell:
     """The cell's loans from a validated panel; ``loan_ids`` is the panel's original loan-id column."""
     month = parse_cohort(cohort)
+    try:
+        segment = segment_named(segment, panel.segments)
+    except KeyError as exc:
+        raise LoansError(exc.args[0]) from None
     if segment == PORTFOLIO:
         in_segment = np.ones(panel.n_rows, dtype=bool)
-    elif segment in panel.segments:
-        in_segment = panel.segment == panel.segments.index(segment)
     else:
-        raise LoansError(f"unknown segment {segment!r} — known: {', '.join((PORTFOLIO, *panel.segments))}")
+        in_segment = panel.segment == panel.segments.index(segment)
     in_cohort = in_segment & (panel.cohort == month)
     if not in_cohort.any():
         known = np.unique(panel.cohort[in_segment])

@@ -28,7 +28,7 @@ from pyxl_del.engine.calibration import (
     calibrate,
 )
 from pyxl_del.engine.config import DEL_TYPES, Config, load_config
-from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label
+from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label, segment_named
 from pyxl_del.engine.diagnostics import (
     diagnostics,
     illustrative_forecast,
@@ -99,6 +99,7 @@ class DelResult:
     def is_illustrative(self, segment: str) -> bool:
         """Whether ``segment``'s forecast is ILLUSTRATIVE (the Portfolio's: when any segment's is)."""
         short = self.short_history
+        segment = self.segment_named(segment)
         return bool(short.any() if segment == PORTFOLIO else short[self._segment_index(segment)])
 
     @property
@@ -115,15 +116,19 @@ class DelResult:
         """Portfolio first, then the segments (the order of the workbook's sheets)."""
         return (PORTFOLIO, *self.segments)
 
+    def segment_named(self, name: str) -> str:
+        """The segment (or Portfolio) ``name`` reads as (`engine.data.segment_named`); KeyError naming the known."""
+        return segment_named(name, self.segments)
+
     def _segment_index(self, segment: str) -> int:
         try:
             return self.segments.index(segment)
         except ValueError:
-            known = ", ".join(self.segments)
-            if segment == PORTFOLIO:  # the DEL tables have it, as a mean over segments; a chain is a segment's
+            named = self.segment_named(segment)
+            if named == PORTFOLIO:  # the DEL tables have it, as a mean over segments; a chain is a segment's
                 raise KeyError(f"{PORTFOLIO} has no transition matrix of its own (its DEL is the segments' mean): "
-                               f"give a segment — {known}") from None
-            raise KeyError(f"unknown segment {segment!r} — known: {known}") from None
+                               f"give a segment — {', '.join(map(repr, self.segments))}") from None
+            return self.segments.index(named)
 
     def wide(self, segment: str, del_type: str = "DEL30", kind: str = "mixed") -> pd.DataFrame:
         """Cohort rows x MOB columns 0..max_mob. kind: mixed, actual, forecast or flags.
@@ -135,6 +140,7 @@ class DelResult:
             raise KeyError(f"unknown DEL type {del_type!r} — known: {', '.join(DEL_TYPES)}")
         if kind not in TABLE_KINDS:
             raise KeyError(f"unknown table kind {kind!r} — known: {', '.join(TABLE_KINDS)}")
+        segment = self.segment_named(segment)
         if segment == PORTFOLIO:
             p = self.portfolio[del_type]
             rows = p.present
@@ -162,6 +168,7 @@ class DelResult:
         if level not in self.intervals.levels:
             raise KeyError(f"quantile {level} was not computed — computed: {list(self.intervals.levels)}")
         q = self.intervals.levels.index(level)
+        segment = self.segment_named(segment)
         mixed = self.wide(segment, del_type, "mixed")
         if segment == PORTFOLIO:
             values = self.intervals.portfolio[del_type][q][self.portfolio[del_type].present]

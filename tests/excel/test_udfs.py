@@ -295,9 +295,52 @@ def test_formula_like_segment_names_come_back_as_plain_text(excel, panel):
 # ------------------------------------------------------------------------------------------------- errors
 
 
+def test_segment_codes_typed_as_numbers_are_found(excel, panel):
+    """Product codes kept as numbers reach a function as 101.0 in the data and 101 as the argument: the data's were
+    the segments '101.0', which no argument matched ("unknown segment '101' — known: 101.0, ...")."""
+    coded = panel.copy()
+    codes = {s: 101 + i for i, s in enumerate(sorted(panel["PRODUCT_TYPE"].unique()))}
+    coded["PRODUCT_TYPE"] = coded["PRODUCT_TYPE"].map(codes)
+    cells = excel_cells(coded)
+    assert [r[0] for r in assert_cells(excel.call(excel.module.DEL_SEGMENTS, cells))] == \
+        ["Segment", "Portfolio", "101", "102", "103"]
+    by_code = assert_cells(excel.call(excel.module.DEL_FORECAST, cells, 102.0))
+    by_name = assert_cells(excel.call(excel.module.DEL_FORECAST, excel_cells(panel), "CD"))
+    assert_same_table(by_code, by_name)
+    # A column with the code as a number in some cells and as text in others is still one segment.
+    mixed = [list(row) for row in cells]
+    column = mixed[0].index("PRODUCT_TYPE")
+    for row in mixed[1::2]:
+        row[column] = str(int(row[column]))
+    segments = assert_cells(excel.call(excel.module.DEL_SEGMENTS, tuple(map(tuple, mixed))))
+    assert [r[0] for r in segments] == ["Segment", "Portfolio", "101", "102", "103"]
+
+
+def test_a_segment_name_that_reads_alike_is_found(excel, panel):
+    """A Mac types Vietnamese decomposed, a cell may hold 'cd' for 'CD': the name looked the same as a known one in
+    the message and was refused."""
+    import unicodedata
+
+    named = panel.copy()
+    named["PRODUCT_TYPE"] = named["PRODUCT_TYPE"].replace({"CASH LOAN": "Vay tiền mặt", "CD": "Xe máy  trả góp"})
+    cells = excel_cells(named)
+    exact = assert_cells(excel.call(excel.module.DEL_FORECAST, cells, "Vay tiền mặt"))
+    for typed in (unicodedata.normalize("NFD", "Vay tiền mặt"), "vay tiền mặt", " Vay  tiền mặt"):
+        assert_same_table(assert_cells(excel.call(excel.module.DEL_FORECAST, cells, typed)), exact)
+    assert_same_table(assert_cells(excel.call(excel.module.DEL_FORECAST, cells, "portfolio")),
+                      assert_cells(excel.call(excel.module.DEL_FORECAST, cells, "Portfolio")))
+    assert len(assert_cells(excel.call(excel.module.DEL_FORECAST, cells, "Xe máy trả góp"))) > 1
+    # Two segments that read alike: the one meant cannot be told, and the message shows both as they are.
+    twins = named.copy()
+    twins.loc[twins["PRODUCT_TYPE"] == "TW/Moto", "PRODUCT_TYPE"] = "Vay tiền mặt "
+    text = message(excel.call(excel.module.DEL_FORECAST, excel_cells(twins), "vay tiền mặt"))
+    assert text == "segment 'vay tiền mặt' reads like each of 'Vay tiền mặt', 'Vay tiền mặt ': give one exactly"
+
+
 def test_unknown_segment_message(excel, cells):
+    """The known names are quoted (a doubled or trailing space shows) and the Portfolio is one of them."""
     text = message(excel.call(excel.module.DEL_FORECAST, cells, "CASHH"))
-    assert text == "unknown segment 'CASHH' — known: CASH LOAN, CD, TW/Moto"
+    assert text == "unknown segment 'CASHH' — known: 'Portfolio', 'CASH LOAN', 'CD', 'TW/Moto'"
 
 
 @pytest.mark.parametrize("name, args, expected", [
@@ -308,7 +351,7 @@ def test_unknown_segment_message(excel, cells):
     ("DEL_MATRIX", ("CD", -1.0), "mob: a MOB is a whole number from 0 to 600 (got -1.0)"),
     ("DEL_MATRIX", ("CD", 400.0), "MOB step 400 is outside"),
     ("DEL_MATRIX", ("Portfolio", 1.0), "Portfolio has no transition matrix of its own (its DEL is the segments' "
-                                       "mean): give a segment — CASH LOAN, CD, TW/Moto"),
+                                       "mean): give a segment — 'CASH LOAN', 'CD', 'TW/Moto'"),
     ("DEL_FORECAST", ("CD", "DEL30", True, "/no/such/config.toml"), "config file not found: /no/such/config.toml"),
 ])
 def test_argument_errors_are_short_messages(excel, cells, name, args, expected):

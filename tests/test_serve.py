@@ -135,6 +135,7 @@ def test_booleans_are_no_numbers_and_far_out_scores_are_declined(client, twin):
     for score in (-1, 99999):
         status, body, _ = client("POST", "/v1/decisions", {"segment": "CD", "score": score, "amount": 1000})
         assert status == 200 and (body["decision"], body["reason_code"]) == ("DECLINE", "SCORE_OUT_OF_RANGE")
+        assert body["pd_12m"] is None and body["expected_value"] is None
         assert Decision.model_validate(body) == decide(Application(segment="CD", score=score, amount=1000),
                                                        current_policy(twin), twin)
 

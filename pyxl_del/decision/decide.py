@@ -21,7 +21,9 @@ The rules, in order (the first that applies is the reason):
 
 Figures come from the twin's score band of the application (pyxl_del.decision.twin): PDs as fitted; expected
 loss = amount x LGD x lifetime write-off per unit booked; expected value = amount x the discounted economic
-value per unit booked at the APR evaluated (the requested one, else the policy's), shown for declines too.
+value per unit booked at the APR evaluated (the requested one, else the policy's), shown for declines too, except
+for a score out of range: no band describes it, so its PDs, loss and value are blank (NaN; None in a `Decision`)
+rather than the edge band's figures.
 """
 
 from __future__ import annotations
@@ -91,10 +93,12 @@ class Decision(BaseModel):
     band: int = Field(description="score band of the twin, 1 = riskiest")
     offered_apr: float | None = Field(None, description="the APR of an approval; None for a decline")
     policy_apr: float = Field(description="the policy's APR for the score band")
-    pd_12m: float
-    pd_lifetime: float
-    expected_loss: float = Field(description="amount x LGD x lifetime write-off per unit booked")
-    expected_value: float = Field(description="discounted economic value if booked at the APR evaluated")
+    pd_12m: float | None = Field(description="12-month PD of the score band; None for a score out of range")
+    pd_lifetime: float | None = Field(description="lifetime PD of the score band; None for a score out of range")
+    expected_loss: float | None = Field(description="amount x LGD x lifetime write-off per unit booked; None for a "
+                                                    "score out of range")
+    expected_value: float | None = Field(description="discounted economic value if booked at the APR evaluated; "
+                                                     "None for a score out of range")
     policy_version: str
     caveat: str = Field("", description="what the figures rest on when it matters: \"ILLUSTRATIVE: default "
                                         "economics (...)\" for prices and values from default settings or a "
@@ -280,11 +284,13 @@ class DecisionEngine:
             [SCORE_OUT_OF_RANGE, NO_BUDGET, SCORE_BELOW_CUTOFF, APR_OUT_OF_RANGE, APR_BELOW_BREAK_EVEN],
             APPROVED).astype(np.int8)
         approved = code == APPROVED
+        # A score out of range is in no band: the edge band's PDs, loss and value would be figures about another loan.
+        banded = np.where(code == SCORE_OUT_OF_RANGE, np.nan, 1.0)
         return Evaluation(
             segment=segment, band=band, code=code, approved=approved, apr=apr, policy_apr=policy_apr,
-            offered_apr=np.where(approved, apr, np.nan), pd_12m=self.pd_12m.take(sb),
-            pd_lifetime=self.pd_lifetime.take(sb), expected_loss=amount * self.loss_rate.take(sb),
-            expected_value=amount * (self.slope.take(sb) * apr - self.intercept.take(sb)), caveat=sb)
+            offered_apr=np.where(approved, apr, np.nan), pd_12m=banded * self.pd_12m.take(sb),
+            pd_lifetime=banded * self.pd_lifetime.take(sb), expected_loss=banded * amount * self.loss_rate.take(sb),
+            expected_value=banded * amount * (self.slope.take(sb) * apr - self.intercept.take(sb)), caveat=sb)
 
     def reasons(self, ev: Evaluation, score: np.ndarray) -> pa.StringArray | list[str]:
         """The reason text of each decision ("score 598 below cut-off 612 for CASH LOAN"): a list for a few
@@ -361,11 +367,16 @@ class DecisionEngine:
         rows = [{"application_id": a.application_id, "segment": a.segment, "score": a.score, "amount": a.amount,
                  "requested_apr": a.apr, "decision": APPROVE if code == APPROVED else DECLINE,
                  "reason_code": REASON_CODES[code], "reason": reason, "band": band,
-                 "offered_apr": None if offered != offered else offered, "policy_apr": policy_apr, "pd_12m": pd12,
-                 "pd_lifetime": pd_life, "expected_loss": loss, "expected_value": value,
+                 "offered_apr": _number(offered), "policy_apr": policy_apr, "pd_12m": _number(pd12),
+                 "pd_lifetime": _number(pd_life), "expected_loss": _number(loss), "expected_value": _number(value),
                  "policy_version": self.version, "caveat": caveat}
                 for a, code, reason, band, offered, policy_apr, pd12, pd_life, loss, value, caveat in columns]
         return DECISIONS.validate_python(rows)  # in one call to pydantic-core: a batch of 10,000 in tens of ms
+
+
+def _number(value: float) -> float | None:
+    """A figure of a `Decision`: NaN (none, e.g. the offered APR of a decline) is None, JSON's null."""
+    return None if value != value else value
 
 
 def _quoted(name: str) -> str:

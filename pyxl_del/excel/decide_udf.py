@@ -113,8 +113,9 @@ def decide_cells(segment: Any, score: Any, amount: Any, apr: Any, data: Any, con
     out = [[""] * len(DECIDE_HEADER) for _ in range(n)]
     for i in rows:
         d = next(answers)
-        out[i] = [d.decision, d.reason_code, d.reason, "" if d.offered_apr is None else d.offered_apr, d.pd_12m,
-                  d.pd_lifetime, d.expected_loss, d.expected_value, d.policy_version, d.caveat]
+        figures = (d.offered_apr, d.pd_12m, d.pd_lifetime, d.expected_loss, d.expected_value)
+        out[i] = [d.decision, d.reason_code, d.reason, *("" if v is None else v for v in figures), d.policy_version,
+                  d.caveat]
     single = all(not isinstance(v, (list, tuple)) for v in (segment, score, amount))
     return out if single else [DECIDE_HEADER, *out]
 

@@ -268,18 +268,22 @@ def test_a_score_far_outside_the_data_is_declined(twin, policy):
         d = decide(Application(segment="CD", score=score, amount=1000), policy, twin)
         assert (d.decision, d.reason_code, d.offered_apr) == ("DECLINE", "SCORE_OUT_OF_RANGE", None), score
         assert d.reason.startswith(f"score {score:g} far outside the twin's scores for CD ({low:g} to ")
+        # No band describes such a score: the edge band's PD, loss and value were shown as if it did.
+        assert (d.pd_12m, d.pd_lifetime, d.expected_loss, d.expected_value) == (None, None, None, None), score
     for score in (low - span, low - 50, high + 50, high + span):  # near the data's scores: the outer bands decide
         assert decide(Application(segment="CD", score=score, amount=1000), policy, twin).decision == "APPROVE"
     frame = decide(pd.DataFrame({"segment": ["CD"] * 3, "score": [-1, 650, 99999], "amount": [1000] * 3}), policy,
                    twin)
     assert frame["reason_code"].tolist() == ["SCORE_OUT_OF_RANGE", "APPROVED", "SCORE_OUT_OF_RANGE"]
+    figures = frame[["pd_12m", "pd_lifetime", "expected_loss", "expected_value"]]
+    assert figures.iloc[[0, 2]].isna().all().all() and figures.iloc[1].notna().all()
 
 
 def test_del_decide_declines_a_score_far_outside_the_data(panel, tmp_path):
     data = tmp_path / "panel.parquet"
     panel.to_parquet(data)
     row = decide_cells("CD", -1.0, 1000.0, None, str(data), None)[0]
-    assert row[:2] == ["DECLINE", "SCORE_OUT_OF_RANGE"] and row[3] == ""
+    assert row[:2] == ["DECLINE", "SCORE_OUT_OF_RANGE"] and row[3:8] == [""] * 5
     assert "#pyxl_del" in decide_cells("CD", True, 1000.0, None, str(data), None)[0][0]
 
 

@@ -265,7 +265,15 @@ class LendingEnv(gym.Env):
         return obs
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(1, -1)
+        a = np.asarray(action, dtype=np.float64)
+        # A NaN in one action would enter the book and make every later reward and observation NaN until reset;
+        # a wrong shape would fail in a broadcast that names neither.
+        if a.size != self.action_space.shape[0]:
+            raise ValueError(f"an action has {self.action_space.shape[0]} numbers (cut-off, APR and budget share of "
+                             f"each of the {self.core.n_seg} segments); got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"an action must be finite numbers in [-1, 1]; got {a.ravel().tolist()}")
+        a = a.reshape(1, -1)
         reward, profit = self.core.step(a, self.np_random)
         self._t += 1
         info = {"profit": float(profit[0]), "z": float(self.core.z[0]), "funding_rate": float(self.core.funding[0]),

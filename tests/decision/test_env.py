@@ -32,6 +32,23 @@ def test_registered_and_made_with_gymnasium():
     assert steps == 5
 
 
+def test_a_non_finite_or_misshapen_action_is_refused_and_the_episode_goes_on():
+    """A NaN in one action made every later reward and observation NaN until reset; a wrong shape failed in a
+    broadcast of (1,14) and (1,3)."""
+    env = LendingEnv(scored_twin(), horizon=5, seed=1)
+    env.reset()
+    bad = np.zeros(9, dtype=np.float32)
+    for value in (np.nan, np.inf):
+        bad[0] = value
+        with pytest.raises(ValueError, match="an action must be finite numbers in"):
+            env.step(bad)
+    with pytest.raises(ValueError, match=r"an action has 9 numbers \(cut-off, APR and budget share of each of the "
+                                         r"3 segments\); got shape \(14,\)"):
+        env.step(np.zeros(14))
+    obs, reward, *_ = env.step(np.full(9, 5.0))  # out of [-1, 1]: clipped, as before
+    assert np.isfinite(reward) and env.observation_space.contains(obs)
+
+
 def _trajectory(seed, actions):
     env = LendingEnv(scored_twin(), horizon=len(actions), seed=seed)
     obs, _ = env.reset()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from pyxl_del.engine.config import CellText
+from pyxl_del.engine.config import CellText, not_a_boolean
 from pyxl_del.engine.errors import InputError, agree, counted, reading, shorten
 
 if TYPE_CHECKING:
@@ -34,15 +34,7 @@ MAX_SCORE = 1e9
 SUFFIXES = {".csv": "CSV", ".txt": "CSV", ".gz": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
 
 
-def _not_a_boolean(value):
-    """pydantic reads true as 1.0: a yes / no in a number's field is a mistake, not a number. (A ValueError is
-    what pydantic reports as a validation error.)"""
-    if isinstance(value, bool):
-        raise ValueError(f"{str(value).lower()} is not a number")  # noqa: TRY004
-    return value
-
-
-Finite = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_a_boolean)]
+Finite = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(not_a_boolean)]
 
 
 class Application(BaseModel):

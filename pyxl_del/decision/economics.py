@@ -54,6 +54,9 @@ def segment_terms(config: Config, segments, apr_in_data=None) -> Terms:
     per_segment = {k: [e.resolve(k, s) for s in names] for k in ("funding_rate", "opex_rate", "opex_upfront",
                                                                  "default_apr")}
     firm = {k: e.resolve(k) for k in ("tax_rate", "discount_rate", "hurdle_rate")}
+    # A name in a per-segment table that is no segment ('Cd' for 'CD'): the segment meant is told beside its defaults.
+    misnamed = config.unknown_segment_names(names, ("[economics] segments", "[demand] segments",
+                                                    "[risk] lgd_by_segment"))
     defaults = []
     for i, s in enumerate(names):
         keys = [setting for k, pairs in per_segment.items() if (setting := pairs[i][1])
@@ -61,6 +64,7 @@ def segment_terms(config: Config, segments, apr_in_data=None) -> Terms:
         keys += [setting for _, setting in firm.values() if setting]
         keys += ["[risk] lgd"] if config.risk.lgd_is_default(s) else []
         keys += config.demand.defaults(s)
+        keys += [message for meant, message in misnamed if meant == s]
         defaults.append(tuple(keys))
     value = {k: np.array([v for v, _ in pairs], dtype=np.float64) for k, pairs in per_segment.items()}
     return Terms(funding_rate=value["funding_rate"], opex_rate=value["opex_rate"],

@@ -96,8 +96,28 @@ class Twin:
     def caveat(self, segments: np.ndarray | None = None) -> str:
         """"ILLUSTRATIVE: ..." when the economics of the segments (a mask; default all) rest on a default, or their
         chain on too few months of data (engine.diagnostics.short_history), else ""."""
-        parts = (self.terms.caveat(segments), self._margin_caveat(segments), self._history_caveat(segments))
+        parts = (self.terms.caveat(segments), self._margin_caveat(segments), self._history_caveat(segments),
+                 self._loans_caveat(segments))
         return " | ".join(t for t in parts if t)
+
+    def _loans_caveat(self, segments: np.ndarray | None) -> str:
+        """"ILLUSTRATIVE: ..." for segments whose chains rest on fewer loans than [transitions] min_count, or that
+        were booked at zero balance (no amount to weigh or size them by), else ""."""
+        if self.result is None:
+            return ""
+        chosen = np.flatnonzero(np.ones(len(self.segments), dtype=bool) if segments is None else segments)
+        stats, floor = self.result.stats, self.config.transitions.min_count
+        parts = []
+        for s in chosen:
+            rows = self._result_rows(int(s))
+            loans = int(stats.n_loans[rows].max(axis=2).sum())
+            if loans < floor:
+                parts.append(f"{self.segments[s]} rests on {loans} loan{'s' * (loans != 1)} (fewer than [transitions] "
+                             f"min_count {floor}): its PDs and values are a few loans' history")
+            if not stats.ead[rows][:, :, 0].sum() > 0:
+                parts.append(f"{self.segments[s]} has no balance at MOB 0, the amount booked: its bands are weighed "
+                             f"by loans and its monthly volume is 0")
+        return f"{ILLUSTRATIVE}: " + "; ".join(parts) if parts else ""
 
     def _margin_caveat(self, segments: np.ndarray | None) -> str:
         """Why the value and ROE are far below zero when the booked APR does not cover default running costs (a
@@ -429,7 +449,11 @@ def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray 
         present = np.flatnonzero(have[s])
         pos[s] = pos[s, present[np.abs(np.arange(n_bands)[:, None] - present[None, :]).argmin(axis=1)]]
     ead0 = np.where(have[..., None], result.stats.ead[:, :, 0, :].sum(axis=-1)[pos], 0.0)  # (S, B, C)
-    weight = ead0.sum(axis=-1) / ead0.sum(axis=(1, 2))[:, None]
+    # A segment booked at zero balance (its balance first reported at MOB 1) weighs its bands by loans instead: by
+    # balance its weights were 0 / 0, and NaN reached every price (band_caveats says so beside its figures).
+    loans0 = np.where(have, result.stats.n_loans.max(axis=2).sum(axis=1)[pos], 0.0)  # (S, B)
+    weight = np.where(ead0.sum(axis=-1) > 0, ead0.sum(axis=-1), loans0)
+    weight = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-300)
     volume = _recent_volume(result, ead0.sum(axis=1))
 
     current_apr = np.full((n_seg, n_bands), np.nan)

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from pyxl_del.engine.errors import InputError, read_text, reading, shorten
+from pyxl_del.engine.errors import InputError, read_text, reading, shorten, validation_errors
 
 LOGICAL_COLUMNS = ("loan_id", "cohort", "mob", "segment", "state", "ead")
 # Read only by the decision engine, and only when configured and present in the data.
@@ -40,6 +40,14 @@ def _cell_text(value: Any) -> Any:
     """A text argument typed as a number in Excel (a segment called 2024) arrives as 2024.0: make it "2024"."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    return value
+
+
+def not_a_boolean(value: Any) -> Any:
+    """pydantic reads true as 1.0: a yes / no in a number's field (a TRUE cell) is a mistake, not a number. (A
+    ValueError is what pydantic reports as a validation error.)"""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")  # noqa: TRY004
     return value
 
 
@@ -438,7 +446,7 @@ class ScenarioSpec(_Section):
     """A stress scenario: the credit-cycle factor Z for forecast months 1, 2, ...; the last value persists."""
 
     name: str = Field(min_length=1)
-    z: tuple[Annotated[float, Field(ge=-8, le=8)], ...] = Field(min_length=1)
+    z: tuple[Annotated[float, BeforeValidator(not_a_boolean), Field(ge=-8, le=8)], ...] = Field(min_length=1)
     description: str = ""
 
     @field_validator("z", mode="before")
@@ -540,6 +548,11 @@ class Decide(_Section):
     request_log_backups: int = Field(10, ge=1, le=1000)  # ... keeping this many old files
 
 
+#: The config's tables keyed by segment name.
+SEGMENT_TABLES = ("[risk] lgd_by_segment", "[risk] irb_class_by_segment", "[economics] segments",
+                  "[demand] segments")
+
+
 class Config(_Section):
     """The whole validated configuration. ``cfg["ead"]`` is the data column mapped to the logical key."""
 
@@ -577,6 +590,25 @@ class Config(_Section):
             raise ConfigError(f"unknown column key {column_key!r}; [columns] keys are: "
                               f"{', '.join(LOGICAL_COLUMNS + OPTIONAL_COLUMNS)}")
         return getattr(self.columns, column_key)
+
+    def unknown_segment_names(self, segments, tables: tuple[str, ...] = SEGMENT_TABLES) -> list[tuple[str, str]]:
+        """(the data's segment a name was likely meant for, or "", the sentence) for each name in the per-segment
+        ``tables`` ("[risk] lgd_by_segment", ...) that is no segment of the data: its value applies to no loan, and
+        the segment meant ('CD' for 'Cd') silently takes the default."""
+        import difflib
+
+        folded = {str(s).casefold(): str(s) for s in segments}
+        out = []
+        for table in tables:
+            section, key = table.strip("[").replace("] ", " ").split()
+            for name in getattr(getattr(self, section), key):
+                if name in segments:
+                    continue
+                near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
+                meant = folded[near[0]] if near else ""
+                out.append((meant, f"{table} names {name!r}, which is no segment of the data"
+                                   + (f" (did you mean {meant!r}?)" if meant else "") + ": its value applies to no loan"))
+        return out
 
     def with_overrides(self, **sections: dict) -> Config:
         """A copy with some keys changed, validated like a file: ``cfg.with_overrides(calibration={"mode": "none"})``."""
@@ -656,7 +688,7 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         text = json.dumps(data, default=_json_value)
         return Config.model_validate_json(text, strict=True)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        problems = "\n  ".join(_describe(e) for e in validation_errors(exc))
         raise ConfigError(f"{source}: invalid configuration\n  {problems}") from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid configuration: values are nested too deeply") from None

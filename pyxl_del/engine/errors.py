@@ -58,6 +58,14 @@ class OutputError(OSError):
     """An output path that cannot be written; the old file, if any, is left as it was."""
 
 
+def validation_errors(exc: ValidationError) -> list[dict]:
+    """pydantic's errors without a list's "should have at least 1 item" where its items failed: that one follows
+    from the others ("z.0: true is not a number; z: Tuple should have at least 1 item ..., not 0" said twice)."""
+    errors = exc.errors()
+    failed_items = {e["loc"][:-1] for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+    return [e for e in errors if not (e["type"] == "too_short" and e["loc"] in failed_items)] or errors
+
+
 def describe_error(exc: BaseException, *, one_line: bool = False) -> str:
     """What went wrong, for a person reading a cell or a message box (never a traceback).
 
@@ -68,7 +76,7 @@ def describe_error(exc: BaseException, *, one_line: bool = False) -> str:
     if isinstance(exc, PanelError) and one_line and len(exc.problems) > 1:
         text = f"{exc.source}: {exc.problems[0]} (and {len(exc.problems) - 1} more problems)"
     elif isinstance(exc, ValidationError):
-        text = "; ".join(_describe_validation(e) for e in exc.errors())
+        text = "; ".join(_describe_validation(e) for e in validation_errors(exc))
     elif isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])  # str(KeyError) would quote the message
     elif isinstance(exc, (ValueError, LookupError, OSError)):

@@ -121,8 +121,10 @@ def loss_findings(result: DelResult, el: pd.DataFrame, capital: pd.DataFrame, co
         if ead <= 0:
             continue
         if not row["el_lifetime"] > ZERO * ead:
-            findings.append(Finding("el", segment, f"{segment}: expected loss is 0: "
-                                                   f"{zero_loss_cause(result, [s], config)}."))
+            lgd_key = "[risk] lgd_by_segment" if segment in config.risk.lgd_by_segment else "[risk] lgd"
+            cause = (f"its loss given default is 0 ({lgd_key}), so what the chain writes off costs nothing"
+                     if config.risk.segment_lgd(segment) == 0 else zero_loss_cause(result, [s], config))
+            findings.append(Finding("el", segment, f"{segment}: expected loss is 0: {cause}."))
         npl = float(cap.loc[segment, "npl_ratio"])
         if not row["pd_12m"] > 0 and (npl > 0 or _moves_into(result, s, default)[0] > 0):
             step, rows = _tail_rows(result, s, default, config)
@@ -132,6 +134,9 @@ def loss_findings(result: DelResult, el: pd.DataFrame, capital: pd.DataFrame, co
                 f"default state ({', '.join(config.risk.default_states)}) within 12 months"
                 f"{' (tail, MOB step ' + str(step) + ': ' + rows + ')' if rows else ''}. The indicative capital "
                 f"uses the PD floor. To change it: {_fixes(config, False)}.")))
+    for figure, table in (("el", "[risk] lgd_by_segment"), ("pd", "[risk] irb_class_by_segment")):
+        findings += [Finding(figure, meant or PORTFOLIO, f"{message}.")
+                     for meant, message in config.unknown_segment_names(result.segments, (table,))]
     portfolio = totals.loc[PORTFOLIO]
     for figure, column, label in (("el", "el_lifetime", "expected loss"), ("pd", "pd_12m", "PD 12 months")):
         zero = not portfolio[column] > (ZERO * portfolio["ead"] if figure == "el" else 0)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError, ScenarioSpec
 from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING, PORTFOLIO
+from pyxl_del.engine.errors import validation_errors
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.portfolio import aggregate_portfolio
@@ -89,7 +90,7 @@ def scenarios_from_rows(rows: Sequence[Sequence], source: str = SCENARIOS_SHEET)
             specs.append(ScenarioSpec(name=str(cells[0]).strip(), z=tuple(z),
                                       description="" if len(cells) < 2 or cells[1] is None else str(cells[1])))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in validation_errors(exc))
             raise ConfigError(f"{source} row {i}: {problems}") from None
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -138,6 +138,45 @@ def test_a_chain_from_too_few_months_makes_the_decisions_illustrative():
 
 
 
+def test_a_segment_of_few_loans_or_booked_at_zero_balance_is_illustrative_and_decided():
+    """A segment of 3 loans priced and decided like the others with no word of its size; a segment booked at zero
+    balance (its balance first reported at MOB 1) stopped decide, optimise and the service: its bands' weights were
+    0 / 0, so its mean APR was NaN and the policy invalid ("internal error ... segments.ZERO.apr")."""
+    from pyxl_del.decision.decide import Application, decide
+    from pyxl_del.decision.optimise import current_policy
+
+    panel = scored_panel()
+    cd = panel[panel["PRODUCT_TYPE"] == "CD"]
+    tiny = cd[cd["AGREEMENT_ID"].isin(cd["AGREEMENT_ID"].unique()[:3])]
+    tiny = tiny.assign(PRODUCT_TYPE="TINY", AGREEMENT_ID="T" + tiny["AGREEMENT_ID"])
+    zero = cd.assign(PRODUCT_TYPE="ZERO", AGREEMENT_ID="Z" + cd["AGREEMENT_ID"])
+    zero.loc[zero["MOB"] == 0, "PRINCIPLE_OUTSTANDING"] = 0.0
+    twin = fit_twin(pd.concat([panel, tiny, zero], ignore_index=True), economics_config())
+    caveats = dict(zip(twin.segments, twin.band_caveats()[:, 0], strict=True))
+    assert caveats["TINY"].endswith("ILLUSTRATIVE: TINY rests on 3 loans (fewer than [transitions] min_count 30): "
+                                    "its PDs and values are a few loans' history")
+    assert caveats["ZERO"] == ("ILLUSTRATIVE: ZERO has no balance at MOB 0, the amount booked: its bands are weighed "
+                               "by loans and its monthly volume is 0")
+    assert caveats["CD"] == ""
+    zero_weights = twin.band_weight[twin.segments.index("ZERO")]
+    np.testing.assert_allclose(zero_weights, twin.band_weight[twin.segments.index("CD")], atol=0.02)  # by loans
+    policy = current_policy(twin)
+    assert np.isfinite(policy.segments["ZERO"].apr)
+    for segment in ("TINY", "ZERO", "CD"):
+        d = decide(Application(segment=segment, score=650, amount=1000), policy, twin)
+        assert d.caveat == caveats[segment], segment
+
+
+def test_economics_given_for_a_misspelt_segment_are_named_beside_the_segment_meant():
+    """[economics] segments "Cd" applied to no segment, and CD's decisions said only "default economics"."""
+    cfg = Config().with_overrides(economics={"segments": {"Cd": {"opex_rate": 0.02}}})
+    caveats = dict(zip(linked_twin().segments, fit_twin(generate_sample(**SMALL), cfg).band_caveats()[:, 0],
+                       strict=True))
+    assert ("[economics] segments names 'Cd', which is no segment of the data (did you mean 'CD'?): its value "
+            "applies to no loan") in caveats["CD"]
+    assert "'Cd'" not in caveats["CASH LOAN"]
+
+
 def test_an_apr_below_the_default_running_costs_is_named():
     """A mortgage book's 4% under the consumer-lending defaults (7% funding + 10% opex) makes every booking lose: the
     caveat says that is why its ROE is far below zero; not where the APR covers them, nor once the costs are set."""

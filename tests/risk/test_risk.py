@@ -311,6 +311,17 @@ def test_custom_scenarios_from_config_and_sheet_rows():
         scenarios_from_rows([["Scenario", "Description"], ["bad", "", "x"]])
     with pytest.raises(ConfigError, match="unknown key"):
         pyxl_del.engine.config.config_from_dict({"scenarios": {"custom": [{"name": "a", "z": 1, "zz": 2}]}})
+    # A TRUE cell was read as Z = 1 (a mild boom, ranked with the rest); a bad Z was also said a second time as
+    # "z: Tuple should have at least 1 item after validation, not 0".
+    with pytest.raises(ConfigError) as info:
+        scenarios_from_rows([["Scenario", "Description", "Z month 1"], ["yes", "", True]])
+    assert str(info.value) == "Scenarios row 2: z.0: Value error, true is not a number"
+    with pytest.raises(ConfigError) as info:
+        pyxl_del.engine.config.config_from_dict({"scenarios": {"custom": [{"name": "a", "z": [-1e6]}]}})
+    assert str(info.value).endswith("\n  [scenarios] custom.0.z.0: Input should be greater than or equal to -8 "
+                                    "(got -1000000.0)"), info.value
+    with pytest.raises(ConfigError, match="at least 1 item"):  # an empty Z is still said
+        scenarios_from_rows([["Scenario", "Description", "Z month 1"], ["none", ""]])
 
 
 def test_risk_config_names_unknown_states():

@@ -156,6 +156,29 @@ def test_zero_expected_loss_comes_with_its_cause_and_the_setting(no_path):
         assert kpis[kpi].startswith("WARNING")
 
 
+def test_a_zero_loss_given_default_is_named_as_the_cause():
+    """With [risk] lgd = 0 the zero was blamed on the chain's tail ("raise [forecast] max_mob ...") beside a lifetime
+    write-off in the millions."""
+    zero = _analysis(risk=FAST | {"lgd": 0.0, "lgd_by_segment": {"REFI": 0.0}})
+    by_segment = {f.segment: f.message for f in zero.findings if f.figure == "el"}
+    assert by_segment["PURCHASE"] == ("PURCHASE: expected loss is 0: its loss given default is 0 ([risk] lgd), so "
+                                      "what the chain writes off costs nothing.")
+    assert "([risk] lgd_by_segment)" in by_segment["REFI"] and "max_mob" not in by_segment["REFI"]
+
+
+def test_a_per_segment_setting_for_no_segment_is_named():
+    """'Purchase' for PURCHASE in [risk] lgd_by_segment was taken for a segment of its own and silently applied to
+    nothing: the LGD meant was not used."""
+    named = _analysis(risk=FAST | {"lgd": 0.4, "lgd_by_segment": {"Purchase": 0.9},
+                                   "irb_class_by_segment": {"CARDS": "revolving"}})
+    messages = [(f.figure, f.segment, f.message) for f in named.findings]
+    assert ("el", "PURCHASE", "[risk] lgd_by_segment names 'Purchase', which is no segment of the data (did you mean "
+                              "'PURCHASE'?): its value applies to no loan.") in messages
+    assert ("pd", "Portfolio", "[risk] irb_class_by_segment names 'CARDS', which is no segment of the data: its value "
+                               "applies to no loan.") in messages
+    assert not [m for m in _analysis().findings if "no segment" in m.message]
+
+
 def test_the_default_basis_is_the_setting_that_changes_it(no_path):
     fixed = _analysis(forecast={"max_mob": 6}, risk=FAST | {"el_basis": "default", "lgd": 0.2})
     el = fixed.el.set_index(["segment", "cohort"]).loc[("Portfolio", ALL)]

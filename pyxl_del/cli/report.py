@@ -73,10 +73,21 @@ def _with_backtest(result, data, cfg, args: argparse.Namespace):
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from pyxl_del.datasets.sample import generate_sample, write_panel
+    from pyxl_del.engine.errors import InputError, OutputError
+    from pyxl_del.engine.files import atomic_replace
 
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".parquet", ".xlsx"):
+        raise InputError(f"--out {out}: the sample is written as .csv, .parquet or .xlsx, by the path's ending")
+    # A sample has the columns of the user's own panel, so nothing tells the two apart: an existing file is the user's.
+    if out.exists() and not args.force:
+        raise OutputError(f"{out} exists: it is left as it is; write the sample to another path, or give --force to "
+                          f"replace it")
     frame = generate_sample(seed=args.seed, score=not args.plain)
-    write_panel(frame, args.out)
-    print(f"wrote {len(frame):,} rows to {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_replace(out) as tmp:
+        write_panel(frame, tmp)
+    print(f"wrote {len(frame):,} rows to {out}")
     return EXIT_OK
 
 
@@ -121,6 +132,8 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=20240101)
     p.add_argument("--plain", action="store_true", help="only the six engine columns, as the bundled sample "
                                                         "(default: with SCORE and APR, the score driving the roll rates)")
+    p.add_argument("--force", action="store_true", help="replace the file at --out if there is one (default: an "
+                                                        "existing file is left as it is)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ribbon", help="run a button of the workbook's pyxl_del ribbon on a saved workbook (headless): "

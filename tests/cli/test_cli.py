@@ -80,6 +80,26 @@ def test_sample_then_report_round_trip(tmp_path):
     assert (out / "del_long.csv").stat().st_size > 0
 
 
+def test_sample_leaves_an_existing_file_and_names_a_bad_suffix(tmp_path, capsys):
+    """`sample --out mydata.csv` replaced the user's own panel (read-only too) with synthetic loans; a .json path was
+    "internal error ... a bug in pyxl_del"."""
+    own = tmp_path / "mydata.csv"
+    own.write_text("AGREEMENT_ID,DISBURSAL_MONTH\nL1,2025-01\n")
+    assert main(["sample", "--out", str(own)]) == 1
+    assert f"{own} exists: it is left as it is" in capsys.readouterr().err
+    assert own.read_text() == "AGREEMENT_ID,DISBURSAL_MONTH\nL1,2025-01\n"
+    own.chmod(0o444)
+    assert main(["sample", "--out", str(own), "--force", "--plain"]) == 1
+    assert "is read-only" in capsys.readouterr().err and own.read_text().startswith("AGREEMENT_ID,DISBURSAL_MONTH\nL1")
+    own.chmod(0o644)
+    assert main(["sample", "--out", str(own), "--force", "--plain"]) == 0
+    assert len(pd.read_csv(own)) == 348_750
+    assert main(["sample", "--out", str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err
+    assert "written as .csv, .parquet or .xlsx" in err and "internal error" not in err
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_console_script_entry_point():
     done = subprocess.run([sys.executable, "-m", "pyxl_del.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "pyxl_del" in done.stdout

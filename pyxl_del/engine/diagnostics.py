@@ -99,12 +99,15 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
         return ""
     by_cell = left.sum(axis=2)
     s, c = np.nonzero(by_cell)
-    loans0 = int(stats.n_loans[:, :, 0].sum())
-    share = f" ({total / loans0:.1%} of the {loans0:,} loans at MOB 0)" if loans0 else ""
-    return (f"{counted(total, 'loan')}{share} {agree(total, 'leaves', 'leave')} the data while live before "
-            f"their cohort's last month, or {agree(total, 'skips', 'skip')} a month "
-            f"(e.g. {_where(stats, s, c, by_cell[s, c], 'loan')}): the chain learns from the loans that stay, so "
-            f"if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
+    # Counted in loan-months, not loans: the statistics are per MOB step, and a loan that skips several months
+    # counts once for each (as loans, a panel with gaps read "126.5% of the loans at MOB 0").
+    at_risk = int(np.where(before_end, live, 0).sum())
+    share = total / at_risk
+    return (f"{counted(total, 'live loan-month')} ({share:.{1 if share >= 0.01 else 2}%} of the {at_risk:,} before "
+            f"their cohort's last "
+            f"month) {agree(total, 'has', 'have')} no row the next month: a loan that leaves the data while live, "
+            f"or skips a month (e.g. {_where(stats, s, c, by_cell[s, c], 'loan-month')}): the chain learns from the "
+            f"loans that stay, so if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
 
 
 def cut_cohorts(stats: PanelStats) -> str:

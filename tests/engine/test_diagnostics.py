@@ -47,9 +47,11 @@ def test_known_answers_on_a_hand_made_book():
     # B is 10 of the cohort's 50 loans but half the Portfolio mean's weight (2 segments, equal weights).
     assert tiny.startswith("1 of 2 cohort-segments start with fewer than 30 loans at MOB 0 (e.g. B 2024-01 (10 loans))")
     assert "carry 50% of a cohort's weight on average for 20% of its loans" in tiny
+    # Counted per loan-month at risk (40 + 40 in A, 10 + 10 in B before MOB 2): a loan skipping months counts once
+    # per gap, which "loans" (out of the loans at MOB 0) had reported as more than 100% of the book.
     assert censored_loans(stats, CONFIG).startswith(
-        "1 loan (2.0% of the 50 loans at MOB 0) leaves the data while live before their cohort's last month, or skips")
-    assert "(e.g. A 2024-01 (1 loan))" in censored_loans(stats, CONFIG)
+        "1 live loan-month (1.0% of the 100 before their cohort's last month) has no row the next month: a loan that "
+        "leaves the data while live, or skips a month (e.g. A 2024-01 (1 loan-month))")
     assert cut_cohorts(stats).startswith("2 cohort-segments have data beyond [forecast] max_mob = 2 (up to MOB 3)")
     # From CURRENT: A 40 then 39 loans (X gone), B 10 and 10: B's two rows are thin, A's are not.
     assert thin_rows(stats, CONFIG).startswith("2 of 4 estimated transition rows rest on 5..29 loans")

@@ -1,12 +1,13 @@
 """Honest diagnostics: what the sufficient statistics say about how far the DEL tables can be trusted.
 
 Five findings, each a sentence in DelResult.warnings (so the CLI, the Run info sheet, the UDF messages and the ribbon
-show them), computed from PanelStats arrays alone (no second pass over the panel), and a sixth from the fitted chain:
+show them), computed from PanelStats arrays alone (no second pass over the panel), a sixth from the fitted chain and
+a seventh from the DEL tables:
 
 - tiny cohorts: cohort-segments with fewer than `THIN_LOANS` loans at MOB 0, and the weight they carry in the
   Portfolio (the specified mean gives every segment of a cohort the same weight, whatever its size);
-- censoring: loans that leave the data while live before their cohort's last reporting month (a repurchase, a
-  servicing transfer, a file cut): the chain learns from the loans that stay;
+- censoring: live loan-months with no row the next month before their cohort's last reporting month (a repurchase,
+  a servicing transfer, a file cut, a skipped month): the chain learns from the loans that stay;
 - cohorts cut at max_mob: rows exist beyond it, so the DEL tables stop before the data do;
 - thin transition rows: rows estimated (at or above [transitions] min_count) from fewer than `THIN_LOANS` loans,
   where one loan moves a probability by 1/n;
@@ -14,16 +15,21 @@ show them), computed from PanelStats arrays alone (no second pass over the panel
   of different eras joined): at MOBs the newest loans have not reached, the rows rest on the earlier era alone;
 - a short history (`illustrative_forecast`): a segment whose chain rests on fewer than `SHORT_HISTORY_STEPS`
   estimated MOB steps and repeats them to max_mob. Its forecast is ILLUSTRATIVE, and the sheets say so where they
-  show it.
+  show it;
+- actual DEL above 100% (`rates_above_one`, from the DEL tables): balances that grow after MOB 0, which a change of
+  units does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PanelStats, month_label
 from pyxl_del.engine.errors import agree, counted
+from pyxl_del.engine.metrics import DelRates
 from pyxl_del.engine.transitions import (
     NEUTRAL,
     NO_DATA,
@@ -108,6 +114,24 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
             f"month) {agree(total, 'has', 'have')} no row the next month: a loan that leaves the data while live, "
             f"or skips a month (e.g. {_where(stats, s, c, by_cell[s, c], 'loan-month')}): the chain learns from the "
             f"loans that stay, so if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
+
+
+def rates_above_one(stats: PanelStats, rates: Mapping[str, DelRates], config: Config) -> str:
+    """Actual DEL cells above 100%, the largest named: DEL divides the bad balance by the cohort's balance at MOB 0,
+    so it passes 100% only when balances grow after MOB 0 (a change of units, capitalised fees): a figure no one
+    should read as a rate, with the cause to check."""
+    widest = np.fmax.reduce([r.actual for r in rates.values()])  # (S, C, M+1); NaN where forecast
+    over = widest > 1.0 + 1e-9
+    if not over.any():
+        return ""
+    s, c, m = np.nonzero(over)
+    top = int(np.argmax(widest[s, c, m]))
+    n = len(s)
+    return (f"{counted(n, 'actual DEL cell')} {agree(n, 'is', 'are')} above 100% (the largest: "
+            f"{stats.segments[s[top]]} {month_label(stats.cohorts[c[top:top + 1]])[0]} at MOB {m[top]}, "
+            f"{widest[s[top], c[top], m[top]]:,.0%}): DEL divides the bad balance by the cohort's balance at MOB 0, so "
+            f"the balances grow after MOB 0 there; a change of units (thousands to units) or capitalised fees and "
+            f"interest do that: check the column {config['ead']!r} ([columns] ead)")
 
 
 def cut_cohorts(stats: PanelStats) -> str:

@@ -32,6 +32,7 @@ from pyxl_del.engine.data import PORTFOLIO, PanelStats, month_label, segment_nam
 from pyxl_del.engine.diagnostics import (
     diagnostics,
     illustrative_forecast,
+    rates_above_one,
     short_history,
 )
 from pyxl_del.engine.errors import agree, counted
@@ -358,6 +359,8 @@ def fit(stats: PanelStats, config: Config, progress: Progress | None = None) -> 
     if illustrative := illustrative_forecast(model, stats, config):
         warnings.append(illustrative)
     warnings += diagnostics(stats, config)
+    if above := rates_above_one(stats, rates, config):
+        warnings.append(above)
     present = (stats.ead.sum(axis=(0, 1, 2)) > 0) | (stats.cohort_trans_count.sum(axis=(0, 1, 2, 3)) > 0)
     warnings += fallback_summary(model, stats.segments, stats.states, config.buckets.absorbing,
                                  config.transitions.min_count, present)

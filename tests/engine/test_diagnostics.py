@@ -185,3 +185,19 @@ def test_a_state_no_row_is_in_is_said_once_not_counted_in_every_segment():
     segment_lines = [w for w in warnings if w.startswith("segment 'A': of")]
     assert not any("no data anywhere" in w for w in segment_lines), segment_lines
     assert not any("occurs in no row" in w for w in run(simulate(CHAIN), Config()).warnings)
+
+
+def test_actual_del_above_100_percent_is_named_with_its_cause():
+    """Balances multiplied by 1,000 from one reporting month on (a change of units) gave DEL30 cells of millions of
+    percent, with exit 0 and no word: DEL divides by the balance at MOB 0."""
+    records = []
+    for i in range(40):
+        states = [("CURRENT", 100.0)] * 2 + [("DPD30+" if i < 4 else "CURRENT", 100.0 * 1000)] * 2
+        records += loan(f"A{i}", "2024-01", "A", states)
+    result = run(frame(records), CONFIG)
+    text = next(w for w in result.warnings if "above 100%" in w)
+    # DEL30 at MOB 2 = 4 x 100,000 / (40 x 100) = 10,000%.
+    assert text.startswith("1 actual DEL cell is above 100% (the largest: A 2024-01 at MOB 2, 10,000%): DEL divides "
+                           "the bad balance by the cohort's balance at MOB 0"), text
+    assert "check the column 'PRINCIPLE_OUTSTANDING' ([columns] ead)" in text
+    assert not [w for w in run(book(), CONFIG).warnings if "above 100%" in w]

@@ -41,7 +41,7 @@ from pyxl_del.engine.config import (
     LogHead,
     config_from_dict,
 )
-from pyxl_del.engine.data import _parse_cohorts, month_index, month_label
+from pyxl_del.engine.data import _parse_cohorts, column_numbers, month_index, month_label
 from pyxl_del.engine.errors import InputError, read_text, reading, shorten
 from pyxl_del.engine.files import atomic_replace, locked
 from pyxl_del.engine.metrics import ead_at_mob0
@@ -441,7 +441,7 @@ def track(data, config, log_path: str | Path, *, entry: dict | None = None, shee
     ead0 = ead_at_mob0(stats)  # (S, C)
     del30 = result.rates["DEL30"]
     cohort_of_row = _parse_cohorts(frame[cfg["cohort"]], cfg["cohort"], [])
-    mob0 = (pd.to_numeric(frame[cfg["mob"]], errors="coerce") == 0).to_numpy() & (cohort_of_row >= since)
+    mob0 = (column_numbers(frame[cfg["mob"]]) == 0) & (cohort_of_row >= since)
     for s, segment in enumerate(result.segments):
         if segment not in after:
             continue
@@ -450,14 +450,14 @@ def track(data, config, log_path: str | Path, *, entry: dict | None = None, shee
         exp = figures.get(segment, {})
         rows.append((segment, "volume", None, exp.get("volume"), float(ead0[s, present].mean()) if n else np.nan, n))
         seg_rows = mob0 & (frame[cfg["segment"]].astype(str) == segment).to_numpy()
-        weights = pd.to_numeric(frame[cfg["ead"]], errors="coerce").to_numpy()[seg_rows]
+        weights = column_numbers(frame[cfg["ead"]], cfg.columns.decimal)[seg_rows]
         if cfg["apr"] is not None and cfg["apr"] in frame.columns:
-            apr = pd.to_numeric(frame[cfg["apr"]], errors="coerce").to_numpy()[seg_rows]
+            apr = column_numbers(frame[cfg["apr"]], cfg.columns.decimal)[seg_rows]
             actual = float(np.average(apr, weights=weights)) if weights.sum() > 0 else np.nan
             rows.append((segment, "apr", None, after[segment]["apr"], actual, n))
         cutoff = after[segment].get("cutoff")
         if cutoff is not None and cfg["score"] is not None and cfg["score"] in frame.columns:
-            score = pd.to_numeric(frame[cfg["score"]], errors="coerce").to_numpy()[seg_rows]
+            score = column_numbers(frame[cfg["score"]], cfg.columns.decimal)[seg_rows]
             below = float(weights[score < cutoff].sum() / weights.sum()) if weights.sum() > 0 else np.nan
             rows.append((segment, "below_cutoff", None, 0.0, below, n))
         for mob in TRACK_MOBS:

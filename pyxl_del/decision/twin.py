@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,7 @@ from pyxl_del.decision.economics import (
     take_up,
 )
 from pyxl_del.engine.config import Config, ConfigError, load_config
-from pyxl_del.engine.data import read_panel, row_numbers
+from pyxl_del.engine.data import column_numbers, first_data_row, read_panel, row_numbers
 from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.errors import PanelError
 from pyxl_del.engine.pipeline import DelResult, fit, run
@@ -315,40 +314,19 @@ class Twin:
 
 
 def read_decision_panel(data, config: Config, *, sheet=None) -> tuple[pd.DataFrame, str]:
-    """The six mapped columns (read and checked by `data.read_panel`) plus score and apr where the config maps
-    them and the data has them."""
-    frame, source = read_panel(data, config, sheet=sheet)
+    """The six mapped columns plus score and apr where the config maps them and the data has them, read and checked
+    by `data.read_panel` (the panel's delimiter, title lines and sheet)."""
     wanted = [config[k] for k in ("score", "apr") if config[k] is not None]
-    if isinstance(data, pd.DataFrame):
-        extra = data[[c for c in wanted if c in data.columns]]
-    else:
-        extra = _read_optional(Path(data), wanted, sheet)
-    if extra.shape[1]:
-        frame = pd.concat([frame.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
-    return frame, source
-
-
-def _read_optional(path: Path, wanted: list[str], sheet) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        present = [c for c in wanted if c in pq.read_schema(path).names]
-        return pd.read_parquet(path, columns=present)
-    if suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl")
-        return frame[[c for c in wanted if c in frame.columns]]
-    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-    present = [c for c in wanted if c in header]
-    return pd.read_csv(path, usecols=present, encoding="utf-8-sig") if present else pd.DataFrame()
+    return read_panel(data, config, sheet=sheet, optional=wanted)
 
 
 def _numeric_column(frame: pd.DataFrame, key: str, config: Config, source: str) -> np.ndarray:
     column = config[key]
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = column_numbers(frame[column], config.columns.decimal)  # "519,0" with [columns] decimal = ","
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise PanelError(source, [f"column {column!r} ([columns] {key}) is empty or not a number in {row_numbers(bad)}; "
+        raise PanelError(source, [f"column {column!r} ([columns] {key}) is empty or not a number in "
+                                  f"{row_numbers(bad, first_data_row(frame))}; "
                                   f"every row needs one (or set [columns] {key} = \"\" not to use it)"])
     return values
 
@@ -369,7 +347,7 @@ def fit_twin(data_or_result, config: Config | str | None = None, *, sheet=None) 
     apr = _numeric_column(frame, "apr", cfg, source) if cfg["apr"] in frame.columns else None
     if apr is not None and (apr < 0).any():
         raise PanelError(source, [f"column {cfg['apr']!r} ([columns] apr) is negative in "
-                                  f"{row_numbers(np.flatnonzero(apr < 0))}"])
+                                  f"{row_numbers(np.flatnonzero(apr < 0), first_data_row(frame))}"])
     if apr is not None and np.median(apr) > 5:
         raise PanelError(source, [f"column {cfg['apr']!r} ([columns] apr) looks like percent (median "
                                   f"{np.median(apr):g}); give APRs as fractions, e.g. 0.24 for 24%"])
@@ -400,8 +378,8 @@ def _recent_volume(result: DelResult, ead0: np.ndarray) -> np.ndarray:
 
 def _booked_apr(frame: pd.DataFrame, cfg: Config, apr: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups,) MOB-0-EAD-weighted mean APR per group code (NaN where a group has none)."""
-    mob0 = (pd.to_numeric(frame[cfg["mob"]], errors="coerce") == 0).to_numpy() & (group >= 0)
-    ead = pd.to_numeric(frame[cfg["ead"]], errors="coerce").to_numpy()
+    mob0 = (column_numbers(frame[cfg["mob"]]) == 0) & (group >= 0)
+    ead = column_numbers(frame[cfg["ead"]], cfg.columns.decimal)
     w = np.bincount(group[mob0], weights=ead[mob0], minlength=n_groups)
     num = np.bincount(group[mob0], weights=(ead * apr)[mob0], minlength=n_groups)
     return np.divide(num, w, out=np.full_like(w, np.nan), where=w > 0)

@@ -152,19 +152,23 @@ HEADER_BYTES = 1 << 20  # a CSV header line longer than this is not a header (a 
 ONLY_EMPTY_IS_MISSING = {"keep_default_na": False, "na_values": [""]}
 
 
-def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:
+def read_panel(source, config: Config, *, sheet: str | int | None = None,
+               optional: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
     """Read a panel from a DataFrame, a CSV, a Parquet file or an .xlsx sheet; returns (frame, source name).
 
-    Only the mapped columns are loaded. A missing mapped column is an error naming the config key.
+    Only the mapped columns are loaded, and the ``optional`` columns (names) the data has (a decision panel's score
+    and APR: read as the panel is, its delimiter, title lines and sheet; text from a CSV). A missing mapped column
+    is an error naming the config key.
     """
+    wanted = [config[k] for k in LOGICAL_COLUMNS]
+    optional = [c for c in dict.fromkeys(optional) if c not in wanted]
     if isinstance(source, pd.DataFrame):
         _require_columns(source.columns, config, FRAME_SOURCE)
-        return source[[config[k] for k in LOGICAL_COLUMNS]], FRAME_SOURCE
+        return source[wanted + [c for c in optional if c in source.columns]], FRAME_SOURCE
     path = Path(source)
     name = str(path)
     if not path.is_file():
         raise PanelError(name, [f"file not found: {path}"])
-    wanted = [config[k] for k in LOGICAL_COLUMNS]
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".gz"):
@@ -176,21 +180,26 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
                     log.info("%s: the mapped columns' header is line %d; the lines above are a title", name, skip + 1)
             _require_columns(fields, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written; MOB and
-            # EAD as text too, made numbers by `_numbers` (as from any source): with some columns typed, pandas'
+            # EAD as text too, made numbers by `column_numbers` (as from any source): with some columns typed, pandas'
             # pyarrow reader fails on an integer column with an empty cell ("cannot convert NA to integer"), as a
             # "Total" row at the end of an Excel export has.
-            dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")}
-            frame = pd.read_csv(path, usecols=wanted, dtype=dtypes, engine="pyarrow", encoding="utf-8",
+            extra = [c for c in optional if c in fields]
+            dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")} | dict.fromkeys(extra, "string")
+            frame = pd.read_csv(path, usecols=wanted + extra, dtype=dtypes, engine="pyarrow", encoding="utf-8",
                                 sep=delimiter, skiprows=skip, **ONLY_EMPTY_IS_MISSING)
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
+            frame.attrs[FIRST_ROW] = skip + 2
         elif suffix in (".parquet", ".pq"):
-            frame = _read_parquet(path, wanted, config, name)
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(path).names)
+            frame = _read_parquet(path, wanted + [c for c in optional if c in present], config, name)
         elif suffix in (".xlsx", ".xlsm"):
             # Text cells stay text ("007" and "7" are two products); not the cohort, whose real date cells
             # must stay dates.
             labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
-            # Number cells as they are: pandas would read a TRUE among numbers as 1 (`_numbers` refuses it).
+            # Number cells as they are: pandas would read a TRUE among numbers as 1 (`column_numbers` refuses it).
             numbers = {config[k]: object for k in ("mob", "ead")}
             read = partial(pd.read_excel, path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
                            dtype=labels | numbers, **ONLY_EMPTY_IS_MISSING)
@@ -200,13 +209,14 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None) -> tup
                 log.info("%s: the mapped columns' header is row %d; the %d rows above it are a title", label,
                          row + 1, row)
                 frame = read(header=row)
+                frame.attrs[FIRST_ROW] = row + 2
             if sheet is None:
                 _require_columns_on_first_sheet(path, frame.columns, config, label)
             # pandas renames a repeated header "X" to "X.1": the duplicates check sees the names as written.
             written = [re.sub(r"\.\d+$", "", c) if re.sub(r"\.\d+$", "", c) in frame.columns else c
                        for c in map(str, frame.columns)]
             _require_columns(written, config, label)
-            frame = frame[wanted]
+            frame = frame[wanted + [c for c in optional if c in frame.columns]]
         else:
             raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
     except PanelError:
@@ -342,7 +352,7 @@ def period_freq(schema, column: str) -> str | None:
 BOOL_TYPES = frozenset({bool, np.bool_})
 
 
-def _numbers(values: pd.Series, decimal: str = ".") -> np.ndarray:
+def column_numbers(values: pd.Series, decimal: str = ".") -> np.ndarray:
     """A column as float64, NaN where a value is no number; text read with ``decimal`` ([columns] decimal: with
     "," only as `DECIMAL_COMMA` writes numbers). TRUE and FALSE are no numbers: pandas reads them as 1 and 0, so a
     ticked box in an Excel MOB column was MOB 1 and in the EAD column a balance of 1."""
@@ -506,10 +516,21 @@ def changes_problem(n: int, key: str, column: str, examples: str) -> str:
                                       column=column, examples=examples)
 
 
-def row_numbers(positions: np.ndarray) -> str:
-    """Row numbers as a spreadsheet shows them: the header is row 1, the first data row is row 2."""
+#: A frame's attribute (`DataFrame.attrs`) holding the file's row number of its first data row, set by `read_panel`
+#: when a title stands above the header; without it the header is row 1 and the first data row row 2.
+FIRST_ROW = "pyxl_del_first_row"
+
+
+def first_data_row(frame: pd.DataFrame) -> int:
+    """The file's row number of the frame's first data row (`FIRST_ROW`)."""
+    return int(frame.attrs.get(FIRST_ROW, 2))
+
+
+def row_numbers(positions: np.ndarray, first: int = 2) -> str:
+    """Row numbers as a spreadsheet shows them: positions 0, 1, ... are rows ``first``, ``first`` + 1, ... (the
+    header row 1 and the first data row 2, unless a title stands above the header: `first_data_row`)."""
     positions = np.sort(np.asarray(positions))
-    shown = ", ".join(str(int(p) + 2) for p in positions[:MAX_LISTED])
+    shown = ", ".join(str(int(p) + first) for p in positions[:MAX_LISTED])
     more = f" and {len(positions) - MAX_LISTED} more" if len(positions) > MAX_LISTED else ""
     return f"{'row' if len(positions) == 1 else 'rows'} {shown}{more}"
 
@@ -606,13 +627,14 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
                                      labels=shown, where=where)
 
 
-def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_format: str = "") -> np.ndarray:
+def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_format: str = "",
+                   first: int = 2) -> np.ndarray:
     """Month index per row; parses each distinct value once (a panel has few cohorts). Text is read by
     ``cohort_format`` when given, else as ISO (never a day-first / month-first guess)."""
     if isinstance(values.dtype, pd.PeriodDtype):
         empty = values.isna().to_numpy()
         if empty.any():  # NaT: an empty cohort, as a blank cell
-            problems.append(cohort_problem(column, int(empty.sum()), [], row_numbers(np.flatnonzero(empty)),
+            problems.append(cohort_problem(column, int(empty.sum()), [], row_numbers(np.flatnonzero(empty), first),
                                            cohort_format))
         months = month_index(values.dt.year.fillna(0).to_numpy(), values.dt.month.fillna(1).to_numpy())
         return np.where(empty, -1, months)
@@ -652,7 +674,7 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
     bad = np.flatnonzero(parsed.isna())
     if len(bad) or (codes < 0).any():
         rows = np.flatnonzero(np.isin(codes, bad) | (codes < 0))
-        problems.append(cohort_problem(column, len(rows), [uniques[i] for i in bad], row_numbers(rows),
+        problems.append(cohort_problem(column, len(rows), [uniques[i] for i in bad], row_numbers(rows, first),
                                        cohort_format))
     if len(uniques) == 0:
         return np.full(len(codes), -1, dtype=np.int64)
@@ -739,27 +761,28 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     if len(frame) == 0:
         raise PanelError(source, [MESSAGES["empty_panel"]])
     col = {k: config[k] for k in LOGICAL_COLUMNS}
+    first = first_data_row(frame)
 
     loan_codes, _ = _factorize(frame[col["loan_id"]])
     if (loan_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["loan_id"], key="loan_id",
-                                                 where=row_numbers(np.flatnonzero(loan_codes < 0))))
+                                                 where=row_numbers(np.flatnonzero(loan_codes < 0), first)))
 
-    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems, config.columns.cohort_format)
+    cohort = _parse_cohorts(frame[col["cohort"]], col["cohort"], problems, config.columns.cohort_format, first)
 
     mob_values = frame[col["mob"]]
     if pd.api.types.is_integer_dtype(mob_values) and not mob_values.hasnans:  # Parquet: no float pass over 10M rows
         mob = mob_values.to_numpy(dtype=np.int64)
         bad_mob = (mob < 0) | (mob > PANEL_MAX_MOB)
     else:
-        mob_raw = _numbers(mob_values)
+        mob_raw = column_numbers(mob_values)
         bad_mob = ~np.isfinite(mob_raw) | (mob_raw < 0) | (mob_raw > PANEL_MAX_MOB) | (mob_raw != np.floor(mob_raw))
         mob = np.where(bad_mob, 0, mob_raw).astype(np.int64)
         del mob_raw  # 10M-row panels: each column's temporaries go once its typed array is made
     if bad_mob.any():
         bad_rows = np.flatnonzero(bad_mob)
         labels = pd.unique(mob_values.iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(mob_problem(col["mob"], row_numbers(bad_rows), list(labels)))
+        problems.append(mob_problem(col["mob"], row_numbers(bad_rows, first), list(labels)))
 
     seg_values = frame[col["segment"]]
     seg_codes, seg_uniques = _factorize(seg_values, sort=True)
@@ -771,7 +794,7 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     segments = tuple(names)
     if (seg_codes < 0).any():
         problems.append(MESSAGES["empty"].format(column=col["segment"], key="segment",
-                                                 where=row_numbers(np.flatnonzero(seg_codes < 0))))
+                                                 where=row_numbers(np.flatnonzero(seg_codes < 0), first)))
     segment_problems, warnings = segment_name_findings(segments, col["segment"])
     problems += segment_problems
 
@@ -783,21 +806,22 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     if (state_codes < 0).any():
         bad_rows = np.flatnonzero(state_codes < 0)
         labels = pd.unique(frame[col["state"]].iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(state_problem(col["state"], order, list(labels), row_numbers(bad_rows)))
+        problems.append(state_problem(col["state"], order, list(labels), row_numbers(bad_rows, first)))
 
     ead_raw = frame[col["ead"]]
-    ead = _numbers(ead_raw, config.columns.decimal)
+    ead = column_numbers(ead_raw, config.columns.decimal)
     non_numeric = ~np.isfinite(ead)
     if non_numeric.any():
         bad_rows = np.flatnonzero(non_numeric)
         labels = pd.unique(ead_raw.iloc[bad_rows[:10_000]].astype("object"))
-        problems.append(ead_problem(col["ead"], row_numbers(bad_rows), list(labels), config.columns.decimal))
+        problems.append(ead_problem(col["ead"], row_numbers(bad_rows, first), list(labels), config.columns.decimal))
     negative = ead < 0
     if negative.any():
-        problems.append(MESSAGES["ead_negative"].format(column=col["ead"], where=row_numbers(np.flatnonzero(negative))))
+        problems.append(MESSAGES["ead_negative"].format(column=col["ead"],
+                                                        where=row_numbers(np.flatnonzero(negative), first)))
     huge = np.isfinite(ead) & (ead > EAD_LIMIT)
     if huge.any():
-        problems.append(MESSAGES["ead_huge"].format(column=col["ead"], where=row_numbers(np.flatnonzero(huge))))
+        problems.append(MESSAGES["ead_huge"].format(column=col["ead"], where=row_numbers(np.flatnonzero(huge), first)))
 
     if problems:
         raise PanelError(source, problems)
@@ -823,12 +847,12 @@ def validate_panel(frame: pd.DataFrame, config: Config, source: str = FRAME_SOUR
     del key
     if len(dup):
         rows = np.unique(np.concatenate([order_idx[dup], order_idx[dup + 1]]))
-        problems.append(duplicates_problem(len(dup), col, row_numbers(rows)))
+        problems.append(duplicates_problem(len(dup), col, row_numbers(rows, first)))
     for key_name, v in (("cohort", cohort), ("segment", seg_codes)):
         changes = np.flatnonzero(same_loan & (v[1:] != v[:-1]))
         if len(changes):
             loans = pd.unique(frame[col["loan_id"]].iloc[order_idx[changes]].astype("object"))
-            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {row_numbers(order_idx[changes + 1])}"
+            examples = f"{', '.join(map(repr, loans[:MAX_LISTED]))} at {row_numbers(order_idx[changes + 1], first)}"
             problems.append(changes_problem(len(loans), key_name, col[key_name], examples))
     if problems:
         raise PanelError(source, problems)

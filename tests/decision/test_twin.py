@@ -111,6 +111,22 @@ def test_reads_optional_columns_from_files(tmp_path):
         np.testing.assert_allclose(twin.pd12, scored_twin().pd12)
 
 
+def test_score_and_apr_are_read_as_the_panel_is(tmp_path):
+    """A semicolon CSV with decimal commas (a Vietnamese Excel's), or a title above the header: the panel was read, its
+    SCORE and APR not ("no score column", the APR the 30% default), so optimise answered for another book."""
+    df = scored_panel()
+    plain = fit_twin(df, Config())
+    comma = Config().with_overrides(columns={"decimal": ","})
+    text = df.to_csv(index=False, sep=";", decimal=",")
+    (tmp_path / "comma.csv").write_text(text)
+    (tmp_path / "title.csv").write_text("Loan tape, December 2025\n" + df.to_csv(index=False))
+    for path, config in ((tmp_path / "comma.csv", comma), (tmp_path / "title.csv", Config())):
+        twin = fit_twin(path, config)
+        assert twin.scored, path
+        np.testing.assert_allclose(twin.current_apr, plain.current_apr, err_msg=str(path))
+        np.testing.assert_allclose(twin.band_edges, plain.band_edges, err_msg=str(path))
+
+
 def test_score_column_absent_from_data_is_not_required():
     df = scored_panel().drop(columns=["SCORE", "APR"])
     assert isinstance(pyxl_del.run(df, Config()), pyxl_del.DelResult)

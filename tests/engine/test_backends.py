@@ -31,7 +31,7 @@ from pyxl_del.engine.backends import (
     fingerprint,
     source_name,
 )
-from pyxl_del.engine.data import _numbers, _parse_cohorts
+from pyxl_del.engine.data import _parse_cohorts, column_numbers
 
 CONFIG = cfg(transitions={"min_count": 1})
 GOOD = (loan("L1", "2024-01", "A", [("CURRENT", 100), ("CURRENT", 90), ("DPD1+", 80)])
@@ -542,9 +542,9 @@ def test_decimal_comma_csv_reads_as_the_decimal_point_one_on_every_backend(tmp_p
 def test_decimal_comma_reads_text_cells_only():
     """An .xlsx column mixes number cells and text ones: the numbers stay numbers, the text is read as written."""
     cells = pd.Series([1234.5, "1.234,5", "1 234 567,25", "-7,5", "12.5", "1,234", True, None], dtype=object)
-    assert np.array_equal(_numbers(cells, ","), [1234.5, 1234.5, 1234567.25, -7.5, np.nan, 1.234, np.nan, np.nan],
+    assert np.array_equal(column_numbers(cells, ","), [1234.5, 1234.5, 1234567.25, -7.5, np.nan, 1.234, np.nan, np.nan],
                           equal_nan=True)
-    assert np.array_equal(_numbers(cells), [1234.5, np.nan, np.nan, np.nan, 12.5, np.nan, np.nan, np.nan],
+    assert np.array_equal(column_numbers(cells), [1234.5, np.nan, np.nan, np.nan, 12.5, np.nan, np.nan, np.nan],
                           equal_nan=True)
 
 
@@ -596,6 +596,23 @@ def test_a_title_above_the_table_of_a_csv_is_skipped_on_every_backend(tmp_path):
     expected = aggregate(df, CONFIG, "pandas")
     for backend in ("pandas", "duckdb"):
         assert_same_stats(expected, aggregate(tmp_path / "p.csv", CONFIG, backend))
+
+
+def test_row_numbers_count_the_title_above_the_table(tmp_path):
+    """A bad MOB on file row 6 below a title line was named "row 5", a valid row: the rows were counted from the
+    header as if it were row 1."""
+    import openpyxl
+
+    df = frame(GOOD)
+    df.loc[3, "MOB"] = -1  # data row 4: row 5 under a header on row 1, row 7 under two lines of title
+    (tmp_path / "p.csv").write_text("Loan tape, December 2025\n\n" + df.to_csv(index=False), encoding="utf-8")
+    df.to_excel(tmp_path / "p.xlsx", index=False, startrow=2)
+    book = openpyxl.load_workbook(tmp_path / "p.xlsx")
+    book.active["A1"] = "Loan tape, December 2025"
+    book.save(tmp_path / "p.xlsx")
+    for path in (tmp_path / "p.csv", tmp_path / "p.xlsx"):
+        assert "must be a whole number from 0 to 1200; not so in row 7" in str(_errors(path, "pandas")), path
+    assert "not so in row 5" in str(_errors(df, "pandas"))  # a frame: its header is row 1
 
 
 def test_a_quoted_field_after_the_sniffing_sample_is_read_on_every_backend(tmp_path):

@@ -16,7 +16,8 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config, ConfigError
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.errors import runs_text
+from pyxl_del.engine.diagnostics import THIN_LOANS
+from pyxl_del.engine.errors import counted, runs_text
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.capital import capital
 from pyxl_del.risk.concentration import Concentration, concentration
@@ -51,6 +52,16 @@ class _Context:
             raise ConfigError(f"[alerts] rule {rule_id}: unknown segment {name!r}; known: {', '.join(known)}")
         return [name]
 
+    def thin_note(self, segment: str, cohort: str) -> str:
+        """"; N loans: ..." when the cohort-segment started with fewer than THIN_LOANS loans, else "": an alert on 4
+        loans (two of them late) is no signal a scheduler should stop on unread."""
+        stats = self.result.stats
+        loans = int(stats.n_loans[stats.segments.index(segment), self.result.cohorts.index(cohort), 0])
+        if loans >= THIN_LOANS or loans == 0:
+            return ""
+        return (f"; THIN: {counted(loans, 'loan')} at MOB 0 (fewer than {THIN_LOANS}), one loan moves it by "
+                f"{1 / loans:.0%}")
+
 
 def describe(rule) -> str:
     """One line saying what the rule checks."""
@@ -84,7 +95,7 @@ def _del_above(rule, rule_id: str, ctx: _Context) -> list[dict]:
                 fired.append(dict(segment=segment, cohort=cohort, mob=rule.mob, value=value,
                                   threshold=rule.threshold,
                                   message=f"{segment} {cohort}: {rule.del_type} at MOB {rule.mob} is {value:.2%} "
-                                          f"({kind}) > {rule.threshold:.2%}"))
+                                          f"({kind}) > {rule.threshold:.2%}{ctx.thin_note(segment, cohort)}"))
     return fired
 
 
@@ -130,7 +141,7 @@ def _cohort_vs_history(rule, rule_id: str, ctx: _Context) -> list[dict]:
                 fired.append(dict(segment=segment, cohort=cohort, mob=mob, value=value, threshold=limit,
                                   message=f"{segment} {cohort}: actual {rule.del_type} {value:.2%} at MOB {mob} is "
                                           f"{score:.1f} standard errors above the {len(past)} older cohorts' "
-                                          f"{past.mean():.2%}"))
+                                          f"{past.mean():.2%}{ctx.thin_note(segment, cohort)}"))
     return fired
 
 

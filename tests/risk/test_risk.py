@@ -376,6 +376,21 @@ def test_a_seeded_book_fires_exactly_the_expected_alerts():
     assert fires_at(alerts, "critical") and fires_at(alerts, "warning")
 
 
+def test_an_alert_on_a_thin_cohort_says_so():
+    """A CRITICAL on a cohort of 4 loans (two of them late) stopped a scheduled run with no word of its size."""
+    result, cfg = _alert_panel(bad=True)
+    alerts = evaluate_alerts(result, cfg)
+    assert not alerts["message"].str.contains("THIN").any()  # 800 loans a cohort
+    small = cfg.with_overrides(alerts={"rules": ALERT_RULES[:1]})
+    matrices = np.broadcast_to(CHAIN, (3, 1, 8) + CHAIN.shape).copy()
+    matrices[-1, 0, :, CUR] = np.eye(len(STATES))[CUR] * 0.30 + np.eye(len(STATES))[D30] * 0.70
+    frame = simulate_panel(matrices, cohorts=["2024-08", "2024-09", "2024-10"], as_of="2024-12", segments=["A"],
+                           seed=7, config=small, loans_per_cohort=12)
+    thin = evaluate_alerts(pyxl_del.run(frame, small), small)
+    assert len(thin) and thin["message"].str.endswith(
+        "; THIN: 12 loans at MOB 0 (fewer than 30), one loan moves it by 8%").all(), thin["message"].tolist()
+
+
 def test_k_clipped_fires_per_segment_with_clipped_factors(sample_result):
     cfg = sample_result.config.with_overrides(calibration={"k_clip": [0.999, 1.001]},
                                               alerts={"rules": [{"rule": "k_clipped"}]})

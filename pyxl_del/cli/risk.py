@@ -129,7 +129,8 @@ def cmd_stress(args: argparse.Namespace) -> int:
     text = table.apply(lambda row: row.map(
         _pct if row.name in pct_rows else
         (lambda v: "n/a" if _missing(v) else f"{v:+.1%}") if row.name == "el_lifetime_vs_baseline" else
-        (lambda v: "n/a" if _missing(v) else f"{v:g}") if row.name in ("min_z", "adverse_months", "rank") else
+        (lambda v: "n/a" if _missing(v) else v if isinstance(v, str) else f"{v:g}")
+        if row.name in ("min_z", "adverse_months", "rank") else
         _amount), axis=1)
     print(f"Stress test from the reporting date {analysis.book.label} (rho {analysis.config.risk.rho:g}, Z < 0 "
           f"adverse; DEL: Portfolio mean of cohorts)")

@@ -32,6 +32,9 @@ from pyxl_del.risk.projection import ALL, EL_HORIZON, Book, project, reporting_b
 
 log = logging.getLogger(__name__)
 
+#: The count of adverse months of a path whose last Z, which persists, is below 0.
+ADVERSE_TO_THE_END = "all (the last Z persists)"
+
 SCENARIOS_SHEET = "Scenarios"
 SHEET_HEADER = ("Scenario", "Description")  # then one column per forecast month: "Z month 1", "Z month 2", ...
 
@@ -153,8 +156,9 @@ def run_stress(result: DelResult, config: Config | None = None,
     rows, curves, els, paths = [], [], [], []
     for spec in specs:
         projection = project(result, months=max(EL_HORIZON, len(spec.z)), z=spec.z, config=cfg, book=book)
+        # The path's last Z persists: a last Z below 0 is adverse for every month after it too.
         row = {"scenario": spec.name, "description": spec.description, "min_z": min(spec.z),
-               "adverse_months": sum(v < 0 for v in spec.z)}
+               "adverse_months": ADVERSE_TO_THE_END if spec.z[-1] < 0 else sum(v < 0 for v in spec.z)}
         for del_type, mean_curve in mean_del_curves(stats, projection.by_mob(), cfg).items():
             row |= {f"{del_type} MOB {m}": mean_curve[m] for m in key_mobs}
             curves.append(pd.DataFrame({"scenario": spec.name, "del_type": del_type,

@@ -275,6 +275,14 @@ def test_a_benign_scenario_lowers_losses(sample_result):
     assert el["boom"] < el["baseline"]
 
 
+def test_a_last_adverse_z_counts_to_the_end(sample_result):
+    """A path's last Z persists: z = [-1] ran at Z = -1 for the whole lifetime and said "1 month with Z < 0"."""
+    specs = [ScenarioSpec(name="persist", z=-1.0), ScenarioSpec(name="back", z=[-1.0, -0.5, 0.0]),
+             ScenarioSpec(name="boom", z=[1.0, -0.5])]
+    months = run_stress(sample_result, scenarios=specs).summary.set_index("scenario")["adverse_months"]
+    assert months.to_dict() == {"persist": "all (the last Z persists)", "back": 2, "boom": "all (the last Z persists)"}
+
+
 
 def test_a_seasoned_book_says_its_del_rows_are_actual(analysis):
     """Cohorts whose data all reach the key MOBs show actual DEL there in every scenario: the note says so, where

@@ -111,8 +111,10 @@ class Columns(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"two logical columns map to the same data column: {dupes}")
-        if any(not n.strip() for n in names):
-            raise ValueError("a column name is empty")
+        empty = [k for k in LOGICAL_COLUMNS if not getattr(self, k).strip()]
+        if empty:
+            raise ValueError(f"the column name of {', '.join(empty)} is empty: the engine needs it (only "
+                             f"{', '.join(OPTIONAL_COLUMNS)} may be \"\" to leave them out)")
         return self
 
 

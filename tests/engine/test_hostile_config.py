@@ -91,6 +91,14 @@ def test_whole_numbers_are_taken_where_fractions_are_meant(tmp_path):
     assert Config().with_overrides(risk={"lgd": 1}).risk.lgd == 1.0  # code's overrides validate the same way
 
 
+def test_an_empty_mapped_column_name_is_named_by_its_key(tmp_path):
+    """"a column name is empty (got {'segment': ''})": the key was in the echo only, cut off in a long config."""
+    with pytest.raises(ConfigError, match=r"the column name of segment is empty: the engine needs it \(only score, "
+                                          r"apr, policy_arm may be \"\" to leave them out\)"):
+        load_config(write(tmp_path, '[columns]\nsegment = ""\n'))
+    assert load_config(write(tmp_path, '[columns]\nscore = ""\n')).columns.score is None
+
+
 def test_a_huge_value_is_not_repeated_in_full(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, f'[forecast]\nmax_mob = "{"9" * 100_000}"\n'))

@@ -221,12 +221,18 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     # 2. What prints: the layout's print area, else everything it holds (charts included).
     page = layout.page
     area = page.print_area
+    charts = list(layout.charts)
     if area is None:
         last_row, last_col = shape
-        for chart in layout.charts:
+        for chart in charts:
             r, c = _chart_extent(chart, widths)
             last_row, last_col = max(last_row, r), max(last_col, c)
         area = Area(1, 1, last_row, last_col)
+    else:
+        # A chart starting inside a set print area ends at its right edge: wider, its legend and the right of its
+        # plot were cut from the page (the stress and concentration sheets).
+        charts = [_chart_within(chart, widths, area.last_col) if area.first_row <= chart.anchor[0] <= area.last_row
+                  and area.first_col <= chart.anchor[1] <= area.last_col else chart for chart in charts]
 
     # The print scale: the smallest type in the area, charts' included, prints at MIN_PRINT_PT.
     inside = ids[area.first_row - 1:area.last_row, area.first_col - 1:area.last_col]
@@ -277,10 +283,18 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         formats.append(Format(Area(row, col, row, end), WRAP_STYLE))
         wrapped.append((row, col, text, font, room))
 
-    # 4. Rows tall enough for their wrapped lines.
+    # 4. Rows tall enough for their wrapped lines; the other cells of such a row at its top, as the wrapped text is
+    # (at the bottom, Excel's default, a figure printed lines below the label it belongs to: the VaR reconciliation).
+    tall = set()
     for row, col, text, font, room in wrapped:
         lines = len(wrap_lines(text, room or widths.get(col, DEFAULT_WIDTH), *font))
         heights[row] = max(heights.get(row, 0.0), lines * line_height(font[0]) + 1)
+        if lines > 1:
+            tall.add(row)
+    unaligned = np.array([style.vertical is None for style in palette])
+    for row in sorted(tall):
+        cols = np.flatnonzero(occupied[row - 1] & unaligned[ids[row - 1]]) + 1
+        formats += [Format(Area.cell(row, int(c)), Style(vertical="top")) for c in cols]
 
     # 5. The print setup.
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
@@ -288,5 +302,12 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     # 6. No chart cut by a page.
     page = replace(page, row_breaks=chart_breaks(layout, area, heights, widths, page))
     return replace(layout, column_widths=widths, row_heights=heights, formats=tuple(formats), merges=tuple(merges),
-                   links=tuple(links), page=page)
+                   links=tuple(links), page=page, charts=tuple(charts))
+
+
+def _chart_within(chart, widths: dict[int, float], last_col: int):
+    """The chart no wider than the columns from its anchor to ``last_col``."""
+    units = sum(widths.get(c, DEFAULT_WIDTH) for c in range(chart.anchor[1], last_col + 1))
+    room_cm = (units * 7 + 5) / 96 * 2.54  # the inverse of cm_to_units
+    return chart if chart.width_cm <= room_cm else replace(chart, width_cm=math.floor(room_cm * 10) / 10)
 

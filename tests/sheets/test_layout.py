@@ -3,6 +3,8 @@ Excel shows them, wrapping, pages across, links back, colours by segment, the A/
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +29,9 @@ from pyxl_del.sheets.layout import (
     Style,
     business_label,
     cell_block,
+    cm_to_units,
     display_text,
+    resolve_styles,
     segment_colors,
     text_grid,
     text_width,
@@ -140,3 +144,37 @@ def test_a_chart_the_page_would_cut_starts_the_next_page(tmp_path):
     render_openpyxl([cut], wb)
     wb.save(tmp_path / "breaks.xlsx")
     assert [b.id for b in load_workbook(tmp_path / "breaks.xlsx")["S"].row_breaks.brk] == [25]  # after row 25
+
+
+def test_a_chart_inside_a_set_print_area_ends_at_its_edge():
+    """The stress sheet's 22 cm chart in a print area of columns A..E (18 cm) printed without its legend, the
+    concentration sheet's without its title and the right of its plot."""
+    wide = LineChart(title="c", anchor=(3, 1), categories=Area(1, 1, 2, 1),
+                     series=(Series("s", Area(1, 2, 2, 2), "000000"),), width_cm=22.0)
+    layout = SheetLayout(name="S", kind="test", owner="test", title="t", blocks=(cell_block(1, 1, "t"),),
+                         charts=(wide,), column_widths={1: 28.0} | {c: 17.0 for c in range(2, 6)},
+                         page=Page(print_area=Area(1, 1, 30, 5)))
+    fitted = fit.fit_sheet(layout)
+    room = sum(fitted.column_widths.get(c, 8.43) for c in range(1, 6))
+    assert fitted.charts[0].width_cm < 22.0 and cm_to_units(fitted.charts[0].width_cm) <= room
+    assert cm_to_units(fitted.charts[0].width_cm) > room - 1  # as wide as the area, not narrower
+    # A chart that fits, or one starting outside the print area, is left as it is.
+    narrow = SheetLayout(**{**layout.__dict__, "charts": (replace(wide, width_cm=10.0), replace(wide, anchor=(3, 8)))})
+    assert [c.width_cm for c in fit.fit_sheet(narrow).charts] == [10.0, 22.0]
+
+
+def test_the_cells_of_a_row_made_tall_by_wrapping_sit_at_its_top():
+    """The VaR reconciliation's figures printed at the bottom of rows made tall by their wrapped explanation, lines
+    below their own labels and beside the next row's."""
+    note = "a long explanation " * 8
+    layout = SheetLayout(name="S", kind="test", owner="test", title="t",
+                         blocks=(Block(1, 1, text_grid([["Figure", "Value", "Why"]])),
+                                 Block(2, 1, text_grid([["Mean loss", None, note]])), Block(2, 2, np.array([[5.0]]))),
+                         formats=(Format(Area.cell(2, 3), Style(wrap=True, vertical="top")),
+                                  Format(Area.cell(1, 1), Style(vertical="center"))),
+                         column_widths={3: 20.0}, page=Page(print_area=Area(1, 1, 2, 3)))
+    fitted = fit.fit_sheet(layout)
+    palette, ids = resolve_styles(fitted)
+    assert fitted.row_heights[2] > 30
+    assert [palette[ids[1, c]].vertical for c in range(3)] == ["top", "top", "top"]
+    assert palette[ids[0, 0]].vertical == "center"  # a row of one line keeps its own

@@ -98,6 +98,8 @@ MESSAGES = {
     "decimal_comma": "column {column!r} ([columns] ead) holds numbers written with a decimal comma or thousands "
                      "separators, as a Vietnamese or German Excel saves them ({labels}): write the balances with a "
                      "decimal point and no separators (1234567.5){or_set}; not a number in {where}",
+    "thousands": "column {column!r} ([columns] ead) holds numbers written with thousands separators ({labels}): write "
+                 "the balances without them (1234567.5); not a number in {where}",
     "ead_comma": "column {column!r} ([columns] ead) is not a number as [columns] decimal = \",\" reads them (a "
                  "decimal comma, a point or a space between thousands: 1.234.567,5): values such as {labels} in "
                  "{where}",
@@ -568,6 +570,11 @@ def ead_problem(column: str, where: str, labels: list, decimal: str = ".") -> st
     if locale:  # the advice first: a cell shows a message's first 255 characters
         # 1,234,567 is a US thousands comma: [columns] decimal = "," would not read it
         comma = any(re.fullmatch(DECIMAL_COMMA, v) for v in locale)
+        # 31,784.7 is English with a thousands comma, no locale's decimal comma: say only what to remove.
+        english = (all(re.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", v) for v in locale)
+                   and any("." in v or v.count(",") > 1 for v in locale))  # "1,234" alone could be either
+        if english:
+            return MESSAGES["thousands"].format(column=column, where=where, labels=quoted(locale[:3]))
         return MESSAGES["decimal_comma"].format(column=column, where=where, labels=quoted(locale[:3]),
                                                 or_set=", or set [columns] decimal = \",\"" if comma else "")
     text = MESSAGES["ead_nan"].format(column=column, where=where)

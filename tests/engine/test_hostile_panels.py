@@ -481,6 +481,11 @@ def test_a_decimal_comma_is_named_with_its_fix(tmp_path, backend):
     df.to_csv(path, sep=";", index=False)
     msg = error_of(path, backend)
     assert "is empty or not a number in" in msg and "values such as 'unknown'" in msg and "comma" not in msg, msg
+    # An English file's thousands commas are no Vietnamese or German decimal comma: said as what they are.
+    df["PRINCIPLE_OUTSTANDING"] = [f"{v:,.1f}" for v in cohorts("2023-07", "2023-08")["PRINCIPLE_OUTSTANDING"] + 1000]
+    df.to_csv(path, index=False)
+    msg = error_of(path, backend)
+    assert "holds numbers written with thousands separators ('1," in msg and "German" not in msg, msg
 
 
 @pytest.mark.parametrize("sep", [";", "\t", "|"])

@@ -424,6 +424,11 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         elif values.isna().all():  # no ranking or no baseline to compare with: say so rather than show blanks
             blocks.append(Block(i, 2, text_grid([["n/a"] * len(names)])))
             formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(horizontal="right")))
+        elif any(isinstance(v, str) for v in values):  # counts beside words ("all (the last Z persists)")
+            for j, v in enumerate(values, start=2):
+                blocks.append(cell_block(i, j, v) if isinstance(v, str) else Block(i, j, np.array([[float(v)]])))
+            formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(number_format=number_format,
+                                                                          horizontal="right", wrap=True)))
         else:
             blocks.append(Block(i, 2, values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(1, -1)))
             formats.append(Format(Area(i, 2, i, 1 + len(names)), Style(number_format=number_format)))

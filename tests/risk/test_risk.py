@@ -283,6 +283,14 @@ def test_a_last_adverse_z_counts_to_the_end(sample_result):
     assert months.to_dict() == {"persist": "all (the last Z persists)", "back": 2, "boom": "all (the last Z persists)"}
 
 
+def test_the_stress_sheet_shows_a_lasting_adverse_z_in_words(sample_result, tmp_path):
+    layouts = stress_sheets(sample_result, scenarios=[ScenarioSpec(name="persist", z=-1.0)])
+    path = write_workbook(layouts, tmp_path / "stress.xlsx")
+    rows = {r[0]: r[1:] for r in openpyxl.load_workbook(path)["Stress test"].iter_rows(values_only=True) if r[0]}
+    months = rows["Months with Z < 0"]
+    assert months[:4] == (0, 17, 29, 11) and months[4] == "all (the last Z persists)"
+
+
 
 def test_a_seasoned_book_says_its_del_rows_are_actual(analysis):
     """Cohorts whose data all reach the key MOBs show actual DEL there in every scenario: the note says so, where

@@ -94,7 +94,8 @@ class RiskAnalysis:
     @cached_property
     def stress_note(self) -> str | None:
         """Why the scenarios are not ranked or leave the DEL rows as they are, when they do."""
-        return stress_finding(self.stress.summary, self.findings, self.result, self.stress.key_mobs)
+        beyond = [m for m in self.config.risk.key_mobs if m > self.result.stats.max_mob]
+        return stress_finding(self.stress.summary, self.findings, self.result, self.stress.key_mobs, beyond)
 
     @cached_property
     def el_reconciliation(self) -> pd.DataFrame:

@@ -5,6 +5,7 @@ that changes it; the CLI prints them, the sheets show them in red beside the fig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import PORTFOLIO
-from pyxl_del.engine.errors import counted, runs_text
+from pyxl_del.engine.errors import agree, counted, runs_text
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import ROW_ORIGINS
 from pyxl_del.risk.projection import ALL, state_mask
@@ -153,9 +154,13 @@ def scenarios_differ(el_lifetime: np.ndarray) -> bool:
 
 
 def stress_finding(summary: pd.DataFrame, findings: list[Finding], result: DelResult,
-                   key_mobs: tuple[int, ...]) -> str | None:
-    """Sentences when no scenario changes the lifetime expected loss (nothing to rank) or the DEL rows, else None."""
+                   key_mobs: tuple[int, ...], beyond: Sequence[int] = ()) -> str | None:
+    """Sentences when no scenario changes the lifetime expected loss (nothing to rank) or the DEL rows, or when key
+    MOBs (``beyond``) lie past [forecast] max_mob and are left out of the DEL rows, else None."""
     notes = []
+    if beyond:
+        notes.append(f"[risk] key_mobs {runs_text(beyond)} {agree(len(beyond), 'is', 'are')} beyond [forecast] max_mob "
+                     f"{result.stats.max_mob}: the DEL rows show MOB {runs_text(key_mobs)} only.")
     el = summary["el_lifetime"].to_numpy(dtype=np.float64)
     if not scenarios_differ(el):
         cause = next((f.message for f in findings if f.figure == "el" and f.segment != PORTFOLIO), None)

@@ -283,6 +283,14 @@ def test_a_last_adverse_z_counts_to_the_end(sample_result):
     assert months.to_dict() == {"persist": "all (the last Z persists)", "back": 2, "boom": "all (the last Z persists)"}
 
 
+def test_key_mobs_beyond_max_mob_are_named(sample_result):
+    """key_mobs = [6, 100] dropped MOB 100 from the stress table without a word."""
+    cfg = sample_result.config.with_overrides(risk={"key_mobs": [6, 100], "n_paths": 500})
+    note = RiskAnalysis.of(sample_result, cfg).stress_note
+    assert note.startswith("[risk] key_mobs 100 is beyond [forecast] max_mob 36: the DEL rows show MOB 6 only."), note
+    assert RiskAnalysis.of(sample_result).stress_note is None
+
+
 def test_the_stress_sheet_shows_a_lasting_adverse_z_in_words(sample_result, tmp_path):
     layouts = stress_sheets(sample_result, scenarios=[ScenarioSpec(name="persist", z=-1.0)])
     path = write_workbook(layouts, tmp_path / "stress.xlsx")

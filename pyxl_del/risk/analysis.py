@@ -94,7 +94,9 @@ class RiskAnalysis:
     @cached_property
     def stress_note(self) -> str | None:
         """Why the scenarios are not ranked or leave the DEL rows as they are, when they do."""
-        beyond = [m for m in self.config.risk.key_mobs if m > self.result.stats.max_mob]
+        # Only key MOBs the config sets: the defaults (6 .. 36) beyond a short book's max_mob are no one's choice.
+        chosen = self.config.risk.key_mobs != type(self.config.risk).model_fields["key_mobs"].default
+        beyond = [m for m in self.config.risk.key_mobs if m > self.result.stats.max_mob] if chosen else []
         return stress_finding(self.stress.summary, self.findings, self.result, self.stress.key_mobs, beyond)
 
     @cached_property

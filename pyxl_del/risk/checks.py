@@ -136,7 +136,8 @@ def loss_findings(result: DelResult, el: pd.DataFrame, capital: pd.DataFrame, co
                 f"{' (tail, MOB step ' + str(step) + ': ' + rows + ')' if rows else ''}. The indicative capital "
                 f"uses the PD floor. To change it: {_fixes(config, False)}.")))
     for figure, table in (("el", "[risk] lgd_by_segment"), ("pd", "[risk] irb_class_by_segment")):
-        findings += [Finding(figure, meant or PORTFOLIO, f"{message}.")
+        # Segment "": a setting of the config, not a zero of the Portfolio's figures (the KPIs' "not a measured zero").
+        findings += [Finding(figure, meant, f"{message}.")
                      for meant, message in config.unknown_segment_names(result.segments, (table,))]
     portfolio = totals.loc[PORTFOLIO]
     for figure, column, label in (("el", "el_lifetime", "expected loss"), ("pd", "pd_12m", "PD 12 months")):
@@ -158,12 +159,10 @@ def stress_finding(summary: pd.DataFrame, findings: list[Finding], result: DelRe
     """Sentences when no scenario changes the lifetime expected loss (nothing to rank) or the DEL rows, or when key
     MOBs (``beyond``) lie past [forecast] max_mob and are left out of the DEL rows, else None."""
     notes = []
-    if beyond:
-        notes.append(f"[risk] key_mobs {runs_text(beyond)} {agree(len(beyond), 'is', 'are')} beyond [forecast] max_mob "
-                     f"{result.stats.max_mob}: the DEL rows show MOB {runs_text(key_mobs)} only.")
     el = summary["el_lifetime"].to_numpy(dtype=np.float64)
     if not scenarios_differ(el):
-        cause = next((f.message for f in findings if f.figure == "el" and f.segment != PORTFOLIO), None)
+        cause = next((f.message for f in findings if f.figure == "el" and f.segment not in (PORTFOLIO, "")
+                      and "expected loss is 0" in f.message), None)
         notes.append(f"No scenario changes the lifetime expected loss (all {el[0]:,.0f}): the scenarios are not "
                      f"ranked. " + (f"The cause: {cause}" if cause else
                                     "The chain has no move that the credit-cycle shift can change."))
@@ -175,4 +174,7 @@ def stress_finding(summary: pd.DataFrame, findings: list[Finding], result: DelRe
         notes.append(f"No scenario changes the DEL rows: every cohort's data reach MOB {last.min()} or later, so its "
                      f"DEL at MOB {runs_text(key_mobs)} is actual in every scenario. The scenarios move only what "
                      f"is still to come from the reporting date: the write-offs and the expected loss.")
+    if beyond:
+        notes.append(f"[risk] key_mobs {runs_text(beyond)} {agree(len(beyond), 'is', 'are')} beyond [forecast] max_mob "
+                     f"{result.stats.max_mob}: the DEL rows show MOB {runs_text(key_mobs)} only.")
     return " ".join(notes) or None

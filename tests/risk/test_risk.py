@@ -287,8 +287,10 @@ def test_key_mobs_beyond_max_mob_are_named(sample_result):
     """key_mobs = [6, 100] dropped MOB 100 from the stress table without a word."""
     cfg = sample_result.config.with_overrides(risk={"key_mobs": [6, 100], "n_paths": 500})
     note = RiskAnalysis.of(sample_result, cfg).stress_note
-    assert note.startswith("[risk] key_mobs 100 is beyond [forecast] max_mob 36: the DEL rows show MOB 6 only."), note
+    assert note == "[risk] key_mobs 100 is beyond [forecast] max_mob 36: the DEL rows show MOB 6 only.", note
     assert RiskAnalysis.of(sample_result).stress_note is None
+    short = sample_result.config.with_overrides(forecast={"max_mob": 24}, risk={"n_paths": 500})
+    assert RiskAnalysis.of(pyxl_del.engine.pipeline.fit(sample_result.stats, short), short).stress_note is None
 
 
 def test_the_stress_sheet_shows_a_lasting_adverse_z_in_words(sample_result, tmp_path):

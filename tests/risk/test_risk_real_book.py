@@ -174,9 +174,11 @@ def test_a_per_segment_setting_for_no_segment_is_named():
     messages = [(f.figure, f.segment, f.message) for f in named.findings]
     assert ("el", "PURCHASE", "[risk] lgd_by_segment names 'Purchase', which is no segment of the data (did you mean "
                               "'PURCHASE'?): its value applies to no loan.") in messages
-    assert ("pd", "Portfolio", "[risk] irb_class_by_segment names 'CARDS', which is no segment of the data: its value "
-                               "applies to no loan.") in messages
+    assert ("pd", "", "[risk] irb_class_by_segment names 'CARDS', which is no segment of the data: its value "
+                      "applies to no loan.") in messages
     assert not [m for m in _analysis().findings if "no segment" in m.message]
+    # A setting, not a zero: the KPIs are not marked "not a measured zero".
+    assert not named.kpis["note"].str.startswith("WARNING").any()
 
 
 def test_the_default_basis_is_the_setting_that_changes_it(no_path):

@@ -149,10 +149,10 @@ def cmd_var(args: argparse.Namespace) -> int:
     print(f"Credit loss over {sim.horizon} months from the reporting date {analysis.book.label}: {len(sim.total):,} "
           f"Monte Carlo paths of Z (seed {sim.seed}), outstanding EAD {sim.exposure:,.0f}")
     _print_table(sim.summary(confidence), amounts=("value", "std_error"), pcts=("pct_of_ead",),
-                 confidence=lambda v: "" if _missing(v) else f"{v:.1%}")
+                 confidence=lambda v: "" if _missing(v) else f"{v * 100:.10g}%")  # 99.9999%, not "100.0%"
     print("\nthe mean loss against the expected loss:")
     _print_table(analysis.el_reconciliation, amounts=("value", "difference", "std_error"))
-    _notes(analysis, "el", book=False)
+    _notes(analysis, "el", "var", book=False)
     print("\nconvergence (estimate on the first n paths):")
     conv = sim.convergence(confidence)
     _print_table(conv[conv["measure"].isin(["VaR", "ES"])], amounts=("value", "std_error"), pcts=("pct_of_ead",),

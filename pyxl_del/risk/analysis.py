@@ -21,7 +21,7 @@ from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import SEVERITIES, evaluate_alerts
 from pyxl_del.risk.capital import capital
-from pyxl_del.risk.checks import Finding, loss_findings, stress_finding
+from pyxl_del.risk.checks import Finding, loss_findings, stress_finding, tail_findings
 from pyxl_del.risk.concentration import Concentration, concentration
 from pyxl_del.risk.expected_loss import expected_loss, loss_over
 from pyxl_del.risk.projection import ALL, Book, reporting_book
@@ -84,11 +84,13 @@ class RiskAnalysis:
 
     @cached_property
     def findings(self) -> list[Finding]:
-        """Zero expected losses and PDs that are not measured zeros, with their causes (pyxl_del.risk.checks)."""
-        return loss_findings(self.result, self.el, self.capital, self.config)
+        """Zero expected losses and PDs that are not measured zeros, with their causes, and VaR levels resting on few
+        paths (pyxl_del.risk.checks)."""
+        return (loss_findings(self.result, self.el, self.capital, self.config)
+                + tail_findings(self.config, self.config.risk.n_paths))
 
     def warnings(self, figure: str | None = None) -> list[str]:
-        """The findings' sentences (of one figure, "el" or "pd", if given)."""
+        """The findings' sentences (of one figure, "el", "pd" or "var", if given)."""
         return [f.message for f in self.findings if figure is None or f.figure == figure]
 
     @cached_property

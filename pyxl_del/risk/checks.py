@@ -5,6 +5,7 @@ that changes it; the CLI prints them, the sheets show them in red beside the fig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -146,6 +147,24 @@ def loss_findings(result: DelResult, el: pd.DataFrame, capital: pd.DataFrame, co
             findings.insert(0, Finding(figure, PORTFOLIO, f"Portfolio: {label} is 0 on outstanding EAD "
                                                           f"{portfolio['ead']:,.0f}; the causes per segment follow."))
     return findings
+
+
+#: Paths beyond a VaR level below which its ES is an average of too few to read (and the VaR one path's loss).
+MIN_TAIL_PATHS = 20
+
+
+def tail_findings(config: Config, n_paths: int) -> list[Finding]:
+    """A VaR level whose tail holds fewer than `MIN_TAIL_PATHS` of the simulated paths: at 99.9999% of 2,000 paths
+    the VaR is the worst path and its ES that path again, which the table showed as '100.0%' beside the others."""
+    out = []
+    for q in config.risk.confidence:
+        tail = (1.0 - q) * n_paths
+        if tail < MIN_TAIL_PATHS:
+            out.append(Finding("var", "", (
+                f"Credit VaR and ES at {q * 100:.10g}% rest on the worst {max(tail, 1):.0f} of {n_paths:,} simulated "
+                f"paths: their standard errors say how little that is; raise [risk] n_paths to "
+                f"{math.ceil(MIN_TAIL_PATHS / (1.0 - q)):,} or more for this level.")))
+    return out
 
 
 def scenarios_differ(el_lifetime: np.ndarray) -> bool:

@@ -260,7 +260,7 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
         "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
         *illustrative_notes(analysis),
-    ], analysis.warnings("el"))
+    ], analysis.warnings("el") + analysis.warnings("var"))
     row = 3 + len(blocks)
     block, fmt = _section(row, "Summary")
     table_blocks, table_formats, summary_area = frame_table(sim.summary(risk.confidence), VAR_TABLE, row + 1)

@@ -283,6 +283,19 @@ def test_a_last_adverse_z_counts_to_the_end(sample_result):
     assert months.to_dict() == {"persist": "all (the last Z persists)", "back": 2, "boom": "all (the last Z persists)"}
 
 
+def test_a_var_level_resting_on_few_paths_is_named(sample_result, capsys):
+    """confidence 0.999999 over 2,000 paths was "100.0%", the worst path, with no word; 99.9% of 100 paths an ES of
+    one path."""
+    cfg = sample_result.config.with_overrides(risk={"confidence": [0.95, 0.999], "n_paths": 2000})
+    analysis = RiskAnalysis.of(sample_result, cfg)
+    assert analysis.warnings("var") == [
+        "Credit VaR and ES at 99.9% rest on the worst 2 of 2,000 simulated paths: their standard errors say how "
+        "little that is; raise [risk] n_paths to 20,000 or more for this level."]
+    assert not RiskAnalysis.of(sample_result).warnings("var")  # 95% and 99% of 10,000 paths
+    sheet = next(layout for layout in dashboard_sheets(sample_result, cfg) if layout.name == "Credit VaR")
+    assert any("rest on the worst 2 of 2,000" in str(v) for b in sheet.blocks for v in b.values.ravel())
+
+
 def test_key_mobs_beyond_max_mob_are_named(sample_result):
     """key_mobs = [6, 100] dropped MOB 100 from the stress table without a word."""
     cfg = sample_result.config.with_overrides(risk={"key_mobs": [6, 100], "n_paths": 500})

@@ -114,7 +114,7 @@ class Twin:
                 parts.append(f"{self.segments[s]} rests on {loans} loan{'s' * (loans != 1)} (fewer than [transitions] "
                              f"min_count {floor}): its PDs and values are a few loans' history")
             if not stats.ead[rows][:, :, 0].sum() > 0:
-                parts.append(f"{self.segments[s]} has no balance at MOB 0, the amount booked: its bands are weighed "
+                parts.append(f"{self.segments[s]} has no balance at MOB 0, the amount booked: its bands are weighted "
                              f"by loans and its monthly volume is 0")
         return f"{ILLUSTRATIVE}: " + "; ".join(parts) if parts else ""
 
@@ -430,7 +430,7 @@ def _scored_twin(frame: pd.DataFrame, cfg: Config, source: str, apr: np.ndarray 
     # A segment booked at zero balance (its balance first reported at MOB 1) weighs its bands by loans instead: by
     # balance its weights were 0 / 0, and NaN reached every price (band_caveats says so beside its figures).
     loans0 = np.where(have, result.stats.n_loans.max(axis=2).sum(axis=1)[pos], 0.0)  # (S, B)
-    weight = np.where(ead0.sum(axis=-1) > 0, ead0.sum(axis=-1), loans0)
+    weight = np.where((ead0.sum(axis=(1, 2)) > 0)[:, None], ead0.sum(axis=-1), loans0)  # one measure a segment
     weight = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-300)
     volume = _recent_volume(result, ead0.sum(axis=1))
 

@@ -608,8 +608,9 @@ class Config(_Section):
                     continue
                 near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
                 meant = folded[near[0]] if near else ""
-                out.append((meant, f"{table} names {name!r}, which is no segment of the data"
-                                   + (f" (did you mean {meant!r}?)" if meant else "") + ": its value applies to no loan"))
+                hint = f" (did you mean {meant!r}?)" if meant else ""
+                out.append((meant, f"{table} names {name!r}, which is no segment of the data{hint}: its value "
+                                   f"applies to no loan"))
         return out
 
     def with_overrides(self, **sections: dict) -> Config:

@@ -182,9 +182,9 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
                     log.info("%s: the mapped columns' header is line %d; the lines above are a title", name, skip + 1)
             _require_columns(fields, config, name)
             # Text dtypes for the label columns so "007" loan ids and "2023-01" cohorts survive as written; MOB and
-            # EAD as text too, made numbers by `column_numbers` (as from any source): with some columns typed, pandas'
-            # pyarrow reader fails on an integer column with an empty cell ("cannot convert NA to integer"), as a
-            # "Total" row at the end of an Excel export has.
+            # EAD as text too, made numbers by `column_numbers` (as from any source): with some columns typed,
+            # pandas' pyarrow reader fails on an integer column with an empty cell ("cannot convert NA to integer"),
+            # as a "Total" row at the end of an Excel export has.
             extra = [c for c in optional if c in fields]
             dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")} | dict.fromkeys(extra, "string")
             frame = pd.read_csv(path, usecols=wanted + extra, dtype=dtypes, engine="pyarrow", encoding="utf-8",
@@ -195,7 +195,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
         elif suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            present = set(pq.read_schema(path).names)
+            present = set(pq.read_schema(path).names) if optional else set()
             frame = _read_parquet(path, wanted + [c for c in optional if c in present], config, name)
         elif suffix in (".xlsx", ".xlsm"):
             # Text cells stay text ("007" and "7" are two products); not the cohort, whose real date cells

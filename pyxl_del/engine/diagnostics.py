@@ -110,8 +110,8 @@ def censored_loans(stats: PanelStats, config: Config) -> str:
     at_risk = int(np.where(before_end, live, 0).sum())
     share = total / at_risk
     return (f"{counted(total, 'live loan-month')} ({share:.{1 if share >= 0.01 else 2}%} of the {at_risk:,} before "
-            f"their cohort's last "
-            f"month) {agree(total, 'has', 'have')} no row the next month: a loan that leaves the data while live, "
+            f"their cohort's last month) {agree(total, 'has', 'have')} no row the next month: a loan that leaves the "
+            f"data while live, "
             f"or skips a month (e.g. {_where(stats, s, c, by_cell[s, c], 'loan-month')}): the chain learns from the "
             f"loans that stay, so if the leavers differ (repurchases, transfers, a file cut) the DEL is biased")
 

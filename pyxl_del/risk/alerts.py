@@ -53,8 +53,8 @@ class _Context:
         return [name]
 
     def thin_note(self, segment: str, cohort: str) -> str:
-        """"; N loans: ..." when the cohort-segment started with fewer than THIN_LOANS loans, else "": an alert on 4
-        loans (two of them late) is no signal a scheduler should stop on unread."""
+        """"; THIN: N loans at MOB 0 ..." when the cohort-segment started with fewer than THIN_LOANS loans, else "":
+        an alert on 4 loans (two of them late) is no signal a scheduler should stop on unread."""
         stats = self.result.stats
         loans = int(stats.n_loans[stats.segments.index(segment), self.result.cohorts.index(cohort), 0])
         if loans >= THIN_LOANS or loans == 0:

@@ -171,7 +171,7 @@ def test_a_segment_of_few_loans_or_booked_at_zero_balance_is_illustrative_and_de
     caveats = dict(zip(twin.segments, twin.band_caveats()[:, 0], strict=True))
     assert caveats["TINY"].endswith("ILLUSTRATIVE: TINY rests on 3 loans (fewer than [transitions] min_count 30): "
                                     "its PDs and values are a few loans' history")
-    assert caveats["ZERO"] == ("ILLUSTRATIVE: ZERO has no balance at MOB 0, the amount booked: its bands are weighed "
+    assert caveats["ZERO"] == ("ILLUSTRATIVE: ZERO has no balance at MOB 0, the amount booked: its bands are weighted "
                                "by loans and its monthly volume is 0")
     assert caveats["CD"] == ""
     zero_weights = twin.band_weight[twin.segments.index("ZERO")]

@@ -257,7 +257,7 @@ def decision_summary(rec: Recommendation, layouts: Sequence[SheetLayout], as_of:
     policy, the caveats and the contents."""
     cur = rec.current_impact.set_index("segment")
     new = rec.recommended_impact.set_index("segment")
-    intro = [f"Recommended policy {rec.recommended.version}: cut-off, APR and budget share per segment, with the "
+    intro = [f"Recommended policy {rec.version}: cut-off, APR and budget share per segment, with the "
              f"expected impact in the decision twin of the data; budget {rec.recommended.budget:,.0f} a month."]
     writer = SheetWriter(row=summary_top(intro))
     writer.section("Portfolio")

@@ -83,6 +83,20 @@ def test_recommendation_reports_current_recommended_and_unit_cost():
     assert table["policy_version"].nunique() == 1 and len(rec.recommended.version) == 16
 
 
+def test_every_sheet_names_the_version_the_audit_log_records():
+    """The Decision summary named the policy's own hash (c14d...), the other sheets, the console and decisions.jsonl
+    its version under the config (7898...): a risk manager found the summary's in no log."""
+    import re
+
+    from pyxl_del.sheets.decision import decision_layouts
+
+    rec = optimise(scored_twin())
+    shown = {token for layout in decision_layouts(rec, "2025-12") for block in layout.blocks
+             for value in block.values.ravel() if isinstance(value, str)
+             for token in re.findall(r"\b[0-9a-f]{16}\b", value)}
+    assert shown == {rec.version}, (shown, rec.version, rec.recommended.version)
+
+
 def test_policy_version_is_a_stable_hash():
     pol = current_policy(scored_twin())
     again = Policy.model_validate_json(pol.model_dump_json())

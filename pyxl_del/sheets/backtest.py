@@ -53,6 +53,12 @@ METRIC_COLUMNS = (
     ("mae_ead", "MAE (EAD-w.)", DEL_POINTS, 12.0), ("bias_ead", "Bias (EAD-w.)", DEL_POINTS, 12.0),
     ("mape_ead", "MAPE (EAD-w.)", "0.0%", 13.0),
 )
+def _in_sentence(header: str) -> str:
+    """A column header inside a longer one: "Interval coverage" -> "interval coverage"; an acronym ("MAE of the
+    median", "CRPS") keeps its capitals (it had read "Markov mAE of the median")."""
+    return header if header[:2].isupper() else header[:1].lower() + header[1:]
+
+
 # Of the forecast distribution ([forecast] intervals on): for the Markov chain only.
 DISTRIBUTION_COLUMNS = (
     ("mae_median", "MAE of the median", DEL_POINTS, 10.0), ("coverage", "Interval coverage", "0.0%", 10.0),
@@ -98,7 +104,7 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
              ("horizon", "Months ahead", "0", 8.0), ("n_origins", "Origins", "0", 8.0),
              ("n_cells", "Cells", "#,##0", 8.0),
              *[(f"mae_{m}", label, DEL_POINTS, 13.0) for m, label in zip(models, labels, strict=True)],
-             *[(f"{c}_markov", f"Markov {header[0].lower()}{header[1:]}", f, w)
+             *[(f"{c}_markov", f"Markov {_in_sentence(header)}", f, w)
                for c, header, f, w in DISTRIBUTION_COLUMNS if f"{c}_markov" in winners.columns],
              ("winner", "Winner", None, 24.0), ("margin", "Margin", "0%", 8.0),
              ("winner_ead", "Winner (EAD-weighted)", None, 24.0)]

@@ -487,6 +487,10 @@ def test_backtest_sheets_layout(small_result):
     np.testing.assert_array_equal(horizons, np.arange(1, small_result.horizon + 1))
     n_rows = len(small_result.by_horizon)
     assert by_horizon.areas["table"].shape == (n_rows + 1, 16)
+    # Acronyms keep their capitals inside a longer header ("Markov mAE of the median" and "Markov cRPS" had shown).
+    texts = {v for b in summary.blocks for v in b.values.ravel() if isinstance(v, str)}
+    assert {"Markov MAE of the median", "Markov CRPS", "Markov interval coverage"} <= texts
+    assert not [t for t in texts if "mAE" in t or "cRPS" in t]
 
 
 def test_cohort_factors_keep_the_uncalibrated_chain_beside_them(small_panel):

@@ -50,12 +50,15 @@ log = logging.getLogger(__name__)
 
 MODELS = ("markov", "markov_uncalibrated", "chain_ladder", "carry_forward")
 BENCHMARKS = ("chain_ladder", "carry_forward")  # what users do today: the forecast has to beat the better of them
+#: The winner of a row whose lowest MAE two models share: every model equal was "won" by the first listed.
+TIED = "tie"
 MODEL_LABELS = {
     "markov": "Markov (as configured)",
     "markov_uncalibrated": "Markov, no calibration",
     "chain_ladder": "Chain-ladder",
     "carry_forward": "Last value carried forward",
     "oracle": "Oracle (the simulated truth)",
+    TIED: "Tie (no model lower)",
 }
 DEFAULT_HORIZON = 12
 METRICS = ("mae", "bias", "mape", "mae_ead", "bias_ead", "mape_ead")
@@ -487,6 +490,12 @@ class BacktestResult:
         o = self.origins
         return f"{counted(len(o), 'as-of month')} ({o[0]}{f' .. {o[-1]}' if len(o) > 1 else ''})"
 
+    @property
+    def months_ahead(self) -> int:
+        """The most months ahead a scored cell lies, at most `horizon`: what the tables cover (a panel that ends 6
+        months after its last as-of month has nothing 7..12 months ahead, and its sheets had said "1 to 12")."""
+        return min(self.horizon, int(self.cells["horizon"].max())) if len(self.cells) else self.horizon
+
     @cached_property
     def by_horizon(self) -> pd.DataFrame:
         """Error metrics by months ahead, pooled over the origins."""
@@ -509,8 +518,9 @@ class BacktestResult:
     def winners(self) -> pd.DataFrame:
         """Per segment, DEL type and months ahead: each model's MAE (plain and EAD-weighted) and the lowest.
 
-        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's. With a forecast
-        distribution, the Markov chain's DISTRIBUTION_METRICS too (``coverage_markov``, ...).
+        margin = 1 - best / runner-up: how much lower the winner's MAE is than the next model's; where the lowest is
+        shared the winner is `TIED` and the margin 0. With a forecast distribution, the Markov chain's
+        DISTRIBUTION_METRICS too (``coverage_markov``, ...).
         """
         table = self.by_horizon
         index = ["segment", "del_type", "horizon"]
@@ -522,9 +532,11 @@ class BacktestResult:
             values = wide[list(self.models)].to_numpy(dtype=np.float64)
             for model, column in zip(self.models, values.T, strict=True):
                 out[f"{metric}_{model}"] = column
-            out[f"winner{suffix}"] = pd.array(np.asarray(self.models, dtype=object)[np.argmin(values, axis=1)],
-                                              dtype="string")
             ranked = np.sort(values, axis=1)
+            winner = np.asarray(self.models, dtype=object)[np.argmin(values, axis=1)]
+            if len(self.models) > 1:
+                winner[np.isclose(ranked[:, 0], ranked[:, 1], rtol=1e-9, atol=1e-12)] = TIED
+            out[f"winner{suffix}"] = pd.array(winner, dtype="string")
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"margin{suffix}"] = 1 - ranked[:, 0] / ranked[:, 1] if len(self.models) > 1 else np.nan
         if "coverage" in table.columns and "markov" in self.models:

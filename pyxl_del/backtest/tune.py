@@ -406,7 +406,7 @@ def backtest_text(result: BacktestResult) -> str:
         f"{row.del_type} {row.difference:+.2%}"
         + ("" if np.isnan(row.difference_hi) else f" [{row.difference_lo:+.2%}, {row.difference_hi:+.2%}]")
         + f" {row.verdict}" for row in against.itertuples())
-    return (f"Portfolio MAE, mean over 1..{result.horizon} months ahead at {result.origins_text}: "
+    return (f"Portfolio MAE, mean over 1..{result.months_ahead} months ahead at {result.origins_text}: "
             + "; ".join(per_type) + verdicts)
 
 

@@ -37,8 +37,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         step("write")
         written = write_output(args.out, lambda: backtest_sheets(result), result.tables,
                                title="DEL forecast backtest", raw_text=args.raw_csv)
-    reached = int(result.cells["horizon"].max())
-    print(f"backtest of {result.info['rows']:,} rows at {result.origins_text}, 1..{min(result.horizon, reached)} "
+    reached = result.months_ahead
+    print(f"backtest of {result.info['rows']:,} rows at {result.origins_text}, 1..{reached} "
           f"months ahead, in {time.perf_counter() - started:.2f} s")
     if not args.as_of and len(result.origins) < args.origins:
         print(f"note: {counted(len(result.origins), 'usable as-of month')}, fewer than --origins {args.origins}: "

@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                title="DEL forecast model selection", raw_text=args.raw_csv)
     bt = result.backtest
     print(f"tune: {len(result.candidates.configs)} candidate settings and 2 benchmarks on {bt.info['rows']:,} rows at "
-          f"{bt.origins_text}, 1..{bt.horizon} months ahead, in {time.perf_counter() - started:.2f} s")
+          f"{bt.origins_text}, 1..{bt.months_ahead} months ahead, in {time.perf_counter() - started:.2f} s")
     print("Portfolio MAE in DEL points, mean over months ahead"
           + (" (* lowest mean over the DEL types):" if result.winner is not None else ":"))
     print_table(result)

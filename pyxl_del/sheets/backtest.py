@@ -89,9 +89,9 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     blocks = [
         cell_block(1, 1, title),
         cell_block(2, 1, f"{result.origins_text}: at each, the panel is cut to the rows known then, forecast as the "
-                    f"report does, and compared with the DEL observed later, 1 to {result.horizon} months ahead. "
-                    f"MAE = mean |forecast − actual| in DEL points; lowest in bold green; margin = how much lower "
-                    f"than the runner-up. {DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
+                    f"report does, and compared with the DEL observed later, 1 to {result.months_ahead} months ahead. "
+                    f"MAE = mean |forecast − actual| in DEL points; lowest in bold green (none where models tie); margin = "
+                    f"how much lower than the runner-up. {DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
         cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain "
                     "without the step-wise calibration; Chain-ladder: volume-weighted development factors on each "
                     "segment's DEL curve; Last value: the last actual DEL carried forward."),
@@ -121,7 +121,8 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
         formats += table_formats
         first, last = row + 2, row + 1 + len(part)
         for i, winner in enumerate(part["winner"].astype(str)):
-            formats.append(Format(Area.cell(first + i, first_mae + models.index(winner)), WIN_STYLE))
+            if winner in models:  # a tie has no lowest to mark
+                formats.append(Format(Area.cell(first + i, first_mae + models.index(winner)), WIN_STYLE))
         if len(part):
             charts.append(LineChart(
                 title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, left),
@@ -162,7 +163,7 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, f"{result.origins_text}, 1 to {result.horizon} months ahead. MAE and bias in DEL points "
+        cell_block(2, 1, f"{result.origins_text}, 1 to {result.months_ahead} months ahead. MAE and bias in DEL points "
                     f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
                     f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. {DISTRIBUTION_NOTE} Printed: the "
                     f"Portfolio's rows; every segment's rows follow them on screen."),
@@ -195,10 +196,10 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     cells = result.cells
     origins = result.origins
     intro = [f"{result.origins_text}: forecasts made with the data known at each, compared with the DEL observed "
-             f"1 to {result.horizon} months later; {counted(len(result.segments) - 1, 'segment')} and the Portfolio, "
+             f"1 to {result.months_ahead} months later; {counted(len(result.segments) - 1, 'segment')} and the Portfolio, "
              f"{result.info.get('rows', 0):,} rows read."]
     writer = SheetWriter(row=summary_top(intro))
-    writer.section(f"Portfolio: error and bias, mean over 1..{result.horizon} months ahead (percentage points of DEL)")
+    writer.section(f"Portfolio: error and bias, mean over 1..{result.months_ahead} months ahead (percentage points of DEL)")
     overall = result.overall if not cells.empty else pd.DataFrame(columns=["model", "segment", "del_type"])
     portfolio = overall[overall["segment"] == PORTFOLIO]
     rows = []

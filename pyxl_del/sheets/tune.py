@@ -79,7 +79,7 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
         cell_block(1, 1, title),
         cell_block(2, 1, f"{bt.origins_text}: at each, the panel is cut to the rows known then and every candidate "
                     f"forecasts as the report would with its settings; the forecasts are compared with the DEL "
-                    f"observed 1 to {bt.horizon} months later. MAE = mean |forecast − actual| of the Portfolio, "
+                    f"observed 1 to {bt.months_ahead} months later. MAE = mean |forecast − actual| of the Portfolio, "
                     f"averaged over the months ahead; Mean MAE over the DEL types decides the rank."),
         cell_block(3, 1, f"{_verdict_text(result)} '{CURRENT}' is config.toml as it is; the benchmarks "
                     f"(chain-ladder, last value) need no settings and are not ranked. 'vs {CURRENT}': the Mean MAE's "
@@ -136,7 +136,7 @@ def tune_summary(result: TuneResult, layouts: list[SheetLayout]) -> SheetLayout:
     contents."""
     bt = result.backtest
     intro = [(f"{len(result.candidates.configs)} candidate settings and 2 benchmarks backtested at "
-              f"{bt.origins_text}, 1 to {bt.horizon} months ahead, {bt.info.get('rows', 0):,} rows read.")]
+              f"{bt.origins_text}, 1 to {bt.months_ahead} months ahead, {bt.info.get('rows', 0):,} rows read.")]
     writer = SheetWriter(row=summary_top(intro))
     table = result.table.set_index("model")
     best_benchmark = table.loc[table["kind"] == "benchmark", "score"].idxmin()

@@ -493,6 +493,33 @@ def test_backtest_sheets_layout(small_result):
     assert not [t for t in texts if "mAE" in t or "cRPS" in t]
 
 
+def test_a_tie_is_no_win_and_the_sheets_name_the_months_scored(small_result):
+    """Rows where every model scored the same MAE went to the first model listed (Markov, in bold green), 6 of its
+    7 "wins" on a small workbook; and a panel ending 4 months after its last as-of month was said to be scored "1
+    to 6 months ahead"."""
+    from dataclasses import replace
+
+    cells = small_result.cells.copy()
+    first = cells["horizon"] == 1
+    markov = cells[first & (cells["model"] == "markov")].set_index(["origin", "segment", "del_type", "cohort", "mob"])
+    keys = pd.MultiIndex.from_frame(cells.loc[first, ["origin", "segment", "del_type", "cohort", "mob"]])
+    cells.loc[first, "forecast"] = markov["forecast"].reindex(keys).to_numpy()  # every model as Markov at 1 ahead
+    tied = replace(small_result, cells=cells)
+    winners = tied.winners
+    assert (winners.loc[winners["horizon"] == 1, "winner"] == "tie").all()
+    assert (winners.loc[winners["horizon"] == 1, "margin"] == 0).all()
+    assert (winners.loc[winners["horizon"] > 1, "winner"] != "tie").all()
+    summary = backtest_sheets(tied)[1]
+    texts = [v for b in summary.blocks for v in b.values.ravel() if isinstance(v, str)]
+    assert "Tie (no model lower)" in texts
+    # Scored to the end of the data, not to --horizon.
+    short = replace(small_result, cells=small_result.cells[small_result.cells["horizon"] <= 4])
+    assert short.months_ahead == 4 and small_result.months_ahead == 6
+    sheets = backtest_sheets(short)
+    intro = " ".join(v for layout in sheets for b in layout.blocks for v in b.values.ravel() if isinstance(v, str))
+    assert "1 to 4 months" in intro and "1 to 6" not in intro and "1..6" not in intro
+
+
 def test_cohort_factors_keep_the_uncalibrated_chain_beside_them(small_panel):
     on = cfg(forecast={"max_mob": MAX_MOB}, calibration={"mode": "none", "cohort_factor": "credibility",
                                                            "cohort_credibility": 0.0})

@@ -195,6 +195,12 @@ def test_crps_and_coverage_share_known_answers():
     np.testing.assert_allclose(coverage_share(ten, np.array([5.5, 0.0, 10.0]), 0.1, 0.9), [1.0, 0.0, 0.0])
     same = np.full((10, 1), 0.02)
     np.testing.assert_allclose(coverage_share(same, np.array([0.02]), 0.1, 0.9), [0.8])
+    # Between two draws: above 90 of 100 (90 zeros, then 0.00488 ...), PIT on [0.90, 0.91], outside [0.1, 0.9],
+    # as it lies above the printed P90 (0.000488); it had counted whole. Above 10 of them it is inside.
+    hundred = np.concatenate([np.zeros(90), np.linspace(0.00488, 0.01, 10)])[:, None]
+    assert np.quantile(hundred, 0.9) < 0.00433
+    np.testing.assert_allclose(coverage_share(hundred, np.array([0.00433]), 0.1, 0.9), [0.0])
+    np.testing.assert_allclose(coverage_share(ten, np.array([1.5, 9.5, 0.0]), 0.1, 0.9), [1.0, 0.0, 0.0])
 
 
 def test_crps_is_never_below_zero():

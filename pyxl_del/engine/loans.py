@@ -52,6 +52,7 @@ class LoansCell:
     ead: float  # their EAD at the MOB
     ead_mob0: float  # the cohort's EAD at MOB 0: the DEL denominator
     bad_ead: dict[str, float]  # EAD in each DEL type's buckets at the MOB
+    as_of: str = ""  # the data's last reporting month (YYYY-MM), which dates the drill-down's sheets
 
     @property
     def unobserved(self) -> str:
@@ -138,7 +139,7 @@ def loans_in_panel(panel: Panel, loan_ids: pd.Series, config: Config, segment: s
     })
     return LoansCell(segment=segment, cohort=month_label([month])[0], mob=int(mob),
                      state=None if state is None else state.strip(), loans=loans, n_loans=n_loans, ead=ead,
-                     ead_mob0=ead0, bad_ead=bad)
+                     ead_mob0=ead0, bad_ead=bad, as_of=month_label([int((panel.cohort + panel.mob).max())])[0])
 
 
 def loans_behind(data, config: Config, segment: str, cohort: Any, mob: int, state: str | None = None, *,

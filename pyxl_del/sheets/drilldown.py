@@ -80,6 +80,8 @@ def drill_book(cell: LoansCell, *, max_rows: int = EXCEL_MAX_ROWS) -> list[layou
         caveats.append(f"No loan of cohort {cell.cohort} is observed at MOB {cell.mob}: the cell is a forecast.")
     if len(cell.loans) > max_rows - DRILL_HEADER_ROWS:
         caveats.append("The list is longer than a sheet holds: the Drill sheet shows the largest loans.")
-    summary = summary_sheet("drill", "Drill down: summary", cell_month(cell), intro, writer, [drill],
-                            caveats=caveats)
-    return book(summary, [drill], cell_month(cell))
+    # Dated by the data's last month, as every other summary is: the cell's own month (2026-01 for a forecast
+    # cell) is in the introduction.
+    as_of = cell.as_of or cell_month(cell)
+    summary = summary_sheet("drill", "Drill down: summary", as_of, intro, writer, [drill], caveats=caveats)
+    return book(summary, [drill], as_of)

@@ -133,6 +133,14 @@ def test_a_forecast_cell_shows_no_actual_del(panel):
     assert any("the cell is a forecast" in line for line in lines)
     seen = cell_loans.loans_behind(panel, config, "CD", "2025-02", 5).summary()
     assert [line for line in seen if line.startswith("actual DEL30")]  # the check can pass
+    # Its sheets are dated by the data's last month, not the cell's (2027-08 for cohort 2025-02 at MOB 30).
+    from pyxl_del.sheets.drilldown import drill_book
+
+    last = str((pd.PeriodIndex(panel["DISBURSAL_MONTH"], freq="M") + panel["MOB"].to_numpy()).max())
+    assert cell.as_of == last
+    summary = drill_book(cell)[0]
+    texts = [v for b in summary.blocks for v in b.values.ravel() if isinstance(v, str)]
+    assert f"As of {last}" in texts and "As of 2027-08" not in texts, texts[:4]
 
 
 @pytest.fixture(scope="module")

@@ -558,7 +558,10 @@ class Recommendation:
         for col in IMPACT_COLUMNS:
             out[f"current_{col}"] = cur[col]
             out[f"recommended_{col}"] = rec[col]
-            out[f"change_{col}"] = rec[col] - cur[col]
+            # A figure the recommendation leaves as it is changes by 0, not by rounding noise (-5.6e-15 showed as a
+            # cut of "-0.00 pp").
+            same = np.isclose(rec[col], cur[col], rtol=1e-12, atol=1e-12)
+            out[f"change_{col}"] = np.where(same, 0.0, rec[col] - cur[col])
         out.insert(0, "policy_version", self.version)
         return self.with_caveats(out.reset_index())
 

@@ -81,6 +81,12 @@ def test_recommendation_reports_current_recommended_and_unit_cost():
     assert rec.recommended.budget == pytest.approx(scored_twin().volume.sum())
     assert new.loc[PORTFOLIO, "volume"] <= rec.recommended.budget * (1 + 1e-9)
     assert table["policy_version"].nunique() == 1 and len(rec.recommended.version) == 16
+    # A figure left as it is changes by exactly 0: rounding noise of -5.6e-15 had shown as "-0.00 pp".
+    from dataclasses import replace
+
+    kept = rec.current_impact.assign(apr=rec.current_impact["apr"] * (1 + 4e-16) - 5.6e-15)
+    unchanged = replace(rec, recommended_impact=kept).table()
+    assert (unchanged["change_apr"] == 0).all() and (unchanged["change_roe"] == 0).all()
 
 
 def test_every_sheet_names_the_version_the_audit_log_records():

@@ -140,7 +140,7 @@ def summary_sheet(owner: str, title: str, as_of: str, intro: Sequence[str], writ
     head.notes([f"As of {as_of}" if as_of else "As of: not known", *intro])
     if caveats:
         writer.section("Caveats")
-        writer.notes(caveats, CAVEAT_STYLE)
+        writer.notes(list(dict.fromkeys(caveats)), CAVEAT_STYLE)  # a caveat also among the notes is said once
     contents(writer, layouts, what)
     last = writer.row - 1
     blocks = head.blocks + writer.blocks

@@ -101,6 +101,11 @@ def test_every_sheet_names_the_version_the_audit_log_records():
              for value in block.values.ravel() if isinstance(value, str)
              for token in re.findall(r"\b[0-9a-f]{16}\b", value)}
     assert shown == {rec.version}, (shown, rec.version, rec.recommended.version)
+    # Each caveat once: the ILLUSTRATIVE economics were also among the notes, and the summary said them twice.
+    illustrative = optimise(fit_twin(scored_panel(), Config()))
+    summary = decision_layouts(illustrative, "2025-12")[0]
+    texts = [v for block in summary.blocks for v in block.values.ravel() if isinstance(v, str) and v]
+    assert illustrative.caveat in texts and len(texts) == len(set(texts)), [t for t in texts if texts.count(t) > 1]
 
 
 def test_policy_version_is_a_stable_hash():

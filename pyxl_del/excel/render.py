@@ -367,6 +367,10 @@ def _page_setup(ws: Worksheet, page: Page) -> None:
     ws.page_setup.paperSize = ws.PAPERSIZE_A3 if page.paper == "A3" else ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = page.fit_width
     ws.page_setup.fitToHeight = page.fit_height
+    if page.fit_width > 1:
+        # A table's right part prints next after its left part: "down, then over" (the default) put a segment's
+        # Recommended and Change columns, or the backtest's Winner column, pages after the rows they belong to.
+        ws.page_setup.pageOrder = "overThenDown"
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25, footer=0.3)
     for part, text in ((ws.oddFooter.left, "&A"), (ws.oddFooter.center, page.footer),

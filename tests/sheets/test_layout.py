@@ -178,3 +178,18 @@ def test_the_cells_of_a_row_made_tall_by_wrapping_sit_at_its_top():
     assert fitted.row_heights[2] > 30
     assert [palette[ids[1, c]].vertical for c in range(3)] == ["top", "top", "top"]
     assert palette[ids[0, 0]].vertical == "center"  # a row of one line keeps its own
+
+
+def test_a_sheet_several_pages_wide_prints_across_then_down(tmp_path):
+    """Printed "down, then over" (the default), a table's right part came pages after the rows it belongs to: a
+    segment's Recommended and Change columns two pages after its Current ones, the backtest's Winner six."""
+    wide = SheetLayout(name="W", kind="test", owner="test", title="t", blocks=(cell_block(1, 1, "t"),),
+                       page=Page(fit_width=2))
+    narrow = replace(wide, name="N", page=Page(fit_width=1))
+    wb = Workbook()
+    wb.remove(wb.active)
+    render_openpyxl([wide, narrow], wb)
+    wb.save(tmp_path / "order.xlsx")
+    book = load_workbook(tmp_path / "order.xlsx")
+    assert book["W"].page_setup.pageOrder == "overThenDown"
+    assert book["N"].page_setup.pageOrder in (None, "downThenOver")

@@ -399,7 +399,7 @@ def _clean_part(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapp
     filled = dlq.groupby(loan_code).ffill().groupby(loan_code).bfill().to_numpy(dtype=np.float64,
                                                                                                  na_value=np.nan)
     live = ~ended & ~after_end
-    unknown_status = int((live & ~known & ~np.isnan(filled)).sum())
+    status_carried = live & ~known & ~np.isnan(filled)
     # A loan without any known status goes whole, its zero-balance row too: kept, that row alone would be a loan
     # reported first as PREPAY or WRITEOFF at MOB 0, a cohort of loans never seen alive.
     no_status = ~after_end & np.isnan(filled)
@@ -410,7 +410,7 @@ def _clean_part(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapp
     upb = pd.Series(np.where(number["upb"] > 0, number["upb"], np.nan))
     carried = upb.groupby(loan_code).ffill().to_numpy()
     carried = np.where(np.isnan(carried), number["orig_upb"], carried)
-    masked = int((live & ~(number["upb"] > 0)).sum())
+    masked = live & ~(number["upb"] > 0)
     removal = np.where(number["removal"] > 0, number["removal"], carried)
     ead = np.where(prepay, 0.0, np.where(loss, removal, carried))
 
@@ -461,7 +461,9 @@ def _clean_part(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapp
     summary = ImportSummary(
         rows_read=n_read, rows=len(panel), loans=int(panel[columns["loan_id"]].nunique()),
         cohorts=int(panel[columns["cohort"]].nunique()), states={s: int(counts.get(s, 0)) for s in order},
-        dropped=dropped, masked_balances=masked, unknown_status=unknown_status, gaps=gaps,
+        # Counted on the rows the panel keeps: a dropped loan's masked rows were filled in no row of it.
+        dropped=dropped, masked_balances=int((masked & keep).sum()), unknown_status=int((status_carried & keep).sum()),
+        gaps=gaps,
         censored_loans=len(np.unique(loan_code[leaving])),
     )
     return panel, summary

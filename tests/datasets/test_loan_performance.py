@@ -159,6 +159,11 @@ def test_fannie_combined_layout_known_answer(tmp_path):
     assert summary.masked_balances == 3
     assert summary.unknown_status == 2  # L1 2020-04 (XX, carried DPD30+) and L5's first row (the next known)
     assert summary.gaps == 1 and summary.censored_loans == 1
+    # A loan dropped whole (no known status) is in no count of the rows kept: its masked balances were counted.
+    ghost = ("L6", "P", "400.00", (2020, 1), "4.0", [(2020, 2, "0.00", "XX", "", ""), (2020, 3, "", "XX", "", "")])
+    _, with_ghost = read_fannie([write_combined(tmp_path / "ghost.csv", [*LOANS, ghost])], COLUMNS)
+    assert with_ghost.dropped["of loans without any known status"] == 2
+    assert (with_ghost.masked_balances, with_ghost.unknown_status) == (3, 2)
     assert summary.rows_read == 19 and summary.rows == 17 and summary.loans == 5
     assert summary.states == {"CURRENT": 10, "DPD30+": 2, "DPD60+": 1, "DPD90+": 2, "WRITEOFF": 1, "PREPAY": 1}
     assert summary.dropped["after the loan's end"] == 1

@@ -27,7 +27,7 @@ def test_the_book_at_the_reporting_date(out):
     kpis = out["kpis"]["value"]
     book = out["dashboard"].analysis.book
     assert book.label == "2022-03"
-    # About 100 of the 437 loans are left after the 2020-21 refinancing wave, ~220,000 each.
+    # About 100 of the 438 loans are left after the 2020-21 refinancing wave, ~220,000 each.
     assert 15e6 < kpis["Outstanding EAD"] < 35e6
     assert 0 <= kpis["NPL ratio"] < 0.02  # forbearance resolved by 2022
 

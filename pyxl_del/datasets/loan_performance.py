@@ -462,8 +462,8 @@ def _clean_part(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapp
         rows_read=n_read, rows=len(panel), loans=int(panel[columns["loan_id"]].nunique()),
         cohorts=int(panel[columns["cohort"]].nunique()), states={s: int(counts.get(s, 0)) for s in order},
         # Counted on the rows the panel keeps: a dropped loan's masked rows were filled in no row of it.
-        dropped=dropped, masked_balances=int((masked & keep).sum()), unknown_status=int((status_carried & keep).sum()),
-        gaps=gaps,
+        dropped=dropped, masked_balances=int((masked & keep).sum()),
+        unknown_status=int((status_carried & keep).sum()), gaps=gaps,
         censored_loans=len(np.unique(loan_code[leaving])),
     )
     return panel, summary

@@ -53,6 +53,8 @@ METRIC_COLUMNS = (
     ("mae_ead", "MAE (EAD-w.)", DEL_POINTS, 12.0), ("bias_ead", "Bias (EAD-w.)", DEL_POINTS, 12.0),
     ("mape_ead", "MAPE (EAD-w.)", "0.0%", 13.0),
 )
+
+
 def _in_sentence(header: str) -> str:
     """A column header inside a longer one: "Interval coverage" -> "interval coverage"; an acronym ("MAE of the
     median", "CRPS") keeps its capitals (it had read "Markov mAE of the median")."""
@@ -89,9 +91,10 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     blocks = [
         cell_block(1, 1, title),
         cell_block(2, 1, f"{result.origins_text}: at each, the panel is cut to the rows known then, forecast as the "
-                    f"report does, and compared with the DEL observed later, 1 to {result.months_ahead} months ahead. "
-                    f"MAE = mean |forecast − actual| in DEL points; lowest in bold green (none where models tie); margin = "
-                    f"how much lower than the runner-up. {DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
+                    f"report does, and compared with the DEL observed later, 1 to {result.months_ahead} months "
+                    f"ahead. MAE = mean |forecast − actual| in DEL points; lowest in bold green (none where models "
+                    f"tie); margin = how much lower than the runner-up. "
+                    f"{DISTRIBUTION_NOTE if 'coverage_markov' in result.winners.columns else ''}"),
         cell_block(3, 1, "Markov (as configured) is the report's forecast; Markov, no calibration: the same chain "
                     "without the step-wise calibration; Chain-ladder: volume-weighted development factors on each "
                     "segment's DEL curve; Last value: the last actual DEL carried forward."),
@@ -163,8 +166,8 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
     title = f"Backtest errors by {'months ahead' if by == 'horizon' else 'MOB'}"
     blocks = [
         cell_block(1, 1, title),
-        cell_block(2, 1, f"{result.origins_text}, 1 to {result.months_ahead} months ahead. MAE and bias in DEL points "
-                    f"(bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
+        cell_block(2, 1, f"{result.origins_text}, 1 to {result.months_ahead} months ahead. MAE and bias in DEL "
+                    f"points (bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
                     f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. {DISTRIBUTION_NOTE} Printed: the "
                     f"Portfolio's rows; every segment's rows follow them on screen."),
     ]
@@ -196,10 +199,11 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
     cells = result.cells
     origins = result.origins
     intro = [f"{result.origins_text}: forecasts made with the data known at each, compared with the DEL observed "
-             f"1 to {result.months_ahead} months later; {counted(len(result.segments) - 1, 'segment')} and the Portfolio, "
-             f"{result.info.get('rows', 0):,} rows read."]
+             f"1 to {result.months_ahead} months later; {counted(len(result.segments) - 1, 'segment')} and the "
+             f"Portfolio, {result.info.get('rows', 0):,} rows read."]
     writer = SheetWriter(row=summary_top(intro))
-    writer.section(f"Portfolio: error and bias, mean over 1..{result.months_ahead} months ahead (percentage points of DEL)")
+    writer.section(f"Portfolio: error and bias, mean over 1..{result.months_ahead} months ahead (percentage points "
+                   f"of DEL)")
     overall = result.overall if not cells.empty else pd.DataFrame(columns=["model", "segment", "del_type"])
     portfolio = overall[overall["segment"] == PORTFOLIO]
     rows = []

@@ -28,7 +28,6 @@ rather than the edge band's figures.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import math
@@ -56,7 +55,7 @@ from pyxl_del.decision.policy import Policy, twin_fingerprint
 from pyxl_del.decision.twin import Twin
 from pyxl_del.engine.config import Config
 from pyxl_del.engine.data import MAX_LISTED, row_numbers
-from pyxl_del.engine.errors import shorten
+from pyxl_del.engine.errors import closest_name, shorten
 from pyxl_del.engine.memo import LruMemo
 
 log = logging.getLogger(__name__)
@@ -256,10 +255,9 @@ class DecisionEngine:
     def _suggestion(self, name: str) -> str:
         """"; did you mean 'CD'?" for a name that is a known segment but for case, blanks or a typo; else the
         known segments."""
-        folded = {s.strip().casefold(): s for s in self.segments}
-        near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
-        if near:
-            return f": did you mean {_quoted(folded[near[0]])}?"
+        near = closest_name(name, self.segments)
+        if near is not None:
+            return f": did you mean {_quoted(near)}?"
         return f" (known: {shorten(', '.join(self.segments), 200)})"
 
     def evaluate(self, segment: np.ndarray, score: np.ndarray, amount: np.ndarray,

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from pyxl_del.engine.errors import InputError, read_text, reading, shorten, validation_errors
+from pyxl_del.engine.errors import InputError, closest_name, read_text, reading, shorten, validation_errors
 
 LOGICAL_COLUMNS = ("loan_id", "cohort", "mob", "segment", "state", "ead")
 # Read only by the decision engine, and only when configured and present in the data.
@@ -597,17 +597,13 @@ class Config(_Section):
         """(the data's segment a name was likely meant for, or "", the sentence) for each name in the per-segment
         ``tables`` ("[risk] lgd_by_segment", ...) that is no segment of the data: its value applies to no loan, and
         the segment meant ('CD' for 'Cd') silently takes the default."""
-        import difflib
-
-        folded = {str(s).casefold(): str(s) for s in segments}
         out = []
         for table in tables:
             section, key = table.strip("[").replace("] ", " ").split()
             for name in getattr(getattr(self, section), key):
                 if name in segments:
                     continue
-                near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
-                meant = folded[near[0]] if near else ""
+                meant = closest_name(name, segments) or ""
                 hint = f" (did you mean {meant!r}?)" if meant else ""
                 out.append((meant, f"{table} names {name!r}, which is no segment of the data{hint}: its value "
                                    f"applies to no loan"))

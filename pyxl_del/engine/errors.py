@@ -129,6 +129,16 @@ def shorten(text: object, limit: int = MAX_QUOTED) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
+def closest_name(name: str, names) -> str | None:
+    """The one of ``names`` that ``name`` most likely meant (letter case, blanks at the ends or a typo apart), for a
+    message's "did you mean ...?"; None when none is close."""
+    import difflib
+
+    folded = {str(n).strip().casefold(): str(n) for n in names}
+    near = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
+    return folded[near[0]] if near else None
+
+
 def _detail(exc: BaseException, path: Path) -> str:
     """A library's message, shortened, without the path the sentence already names."""
     text = str(exc)

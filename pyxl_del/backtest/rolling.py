@@ -553,8 +553,13 @@ class BacktestResult:
         benchmarks = tuple(m for m in BENCHMARKS if m in self.models)
         if "markov" not in self.models or not benchmarks or self.cells.empty:
             return pd.DataFrame()
-        draws = bootstrap.portfolio_mae_draws(self.cells, self.horizon, np.random.default_rng(bootstrap.SEED))
-        return bootstrap.against_benchmarks(draws, "markov", benchmarks)
+        return bootstrap.against_benchmarks(self.mae_draws, "markov", benchmarks)
+
+    @cached_property
+    def mae_draws(self) -> bootstrap.MaeDraws:
+        """Every model's Portfolio MAE under a paired bootstrap of cohort blocks, seeded (`bootstrap`): drawn once
+        for the verdicts here and `tune`'s intervals."""
+        return bootstrap.portfolio_mae_draws(self.cells, self.horizon, np.random.default_rng(bootstrap.SEED))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables by file stem: cells, by horizon, by MOB, winners, the forecast against the benchmarks."""

@@ -26,9 +26,7 @@ import pandas as pd
 from pyxl_del.backtest.bootstrap import (
     LEVEL,
     MIN_BLOCKS,
-    SEED,
     MaeDraws,
-    portfolio_mae_draws,
 )
 from pyxl_del.backtest.rolling import (
     BENCHMARKS,
@@ -312,10 +310,10 @@ class TuneResult:
                 f"{best['model']!r}, scores {best['score']:.3%} mean MAE against {bench['score']:.3%}{ratio}; on "
                 f"this data the chain's forecast has been worse than that benchmark, so read the forecasts beside it")
 
-    @cached_property
+    @property
     def draws(self) -> MaeDraws:
-        """The scores under a paired bootstrap of cohort blocks (`bootstrap.portfolio_mae_draws`)."""
-        return portfolio_mae_draws(self.backtest.cells, self.backtest.horizon, np.random.default_rng(SEED))
+        """The scores under a paired bootstrap of cohort blocks (`BacktestResult.mae_draws`)."""
+        return self.backtest.mae_draws
 
     @cached_property
     def lead(self) -> tuple[float, float, float] | None:

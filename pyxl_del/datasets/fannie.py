@@ -40,15 +40,26 @@ ACQUISITION = {"loan": 0, "rate": 3, "orig_upb": 4, "orig_month": 6, "purpose": 
 def layout_of(path: Path) -> str:
     """"combined", "performance" or "acquisition", from the file's first line."""
     fields = first_line(path)
+    if (layout := layout_in(fields)) is not None:
+        return layout
+    from pyxl_del.datasets import freddie
+
+    hint = ". It is a Freddie Mac loan-level file: read it with `pyxl-del import freddie`" \
+        if freddie.layout_in(fields) is not None else ""
+    raise LoanFileError(f"{path}: not a Fannie Mae loan performance file: its first line has {field_count(path)} "
+                        f"'|'-separated fields; expected the combined layout (108 fields, starting with '|'), a "
+                        f"Performance file (period MM/DD/YYYY in field 2) or an Acquisition file{hint}")
+
+
+def layout_in(fields: list[str]) -> str | None:
+    """The layout of a file whose first line has these fields, or None."""
     if len(fields) >= COMBINED_MIN_FIELDS and fields[0] == "":
         return "combined"
     if len(fields) > max(PERFORMANCE.values()) and is_date(fields[1], r"\d{2}/\d{2}/\d{4}"):
         return "performance"
     if len(fields) > max(ACQUISITION.values()) and is_date(fields[ACQUISITION["orig_month"]], r"\d{2}/\d{4}"):
         return "acquisition"
-    raise LoanFileError(f"{path}: not a Fannie Mae loan performance file: its first line has {field_count(path)} "
-                        f"'|'-separated fields; expected the combined layout (108 fields, starting with '|'), a "
-                        f"Performance file (period MM/DD/YYYY in field 2) or an Acquisition file")
+    return None
 
 
 def _layouts(sources: Sequence[str | Path]) -> dict[str, list[Path]]:

@@ -19,6 +19,7 @@ from pyxl_del.datasets.loan_performance import (
     LoanFileError,
     concat,
     first_line,
+    is_date,
     iter_fields,
     joined,
     month_from,
@@ -39,13 +40,32 @@ FIRST_PAYMENT_LAG = 2
 
 
 def layout_of(path: Path) -> str:
+    """"performance" or "origination", from the file's first line."""
     fields = first_line(path)
-    if len(fields) > max(PERFORMANCE.values()) and re.fullmatch(r"[A-Za-z]\w+", fields[0].strip()):
-        return "performance"
-    if len(fields) > max(ORIGINATION.values()):
-        return "origination"
+    if (layout := layout_in(fields)) is not None:
+        return layout
+    from pyxl_del.datasets import fannie
+
+    hint = ". It is a Fannie Mae loan performance file: read it with `pyxl-del import fannie`" \
+        if fannie.layout_in(fields) is not None else ""
     raise LoanFileError(f"{path}: not a Freddie Mac loan-level file: its first line has {len(fields)} '|'-separated "
-                        f"fields; expected an origination file (32 or more) or a monthly performance file")
+                        f"fields; expected an origination file (32 or more, the first payment date YYYYMM in field "
+                        f"2) or a monthly performance file (the loan sequence number, then the period YYYYMM){hint}")
+
+
+def layout_in(fields: list[str]) -> str | None:
+    """"performance": a loan sequence number in field 0 and a YYYYMM period in field 1; "origination": a YYYYMM first
+    payment date in field 1 and the loan sequence number in field 19; else None."""
+    if len(fields) > max(PERFORMANCE.values()) and is_date(fields[1], r"\d{6}") and is_loan(fields[0]):
+        return "performance"
+    if len(fields) > max(ORIGINATION.values()) and is_date(fields[1], r"\d{6}") and is_loan(fields[19]):
+        return "origination"
+    return None
+
+
+def is_loan(text: str) -> bool:
+    """Freddie's loan sequence number: a letter then digits (F17Q10000001)."""
+    return re.fullmatch(r"[A-Za-z]\w+", text.strip()) is not None
 
 
 def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:

@@ -181,32 +181,60 @@ def iter_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> It
                 table = pa.Table.from_batches([batch]).rename_columns(list(fields))
                 yield table.to_pandas(types_mapper=lambda _t: pd.StringDtype())
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LoanFileError(f"{path}: cannot read it as {what}: {exc}{_cut_short(path, width)}") from exc
+        raise LoanFileError(f"{path}: cannot read it as {what}: {exc}{_bad_line(path, width)}") from exc
 
 
-def _cut_short(path: Path, width: int) -> str:
-    """The hint when the file's last line has fewer fields than its first: the file was cut (an interrupted
-    download or copy, or an excerpt cut by size), which pyarrow reports only as a line of too few columns."""
+def _bad_line(path: Path, width: int) -> str:
+    """Which line breaks the layout, when pyarrow refuses a file for a line of the wrong field count: it names the
+    count and the line's start, not where it is. Counted over the whole file (the error path only), block by block
+    with numpy. The last line short of fields is a file cut short (an interrupted download or copy, or an excerpt
+    cut by size)."""
     import pyarrow as pa
 
+    newline, pipe, cr = ord("\n"), ord("|"), ord("\r")
+    lines = 0  # whole lines read before this block
+    pipes_before = length_before = 0  # the '|' and bytes of the unfinished line carried into this block
+    previous_byte = newline
+    first_bad: tuple[int, int] | None = None  # (line, fields)
+    last_nonempty = 0
     try:
-        if path.suffix.lower() in (".gz", ".bz2", ".zst"):  # read through to the end
-            with pa.input_stream(str(path), compression="detect") as stream:
-                tail = b""
-                while chunk := stream.read(1 << 20):
-                    tail = (tail + chunk)[-(1 << 16):]
-        else:
-            with open(path, "rb") as fh:
-                fh.seek(max(0, path.stat().st_size - (1 << 16)))
-                tail = fh.read()
+        with pa.input_stream(str(path), compression="detect") as stream:
+            while chunk := stream.read(READ_BLOCK):
+                block = np.frombuffer(chunk, dtype=np.uint8)
+                ends = np.flatnonzero(block == newline)
+                pipes = np.concatenate(([0], np.cumsum(block == pipe)))
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                fields = pipes[ends] - pipes[starts] + 1
+                length = ends - starts
+                if len(ends):
+                    fields[0] += pipes_before
+                    length[0] += length_before
+                    length -= np.concatenate(([previous_byte], block))[ends] == cr  # a CRLF line end
+                    pipes_before, length_before = int(pipes[-1] - pipes[ends[-1] + 1]), len(block) - ends[-1] - 1
+                else:
+                    pipes_before, length_before = pipes_before + int(pipes[-1]), length_before + len(block)
+                previous_byte = int(block[-1])
+                nonempty = np.flatnonzero(length > 0)
+                if len(nonempty):
+                    last_nonempty = lines + int(nonempty[-1]) + 1
+                    wrong = nonempty[fields[nonempty] != width]
+                    if first_bad is None and len(wrong):
+                        first_bad = (lines + int(wrong[0]) + 1, int(fields[wrong[0]]))
+                lines += len(ends)
     except (pa.ArrowInvalid, OSError):
         return ""
-    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
-    fields = last.count(b"|") + 1
-    if not last or fields >= width:
+    if length_before:  # a last line without a line end
+        lines += 1
+        last_nonempty = lines
+        if first_bad is None and pipes_before + 1 != width:
+            first_bad = (lines, pipes_before + 1)
+    if first_bad is None:
         return ""
-    return (f". Its last line has {fields} of the {width} fields: the file is cut short (an interrupted download "
-            f"or copy); download it again, or delete that line")
+    line, count = first_bad
+    if line == last_nonempty and count < width:
+        return (f". Its last line has {count} of the {width} fields: the file is cut short (an interrupted download "
+                f"or copy); download it again, or delete that line")
+    return f". Line {line:,} has {count} '|'-separated fields where the first line has {width}: mend or delete it"
 
 
 def read_fields(path: str | Path, fields: Mapping[str, int], *, what: str) -> pd.DataFrame:

@@ -140,12 +140,38 @@ def test_a_file_cut_short_is_named_as_such(tmp_path):
         read_fannie([tmp_path / "2020Q1.zip"], COLUMNS)
     assert str(info.value).startswith(f"cut.csv in {tmp_path / '2020Q1.zip'}: cannot read it as"), info.value
     assert "pyxl_del-unzip" not in str(info.value)
-    # A short line inside the file is no sign of a cut: the reader's own words stand.
+    # A short line inside the file is no sign of a cut. pyarrow names the count and the line's start, not the line:
+    # the message does, so a user can find it among millions.
     lines = text.splitlines()
-    (tmp_path / "inside.csv").write_text("\n".join([lines[0], "|1|2", *lines[1:]]) + "\n")
+    (tmp_path / "inside.csv").write_text("\n".join([*lines[:3], "|1|2", *lines[3:]]) + "\n")
     with pytest.raises(LoanFileError, match="Expected 108 columns, got 3") as info:
         read_fannie([tmp_path / "inside.csv"], COLUMNS)
     assert "cut short" not in str(info.value)
+    assert "Line 4 has 3 '|'-separated fields where the first line has 108: mend or delete it" in str(info.value)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.lists(st.sampled_from([4, 4, 4, 4, 0, 2, 6]), min_size=1, max_size=12),
+       crlf=st.booleans(), last_end=st.booleans(), block=st.integers(1, 40))
+def test_the_line_that_breaks_the_layout_is_found_at_any_block_boundary(tmp_path, monkeypatch, fields, crlf,
+                                                                        last_end, block):
+    """`_bad_line` counts fields block by block; a line, a CRLF or an empty line split between two blocks counts as
+    one line. Reference: the lines split in Python. Field count 0 is an empty line (skipped, as pyarrow skips it)."""
+    fields = [4, *fields]  # the first line sets the width
+    end = "\r\n" if crlf else "\n"
+    text = end.join("|".join("x" * n) if n else "" for n in fields) + (end if last_end else "")
+    path = tmp_path / "f.txt"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(loan_performance, "READ_BLOCK", block)
+    hint = loan_performance._bad_line(path, 4)
+    nonempty = [(i + 1, n) for i, n in enumerate(fields) if n]
+    bad = [(line, n) for line, n in nonempty if n != 4]
+    if not bad:
+        assert hint == ""
+    elif bad[0][0] == nonempty[-1][0] and bad[0][1] < 4:
+        assert hint.startswith(f". Its last line has {bad[0][1]} of the 4 fields: the file is cut short"), hint
+    else:
+        assert hint.startswith(f". Line {bad[0][0]:,} has {bad[0][1]} '|'-separated"), hint
 
 
 def test_fannie_combined_layout_known_answer(tmp_path):
@@ -269,6 +295,30 @@ def test_freddie_needs_both_files(tmp_path):
     orig, _perf = write_freddie(tmp_path)
     with pytest.raises(LoanFileError, match="no monthly performance file"):
         read_freddie([orig], COLUMNS)
+
+
+def test_one_agencys_files_given_to_the_others_reader_name_the_right_one(tmp_path):
+    """`import freddie` on a Fannie Mae file read it as an origination file and said "no monthly performance file";
+    `import fannie` on Freddie Mac's files named only a field count. Each now says whose file it is; a file of neither
+    gets no such hint."""
+    combined = write_combined(tmp_path / "2020Q1.csv")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "freddie").mkdir()
+    perf, acq = write_old_fannie(tmp_path / "old")
+    for fannie_file in (combined, perf, acq):
+        with pytest.raises(LoanFileError, match="not a Freddie Mac loan-level file.*It is a Fannie Mae loan "
+                                                r"performance file: read it with `pyxl-del import fannie`"):
+            read_freddie([fannie_file], COLUMNS)
+    for freddie_file in write_freddie(tmp_path / "freddie"):
+        with pytest.raises(LoanFileError, match="not a Fannie Mae loan performance file.*It is a Freddie Mac "
+                                                r"loan-level file: read it with `pyxl-del import freddie`"):
+            read_fannie([freddie_file], COLUMNS)
+    other = tmp_path / "notes.txt"
+    other.write_text("|".join(["x"] * 120) + "\n")
+    for read in (read_fannie, read_freddie):
+        with pytest.raises(LoanFileError, match="not a F") as info:
+            read([other], COLUMNS)
+        assert "It is a" not in str(info.value)
 
 
 def test_cli_import_writes_a_panel_the_engine_runs(tmp_path, capsys):

@@ -103,13 +103,15 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
                Format(Area.cell(3, 1), NOTE_STYLE)]
     winners = result.winners
     # The Portfolio tables sit in the columns of the every-segment table below them, so widths fit both.
+    # The verdict (winner, margin) beside the errors it reads; the distribution's figures after it, on the page to
+    # the right where the sheet prints two wide, the keys (columns 1-3) repeated there.
     every = [("segment", "Segment", None, 22.0), ("del_type", "DEL", None, 7.0),
              ("horizon", "Months ahead", "0", 8.0), ("n_origins", "Origins", "0", 8.0),
              ("n_cells", "Cells", "#,##0", 8.0),
              *[(f"mae_{m}", label, DEL_POINTS, 13.0) for m, label in zip(models, labels, strict=True)],
+             ("winner", "Winner", None, 24.0), ("margin", "Margin", "0%", 8.0),
              *[(f"{c}_markov", f"Markov {_in_sentence(header)}", f, w)
                for c, header, f, w in DISTRIBUTION_COLUMNS if f"{c}_markov" in winners.columns],
-             ("winner", "Winner", None, 24.0), ("margin", "Margin", "0%", 8.0),
              ("winner_ead", "Winner (EAD-weighted)", None, 24.0)]
     left = 3
     first_mae = 6  # column of the first model's MAE
@@ -147,7 +149,7 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
     return SheetLayout(
         name=SHEET_NAMES[0], kind=KIND, owner=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
         charts=tuple(charts), column_widths=widths, row_heights=heights, tab_color=TAB_COLOR,
-        page=Page(landscape=True), autofilter=area, areas={"winners": area},
+        page=Page(landscape=True, repeat_cols=(1, 3)), autofilter=area, areas={"winners": area},
     )
 
 

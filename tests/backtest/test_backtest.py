@@ -499,6 +499,24 @@ def test_backtest_sheets_layout(small_result):
     assert not [t for t in texts if "mAE" in t or "cRPS" in t]
 
 
+def test_the_printed_backtest_keeps_the_verdict_beside_the_errors_and_repeats_the_months_ahead(small_result):
+    """The Backtest sheet prints two pages wide. Its Winner and Margin came last, on the second page, beside the
+    distribution's columns and without the months ahead they belong to. Now the first page ends with the verdict
+    and every page repeats the keys (segment, DEL, months ahead)."""
+    from pyxl_del.sheets import fit
+
+    summary = fit.fit_sheet(backtest_sheets(small_result)[1])
+    page = summary.page
+    assert page.fit_width > 1 and page.repeat_cols == (1, 3)
+    header_row = summary.areas["winners"].first_row
+    headers = {b.col + j: v for b in summary.blocks if b.row == header_row for j, v in enumerate(b.values[0])}
+    col_of = {v: c for c, v in headers.items()}
+    scale = fit.fitted_scale(dict(summary.column_widths), page.print_area, page.repeat_cols, page.fit_width, page)
+    first_page_end = fit.page_ends(dict(summary.column_widths), page.print_area, page.repeat_cols, scale, page)[0]
+    assert col_of["Months ahead"] == 3
+    assert col_of["Winner"] < col_of["Margin"] <= first_page_end < col_of["Markov CRPS"]
+
+
 def test_a_tie_is_no_win_and_the_sheets_name_the_months_scored(small_result):
     """Rows where every model scored the same MAE went to the first model listed (Markov, in bold green), 6 of its
     7 "wins" on a small workbook; and a panel ending 4 months after its last as-of month was said to be scored "1

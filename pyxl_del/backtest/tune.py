@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # change what is compared, so they stay the config's.
 TUNABLE_SECTIONS = ("transitions", "calibration", "forecast")
 FIXED_KEYS = (("forecast", "max_mob"),)
+UNUSED_BY = {"bayes": (("transitions", "fallback"),),
+             "specified": (("transitions", "prior_strength"), ("transitions", "prior_stay"))}
 CURRENT = "as configured"
 # Scores closer than this tie: 0.001 DEL points, the last digit the ranking shows, so a winner's lead is always
 # visible there (settings that change nothing on a panel differ by float noise, far below it).
@@ -192,11 +194,14 @@ def load_candidates(path: str | Path) -> dict[str, dict]:
 
 
 def settings_text(config: Config) -> str:
-    """The estimation settings of a config, one line: what `tune` compares and Run info names as the model."""
+    """The estimation settings of a config, one line: what `tune` compares and Run info names as the model. A key
+    the estimator does not read is left out (`fallback` under "bayes", whose thin rows take their prior; the prior's
+    keys under "specified"), as naming it said the model used it."""
+    unused = UNUSED_BY[config.transitions.estimator]
     parts = []
     for section in TUNABLE_SECTIONS:
         values = {k: v for k, v in getattr(config, section).model_dump().items()
-                  if (section, k) not in FIXED_KEYS and v is not None}
+                  if (section, k) not in FIXED_KEYS and (section, k) not in unused and v is not None}
         if values:
             parts.append(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
                                                      for k, v in values.items()))
@@ -452,17 +457,25 @@ def _toml_item(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def write_settings(path: str | Path, settings: Sequence[tuple[str, str, object, object]]) -> Path:
+def write_settings(path: str | Path, settings: Sequence[tuple[str, str, object, object]], *,
+                   read_as: str | None = None) -> Path:
     """Set each (section, key, _old, new) in the TOML file at ``path`` (created if absent), keeping its comments
     and layout; the result is validated as a config before it replaces the file in one rename, so a failure
-    leaves the old file as it was."""
+    leaves the old file as it was. ``read_as``: the file's text when the settings were chosen ("" if it did not
+    exist); a file changed since is left as it is (a ConfigError), as the user's edits would be lost and the
+    settings were chosen against the old ones."""
     import tomlkit
 
     from pyxl_del.engine.files import atomic_replace
 
     path = Path(path)
+    now = read_text(path, "config", error=ConfigError) if path.exists() else ""
+    if read_as is not None and now != read_as:
+        raise ConfigError(f"{path} changed while the candidates were compared, so it is left as it is (your edits "
+                          f"stay, and the winner was chosen against the settings it had before): run tune again, "
+                          f"or set the winner's settings by hand")
     if path.exists():
-        text = read_text(path, "config", error=ConfigError)
+        text = now
         with reading(path, "config", error=ConfigError):
             document = tomlkit.parse(text)
     else:

@@ -57,10 +57,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         tune,
         write_settings,
     )
-    from pyxl_del.engine.config import CONFIG_FILE_NAME, load_config
+    from pyxl_del.engine.config import CONFIG_FILE_NAME, ConfigError, load_config
+    from pyxl_del.engine.errors import read_text
+    from pyxl_del.engine.files import check_writable
     from pyxl_del.sheets.tune import tune_sheets
 
     cfg = load_config(args.config)
+    target = Path(args.config) if args.config else Path.cwd() / CONFIG_FILE_NAME
+    if args.write:  # refused now, not after the candidates' backtests
+        target = check_writable(target)
+        read_as = read_text(target, "config", error=ConfigError) if target.exists() else ""
     candidates = load_candidates(args.candidates) if args.candidates else None
     if candidates is not None:  # a mistake in the file is reported before the data is read
         resolve_candidates(cfg, candidates, strict=True, source=args.candidates)
@@ -86,7 +92,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     winner = result.winner
-    target = Path(args.config) if args.config else Path.cwd() / CONFIG_FILE_NAME
     if winner is None:
         print(f"no winner: {result.undecided}")
         if args.write:
@@ -109,7 +114,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if result.within_noise and not args.force:
         print(f"not written: {target} is left as it is, as the lead may be chance (--force writes it)")
         return EXIT_OK
-    write_settings(target, result.changes)
+    write_settings(target, result.changes, read_as=read_as)
     print(f"wrote {target}: " + "; ".join(f"[{s}] {k} {old!r} -> {new!r}" for s, k, old, new in result.changes))
     return EXIT_OK
 

@@ -16,6 +16,7 @@ import glob
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -115,6 +116,26 @@ def _remove_stale_temporaries(path: Path) -> None:
             continue
 
 
+def check_writable(path: str | Path) -> Path:
+    """The file an output to ``path`` replaces, checked before any work is spent on it: a symbolic link is followed
+    (the file it names is replaced; replacing the link by a file left the shared file unchanged), its folder must
+    exist, and a file marked read-only is refused. Replacing is a rename, which a file's own read-only mark does not
+    stop: its owner meant it to stay."""
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: {folder} {what}")
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        raise OutputError(f"cannot write {path}: {path} is read-only, so it is left as it is; make it writable or "
+                          f"write to another path")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {folder} is not writable")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_replace(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on failure it is removed.
@@ -123,15 +144,8 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
     Windows) leaves the previous file intact. A process killed while writing leaves its hidden temporary file
     (``.<name>.pyxl_del-XXXXXXXX<suffix>``); the next write of the same file removes it.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: {folder} {what}")
-    # Replacing is a rename, which a file's own read-only mark does not stop: its owner meant it to stay.
-    if path.is_file() and not path.stat().st_mode & 0o222:
-        raise OutputError(f"cannot write {path}: {path} is read-only, so it is left as it is; make it writable or "
-                          f"write to another path")
+    path = check_writable(path)
+    folder = path.parent
     _remove_stale_temporaries(folder / path.name)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=path.suffix, dir=folder)
@@ -142,10 +156,14 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
     try:
         if os.name != "nt":  # Windows byte-range locks are mandatory: the writer itself could not write
             _lock(guard, wait=True)
-        # mkstemp makes the file private (0600); an output should get the permissions any new file would.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        # mkstemp makes the file private (0600): a file replaced keeps its own permissions (a config kept private
+        # stays so), a new one gets those any new file would.
+        if path.is_file():
+            tmp.chmod(stat.S_IMODE(path.stat().st_mode))
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)
         yield tmp
         guard.close()  # Windows renames no file that is open
         try:

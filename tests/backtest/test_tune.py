@@ -256,7 +256,11 @@ def test_a_candidate_may_not_take_a_benchmarks_name():
 
 def test_settings_text_names_every_estimation_key():
     text = settings_text(Config())
-    assert "[transitions] weighting = balance, min_count = 30, fallback = pooled, estimator = bayes" in text
+    assert "[transitions] weighting = balance, min_count = 30, estimator = bayes, prior_strength = auto" in text
+    # Not a key the estimator does not read: bayes rows take their prior, never the fallback (it had been named).
+    assert "fallback" not in text
+    specified = settings_text(Config().as_specified())
+    assert "fallback = pooled, estimator = specified" in specified and "prior_" not in specified
     assert "[calibration] mode = stepwise" in text and "max_mob" not in text
 
 
@@ -343,6 +347,51 @@ def test_cli_tune_prints_the_table_writes_csv_and_the_winner(two_segments, tmp_p
     assert "[transitions] min_count 300 -> 0" in capsys.readouterr().out
     text = config.read_text()
     assert "min_count = 0  # pool thin rows" in text and "max_mob = 12  # months" in text
+
+
+def test_cli_tune_write_goes_through_a_link_keeps_the_mode_and_never_overwrites_edits(two_segments, tmp_path,
+                                                                                      capsys, monkeypatch):
+    """--write replaced a linked config by a plain file (the team's shared file unchanged), made a private one
+    readable by all (0600 -> 0644), overwrote edits saved while the candidates ran, and found a read-only config only
+    after the whole run."""
+    import pyxl_del.backtest.tune as tune_module
+
+    data = tmp_path / "panel.parquet"
+    two_segments.to_parquet(data)
+    shared = tmp_path / "team" / "config.toml"
+    shared.parent.mkdir()
+    shared.write_text(WRONG.to_toml())
+    shared.chmod(0o600)
+    link = tmp_path / "config.toml"
+    link.symlink_to(shared)
+    args = ["tune", str(data), "--config", str(link), "--candidates", str(_candidates(tmp_path)), "--origins", "6",
+            "-q", "--out", str(tmp_path / "out"), "--write", "--force"]
+    assert main(args) == 0
+    assert "min_count 300 -> 0" in capsys.readouterr().out
+    assert link.is_symlink() and tomllib.loads(shared.read_text())["transitions"]["min_count"] == 0
+    assert oct(shared.stat().st_mode & 0o777) == oct(0o600)
+
+    # Edited while the candidates ran: left as the user saved it.
+    shared.write_text(WRONG.to_toml())
+    real_tune = tune_module.tune
+
+    def tune_and_edit(*a, **k):
+        result = real_tune(*a, **k)
+        shared.write_text(WRONG.to_toml() + "# edited while tune ran\n")
+        return result
+
+    monkeypatch.setattr(tune_module, "tune", tune_and_edit)
+    assert main(args) == 2
+    assert "changed while the candidates were compared, so it is left as it is" in capsys.readouterr().err
+    assert shared.read_text().endswith("# edited while tune ran\n")
+    monkeypatch.undo()
+
+    # Read-only: refused before any backtest is run.
+    shared.chmod(0o400)
+    monkeypatch.setattr(tune_module, "tune", lambda *a, **k: pytest.fail("ran before refusing"))
+    assert main(args) == 1
+    assert "is read-only, so it is left as it is" in capsys.readouterr().err
+    shared.chmod(0o600)
 
 
 def test_cli_tune_writes_a_lead_that_may_be_chance_only_with_force(two_segments, tmp_path, capsys):

@@ -13,7 +13,7 @@ import sys
 
 from pyxl_del import __version__
 from pyxl_del.cli import backtest, decision, importer, realtime, report, risk, tune
-from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, set_allocators
+from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, set_allocators
 
 GROUPS = (report, backtest, tune, risk, decision, realtime, importer)
 
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: every output is replaced whole or not at all (engine.files.atomic_replace)
+        print("interrupted: the files written before stay, the one being written was not replaced", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: a sentence for the person at the terminal, the traceback for a report with -v
         if args.verbose:
             raise

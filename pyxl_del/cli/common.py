@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ALERT = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 CONFIG_HELP = "config.toml (default: ./config.toml if present, else built-in defaults)"
 SHEET_HELP = "sheet name of an .xlsx input (default: the first)"

@@ -20,7 +20,9 @@ from pyxl_del.cli.common import (
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pyxl_del.engine.config import load_config
+    from dataclasses import replace
+
+    from pyxl_del.engine.config import config_source, load_config
     from pyxl_del.engine.errors import InputError, counted
     from pyxl_del.engine.files import write_tables
     from pyxl_del.engine.pipeline import STEPS, run
@@ -35,6 +37,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with bar:
         backend = "spark" if args.spark_master and args.backend == "auto" else args.backend
         result = run(data, cfg, sheet=args.sheet, progress=step, backend=backend, spark=args.spark_master)
+        result = replace(result, run_info=result.run_info | {"config_file": config_source(args.config)})
         if args.backtest is not None:
             result = _with_backtest(result, data, cfg, args)
         step("write")
@@ -49,6 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{counted(rows, 'row')}, {counted(len(result.segments), 'segment')}, "
           f"{counted(len(result.cohorts), 'cohort')} in {elapsed:.2f} s "
           f"({rows / max(elapsed, 1e-9):,.0f} rows/s, {result.run_info['backend']})")
+    print(f"config: {result.run_info['config_file']}")
     for w in result.warnings:
         print(f"warning: {w}")
     if "backtest" in result.run_info:

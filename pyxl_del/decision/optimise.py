@@ -677,7 +677,10 @@ def optimise(twin: Twin) -> Recommendation:
         notes.append(f"the budget binds: APRs and cut-offs are set at the unit cost plus the budget's shadow price "
                      f"of {shadow:.4f} per unit booked (PV)")
     if not twin.scored:
-        notes.append("no score column: score bands come from the ILLUSTRATIVE logistic PD-score link of [economics]")
+        column = twin.config["score"]
+        missing = (f"no column {column!r} ([columns] score) in the data" if column is not None
+                   else "no score column ([columns] score is empty)")
+        notes.append(f"{missing}: score bands come from the ILLUSTRATIVE logistic PD-score link of [economics]")
     notes += price_notes(twin, recommended, shadow)
     rec_eval = evaluate(twin, recommended)
     low = rec_eval[(rec_eval["segment"] != PORTFOLIO) & (rec_eval["volume"] <= 0)]

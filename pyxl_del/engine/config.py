@@ -138,6 +138,26 @@ class Buckets(_Section):
         for key in ("del30", "del60", "del90"):
             if not getattr(self, key):
                 raise ValueError(f"{key} is empty")
+        for wider, narrower in (("del30", "del60"), ("del60", "del90")):
+            outside = [b for b in getattr(self, narrower) if b not in getattr(self, wider)]
+            if outside:
+                raise ValueError(f"{narrower} lists {outside}, which {wider} does not: a loan 60 or 90 days late is "
+                                 f"also 30 days late, so each DEL's buckets are among the one before's")
+        # The order is read as best to worst: the first bucket is where a cure goes, and stress scenarios shift moves
+        # toward the end. A reordered list ran silently and gave other forecasts and a "severe" scenario below the
+        # baseline, so the DEL buckets must be the worst live ones.
+        live = [b for b in self.order if b not in self.absorbing]
+        if not live:
+            raise ValueError("every bucket of order is absorbing: a chain needs a live one (CURRENT)")
+        for key in ("del30", "del60", "del90"):
+            bad = [b for b in live if b in getattr(self, key)]
+            if bad and live[-len(bad):] != bad:
+                raise ValueError(f"order lists the buckets best to worst (the first is where a cure goes; stress "
+                                 f"shifts move toward the end), so {key}'s live buckets {bad} must be the last of "
+                                 f"the live ones, in that order; got {live}")
+        if live[0] in self.del30:
+            raise ValueError(f"order's first live bucket {live[0]!r} is in del30: order lists the buckets best to "
+                             f"worst, the first being current (where a cure goes)")
         return self
 
     # Names used by the original requirements text.
@@ -693,6 +713,17 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         raise ConfigError(f"{source}: invalid configuration: values are nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: invalid configuration: {shorten(exc)}") from None
+
+
+def config_source(path: str | Path | None = None) -> str:
+    """Which file `load_config(path)` reads, for the person reading a result: nothing named it, so a config.toml
+    saved as config.toml.txt (Notepad), or a run in another folder, gave the built-in defaults without a word."""
+    if path is None:
+        candidate = Path.cwd() / CONFIG_FILE_NAME
+        if not candidate.is_file():
+            return f"none: no {CONFIG_FILE_NAME} in {Path.cwd()}, so the built-in defaults"
+        path = candidate
+    return str(Path(path).resolve())
 
 
 def load_config(path: str | Path | None = None) -> Config:

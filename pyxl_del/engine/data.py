@@ -166,7 +166,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
     optional = [c for c in dict.fromkeys(optional) if c not in wanted]
     if isinstance(source, pd.DataFrame):
         _require_columns(source.columns, config, FRAME_SOURCE)
-        return source[wanted + [c for c in optional if c in source.columns]], FRAME_SOURCE
+        return source[wanted + _optional_present(optional, source.columns, config, FRAME_SOURCE)], FRAME_SOURCE
     path = Path(source)
     name = str(path)
     if not path.is_file():
@@ -185,7 +185,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
             # EAD as text too, made numbers by `column_numbers` (as from any source): with some columns typed,
             # pandas' pyarrow reader fails on an integer column with an empty cell ("cannot convert NA to integer"),
             # as a "Total" row at the end of an Excel export has.
-            extra = [c for c in optional if c in fields]
+            extra = _optional_present(optional, fields, config, name)
             dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")} | dict.fromkeys(extra, "string")
             frame = pd.read_csv(path, usecols=wanted + extra, dtype=dtypes, engine="pyarrow", encoding="utf-8",
                                 sep=delimiter, skiprows=skip, **ONLY_EMPTY_IS_MISSING)
@@ -195,8 +195,8 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
         elif suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            present = set(pq.read_schema(path).names) if optional else set()
-            frame = _read_parquet(path, wanted + [c for c in optional if c in present], config, name)
+            present = pq.read_schema(path).names if optional else []
+            frame = _read_parquet(path, wanted + _optional_present(optional, present, config, name), config, name)
         elif suffix in (".xlsx", ".xlsm"):
             # Text cells stay text ("007" and "7" are two products); not the cohort, whose real date cells
             # must stay dates.
@@ -218,7 +218,7 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
             written = [re.sub(r"\.\d+$", "", c) if re.sub(r"\.\d+$", "", c) in frame.columns else c
                        for c in map(str, frame.columns)]
             _require_columns(written, config, label)
-            frame = frame[wanted + [c for c in optional if c in frame.columns]]
+            frame = frame[wanted + _optional_present(optional, frame.columns, config, label)]
         else:
             raise PanelError(name, [f"unsupported file type {suffix!r}: use .csv, .parquet or .xlsx"])
     except PanelError:
@@ -399,6 +399,21 @@ def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, pd.In
         remap[used] = np.arange(len(used))
         codes = remap[codes]
     return codes, categories[used]
+
+
+def _optional_present(optional: Sequence[str], columns, config: Config, source: str) -> list[str]:
+    """The optional columns the data has. One mapped that the data has only in other spaces or letter case is an
+    error, as a required one's is: read as absent, "Score" for SCORE gave illustrative score bands and no word of
+    the column that was there."""
+    names = list(map(str, columns))
+    alike = {_name_key(n): n for n in names}
+    keys = {v: k for k, v in config.columns.model_dump().items() if isinstance(v, str)}
+    misspelt = [c for c in optional if c not in names and _name_key(c) in alike]
+    if misspelt:
+        raise PanelError(source, [f"no column [columns] {keys.get(c, c)} = {c!r}: the data have {alike[_name_key(c)]!r} "
+                                  f"(it differs in spaces or letter case): rename the column or set the key to it"
+                                  for c in misspelt])
+    return [c for c in optional if c in names]
 
 
 def _require_columns(columns, config: Config, source: str) -> None:

@@ -612,7 +612,8 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
 
 # ------------------------------------------------------------------------------------------------ run info
 
-RUN_INFO_ITEMS = (("package_version", "Package version"), ("input", "Input file"), ("rows", "Rows read"),
+RUN_INFO_ITEMS = (("package_version", "Package version"), ("input", "Input file"), ("config_file", "Config file"),
+                  ("rows", "Rows read"),
                   ("fingerprint", "Input fingerprint"), ("run_at", "Run at"), ("run_seconds", "Run time (s)"),
                   ("segments", "Segments"), ("cohorts", "Cohorts"))
 KIND_DESCRIPTIONS = {
@@ -644,6 +645,8 @@ def run_info_sheet(result: DelResult, index: Sequence[SheetLayout]) -> SheetLayo
     cfg = result.config
     rows: list[tuple[object, object, Style | None]] = []
     for key, label in RUN_INFO_ITEMS:
+        if key == "config_file" and key not in info:  # a config given as values (the ribbon, Python), not a file
+            continue
         value = info.get(key, "")
         if key == "segments":
             value = f"{len(result.segments)}: " + ", ".join(result.segments)

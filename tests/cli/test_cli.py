@@ -30,6 +30,41 @@ def test_progress_in_a_log_file_is_a_line_per_step(panel_csv, tmp_path):
     quiet = subprocess.run([*args, "-q"], capture_output=True, text=True, check=True).stderr
     assert "pyxl_del: " not in quiet
 
+def test_ctrl_c_is_a_sentence_and_exit_130_not_a_traceback(panel_csv, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a run printed KeyboardInterrupt's traceback; the output being written is not replaced."""
+    import pyxl_del.engine.pipeline as pipeline
+
+    out = tmp_path / "report.xlsx"
+    out.write_bytes(b"the previous report")
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: ") and "Traceback" not in err
+    assert out.read_bytes() == b"the previous report"
+
+
+def test_the_report_names_the_config_file_it_read(panel_csv, tmp_path, capsys, monkeypatch):
+    """Nothing named the config in use: a config.toml saved by Notepad as config.toml.txt, or a run from another
+    folder, gave the built-in defaults without a word. The terminal and Run info name the file, or say that none
+    was found."""
+    from openpyxl import load_workbook
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml.txt").write_text("[forecast]\nmax_mob = 12\n")
+    assert main(["report", str(panel_csv), "--out", "r.xlsx", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert f"config: none: no config.toml in {tmp_path}, so the built-in defaults" in printed
+    info = {row[0]: row[1] for row in load_workbook("r.xlsx")["Run info"].iter_rows(values_only=True)}
+    assert info["Config file"] == f"none: no config.toml in {tmp_path}, so the built-in defaults"
+    (tmp_path / "config.toml.txt").rename(tmp_path / "config.toml")
+    assert main(["report", str(panel_csv), "--out", "t", "-q"]) == 0
+    assert f"config: {tmp_path / 'config.toml'}" in capsys.readouterr().out
+
+
 def test_report_writes_the_three_tables(panel_csv, tmp_path, capsys):
     out = tmp_path / "tables"
     assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 0

@@ -133,6 +133,28 @@ def test_score_column_absent_from_data_is_not_required():
     assert not fit_twin(df, Config()).scored
 
 
+def test_a_score_or_apr_column_named_in_other_letter_case_is_an_error_naming_it(tmp_path):
+    """`score = "Score"` for the data's SCORE (or "APR " for APR) read as "no score column": illustrative bands and
+    the default APR, while the required columns got "it differs in spaces or letter case". A column the data lack
+    altogether is still not required; the note names it."""
+    from pyxl_del.decision.optimise import optimise
+    from pyxl_del.engine.data import PanelError
+
+    df = scored_panel()
+    df.to_csv(tmp_path / "p.csv", index=False)
+    for source in (df, tmp_path / "p.csv"):
+        for key, name, found in (("score", "Score", "SCORE"), ("apr", "APR ", "APR")):
+            config = Config().with_overrides(columns={key: name})
+            with pytest.raises(PanelError, match=rf"no column \[columns\] {key} = {name!r}: the data have {found!r} "
+                                                 r"\(it differs in spaces or letter case\)"):
+                fit_twin(source, config)
+    absent = Config().with_overrides(columns={"score": "BEHAVIOUR_SCORE"})
+    twin = fit_twin(df, absent)
+    assert not twin.scored
+    assert "no column 'BEHAVIOUR_SCORE' ([columns] score) in the data: score bands come from the ILLUSTRATIVE" in \
+        " ".join(optimise(twin).notes)
+
+
 def test_frame_has_a_row_per_band():
     frame = scored_twin().frame()
     assert len(frame) == 30 and isinstance(frame, pd.DataFrame)

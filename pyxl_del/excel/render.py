@@ -53,7 +53,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pyxl_del import __version__
-from pyxl_del.engine.errors import InputError, OutputError
+from pyxl_del.engine.errors import InputError, OutputError, counted
 from pyxl_del.engine.files import atomic_replace
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.sheets import report
@@ -196,10 +196,34 @@ def _author_and_title(path: Path) -> tuple[str | None, str | None]:
     return core.findtext(f"{dc}creator"), core.findtext(f"{dc}title")
 
 
+def _foreign_sheets(path: Path) -> list[str]:
+    """The sheets of an .xlsx that carry no marker of pyxl_del's (`owner_of`): added, renamed or copied by the user.
+    Read from xl/workbook.xml alone (sheet-scoped names are kept there), not by loading the workbook."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError):
+        return []
+    names = [sheet.get("name", "") for sheet in book.iter(f"{ns}sheet")]
+    defined = list(book.iter(f"{ns}definedName"))
+    wid = next((constant_text(d.text) for d in defined
+                if d.get("name") == WORKBOOK_ID_NAME and d.get("localSheetId") is None), None)
+    owned = {int(d.get("localSheetId")) for d in defined
+             if d.get("name") == OWNER_NAME and (d.get("localSheetId") or "").isdigit()
+             and int(d.get("localSheetId")) < len(names)
+             and owner_of(d.text or "", names[int(d.get("localSheetId"))], wid) is not None}
+    return [name for i, name in enumerate(names) if i not in owned]
+
+
 def _check_replaceable(path: Path, title: str | None) -> None:
     """A file at ``path`` is replaced only by the output it holds: a workbook pyxl_del wrote (its author) with the
-    same document title. Never the panel the run read (`report data.xlsx --out data.xlsx`), a workbook of the user's
-    own, or another command's workbook (`el --out report.xlsx` would leave 2 of its 26 sheets)."""
+    same document title, and no sheet of the user's in it. Never the panel the run read (`report data.xlsx --out
+    data.xlsx`), a workbook of the user's own, another command's workbook (`el --out report.xlsx` would leave 2 of
+    its 26 sheets), or a report the user added notes to (the next nightly run would have dropped them)."""
     if not path.is_file():
         return
     author, found = _author_and_title(path)
@@ -209,6 +233,12 @@ def _check_replaceable(path: Path, title: str | None) -> None:
         raise OutputError(f"{path} exists and pyxl_del did not write it ({who}): {advice}")
     if found != title:
         raise OutputError(f"{path} holds pyxl_del's {found!r}, not this command's {title!r}: {advice}")
+    foreign = _foreign_sheets(path)
+    if foreign:
+        shown = ", ".join(repr(name) for name in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                                                 else "")
+        raise OutputError(f"{path} holds {counted(len(foreign), 'sheet')} pyxl_del did not write ({shown}): replacing "
+                          f"the file would lose them, so {advice}")
 
 
 def write_workbook(layouts: Sequence[SheetLayout], path: str | Path, *, title: str | None = None) -> Path:

@@ -210,6 +210,34 @@ def test_a_workbook_pyxl_del_did_not_write_is_never_replaced(tmp_path, small_pan
     assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 0
 
 
+def test_a_report_the_user_added_sheets_to_is_never_replaced(tmp_path, small_panel, capsys):
+    """A sheet of notes added to report.xlsx (and a report sheet renamed) vanished at the next `report --out
+    report.xlsx`, without a word. The report's own sheets carry pyxl_del's markers; any other sheet stops the
+    replace, named."""
+    import openpyxl
+
+    ours = tmp_path / "report.xlsx"
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 0
+    book = openpyxl.load_workbook(ours)
+    book.create_sheet("My notes")["A1"] = "ask risk about CD"
+    book.save(ours)
+    before = ours.read_bytes()
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "holds 1 sheet pyxl_del did not write ('My notes'): replacing the file would lose them" in err, err
+    assert ours.read_bytes() == before
+    book = openpyxl.load_workbook(ours)
+    del book["My notes"]
+    book["Summary"].title = "Summary 2025"
+    book.save(ours)
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 1
+    assert "('Summary 2025')" in capsys.readouterr().err
+    book = openpyxl.load_workbook(ours)
+    book["Summary 2025"].title = "Summary"  # back as written: the report's own again
+    book.save(ours)
+    assert main(["report", str(small_panel), "--out", str(ours), "-q"]) == 0
+
+
 def test_one_command_does_not_replace_another_commands_workbook(tmp_path, small_panel, capsys):
     """`el --out report.xlsx` left 2 sheets of a 26-sheet report: a workbook is replaced only by the kind of
     output it holds."""

@@ -14,13 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from pyxl_del.datasets.layouts import (
+    FANNIE_ACQUISITION,
+    FANNIE_COMBINED,
+    FANNIE_PERFORMANCE,
+    fannie_layout,
+    freddie_layout,
+)
 from pyxl_del.datasets.loan_performance import (
     ImportSummary,
     LoanFileError,
     concat,
     field_count,
     first_line,
-    is_date,
     iter_fields,
     joined,
     month_from,
@@ -29,37 +35,17 @@ from pyxl_del.datasets.loan_performance import (
 )
 
 PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "R": "NO-CASH-OUT REFI", "U": "UNKNOWN"}
-# 0-based positions. Combined layout: field 0 is empty.
-COMBINED = {"loan": 1, "period": 2, "rate": 7, "orig_upb": 9, "upb": 11, "orig_month": 13, "purpose": 26,
-            "dlq": 39, "zb": 43, "removal": 45}
-COMBINED_MIN_FIELDS = 100
-PERFORMANCE = {"loan": 0, "period": 1, "upb": 4, "dlq": 10, "zb": 12}
-ACQUISITION = {"loan": 0, "rate": 3, "orig_upb": 4, "orig_month": 6, "purpose": 14}
-
 
 def layout_of(path: Path) -> str:
     """"combined", "performance" or "acquisition", from the file's first line."""
     fields = first_line(path)
-    if (layout := layout_in(fields)) is not None:
+    if (layout := fannie_layout(fields)) is not None:
         return layout
-    from pyxl_del.datasets import freddie
-
     hint = ". It is a Freddie Mac loan-level file: read it with `pyxl-del import freddie`" \
-        if freddie.layout_in(fields) is not None else ""
+        if freddie_layout(fields) is not None else ""
     raise LoanFileError(f"{path}: not a Fannie Mae loan performance file: its first line has {field_count(path)} "
                         f"'|'-separated fields; expected the combined layout (108 fields, starting with '|'), a "
                         f"Performance file (period MM/DD/YYYY in field 2) or an Acquisition file{hint}")
-
-
-def layout_in(fields: list[str]) -> str | None:
-    """The layout of a file whose first line has these fields, or None."""
-    if len(fields) >= COMBINED_MIN_FIELDS and fields[0] == "":
-        return "combined"
-    if len(fields) > max(PERFORMANCE.values()) and is_date(fields[1], r"\d{2}/\d{2}/\d{4}"):
-        return "performance"
-    if len(fields) > max(ACQUISITION.values()) and is_date(fields[ACQUISITION["orig_month"]], r"\d{2}/\d{4}"):
-        return "acquisition"
-    return None
 
 
 def _layouts(sources: Sequence[str | Path]) -> dict[str, list[Path]]:
@@ -82,18 +68,18 @@ def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:
     """The files' rows as the shared raw frame (loan_performance.RAW_FIELDS), block by block as they are read."""
     by_layout = _layouts(sources)
     for path in by_layout["combined"]:
-        for raw in iter_fields(path, COMBINED, what="a Fannie Mae combined-layout file"):
+        for raw in iter_fields(path, FANNIE_COMBINED, what="a Fannie Mae combined-layout file"):
             raw["period"] = month_from(raw["period"], "MMYYYY")
             raw["orig_month"] = month_from(raw["orig_month"], "MMYYYY")
             yield raw
     if not by_layout["performance"]:
         return
-    acq = concat([read_fields(p, ACQUISITION, what="a Fannie Mae Acquisition file")
+    acq = concat([read_fields(p, FANNIE_ACQUISITION, what="a Fannie Mae Acquisition file")
                   for p in by_layout["acquisition"]]).drop_duplicates("loan", keep="last")
     acq["orig_month"] = month_from(acq["orig_month"], "MM/YYYY")
     monthly = (perf.assign(period=month_from(perf["period"], "MM/DD/YYYY"))
                for path in by_layout["performance"]
-               for perf in iter_fields(path, PERFORMANCE, what="a Fannie Mae Performance file"))
+               for perf in iter_fields(path, FANNIE_PERFORMANCE, what="a Fannie Mae Performance file"))
     yield from joined(monthly, acq, names=("Performance", "Acquisition"))
 
 

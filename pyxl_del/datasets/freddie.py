@@ -8,18 +8,22 @@ e.g. F17Q10000001), the origination file with the credit score.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from pyxl_del.datasets.layouts import (
+    FREDDIE_ORIGINATION,
+    FREDDIE_PERFORMANCE,
+    fannie_layout,
+    freddie_layout,
+)
 from pyxl_del.datasets.loan_performance import (
     ImportSummary,
     LoanFileError,
     concat,
     first_line,
-    is_date,
     iter_fields,
     joined,
     month_from,
@@ -31,9 +35,6 @@ from pyxl_del.datasets.loan_performance import (
 # 9 not available.
 PURPOSES = {"P": "PURCHASE", "C": "CASH-OUT REFI", "N": "NO-CASH-OUT REFI", "R": "REFI (NOT SPECIFIED)",
             "9": "UNKNOWN"}
-# 0-based positions (General User Guide, "File Layout & Data Dictionary").
-ORIGINATION = {"first_payment": 1, "orig_upb": 10, "rate": 12, "loan": 19, "purpose": 20}
-PERFORMANCE = {"loan": 0, "period": 1, "upb": 2, "dlq": 3, "zb": 8}
 # Freddie gives the first payment date, not the origination date: a US mortgage's first payment falls due on the
 # first day of the second month after closing (Fannie's own files: originated 12/2016, first payment 02/2017).
 FIRST_PAYMENT_LAG = 2
@@ -42,30 +43,13 @@ FIRST_PAYMENT_LAG = 2
 def layout_of(path: Path) -> str:
     """"performance" or "origination", from the file's first line."""
     fields = first_line(path)
-    if (layout := layout_in(fields)) is not None:
+    if (layout := freddie_layout(fields)) is not None:
         return layout
-    from pyxl_del.datasets import fannie
-
     hint = ". It is a Fannie Mae loan performance file: read it with `pyxl-del import fannie`" \
-        if fannie.layout_in(fields) is not None else ""
+        if fannie_layout(fields) is not None else ""
     raise LoanFileError(f"{path}: not a Freddie Mac loan-level file: its first line has {len(fields)} '|'-separated "
                         f"fields; expected an origination file (32 or more, the first payment date YYYYMM in field "
                         f"2) or a monthly performance file (the loan sequence number, then the period YYYYMM){hint}")
-
-
-def layout_in(fields: list[str]) -> str | None:
-    """"performance": a loan sequence number in field 0 and a YYYYMM period in field 1; "origination": a YYYYMM first
-    payment date in field 1 and the loan sequence number in field 19; else None."""
-    if len(fields) > max(PERFORMANCE.values()) and is_date(fields[1], r"\d{6}") and is_loan(fields[0]):
-        return "performance"
-    if len(fields) > max(ORIGINATION.values()) and is_date(fields[1], r"\d{6}") and is_loan(fields[19]):
-        return "origination"
-    return None
-
-
-def is_loan(text: str) -> bool:
-    """Freddie's loan sequence number: a letter then digits (F17Q10000001)."""
-    return re.fullmatch(r"[A-Za-z]\w+", text.strip()) is not None
 
 
 def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:
@@ -80,13 +64,13 @@ def raw_blocks(sources: Sequence[str | Path]) -> Iterator[pd.DataFrame]:
         missing = "monthly performance" if not by_layout["performance"] else "origination"
         raise LoanFileError(f"Freddie Mac data need both files of a quarter: no {missing} file among "
                             f"{', '.join(Path(s).name for s in sources)}")
-    orig = concat([read_fields(p, ORIGINATION, what="a Freddie Mac origination file")
+    orig = concat([read_fields(p, FREDDIE_ORIGINATION, what="a Freddie Mac origination file")
                    for p in by_layout["origination"]]).drop_duplicates("loan", keep="last")
     orig["orig_month"] = month_from(orig.pop("first_payment"), "YYYYMM") - FIRST_PAYMENT_LAG
     # Freddie reports the current UPB as 0 from the zero-balance month (the UPB at removal is not read).
     monthly = (perf.assign(period=month_from(perf["period"], "YYYYMM"))
                for path in by_layout["performance"]
-               for perf in iter_fields(path, PERFORMANCE, what="a Freddie Mac monthly performance file"))
+               for perf in iter_fields(path, FREDDIE_PERFORMANCE, what="a Freddie Mac monthly performance file"))
     yield from joined(monthly, orig, names=("performance", "origination"))
 
 

@@ -29,7 +29,6 @@ whole loans (`clean_by_loan`), so a quarter of tens of millions of loan-months h
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import zipfile
@@ -260,10 +259,6 @@ def first_line(path: Path) -> list[str]:
     # utf-8-sig: a file saved with a byte order mark (a Windows editor) would otherwise start with "\ufeff", and the
     # layout checks look at the first field. pyarrow skips the mark itself when it reads the fields.
     return first.decode("utf-8-sig", "replace").rstrip("\r").split("|")
-
-
-def is_date(text: str, pattern: str) -> bool:
-    return re.fullmatch(pattern, text.strip()) is not None
 
 
 def clean(raw: pd.DataFrame, columns: Mapping[str, str], *, purposes: Mapping[str, str],

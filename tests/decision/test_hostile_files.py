@@ -415,7 +415,8 @@ def test_the_version_covers_every_setting_that_changes_a_decision():
     base = Config()
     version = POLICY.version_under(base)
     changed = [base.with_overrides(risk={"lgd": 0.5}), base.with_overrides(economics={"funding_rate": 0.08}),
-               base.with_overrides(policy={"apr_max": 0.7}), base.with_overrides(buckets={"del30": ["DPD60+"]}),
+               base.with_overrides(policy={"apr_max": 0.7}),
+               base.with_overrides(buckets={"del30": ["DPD60+", "DPD90+", "WRITEOFF"]}),
                base.with_overrides(forecast={"max_mob": 24})]
     assert all(POLICY.version_under(c) != version for c in changed)
     same = [base.with_overrides(decide={"port": 9999}), base.with_overrides(policy={"max_hhi": 0.5})]

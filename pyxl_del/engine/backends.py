@@ -138,15 +138,25 @@ def resolve_files(source) -> Files:
     elif path.is_dir():
         paths = sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
                        and p.suffix.lower() in PARQUET_SUFFIXES + CSV_SUFFIXES)
+        # A .txt beside .csv or .parquet parts is a note (README.txt), not a part: it had stopped a Parquet folder
+        # as "mixes CSV and Parquet files", naming no file.
+        if any(Path(p).suffix.lower() != ".txt" for p in paths):
+            paths = [p for p in paths if Path(p).suffix.lower() != ".txt"]
         if not paths:
             raise PanelError(text, [f"no .parquet or .csv files in the folder {path}"])
     elif path.is_file():
         paths = [text]
     else:
         raise PanelError(text, [f"file not found: {path}"])
+    empty = [p for p in paths if os.path.getsize(p) == 0]
+    if empty:  # Spark failed on one (an internal error), DuckDB named it in its SQL, pandas skipped it
+        raise PanelError(text, [f"{p} is empty (0 bytes; an interrupted write?): delete it or write it again"
+                                for p in empty[:5]])
     kinds = {_kind(p, text) for p in paths}
     if len(kinds) > 1:
-        raise PanelError(text, ["mixes CSV and Parquet files: give one format"])
+        first = {kind: next(p for p in paths if _kind(p, text) == kind) for kind in sorted(kinds)}
+        raise PanelError(text, [f"mixes CSV and Parquet files ({first['csv']}, {first['parquet']}): give one "
+                                f"format"])
     return Files(text, tuple(paths), kinds.pop())
 
 
@@ -333,7 +343,7 @@ class _Spark:
         elif _is_spark_frame(source):
             frame = source
         elif source.kind == "parquet":
-            frame = read.option("mergeSchema", "true").parquet(*source.paths)
+            frame = self._parquet(source.paths)
         else:
             # Spark's CSV reader takes the first file's header for all; read each and union by name instead.
             parts = [self._csv(p, _mapped(config)) for p in source.paths]
@@ -346,6 +356,24 @@ class _Spark:
                                                                     _mapped(config))))
         return self.dialect.ident(view), dict(frame.dtypes)
 
+    def _parquet(self, paths: Sequence[str]):
+        try:
+            return self.session.read.option("mergeSchema", "true").parquet(*paths)
+        except Exception as exc:  # a SparkException comes as py4j's Py4JJavaError, not as an AnalysisException
+            if "CANNOT_MERGE_SCHEMAS" not in str(exc):
+                raise
+        # Parts whose columns differ in type (balances as whole numbers in one part, a MOB written as text in
+        # another) stopped Spark with a JVM trace: each part's columns as text, which the panel's SQL reads as it
+        # reads a CSV's, as DuckDB's union by name reads them.
+        from pyspark.sql import functions
+
+        frame = None
+        for path in paths:
+            part = self.session.read.parquet(path)
+            part = part.select([functions.col(f"`{c}`").cast("string").alias(c) for c in part.columns])
+            frame = part if frame is None else frame.unionByName(part, allowMissingColumns=True)
+        return frame
+
     def _csv(self, path: str, wanted: Sequence[str] = ()):
         # Spark sniffs neither the delimiter (a Vietnamese or German Excel saves "CSV" with semicolons) nor a title
         # above the header, as DuckDB's sniffer and the pandas reader do: both are read off the file's top lines.
@@ -353,7 +381,10 @@ class _Spark:
         # No line holds every mapped column: the first line's names, which the missing-column error lists.
         above, _, delimiter = find_header(top, wanted) or find_header(top, ()) or (0, [], ",")
         # A quote inside a quoted field is doubled, as Excel and pandas write it; Spark's default escape is '\\'.
-        read = self.session.read.options(header=True, inferSchema=False, encoding="UTF-8", escape='"', sep=delimiter)
+        # multiLine: a quoted field may hold a line break (Alt+Enter in Excel), which DuckDB and pandas read; Spark
+        # otherwise took each line for a row. It parses a file in one task, so a part is the unit of parallelism.
+        read = self.session.read.options(header=True, inferSchema=False, encoding="UTF-8", escape='"', sep=delimiter,
+                                         multiLine=True)
         if above:
             lines = self.session.sparkContext.textFile(path).zipWithIndex().filter(lambda line: line[1] >= above)
             part = read.csv(lines.keys())
@@ -620,8 +651,12 @@ def _where(count: int, rows: Sequence[tuple]) -> str:
     rows_counted = counted(count, "row")
     if not rows:
         return rows_counted
-    shown = ", ".join(f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} MOB {mob}"
-                      for loan, mob in rows[:MAX_LISTED])
+    def located(loan, mob) -> str:
+        if pd.isna(loan) and pd.isna(mob):
+            return "a row with neither loan nor MOB, as the empty lines at the end of an Excel export"
+        return f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} {'no MOB' if pd.isna(mob) else f'MOB {mob}'}"
+
+    shown = ", ".join(located(loan, mob) for loan, mob in rows[:MAX_LISTED])
     return f"{rows_counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
 
 

@@ -187,8 +187,19 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
             # as a "Total" row at the end of an Excel export has.
             extra = _optional_present(optional, fields, config, name)
             dtypes = {config[k]: "string" for k in (*TEXT_COLUMNS, "mob", "ead")} | dict.fromkeys(extra, "string")
-            frame = pd.read_csv(path, usecols=wanted + extra, dtype=dtypes, engine="pyarrow", encoding="utf-8",
-                                sep=delimiter, skiprows=skip, **ONLY_EMPTY_IS_MISSING)
+            read = partial(pd.read_csv, path, usecols=wanted + extra, dtype=dtypes, encoding="utf-8", sep=delimiter,
+                           skiprows=skip, **ONLY_EMPTY_IS_MISSING)
+            import pyarrow as pa
+
+            try:
+                frame = read(engine="pyarrow")
+            except pa.ArrowInvalid as exc:
+                # pyarrow's reader splits the file at every line end, inside quotes too: a quoted field holding a
+                # line break (a note typed with Alt+Enter in Excel), which DuckDB and Spark read, failed here as
+                # "Expected 7 columns, got 5". pandas' own reader follows the quotes, more slowly.
+                if "CSV parse error" not in str(exc):
+                    raise
+                frame = read(engine="c")
             first = frame.columns[0]
             frame.columns = [c.removeprefix("\ufeff") if c == first else c for c in frame.columns]
             frame.attrs[FIRST_ROW] = skip + 2

@@ -371,6 +371,41 @@ def test_globs_and_folders(tmp_path):
         aggregate(tmp_path / "parts", CONFIG, "pandas")
 
 
+def test_a_note_among_the_parts_is_skipped_and_an_empty_part_is_named(tmp_path):
+    """A README.txt in a folder of Parquet parts stopped the run as "mixes CSV and Parquet files", naming no file;
+    a zero-byte part was an internal error on Spark, SQL in DuckDB's message and skipped by pandas."""
+    df = simulate(CHAIN, segments=("A", "B"), cohorts=4, loans=50, max_mob=3)
+    expected = aggregate(df, CONFIG, "pandas")
+    write_panel(df, tmp_path / "parts", parts=3)
+    (tmp_path / "parts" / "README.txt").write_text("These are the parts of December's tape\n")
+    assert_same_stats(expected, aggregate(tmp_path / "parts", CONFIG, "duckdb"))
+    (tmp_path / "parts" / "extra.csv").write_text("AGREEMENT_ID\n")
+    with pytest.raises(PanelError, match=r"mixes CSV and Parquet files \(.*extra\.csv, .*part"):
+        aggregate(tmp_path / "parts", CONFIG, "duckdb")
+    (tmp_path / "parts" / "extra.csv").unlink()
+    (tmp_path / "parts" / "p9.parquet").write_bytes(b"")
+    for source in (tmp_path / "parts", str(tmp_path / "parts" / "*.parquet")):
+        with pytest.raises(PanelError, match=r"p9\.parquet is empty \(0 bytes; an interrupted write\?\): delete it"):
+            aggregate(source, CONFIG, "duckdb")
+
+
+def test_a_quoted_line_break_and_a_blank_row_read_alike_on_every_backend(tmp_path):
+    """A note typed with Alt+Enter (a line break inside a quoted field): DuckDB read it, pandas refused the file
+    ("Expected 7 columns, got 5"). A row of empty fields (",,,,,", the end of an Excel export) was "empty loan MOB
+    None" on the SQL backends."""
+    df = simulate(CHAIN, segments=("A", "B"), cohorts=4, loans=50, max_mob=3)
+    expected = aggregate(df, CONFIG, "pandas")
+    df.assign(NOTE='line one\nline "two", with comma').to_csv(tmp_path / "notes.csv", index=False)
+    for backend in ("pandas", "duckdb"):
+        assert_same_stats(expected, aggregate(tmp_path / "notes.csv", CONFIG, backend))
+    df.to_csv(tmp_path / "blank.csv", index=False)
+    with open(tmp_path / "blank.csv", "a") as fh:
+        fh.write(",,,,,\n")
+    message = str(_errors(tmp_path / "blank.csv", "duckdb"))
+    assert "a row with neither loan nor MOB, as the empty lines at the end of an Excel export" in message, message
+    assert "None" not in message
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_a_part_without_a_mapped_column_is_named(tmp_path, suffix):
     """Parts are read by name: a part without the EAD column read as empty EADs, and the message named the folder

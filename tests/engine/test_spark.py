@@ -66,6 +66,26 @@ def test_parts_csv_and_spark_frames(spark, tmp_path):
     assert_same_stats(expected, aggregate(spark.read.parquet(str(tmp_path / "parts")), CONFIG, spark=spark))
 
 
+def test_parts_of_other_column_types_and_a_quoted_line_break_on_spark(spark, tmp_path):
+    """Parquet parts whose balance was whole numbers in one part, or whose MOB was text in another, stopped Spark
+    with a JVM trace (CANNOT_MERGE_SCHEMAS); a line break inside a quoted field made each line a row. Both now read
+    as DuckDB reads them."""
+    df = simulate(CHAIN, segments=("CASH LOAN", "Vay tiêu dùng"), cohorts=5, loans=80, max_mob=4, seed=5)
+    expected = aggregate(df, CONFIG, "pandas")
+    (tmp_path / "parts").mkdir()
+    thirds = [df.iloc[i::3] for i in range(3)]
+    thirds[1] = thirds[1].assign(PRINCIPLE_OUTSTANDING=thirds[1]["PRINCIPLE_OUTSTANDING"].round().astype("int64"))
+    thirds[2] = thirds[2].assign(MOB=thirds[2]["MOB"].astype(str))
+    for i, part in enumerate(thirds):
+        part.to_parquet(tmp_path / "parts" / f"p{i}.parquet")
+    rounded = pd.concat(thirds).astype({"MOB": "int64"}).sort_index()
+    assert_same_stats(aggregate(tmp_path / "parts", CONFIG, "duckdb"),
+                      aggregate(tmp_path / "parts", CONFIG, "spark", spark=spark))
+    assert_same_stats(aggregate(rounded, CONFIG, "pandas"), aggregate(tmp_path / "parts", CONFIG, "spark", spark=spark))
+    df.assign(NOTE='line one\nline "two", with comma').to_csv(tmp_path / "notes.csv", index=False)
+    assert_same_stats(expected, aggregate(tmp_path / "notes.csv", CONFIG, "spark", spark=spark))
+
+
 def test_a_csv_that_is_not_utf8_is_named_on_spark(spark, tmp_path):
     """Spark read Latin-1 "Vay tiêu dùng" as the segment "Vay ti\ufffdu d\ufffdng", silently."""
     df = simulate(CHAIN, segments=("Vay tiêu dùng",), cohorts=2, loans=10, max_mob=2, seed=1)

@@ -337,7 +337,6 @@ class _Spark:
     def register(self, source, config: Config, label: str) -> tuple[str, dict[str, str]]:
         import pyarrow as pa
 
-        read = self.session.read
         if isinstance(source, pd.DataFrame):
             frame = self.session.createDataFrame(pa.Table.from_pandas(_sql_ready(source), preserve_index=False))
         elif _is_spark_frame(source):

@@ -667,24 +667,62 @@ def _toml_value(value) -> str:
 
 
 def _describe(error: dict) -> str:
-    loc = [str(p) for p in error["loc"]]
+    # A value tried against each member of a union ("auto" or a number) is located by member names that mean
+    # nothing in a config file (prior_strength.literal['auto'], .constrained-float): the key is what is named.
+    loc = [str(p) for p in error["loc"] if not re.fullmatch(r"literal\[.*\]|constrained-\w+|float|int|str|bool",
+                                                            str(p))]
     if loc:
         key = f"[{loc[0]}] {'.'.join(loc[1:])}".strip() if len(loc) > 1 else f"[{loc[0]}]"
     else:
         key = "(top level)"
     msg = error["msg"]
     if error["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = _unknown(loc)
     elif "input" in error and error["type"] not in ("missing",):
         given = error["input"]
         msg = f"{msg} (got {shorten(repr(given), 80)})"
-        if isinstance(given, str) and error["type"] in ("int_type", "float_type", "bool_type"):
+        if isinstance(given, str) and re.fullmatch(r"\s*-?\d+,\d+\s*", given) \
+                and error["type"] in ("int_type", "float_type"):
+            msg += f"; write numbers with a decimal point and without quotes ({given.strip().replace(',', '.')})"
+        elif isinstance(given, str) and error["type"] in ("int_type", "float_type", "bool_type"):
             msg += "; write numbers and true / false without quotes"
         elif isinstance(given, bool) and error["type"] in ("int_type", "float_type"):
             msg += "; true / false is not a number"
         elif isinstance(given, float) and error["type"] == "int_type":
-            msg += f"; write a whole number{f' ({int(given)})' if given.is_integer() else ''}, without a decimal point"
+            msg += (f"; write a whole number{f' ({int(given)})' if given.is_integer() else ''}, without a decimal "
+                    f"point (thousands are written 1000 or 1_000, not 1.000)")
     return f"{key}: {msg}"
+
+
+def _joined(lines: list[str]) -> list[str]:
+    """One line per key: a value tried against each member of a union failed once per member ("Input should be
+    'auto' (got 'Auto')", then "Input should be a valid number (got 'Auto')"): said once, as the alternatives."""
+    by_key: dict[str, list[str]] = {}
+    for line in lines:
+        key, _, msg = line.partition(": ")
+        by_key.setdefault(key, []).append(msg)
+    out = []
+    for key, msgs in by_key.items():
+        wanted = [m.removeprefix("Input should be ").partition(" (got ")[0] for m in msgs]
+        if len(msgs) > 1 and all(m.startswith("Input should be ") and " (got " in m for m in msgs):
+            got = msgs[0].partition(" (got ")[2].partition(")")[0]
+            hint = "; write it in lower case" if got.strip("'\"").casefold() in ("auto", "none") else ""
+            out.append(f"{key}: Input should be {' or '.join(wanted)} (got {got}){hint}")
+        else:
+            out += [f"{key}: {m}" for m in msgs]
+    return out
+
+
+def _unknown(loc: list[str]) -> str:
+    """An unknown section or key, with the known one it most likely meant."""
+    if len(loc) == 1:
+        near = closest_name(loc[0], Config.model_fields)
+        return (f"unknown section{f'; did you mean [{near}]?' if near else ''} (sections: "
+                f"{', '.join(Config.model_fields)})")
+    model = Config.model_fields.get(loc[0])
+    keys = list(getattr(model.annotation, "model_fields", {})) if model is not None else []
+    near = closest_name(loc[-1], keys) if len(loc) == 2 else None
+    return f"unknown key{f'; did you mean {near}?' if near else ''}"
 
 
 def _json_value(value: Any) -> Any:
@@ -707,7 +745,7 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         text = json.dumps(data, default=_json_value)
         return Config.model_validate_json(text, strict=True)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e) for e in validation_errors(exc))
+        problems = "\n  ".join(_joined([_describe(e) for e in validation_errors(exc)]))
         raise ConfigError(f"{source}: invalid configuration\n  {problems}") from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid configuration: values are nested too deeply") from None

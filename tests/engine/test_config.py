@@ -27,7 +27,7 @@ def test_requirement_names_are_there():
     ('[calibration]\nk_clip = [2.0, 0.5]\n', "[calibration]"),
     ('[calibration]\ncohort_clip = [0.0, 10.0]\n', "cohort_clip must satisfy 0 < min <= 1 <= max"),
     ('[buckets]\ndel30 = ["DPD30", "WRITEOFF"]\n', "not in order"),
-    ('[colums]\nmob = "M"\n', "[colums]: unknown key"),
+    ('[colums]\nmob = "M"\n', "[colums]: unknown section; did you mean [columns]?"),
     ('[columns]\nmob = "X"\nstate = "X"\n', "same data column"),
     ('[forecast]\nmax_mob = 0\n', "[forecast] max_mob"),
 ])

@@ -154,3 +154,22 @@ def test_a_bucket_order_that_is_not_best_to_worst_is_refused(tmp_path, buckets, 
     for fine in ('order = ["PREPAY", "WRITEOFF", "CURRENT", "DPD1+", "DPD30+", "DPD60+", "DPD90+"]\n',
                  'order = ["CURRENT", "DPD30+", "DPD60+", "DPD90+", "WRITEOFF", "PREPAY"]\n'):
         assert load_config(write(tmp_path, "[buckets]\n" + fine)).buckets.order[-1] in ("DPD90+", "PREPAY")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[transitions]\nmin_cout = 3\n', "[transitions] min_cout: unknown key; did you mean min_count?"),
+    ('[transition]\nmin_count = 3\n', "[transition]: unknown section; did you mean [transitions]?"),
+    ('[risk]\nlgd = "0,45"\n', "write numbers with a decimal point and without quotes (0.45)"),
+    ('[transitions]\nmin_count = 1.000\n', "(thousands are written 1000 or 1_000, not 1.000)"),
+    ('[transitions]\nprior_strength = "Auto"\n',
+     "[transitions] prior_strength: Input should be 'auto' or a valid number (got 'Auto'); write it in lower case"),
+])
+def test_a_hand_edit_gets_the_fix_not_the_validators_words(tmp_path, text, expected):
+    """A misspelt key was "unknown key" with no suggestion (a section "unknown key" too); "0,45" was told to drop
+    the quotes, and then "0,45" without them is a TOML error; 1.000 (a thousand, written the Vietnamese way) was told
+    to become 1; "Auto" got two lines located at prior_strength.literal['auto'] and .constrained-float."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert expected in message, message
+    assert "literal[" not in message and "constrained-" not in message

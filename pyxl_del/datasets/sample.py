@@ -785,7 +785,7 @@ def write_panel(
     config: Config | None = None,
     compression: str = "zstd",
 ) -> list[Path]:
-    """Write a panel by file suffix: ``.csv`` (UTF-8, no index), ``.parquet`` or ``.xlsx`` (sheet "Data").
+    """Write a panel by file suffix: ``.csv`` (`engine.files.write_csv`), ``.parquet`` or ``.xlsx`` (sheet "Data").
 
     Part files (parquet only): give ``parts=N`` and/or a path containing ``{part}`` (replaced by the
     zero-padded part number); without the placeholder the path is a directory that receives
@@ -828,7 +828,9 @@ def _write_single(df: pd.DataFrame, path: Path, compression: str) -> Path:
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        df.to_csv(path, index=False, encoding="utf-8")
+        from pyxl_del.engine.files import write_csv
+
+        write_csv(df, path)  # as every CSV of pyxl_del's: a byte order mark for Excel, no text read as a formula
     elif suffix == ".parquet":
         _write_parquet(df, path, compression)
     elif suffix == ".xlsx":

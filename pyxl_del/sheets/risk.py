@@ -476,7 +476,8 @@ def scenarios_sheet(scenarios: Sequence[ScenarioSpec]) -> SheetLayout:
     """The scenarios in the layout `stress.read_scenarios_sheet` reads: edit, add rows, run the stress again."""
     title = "Scenarios"
     blocks, formats = _header(title, [
-        "Z by forecast month (month 1 = the month after each cohort's last actual month); the last value persists. "
+        "Z by forecast month (month 1 = the month after the reporting date, the same for every cohort); the last value "
+        "persists. "
         "Z < 0 is adverse: -1 is a 1-in-6 month, -2 a 1-in-44. Add a row or edit one, save, then run "
         "the ribbon's Stress test again (or the command line's stress with this file); a row named like a built-in "
         "scenario replaces it.",

@@ -113,6 +113,12 @@ def test_sample_then_report_round_trip(tmp_path):
     out = tmp_path / "t"
     assert main(["report", str(path), "--out", str(out), "-q"]) == 0
     assert (out / "del_long.csv").stat().st_size > 0
+    # The sample as CSV is written as every CSV of pyxl_del's (it had no byte order mark), and reads back the same.
+    assert main(["sample", "--out", str(tmp_path / "sample.csv")]) == 0
+    assert (tmp_path / "sample.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert main(["report", str(tmp_path / "sample.csv"), "--out", str(tmp_path / "c"), "-q"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "del_long.csv"), pd.read_csv(tmp_path / "c" / "del_long.csv"),
+                                  check_exact=False, rtol=1e-12, atol=1e-12)
 
 
 def test_sample_leaves_an_existing_file_and_names_a_bad_suffix(tmp_path, capsys):

@@ -457,6 +457,27 @@ def _toml_item(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _insert(table, key: str, value, *, top_level: bool = False) -> None:
+    """Add ``key`` to a tomlkit table (or the document) after its last key, not after the comments that follow it:
+    appended, a new key landed under the next section's heading comment ("# ===== forecast =====" then half_life,
+    then [forecast]). A new section (``top_level``) goes before the first array of tables ([[alerts.rules]]), whose
+    entries would otherwise seem to end with it, else at the end; a key into an empty table before its blank line."""
+    import tomlkit.items
+
+    def holds_array(item) -> bool:  # [[alerts.rules]] is the table "alerts" holding the array "rules"
+        return isinstance(item, tomlkit.items.AoT) or (
+            isinstance(item, tomlkit.items.Table) and any(holds_array(v) for v in item.value.values()))
+
+    container = table if hasattr(table, "body") else table.value
+    keys = [i for i, (k, _item) in enumerate(container.body) if k is not None]
+    arrays = [i for i in keys if holds_array(container.body[i][1])] if top_level else []
+    at = arrays[0] if arrays else keys[-1] + 1 if keys else len(container.body) if top_level else 0
+    if at >= len(container.body):
+        container.append(key, value)
+    else:
+        container._insert_at(at, key, value)  # tomlkit's insertion at a position (its public add() only appends)
+
+
 def write_settings(path: str | Path, settings: Sequence[tuple[str, str, object, object]], *,
                    read_as: str | None = None) -> Path:
     """Set each (section, key, _old, new) in the TOML file at ``path`` (created if absent), keeping its comments
@@ -482,8 +503,13 @@ def write_settings(path: str | Path, settings: Sequence[tuple[str, str, object, 
         document = tomlkit.document()
     for section, key, _old, new in settings:
         if section not in document:
-            document.add(section, tomlkit.table())
-        document[section][key] = _toml_item(new)
+            table = tomlkit.table()
+            table.add(tomlkit.nl())  # a blank line before whatever follows it
+            _insert(document, section, table, top_level=True)
+        if key in document[section]:
+            document[section][key] = _toml_item(new)
+        else:
+            _insert(document[section], key, _toml_item(new))
     written = tomlkit.dumps(document)
     config_from_dict(tomllib.loads(written), source=f"{path} (as it would be written)")
     with atomic_replace(path) as tmp:

@@ -307,6 +307,20 @@ def test_an_invalid_result_leaves_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
 
 
+def test_a_new_key_goes_after_its_sections_last_key_and_a_new_section_before_the_alert_rules(tmp_path):
+    """Appended, a new key landed under the next section's heading comment (then the section), and a new section
+    after [[alerts.rules]], as if it were part of the last rule."""
+    path = tmp_path / "config.toml"
+    path.write_text('[transitions]\nweighting = "count"  # mine\n# half_life = 0\n\n# ===== forecast =====\n'
+                    '[forecast]\nmax_mob = 24\n\n[[alerts.rules]]\nrule = "del_above"\ndel_type = "DEL30"\nmob = 6\n'
+                    'threshold = 0.05\n')
+    write_settings(path, [("transitions", "half_life", 0.0, 12.0), ("calibration", "mode", "none", "stepwise")])
+    assert path.read_text() == (
+        '[transitions]\nweighting = "count"  # mine\nhalf_life = 12.0\n# half_life = 0\n\n# ===== forecast =====\n'
+        '[forecast]\nmax_mob = 24\n\n[calibration]\nmode = "stepwise"\n\n[[alerts.rules]]\nrule = "del_above"\n'
+        'del_type = "DEL30"\nmob = 6\nthreshold = 0.05\n')
+
+
 def test_a_failed_replace_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "config.toml"
     path.write_text(CONFIG_TEXT)

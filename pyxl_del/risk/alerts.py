@@ -75,7 +75,7 @@ def describe(rule) -> str:
                 f"above older cohorts at the same MOB")
     if rule.rule == "concentration":
         measure = "HHI" if rule.measure == "hhi" else f"top-{rule.n} share"
-        return f"{measure} of outstanding EAD by {rule.by} > {rule.threshold:.2%}"
+        return f"{measure} of outstanding EAD by {rule.by} > {_share(rule.threshold, rule.measure)}"
     return f"NPL ratio (default-state share of outstanding EAD) > {rule.threshold:.2%}"
 
 
@@ -151,7 +151,13 @@ def _concentration(rule, rule_id: str, ctx: _Context) -> list[dict]:
         return []
     measure = "HHI" if rule.measure == "hhi" else f"top-{rule.n} share"
     return [dict(segment="", cohort="", mob=pd.NA, value=value, threshold=rule.threshold,
-                 message=f"{measure} of outstanding EAD by {rule.by} is {value:.2%} > {rule.threshold:.2%}")]
+                 message=f"{measure} of outstanding EAD by {rule.by} is {_share(value, rule.measure)} > "
+                         f"{_share(rule.threshold, rule.measure)}")]
+
+
+def _share(value: float, measure: str) -> str:
+    """An HHI as the index the Concentration sheet and the dashboard show (0.396); a top-n share as a percent."""
+    return f"{value:.3f}" if measure == "hhi" else f"{value:.2%}"
 
 
 def _npl_above(rule, rule_id: str, ctx: _Context) -> list[dict]:

@@ -48,9 +48,9 @@ def _recovering(level: float, hold: int, recover: int) -> tuple[float, ...]:
 PREDEFINED: tuple[ScenarioSpec, ...] = (
     ScenarioSpec(name="baseline", z=(0.0,), description="Z = 0: the fitted matrices as they are (the report)"),
     ScenarioSpec(name="mild_recession", z=_recovering(-0.5, 12, 6),
-                 description="Z = -0.5 (a 1-in-3 year) for 12 months, back to 0 over 6 months"),
+                 description="Z = -0.5 (each month as bad as 1 in 3) for 12 months, back to 0 over 6 months"),
     ScenarioSpec(name="severe_recession", z=_recovering(-1.5, 18, 12),
-                 description="Z = -1.5 (a 1-in-15 year) for 18 months, back to 0 over 12 months"),
+                 description="Z = -1.5 (each month as bad as 1 in 15) for 18 months, back to 0 over 12 months"),
     ScenarioSpec(name="rate_shock", z=_recovering(-1.0, 6, 6),
                  description="interest-rate shock: payment stress Z = -1 at once for 6 months, fading over 6"),
 )

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pyxl_del.backtest.tune import settings_text
 from pyxl_del.engine.calibration import absorbing_mask
-from pyxl_del.engine.config import DEL_TYPES
+from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.errors import agree, counted
@@ -781,6 +781,20 @@ def _newest_forecast(table: pd.DataFrame, flags: np.ndarray) -> float:
     return table.iloc[-1, mob]
 
 
+def _thin_rows_text(fell_back: int, few: int, cfg: Config) -> str:
+    """The transition rows that rest on little or no data of their own, as the estimator treats them."""
+    if cfg.transitions.estimator == "bayes":
+        its = agree(fell_back, "its", "their")
+        text = (f"{counted(fell_back, 'transition row')} {agree(fell_back, 'has', 'have')} no loans of {its} own and "
+                f"{agree(fell_back, 'takes', 'take')} {its} prior (the segment's neighbouring MOBs and the other "
+                f"segments)")
+        return text + (f", and {few} more rest on fewer than {cfg.transitions.min_count} loans ([transitions] "
+                       f"min_count) and lean on theirs" if few else "")
+    return (f"{counted(fell_back, 'transition row')} had too few loans and {agree(fell_back, 'borrows', 'borrow')} "
+            f"pooled or nearby data" + (f", and {few} more rest on fewer than {cfg.transitions.min_count} loans "
+                                        f"([transitions] min_count) as they are" if few else ""))
+
+
 def _weighting_caveat(shown: str, other: str, mob: int, shown_values: np.ndarray, other_values: np.ndarray) -> str:
     """The Portfolio's weighting, and what the other would make of its DEL30 at ``mob`` averaged over the cohorts:
     quoted beside this one's only where the two print differently, as "0.00% instead of 0.00%" says nothing."""
@@ -807,7 +821,8 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
     span = f"{result.cohorts[0]} to {result.cohorts[-1]}" if n_cohorts > 1 else "".join(result.cohorts)
     intro = [f"{result.stats.n_rows:,} rows of loan-month data: {int(segments['loans'].sum()):,} loans in "
              f"{counted(len(result.segments), 'segment')} ({listed_names(result.segments)}) and "
-             f"{counted(n_cohorts, 'monthly cohort')} ({span}), followed to MOB {max_mob}."
+             f"{counted(n_cohorts, 'monthly cohort')} ({span}), observed to MOB "
+             f"{int(sizes['last_actual_mob'].max())} and forecast to MOB {max_mob}."
              if n_cohorts else "No cohort in the data."]
     w = SheetWriter(row=summary_top(intro))
     tables = {d: wide(PORTFOLIO, d, "mixed") for d in DEL_TYPES}
@@ -883,8 +898,13 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
              "at MOB 0 and last actual MOB."])
     thin = int((segments["loans"] < THIN_LOANS).sum())
     # Live rows only: an absorbing state's row is the identity whatever the data.
-    source = result.transitions.source[..., ~absorbing_mask(cfg)]
+    live = ~absorbing_mask(cfg)
+    source = result.transitions.source[..., live]
     fell_back, tail = int((source == FALLBACK).sum()), int((source == TAIL).sum())
+    # Rows estimated from fewer loans than min_count: under "bayes" they are shrunk toward their prior, not replaced,
+    # so they are not fallback rows, yet they are thin (the caveat had counted 30 rows where 182 were).
+    own = result.transitions.n_obs[..., live]
+    few = int(((source != FALLBACK) & (source != TAIL) & (own > 0) & (own < cfg.transitions.min_count)).sum())
     caveats = [*([result.illustrative + "."] if result.illustrative else []),
                _weighting_caveat(cfg.portfolio.aggregation, other, max_mob,
                                  *(views[a]["DEL30"].mixed[:, max_mob] if n_cohorts else np.empty(0)
@@ -893,8 +913,7 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
                "applied from the cohort's last actual month.",
                f"Thin data: {thin} of {counted(len(segments), 'segment cohort')} {agree(thin, 'has', 'have')} fewer "
                f"than {THIN_LOANS} loans (one loan "
-               f"moves their DEL by a point or more); {counted(fell_back, 'transition row')} had too few loans and "
-               f"{agree(fell_back, 'borrows', 'borrow')} pooled or nearby data"
+               f"moves their DEL by a point or more); {_thin_rows_text(fell_back, few, cfg)}"
                + (f"; {counted(tail, 'row')} past the last MOB with data {agree(tail, 'repeats', 'repeat')} the last "
                   f"estimated steps (the tail)." if tail else "."),
                *([(f"Reporting months differed beyond chance (a calendar effect, e.g. a recession): the forecast "

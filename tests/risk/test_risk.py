@@ -413,6 +413,9 @@ def test_a_seeded_book_fires_exactly_the_expected_alerts():
     r1 = alerts[alerts["rule_id"] == "R1"]
     assert (r1["value"] > 0.05).all() and (r1["threshold"] == 0.05).all()
     assert fires_at(alerts, "critical") and fires_at(alerts, "warning")
+    # The HHI in the units the Concentration sheet shows it in (an index, 0.68), not as "68.00% > 60.00%".
+    r3 = alerts[alerts["rule_id"] == "R3"].iloc[0]
+    assert r3["message"] == f"HHI of outstanding EAD by segment is {r3['value']:.3f} > 0.600", r3["message"]
 
 
 def test_an_alert_on_a_thin_cohort_says_so():

@@ -33,7 +33,7 @@ from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.engine.data import PORTFOLIO
 from pyxl_del.engine.errors import OutputError
 from pyxl_del.engine.period import PeriodLevels
-from pyxl_del.engine.transitions import OWN, PRIOR, TAIL_COPY
+from pyxl_del.engine.transitions import ESTIMATED, OWN, PRIOR, TAIL_COPY
 from pyxl_del.excel.render import (
     SheetConflictError,
     owned_sheets,
@@ -560,22 +560,35 @@ def test_summary_counts_in_the_right_number(tmp_path):
         result = pyxl_del.run(panel, config)
         texts, _ = summary_texts(result, tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "loan-month" in t]
+        # How far the data go and how far the forecast: "followed to MOB 6" had named only the forecast's end.
+        assert any(t.endswith("(2025-01), observed to MOB 3 and forecast to MOB 6.") for t in texts), texts
         assert any(t.startswith(thin) for t in texts), [t for t in texts if "Thin data" in t]
     # The live rows that borrowed data or repeat the tail: 24 and 30 in the two-segment book; the same result with
     # one of each (the other rows their own data) says "1 transition row ... borrows", "1 row ... repeats".
     origin = result.transitions.origin
     flat = np.arange(origin.size).reshape(origin.shape)  # row 0: segment A, step 0, CURRENT; row 1: DPD1+
     one_each = np.select([flat == 0, flat == 1], [PRIOR, TAIL_COPY], OWN).astype(origin.dtype)
+    prior = "have no loans of their own and take their prior (the segment's neighbouring MOBs and the other segments)"
+    # Rows of their own data below min_count (30) are thin too (Bayes: they lean on their prior): counted apart. Here
+    # every row of own data has 39-40 loans; one set to 5 loans is counted.
+    n_obs = result.transitions.n_obs.copy()
+    n_obs[0, 0, 0] = 5  # segment A, step 0, CURRENT: a row of its own data (shrunk toward its prior)
+    assert result.transitions.source[0, 0, 0] == ESTIMATED
     for transitions, said in (
-            (result.transitions, ("24 transition rows had too few loans and borrow pooled or nearby data; 30 rows "
-                                  "past the last MOB with data repeat the last estimated steps (the tail).")),
+            (result.transitions, (f"24 transition rows {prior}; 30 rows past the last MOB with data repeat the last "
+                                  f"estimated steps (the tail).")),
+            (dataclasses.replace(result.transitions, n_obs=n_obs),
+             f"24 transition rows {prior}, and 1 more rest on fewer than 30 loans ([transitions] min_count) and lean "
+             f"on theirs; 30 rows"),
             (dataclasses.replace(result.transitions, origin=one_each),
-             ("1 transition row had too few loans and borrows pooled or nearby data; 1 row past the last MOB with "
-              "data repeats the last estimated steps (the tail).")),
-            (dataclasses.replace(result.transitions, origin=np.full_like(origin, OWN)),
-             "0 transition rows had too few loans and borrow pooled or nearby data.")):
+             "1 transition row has no loans of its own and takes its prior (the segment's"),
+            (dataclasses.replace(result.transitions, origin=np.full_like(origin, OWN)), f"0 transition rows {prior}.")):
         texts, _ = summary_texts(dataclasses.replace(result, transitions=transitions), tmp_path)
         assert any(said in t for t in texts), [t for t in texts if "Thin data" in t]
+    # The specified estimator replaces a thin row by pooled data: said so.
+    specified = pyxl_del.run(panel, config.as_specified())
+    texts, _ = summary_texts(specified, tmp_path)
+    assert any("transition rows had too few loans and borrow pooled or nearby data" in t for t in texts), texts
 
 
 def test_the_other_weighting_is_compared_only_where_it_shows_a_difference(mixed_result, tmp_path):

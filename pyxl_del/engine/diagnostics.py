@@ -183,9 +183,11 @@ def calendar_gap(stats: PanelStats, config: Config) -> str:
 
 def short_history(model: TransitionModel) -> np.ndarray:
     """(S,) the segments whose chain rests on fewer than SHORT_HISTORY_STEPS estimated MOB steps and repeats them
-    past its data (a tail): their forecast is extrapolated from the book's first months."""
-    known = model.last_estimated_step + 1
-    return (known < SHORT_HISTORY_STEPS) & (known < model.n_obs.shape[1])
+    past its data (a tail): their forecast is extrapolated from the book's first months. A segment without a step of
+    its own (a product launched last month) is one whatever the chain it borrows: it had been forecast to MOB 36
+    unmarked, said to rest on the book's 29 steps."""
+    known = model.steps_of_data
+    return (known < SHORT_HISTORY_STEPS) & ((model.last_estimated_step + 1 < model.n_obs.shape[1]) | (known == 0))
 
 
 def too_few_steps(subject: str, n: int) -> str:
@@ -200,7 +202,7 @@ def illustrative_forecast(model: TransitionModel, stats: PanelStats, config: Con
     short = short_history(model)
     if not short.any():
         return ""
-    known = model.last_estimated_step[short] + 1
+    known = model.steps_of_data[short]
     names = [stats.segments[s] for s in np.flatnonzero(short)]
     who = (f"segment '{names[0]}' rests" if len(names) == 1 else
            f"{'every segment' if short.all() else f'{len(names)} segments'} ("
@@ -219,6 +221,7 @@ def illustrative_forecast(model: TransitionModel, stats: PanelStats, config: Con
             rule = ROW_ORIGINS[origin].split(": ", 1)[1]
             defaults += (f"; no loan has left {', '.join(states)} yet, so {agree(len(states), 'its', 'their')} moves "
                          f"are a default ({rule})")
-    return (f"ILLUSTRATIVE forecast: {who} on {steps} of data (up to MOB {hi}), repeated to MOB {stats.max_mob}"
-            f"{defaults}. Backtested from fewer than {SHORT_HISTORY_STEPS} MOB steps, forecasts missed by 2-3 times "
+    rests = (f"on {steps} of data (up to MOB {hi}), repeated to MOB {stats.max_mob}" if hi else
+             "on no MOB step of data of its own: its chain is the other segments'")
+    return (f"ILLUSTRATIVE forecast: {who} {rests}{defaults}. Backtested from fewer than {SHORT_HISTORY_STEPS} MOB steps, forecasts missed by 2-3 times "
             f"the error of the true chain (docs/backtesting.md item 20): an illustration until more months are in")

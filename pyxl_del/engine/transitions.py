@@ -55,12 +55,16 @@ class TransitionModel:
     transition_matrix: np.ndarray  # (S, M, K, K)
     n_obs: np.ndarray  # (S, M, K) loans observed in state i at m and at m+1
     origin: np.ndarray  # (S, M, K) index into ROW_ORIGINS
-    last_estimated_step: np.ndarray  # (S,) last step with own transitions; later steps are the tail
+    # (S,) the last estimated step; later steps are the tail. A segment without a transition of its own (a product
+    # launched last month) takes the pooled chain to the book's last step with data.
+    last_estimated_step: np.ndarray
     # (S, M, K) how many loans' worth of evidence row (s, m, i) rests on: the Dirichlet concentration of its
     # posterior (forecast intervals draw rows from Dirichlet(concentration * row)). The specified estimator's is
     # the loans observed in the row it was taken from.
     concentration: np.ndarray
     tail_steps: np.ndarray  # (S, K) how many of the last estimated steps each tail row pools (`tail_steps`)
+    # (S,) MOB steps with the segment's own transitions: what its chain rests on (0 for a segment borrowing it all)
+    steps_of_data: np.ndarray
     estimator: str = "specified"
     # bayes: (K,) the prior strength in loans per from-state (NaN: absorbing or no data) and (K, 3) the weights of
     # PRIOR_PARTS in each from-state's prior.
@@ -445,6 +449,7 @@ def estimate_transition_matrices(stats: PanelStats, config: Config) -> Transitio
         n_obs=n_obs,
         origin=origin,
         last_estimated_step=last_step,
+        steps_of_data=own_last + 1,
         concentration=concentration.astype(np.float64),
         estimator=t.estimator,
         prior_strength=strengths,

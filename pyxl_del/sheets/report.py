@@ -333,7 +333,9 @@ def illustrative_note(result: DelResult, segment: str) -> str:
         n = int(result.short_history.sum())
         of_all = f"{n} of {counted(len(result.segments), 'segment')}"
         return f"ILLUSTRATIVE: {too_few_steps(of_all, n)} ({where})"
-    steps = int(result.transitions.last_estimated_step[result.segments.index(segment)]) + 1
+    steps = int(result.transitions.steps_of_data[result.segments.index(segment)])
+    if not steps:
+        return f"ILLUSTRATIVE: no MOB step of data of its own: the chain is the other segments' ({where})"
     return (f"ILLUSTRATIVE: the chain rests on {counted(steps, 'MOB step')} of data, repeated to MOB "
             f"{int(result.stats.max_mob)} ({where})")
 
@@ -861,7 +863,7 @@ def summary_of(result: DelResult, layouts: Sequence[SheetLayout], wide: WideTabl
 
     w.section("Segments")
     by_segment = []
-    steps = result.transitions.last_estimated_step + 1
+    steps = result.transitions.steps_of_data
     for s_idx, segment in enumerate(result.segments):
         part = segments[segments["segment"] == segment]
         table = wide(segment, "DEL30", "mixed")

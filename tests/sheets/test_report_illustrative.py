@@ -101,3 +101,23 @@ def test_the_risk_sheets_carry_the_mark(young, sample_result):
                      for t in block.values.ravel().tolist() if isinstance(t, str)]
             found = [t for t in lines if t.startswith("ILLUSTRATIVE forecast: B rests on fewer than 6 MOB steps")]
             assert bool(found) == marked, (view, marked)
+
+
+def test_a_product_with_no_month_on_book_but_the_first_is_illustrative(tmp_path):
+    """A product launched last month (MOB 0 rows only) borrowed the other segments' chain to their last step, so
+    it counted as resting on their 8 steps: forecast to MOB 12 with no ILLUSTRATIVE mark, "8 MOB steps of data" on the
+    Summary. It rests on none."""
+    records = []
+    for i in range(60):
+        records += loan(f"A{i}", "2024-01", "A", [("CURRENT", 100.0)] * 9)
+        records += loan(f"C{i}", "2024-09", "C", [("CURRENT", 100.0)])
+    result = pyxl_del.run(frame(records), pyxl_del.Config().with_overrides(forecast={"max_mob": 8}))
+    assert result.transitions.steps_of_data.tolist() == [8, 0]
+    assert result.short_history.tolist() == [False, True]  # A's chain is complete: not marked whatever its length
+    assert "segment 'C' rests on no MOB step of data of its own: its chain is the other segments'" in \
+        result.illustrative
+    ws = load_workbook(write_report(result, tmp_path / "new.xlsx"))[FIXED_SHEETS["summary"]]
+    top, cols = summary_table(ws, "Segment")
+    rows = {ws.cell(r, 1).value: r for r in range(top + 1, top + 3)}
+    assert ws.cell(rows["C (ILLUSTRATIVE)"], cols["MOB steps of data"]).value == 0
+    assert ws.cell(rows["A"], cols["MOB steps of data"]).value == 8

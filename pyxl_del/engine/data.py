@@ -421,9 +421,9 @@ def _optional_present(optional: Sequence[str], columns, config: Config, source: 
     keys = {v: k for k, v in config.columns.model_dump().items() if isinstance(v, str)}
     misspelt = [c for c in optional if c not in names and _name_key(c) in alike]
     if misspelt:
-        raise PanelError(source, [f"no column [columns] {keys.get(c, c)} = {c!r}: the data have {alike[_name_key(c)]!r} "
-                                  f"(it differs in spaces or letter case): rename the column or set the key to it"
-                                  for c in misspelt])
+        raise PanelError(source, [f"no column [columns] {keys.get(c, c)} = {c!r}: the data have "
+                                  f"{alike[_name_key(c)]!r} ({how_alike(alike[_name_key(c)], c)}): rename the column "
+                                  f"or set the key to it" for c in misspelt])
     return [c for c in optional if c in names]
 
 
@@ -437,8 +437,8 @@ def _require_columns(columns, config: Config, source: str) -> None:
         alike = {_name_key(n): n for n in names}
         shown = ", ".join(shorten(c, LABEL_CHARS) for c in names[:20])
         raise PanelError(source, [
-            f"missing mapped column [columns] {k} = {config[k]!r}: the data have {alike[_name_key(config[k])]!r} (it "
-            f"differs in spaces or letter case): rename the column or set the key to it"
+            f"missing mapped column [columns] {k} = {config[k]!r}: the data have {alike[_name_key(config[k])]!r} "
+            f"({how_alike(alike[_name_key(config[k])], config[k])}): rename the column or set the key to it"
             if _name_key(config[k]) in alike else
             f"missing mapped column [columns] {k} = {config[k]!r} (set it in config.toml to one of the columns "
             f"present: {shown})" for k in missing])
@@ -618,9 +618,8 @@ def state_problem(column: str, order: Sequence[str], labels: list, where: str) -
     alike = [(v, buckets[_name_key(v)]) for v in labels[:MAX_LISTED]
              if isinstance(v, str) and _name_key(v) in buckets]
     if alike:
-        pairs = ", ".join(f"{quoted([v])} as {b!r}" for v, b in alike)
-        text += (f" ({pairs}: the same but for letter case or spaces; labels must match [buckets] order as "
-                 f"written)")
+        pairs = "; ".join(f"{quoted([v])} as {b!r}: {how_alike(v, b)}" for v, b in alike)
+        text += f" ({pairs}; labels must match [buckets] order as written)"
     named = [v for v in labels if not pd.isna(v)]
     if named and all(DAYS.match(str(v)) for v in named):
         text += (" (whole numbers: days past due, not buckets; give each row the bucket of [buckets] order its days "
@@ -733,6 +732,15 @@ class Panel:
     @property
     def n_rows(self) -> int:
         return len(self.mob)
+
+
+def how_alike(written: str, meant: str) -> str:
+    """Why two names that read alike (`_name_key`) are not the same text, for a message: the same letters stored
+    decomposed (a Mac's files) print identically, so "differs in spaces or letter case" named no difference."""
+    if unicodedata.normalize("NFC", written) == unicodedata.normalize("NFC", meant):
+        return ("the same letters in another Unicode form: decomposed, as a Mac saves them; save the file with "
+                "composed (NFC) text, or copy the name from the data")
+    return "it differs in spaces or letter case"
 
 
 def _name_key(name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import unicodedata
 import zipfile
 
 import numpy as np
@@ -534,10 +535,29 @@ def test_a_state_label_in_another_case_is_named_with_its_bucket(backend):
     df.loc[1, "STATE_MODEL"], df.loc[2, "STATE_MODEL"], df.loc[3, "STATE_MODEL"] = "current", "CURRENT ", None
     msg = error_of(df, backend)
     assert "'current'" in msg and "'CURRENT '" in msg and ", empty in " in msg, msg  # an empty cell is "empty"
-    assert "'current' as 'CURRENT'" in msg and "'CURRENT ' as 'CURRENT'" in msg, msg
-    assert msg.endswith(": the same but for letter case or spaces; labels must match [buckets] order as written)"), msg
+    assert "'current' as 'CURRENT': it differs in spaces or letter case" in msg, msg
+    assert "'CURRENT ' as 'CURRENT': it differs in spaces or letter case" in msg, msg
+    assert msg.endswith("letter case; labels must match [buckets] order as written)"), msg
     df.loc[1, "STATE_MODEL"], df.loc[2, "STATE_MODEL"] = "LATE", "CURRENT"
     assert "letter case" not in error_of(df, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_name_in_decomposed_unicode_is_named_as_such(backend):
+    """A Mac's export stores "Nhóm 1" decomposed: it prints exactly as the config's name, and the message said it
+    "differs in spaces or letter case", a difference nobody could see."""
+    order = ["Nhóm 1", "DPD1+", "DPD30+", "DPD60+", "DPD90+", "WRITEOFF", "PREPAY"]
+    df = cohorts("2023-07", "2023-08").astype({"STATE_MODEL": object})
+    df["STATE_MODEL"] = df["STATE_MODEL"].replace({"CURRENT": "Nhóm 1"})
+    df.loc[1, "STATE_MODEL"] = unicodedata.normalize("NFD", "Nhóm 1")
+    msg = error_of(df, backend, buckets={"order": order})
+    assert "as 'Nhóm 1': the same letters in another Unicode form: decomposed, as a Mac saves them" in msg, msg
+    assert "letter case" not in msg
+    # A column header so stored: the same words.
+    df = cohorts("2023-07", "2023-08").rename(columns={"PRODUCT_TYPE": unicodedata.normalize("NFD", "Sản phẩm")})
+    msg = error_of(df, backend, columns={"segment": "Sản phẩm"})
+    assert ("missing mapped column [columns] segment = 'Sản phẩm': the data have 'Sản phẩm' (the same letters in "
+            "another Unicode form") in unicodedata.normalize("NFC", msg), msg
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -29,6 +29,7 @@ from pyxl_del.engine.errors import (
     FRAME_SOURCE,
     PanelError,
     agree,
+    closest_name,
     counted,
     read_advice,
     shorten,
@@ -214,6 +215,8 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
             labels = {config[k]: "string" for k in TEXT_COLUMNS if k != "cohort"}
             # Number cells as they are: pandas would read a TRUE among numbers as 1 (`column_numbers` refuses it).
             numbers = {config[k]: object for k in ("mob", "ead")}
+            if isinstance(sheet, str):
+                sheet = sheet_named(path, sheet)
             read = partial(pd.read_excel, path, sheet_name=sheet if sheet is not None else 0, engine="openpyxl",
                            dtype=labels | numbers, **ONLY_EMPTY_IS_MISSING)
             frame = read()
@@ -475,6 +478,22 @@ def _csv_header(path: Path, wanted: list[str]) -> tuple[int, list[str], str] | N
     return find_header([line.decode("utf-8", "replace") for line in re.split(rb"\r\n|\r|\n", head)], wanted)
 
 
+def sheet_named(path: Path, name: str) -> str:
+    """The sheet of a workbook a person means by ``name``: as written, else the one that reads alike (Excel's sheet
+    names ignore letter case; a name typed on a Mac may be decomposed). None alike: an error listing the sheets
+    (pandas said only "Worksheet named ... not found")."""
+    with pd.ExcelFile(path, engine="openpyxl") as book:
+        names = [str(n) for n in book.sheet_names]
+    if name in names:
+        return name
+    alike = [n for n in names if _name_key(n) == _name_key(name)]
+    if len(alike) == 1:
+        return alike[0]
+    near = closest_name(name, names)
+    raise PanelError(str(path), [f"no sheet {name!r}{f'; did you mean {near!r}?' if near else ''} (the sheets: "
+                                 f"{', '.join(map(repr, names))})"])
+
+
 def _header_row(read, wanted: list[str]) -> int:
     """The 0-based row of a sheet (``read``: its pd.read_excel) holding every mapped column name, when a title or
     notes stand above the table (an exported loan tape's "Loan tape, December 2025"); 0 when no row has them all."""
@@ -486,14 +505,15 @@ def _header_row(read, wanted: list[str]) -> int:
 def _require_columns_on_first_sheet(path: Path, columns, config: Config, label: str) -> None:
     """When the first sheet of a workbook (read by default) lacks mapped columns and another sheet has them all,
     name that sheet: the first sheet's columns, which ``_require_columns`` lists, are no help then. Reads the
-    sheets' header rows only."""
+    sheets' top rows only (HEADER_SEARCH_ROWS: the header may stand under a title, as on the first sheet)."""
     wanted = list(dict.fromkeys(config[k] for k in LOGICAL_COLUMNS))
     missing = [c for c in wanted if c not in set(map(str, columns))]
     if not missing:
         return
-    headers = pd.read_excel(path, sheet_name=None, nrows=0, engine="openpyxl")
-    first, *others = headers
-    found = [name for name in others if set(wanted) <= set(map(str, headers[name].columns))]
+    tops = pd.read_excel(path, sheet_name=None, header=None, nrows=HEADER_SEARCH_ROWS, dtype=object, engine="openpyxl")
+    first, *others = tops
+    found = [name for name in others
+             if any(set(wanted) <= {str(v).strip() for v in row if not pd.isna(v)} for row in tops[name].to_numpy())]
     if not found:
         return
     which = (f"sheet {found[0]!r} has them all: read that sheet" if len(found) == 1 else

@@ -430,6 +430,27 @@ def test_an_xlsx_panel_on_another_sheet_is_pointed_to(tmp_path):
     assert "one of the columns present: Notes)" in error_of(path, "pandas")
 
 
+def test_a_sheet_under_a_title_is_pointed_to_and_a_sheet_name_in_other_case_is_found(tmp_path):
+    """A panel on the second sheet under a title block: the first sheet's title was listed as "the columns present"
+    (only the other sheets' first rows were searched). `--sheet "loan panel"` for 'Loan Panel' (Excel ignores the
+    case) or a name typed wrong said only "Worksheet named ... not found", listing no sheet."""
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"Hướng dẫn": ["see the other sheet"]}).to_excel(book, sheet_name="Notes", index=False)
+        pd.DataFrame({"BÁO CÁO DƯ NỢ": []}).to_excel(book, sheet_name="Loan Panel", index=False)
+        cohorts("2024-01", "2024-02").to_excel(book, sheet_name="Loan Panel", index=False, startrow=2)
+    assert "sheet 'Loan Panel' has them all: read that sheet" in error_of(path, "pandas")
+    assert pyxl_del.run(path, cfg(**LOOSE), sheet="loan panel").cohorts == ["2024-01", "2024-02"]
+    msg = error_of_sheet(path, "Loan Panels")
+    assert msg == f"{path}: no sheet 'Loan Panels'; did you mean 'Loan Panel'? (the sheets: 'Notes', 'Loan Panel')"
+
+
+def error_of_sheet(path, sheet: str) -> str:
+    with pytest.raises(PanelError) as info:
+        pyxl_del.run(path, cfg(**LOOSE), sheet=sheet)
+    return str(info.value)
+
+
 @pytest.mark.parametrize("kind", ["DataFrame", "csv", "xlsx", "duckdb csv"])
 def test_a_mapped_column_twice_in_the_header_is_an_error(tmp_path, kind):
     """Two columns named PRINCIPLE_OUTSTANDING: the UDF path took the last, the file readers the first, silently."""

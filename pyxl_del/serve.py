@@ -19,8 +19,9 @@ same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evalu
   keeping request_log_backups old files), and each new file starts with the policy in force.
 * The policy reloads when config.toml changes (`pyxl-del apply` rewrites its [policy] section): a watcher thread
   checks the file every [decide] reload_seconds and, once a change has held for one check (an edit caught
-  half-written is never served), builds a new immutable snapshot (policy, twin, engine) and swaps it in with one
-  assignment. A request reads the snapshot once, so requests in flight finish on the policy they started with. A
+  half-written is never served; a file that has lost its [policy] section, as one copied slowly in place has for a
+  while, is not loaded, and GET /v1/policy says why), builds a new immutable snapshot (policy, twin, engine) and
+  swaps it in with one assignment. A request reads the snapshot once, so requests in flight finish on the policy they started with. A
   config that does not load leaves the running policy in place (GET /v1/policy reports why).
 """
 
@@ -37,6 +38,7 @@ import re
 import socket
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,6 +200,7 @@ class PolicySource:
         self._data_arg = data
         self._stamp = self._stat()
         self._settling: tuple | None = None  # a changed stamp seen once, read when the next check sees it again
+        self._has_policy = self._policy_written()
         config = self._config()
         self.data_label = ""
         self._twin: Twin = fit_twin(self._data(config), config)
@@ -207,6 +210,15 @@ class PolicySource:
 
     def _config(self) -> Config:
         return load_config(self.config_path) if self.config_path is not None else Config()
+
+    def _policy_written(self) -> bool:
+        """Whether the config file holds a [policy] section (a file that does not parse: False; loading it says why)."""
+        if self.config_path is None:
+            return False
+        try:
+            return "policy" in tomllib.loads(read_text(self.config_path, "config"))
+        except (ValueError, OSError):
+            return False
 
     def _data(self, config: Config):
         """The panel the twin is fitted on (the one given, else [decide] data or the scored sample), labelled."""
@@ -252,6 +264,16 @@ class PolicySource:
             self._settling = stamp
             return False
         self._stamp, self._settling = stamp, None
+        if self._has_policy and not self._policy_written():
+            # A file written slowly in place (a download, a copy over the network) settles for a check with its
+            # first part only: a valid config whose policy is the default, with no cut-offs. Served, it approved
+            # what the policy declines. A policy removed on purpose takes a restart.
+            self.reload_error = (f"{self.config_path} changed and has no [policy] section now (still being "
+                                 f"written?): still deciding under policy {self.snapshot.engine.version}; write the "
+                                 f"file whole (save it elsewhere, then rename it over), or restart the service to "
+                                 f"serve the default policy")
+            log.error("%s", self.reload_error)
+            return False
         try:
             config = self._config()
             try:
@@ -266,6 +288,7 @@ class PolicySource:
             return False
         old = self.snapshot.engine.version
         self._twin, self.snapshot, self.reload_error = twin, snapshot, None
+        self._has_policy = self._policy_written()
         log.info("policy reloaded from %s: %s -> %s", self.config_path, old, snapshot.engine.version)
         return True
 

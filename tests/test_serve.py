@@ -273,6 +273,16 @@ def test_a_config_caught_mid_write_is_not_served(workdir, twin, tmp_path):
     assert source.check() and source.reload_error is None
     assert source.snapshot.engine.policy.segments["CASH LOAN"].cutoff == 600.0
     assert not source.check()  # nothing changed since
+    # A slow writer (a copy over the network) leaves the first part in place for longer than a check: it settles,
+    # yet it has lost [policy], and served it would have approved what the policy declines.
+    running = source.snapshot.engine.version
+    config.write_text(final[:final.index("[policy]")], encoding="utf-8")
+    assert not source.check() and not source.check()  # seen, then settled: still refused
+    assert source.snapshot.engine.version == running
+    assert "has no [policy] section now (still being written?): still deciding under policy" in source.reload_error
+    config.write_text(final.replace("600.0", "620.0"), encoding="utf-8")  # the rest arrives
+    assert not source.check() and source.check() and source.reload_error is None
+    assert source.snapshot.engine.policy.segments["CASH LOAN"].cutoff == 620.0
 
 
 def test_key_from_environment_or_file(tmp_path, monkeypatch):

@@ -486,16 +486,24 @@ def _decide_and_log(engine: DecisionEngine, apps: list[Application], request_id:
 
 
 def api_key(config: Config, config_path: Path | None) -> str | None:
-    """The API key: the environment variable [decide] api_key_env, else the file [decide] api_key_file."""
+    """The API key: the environment variable [decide] api_key_env, else the file [decide] api_key_file; None when
+    neither is set (the service makes one for the run). A source set but empty is an error: it had started the
+    service with a random key, so every client got 401 while the health check said ok."""
     settings = config.decide
-    value = os.environ.get(settings.api_key_env, "").strip()
-    if value:
-        return value
+    value = os.environ.get(settings.api_key_env)
+    if value is not None and not value.strip() and not settings.api_key_file:
+        raise InputError(f"the environment variable {settings.api_key_env} ([decide] api_key_env) is set but empty: "
+                         f"give it the API key, or unset it to have the service make one for this run")
+    if value is not None and value.strip():
+        return value.strip()
     if settings.api_key_file:
         path = Path(settings.api_key_file).expanduser()
         path = path if path.is_absolute() else config_folder(config_path) / path
         value = read_text(path, "API key").strip()
-    return value or None
+        if not value:
+            raise InputError(f"the API key file {path} ([decide] api_key_file) is empty: write the key in it")
+        return value
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -293,6 +293,16 @@ def test_key_from_environment_or_file(tmp_path, monkeypatch):
     monkeypatch.setenv(cfg.decide.api_key_env, "from-env")
     assert api_key(cfg, tmp_path / "config.toml") == "from-env"
     assert Config().decide.host == "127.0.0.1" and is_loopback("::1") and not is_loopback("0.0.0.0")
+    # A source set but empty had started the service with a random key (every client 401, health ok): an error.
+    monkeypatch.setenv(cfg.decide.api_key_env, "")
+    assert api_key(cfg, tmp_path / "config.toml") == "from-file"  # the file still holds one
+    (tmp_path / "key.txt").write_text("\n")
+    with pytest.raises(InputError, match=r"key.txt \(\[decide\] api_key_file\) is empty: write the key in it"):
+        api_key(cfg, tmp_path / "config.toml")
+    with pytest.raises(InputError, match=r"PYXL_DEL_API_KEY \(\[decide\] api_key_env\) is set but empty"):
+        api_key(Config(), tmp_path / "config.toml")
+    monkeypatch.delenv(cfg.decide.api_key_env)
+    assert api_key(Config(), tmp_path / "config.toml") is None  # neither set: the service makes one for the run
 
 
 # ------------------------------------------------------------------------------------------------ hygiene

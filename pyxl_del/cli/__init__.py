@@ -31,11 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     set_allocators()
+    # A terminal or log file in ASCII or Latin-1 (LC_ALL=C under a scheduler) cannot hold "Vay tiêu dùng": printed,
+    # it raised after the report was written, and `alerts` exited 1 instead of paging with 3. Such characters are
+    # written escaped instead.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     from pyxl_del.engine.errors import InputError
 
+    if isinstance(getattr(args, "out", None), str) and not args.out.strip():
+        # An unset variable in a job ("--out $OUT"): the tables had been written into the working folder.
+        print("error: --out is empty (an unset variable in the job?): give the workbook or folder to write",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return args.func(args)
     except InputError as exc:

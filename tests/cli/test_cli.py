@@ -65,6 +65,24 @@ def test_the_report_names_the_config_file_it_read(panel_csv, tmp_path, capsys, m
     assert f"config: {tmp_path / 'config.toml'}" in capsys.readouterr().out
 
 
+def test_a_scheduler_with_an_ascii_terminal_or_an_empty_out_gets_a_sentence(panel_csv, tmp_path, capsys,
+                                                                            monkeypatch):
+    """Under LC_ALL=C the warnings naming "Vay tiêu dùng" raised UnicodeEncodeError after the report was written
+    (exit 1, an "internal error"); `--out ""` (an unset variable in a job) wrote the tables into the working
+    folder."""
+    import os
+
+    env = os.environ | {"LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii", "PYTHONUTF8": "0"}
+    run = subprocess.run([sys.executable, "-m", "pyxl_del.cli", "report", str(panel_csv), "--out",
+                          str(tmp_path / "r.xlsx"), "-q"], capture_output=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert b"Vay ti\\xeau d\\xf9ng" in run.stdout + run.stderr and b"internal error" not in run.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(panel_csv), "--out", "", "-q"]) == 2
+    assert "--out is empty (an unset variable in the job?)" in capsys.readouterr().err
+    assert not (tmp_path / "del_long.csv").exists()
+
+
 def test_report_writes_the_three_tables(panel_csv, tmp_path, capsys):
     out = tmp_path / "tables"
     assert main(["report", str(panel_csv), "--out", str(out), "-q"]) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from pyxl_del import __version__
 from pyxl_del.cli import backtest, decision, importer, realtime, report, risk, tune
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --out is empty (an unset variable in the job?): give the workbook or folder to write",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and Path(out).suffix.lower() in (".xlsx", ".xlsm", ".csv", ".parquet") \
+            and Path(out).is_dir():
+        # Found only at the end, after the whole run, as "cannot replace ... is it open in Excel?".
+        print(f"error: cannot write {out}: it is a folder; give a file name, or the folder without the suffix for "
+              f"CSV tables", file=sys.stderr)
+        return EXIT_ERROR
     try:
         return args.func(args)
     except InputError as exc:

@@ -164,7 +164,12 @@ def atomic_replace(path: str | Path) -> Iterator[Path]:
             umask = os.umask(0)
             os.umask(umask)
             tmp.chmod(0o666 & ~umask)
-        yield tmp
+        try:
+            yield tmp
+        except OutputError:
+            raise
+        except OSError as exc:  # a full disk, a quota: "[Errno 28] No space left on device" named no file
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; the previous file is unchanged") from exc
         guard.close()  # Windows renames no file that is open
         try:
             os.replace(tmp, path)

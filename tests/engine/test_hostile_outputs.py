@@ -321,3 +321,24 @@ def test_a_read_only_file_is_not_replaced(tmp_path, small_panel, capsys):
     finally:
         out.chmod(0o644)
     assert main(["report", str(small_panel), "--out", str(out), "-q"]) == 0  # writable again: replaced
+
+
+def test_a_full_disk_names_the_file_and_a_folder_named_like_a_workbook_is_refused_first(tmp_path, small_panel,
+                                                                                         capsys, monkeypatch):
+    """A full disk while writing the CSV tables said "[Errno 28] No space left on device", naming no file; `--out
+    adir.xlsx` where adir.xlsx is a folder ran the whole report, then asked whether it was open in Excel."""
+    from pyxl_del.engine.errors import OutputError
+
+    path = tmp_path / "del_long.csv"
+    path.write_text("the previous table\n")
+    with pytest.raises(OutputError, match=rf"cannot write {path}: No space left on device; the previous file is "
+                                          r"unchanged"):
+        with atomic_replace(path):
+            raise OSError(28, "No space left on device")
+    assert path.read_text() == "the previous table\n"
+    (tmp_path / "adir.xlsx").mkdir()
+    import pyxl_del.engine.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("ran before refusing"))
+    assert main(["report", str(small_panel), "--out", str(tmp_path / "adir.xlsx"), "-q"]) == 1
+    assert "adir.xlsx: it is a folder; give a file name" in capsys.readouterr().err

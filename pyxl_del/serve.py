@@ -28,6 +28,7 @@ same the Python API and =DEL_DECIDE use, and a decision is `DecisionEngine.evalu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hmac
 import ipaddress
@@ -109,8 +110,9 @@ class PolicyInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = "ok"
     policy_version: str
+    problem: str | None = None  # degraded: why (the request log cannot be written, so no decision is served)
 
 
 class LoadedPolicy(BaseModel):
@@ -152,9 +154,12 @@ class RequestLog:
         self._lock = threading.Lock()
         self._file = None
         self._policy_line: bytes = b""
+        self.failure: str | None = None  # why the last write failed (a full disk), until one succeeds
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "ab")  # noqa: SIM115 - held open for the service's life
+            # Unbuffered: a line that cannot be written all is cut off at once (`_append`), not left in a buffer
+            # that a later write flushed, logging decisions whose requests had got a 500.
+            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - held open for the service's life
 
     def write(self, lines: list[str], *, policy: bool = False) -> None:
         """Append ``lines``; ``policy``: they are the line of a policy now in force (repeated after a rotation)."""
@@ -166,8 +171,23 @@ class RequestLog:
                 self._policy_line = data
             if self._file.tell() > 0 and self._file.tell() + len(data) > self.max_bytes:
                 self._rotate()
-            self._file.write(data)
-            self._file.flush()  # a line per decision is on disk before its answer leaves
+            self._append(data)  # a line per decision is on disk before its answer leaves
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` whole, or nothing: a part left by a full disk would be a line of JSON cut short, or read
+        as a decision never answered."""
+        start = self._file.tell()
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._file.write(view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._file.truncate(start)
+            self.failure = f"the request log {self.path} cannot be written ({exc.strerror or exc})"
+            log.error("%s: answering 500 until it can", self.failure)
+            raise
+        self.failure = None
 
     def _rotate(self) -> None:
         self._file.close()
@@ -177,9 +197,9 @@ class RequestLog:
             if newer.exists():
                 os.replace(newer, older)
         os.replace(self.path, numbered[0])
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
         if self._policy_line:
-            self._file.write(self._policy_line)
+            self._append(self._policy_line)
         log.info("request log rotated: %s -> %s", self.path, numbered[0])
 
     def close(self) -> None:
@@ -435,7 +455,11 @@ def create_app(source: PolicySource, api_key: str, *, max_body_bytes: int = 16_0
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:
-        return Health(policy_version=source.snapshot.engine.version)
+        failure = source.request_log.failure
+        health = Health(policy_version=source.snapshot.engine.version, status="degraded" if failure else "ok",
+                        problem=failure)
+        # A monitor reads the status code: decisions are refused while the log cannot take them.
+        return JSONResponse(health.model_dump(), status_code=503) if failure else health
 
     @app.get("/v1/policy", response_model=PolicyInfo, tags=["decisions"])
     async def policy() -> PolicyInfo:

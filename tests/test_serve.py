@@ -285,6 +285,49 @@ def test_a_config_caught_mid_write_is_not_served(workdir, twin, tmp_path):
     assert source.snapshot.engine.policy.segments["CASH LOAN"].cutoff == 620.0
 
 
+def test_a_log_that_cannot_be_written_leaves_no_part_line_and_makes_health_degraded(tmp_path, workdir):
+    """On a full disk every decision got 500 while GET /healthz said ok, the log ended in half a JSON line, and once
+    space was freed its buffer flushed lines for decisions whose requests had got the 500."""
+    import asyncio
+
+    from pyxl_del.serve import PolicySource, RequestLog, create_app
+
+    path = tmp_path / "served.jsonl"
+    request_log = RequestLog(path)
+    request_log.write(['{"first": 1}'])
+    real = request_log._file
+
+    class FullDisk:  # takes half of what it is given, then refuses, as a disk that fills mid-line
+        def __init__(self):
+            self.calls = 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls == 1:
+                return real.write(bytes(data[:len(data) // 2]))
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    request_log._file = FullDisk()
+    with pytest.raises(OSError):
+        request_log.write(['{"decision": "APPROVE", "request_id": "lost"}'])
+    assert path.read_bytes() == b'{"first": 1}\n'  # nothing of the line that failed
+    assert "cannot be written (No space left on device)" in request_log.failure
+    source = PolicySource(None, data=workdir / "panel.parquet")
+    source.request_log = request_log
+    app = create_app(source, KEY)
+    health = next(r.endpoint for r in app.app.routes if getattr(r, "path", "") == "/healthz")
+    answer = asyncio.run(health())
+    assert answer.status_code == 503 and b'"status":"degraded"' in answer.body and b"No space left" in answer.body
+    request_log._file = real  # space again
+    request_log.write(['{"second": 2}'])
+    assert request_log.failure is None and path.read_bytes() == b'{"first": 1}\n{"second": 2}\n'
+    assert asyncio.run(health()).status == "ok"
+    request_log.close()
+
+
 def test_key_from_environment_or_file(tmp_path, monkeypatch):
     cfg = Config().with_overrides(decide={"api_key_file": "key.txt"})
     monkeypatch.delenv(cfg.decide.api_key_env, raising=False)

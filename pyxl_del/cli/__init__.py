@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from pyxl_del.engine.errors import InputError
 
-    if isinstance(getattr(args, "out", None), str) and not args.out.strip():
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and not out.strip():
         # An unset variable in a job ("--out $OUT"): the tables had been written into the working folder.
         print("error: --out is empty (an unset variable in the job?): give the workbook or folder to write",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    out = getattr(args, "out", None)
     if isinstance(out, str) and Path(out).suffix.lower() in (".xlsx", ".xlsm", ".csv", ".parquet") \
             and Path(out).is_dir():
         # Found only at the end, after the whole run, as "cannot replace ... is it open in Excel?".

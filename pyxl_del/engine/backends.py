@@ -645,17 +645,19 @@ def _watch(engine, sql: str, step: Progress) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ results
 
 
+def _located(loan, mob) -> str:
+    """A row as the SQL backends can point to it: by loan and MOB, or as the blank row it is."""
+    if pd.isna(loan) and pd.isna(mob):
+        return "a row with neither loan nor MOB, as the empty lines at the end of an Excel export"
+    return f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} {'no MOB' if pd.isna(mob) else f'MOB {mob}'}"
+
+
 def _where(count: int, rows: Sequence[tuple]) -> str:
     """Rows as the SQL backends locate them: the count, then examples by loan and MOB."""
     rows_counted = counted(count, "row")
     if not rows:
         return rows_counted
-    def located(loan, mob) -> str:
-        if pd.isna(loan) and pd.isna(mob):
-            return "a row with neither loan nor MOB, as the empty lines at the end of an Excel export"
-        return f"{'empty loan' if pd.isna(loan) else f'loan {loan!r}'} {'no MOB' if pd.isna(mob) else f'MOB {mob}'}"
-
-    shown = ", ".join(located(loan, mob) for loan, mob in rows[:MAX_LISTED])
+    shown = ", ".join(_located(loan, mob) for loan, mob in rows[:MAX_LISTED])
     return f"{rows_counted} ({'e.g. ' if count > len(rows) else ''}{shown})"
 
 

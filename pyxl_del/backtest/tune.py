@@ -471,7 +471,12 @@ def _insert(table, key: str, value, *, top_level: bool = False) -> None:
     container = table if hasattr(table, "body") else table.value
     keys = [i for i, (k, _item) in enumerate(container.body) if k is not None]
     arrays = [i for i in keys if holds_array(container.body[i][1])] if top_level else []
-    at = arrays[0] if arrays else keys[-1] + 1 if keys else len(container.body) if top_level else 0
+    if arrays:
+        at = arrays[0]
+    elif keys:
+        at = keys[-1] + 1
+    else:  # an empty document: at its end, after any leading comment; an empty table: before its blank line
+        at = len(container.body) if top_level else 0
     if at >= len(container.body):
         container.append(key, value)
     else:

@@ -790,11 +790,13 @@ def _thin_rows_text(fell_back: int, few: int, cfg: Config) -> str:
         text = (f"{counted(fell_back, 'transition row')} {agree(fell_back, 'has', 'have')} no loans of {its} own and "
                 f"{agree(fell_back, 'takes', 'take')} {its} prior (the segment's neighbouring MOBs and the other "
                 f"segments)")
-        return text + (f", and {few} more rest on fewer than {cfg.transitions.min_count} loans ([transitions] "
-                       f"min_count) and lean on theirs" if few else "")
+        return text + (f", and {few} more {agree(few, 'rests', 'rest')} on fewer than {cfg.transitions.min_count} "
+                       f"loans ([transitions] min_count) and {agree(few, 'leans on its', 'lean on theirs')}"
+                       if few else "")
     return (f"{counted(fell_back, 'transition row')} had too few loans and {agree(fell_back, 'borrows', 'borrow')} "
-            f"pooled or nearby data" + (f", and {few} more rest on fewer than {cfg.transitions.min_count} loans "
-                                        f"([transitions] min_count) as they are" if few else ""))
+            f"pooled or nearby data" + (f", and {few} more {agree(few, 'rests', 'rest')} on fewer than "
+                                        f"{cfg.transitions.min_count} loans ([transitions] min_count) as "
+                                        f"{agree(few, 'it is', 'they are')}" if few else ""))
 
 
 def _weighting_caveat(shown: str, other: str, mob: int, shown_values: np.ndarray, other_values: np.ndarray) -> str:

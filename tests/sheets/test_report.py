@@ -578,8 +578,8 @@ def test_summary_counts_in_the_right_number(tmp_path):
             (result.transitions, (f"24 transition rows {prior}; 30 rows past the last MOB with data repeat the last "
                                   f"estimated steps (the tail).")),
             (dataclasses.replace(result.transitions, n_obs=n_obs),
-             f"24 transition rows {prior}, and 1 more rest on fewer than 30 loans ([transitions] min_count) and lean "
-             f"on theirs; 30 rows"),
+             f"24 transition rows {prior}, and 1 more rests on fewer than 30 loans ([transitions] min_count) and "
+             f"leans on its; 30 rows"),
             (dataclasses.replace(result.transitions, origin=one_each),
              "1 transition row has no loans of its own and takes its prior (the segment's"),
             (dataclasses.replace(result.transitions, origin=np.full_like(origin, OWN)), f"0 transition rows {prior}.")):

@@ -666,19 +666,24 @@ def _toml_value(value) -> str:
     return repr(value)
 
 
-def _describe(error: dict) -> str:
+def _location(error: dict) -> list[str]:
     # A value tried against each member of a union ("auto" or a number) is located by member names that mean
     # nothing in a config file (prior_strength.literal['auto'], .constrained-float): the key is what is named.
-    loc = [str(p) for p in error["loc"] if not re.fullmatch(r"literal\[.*\]|constrained-\w+|float|int|str|bool",
-                                                            str(p))]
-    if loc:
-        key = f"[{loc[0]}] {'.'.join(loc[1:])}".strip() if len(loc) > 1 else f"[{loc[0]}]"
-    else:
-        key = "(top level)"
+    return [str(p) for p in error["loc"] if not re.fullmatch(r"literal\[.*\]|constrained-\w+|float|int|str|bool",
+                                                             str(p))]
+
+
+def _key(loc: list[str]) -> str:
+    if not loc:
+        return "(top level)"
+    return f"[{loc[0]}] {'.'.join(loc[1:])}".strip() if len(loc) > 1 else f"[{loc[0]}]"
+
+
+def _message(error: dict) -> str:
     msg = error["msg"]
     if error["type"] == "extra_forbidden":
-        msg = _unknown(loc)
-    elif "input" in error and error["type"] not in ("missing",):
+        return _unknown(_location(error))
+    if "input" in error and error["type"] not in ("missing",):
         given = error["input"]
         msg = f"{msg} (got {shorten(repr(given), 80)})"
         if isinstance(given, str) and re.fullmatch(r"\s*-?\d+,\d+\s*", given) \
@@ -691,25 +696,25 @@ def _describe(error: dict) -> str:
         elif isinstance(given, float) and error["type"] == "int_type":
             msg += (f"; write a whole number{f' ({int(given)})' if given.is_integer() else ''}, without a decimal "
                     f"point (thousands are written 1000 or 1_000, not 1.000)")
-    return f"{key}: {msg}"
+    return msg
 
 
-def _joined(lines: list[str]) -> list[str]:
-    """One line per key: a value tried against each member of a union failed once per member ("Input should be
-    'auto' (got 'Auto')", then "Input should be a valid number (got 'Auto')"): said once, as the alternatives."""
-    by_key: dict[str, list[str]] = {}
-    for line in lines:
-        key, _, msg = line.partition(": ")
-        by_key.setdefault(key, []).append(msg)
+def _described(errors: list[dict]) -> list[str]:
+    """A line per key. A value tried against each member of a union fails once per member ("Input should be 'auto'",
+    then "Input should be a valid number"): said once, as the alternatives."""
+    by_key: dict[str, list[dict]] = {}
+    for error in errors:
+        by_key.setdefault(_key(_location(error)), []).append(error)
     out = []
-    for key, msgs in by_key.items():
-        wanted = [m.removeprefix("Input should be ").partition(" (got ")[0] for m in msgs]
-        if len(msgs) > 1 and all(m.startswith("Input should be ") and " (got " in m for m in msgs):
-            got = msgs[0].partition(" (got ")[2].partition(")")[0]
-            hint = "; write it in lower case" if got.strip("'\"").casefold() in ("auto", "none") else ""
-            out.append(f"{key}: Input should be {' or '.join(wanted)} (got {got}){hint}")
+    for key, group in by_key.items():
+        if len(group) > 1 and all("input" in e and e["msg"].startswith("Input should be ") for e in group):
+            wanted = " or ".join(e["msg"].removeprefix("Input should be ") for e in group)
+            given = group[0]["input"]
+            lower = isinstance(given, str) and given.strip().casefold() in ("auto", "none")
+            out.append(f"{key}: Input should be {wanted} (got {shorten(repr(given), 80)})"
+                       f"{'; write it in lower case' if lower else ''}")
         else:
-            out += [f"{key}: {m}" for m in msgs]
+            out += [f"{key}: {_message(e)}" for e in group]
     return out
 
 
@@ -745,7 +750,7 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         text = json.dumps(data, default=_json_value)
         return Config.model_validate_json(text, strict=True)
     except ValidationError as exc:
-        problems = "\n  ".join(_joined([_describe(e) for e in validation_errors(exc)]))
+        problems = "\n  ".join(_described(validation_errors(exc)))
         raise ConfigError(f"{source}: invalid configuration\n  {problems}") from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid configuration: values are nested too deeply") from None

@@ -424,10 +424,16 @@ def _optional_present(optional: Sequence[str], columns, config: Config, source: 
     keys = {v: k for k, v in config.columns.model_dump().items() if isinstance(v, str)}
     misspelt = [c for c in optional if c not in names and _name_key(c) in alike]
     if misspelt:
-        raise PanelError(source, [f"no column [columns] {keys.get(c, c)} = {c!r}: the data have "
-                                  f"{alike[_name_key(c)]!r} ({how_alike(alike[_name_key(c)], c)}): rename the column "
-                                  f"or set the key to it" for c in misspelt])
+        raise PanelError(source, [f"no column {_named_alike(keys.get(c, c), c, alike[_name_key(c)])}"
+                                  for c in misspelt])
     return [c for c in optional if c in names]
+
+
+def _named_alike(key: str, name: str, found: str) -> str:
+    """"[columns] key = 'name': the data have 'found' (why they differ): ...", for a mapped column the data hold only
+    written otherwise."""
+    return (f"[columns] {key} = {name!r}: the data have {found!r} ({how_alike(found, name)}): rename the column or "
+            f"set the key to it")
 
 
 def _require_columns(columns, config: Config, source: str) -> None:
@@ -440,8 +446,7 @@ def _require_columns(columns, config: Config, source: str) -> None:
         alike = {_name_key(n): n for n in names}
         shown = ", ".join(shorten(c, LABEL_CHARS) for c in names[:20])
         raise PanelError(source, [
-            f"missing mapped column [columns] {k} = {config[k]!r}: the data have {alike[_name_key(config[k])]!r} "
-            f"({how_alike(alike[_name_key(config[k])], config[k])}): rename the column or set the key to it"
+            f"missing mapped column {_named_alike(k, config[k], alike[_name_key(config[k])])}"
             if _name_key(config[k]) in alike else
             f"missing mapped column [columns] {k} = {config[k]!r} (set it in config.toml to one of the columns "
             f"present: {shown})" for k in missing])

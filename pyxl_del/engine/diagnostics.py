@@ -223,5 +223,6 @@ def illustrative_forecast(model: TransitionModel, stats: PanelStats, config: Con
                          f"are a default ({rule})")
     rests = (f"on {steps} of data (up to MOB {hi}), repeated to MOB {stats.max_mob}" if hi else
              "on no MOB step of data of its own: its chain is the other segments'")
-    return (f"ILLUSTRATIVE forecast: {who} {rests}{defaults}. Backtested from fewer than {SHORT_HISTORY_STEPS} MOB steps, forecasts missed by 2-3 times "
-            f"the error of the true chain (docs/backtesting.md item 20): an illustration until more months are in")
+    return (f"ILLUSTRATIVE forecast: {who} {rests}{defaults}. Backtested from fewer than {SHORT_HISTORY_STEPS} MOB "
+            f"steps, forecasts missed by 2-3 times the error of the true chain (docs/backtesting.md item 20): an "
+            f"illustration until more months are in")

@@ -395,9 +395,11 @@ def _color_scale_rule(scale: ColorScale) -> ColorScaleRule:
 def _page_setup(ws: Worksheet, page: Page) -> None:
     ws.page_setup.orientation = "landscape" if page.landscape else "portrait"
     ws.page_setup.paperSize = ws.PAPERSIZE_A3 if page.paper == "A3" else ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = page.fit_width
+    # A sheet printed as areas, one per page across (Page.continued), fits each area to one page wide: Excel and
+    # LibreOffice print them all at the scale of the widest.
+    ws.page_setup.fitToWidth = 1 if page.continued else page.fit_width
     ws.page_setup.fitToHeight = page.fit_height
-    if page.fit_width > 1:
+    if page.fit_width > 1 and not page.continued:
         # A table's right part prints next after its left part: "down, then over" (the default) put a segment's
         # Recommended and Change columns, or the backtest's Winner column, pages after the rows they belong to.
         ws.page_setup.pageOrder = "overThenDown"
@@ -414,7 +416,7 @@ def _page_setup(ws: Worksheet, page: Page) -> None:
         a, b = (column_letter(c) for c in page.repeat_cols)
         ws.print_title_cols = f"{a}:{b}"
     if page.print_area is not None:
-        ws.print_area = page.print_area.ref
+        ws.print_area = [area.ref for area in page.print_areas]
     for row in page.row_breaks:
         ws.row_breaks.append(Break(id=row - 1))  # a break after row - 1: the page starts at row
 

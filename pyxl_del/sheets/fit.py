@@ -178,6 +178,46 @@ def fitted_scale(widths: dict[int, float], print_area: Area, repeat_cols: tuple[
     return min(1.0, pages * printable_width(page) / ((width + (pages - 1) * repeated) * PRINT_POINTS_PER_UNIT))
 
 
+def print_plan(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, smallest_pt: float,
+               page) -> tuple[int, float, list[int]]:
+    """(pages across, scale, the last column on each page) of ``print_area`` printed with its smallest type,
+    ``smallest_pt``, at MIN_PRINT_PT or more; a sheet fitted to a number of pages down keeps its pages across."""
+    scale = min(1.0, MIN_PRINT_PT * 1.03 / smallest_pt)
+    pages = page.fit_width if page.fit_height else pages_across(widths, print_area, repeat_cols, scale, page)
+    scale = fitted_scale(widths, print_area, repeat_cols, pages, page)
+    if pages == 1:
+        return pages, scale, [print_area.last_col]
+    # Pages break between columns, so the width shared out evenly may not fit: shrink as a printer's "fit to
+    # pages wide" does, until the columns fit the pages.
+    while len(ends := page_ends(widths, print_area, repeat_cols, scale, page)) > pages and scale > 0.1:
+        scale *= 0.98
+    return pages, scale, ends
+
+
+def continued_areas(area: Area, ends: list[int], repeat_rows: tuple[int, int] | None,
+                    repeat_cols: tuple[int, int] | None, occupied: np.ndarray, heights: dict[int, float],
+                    scale: float, page) -> tuple[Area, ...]:
+    """The pages after the first across (Page.continued) as areas from the repeated header row down to their last
+    row with a value, where the sheet prints several pages wide with repeated columns below rows of its own (a
+    title, notes): repeated, the text those rows hold in the repeated columns is cut at their edge ("Portfol"), as
+    is a note under the table. Only where the sheet is one page tall (a taller one prints over, then down, so that
+    a row's right part follows its left part) and nothing above the header lies beyond the first page, which would
+    then not print. ``occupied``: the cells that hold something, links included."""
+    if len(ends) < 2 or not repeat_cols or not repeat_rows or repeat_rows[0] <= area.first_row:
+        return ()
+    header = repeat_rows[0]
+    if occupied[area.first_row - 1:header - 1, ends[0]:area.last_col].any():
+        return ()
+    tall = sum(heights.get(row, line_height()) for row in range(area.first_row, area.last_row + 1)) * scale
+    if tall > printable_height(page):
+        return ()
+    parts = []
+    for first, last in zip((end + 1 for end in ends), ends[1:]):
+        filled = np.flatnonzero(occupied[header - 1:area.last_row, first - 1:last].any(axis=1))
+        parts.append(Area(header, first, header + int(filled[-1]) if len(filled) else header, last))
+    return tuple(parts)
+
+
 def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str | None = None) -> SheetLayout:
     """The layout with its columns, rows, wrapping and print setup fitted to its content; ``footer`` goes in the
     middle of every printed page's footer (the as-of month), ``back_link`` names the sheet a link at the right of
@@ -240,19 +280,16 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     smallest = min([_font(palette[i])[0] for i in used] or [DEFAULT_SIZE])
     if any(chart.anchor[0] <= area.last_row and chart.anchor[1] <= area.last_col for chart in layout.charts):
         smallest = min(smallest, CHART_TEXT_PT)
-    scale = min(1.0, MIN_PRINT_PT * 1.03 / smallest)
     # Pages across: as many as keep the smallest type at MIN_PRINT_PT; headers repeat on each.
     repeat_rows, repeat_cols = page.repeat_rows, page.repeat_cols
     if layout.freeze is not None and repeat_rows is None and repeat_cols is None:
         top, left = layout.freeze
         repeat_rows = (top - 1, top - 1) if top > 1 else None
         repeat_cols = (1, left - 1) if left > 1 else None
-    fit_width = page.fit_width if page.fit_height else pages_across(widths, area, repeat_cols, scale, page)
+    fit_width, scale, ends = print_plan(widths, area, repeat_cols, smallest, page)
 
     # 3. Text that spills past the next value or the printed edge is wrapped across the free cells up to it; on a
     # sheet printed several pages wide, the edge is that of the page the text starts on.
-    ends = (page_ends(widths, area, repeat_cols, fitted_scale(widths, area, repeat_cols, fit_width, page), page)
-            if fit_width > 1 else [area.last_col])
     links = list(layout.links)
     if back_link is not None:
         spills = [s for s in spills if (s[0], s[1]) != (1, 1)]
@@ -297,8 +334,13 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
         formats += [Format(Area.cell(row, int(c)), Style(vertical="top")) for c in cols]
 
     # 5. The print setup.
+    filled = np.zeros((max(shape[0], area.last_row), max(shape[1], area.last_col, *(k.col for k in links))), bool)
+    filled[:shape[0], :shape[1]] = occupied
+    for link in links:
+        filled[link.row - 1, link.col - 1] = True
+    continued = continued_areas(area, ends, repeat_rows, repeat_cols, filled, heights, scale, page)
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
-                   footer=page.footer if footer is None else footer)
+                   footer=page.footer if footer is None else footer, continued=continued)
     # 6. No chart cut by a page.
     page = replace(page, row_breaks=chart_breaks(layout, area, heights, widths, page))
     return replace(layout, column_widths=widths, row_heights=heights, formats=tuple(formats), merges=tuple(merges),

@@ -258,6 +258,17 @@ class Page:
     footer: str = ""  # the middle of the footer (the as-of month); the sheet's name and "page n of m" flank it
     paper: str = "A4"  # "A4" | "A3"
     row_breaks: tuple[int, ...] = ()  # rows that start a printed page (before a chart the page would cut)
+    # The pages after the first across, each printed as an area of its own from the repeated header row down: on
+    # them the repeated columns' title and notes above the header would print cut at those columns' edge.
+    continued: tuple[Area, ...] = ()
+
+    @property
+    def print_areas(self) -> tuple[Area, ...]:
+        """What prints: the print area, or its first page across and the continued pages."""
+        area = self.print_area
+        if area is None or not self.continued:
+            return () if area is None else (area,)
+        return Area(area.first_row, area.first_col, area.last_row, self.continued[0].first_col - 1), *self.continued
 
 
 @dataclass(frozen=True, eq=False)

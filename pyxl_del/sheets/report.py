@@ -22,10 +22,12 @@ from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.errors import agree, counted
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.engine.transitions import FALLBACK, TAIL
+from pyxl_del.sheets.fit import print_plan
 from pyxl_del.sheets.layout import (
     CHART_HEIGHT_CM,
     CHART_WIDTH_CM,
     CURVE_COLORS,
+    DEFAULT_SIZE,
     FORECAST_COLOR,
     FORECAST_STYLE,
     HEADER_STYLE,
@@ -235,11 +237,14 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
                                                              last_col + 1)
     widths = {1: COHORT_WIDTH} | {left + i: MOB_WIDTH for i in range(n_cols)} | size_widths
     table_end = last_col + len(COHORT_COLUMNS)
-    legend_blocks, legend_formats, legend_end = legend_cells(legend, widths, table_end, top + n_rows + 1)
+    # The printed page spans the table, or the title if that is wider; fit-to-width then scales to it. The legend
+    # stays within the first page across, the only one that prints the rows above the header (fit.continued_areas).
+    print_cols = max(table_end, columns_spanning(widths, text_width(blocks[0].values[0, 0], 20)))
+    _, _, page_ends = print_plan(widths, Area(1, 1, 1, print_cols), (1, 1), DEFAULT_SIZE, Page())
+    legend_blocks, legend_formats, legend_end = legend_cells(legend, widths, min(table_end, page_ends[0]),
+                                                             top + n_rows + 1)
     blocks += legend_blocks + size_blocks
     formats += legend_formats + size_formats
-    # The printed page spans the table, or the title if that is wider; fit-to-width then scales to it.
-    print_cols = max(table_end, columns_spanning(widths, text_width(blocks[0].values[0, 0], 20)))
 
     areas = {"title": Area.cell(1, 1), "header": Area(header_row, 1, header_row, last_col)}
     color_scales = ()

@@ -458,10 +458,18 @@ def test_cohorts_are_text_and_values_numbers(loaded):
 def test_print_setup(loaded):
     ws = loaded["sample"]["Portfolio_DEL30"]
     assert ws.page_setup.orientation == "landscape"
-    # 37 MOB columns and the cohort's size, at 8 pt or more on paper: two landscape pages across
-    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 2
+    # 37 MOB columns and the cohort's size, at 8 pt or more on paper: two landscape pages across, each printed as
+    # an area fitted to one page wide; the second from the header row down (the title and legend, above it, would
+    # print there cut at the repeated Cohort column's edge: "Portfol"), and only as deep as the table.
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
     assert ws.page_setup.fitToHeight == 0
     assert ws.print_title_rows == "$3:$3" and ws.print_title_cols == "$A:$A"
+    first, second = ws.print_area.replace("'Portfolio_DEL30'!", "").replace("$", "").split(",")
+    last_row = ws.max_row
+    while ws.cell(last_row, 1).value is None or not str(ws.cell(last_row, 1).value)[:1].isdigit():
+        last_row -= 1  # the last cohort
+    assert first.startswith("A1:") and second.startswith("W3:" if first.split(":")[1][0] == "V" else "")
+    assert second.split(":")[0].endswith("3") and second.endswith(f"AO{last_row}")
 
 
 def test_run_info_lists_warnings_and_sheets(loaded, mixed_result):

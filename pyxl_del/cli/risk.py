@@ -68,9 +68,9 @@ def _analysis(args: argparse.Namespace):
     return RiskAnalysis.of(result, cfg, scenarios, data=twin_data, sheet=args.sheet)
 
 
-def _notes(analysis, *figures: str, book: bool = True, illustrative: bool = True) -> None:
+def _notes(analysis, view: str | None = None, *, book: bool = True, illustrative: bool = True) -> None:
     """The reporting date and how the book was read, what makes the figures ILLUSTRATIVE (the sheets' words), then
-    the warnings on the figures shown ("el", "pd")."""
+    the warnings on the figures of ``view`` (analysis.VIEW_FIGURES: the ones its sheet shows)."""
     if book:
         for line in analysis.book.notes(analysis.result, analysis.config):
             print(f"note: {line}")
@@ -81,9 +81,8 @@ def _notes(analysis, *figures: str, book: bool = True, illustrative: bool = True
             print(line)
         for line in analysis.result.warnings:
             print(f"warning: {line}")
-    for figure in figures:
-        for line in analysis.warnings(figure):
-            print(f"WARNING: {line}")
+    for line in analysis.view_warnings(view) if view else ():
+        print(f"WARNING: {line}")
 
 
 def _write(analysis, view: str, args: argparse.Namespace, dashboard=None) -> None:
@@ -117,7 +116,7 @@ def cmd_el(args: argparse.Namespace) -> int:
                  amounts=("ead", "performing_ead", "writeoff_12m", "writeoff_lifetime", "default_12m",
                           "default_lifetime", "el_12m", "el_lifetime"),
                  pcts=("pd_12m", "el_12m_rate", "el_lifetime_rate", "lgd"))
-    _notes(analysis, "el", "pd")
+    _notes(analysis, "el")
     _write(analysis, "el", args)
     return EXIT_OK
 
@@ -135,7 +134,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     print(f"Stress test from the reporting date {analysis.book.label} (rho {analysis.config.risk.rho:g}, Z < 0 "
           f"adverse; DEL: Portfolio mean of cohorts)")
     print(text.to_string())
-    _notes(analysis, book=False)
+    _notes(analysis, "stress", book=False)
     if analysis.stress_note:
         print(f"WARNING: {analysis.stress_note}")
     _write(analysis, "stress", args)
@@ -152,7 +151,7 @@ def cmd_var(args: argparse.Namespace) -> int:
                  confidence=lambda v: "" if _missing(v) else f"{v * 100:.10g}%")  # 99.9999%, not "100.0%"
     print("\nthe mean loss against the expected loss:")
     _print_table(analysis.el_reconciliation, amounts=("value", "difference", "std_error"))
-    _notes(analysis, "el", "var", book=False)
+    _notes(analysis, "var", book=False)
     print("\nconvergence (estimate on the first n paths):")
     conv = sim.convergence(confidence)
     _print_table(conv[conv["measure"].isin(["VaR", "ES"])], amounts=("value", "std_error"), pcts=("pct_of_ead",),
@@ -182,7 +181,7 @@ def cmd_capital(args: argparse.Namespace) -> int:
     _print_table(analysis.capital[columns], amounts=("performing_ead", "rwa", "capital"),
                  pcts=("pd_used", "lgd", "risk_weight", "npl_ratio", "writeoff_share"),
                  correlation=lambda v: "" if _missing(v) else f"{v:.3f}")
-    _notes(analysis, "pd")
+    _notes(analysis, "capital")
     _write(analysis, "capital", args)
     return EXIT_OK
 
@@ -214,7 +213,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     text = [_pct(v) if u == "pct" else _amount(v) if u == "amount" else f"{v:.3f}" if u == "ratio" else f"{v:g}"
             for v, u in zip(kpis["value"], kpis["unit"], strict=True)]
     print(pd.DataFrame({"indicator": kpis["kpi"], "value": text, "note": kpis["note"]}).to_string(index=False))
-    _notes(analysis, "el", "pd")
+    _notes(analysis, "dashboard")
     for line in dashboard.warnings:
         print(f"WARNING: {line}")
     _write(analysis, "dashboard", args, dashboard)

@@ -8,6 +8,7 @@ decision twin of the dashboard's ROE (pyxl_del.decision.dashboard).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 
 from pyxl_del.engine.config import Config, ScenarioSpec
 from pyxl_del.engine.data import PORTFOLIO
+from pyxl_del.engine.diagnostics import too_few_steps
 from pyxl_del.engine.forecast import forecast_ead
 from pyxl_del.engine.pipeline import DelResult
 from pyxl_del.risk.alerts import SEVERITIES, evaluate_alerts
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 KPI_COLUMNS = ["kpi", "value", "unit", "note"]  # unit: "pct" | "amount" | "count" | "ratio"; note: a caveat or ""
 RECONCILIATION_COLUMNS = ["step", "value", "difference", "std_error", "explanation"]
 WARNING_NOTE = "WARNING: not a measured zero (see the warnings)"
+# The findings each view's figures rest on (checks.Finding.figure): its CLI command and its sheet show these. A zero
+# LGD or an LGD key naming no segment bears on the capital (LGD x K) and the stress losses as on the EL.
+VIEW_FIGURES = {"el": ("el", "pd"), "var": ("el", "var"), "stress": ("el",), "capital": ("el", "pd"),
+                "dashboard": ("el", "pd")}
 ALERTS_PREFIX = "Alerts: "  # the KPI rows counting alerts by severity
 
 
@@ -92,6 +98,20 @@ class RiskAnalysis:
     def warnings(self, figure: str | None = None) -> list[str]:
         """The findings' sentences (of one figure, "el", "pd" or "var", if given)."""
         return [f.message for f in self.findings if figure is None or f.figure == figure]
+
+    def view_warnings(self, view: str) -> list[str]:
+        """The findings' sentences on the figures of one view (VIEW_FIGURES), in the order of the findings."""
+        return [f.message for f in self.findings if f.figure in VIEW_FIGURES[view]]
+
+    @cached_property
+    def default_lgd_segments(self) -> list[str]:
+        """The segments whose LGD is the ILLUSTRATIVE default: neither [risk] lgd nor lgd_by_segment sets it."""
+        return [s for s in self.result.segments if self.config.risk.lgd_is_default(s)]
+
+    @cached_property
+    def short_history_segments(self) -> list[str]:
+        """The segments whose forecast rests on too few MOB steps of data (engine.diagnostics.short_history)."""
+        return [s for s, short in zip(self.result.segments, self.result.short_history, strict=True) if short]
 
     @cached_property
     def stress_note(self) -> str | None:
@@ -154,18 +174,24 @@ class RiskAnalysis:
                 for m in self.config.risk.key_mobs if m <= max_mob]
         zero_el = WARNING_NOTE if any(f.segment == PORTFOLIO for f in self.findings if f.figure == "el") else ""
         zero_pd = WARNING_NOTE if any(f.segment == PORTFOLIO for f in self.findings if f.figure == "pd") else ""
+        # A zero that is not measured says so first; else a figure resting on a default says ILLUSTRATIVE (§10): the
+        # losses and the capital on the default LGD or a short-history chain, the PD (no LGD in it) on the chain only.
+        illustrative = illustrative_note(self.default_lgd_segments, self.short_history_segments, self.config)
+        loss = zero_el or illustrative
         mean = self.var.total.mean()
         rows += [
             ("Outstanding EAD", el["ead"], "amount", f"at the reporting date {self.book.label}"),
-            ("Expected loss, 12 months", el["el_12m"], "amount",
-             zero_el or f"projection (Z = 0); the Credit VaR's mean loss is {mean:,.0f}: reconciled on 'Credit VaR'"),
-            ("Expected loss, lifetime", el["el_lifetime"], "amount", zero_el),
-            ("Lifetime EL / outstanding EAD", el["el_lifetime_rate"], "pct", zero_el),
-            (f"Credit VaR {top:.0%}, {self.var.horizon} months", self.var.var(top), "amount", zero_el),
-            (f"Expected shortfall {top:.0%}, {self.var.horizon} months", self.var.es(top), "amount", zero_el),
-            ("PD 12 months (performing EAD)", el["pd_12m"], "pct", zero_pd),
+            ("Expected loss, 12 months", el["el_12m"], "amount", zero_el or _joined(
+                illustrative, f"projection (Z = 0); the Credit VaR's mean loss is {mean:,.0f}: reconciled on "
+                              f"'Credit VaR'")),
+            ("Expected loss, lifetime", el["el_lifetime"], "amount", loss),
+            ("Lifetime EL / outstanding EAD", el["el_lifetime_rate"], "pct", loss),
+            (f"Credit VaR {top:.0%}, {self.var.horizon} months", self.var.var(top), "amount", loss),
+            (f"Expected shortfall {top:.0%}, {self.var.horizon} months", self.var.es(top), "amount", loss),
+            ("PD 12 months (performing EAD)", el["pd_12m"], "pct",
+             zero_pd or illustrative_note((), self.short_history_segments, self.config)),
             ("NPL ratio", cap["npl_ratio"], "pct", ""),
-            ("Indicative IRB capital", cap["capital"], "amount", zero_pd or "INDICATIVE"),
+            ("Indicative IRB capital", cap["capital"], "amount", zero_pd or _joined(illustrative, "INDICATIVE")),
             ("HHI of EAD by segment", self.concentration.value("segment", "hhi"), "ratio", ""),
         ]
         rows = [r if len(r) == 4 else (*r, "") for r in rows]
@@ -175,3 +201,23 @@ class RiskAnalysis:
         frame["note"] = frame["note"].astype("string")
         frame["kpi"] = frame["kpi"].astype("string")
         return frame
+
+
+def illustrative_note(default_lgd: Sequence[str], short: Sequence[str], config: Config) -> str:
+    """A KPI's note when it rests on the default LGD of the segments ``default_lgd`` or on the short-history forecast
+    of the segments ``short``: "ILLUSTRATIVE: default LGD 65% for A; B rests on fewer than 6 MOB steps of data", or
+    "" when on neither."""
+    clauses = [f"default LGD {config.risk.segment_lgd(''):.0%} for {_listed(default_lgd)}"] if default_lgd else []
+    if short:
+        clauses.append(too_few_steps(_listed(short), len(short)))
+    return f"ILLUSTRATIVE: {'; '.join(clauses)}" if clauses else ""
+
+
+def _listed(names: Sequence[str], most: int = 5) -> str:
+    """Names for a KPI's note: a few, then how many more (the sheets' notes below the KPIs list them all)."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)

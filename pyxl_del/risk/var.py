@@ -86,14 +86,21 @@ class LossSimulation:
         return frame[["paths", "measure", "confidence", "value", "pct_of_ead", "std_error"]]
 
     def contributions(self, q: float) -> pd.DataFrame:
-        """Per segment: mean loss and its mean over the paths at or beyond VaR_q (they add up to EL and ES)."""
+        """Per segment: ``mean_loss`` and its mean over the paths at or beyond VaR_q (`es_column(q)`); they add up to
+        the simulated mean loss and ES_q. The mean is not the expected loss (`RiskAnalysis.el_reconciliation`)."""
         order = np.argsort(self.total)
         tail = order[len(order) - max(1, int(np.ceil(len(order) * (1 - q)))):]
         return pd.DataFrame({
             "segment": pd.array(self.segments, dtype="string"),
-            "expected_loss": self.losses.mean(axis=0),
-            "es_contribution": self.losses[tail].mean(axis=0),
+            "mean_loss": self.losses.mean(axis=0),
+            es_column(q): self.losses[tail].mean(axis=0),
         })
+
+
+def es_column(q: float) -> str:
+    """The contributions' ES column at level q: "es99_contribution", "es97_5_contribution" (the level in the name, so
+    a CSV read on its own says which ES it adds up to; "_" for the point, which a column name should not hold)."""
+    return f"es{q * 100:.10g}_contribution".replace(".", "_")
 
 
 def _var_es(sorted_losses: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from pyxl_del.risk.alerts import describe
 from pyxl_del.risk.analysis import ALERTS_PREFIX, RiskAnalysis
 from pyxl_del.risk.projection import ALL, EL_HORIZON
 from pyxl_del.risk.stress import SHEET_HEADER
+from pyxl_del.risk.var import es_column
 from pyxl_del.sheets.layout import (
     CURVE_COLORS,
     HEADER_STYLE,
@@ -106,14 +107,13 @@ def _book_notes(analysis: RiskAnalysis) -> list[str]:
 def illustrative_notes(analysis: RiskAnalysis) -> list[str]:
     """ILLUSTRATIVE when some segment's LGD is the default ([risk] lgd left out), and when some segment's forecast
     rests on too few months of data (engine.diagnostics.short_history): every figure here projects that chain."""
-    config, result = analysis.config, analysis.result
-    segments = result.segments
+    config = analysis.config
     notes = []
-    if any(config.risk.lgd_is_default(s) for s in segments):
+    if analysis.default_lgd_segments:
         notes.append(f"ILLUSTRATIVE LGD: {config.risk.segment_lgd(''):.0%} is the default ([risk] lgd left out) for "
-                     f"{', '.join(s for s in segments if config.risk.lgd_is_default(s))}; every expected loss, VaR "
-                     f"and capital figure scales with it. Set [risk] lgd or lgd_by_segment.")
-    short = [clean_text(s) for s, flag in zip(segments, result.short_history, strict=True) if flag]
+                     f"{', '.join(analysis.default_lgd_segments)}; every expected loss, VaR and capital figure "
+                     f"scales with it. Set [risk] lgd or lgd_by_segment.")
+    short = [clean_text(s) for s in analysis.short_history_segments]
     if short:
         notes.append(f"ILLUSTRATIVE forecast: {too_few_steps(', '.join(short), len(short))}; every loss, VaR, stress "
                      f"and capital figure projects that chain (the report's Summary, Caveats).")
@@ -260,7 +260,7 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
         "beyond VaR. 'mean' is the simulated mean loss, not the expected loss: the reconciliation after the "
         "summary takes the Expected loss sheet's figure to it. Std errors: bootstrap (VaR, ES, UL), s/√n (mean).",
         *illustrative_notes(analysis),
-    ], analysis.warnings("el") + analysis.warnings("var"))
+    ], analysis.view_warnings("var"))
     row = 3 + len(blocks)
     block, fmt = _section(row, "Summary")
     table_blocks, table_formats, summary_area = frame_table(sim.summary(risk.confidence), VAR_TABLE, row + 1)
@@ -281,8 +281,8 @@ def var_sheet(analysis: RiskAnalysis) -> SheetLayout:
     row = area.last_row + 2
     block, fmt = _section(row, f"By segment: mean loss and contribution to the {top:.0%} expected shortfall")
     table_blocks, table_formats, _ = frame_table(sim.contributions(top), (
-        ("segment", "Segment", None, 0), ("expected_loss", "Mean loss", AMOUNT, 0),
-        ("es_contribution", f"ES {top:.0%} contribution", AMOUNT, 0)), row + 1)
+        ("segment", "Segment", None, 0), ("mean_loss", "Mean loss", AMOUNT, 0),
+        (es_column(top), f"ES {top:.0%} contribution", AMOUNT, 0)), row + 1)
     blocks += [block, *table_blocks]
     formats += [fmt, *table_formats]
     widths = {1: 14.0, 2: 12.0, 3: 15.0, 4: 15.0, 5: 12.0, 6: 13.0}
@@ -380,7 +380,7 @@ def capital_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"NPL ratio = defaulted EAD (live default states: {', '.join(_live_defaults(analysis.config))}) / "
         f"outstanding EAD; write-off share = EAD in {risk.loss_state} / (outstanding + that); at the reporting "
         f"date {analysis.book.label}.", *illustrative_notes(analysis),
-    ], analysis.warnings("pd"))
+    ], analysis.view_warnings("capital"))
     formats[0] = Format(Area.cell(1, 1), INDICATIVE_STYLE.over(TITLE_STYLE))
     top = 2 + len(blocks)
     table_blocks, table_formats, area = frame_table(cap, CAPITAL_TABLE, top)
@@ -408,7 +408,8 @@ def stress_sheet(analysis: RiskAnalysis) -> SheetLayout:
         f"{analysis.book.label} (sheet 'Scenarios'); every month's transition matrices are shifted by Z "
         f"(Belkin-Suchower-Forest, rho {analysis.config.risk.rho:g}); Z < 0 is adverse; the baseline (Z = 0) is the "
         f"report's forecast. DEL: Portfolio, mean of cohorts. {_el_definition(analysis.config)}.",
-    ], [analysis.stress_note] if analysis.stress_note else [])
+        *illustrative_notes(analysis),  # every scenario projects the run's chain at its LGD: what the CLI prints
+    ], [*analysis.view_warnings("stress"), *([analysis.stress_note] if analysis.stress_note else [])])
     top = 2 + len(blocks)
     blocks.append(Block(top, 1, text_grid([["Metric", *map(business_label, names)]])))
     formats.append(Format(Area(top, 1, top, 1 + len(names)), HEADER_WRAP_STYLE))
@@ -646,7 +647,7 @@ def _risk_caveats(analysis: RiskAnalysis) -> list[str]:
             "ROE, values and new lending come from the economics of the configuration (rates, costs, volumes): "
             "with its defaults they are illustrative.",
             f"{len(result.warnings)} warnings of the forecast (thin data: {len(thin)}); the report's Run info lists "
-            f"them."]
+            f"them.", *illustrative_notes(analysis)]
 
 
 def _segment_names(result: DelResult) -> dict[str, str]:

@@ -322,7 +322,7 @@ def test_risk_dashboard_shows_the_portfolio_roe(book):
     kpis = sheet_table(book, "Risk dashboard", "Indicator")
     roe = kpis["ROE (steady book) (ILLUSTRATIVE)"][0]  # the workbook's config leaves the economics at their defaults
     assert isinstance(roe, float) and -1 < roe < 10
-    assert kpis["New lending a month"][0] > 0 and "Expected loss, lifetime" in kpis
+    assert kpis["New lending a month"][0] > 0 and "Expected loss, lifetime (ILLUSTRATIVE)" in kpis
     cells = [c for row in openpyxl.load_workbook(book)["Risk dashboard"].iter_rows(values_only=True) for c in row]
     assert not any(isinstance(c, str) and "ROE not shown" in c for c in cells)
 
@@ -332,7 +332,8 @@ def test_risk_dashboard_without_a_twin_says_why(book):
     (book.parent / "config.toml").write_text('[policy]\nsegments = { OTHER = { apr = 0.2, budget_share = 1.0 } }\n')
     assert cli("risk_dashboard", "--workbook", book) == EXIT_OK
     kpis = sheet_table(book, "Risk dashboard", "Indicator")
-    assert not any(str(k).startswith("ROE (steady book)") for k in kpis) and "Expected loss, lifetime" in kpis
+    assert not any(str(k).startswith("ROE (steady book)") for k in kpis)
+    assert "Expected loss, lifetime (ILLUSTRATIVE)" in kpis  # the workbook's config leaves the LGD at its default
     cells = [c for row in openpyxl.load_workbook(book)["Risk dashboard"].iter_rows(values_only=True) for c in row]
     (note,) = [c for c in cells if isinstance(c, str) and c.startswith("WARNING: ROE not shown")]
     assert "does not match the data's segments" in note and "OTHER" in note

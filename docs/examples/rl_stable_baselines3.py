@@ -18,6 +18,7 @@ from stable_baselines3.common.env_checker import check_env
 
 import pyxl_del  # noqa: F401  (registers pyxl_del/Lending-v0)
 from pyxl_del.datasets.sample import generate_sample
+from pyxl_del.decision.agent import monthly_discount
 from pyxl_del.decision.env import ENV_ID, policy_action
 from pyxl_del.decision.optimise import optimise
 from pyxl_del.decision.twin import fit_twin
@@ -42,7 +43,7 @@ def main() -> None:
     twin = fit_twin(generate_sample(score=True), config)
     env = gymnasium.make(ENV_ID, twin=twin, horizon=120, seed=0)
     check_env(env.unwrapped)
-    gamma = 1.0 / (1.0 + config.economics.discount_rate / 12.0)
+    gamma = monthly_discount(twin)  # the twin's resolved rate: Config() leaves [economics] discount_rate None
     model = PPO("MlpPolicy", env, gamma=gamma, verbose=0, seed=0).learn(total_timesteps=args.steps)
     static = policy_action(twin, optimise(twin).recommended)
     seeds = range(10_000, 10_020)

@@ -48,16 +48,23 @@ class LinearPolicy:
         return cls(weights, kind)
 
 
+def monthly_discount(twin: Twin) -> float:
+    """The discount factor of one month, 1 / (1 + r/12), at the twin's resolved discount rate: [economics]
+    discount_rate, or its ILLUSTRATIVE default where config.toml leaves it out (the config then holds None), the
+    rate the optimiser values a booking at (economics.discount_factors)."""
+    return 1.0 / (1.0 + twin.terms.discount_rate / 12.0)
+
+
 def discounted_returns(twin: Twin, weights: np.ndarray, kind: str, dynamics: Dynamics, horizon: int,
                        seeds, run_off: bool = True) -> np.ndarray:
     """(P, E) discounted returns of P linear policies (P, A, F) on E episodes (one seed each).
 
     All P policies of an episode share its seed's random paths (common random numbers), so their differences
-    are the policies' and not the luck of the draw. The discount is [economics] discount_rate, monthly. With
+    are the policies' and not the luck of the draw. The discount is `monthly_discount`. With
     ``run_off`` the book left at the horizon runs off for max_mob more months without new lending, so every
     booking is valued over its whole life, as the static optimiser values it (no end-of-horizon effect).
     """
-    gamma = 1.0 / (1.0 + twin.config.economics.discount_rate / 12.0)
+    gamma = monthly_discount(twin)
     n_pol = weights.shape[0]
     core = LendingCore(twin, n_pol, replace(dynamics, common_shocks=True))
     out = np.zeros((n_pol, len(seeds)))

@@ -106,7 +106,9 @@ def repeated_ids(ids: pd.api.extensions.ExtensionArray | None) -> str | None:
 
 def read_applications(path: str | Path) -> pd.DataFrame:
     """An applications file (.csv UTF-8, or .parquet) as a DataFrame; segment and id stay text as written ("007"
-    is not 7). A missing, empty, ragged, non-UTF-8 or damaged file is an InputError naming it and what to do."""
+    is not 7). A missing, empty, ragged, non-UTF-8 or damaged file is an InputError naming it and what to do, and
+    so is a CSV with a blank line above its header or between applications (`without_blank_rows`): position k of
+    the frame is the file's row k + 2 (the header row 1), as every message numbers it."""
     path = Path(path)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -124,11 +126,70 @@ def read_applications(path: str | Path) -> pd.DataFrame:
 
         if kind == "Parquet":
             return pd.read_parquet(path)
+        if not _first_line(path, head).strip():
+            raise DecisionInputError(str(path), [Problem(None, "header", (
+                "line 1 is blank: the header row (segment, score, amount, ...) must be the first line, so that rows "
+                "are numbered as a spreadsheet numbers them; delete the blank lines above it"))])
         with warnings.catch_warnings():
             # A first row longer than the header would silently become the index, and its values shift columns.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, dtype={c: "string" for c in ("segment", "application_id")}, encoding="utf-8-sig",
-                               index_col=False, **ONLY_EMPTY_IS_MISSING)
+            # Blank lines are kept as empty rows: skipped, every row after one was numbered one too few.
+            frame = pd.read_csv(path, dtype={c: "string" for c in ("segment", "application_id")},
+                                encoding="utf-8-sig", index_col=False, skip_blank_lines=False, **ONLY_EMPTY_IS_MISSING)
+        return without_blank_rows(frame, str(path))
+
+
+def _first_line(path: Path, head: bytes) -> bytes:
+    """The first line of a CSV's text (the byte order mark aside), decompressed for a .gz file."""
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(4097)
+    return head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+
+
+def blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """(n,) bool: the rows whose every cell is empty or blanks (a blank line, or Excel's ",,," of a cleared row).
+    One column at a time, numbers first (empty is NaN alone), each over the rows still blank: a Python loop over
+    the few columns, never the rows."""
+    import numpy as np
+    import pandas as pd
+
+    blank = np.ones(len(frame), dtype=bool)
+    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
+    for j in sorted(range(frame.shape[1]), key=lambda j: not numeric[j]):
+        rows = np.flatnonzero(blank)
+        if not len(rows):
+            break
+        values = frame.iloc[rows, j]
+        empty = values.isna() if numeric[j] else values.astype("string").str.strip().fillna("").eq("")
+        blank[rows] = empty.to_numpy(dtype=bool)
+    return blank
+
+
+def without_blank_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` without the blank rows after its last application (a text editor's last empty line, rows cleared
+    in Excel: nothing follows them to shift). A blank row between applications is a DecisionInputError naming it:
+    skipped, the decisions file's row k would no longer be the application on the file's row k + 1, and every
+    message after it would name the wrong row; decided, it would be a row of errors for no application."""
+    import numpy as np
+
+    from pyxl_del.engine.data import row_numbers
+
+    blank = blank_rows(frame)
+    if not blank.any():
+        return frame
+    filled = np.flatnonzero(~blank)
+    end = int(filled[-1]) + 1 if len(filled) else 0
+    between = np.flatnonzero(blank[:end])
+    if len(between):
+        n = len(between)
+        raise DecisionInputError(source, [Problem(int(between[0]), "row", (
+            f"{row_numbers(between)} {agree(n, 'is', 'are')} blank, between applications: delete "
+            f"{agree(n, 'it', 'them')} (each row after the header is an application, and decision k of the decisions "
+            f"file is the application on row k + 1)"))])
+    return frame.iloc[:end]
 
 
 def _number_or_text(value):

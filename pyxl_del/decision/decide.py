@@ -31,6 +31,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,7 +56,7 @@ from pyxl_del.decision.optimise import check_aprs, current_policy
 from pyxl_del.decision.policy import Policy, twin_fingerprint
 from pyxl_del.decision.twin import Twin
 from pyxl_del.engine.config import Config
-from pyxl_del.engine.data import MAX_LISTED, row_numbers
+from pyxl_del.engine.data import MAX_LISTED, how_alike, row_numbers
 from pyxl_del.engine.errors import closest_name, shorten
 from pyxl_del.engine.memo import LruMemo
 
@@ -160,6 +162,7 @@ class DecisionEngine:
     twin: Twin
     version: str
     index: dict[str, int]  # segment -> s
+    composed: dict[str, int]  # a segment's name in NFC -> s, for a name no other segment shares in that form
     cutoff: np.ndarray  # (S,) NaN: accept every score
     share: np.ndarray  # (S,)
     inner_edges: np.ndarray  # (S, B-1) band b holds scores in [inner[b-1], inner[b])
@@ -215,7 +218,8 @@ class DecisionEngine:
         span = (float(inner.max()) + 2.0 - low) if inner.size else 1.0
         line = (np.arange(len(twin.segments))[:, None] * span + inner - low).ravel()
         return cls(policy=policy, twin=twin, version=version, index={s: i for i, s in enumerate(twin.segments)},
-                   cutoff=cutoff, share=share, inner_edges=inner, edge_low=low, edge_span=span, edge_line=line,
+                   composed=composed_index(twin.segments), cutoff=cutoff, share=share, inner_edges=inner,
+                   edge_low=low, edge_span=span, edge_line=line,
                    policy_apr=apr.ravel(), pd_12m=twin.pd12.ravel(), pd_lifetime=twin.pd_life.ravel(),
                    loss_rate=(twin.lgd[:, None] * sums["writeoff"]).ravel(), slope=u["slope"].ravel(),
                    intercept=u["intercept"].ravel(), break_even=u["unit_cost"].ravel(), apr_min=lo, apr_max=hi,
@@ -226,12 +230,21 @@ class DecisionEngine:
     def segments(self) -> tuple[str, ...]:
         return self.twin.segments
 
+    def segment_code(self, name) -> int:
+        """s of a segment name, -1 if unknown. The same letters in another Unicode form are the same segment, as
+        `engine.data.segment_named` reads a name: a Mac writes Vietnamese decomposed (NFD), and such a name, printed
+        exactly like the segment's, was unknown. Letter case and blanks still differ (an error with "did you mean")."""
+        code = self.index.get(name)
+        if code is None and isinstance(name, str):
+            code = self.composed.get(unicodedata.normalize("NFC", name))
+        return -1 if code is None else code
+
     def segment_codes(self, segments, source: str = "applications") -> np.ndarray:
-        """Segment names (a sequence, or a table's column as a Series) -> s; unknown names raise DecisionInputError
-        naming each with its rows (a table's, as a spreadsheet numbers them) or applications, and the known segment
-        it is likely meant to be. Each distinct name is looked up once."""
+        """Segment names (a sequence, or a table's column as a Series) -> s (`segment_code`); unknown names raise
+        DecisionInputError naming each with its rows (a table's, as a spreadsheet numbers them) or applications, and
+        the known segment it is likely meant to be. Each distinct name of a Series is looked up once."""
         positions, names = pd.factorize(segments) if isinstance(segments, pd.Series) else (None, segments)
-        codes = np.fromiter((self.index.get(s, -1) for s in names), dtype=np.int64, count=len(names))
+        codes = np.fromiter((self.segment_code(s) for s in names), dtype=np.int64, count=len(names))
         if positions is not None:
             codes = codes[positions]
         unknown = np.flatnonzero(codes < 0)
@@ -257,7 +270,9 @@ class DecisionEngine:
         known segments."""
         near = closest_name(name, self.segments)
         if near is not None:
-            return f": did you mean {_quoted(near)}?"
+            # Names that differ only in Unicode form print alike: say so (two segments of the data share that form).
+            alike = unicodedata.normalize("NFC", near) == unicodedata.normalize("NFC", name)
+            return f": did you mean {_quoted(near)}?" + (f" ({how_alike(name, near)})" if alike else "")
         return f" (known: {shorten(', '.join(self.segments), 200)})"
 
     def evaluate(self, segment: np.ndarray, score: np.ndarray, amount: np.ndarray,
@@ -358,17 +373,20 @@ class DecisionEngine:
         apr = np.array([np.nan if a.apr is None else a.apr for a in applications], dtype=np.float64)
         ev = self.evaluate(segment, score, amount, apr)
         texts = self.reasons(ev, score)
-        columns = zip(applications, ev.code.tolist(), texts if isinstance(texts, list) else texts.to_pylist(),
-                      (ev.band + 1).tolist(),
+        columns = zip(applications, segment.tolist(), ev.code.tolist(),
+                      texts if isinstance(texts, list) else texts.to_pylist(), (ev.band + 1).tolist(),
                       ev.offered_apr.tolist(), ev.policy_apr.tolist(), ev.pd_12m.tolist(), ev.pd_lifetime.tolist(),
-                      ev.expected_loss.tolist(), ev.expected_value.tolist(), self.caveat[ev.caveat].tolist(), strict=True)
-        rows = [{"application_id": a.application_id, "segment": a.segment, "score": a.score, "amount": a.amount,
+                      ev.expected_loss.tolist(), ev.expected_value.tolist(), self.caveat[ev.caveat].tolist(),
+                      strict=True)
+        # The segment as the data name it (a name in another Unicode form is that segment: `segment_code`).
+        rows = [{"application_id": a.application_id, "segment": self.segments[s], "score": a.score,
+                 "amount": a.amount,
                  "requested_apr": a.apr, "decision": APPROVE if code == APPROVED else DECLINE,
                  "reason_code": REASON_CODES[code], "reason": reason, "band": band,
                  "offered_apr": _number(offered), "policy_apr": policy_apr, "pd_12m": _number(pd12),
                  "pd_lifetime": _number(pd_life), "expected_loss": _number(loss), "expected_value": _number(value),
                  "policy_version": self.version, "caveat": caveat}
-                for a, code, reason, band, offered, policy_apr, pd12, pd_life, loss, value, caveat in columns]
+                for a, s, code, reason, band, offered, policy_apr, pd12, pd_life, loss, value, caveat in columns]
         return DECISIONS.validate_python(rows)  # in one call to pydantic-core: a batch of 10,000 in tens of ms
 
 
@@ -380,6 +398,14 @@ def _number(value: float) -> float | None:
 def _quoted(name: str) -> str:
     """A name as Python writes it, so blanks at either end show ('CD '), cut to a length a message can hold."""
     return repr(name if len(name) <= 60 else name[:59] + "…")
+
+
+def composed_index(segments: Sequence[str]) -> dict[str, int]:
+    """Each segment's name in NFC -> s, leaving out a form two segments share (data holding a name both composed
+    and decomposed, which `engine.data.segment_name_findings` warns of): such an application names one exactly."""
+    forms = [unicodedata.normalize("NFC", s) for s in segments]
+    shared = Counter(forms)
+    return {form: s for s, form in enumerate(forms) if shared[form] == 1}
 
 
 def score_bounds(twin: Twin) -> tuple[np.ndarray, np.ndarray]:

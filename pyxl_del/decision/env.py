@@ -11,9 +11,10 @@ population of policies at once); `LendingEnv` is the Gymnasium face of a batch o
 step, so what the agent learns on the core is what the environment does.
 
 Action (Box [-1, 1], 3 x S): per segment the cut-off as the rejected share of applicants (-1: accept all,
-1: reject all), the APR (the segment's allowed range, `Twin.apr_range`) and the budget share (-1: 0, 1: all; shares adding up to
-more than 1 are scaled down). Observation: EAD by segment x live state over the budget, last approval rates,
-Z_t and the funding rate. Reward: the month's economic profit over the budget; ``info["profit"]`` in money.
+1: reject all), the APR (the segment's allowed range, `Twin.apr_range`) and the budget share (-1: 0, 1: all; shares
+adding up to more than 1 are scaled down); an action outside the box is a ValueError, never clipped. Observation:
+EAD by segment x live state over the budget, last approval rates, Z_t and the funding rate. Reward: the month's
+economic profit over the budget; ``info["profit"]`` in money.
 """
 
 from __future__ import annotations
@@ -223,6 +224,27 @@ def policy_action(twin: Twin, policy: Policy) -> np.ndarray:
     return (2.0 * unit - 1.0).astype(np.float32)
 
 
+ACTION_PARTS = ("cut-off", "APR", "budget share")  # the action's three blocks of one number per segment
+
+
+def action_problem(action: np.ndarray, space: spaces.Box, segments) -> str:
+    """Why a flat action is not in ``space`` ("" if it is): its first numbers that are not finite or lie outside
+    the bounds, each with its position and meaning. Compared as the space's float32, so 1 + 1e-12 from a float64
+    policy is 1, not an error."""
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e300 is inf as a float32: refused all the same
+        value = action.astype(space.dtype)
+        bad = np.flatnonzero(~np.isfinite(value) | (value < space.low) | (value > space.high))
+    if not len(bad):
+        return ""
+    n = len(segments)
+    shown = ", ".join(f"{float(action[i])} at position {i} ({ACTION_PARTS[i // n]} of {segments[i % n]})"
+                      for i in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    # Clipping in silence would let an agent learn on actions it never took (5.0 played as 1.0); NaN would enter
+    # the book and make every later reward and observation NaN until reset.
+    return f"an action must be finite numbers in [-1, 1] (the action space); got {shown}{more}"
+
+
 class LendingEnv(gym.Env):
     """``gymnasium.make("pyxl_del/Lending-v0", twin=..., horizon=120, seed=0)``; or ``data=``/``config=`` to fit one.
 
@@ -266,13 +288,13 @@ class LendingEnv(gym.Env):
 
     def step(self, action):
         a = np.asarray(action, dtype=np.float64)
-        # A NaN in one action would enter the book and make every later reward and observation NaN until reset;
-        # a wrong shape would fail in a broadcast that names neither.
+        # A wrong shape would fail in a broadcast that names neither the shape nor the action's layout.
         if a.size != self.action_space.shape[0]:
             raise ValueError(f"an action has {self.action_space.shape[0]} numbers (cut-off, APR and budget share of "
                              f"each of the {self.core.n_seg} segments); got shape {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"an action must be finite numbers in [-1, 1]; got {a.ravel().tolist()}")
+        problem = action_problem(a.ravel(), self.action_space, self.twin.segments)
+        if problem:
+            raise ValueError(problem)
         a = a.reshape(1, -1)
         reward, profit = self.core.step(a, self.np_random)
         self._t += 1

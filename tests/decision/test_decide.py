@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _decision import tiny_scored_panel, tiny_scored_twin
+from _decision import economics_config, tiny_scored_panel, tiny_scored_twin
 
 from pyxl_del.cli import main
 from pyxl_del.cli.common import EXIT_BAD_INPUT, EXIT_OK
@@ -24,6 +25,7 @@ from pyxl_del.decision.decide import (
 )
 from pyxl_del.decision.optimise import current_policy
 from pyxl_del.decision.policy import Policy, PolicyError
+from pyxl_del.decision.twin import fit_twin
 from pyxl_del.excel.decide_udf import decide_cells
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,6 +301,33 @@ def test_unknown_segments_name_the_file_the_rows_and_the_near_match(twin, policy
     with pytest.raises(DecisionInputError, match=r"unknown segment 'CD ' in application 2: did you mean 'CD'\?"):
         decide([{"segment": "CD", "score": 650, "amount": 1}, {"segment": "CD ", "score": 650, "amount": 1}], policy,
                twin)
+
+
+VAY = "Vay ti\u00eau d\u00f9ng"  # composed (NFC), as Windows and Excel type it
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_a_segment_in_another_unicode_form_is_that_segment(panel, tmp_path, form):
+    """A Mac writes Vietnamese decomposed (NFD): 'Vay tiêu dùng' was an unknown segment, "did you mean 'Vay tiêu
+    dùng'?" naming two names that print alike. The same letters are the same segment, whichever form the data or
+    the application holds (as engine.data.segment_named reads them); letter case and blanks still are not."""
+    in_data = unicodedata.normalize(form, VAY)
+    other = unicodedata.normalize("NFD" if form == "NFC" else "NFC", VAY)
+    assert in_data != other
+    data = tmp_path / "panel.parquet"
+    panel.assign(PRODUCT_TYPE=panel["PRODUCT_TYPE"].replace({"CASH LOAN": in_data})).to_parquet(data)
+    twin = fit_twin(data, economics_config())
+    policy = current_policy(twin)
+    frame = decide(pd.DataFrame({"segment": [in_data, other], "score": [650, 650], "amount": [100, 100]}), policy,
+                   twin)
+    assert frame["segment"].tolist() == [in_data, in_data]
+    assert frame["reason"].iloc[0] == frame["reason"].iloc[1] and frame["reason_code"].iloc[1] == "APPROVED"
+    d = decide([{"segment": other, "score": 650, "amount": 100}], policy, twin)[0]
+    assert d.segment == in_data and d.reason == frame["reason"].iloc[0]
+    with pytest.raises(DecisionInputError, match=r"unknown segment 'vay .*' in row 2: did you mean 'Vay "):
+        decide(pd.DataFrame({"segment": [other.lower()], "score": [650], "amount": [100]}), policy, twin)
+    if form == "NFC":  # =DEL_DECIDE decides it too (the same engine)
+        assert decide_cells(other, 650.0, 100.0, None, str(data), None)[0][:2] == ["APPROVE", "APPROVED"]
 
 
 def test_cli_decide_names_the_file_and_row_of_an_unknown_segment(panel, tmp_path, capsys):

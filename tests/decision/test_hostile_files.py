@@ -105,6 +105,48 @@ def test_a_bad_applications_file_is_told_before_the_engine_loads(tmp_path):
     assert "'score' holds 'x' (not a number) in row 2" in out.stderr
 
 
+BLANK_LINES = {
+    "between": (b"segment,score,amount\nCD,600,100\n\nCD,610,100\n", r"row 3 is blank, between applications"),
+    "spaces": (b"segment,score,amount\r\nCD,600,100\r\n  \r\n\r\nCD,610,100\r\n",
+               r"rows 3, 4 are blank, between applications"),
+    "first": (b"\nsegment,score,amount\nCD,600,100\n", r"line 1 is blank: the header row .* must be the first"),
+}
+
+
+@pytest.mark.parametrize("name", BLANK_LINES)
+def test_a_blank_line_between_applications_is_named_by_its_row(tmp_path, name):
+    """pandas skipped blank lines: the rows after one were numbered one too few ("row 4" for spreadsheet row 5), and
+    a file that was otherwise clean was decided with decision k no longer the application on row k + 1."""
+    data, expected = BLANK_LINES[name]
+    path = tmp_path / "apps.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=expected) as err:
+        application_columns(read_applications(path), Config(), str(path))
+    assert str(err.value).startswith(str(path))
+
+
+def test_rows_after_a_blank_line_keep_their_spreadsheet_numbers(tmp_path, capsys):
+    """The reviewer's file: the bad score is on spreadsheet row 5, never called row 4."""
+    path = tmp_path / "apps.csv"
+    path.write_text("application_id,segment,score,amount,apr\nA1,CASH LOAN,640,20000,\n\nA3,CD,600,5000,\n"
+                    "A5,CD,abc,5000,\n")
+    code, text = run_cli(capsys, "decide", path, "--out", tmp_path / "d.csv")
+    assert code == 2 and f"{path}: row 3 is blank" in text and "row 4" not in text
+    path.write_text("segment,score,amount\nCD,600,100\n,,\nCD,abc,100\n")  # an empty row as Excel saves it
+    with pytest.raises(InputError, match="row 3 is blank"):
+        application_columns(read_applications(path), Config(), str(path))
+
+
+def test_blank_lines_after_the_last_application_are_no_applications(tmp_path):
+    """Nothing follows them to shift: a text editor's last empty line, or rows cleared in Excel (,,), are ignored."""
+    path = tmp_path / "apps.csv"
+    path.write_bytes(b"\xef\xbb\xbfsegment,score,amount\nCD,600,100\nCD,abc,100\n\n  \n,,\n")
+    with pytest.raises(InputError, match=r"'score' holds 'abc' \(not a number\) in row 3$"):
+        application_columns(read_applications(path), Config(), str(path))
+    path.write_bytes(b"segment,score,amount\nCD,600,100\nCD,610,100\n\n\n")
+    assert application_columns(read_applications(path), Config(), str(path)).score.tolist() == [600, 610]
+
+
 def test_a_segment_called_na_is_a_segment(tmp_path):
     """pandas read "NA", "N/A" and "None" as missing: those applications had no segment. Only an empty cell is."""
     path = tmp_path / "apps.csv"

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PORTFOLIO = "Portfolio"
 MAX_LISTED = 10  # rows or values quoted in one error message
+MAX_EXAMPLES = 3  # values quoted "such as" before a message's advice: a cell shows its first 255 characters
 
 # The wording of every input finding, shared by all backends (backends.py) so a rule reads the same whichever
 # engine checked it. `where` locates the rows: spreadsheet row numbers here, loan and MOB examples from SQL
@@ -139,6 +140,7 @@ CALENDAR_MONTH = re.compile(r"^\s*(?:19|20)[0-9]{2}(?:[-/.](?:0?[1-9]|1[0-2])(?!
 MONTH_YEAR = re.compile(r"^\s*(?:0?[1-9]|1[0-2])([-/.])(?:19|20)[0-9]{2}\s*$")  # 07/2023, 7-2023: month/year
 EXCEL_DAY = re.compile(r"^\s*([0-9]{5})(?:[.]0+)?\s*$")  # 45123: Excel's day 45123 is 2023-07-16
 EXCEL_DAYS = (20_000, 80_000)  # the day numbers of 1954-10 .. 2119-01: a loan's dates, not a YYYYMM misread
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's day 0 (day 60, 1900-02-29, that never was, is long past)
 DAYS = re.compile(r"^\s*[0-9]+(?:[.]0+)?\s*$")  # a state of 0, 35 or 35.0: days past due
 MIN_SEGMENTS_CHECKED = 20  # from this many segments, half of them with one loan each is a wrongly mapped column
 EAD_SPREAD = 1e4  # a cell's EAD per loan this many times the panel's median cell is named in a warning
@@ -661,24 +663,24 @@ def cohort_problem(column: str, n: int, labels: list, where: str, cohort_format:
                                                 fmt=cohort_format, labels=shown, where=where)
     ambiguous = [v for v in labels if isinstance(v, str) and AMBIGUOUS_DATE.match(v)]
     if ambiguous:
-        shown = quoted(ambiguous[:MAX_LISTED])
+        shown = quoted(ambiguous[:MAX_EXAMPLES])
         return MESSAGES["cohort_ambiguous"].format(column=column, values=counted(n, "value"), labels=shown, where=where)
     month_year = [m for v in labels if (m := MONTH_YEAR.match(str(v)))]
     if month_year:
         return MESSAGES["cohort_month_year"].format(column=column, values=counted(n, "value"), where=where,
-                                                    labels=quoted([m.string for m in month_year[:MAX_LISTED]]),
+                                                    labels=quoted([m.string for m in month_year[:MAX_EXAMPLES]]),
                                                     are=agree(n, "is", "are"), fmt=f"%m{month_year[0].group(1)}%Y")
     years = [v for v in labels if YEAR_ONLY.match(str(v))]
     if years:
         return MESSAGES["cohort_year"].format(column=column, values=counted(n, "value"), where=where,
-                                              labels=quoted(years[:MAX_LISTED]), are=agree(n, "is", "are"))
+                                              labels=quoted(years[:MAX_EXAMPLES]), are=agree(n, "is", "are"))
     days = [(v, day) for v in labels
             if (m := EXCEL_DAY.match(str(v))) and EXCEL_DAYS[0] <= (day := int(m.group(1))) <= EXCEL_DAYS[1]]
     if days:
         first = days[0][1]
-        example = f"{first} is {(pd.Timestamp('1899-12-30') + pd.Timedelta(days=first)).date()}"
+        example = f"{first} is {(EXCEL_EPOCH + pd.Timedelta(days=first)).date()}"
         return MESSAGES["cohort_serial"].format(column=column, values=counted(n, "value"), where=where,
-                                                labels=quoted([v for v, _ in days[:MAX_LISTED]]),
+                                                labels=quoted([v for v, _ in days[:MAX_EXAMPLES]]),
                                                 are=agree(n, "is", "are"), example=example)
     return MESSAGES["cohort"].format(column=column, values=counted(n, "value"), are=agree(n, "is", "are"),
                                      labels=shown, where=where)

@@ -21,6 +21,8 @@ import pandas as pd
 
 from pyxl_del.engine.config import DEL_TYPES, Config
 from pyxl_del.engine.data import (
+    EXCEL_DAYS,
+    EXCEL_EPOCH,
     PORTFOLIO,
     Panel,
     month_label,
@@ -75,13 +77,19 @@ class LoansCell:
 
 
 def parse_cohort(value: Any) -> int:
-    """A cohort as a month index: "2024-01", a date, or 202401."""
+    """A cohort as a month index: "2024-01", a date, 202401 (a number or its text), or Excel's day number of a
+    date (=DATE(2024,1,1) hands a worksheet function 45292)."""
     if isinstance(value, (datetime, date, pd.Timestamp)):
         return value.year * 12 + value.month - 1
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
         v = int(value)
         if 1 <= v % 100 <= 12 and 100_000 <= v < 1_000_000:  # 2012 is a year, not December of the year 20
             return (v // 100) * 12 + v % 100 - 1
+        if EXCEL_DAYS[0] <= v < EXCEL_DAYS[1]:
+            day = EXCEL_EPOCH + pd.Timedelta(days=v)
+            return day.year * 12 + day.month - 1
     m = re.fullmatch(r"\s*(\d{4})-(\d{1,2})(?:-\d{1,2})?\s*", str(value))
     if m and 1 <= int(m.group(2)) <= 12:
         return int(m.group(1)) * 12 + int(m.group(2)) - 1

@@ -51,6 +51,9 @@ def loans_cells(data: Any, segment: Any, cohort: Any, mob: Any, state: Any, conf
     cell = loans_in_panel(panel, ids, cfg, args.segment, args.cohort, args.mob, args.state)
     if cell.n_loans == 0:  # a header alone would look like a formula that failed
         return [[f"#pyxl_del: {cell.unobserved}"]]
+    if cell.loans.empty:
+        return [[f"#pyxl_del: none of the {counted(cell.n_loans, 'loan')} of cohort {cell.cohort} at MOB {cell.mob} "
+                 f"is in {cell.state}"]]
     room = max_rows - 2  # the header, and a last row for the message when the list is cut
     rows = cell.loans.iloc[:room]
     out = [["Loan", "Segment", "State", "EAD", "Previous state"],

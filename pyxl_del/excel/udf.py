@@ -17,6 +17,7 @@ path, size and modification time, so saving the file invalidates the memo withou
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -52,6 +53,9 @@ from pyxl_del.excel.workbook import CELL_ERRORS, WorkbookError, cells_to_frame
 log = logging.getLogger(__name__)
 
 MESSAGE_PREFIX = "#pyxl_del: "
+# The longest text a worksheet function returns in a cell: xlwings hands a result to Excel as a VBA Variant array,
+# and one string of 256 characters or more in it turns the whole spill into #VALUE! (xlwings issue #456).
+MAX_CELL_TEXT = 255
 # How a message names the data argument's cells (short: a cell message has 255 characters); its row numbers count
 # the range's header row as row 1 (docs/excel.md).
 DATA_RANGE = "data range"
@@ -103,8 +107,8 @@ class _Arguments(BaseModel):
 
 
 def _mob(value: Any) -> Any:
-    # pydantic's own words for 1e19 ("exceeded maximum size") or 2.5 say little in a cell.
-    if isinstance(value, float) and not (value.is_integer() and 0 <= value <= MAX_MOB):
+    # pydantic's own words for 1e19 ("exceeded maximum size") or 2.5 say little in a cell; and it reads TRUE as 1.
+    if isinstance(value, bool) or isinstance(value, float) and not (value.is_integer() and 0 <= value <= MAX_MOB):
         raise PydanticCustomError("mob", "a MOB is a whole number from 0 to {max_mob}", {"max_mob": MAX_MOB})
     return value
 
@@ -150,7 +154,7 @@ def locate_config(explicit: str | Path | None, folder: Path | None) -> Path | No
     """The config file to use: ``explicit``; else config.toml next to the workbook (``folder``); else in the
     working directory; else None (the built-in defaults)."""
     if explicit is not None:
-        return Path(explicit).expanduser()
+        return Path(str(explicit).strip()).expanduser()  # a path typed with a space around it, as data's is read
     for place in (folder, Path.cwd()):
         if place is not None and (place / CONFIG_FILE_NAME).is_file():
             return place / CONFIG_FILE_NAME
@@ -172,6 +176,9 @@ def _data_rows(data: Any) -> tuple:
 def data_key(data: Any) -> tuple:
     """The memo key of the data argument: cells by their hash, a file path by its identity."""
     if isinstance(data, str):
+        if not data.strip():  # a cell whose formula gives "": Path("") would be the working directory
+            raise WorkbookError("data is empty: give a range with a header row, or the path of a .csv or .parquet "
+                                "panel")
         return file_key(Path(data.strip()).expanduser(), "data file")
     rows = _data_rows(data)
     return ("cells", len(rows), len(rows[0]) if rows else 0, hash(rows))
@@ -234,11 +241,25 @@ def excel_safe(fn: _F) -> _F:
     @wraps(fn)
     def guarded(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            cells = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a worksheet function answers with a message, never a traceback
-            return [[MESSAGE_PREFIX + describe_error(exc, one_line=True)]]
+            cells = [[MESSAGE_PREFIX + describe_error(exc, one_line=True)]]
+        return [[cell_text(v) for v in row] for row in cells]
 
     return guarded  # type: ignore[return-value]
+
+
+def cell_text(value: Any) -> Any:
+    """A value as a worksheet function may return it: text cut to MAX_CELL_TEXT characters, ending in "…"."""
+    if isinstance(value, str) and len(value) > MAX_CELL_TEXT:
+        return value[:MAX_CELL_TEXT - 1] + "…"
+    return value
+
+
+def text_rows(text: str) -> list[str]:
+    """A long text as rows of at most MAX_CELL_TEXT characters, broken between words, each after the first
+    starting with "… " (a warning kept whole down a column rather than cut)."""
+    return textwrap.wrap(text, MAX_CELL_TEXT, subsequent_indent="… ") or [text]
 
 
 def _answer(inputs: Inputs, args: _Arguments, what: str, make: Callable[[DelResult], Cells]) -> Cells:
@@ -289,10 +310,12 @@ def segments(data: Any, config: Any, *, folder: Path | None = None) -> Cells:
 @excel_safe
 def warnings(data: Any, config: Any, *, folder: Path | None = None) -> Cells:
     """The run's warnings, one per row under a "Warning" header (thin data, fallbacks, diagnostics); "none" when the
-    run has none, so an empty spill never looks like a failed one."""
+    run has none, so an empty spill never looks like a failed one. A warning longer than a cell may return goes on
+    over the next rows (`text_rows`)."""
     args = DataArgs(config=config)
     return _answer(Inputs.of(data, args, folder), args, "warnings",
-                   lambda result: [["Warning"], *([str(w)] for w in result.warnings or ("none",))])
+                   lambda result: [["Warning"], *([line] for w in result.warnings or ("none",)
+                                                  for line in text_rows(str(w)))])
 
 
 def version() -> str:

@@ -73,7 +73,10 @@ def test_loan_rows(panel):
     assert forecast.n_loans == 0 and any("forecast" in line for line in forecast.summary())
 
 
-@pytest.mark.parametrize("cohort", ["2025-02", "2025-02-01", 202502.0, pd.Timestamp("2025-02-17")])
+# "202502" is the number stored as text; 45689.0 and 45700.0 are what =DATE(2025,2,1) and =DATE(2025,2,12) hand a
+# worksheet function (Excel's day numbers), which were refused with "use ... a date or 202401".
+@pytest.mark.parametrize("cohort", ["2025-02", "2025-02-01", 202502.0, "202502", " 202502 ", 45689.0, 45700.0,
+                                    pd.Timestamp("2025-02-17")])
 def test_cohort_spellings(cohort):
     assert cell_loans.parse_cohort(cohort) == 2025 * 12 + 1
 
@@ -122,6 +125,9 @@ def test_del_loans_udf(panel, tmp_path):
         unseen = runtime.call(m.DEL_LOANS, str(data), "CD", "2025-02", 99.0)
         assert unseen[0][0].startswith("#pyxl_del: ") and "is observed at MOB 99: the cell is a forecast" in \
             unseen[0][0], unseen
+        # A state no loan of the cell is in spilled the header alone, with no word.
+        none_late = runtime.call(m.DEL_LOANS, str(data), "CD", "2025-02", 0.0, "DEL30")
+        assert none_late == [["#pyxl_del: none of the 20 loans of cohort 2025-02 at MOB 0 is in DEL30"]], none_late
 
 
 def test_a_forecast_cell_shows_no_actual_del(panel):

@@ -94,7 +94,7 @@ def message(value) -> str:
     assert len(value) == 1 and len(value[0]) == 1, value
     text = value[0][0]
     assert isinstance(text, str) and text.startswith("#pyxl_del: "), text
-    assert "Traceback" not in text and "\n" not in text and len(text) <= 255 + len("#pyxl_del: ")
+    assert "Traceback" not in text and "\n" not in text and len(text) <= udf.MAX_CELL_TEXT
     return text[len("#pyxl_del: "):]
 
 
@@ -215,7 +215,16 @@ def test_warnings_are_the_runs(excel, cells, panel):
     """=DEL_WARNINGS lists the run's warnings (the thin sample here: tiny cohorts among them); bad data, a message."""
     result = pyxl_del.run(panel)
     shown = assert_cells(excel.call(excel.module.DEL_WARNINGS, cells))
-    assert [r[0] for r in shown[1:]] == list(result.warnings)
+    # A warning longer than a cell may return goes on over the next rows, each "… "; read back, nothing is lost.
+    assert any(len(w) > udf.MAX_CELL_TEXT for w in result.warnings)  # the estimator's summary: 1,000+ characters
+    assert all(len(r[0]) <= udf.MAX_CELL_TEXT for r in shown)
+    rejoined = []
+    for (line,) in shown[1:]:
+        if line.startswith("… "):
+            rejoined[-1] += " " + line[2:]
+        else:
+            rejoined.append(line)
+    assert rejoined == [" ".join(w.split()) for w in result.warnings]
     assert any("fewer than 30 loans at MOB 0" in r[0] for r in shown[1:])
     bad = assert_cells(excel.call(excel.module.DEL_WARNINGS, [["x"], [1]]))
     assert bad[0][0].startswith("#pyxl_del: ")
@@ -349,6 +358,7 @@ def test_unknown_segment_message(excel, cells):
     ("DEL_FORECAST", ("CD", "DEL30", "maybe"), "calibrate: Input should be a valid boolean"),
     ("DEL_MATRIX", ("CD", 6.5), "mob: a MOB is a whole number from 0 to 600 (got 6.5)"),
     ("DEL_MATRIX", ("CD", -1.0), "mob: a MOB is a whole number from 0 to 600 (got -1.0)"),
+    ("DEL_MATRIX", ("CD", True), "mob: a MOB is a whole number from 0 to 600 (got True)"),  # not MOB 1
     ("DEL_MATRIX", ("CD", 400.0), "MOB step 400 is outside"),
     ("DEL_MATRIX", ("Portfolio", 1.0), "Portfolio has no transition matrix of its own (its DEL is the segments' "
                                        "mean): give a segment — 'CASH LOAN', 'CD', 'TW/Moto'"),
@@ -373,6 +383,30 @@ def test_a_cell_error_in_any_argument_is_named(excel, cells, name, args, expecte
     """xlwings turned an error cell into a blank before pyxl_del saw it: DEL_FORECAST(...,#N/A) as its config
     silently took the defaults, and #N/A as the segment read "Field required"."""
     assert message(excel.call(getattr(excel.module, name), cells, *args)).startswith(expected)
+
+
+def test_no_text_longer_than_a_cell_returns(excel, cells):
+    """One string of 256 characters or more in a result makes Excel show #VALUE! for the whole spill (xlwings issue
+    #456): a message of 255 characters behind its "#pyxl_del: " prefix was 266."""
+    amounts = (cells[0],) + tuple((*r[:5], f"{r[5]:,.2f}", *r[6:]) for r in cells[1:])  # EAD typed as '31,784.69'
+    assert len(message(excel.call(excel.module.DEL_FORECAST, amounts, "CD"))) > 200
+    assert udf.cell_text("x" * 300) == "x" * 254 + "…" and udf.cell_text("x" * 255) == "x" * 255
+    assert udf.cell_text(1.5) == 1.5
+
+
+def test_an_empty_data_cell_is_not_the_working_directory(excel, panel, tmp_path, monkeypatch):
+    """=DEL_FORECAST(A1, ...) where A1's formula gives "": Path("") is ".", which read a panel from the folder the
+    server runs in."""
+    panel.to_csv(tmp_path / "panel.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "   "):
+        assert message(excel.call(excel.module.DEL_FORECAST, blank, "CD")).startswith("data is empty")
+
+
+def test_a_config_path_with_spaces_around_it_is_found(excel, cells, tmp_path):
+    (tmp_path / "config.toml").write_text("[forecast]\nmax_mob = 12\n")
+    table = assert_cells(excel.call(excel.module.DEL_FORECAST, cells, "CD", "DEL30", True, f" {tmp_path}/config.toml "))
+    assert table[0][-1] == 12.0
 
 
 def test_data_errors_are_short_messages(excel, cells, tmp_path):

@@ -717,9 +717,10 @@ def _parse_cohorts(values: pd.Series, column: str, problems: list[str], cohort_f
                 .str.replace("^([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})" + TIME_SUFFIX + "$", r"\1", regex=True)
                 .str.replace(r"^(\d{4})(\d{2})$", r"\1-\2", regex=True))
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        # Other unambiguous spellings ("Jul 2023"), never day/month numbers: 05/07/2023 stays unread. Only with
-        # the year written in full: the parser read Excel's "Jul-23" as July 23rd of the year 1 (cohort 0001-07).
-        retry = parsed.isna() & ~text.str.match(AMBIGUOUS_DATE.pattern)
+        # Other unambiguous spellings ("Jul 2023"), never day/month numbers: 05/07/2023 stays unread, and so does
+        # month/year (07/2023), which every backend names with the cohort_format that reads it. Only with the year
+        # written in full: the parser read Excel's "Jul-23" as July 23rd of the year 1 (cohort 0001-07).
+        retry = parsed.isna() & ~text.str.match(AMBIGUOUS_DATE.pattern) & ~text.str.match(MONTH_YEAR.pattern)
         if retry.any():
             loose = pd.to_datetime(text[retry], errors="coerce", dayfirst=False, format="mixed")
             year = pd.to_numeric(text[retry].str.extract(FULL_YEAR, expand=False), errors="coerce")

@@ -69,25 +69,27 @@ def _variant(base: Mapping[str, Mapping], **sections: Mapping) -> dict[str, dict
     return {name: {**base.get(name, {}), **sections.get(name, {})} for name in {*base, *sections}}
 
 
-DEFAULTS = _variant(SPECIFIED, transitions={"estimator": "bayes", "weighting": "balance", "prior_stay": 0,
-                                           "tail_window": "auto"},
-                    calibration={"weights": "loans", "cohort_factor": "credibility", "vintage_correlation": "auto",
-                                 "period_level": "auto"})
+# The shipped settings, every key of the sections the built-in candidates spell out whole: a key a candidate left
+# to the user's config.toml made it mean something else there ("the defaults" with the user's min_count 100 was
+# "as configured", and a key `tune --write` had set moved the next run's candidates).
+DEFAULTS = {section: Config().model_dump()[section] for section in ("transitions", "calibration")}
+AS_SPECIFIED = _variant(DEFAULTS, **SPECIFIED)
 
 
 # Candidate name -> config overrides. A candidate naming a key this version's Config does not know is left out
 # with a note, so a candidate of an estimation mode is one line here, added with the mode. Each candidate spells
-# out the settings it stands for (not only its difference to the defaults), so it means the same whatever the
-# user's config.toml holds.
+# out every key of [transitions] and [calibration] (DEFAULTS, and the difference it stands for), so it means the
+# same whatever the user's config.toml holds.
 CANDIDATES: dict[str, dict[str, dict]] = {
-    "as specified (EAD-weighted, calibrated)": SPECIFIED,
-    "as specified, uncalibrated": _variant(SPECIFIED, calibration={"mode": "none"}),
-    "as specified, balance-weighted": _variant(SPECIFIED, transitions={"weighting": "balance"}),
-    "as specified, count-weighted": _variant(SPECIFIED, transitions={"weighting": "count"}),
-    "as specified, calibrated on DEL60": _variant(SPECIFIED, calibration={"del_type": "DEL60"}),
-    "as specified, pooled below 100 loans": _variant(SPECIFIED, transitions={"min_count": 100, "fallback": "pooled"}),
-    "Bayes": _variant(SPECIFIED, transitions={"estimator": "bayes", "prior_stay": 0}),
-    "cohort factors": _variant(SPECIFIED, calibration={"weights": "loans", "cohort_factor": "credibility"}),
+    "as specified (EAD-weighted, calibrated)": AS_SPECIFIED,
+    "as specified, uncalibrated": _variant(AS_SPECIFIED, calibration={"mode": "none"}),
+    "as specified, balance-weighted": _variant(AS_SPECIFIED, transitions={"weighting": "balance"}),
+    "as specified, count-weighted": _variant(AS_SPECIFIED, transitions={"weighting": "count"}),
+    "as specified, calibrated on DEL60": _variant(AS_SPECIFIED, calibration={"del_type": "DEL60"}),
+    "as specified, pooled below 100 loans": _variant(AS_SPECIFIED, transitions={"min_count": 100,
+                                                                                "fallback": "pooled"}),
+    "Bayes": _variant(AS_SPECIFIED, transitions={"estimator": "bayes", "prior_stay": 0}),
+    "cohort factors": _variant(AS_SPECIFIED, calibration={"weights": "loans", "cohort_factor": "credibility"}),
     "balance-weighted, cohort factors": _variant(DEFAULTS, transitions={"estimator": "specified"}),
     "Bayes, balance-weighted, cohort factors (the defaults)": DEFAULTS,
     "defaults, EAD-weighted": _variant(DEFAULTS, transitions={"weighting": "ead"}),

@@ -239,6 +239,17 @@ def test_built_in_candidates_of_modes_not_in_this_version_are_left_out_with_a_no
     assert set(resolved.configs) - {CURRENT} <= set(CANDIDATES)
 
 
+def test_built_in_candidates_mean_the_same_whatever_the_users_config_holds():
+    """Keys a candidate left out came from the user's config: with min_count 100 "the defaults" had the settings of
+    "as configured" and was left out, and "as specified, pooled below 100 loans" those of "as specified"."""
+    user = Config().with_overrides(transitions={"min_count": 100}, calibration={"vintage_correlation": 0.0})
+    resolved = resolve_candidates(user)
+    assert not [note for note in resolved.notes if "same settings" in note]
+    assert resolved.configs["Bayes, balance-weighted, cohort factors (the defaults)"] == Config()
+    other = resolve_candidates(Config().with_overrides(transitions={"half_life": 6}, calibration={"k_clip": (0.8, 1.25)}))
+    assert all(resolved.configs[name] == other.configs[name] for name in CANDIDATES)
+
+
 def test_a_users_unknown_key_is_an_error_naming_it():
     with pytest.raises(CandidateError, match=r"'mine': \[transitions\] estimater"):
         resolve_candidates(Config(), {"mine": {"transitions": {"estimater": "bayes"}}}, strict=True)

@@ -408,6 +408,16 @@ def _origin_cells(as_of: int, stats: PanelStats, truth: _Truth, config: Config, 
     return frame, tuple(warnings)
 
 
+def lowest(values: np.ndarray, models: Sequence[str]) -> np.ndarray:
+    """(n,) the model of the lowest of each row of (n, models) errors, or `TIED` where two share it (to float
+    noise: the models are computed differently)."""
+    winner = np.asarray(models, dtype=object)[np.argmin(values, axis=1)]
+    if len(models) > 1:
+        ranked = np.sort(values, axis=1)
+        winner[np.isclose(ranked[:, 0], ranked[:, 1], rtol=1e-9, atol=1e-12)] = TIED
+    return winner
+
+
 def summarise(cells: pd.DataFrame, by: Sequence[str] = ("horizon",)) -> pd.DataFrame:
     """Error metrics per model, segment, DEL type and the ``by`` columns.
 
@@ -533,10 +543,7 @@ class BacktestResult:
             for model, column in zip(self.models, values.T, strict=True):
                 out[f"{metric}_{model}"] = column
             ranked = np.sort(values, axis=1)
-            winner = np.asarray(self.models, dtype=object)[np.argmin(values, axis=1)]
-            if len(self.models) > 1:
-                winner[np.isclose(ranked[:, 0], ranked[:, 1], rtol=1e-9, atol=1e-12)] = TIED
-            out[f"winner{suffix}"] = pd.array(winner, dtype="string")
+            out[f"winner{suffix}"] = pd.array(lowest(values, self.models), dtype="string")
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"margin{suffix}"] = 1 - ranked[:, 0] / ranked[:, 1] if len(self.models) > 1 else np.nan
         if "coverage" in table.columns and "markov" in self.models:

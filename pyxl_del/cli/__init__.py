@@ -27,7 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(sub)
+    _verbose_after(sub)
     return parser
+
+
+def _verbose_after(sub) -> None:
+    """-v after the command too (`pyxl-del backtest panel.csv -v`, where a user puts it, was "unrecognized
+    arguments"); its default is left unset there, so a -v before the command still counts."""
+    for command in sub.choices.values():
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log the engine's steps (as before the command)")
+        for action in command._subparsers._group_actions if command._subparsers else ():
+            _verbose_after(action)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from pyxl_del.backtest.bootstrap import verdict_note
-    from pyxl_del.backtest.rolling import MODEL_LABELS, backtest
+    from pyxl_del.backtest.rolling import MODEL_LABELS, backtest, lowest
     from pyxl_del.engine.config import load_config
     from pyxl_del.engine.errors import counted
     from pyxl_del.sheets.backtest import backtest_sheets
@@ -50,7 +50,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     overall = result.overall[result.overall["segment"] == "Portfolio"].set_index(["del_type", "model"])["mae"]
     for del_type, part in winners.groupby("del_type", observed=True, sort=False):
         table = {"months ahead": [*part["horizon"].astype(str), "mean"], "cells": [*part["n_cells"], part["n_cells"].sum()]}
-        best = overall[del_type].reindex(list(result.models)).idxmin()
+        best = lowest(overall[del_type].reindex(list(result.models)).to_numpy()[None, :], result.models)[0]
         for model in result.models:
             table[model] = [f"{v:.3%}{'*' if w == model else ' '}"
                             for v, w in zip(part[f"mae_{model}"], part["winner"], strict=True)]

@@ -204,6 +204,22 @@ def test_backtest_says_when_it_gives_less_than_asked(panel_csv, tmp_path, capsys
     assert "note:" not in capsys.readouterr().out  # the notes can stay silent
 
 
+def test_a_tie_in_the_mean_row_is_not_starred_and_v_goes_after_the_command(tmp_path, capsys):
+    """A book nobody is late in: every model is exact, the workbook says "Tie (no model lower)", and the terminal's
+    mean row starred the first model anyway. Its hint "-v lists them" failed where a user puts -v."""
+    cohorts = pd.period_range("2024-01", periods=5, freq="M")
+    rows = [(f"L{c}-{i}", str(cohort), mob, "A", "CURRENT", 1000.0 - 10 * mob)
+            for c, cohort in enumerate(cohorts) for i in range(40) for mob in range(6 - c)]
+    pd.DataFrame(rows, columns=["AGREEMENT_ID", "DISBURSAL_MONTH", "MOB", "PRODUCT_TYPE", "STATE_MODEL",
+                                "PRINCIPLE_OUTSTANDING"]).to_csv(tmp_path / "clean.csv", index=False)
+    assert main(["backtest", str(tmp_path / "clean.csv"), "--origins", "2", "--horizon", "2", "-q", "-v",
+                 "--out", str(tmp_path / "bt")]) == 0
+    out = capsys.readouterr().out
+    means = [line for line in out.splitlines() if line.strip().startswith("mean")]
+    assert len(means) == 3 and all("0.000%" in line and "*" not in line for line in means), out
+    assert "-v lists them" not in out  # the warnings are listed
+
+
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_report_backtest_needs_a_positive_count(panel_csv, tmp_path, capsys, value):
     """`report --backtest -1` answered "--origins must be at least 1" and --backtest 0 was ignored."""

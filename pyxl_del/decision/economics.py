@@ -6,6 +6,7 @@ so a formula exists once. docs/decisions.md derives them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,14 @@ class Terms:
         keys = list(dict.fromkeys(k for s in chosen for k in self.defaults[s]))
         if not keys:
             return ""
-        return f"{ILLUSTRATIVE}: default economics ({', '.join(keys)}); set them in config.toml"
+        # Each section named once ("[economics] funding_rate, opex_rate; [risk] lgd"): with every key left at its
+        # default the sentence fits a cell a worksheet function may return (255 characters: =DEL_DECIDE).
+        groups: dict[str, list[str]] = {}
+        for key in keys:
+            simple = re.fullmatch(r"(\[\w+\]) (\w+)", key)  # not a sentence such as a misspelt segment's
+            groups.setdefault(simple[1] if simple else key, []).append(simple[2] if simple else "")
+        named = "; ".join(f"{head} {', '.join(names)}" if any(names) else head for head, names in groups.items())
+        return f"{ILLUSTRATIVE}: default economics ({named}); set them in config.toml"
 
 
 def segment_terms(config: Config, segments, apr_in_data=None) -> Terms:

@@ -250,9 +250,12 @@ def excel_safe(fn: _F) -> _F:
 
 
 def cell_text(value: Any) -> Any:
-    """A value as a worksheet function may return it: text cut to MAX_CELL_TEXT characters, ending in "…"."""
+    """A value as a worksheet function may return it: text of at most MAX_CELL_TEXT characters, a longer one cut in
+    the middle (" … "), so that what it is about (its start) and what to do (its end, where a message names the
+    settings: "or set [risk] el_basis = ...") show; the end gets more, as the settings come last."""
     if isinstance(value, str) and len(value) > MAX_CELL_TEXT:
-        return value[:MAX_CELL_TEXT - 1] + "…"
+        head = (MAX_CELL_TEXT - 3) // 3
+        return f"{value[:head]} … {value[len(value) - (MAX_CELL_TEXT - 3 - head):]}"
     return value
 
 

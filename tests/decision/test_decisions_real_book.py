@@ -100,7 +100,9 @@ def test_the_dashboard_labels_roe_and_value(files, capsys):
 
 def test_del_decide_and_the_batch_file_carry_the_caveat(files, tmp_path):
     row = decide_cells("PURCHASE", 600.0, 100_000.0, None, str(files["data"]), str(files["default"]))
-    assert row[0][-1].startswith("ILLUSTRATIVE: default economics") and "[demand] midpoint" in row[0][-1]
+    # Every key left at its default, named whole within a cell's 255 characters (a longer text is cut: xlwings #456).
+    assert row[0][-1].startswith("ILLUSTRATIVE: default economics") and "[demand] max_take_up, midpoint" in row[0][-1]
+    assert row[0][-1].endswith("; set them in config.toml")
     row = decide_cells("PURCHASE", 600.0, 100_000.0, None, str(files["data"]), str(files["set"]))
     assert row[0][-1] == ""
     zero = tmp_path / "zero.toml"  # max_mob 6: the chain never reaches WRITEOFF, the expected loss is 0

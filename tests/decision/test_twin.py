@@ -85,7 +85,9 @@ def test_no_score_uses_the_illustrative_link():
     from_result = fit_twin(plain)
     np.testing.assert_allclose(from_result.pd12, twin.pd12)
     assert (from_result.current_apr == ILLUSTRATIVE_ECONOMICS["default_apr"]).all()
-    assert "[economics] default_apr" in from_result.caveat() and "[economics] default_apr" not in twin.caveat()
+    # One section's keys after its name: "[economics] funding_rate, ..., default_apr, ...; [risk] lgd".
+    assert "default_apr" in from_result.caveat() and "default_apr" not in twin.caveat()
+    assert from_result.caveat().count("[economics]") == 1
 
 
 def test_missing_score_values_are_an_error_naming_rows():

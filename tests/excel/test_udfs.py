@@ -390,7 +390,10 @@ def test_no_text_longer_than_a_cell_returns(excel, cells):
     #456): a message of 255 characters behind its "#pyxl_del: " prefix was 266."""
     amounts = (cells[0],) + tuple((*r[:5], f"{r[5]:,.2f}", *r[6:]) for r in cells[1:])  # EAD typed as '31,784.69'
     assert len(message(excel.call(excel.module.DEL_FORECAST, amounts, "CD"))) > 200
-    assert udf.cell_text("x" * 300) == "x" * 254 + "…" and udf.cell_text("x" * 255) == "x" * 255
+    long = "what it is. " + "x" * 300 + " What to do."
+    assert len(udf.cell_text(long)) == 255 and udf.cell_text(long).startswith("what it is. xx")
+    assert " … " in udf.cell_text(long) and udf.cell_text(long).endswith("xx What to do.")
+    assert udf.cell_text("x" * 255) == "x" * 255
     assert udf.cell_text(1.5) == 1.5
 
 

@@ -79,12 +79,16 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
-        """``Sheet!A1:F100``, ``'My sheet'!$A$1:$F$100`` or a bare sheet name."""
+        """``Sheet!A1:F100``, ``'My sheet'!$A$1:$F$100``, whole columns ``Data!A:F`` or a bare sheet name."""
         text = text.strip().removeprefix("=")
         m = re.fullmatch(r"(?:'((?:[^']|'')+)'|([^!']+))(?:!\$?([A-Za-z]{1,3})\$?(\d+)(?::\$?([A-Za-z]{1,3})\$?(\d+))?)?",
                          text)
+        columns = re.fullmatch(r"(?:'((?:[^']|'')+)'|([^!']+))!\$?([A-Za-z]{1,3}):\$?([A-Za-z]{1,3})", text)
+        if columns:
+            return cls((columns.group(1) or "").replace("''", "'") or columns.group(2),
+                       f"{columns.group(3).upper()}:{columns.group(4).upper()}")
         if not m:
-            raise WorkbookError(f"not a sheet or range reference: {text!r} (expected e.g. Data!A1:F5000)")
+            raise WorkbookError(f"not a sheet or range reference: {text!r} (expected e.g. Data!A1:F5000 or Data!A:F)")
         sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
         if m.group(3) is None:
             return cls(sheet)
@@ -223,7 +227,13 @@ class OpenpyxlBook:
         ws = self._sheet(ref.sheet)
         if ref.address is None:
             return list(ws.iter_rows(values_only=True))
-        return [tuple(c.value for c in row) for row in ws[ref.address]]
+        # Row by row whatever the address: ws["A:F"] hands whole columns back as columns, and the table was read
+        # sideways (its loan ids taken for the header); whole columns end at the sheet's last used row.
+        from openpyxl.utils.cell import range_boundaries
+
+        first_col, first_row, last_col, last_row = range_boundaries(ref.address)
+        return list(ws.iter_rows(min_row=first_row or 1, max_row=last_row or max(ws.max_row, 1), min_col=first_col,
+                                 max_col=last_col, values_only=True))
 
     def read_frame(self, ref: Ref) -> pd.DataFrame:
         return cells_to_frame(self.read_rows(ref), ints_are_errors=False)
@@ -290,6 +300,8 @@ class OpenpyxlBook:
 def _absolute(address: str | None) -> str:
     if address is None:
         raise WorkbookError("a name can only refer to a range, not a whole sheet")
+    if re.fullmatch(r"[A-Za-z]{1,3}:[A-Za-z]{1,3}", address):  # whole columns: relative, a name would move them
+        return "$" + address.replace(":", ":$")
     return re.sub(r"([A-Za-z]+)(\d+)", r"$\1$\2", address)
 
 
@@ -324,7 +336,12 @@ class XlwingsBook:
         if ref.sheet not in self.sheet_names():
             raise WorkbookError(f"{self.name} has no sheet {ref.sheet!r}")
         sheet = self.book.sheets[ref.sheet]
-        rng = sheet.used_range if ref.address is None else sheet.range(ref.address)
+        address = ref.address
+        if address is not None and re.fullmatch(r"[A-Z]{1,3}:[A-Z]{1,3}", address):
+            # Whole columns to the used area's last row: COM would hand over all 1,048,576 rows of them.
+            first, last = address.split(":")
+            address = f"{first}1:{last}{max(sheet.used_range.last_cell.row, 1)}"
+        rng = sheet.used_range if address is None else sheet.range(address)
         values = rng.raw_value  # COM values: a tuple of row tuples, or a scalar for one cell
         return list(values) if isinstance(values, tuple) else [(values,)]
 

@@ -205,6 +205,20 @@ def test_the_selection_saved_in_the_file_is_used(book):
     assert run_info_input(book) == "pyxl_del.xlsm Mine!A1:F2000"
 
 
+def test_whole_columns_selected_are_read_row_by_row(book):
+    """Columns A:F clicked on Data: openpyxl handed them back as six "rows" of 34,876 cells, and the loan ids were
+    taken for the header ("missing mapped columns ... present: AGREEMENT_ID, CASH-2023-07-000001, ..."); as
+    --selection, "Data!A:F" was "not a sheet or range reference"."""
+    rows = data_rows(book)
+    add_user_sheets(book, {"Mine": rows[:2000]}, selection=Ref("Mine", "A:F"))
+    assert OpenpyxlBook(book).read_rows(Ref("Mine", "A:F"))[:2] == [tuple(r) for r in rows[:2]]
+    assert cli("run_forecast", "--workbook", book) == EXIT_OK
+    assert run_info_input(book) == "pyxl_del.xlsm Mine!A:F"
+    assert cli("run_forecast", "--workbook", book, "--selection", "Data!A:F") == EXIT_OK
+    assert OpenpyxlBook(book).get_name(ribbon.SOURCE_NAME) == Ref("Data", "A:F")
+    assert cli("refresh_report", "--workbook", book) == EXIT_OK
+
+
 def test_a_selection_on_a_report_sheet_falls_back_to_data(book):
     assert cli("run_forecast", "--workbook", book) == EXIT_OK
     assert cli("run_forecast", "--workbook", book, "--selection", "Portfolio_DEL30!A3:F20") == EXIT_OK
@@ -461,6 +475,7 @@ def test_openpyxl_alone_loses_the_ribbon(template, tmp_path):
     ("='My sheet'!$A$1:$F$10", Ref("My sheet", "A1:F10"), "'My sheet'!A1:F10"),
     ("'it''s'!b2", Ref("it's", "B2:B2"), "'it''s'!B2:B2"),
     ("A1!A1:B2", Ref("A1", "A1:B2"), "'A1'!A1:B2"),
+    ("=Data!$A:$F", Ref("Data", "A:F"), "Data!A:F"),  # whole columns, as a user clicks the column headers
 ])
 def test_ref_parse_and_show(text, ref, shown):
     assert Ref.parse(text) == ref and str(ref) == shown and Ref.parse(str(ref)) == ref

@@ -70,25 +70,31 @@ def loans_cells(data: Any, segment: Any, cohort: Any, mob: Any, state: Any, conf
 def cell_of_sheet(book, ref: Ref) -> tuple[str, str, str, int]:
     """(segment label, DEL type, cohort, MOB) of a selected cell of a DEL sheet written by pyxl_del."""
     # The report's DEL sheets are the ones it owns whose title names a DEL type (not flags, curves, ...).
-    owned = book.own_sheets().get(ref.sheet) == report.OWNER
+    own = book.own_sheets()
+    owned = own.get(ref.sheet) == report.OWNER
     parsed = TITLE_PATTERN.fullmatch(str(book.read_frame(Ref(ref.sheet, "A1:A2")).columns[0])) if owned else None
     if parsed is None:
+        # An example from this workbook (the sample's "CASH LOAN_DEL30" is no sheet of a book with other products).
+        examples = [name for name, owner in own.items() if owner == report.OWNER and re.search(r"_DEL\d+$", name)]
+        one = f"(e.g. {examples[0]})" if examples else "(run the forecast first: it writes them)"
         raise WorkbookError(f"sheet {ref.sheet!r} is not a DEL sheet written by pyxl_del: select a cell of one "
-                            f"(e.g. CASH LOAN_DEL30) and click Drill down again")
+                            f"{one} and click Drill down again")
     m = re.fullmatch(r"([A-Z]{1,3})(\d+)", ref.address)
     col = sum((ord(c) - 64) * 26**i for i, c in enumerate(reversed(m.group(1))))
     row = int(m.group(2))
     if row < 4 or col < 2:
         raise WorkbookError(f"{ref} is not a DEL value: select a cell under a MOB and right of a cohort")
-    block = book.read_frame(Ref(ref.sheet, f"A3:{m.group(1)}{row}"))
-    cohort = block.iloc[-1, 0]
+    # The selected row's own cohort cell and column's own header: a block from row 3 lost its blank last rows, so
+    # a blank cell under the table drilled into the last cohort, and the legend's text was taken for a cohort.
+    (cohort,), = book.read_rows(Ref(ref.sheet, f"A{row}:A{row}"))
+    (header,), = book.read_rows(Ref(ref.sheet, f"{m.group(1)}3:{m.group(1)}3"))
     try:
-        mob = int(float(block.columns[-1]))
-    except ValueError:
+        mob = int(float(header))
+    except (TypeError, ValueError):
         raise WorkbookError(f"{ref} is not under a MOB column") from None
-    if cohort is None or cohort != cohort:
-        raise WorkbookError(f"{ref} is not on a cohort row")
-    return parsed["segment"], parsed["del_type"], str(cohort), mob
+    if not re.fullmatch(r"\d{4}-\d{2}", str(cohort or "").strip()):
+        raise WorkbookError(f"{ref} is not on a cohort row: select a DEL value right of a cohort (e.g. 2024-01)")
+    return parsed["segment"], parsed["del_type"], str(cohort).strip(), mob
 
 
 def drill_down_action(ctx):

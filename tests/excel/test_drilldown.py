@@ -175,7 +175,14 @@ def test_ribbon_drill_down(panel, forecast_book, tmp_path, capsys, monkeypatch):
     loans = [drill.cell(r, 1).value for r in range(header + 1, drill.max_row + 1)]
     assert len(loans) == 20 and sheet in wb.sheetnames  # the DEL sheet stays
     assert main(["ribbon", "drill_down", "--workbook", str(book), "--selection", "Data!A2"]) == EXIT_BAD_INPUT
-    assert "not a DEL sheet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a DEL sheet" in err and f"(e.g. {report.sheet_names(result)[('Portfolio', 'mixed', 'DEL30')]})" in err
+    # A blank cell under the table drilled into the last cohort, and the legend's text was read as a cohort.
+    last = max(r for r in range(4, ws.max_row + 1) if str(ws.cell(r, 1).value or "")[:2] == "20")
+    for below in (last + 5, last + 2):
+        assert main(["ribbon", "drill_down", "--workbook", str(book), "--selection", f"'{sheet}'!C{below}"]) == \
+            EXIT_BAD_INPUT
+        assert "is not on a cohort row" in capsys.readouterr().err
 
 
 def select(book: Path, sheet: str, cell: str) -> None:

@@ -581,6 +581,15 @@ def first_data_row(frame: pd.DataFrame) -> int:
     return int(frame.attrs.get(FIRST_ROW, 2))
 
 
+def column_letter(col: int) -> str:
+    """A 1-based column number as a spreadsheet names it: 1 -> "A", 28 -> "AB"."""
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
 def row_numbers(positions: np.ndarray, first: int = 2) -> str:
     """Row numbers as a spreadsheet shows them: positions 0, 1, ... are rows ``first``, ``first`` + 1, ... (the
     header row 1 and the first data row 2, unless a title stands above the header: `first_data_row`)."""

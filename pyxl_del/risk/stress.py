@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pyxl_del.engine.config import DEL_TYPES, Config, ConfigError, ScenarioSpec
-from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING, PORTFOLIO
+from pyxl_del.engine.data import ONLY_EMPTY_IS_MISSING, PORTFOLIO, column_letter
 from pyxl_del.engine.errors import validation_errors
 from pyxl_del.engine.metrics import del_rates, ead_at_mob0
 from pyxl_del.engine.pipeline import DelResult
@@ -93,13 +93,25 @@ def scenarios_from_rows(rows: Sequence[Sequence], source: str = SCENARIOS_SHEET)
             specs.append(ScenarioSpec(name=str(cells[0]).strip(), z=tuple(z),
                                       description="" if len(cells) < 2 or cells[1] is None else str(cells[1])))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in validation_errors(exc))
+            problems = "; ".join(f"{_column_of(e['loc'], rows[header])}: {e['msg']} (got {e.get('input')!r})"
+                                 for e in validation_errors(exc))
             raise ConfigError(f"{source} row {i}: {problems}") from None
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{source}: two scenarios share a name: {dupes}")
     return tuple(specs)
+
+
+def _column_of(loc: tuple, header: Sequence) -> str:
+    """The sheet's column of a ScenarioSpec field: "column E ('Z month 3')", not pydantic's "z.2" (0-based, which
+    sent a user to the valid Z month 2)."""
+    fields = {"name": 0, "description": 1}
+    j = 2 + int(loc[1]) if loc[0] == "z" and len(loc) > 1 else fields.get(loc[0])
+    if j is None:
+        return ".".join(map(str, loc))
+    label = header[j] if j < len(header) and header[j] is not None and header[j] == header[j] else None
+    return f"column {column_letter(j + 1)}" + (f" ({str(label).strip()!r})" if label is not None else "")
 
 
 def read_scenarios_sheet(path: str | Path, sheet: str = SCENARIOS_SHEET) -> tuple[ScenarioSpec, ...]:

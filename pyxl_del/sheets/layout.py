@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from pyxl_del.engine.data import column_letter
+
 # ----------------------------------------------------------------------------------------------- styling
 
 TITLE_COLOR = "002060"  # Excel's standard "Dark Blue"
@@ -115,14 +117,6 @@ def _merge(top, base):
 
 
 # ------------------------------------------------------------------------------------------------ layout
-
-
-def column_letter(col: int) -> str:
-    letters = ""
-    while col > 0:
-        col, rem = divmod(col - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 @dataclass(frozen=True)

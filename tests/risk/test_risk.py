@@ -354,7 +354,13 @@ def test_custom_scenarios_from_config_and_sheet_rows():
     # "z: Tuple should have at least 1 item after validation, not 0".
     with pytest.raises(ConfigError) as info:
         scenarios_from_rows([["Scenario", "Description", "Z month 1"], ["yes", "", True]])
-    assert str(info.value) == "Scenarios row 2: z.0: Value error, true is not a number"
+    assert str(info.value) == "Scenarios row 2: column C ('Z month 1'): Value error, true is not a number (got True)"
+    # pydantic's "z.2" (0-based) sent a user to Z month 2, which was right: the sheet's column and header instead.
+    with pytest.raises(ConfigError) as info:
+        scenarios_from_rows([["Scenario", "Description", "Z month 1", "Z month 2", "Z month 3"],
+                             ["dip", "", -1.0, -0.5, "-0,8"]])
+    assert str(info.value).startswith("Scenarios row 2: column E ('Z month 3'): Input should be a valid number")
+    assert "(got '-0,8')" in str(info.value)
     with pytest.raises(ConfigError) as info:
         pyxl_del.engine.config.config_from_dict({"scenarios": {"custom": [{"name": "a", "z": [-1e6]}]}})
     assert str(info.value).endswith("\n  [scenarios] custom.0.z.0: Input should be greater than or equal to -8 "

@@ -202,7 +202,8 @@ def continued_areas(area: Area, ends: list[int], repeat_rows: tuple[int, int] | 
     title, notes): repeated, the text those rows hold in the repeated columns is cut at their edge ("Portfol"), as
     is a note under the table. Only where the sheet is one page tall (a taller one prints over, then down, so that
     a row's right part follows its left part) and nothing above the header lies beyond the first page, which would
-    then not print. ``occupied``: the cells that hold something, links included."""
+    then not print (and, in `fit_sheet`, where no chart is on the printed area). ``occupied``: the cells that hold
+    something, links included."""
     if len(ends) < 2 or not repeat_cols or not repeat_rows or repeat_rows[0] <= area.first_row:
         return ()
     header = repeat_rows[0]
@@ -338,7 +339,10 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     filled[:shape[0], :shape[1]] = occupied
     for link in links:
         filled[link.row - 1, link.col - 1] = True
-    continued = continued_areas(area, ends, repeat_rows, repeat_cols, filled, heights, scale, page)
+    # A chart on the page is left whole: an area per page would cut it where the pages meet.
+    charted = any(area.first_row <= c.anchor[0] <= area.last_row and area.first_col <= c.anchor[1] <= area.last_col
+                  for c in charts)
+    continued = () if charted else continued_areas(area, ends, repeat_rows, repeat_cols, filled, heights, scale, page)
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
                    footer=page.footer if footer is None else footer, continued=continued)
     # 6. No chart cut by a page.

@@ -193,3 +193,32 @@ def test_a_sheet_several_pages_wide_prints_across_then_down(tmp_path):
     book = load_workbook(tmp_path / "order.xlsx")
     assert book["W"].page_setup.pageOrder == "overThenDown"
     assert book["N"].page_setup.pageOrder in (None, "downThenOver")
+
+
+def _wide_table(note_col: int | None = None, chart: bool = False, rows: int = 20) -> SheetLayout:
+    """A title in A1, a header in row 3 and a table 40 columns wide: two landscape pages at 8 pt."""
+    values = np.full((rows, 40), 0.1234)
+    blocks = [cell_block(1, 1, "A wide table's long title"), Block(3, 1, text_grid([[f"col {j}" for j in range(41)]])),
+              Block(4, 2, values), Block(4, 1, text_grid([[f"2024-{i:02d}"] for i in range(1, rows + 1)]))]
+    if note_col is not None:
+        blocks.append(cell_block(2, note_col, "a note above the header"))
+    charts = (LineChart(title="c", anchor=(4, 30), categories=Area(4, 1, 5, 1),
+                        series=(Series("s", Area(4, 2, 5, 2), "000000"),)),) if chart else ()
+    return SheetLayout(name="W", kind="test", owner="test", title="t", blocks=tuple(blocks), charts=charts,
+                       column_widths={j: 9.0 for j in range(1, 42)},
+                       page=Page(repeat_rows=(3, 3), repeat_cols=(1, 1), print_area=Area(1, 1, 3 + rows, 41)))
+
+
+def test_a_wide_page_tall_sheet_prints_its_later_pages_from_the_header_row():
+    """The repeated column A printed the title's first letters on the second page ("A wi"): that page is an area
+    of its own from the header row down. Not where it would lose a note above the header beyond the first page,
+    cut a chart, or break a sheet taller than a page."""
+    fitted = fit.fit_sheet(_wide_table())
+    assert fitted.page.continued and all(a.first_row == 3 for a in fitted.page.continued)
+    first = fitted.page.print_areas[0]
+    assert (first.first_row, first.first_col) == (1, 1) and first.last_col + 1 == fitted.page.continued[0].first_col
+    assert fitted.page.print_areas[-1].last_col == 41
+    assert fit.fit_sheet(_wide_table(note_col=38)).page.continued == ()
+    assert fit.fit_sheet(_wide_table(chart=True)).page.continued == ()
+    assert fit.fit_sheet(_wide_table(rows=60)).page.continued == ()
+

@@ -45,8 +45,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
               f"all of them are used")
     if reached < result.horizon:
         print(f"note: no cell lies more than {reached} months after its as-of month (--horizon {result.horizon})")
-    print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     winners = result.winners[result.winners["segment"] == "Portfolio"]
+    if winners.empty:
+        # An empty table and "nan% against nan%" said nothing.
+        print("no Portfolio cell was scored: a Portfolio cell is scored only where every segment of its cohort is "
+              "observed at that MOB, and at these as-of months some segment had no loan left in the data (e.g. a "
+              "small segment whose loans all prepaid); each segment's errors are in the workbook's Backtest sheet "
+              "or, with --out FOLDER, backtest_winners.csv")
+    else:
+        print("Portfolio MAE by months ahead, in DEL points (* lowest); last row: the mean over the months ahead")
     overall = result.overall[result.overall["segment"] == "Portfolio"].set_index(["del_type", "model"])["mae"]
     for del_type, part in winners.groupby("del_type", observed=True, sort=False):
         table = {"months ahead": [*part["horizon"].astype(str), "mean"], "cells": [*part["n_cells"], part["n_cells"].sum()]}
@@ -61,13 +68,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                                       ("coverage_markov", "coverage", "{:.0%}"), ("crps_markov", "crps", "{:.3%}")):
                 table[name] = [fmt.format(v) for v in (*part[column], part[column].mean())]
         print(f"{del_type}\n{pd.DataFrame(table).to_string(index=False)}")
-    if "coverage_markov" in result.winners.columns:
+    if "coverage_markov" in result.winners.columns and not winners.empty:
         levels = result.config.forecast.interval_levels
         print(f"markov median: MAE of the forecast's median; coverage: share of the actuals inside its "
               f"P{levels[0] * 100:g}..P{levels[-1] * 100:g} interval (nominally {levels[-1] - levels[0]:.0%}; a tie "
               f"with an end counts in part); crps: continuous ranked probability score (a point forecast's is its MAE)")
     against = result.against_benchmarks
-    if not against.empty:
+    if not against.empty and not winners.empty:
         print("markov against the better benchmark (Portfolio MAE, mean over months ahead):")
         for row in against.itertuples():
             interval = ("" if math.isnan(row.difference_hi) else

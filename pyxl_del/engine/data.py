@@ -172,6 +172,10 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
         return source[wanted + _optional_present(optional, source.columns, config, FRAME_SOURCE)], FRAME_SOURCE
     path = Path(source)
     name = str(path)
+    if path.is_dir():  # "file not found" for a folder that is there sent the user looking for a typo
+        raise PanelError(name, [f"is a folder: this reads one file (`report` reads a folder of parts); join the "
+                                f"parts into one, e.g. with DuckDB's COPY (SELECT * FROM '{path}/*.parquet') TO "
+                                f"'panel.parquet'"])
     if not path.is_file():
         raise PanelError(name, [f"file not found: {path}"])
     suffix = path.suffix.lower()

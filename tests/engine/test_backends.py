@@ -676,6 +676,13 @@ def test_month_year_cohorts_are_named_with_the_format_that_reads_them(tmp_path):
         assert_same_stats(expected, aggregate(tmp_path / "p.csv", told, backend))
 
 
+def test_a_folder_given_where_one_file_is_read_is_named_as_a_folder(tmp_path, capsys):
+    """`backtest panel/` on a folder of parts that `report panel/` reads said "file not found: panel"."""
+    write_panel(frame(GOOD), tmp_path / "panel" / "part-0.parquet")
+    assert main(["backtest", str(tmp_path / "panel"), "--origins", "1", "-q"]) == 2
+    assert "panel: is a folder: this reads one file (`report` reads a folder of parts)" in capsys.readouterr().err
+
+
 def test_a_one_month_snapshot_is_named_with_its_file_on_every_backend(tmp_path):
     """One row per loan: the error came from the transitions, as "panel: ...", without the file or the cause."""
     df = frame(loan("L1", "2024-03", "A", [("CURRENT", 100)]) + loan("L2", "2024-03", "A", [("DPD1+", 90)]))

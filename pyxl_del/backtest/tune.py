@@ -143,6 +143,7 @@ def resolve_candidates(config: Config, candidates: Mapping[str, Mapping] | None 
     file) raises a CandidateError naming every such key; a bad value always raises, naming the candidate. A
     candidate whose settings equal an earlier one's is left out with a note (it would score the same).
     """
+    built_in = candidates is None
     candidates = CANDIDATES if candidates is None else candidates
     configs, overrides, notes, problems = {CURRENT: config}, {CURRENT: {}}, [], []
     for name, values in candidates.items():
@@ -167,7 +168,11 @@ def resolve_candidates(config: Config, candidates: Mapping[str, Mapping] | None 
         if same is not None:
             notes.append(f"candidate {name!r} has the same settings as {same!r}; left out")
             continue
-        configs[name], overrides[name] = candidate, {s: dict(v) for s, v in values.items()}
+        # A built-in candidate spells out every key; what it stands for, and what the tables say it sets, is its
+        # difference to the shipped defaults.
+        configs[name], overrides[name] = candidate, {
+            s: {k: v for k, v in values_.items() if not built_in or DEFAULTS.get(s, {}).get(k) != v}
+            for s, values_ in values.items()}
     if problems and strict:
         raise CandidateError(f"{source}: unknown keys in candidates (this version's [transitions] keys: "
                              f"{', '.join(Config().transitions.model_dump())}; [calibration]: "
@@ -211,10 +216,13 @@ def settings_text(config: Config) -> str:
 
 
 def overrides_text(overrides: Mapping[str, Mapping]) -> str:
-    """A candidate's overrides, one short line: "[transitions] weighting = count; [calibration] mode = none"."""
-    return "; ".join(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+    """A candidate's overrides, one short line: "[transitions] weighting = count; [calibration] mode = none";
+    "config.toml as it is" for none ({}, *as configured*), "the shipped defaults" for sections without a change (the
+    built-in candidate of the defaults)."""
+    text = "; ".join(f"[{section}] " + ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
                                                  for k, v in values.items())
-                     for section, values in overrides.items() if values) or "config.toml as it is"
+                     for section, values in overrides.items() if values)
+    return text or ("the shipped defaults" if overrides else "config.toml as it is")
 
 
 def changes(current: Config, chosen: Config) -> list[tuple[str, str, object, object]]:

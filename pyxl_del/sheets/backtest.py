@@ -170,7 +170,8 @@ def errors_sheet(result: BacktestResult, by: str) -> SheetLayout:
         cell_block(1, 1, title),
         cell_block(2, 1, f"{result.origins_text}, 1 to {result.months_ahead} months ahead. MAE and bias in DEL "
                     f"points (bias = forecast − actual: positive is too high); MAPE over cells whose actual DEL is "
-                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. {DISTRIBUTION_NOTE} Printed: the "
+                    f"positive; EAD-w. = weighted by the cohort's EAD at MOB 0. "
+                    f"{DISTRIBUTION_NOTE + ' ' if 'coverage' in frame.columns else ''}Printed: the "
                     f"Portfolio's rows; every segment's rows follow them on screen."),
     ]
     formats = [Format(Area.cell(1, 1), TITLE_STYLE), Format(Area.cell(2, 1), NOTE_STYLE)]

@@ -348,7 +348,9 @@ def concentration_sheet(analysis: RiskAnalysis) -> SheetLayout:
     widths = {1: 12.0, 2: 10.0, 3: 13.0, 4: 11.0, 5: 11.0, 6: 14.0, 7: 12.0, 10: 9.0, 11: 16.0, 12: 14.0, 13: 9.0}
     return _sheet(SHEETS["concentration"], DASHBOARD_OWNER, title, blocks, formats, charts=(chart,) if months else (),
                   column_widths=widths, row_heights={1: 30.0, keys.first_row - 1: HEADER_HEIGHT},
-                  page=Page(landscape=True, print_area=Area(1, 1, row - 2, shares.last_col)))
+                  # The shares' header on every page their rows run on to.
+                  page=Page(landscape=True, repeat_rows=(shares_row + 1, shares_row + 1),
+                            print_area=Area(1, 1, row - 2, shares.last_col)))
 
 
 CAPITAL_TABLE: tuple[Column, ...] = (

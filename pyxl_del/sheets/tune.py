@@ -48,8 +48,9 @@ RANK_COLUMNS = (
     ("label", "Model", None, 30.0), ("kind", "Kind", None, 11.0),
     *[(f"mae_{d}", f"{d} MAE", DEL_POINTS, 10.0) for d in DEL_TYPES],
     ("score", "Mean MAE", DEL_POINTS, 10.0), ("rank", "Rank", "0", 6.0),
-    ("vs_best_benchmark", "vs best benchmark", "+0.0%;-0.0%;0.0%", 11.0),
-    ("vs_configured", f"vs {CURRENT}", SIGNED_DEL_POINTS, 11.0),
+    # Headers that say which is relative (a share of the benchmark's MAE) and which in DEL points: both print "%".
+    ("vs_best_benchmark", "vs best benchmark (relative)", "+0.0%;-0.0%;0.0%", 11.0),
+    ("vs_configured", f"vs {CURRENT} (DEL points)", SIGNED_DEL_POINTS, 11.0),
     ("vs_configured_lo", f"{LEVEL:.0%} interval from", SIGNED_DEL_POINTS, 11.0),
     ("vs_configured_hi", "to", SIGNED_DEL_POINTS, 9.0), ("overrides", "What it sets", None, 44.0),
 )
@@ -127,7 +128,8 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
     return SheetLayout(
         name=SHEET_NAME, kind=KIND, owner=KIND, title=title, blocks=tuple(blocks), formats=tuple(formats),
         charts=tuple(charts), column_widths=widths, row_heights=heights, tab_color=TAB_COLOR,
-        page=Page(landscape=True), autofilter=ranked, areas={"ranking": ranked},
+        # The model's name (and the months ahead below) on every page across.
+        page=Page(landscape=True, repeat_cols=(1, 1)), autofilter=ranked, areas={"ranking": ranked},
     )
 
 

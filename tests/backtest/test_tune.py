@@ -24,6 +24,7 @@ from pyxl_del.backtest.tune import (
     CandidateError,
     TuneResult,
     backtest_text,
+    overrides_text,
     portfolio_mae,
     resolve_candidates,
     settings_text,
@@ -248,6 +249,11 @@ def test_built_in_candidates_mean_the_same_whatever_the_users_config_holds():
     assert resolved.configs["Bayes, balance-weighted, cohort factors (the defaults)"] == Config()
     other = resolve_candidates(Config().with_overrides(transitions={"half_life": 6}, calibration={"k_clip": (0.8, 1.25)}))
     assert all(resolved.configs[name] == other.configs[name] for name in CANDIDATES)
+    # What the tables say each sets: its difference to the shipped defaults, not the 21 keys it spells out.
+    assert overrides_text(resolved.overrides["defaults, EAD-weighted"]) == "[transitions] weighting = ead"
+    assert overrides_text(resolved.overrides["Bayes, balance-weighted, cohort factors (the defaults)"]) == \
+        "the shipped defaults"
+    assert overrides_text(resolved.overrides[CURRENT]) == "config.toml as it is"
 
 
 def test_a_users_unknown_key_is_an_error_naming_it():

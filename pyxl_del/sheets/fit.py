@@ -61,14 +61,16 @@ def printable_height(page) -> float:
 
 def chart_breaks(layout: SheetLayout, area: Area, heights: dict[int, float], widths: dict[int, float],
                  page) -> tuple[int, ...]:
-    """Rows where a page must start so that no chart is cut by one: a chart, with the heading row above it, that
-    would run over the bottom of the page it starts on begins the next page instead (a chart taller than a page
-    is left to break). Pages are walked at the scale the sheet prints at (fit to its pages across). A sheet fitted
-    to a number of pages down (curves: one) is scaled to them, so it gets none."""
+    """Rows where a page must start so that no chart is cut by one: a chart, with the heading row above it, or a
+    span of `Page.keep_together`, that would run over the bottom of the page it starts on begins the next page
+    instead (one taller than a page is left to break). Pages are walked at the scale the sheet prints at (fit to
+    its pages across). A sheet fitted to a number of pages down (curves: one) is scaled to them, so it gets none."""
     if page.fit_height:
         return ()
-    charts = sorted((chart.anchor[0], _chart_extent(chart, widths)[0]) for chart in layout.charts
-                    if area.first_row < chart.anchor[0] <= area.last_row)
+    charts = sorted([(chart.anchor[0], _chart_extent(chart, widths)[0]) for chart in layout.charts
+                     if area.first_row < chart.anchor[0] <= area.last_row]
+                    + [(first + 1, last) for first, last in page.keep_together
+                       if area.first_row < first <= area.last_row])
     if not charts:
         return ()
     total_width = sum(widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT

@@ -255,6 +255,9 @@ class Page:
     # The pages after the first across, each printed as an area of its own from the repeated header row down: on
     # them the repeated columns' title and notes above the header would print cut at those columns' edge.
     continued: tuple[Area, ...] = ()
+    # Rows (first, last) a page must not cut, e.g. a transition matrix with its "MOB m → m+1" label: one that would
+    # run over the bottom of a page starts the next instead (as a chart does; fit.chart_breaks).
+    keep_together: tuple[tuple[int, int], ...] = ()
 
     @property
     def print_areas(self) -> tuple[Area, ...]:

@@ -516,7 +516,9 @@ def matrices_sheet(result: DelResult, segment: str, name: str) -> SheetLayout:
         column_widths={1: 14.0} | {c: 10.0 for c in range(2, k + 2)} | {k + 2: 9.0, k + 3: 11.0},
         row_heights={1: 24.0}, freeze=(top, 2), tab_color=TAB_COLORS["matrices"],
         page=Page(landscape=False, repeat_rows=(header_row, header_row),
-                  print_area=Area(1, 1, max(top + n_rows - 2, header_row), last_col)),
+                  print_area=Area(1, 1, max(top + n_rows - 2, header_row), last_col),
+                  # Each step's matrix whole on a page, under its "MOB m → m+1" label.
+                  keep_together=tuple((top + r, top + r + k) for r in range(0, n_rows, stride))),
         areas=areas,
     )
 

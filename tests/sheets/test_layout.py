@@ -222,3 +222,17 @@ def test_a_wide_page_tall_sheet_prints_its_later_pages_from_the_header_row():
     assert fit.fit_sheet(_wide_table(chart=True)).page.continued == ()
     assert fit.fit_sheet(_wide_table(rows=60)).page.continued == ()
 
+
+def test_rows_kept_together_start_the_next_page_instead_of_being_cut():
+    """The matrices sheets broke a step's matrix between pages (a lone "MOB 5 → 6" at a page's foot, a PREPAY row
+    without its label at the next one's head): each block of 9 rows is kept on one page."""
+    blocks = tuple(cell_block(r, 1, f"row {r}") for r in range(1, 121))
+    spans = tuple((r, r + 8) for r in range(3, 120, 10))
+    layout = SheetLayout(name="M", kind="test", owner="test", title="t", blocks=blocks,
+                         page=Page(landscape=False, repeat_rows=(1, 1), keep_together=spans))
+    breaks = fit.fit_sheet(layout).page.row_breaks
+    assert breaks and set(breaks) <= {first for first, _ in spans}
+    # A portrait A4 page holds 50 rows of 15 pt: each page ends before the block that would not fit whole.
+    assert all(0 < b - a <= 50 for a, b in zip([1, *breaks], breaks))
+    assert fit.fit_sheet(replace(layout, page=Page(landscape=False, repeat_rows=(1, 1)))).page.row_breaks == ()
+

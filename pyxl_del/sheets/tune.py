@@ -12,7 +12,7 @@ import pandas as pd
 
 from pyxl_del.backtest.bootstrap import LEVEL, MIN_BLOCKS
 from pyxl_del.backtest.rolling import MODEL_LABELS
-from pyxl_del.backtest.tune import CURRENT, TuneResult
+from pyxl_del.backtest.tune import BENCHMARKS, CURRENT, TuneResult
 from pyxl_del.engine.config import DEL_TYPES
 from pyxl_del.sheets import summary as summaries
 from pyxl_del.sheets.backtest import (
@@ -44,6 +44,7 @@ from pyxl_del.sheets.summary import Figure, SheetWriter, book, summary_top
 KIND = "tune"  # the sheets' kind and their owner
 SHEET_NAME = "Tune"
 SIGNED_DEL_POINTS = "+0.000%;-0.000%;0.000%"
+CHART_CANDIDATES = 3  # the best candidates a chart draws beside as configured and the benchmarks: 6 colours
 RANK_COLUMNS = (
     ("label", "Model", None, 30.0), ("kind", "Kind", None, 11.0),
     *[(f"mae_{d}", f"{d} MAE", DEL_POINTS, 10.0) for d in DEL_TYPES],
@@ -99,6 +100,11 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
     heights = {1: 30.0, 5: HEADER_HEIGHT}
 
     models = list(bt.models)
+    # The charts draw the benchmarks, as configured and the best few candidates: 23 lines in 6 colours were a
+    # legend that squeezed the plot to a sliver and told no two candidates apart. The tables keep every model.
+    by_score = ranking.sort_values("score", kind="stable")
+    best = [m for m in by_score.loc[by_score["kind"] == "candidate", "model"] if m != CURRENT][:CHART_CANDIDATES]
+    drawn = [m for m in models if m in (CURRENT, *BENCHMARKS, *best)]
     curve = result.by_horizon
     row, charts = ranked.last_row + 2, []
     columns = [("horizon", "Months ahead", "0", 10.0),
@@ -118,9 +124,9 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
             charts.append(LineChart(
                 title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, 1),
                 categories=Area(first, 1, last, 1),
-                series=tuple(Series(_label(m), Area(first, 2 + i, last, 2 + i), CURVE_COLORS[i % len(CURVE_COLORS)],
-                                    dashed=m in ("chain_ladder", "carry_forward"))
-                             for i, m in enumerate(models)),
+                series=tuple(Series(_label(m), Area(first, 2 + models.index(m), last, 2 + models.index(m)),
+                                    CURVE_COLORS[i % len(CURVE_COLORS)], dashed=m in BENCHMARKS)
+                             for i, m in enumerate(drawn)),
                 x_title="Months ahead", y_title="MAE", y_format="0.0%", width_cm=18.0,
             ))
         row = area.last_row + 2 + (CHART_ROWS if len(wide) else 0) + 1

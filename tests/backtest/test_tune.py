@@ -157,6 +157,19 @@ def test_a_candidate_without_a_score_leaves_the_comparison_undecided(tuned):
     assert result.winner is None and result.undecided.startswith("no candidate has a score")
 
 
+def test_the_charts_draw_the_benchmarks_as_configured_and_the_best_candidates(two_segments):
+    """All 21 built-in candidates and the benchmarks as 23 lines in 6 colours: a legend that squeezed the plot."""
+    candidates = {f"k from {0.5 + i / 20:.2f}": {"calibration": {"k_clip": [0.5 + i / 20, 2.0]}} for i in range(6)}
+    result = tune(two_segments, WRONG, origins=2, horizon=3, candidates=candidates, strict=True)
+    assert len(result.table) >= 8  # as configured, 6 candidates (some may tie and be left out), 2 benchmarks
+    sheet = tune_sheets(result)[1]
+    titles = [series.title for chart in sheet.charts for series in chart.series]
+    assert sheet.charts and all(len(chart.series) <= 6 for chart in sheet.charts)
+    assert {CURRENT, "Chain-ladder", "Last value carried forward"} <= set(titles)
+    colours = [series.color for series in sheet.charts[0].series]
+    assert len(set(colours)) == len(colours)
+
+
 def test_a_lead_below_the_shown_precision_is_a_tie(tuned):
     """Scores closer than 0.001 DEL points (the last digit the ranking shows) tie; a larger lead wins."""
     cells = tuned.backtest.cells

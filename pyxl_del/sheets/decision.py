@@ -69,7 +69,7 @@ COST_FIELDS = (("unit_cost", "Unit cost (break-even APR)"), ("cost_funding", "fu
                ("cost_capital", "capital"), ("cost_opex", "opex"))
 FRONTIER_FIELDS = (("segment", "Segment", None), ("cutoff", "Cut-off", SCORE), ("apr", "APR", PERCENT),
                    ("approval_rate", "Approval rate", PERCENT), ("bad_rate", "DEL30 MOB 12", PERCENT),
-                   ("value", "Value / applicant", RATE), ("roe", "ROE", PERCENT), ("feasible", "Feasible", None),
+                   ("value", "Value per unit applied for", RATE), ("roe", "ROE", PERCENT), ("feasible", "Feasible", None),
                    ("best", "Recommended", None))
 
 
@@ -192,8 +192,10 @@ def frontier_sheet(rec: Recommendation) -> SheetLayout:
             width_cm=FRONTIER_CHART_CM, height_cm=8.0))
         charts.append(ScatterChart(
             title=f"{name}: value per unit applied for by cut-off", anchor=(anchor, 5),
-            series=(XYSeries("Value / applicant", cutoffs, Area(lo, 6, hi, 6), "2CA02C"),),
-            x_title="Cut-off score", y_title="Value", y_format="0.000", width_cm=FRONTIER_CHART_CM, height_cm=8.0))
+            series=(XYSeries("Value per unit applied for", cutoffs, Area(lo, 6, hi, 6), "2CA02C"),),
+            # The unit the table's column and the notes give (not "per applicant": a share of the amount).
+            x_title="Cut-off score", y_title="Value per unit applied for", y_format="0.000",
+            width_cm=FRONTIER_CHART_CM, height_cm=8.0))
     n_segments = len(pd.unique(frontier["segment"]))
     return SheetLayout(
         name="Frontier", kind="frontier", owner=OWNER, title="Cut-off frontier", blocks=tuple(blocks),

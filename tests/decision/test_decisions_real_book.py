@@ -69,7 +69,7 @@ def test_optimise_says_illustrative_exactly_when_an_input_is_a_default(files, ec
         assert (f"{figure} (ILLUSTRATIVE)" in labels) == illustrative, figure
         assert (figure in labels) != illustrative, figure
     frontier = _cells(book, "Frontier")
-    for head in ("APR", "Value / applicant", "ROE"):
+    for head in ("APR", "Value per unit applied for", "ROE"):
         assert (f"{head} (ILLUSTRATIVE)" in frontier) == illustrative and (head in frontier) != illustrative
     policy = [c for c in _cells(book, "Policy") if isinstance(c, str)]
     assert any("APRs ILLUSTRATIVE: default economics" in c for c in policy) == illustrative

@@ -147,7 +147,7 @@ def recommendations_sheet(rec: Recommendation) -> SheetLayout:
         formats=tuple(formats),
         column_widths={1: max(24.0, *(text_width(row[0]) for row in rows))} | {c: 12.5 for c in range(2, last_col + 1)},
         row_heights={1: 24.0}, freeze=(first, 2), tab_color=TAB_COLOR,
-        page=Page(repeat_rows=(header1, header2), repeat_cols=(1, 1)),
+        page=Page(repeat_rows=(header1, header2), repeat_cols=(1, 1), break_before=tuple(range(2, last_col + 1, 3))),
         areas={"table": Area(header1, 1, last_row, last_col)},
     )
 

@@ -147,20 +147,22 @@ def _chart_extent(chart, widths) -> tuple[int, int]:
 
 def page_ends(widths: dict[int, float], print_area: Area, repeat_cols: tuple[int, int] | None, scale: float,
               page) -> list[int]:
-    """The last column of the print area on each page across at ``scale`` (pages break between columns; the
-    repeated columns are on every page)."""
+    """The last column of the print area on each page across at ``scale`` (pages break between columns, before a
+    column of `Page.break_before` where one is on the page; the repeated columns are on every page)."""
     room = printable_width(page) / scale
     repeated = range(repeat_cols[0], repeat_cols[1] + 1) if repeat_cols else range(0)
     fixed = sum(widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in repeated)
-    ends, used = [], fixed
-    for col in range(print_area.first_col, print_area.last_col + 1):
-        if col in repeated:
-            continue
-        width = widths.get(col, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT
-        if used + width > room and used > fixed:
-            ends.append(col - 1)
-            used = fixed
-        used += width
+    cols = [c for c in range(print_area.first_col, print_area.last_col + 1) if c not in repeated]
+    width = [widths.get(c, DEFAULT_WIDTH) * PRINT_POINTS_PER_UNIT for c in cols]
+    ends, used, start = [], fixed, 0
+    for i in range(len(cols)):
+        if used + width[i] > room and used > fixed:
+            # A page starts at the last column a group of columns starts at (Page.break_before), if one is on it.
+            starts = [j for j in range(start + 1, i + 1) if cols[j] in page.break_before]
+            start = starts[-1] if starts else i
+            ends.append(cols[start - 1])
+            used = fixed + sum(width[start:i])
+        used += width[i]
     return [*ends, print_area.last_col]
 
 

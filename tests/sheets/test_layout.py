@@ -236,3 +236,14 @@ def test_rows_kept_together_start_the_next_page_instead_of_being_cut():
     assert all(0 < b - a <= 50 for a, b in zip([1, *breaks], breaks))
     assert fit.fit_sheet(replace(layout, page=Page(landscape=False, repeat_rows=(1, 1)))).page.row_breaks == ()
 
+
+def test_a_page_across_starts_at_a_group_of_columns():
+    """The Recommendations' second page began inside TW/Moto's Current, Recommended, Change: its last two columns
+    under the Portfolio's label. With `break_before` a page starts at a group's first column."""
+    widths = {c: 12.0 for c in range(1, 14)}
+    area, page = Area(1, 1, 20, 13), Page(landscape=False)
+    plain = fit.page_ends(widths, area, (1, 1), 1.0, page)
+    grouped = fit.page_ends(widths, area, (1, 1), 1.0, replace(page, break_before=tuple(range(2, 14, 3))))
+    assert plain[0] % 3 != 1  # A4 portrait holds 7 columns of 12 beside the repeated one: it ends inside a group
+    assert all(end % 3 == 1 for end in grouped[:-1]) and grouped[-1] == 13 and grouped[0] < plain[0]
+

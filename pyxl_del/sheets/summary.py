@@ -114,8 +114,9 @@ def chart_rows(height_cm: float) -> int:
     return int(np.ceil(height_cm / 2.54 * 72 / 15)) + 1
 
 
-def contents(writer: SheetWriter, layouts: Sequence[SheetLayout], what: dict[str, str] | None = None) -> None:
-    """The contents table: each sheet's name as a link to it, and what it shows (its title, or ``what``)."""
+def contents(writer: SheetWriter, layouts: Sequence[SheetLayout], what: dict[str, str] | None = None) -> int:
+    """The contents table: each sheet's name as a link to it, and what it shows (its title, or ``what``); returns
+    the row of its heading."""
     anchor = writer.section("Contents")
     writer.blocks.append(Block(writer.row, 1, text_grid([["Sheet", "What it shows"]])))
     writer.formats.append(Format(Area(writer.row, 1, writer.row, 2), HEADER_STYLE.over(Style(horizontal="left"))))
@@ -141,7 +142,7 @@ def summary_sheet(owner: str, title: str, as_of: str, intro: Sequence[str], writ
     if caveats:
         writer.section("Caveats")
         writer.notes(list(dict.fromkeys(caveats)), CAVEAT_STYLE)  # a caveat also among the notes is said once
-    contents(writer, layouts, what)
+    heading = contents(writer, layouts, what)
     last = writer.row - 1
     blocks = head.blocks + writer.blocks
     formats = head.formats + writer.formats
@@ -151,7 +152,8 @@ def summary_sheet(owner: str, title: str, as_of: str, intro: Sequence[str], writ
         charts=tuple(writer.charts), links=tuple(writer.links),
         column_widths={1: LABEL_WIDTH} | {c: VALUE_WIDTH for c in range(2, 2 + VALUE_COLUMNS)},
         row_heights={1: 30.0}, tab_color=SUMMARY_TAB_COLOR,
-        page=Page(print_area=Area(1, 1, last, 1 + VALUE_COLUMNS)),
+        # The contents on one page with their heading (a page had held one stray row of them).
+        page=Page(print_area=Area(1, 1, last, 1 + VALUE_COLUMNS), keep_together=((heading, last),)),
     )
 
 

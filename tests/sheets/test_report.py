@@ -472,6 +472,19 @@ def test_print_setup(loaded):
     assert second.split(":")[0].endswith("3") and second.endswith(f"AO{last_row}")
 
 
+def test_the_summarys_contents_and_each_matrix_print_whole(sample_result):
+    """A page held one stray row of the contents; a matrix was cut between pages, its label left at a page's foot."""
+    summary = layout_of(sample_result, "Summary")
+    (first, last), = summary.page.keep_together
+    assert summary.blocks and any(b.row == first and b.values[0, 0] == "Contents" for b in summary.blocks)
+    assert last == summary.page.print_area.last_row
+    matrices = layout_of(sample_result, "CD_matrices")
+    labels = [b.row + i for b in matrices.blocks if b.col == 1 for i, v in enumerate(b.values[:, 0])
+              if isinstance(v, str) and "→" in v]
+    assert [first for first, _ in matrices.page.keep_together] == labels
+    assert all(last - first == len(sample_result.stats.states) for first, last in matrices.page.keep_together)
+
+
 def test_run_info_lists_warnings_and_sheets(loaded, mixed_result):
     ws = loaded["mixed"]["Run info"]
     texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]

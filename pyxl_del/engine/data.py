@@ -200,11 +200,12 @@ def read_panel(source, config: Config, *, sheet: str | int | None = None,
 
             try:
                 frame = read(engine="pyarrow")
-            except pa.ArrowInvalid as exc:
+            except (pa.ArrowInvalid, pd.errors.ParserError) as exc:
                 # pyarrow's reader splits the file at every line end, inside quotes too: a quoted field holding a
                 # line break (a note typed with Alt+Enter in Excel), which DuckDB and Spark read, failed here as
-                # "Expected 7 columns, got 5". pandas' own reader follows the quotes, more slowly.
-                if "CSV parse error" not in str(exc):
+                # "Expected 7 columns, got 5", or, past its first block of a file, "out of sync with chunker"
+                # (which pandas 3 raises as its ParserError). pandas' own reader follows the quotes, more slowly.
+                if not any(text in str(exc) for text in ("CSV parse error", "out of sync with chunker")):
                     raise
                 frame = read(engine="c")
             first = frame.columns[0]

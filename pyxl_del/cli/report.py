@@ -90,7 +90,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     frame = generate_sample(seed=args.seed, score=not args.plain)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_replace(out) as tmp:
-        write_panel(frame, tmp)
+        write_panel(frame, tmp, raw_text=args.raw_csv)
     print(f"wrote {len(frame):,} rows to {out}")
     return EXIT_OK
 
@@ -138,6 +138,7 @@ def add_commands(sub) -> None:
                                                         "(default: with SCORE and APR, the score driving the roll rates)")
     p.add_argument("--force", action="store_true", help="replace the file at --out if there is one (default: an "
                                                         "existing file is left as it is)")
+    add_raw_csv(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ribbon", help="run a button of the workbook's pyxl_del ribbon on a saved workbook (headless): "

@@ -784,6 +784,7 @@ def write_panel(
     parts: int | None = None,
     config: Config | None = None,
     compression: str = "zstd",
+    raw_text: bool = False,
 ) -> list[Path]:
     """Write a panel by file suffix: ``.csv`` (`engine.files.write_csv`), ``.parquet`` or ``.xlsx`` (sheet "Data").
 
@@ -796,7 +797,7 @@ def write_panel(
     path_text = str(path)
     partitioned = parts is not None or "{part}" in path_text or not isinstance(df, pd.DataFrame)
     if not partitioned:
-        return [_write_single(df, Path(path_text), compression)]
+        return [_write_single(df, Path(path_text), compression, raw_text)]
 
     if isinstance(df, pd.DataFrame):
         n = 1 if parts is None else int(parts)
@@ -824,13 +825,14 @@ def write_panel(
     return written
 
 
-def _write_single(df: pd.DataFrame, path: Path, compression: str) -> Path:
+def _write_single(df: pd.DataFrame, path: Path, compression: str, raw_text: bool = False) -> Path:
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         from pyxl_del.engine.files import write_csv
 
-        write_csv(df, path)  # as every CSV of pyxl_del's: a byte order mark for Excel, no text read as a formula
+        # As every CSV of pyxl_del's: a byte order mark for Excel, no text read as a formula (unless ``raw_text``).
+        write_csv(df, path, raw_text=raw_text)
     elif suffix == ".parquet":
         _write_parquet(df, path, compression)
     elif suffix == ".xlsx":

@@ -134,6 +134,9 @@ def test_sample_then_report_round_trip(tmp_path):
     # The sample as CSV is written as every CSV of pyxl_del's (it had no byte order mark), and reads back the same.
     assert main(["sample", "--out", str(tmp_path / "sample.csv")]) == 0
     assert (tmp_path / "sample.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # --raw-csv, as every other command that writes CSV takes it (sample had none): no mark.
+    assert main(["sample", "--out", str(tmp_path / "raw.csv"), "--plain", "--raw-csv"]) == 0
+    assert (tmp_path / "raw.csv").read_bytes().startswith(b"\"AGREEMENT_ID\",")
     assert main(["report", str(tmp_path / "sample.csv"), "--out", str(tmp_path / "c"), "-q"]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "del_long.csv"), pd.read_csv(tmp_path / "c" / "del_long.csv"),
                                   check_exact=False, rtol=1e-12, atol=1e-12)

@@ -130,7 +130,9 @@ def summary_sheet(result: BacktestResult) -> SheetLayout:
                 formats.append(Format(Area.cell(first + i, first_mae + models.index(winner)), WIN_STYLE))
         if len(part):
             charts.append(LineChart(
-                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, left),
+                # Right of the repeated key columns (1-3): a chart over them printed a slice of itself on every
+                # page to the right.
+                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, left + 1),
                 categories=Area(first, left, last, left),
                 series=tuple(Series(label, Area(first, first_mae + i, last, first_mae + i),
                                     CURVE_COLORS[i % len(CURVE_COLORS)], dashed=not m.startswith("markov"))

@@ -122,7 +122,9 @@ def tune_sheet(result: TuneResult) -> SheetLayout:
         first, last = row + 2, row + 1 + len(wide)
         if len(wide):
             charts.append(LineChart(
-                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, 1),
+                # Right of the repeated model column: a chart over it printed a slice of itself on every page to
+                # the right.
+                title=f"Portfolio {del_type}: MAE by months ahead", anchor=(area.last_row + 2, 2),
                 categories=Area(first, 1, last, 1),
                 series=tuple(Series(_label(m), Area(first, 2 + models.index(m), last, 2 + models.index(m)),
                                     CURVE_COLORS[i % len(CURVE_COLORS)], dashed=m in BENCHMARKS)

@@ -124,6 +124,12 @@ def check_summary_and_links(wb) -> list[str]:
 def check_print_setup(wb) -> list[str]:
     problems = []
     for ws in wb.worksheets:
+        if ws.print_title_cols and ws.page_setup.fitToWidth != 1:
+            # A chart over the repeated columns prints a slice of itself on every page to the right.
+            last = column_index_from_string(ws.print_title_cols.split(":")[-1].strip("$"))
+            over = [c for c in ws._charts if c.anchor._from.col < last]
+            if over:
+                problems.append(f"{ws.title}: {len(over)} chart(s) over the repeated columns {ws.print_title_cols}")
         if not ws.print_area:
             problems.append(f"{ws.title}: no print area")
         if not ws.sheet_properties.pageSetUpPr.fitToPage or ws.page_setup.fitToWidth < 1:
@@ -391,6 +397,9 @@ def test_checkers_report_a_broken_workbook(workbooks, tmp_path):
     problems = check_summary_and_links(wb)
     assert any("missing sheets" in p for p in problems) and any("no link back" in p for p in problems)
     assert any("footer" in p for p in check_print_setup(wb))
+    backtest = openpyxl.load_workbook(workbooks["backtest"])
+    backtest["Backtest"]._charts[0].anchor._from.col = 0
+    assert any("over the repeated columns" in p for p in check_print_setup(backtest))
     if CARLITO.is_dir():
         assert any("!B" in p for p in clipped_cells(wb.worksheets[1]))
 

@@ -108,7 +108,7 @@ class _Arguments(BaseModel):
 
 def _mob(value: Any) -> Any:
     # pydantic's own words for 1e19 ("exceeded maximum size") or 2.5 say little in a cell; and it reads TRUE as 1.
-    if isinstance(value, bool) or isinstance(value, float) and not (value.is_integer() and 0 <= value <= MAX_MOB):
+    if isinstance(value, bool) or (isinstance(value, float) and not (value.is_integer() and 0 <= value <= MAX_MOB)):
         raise PydanticCustomError("mob", "a MOB is a whole number from 0 to {max_mob}", {"max_mob": MAX_MOB})
     return value
 

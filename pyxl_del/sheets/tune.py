@@ -64,6 +64,9 @@ def _label(model: str) -> str:
 
 def _ranking(result: TuneResult) -> pd.DataFrame:
     table = result.table.copy()
+    # Differences at the shown precision (0.001 DEL points), so float noise below it is 0.000%, not "-0.000%".
+    for column in ("vs_configured", "vs_configured_lo", "vs_configured_hi"):
+        table[column] = table[column].round(5) + 0.0
     table["label"] = [_label(m) + VERDICT_WORDS[v] for m, v in zip(table["model"], table["verdict"], strict=True)]
     return table
 

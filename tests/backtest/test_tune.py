@@ -170,6 +170,17 @@ def test_the_charts_draw_the_benchmarks_as_configured_and_the_best_candidates(tw
     assert len(set(colours)) == len(colours)
 
 
+def test_differences_below_the_shown_precision_show_as_zero(tuned):
+    """Float noise between two candidates that score alike was printed "-0.000%" on the Tune sheet."""
+    noisy = tuned.table.assign(vs_configured=-3e-9, vs_configured_lo=-2e-6, vs_configured_hi=4e-6)
+    result = dataclasses.replace(tuned)
+    result.__dict__["table"] = noisy  # the cached table, as the sheet reads it
+    sheet = tune_sheets(result)[1]
+    values = [v for block in sheet.blocks if block.values.dtype.kind == "f" for v in block.values.ravel()]
+    assert not any(v == 0 and np.signbit(v) for v in values)
+    assert not any(0 < abs(v) < 5e-6 for v in values)
+
+
 def test_a_lead_below_the_shown_precision_is_a_tie(tuned):
     """Scores closer than 0.001 DEL points (the last digit the ranking shows) tie; a larger lead wins."""
     cells = tuned.backtest.cells

@@ -42,6 +42,9 @@ KIND = "backtest"  # the sheets' kind and their owner
 TAB_COLOR = "7F6000"
 SHEET_NAMES = ("Backtest", "Backtest by horizon", "Backtest by MOB")
 DEL_POINTS = "0.000%"
+# The difference to the benchmark and its interval to the 0.001 point the terminal prints: at 0.01 an interval
+# ending at -0.004 read "to -0.00 pp" beside the verdict "better" (its interval excludes 0).
+FINE_SIGNED_POINTS = '+0.000" pp";-0.000" pp";0.000" pp"'
 WIN_STYLE = Style(font=Font(bold=True, color="375623"))
 HEADER_HEIGHT = 42.0  # three lines of wrapped header text ("Last value carried forward")
 CHART_ROWS = 18  # rows a 9 cm chart covers at the default row height
@@ -238,9 +241,9 @@ def backtest_summary(result: BacktestResult, layouts: Sequence[SheetLayout]) -> 
                                                                  "difference_lo", "difference_hi")})
         writer.table(shown, [("del_type", "DEL type", None, 0), ("benchmark", "Better benchmark", None, 0),
                              ("mae", "Markov MAE", POINTS, 0), ("mae_benchmark", "Its MAE", POINTS, 0),
-                             ("difference", "Difference", SIGNED_POINTS, 0),
-                             ("difference_lo", f"{bootstrap.LEVEL:.0%} interval from", SIGNED_POINTS, 0),
-                             ("difference_hi", "to", SIGNED_POINTS, 0), ("verdict", "Verdict", None, 0)])
+                             ("difference", "Difference", FINE_SIGNED_POINTS, 0),
+                             ("difference_lo", f"{bootstrap.LEVEL:.0%} interval from", FINE_SIGNED_POINTS, 0),
+                             ("difference_hi", "to", FINE_SIGNED_POINTS, 0), ("verdict", "Verdict", None, 0)])
         writer.notes([bootstrap.verdict_note(against)])
     caveats = ["MAE = mean |forecast − actual| and bias = mean (forecast − actual), in percentage points of DEL "
                "(bias above zero: the forecast is too high), over the cells of each month ahead, then averaged over "

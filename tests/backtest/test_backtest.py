@@ -435,6 +435,9 @@ def test_the_forecast_against_the_better_benchmark_in_the_cli_and_the_summary(pa
     header = next(i for i, r in enumerate(summary) if r[0] == "DEL type")
     assert [r[0] for r in summary[header + 1:header + 4]] == list(DEL_TYPES)
     assert [r[-1] for r in summary[header + 1:header + 4]] == list(against["verdict"])
+    # The interval to the terminal's 0.001 point: at 0.01 an end at -0.004 read "to -0.00 pp" beside "better".
+    ws = load_workbook(out)["Backtest summary"]
+    assert ws.cell(header + 2, 7).number_format == '+0.000" pp";-0.000" pp";0.000" pp"'
 
 
 def test_cli_workbook_has_the_backtest_sheets_and_charts(panel_file, tmp_path):

@@ -35,6 +35,7 @@ from openpyxl.chart import LineChart, Reference, ScatterChart
 from openpyxl.chart import Series as XYSeries
 from openpyxl.chart.legend import LegendEntry
 from openpyxl.chart.series import SeriesLabel
+from openpyxl.chart.shapes import GraphicalProperties
 from openpyxl.chart.text import RichText, Text
 from openpyxl.chart.title import Title
 from openpyxl.drawing.text import (
@@ -449,7 +450,11 @@ def _line_chart(ws: Worksheet, spec: LineChartSpec) -> LineChart:
         series = chart.series[-1]
         series.tx = SeriesLabel(v=s.title)
         series.smooth = False
-        series.marker.symbol = "none"
+        # A line needs two points: with one category (a book of one cohort) a chart without markers was empty.
+        series.marker.symbol = "circle" if n_categories == 1 else "none"
+        if n_categories == 1:
+            series.marker.graphicalProperties = GraphicalProperties(solidFill=s.color)
+            series.marker.graphicalProperties.line.solidFill = s.color
         line = series.graphicalProperties.line
         line.solidFill = s.color
         line.width = 9525 if s.band else 22225  # 0.75 / 1.75 pt in EMU

@@ -247,3 +247,17 @@ def test_a_page_across_starts_at_a_group_of_columns():
     assert plain[0] % 3 != 1  # A4 portrait holds 7 columns of 12 beside the repeated one: it ends inside a group
     assert all(end % 3 == 1 for end in grouped[:-1]) and grouped[-1] == 13 and grouped[0] < plain[0]
 
+
+@pytest.mark.parametrize("n, symbol", [(1, "circle"), (3, None)])  # openpyxl keeps "none" as None
+def test_a_line_of_one_point_is_drawn_as_a_marker(tmp_path, n, symbol):
+    """A book of one cohort: each Summary series had one point and no marker, so its charts were empty."""
+    values = Block(1, 1, text_grid([[f"c{i}"] for i in range(n)]))
+    numbers = Block(1, 2, np.full((n, 1), 0.02))
+    chart = LineChart(title="c", anchor=(5, 1), categories=Area(1, 1, n, 1),
+                      series=(Series("s", Area(1, 2, n, 2), "1F77B4"),))
+    layout = SheetLayout(name="S", kind="test", owner="test", title="t", blocks=(values, numbers), charts=(chart,))
+    wb = Workbook()
+    wb.remove(wb.active)
+    render_openpyxl([layout], wb)
+    assert wb["S"]._charts[0].series[0].marker.symbol == symbol
+

@@ -396,11 +396,11 @@ def _color_scale_rule(scale: ColorScale) -> ColorScaleRule:
 def _page_setup(ws: Worksheet, page: Page) -> None:
     ws.page_setup.orientation = "landscape" if page.landscape else "portrait"
     ws.page_setup.paperSize = ws.PAPERSIZE_A3 if page.paper == "A3" else ws.PAPERSIZE_A4
-    # A sheet printed as areas, one per page across (Page.continued), fits each area to one page wide: Excel and
-    # LibreOffice print them all at the scale of the widest.
-    ws.page_setup.fitToWidth = 1 if page.continued else page.fit_width
+    # A sheet printed as areas, one a page (Page.areas), fits each to one page wide: Excel and LibreOffice print
+    # them all at the scale of the widest.
+    ws.page_setup.fitToWidth = 1 if page.areas else page.fit_width
     ws.page_setup.fitToHeight = page.fit_height
-    if page.fit_width > 1 and not page.continued:
+    if page.fit_width > 1 and not page.areas:
         # A table's right part prints next after its left part: "down, then over" (the default) put a segment's
         # Recommended and Change columns, or the backtest's Winner column, pages after the rows they belong to.
         ws.page_setup.pageOrder = "overThenDown"

@@ -198,28 +198,57 @@ def print_plan(widths: dict[int, float], print_area: Area, repeat_cols: tuple[in
     return pages, scale, ends
 
 
-def continued_areas(area: Area, ends: list[int], repeat_rows: tuple[int, int] | None,
-                    repeat_cols: tuple[int, int] | None, occupied: np.ndarray, heights: dict[int, float],
-                    scale: float, page) -> tuple[Area, ...]:
-    """The pages after the first across (Page.continued) as areas from the repeated header row down to their last
-    row with a value, where the sheet prints several pages wide with repeated columns below rows of its own (a
-    title, notes): repeated, the text those rows hold in the repeated columns is cut at their edge ("Portfol"), as
-    is a note under the table. Only where the sheet is one page tall (a taller one prints over, then down, so that
-    a row's right part follows its left part) and nothing above the header lies beyond the first page, which would
-    then not print (and, in `fit_sheet`, where no chart is on the printed area). ``occupied``: the cells that hold
-    something, links included."""
+# Pages are planned on estimated row heights: a page is filled to this share of its height, so that a renderer
+# drawing rows a little taller still fits each area on one page (one that does not spills a few rows onto a page
+# of their own).
+PAGE_FILL = 0.93
+
+
+def print_pages(area: Area, ends: list[int], repeat_rows: tuple[int, int] | None,
+                repeat_cols: tuple[int, int] | None, occupied: np.ndarray, heights: dict[int, float],
+                scale: float, page) -> tuple[Area, ...]:
+    """Page.areas: the print area cut into one area a page, over then down, where the sheet prints several pages
+    wide with repeated columns below rows of its own (a title, notes): repeated, the text those rows hold in the
+    repeated columns is cut at their edge ("Portfol"), as is a note under the table. The pages right of the first
+    start at the repeated header row, the pages below the first at the row after the page above (the header row
+    repeats on them), and each ends at its last row with a value. Not where something above the header lies
+    beyond the first page, which would then not print (nor, in `fit_sheet`, where a chart is on the printed area).
+    ``occupied``: the cells that hold something, links included."""
     if len(ends) < 2 or not repeat_cols or not repeat_rows or repeat_rows[0] <= area.first_row:
         return ()
     header = repeat_rows[0]
     if occupied[area.first_row - 1:header - 1, ends[0]:area.last_col].any():
         return ()
-    tall = sum(heights.get(row, line_height()) for row in range(area.first_row, area.last_row + 1)) * scale
-    if tall > printable_height(page):
-        return ()
+
+    def height(row: int) -> float:
+        return heights.get(row, line_height())
+
+    repeated = sum(height(r) for r in range(repeat_rows[0], repeat_rows[1] + 1))
+
+    def bands_of(room: float) -> list[tuple[int, int]]:
+        bands, first, used = [], area.first_row, 0.0
+        for row in range(area.first_row, area.last_row + 1):
+            if used + height(row) > room - (repeated if bands else 0.0) and used > 0:
+                bands.append((first, row - 1))
+                first, used = row, 0.0
+            used += height(row)
+        return [*bands, (first, area.last_row)]
+
+    room = printable_height(page) / scale * PAGE_FILL
+    bands = bands_of(room)
+    if len(bands) > 1:
+        # As many pages down, evenly filled: the last of them had held a few rows (6 of 72 cohorts) on each page
+        # across.
+        total = sum(height(r) for r in range(area.first_row, area.last_row + 1)) + repeated * (len(bands) - 1)
+        even = bands_of(min(room, total / len(bands) + max(heights.values(), default=line_height())))
+        bands = even if len(even) == len(bands) else bands
     parts = []
-    for first, last in zip((end + 1 for end in ends), ends[1:]):
-        filled = np.flatnonzero(occupied[header - 1:area.last_row, first - 1:last].any(axis=1))
-        parts.append(Area(header, first, header + int(filled[-1]) if len(filled) else header, last))
+    for i, (top, bottom) in enumerate(bands):
+        for j, (left, right) in enumerate(zip([area.first_col, *(e + 1 for e in ends[:-1])], ends)):
+            start = header if i == 0 and j > 0 else top
+            filled = np.flatnonzero(occupied[start - 1:bottom, left - 1:right].any(axis=1))
+            if j == 0 or len(filled):
+                parts.append(Area(start, left, start + int(filled[-1]) if len(filled) and j else bottom, right))
     return tuple(parts)
 
 
@@ -346,9 +375,10 @@ def fit_sheet(layout: SheetLayout, *, footer: str | None = None, back_link: str 
     # A chart on the page is left whole: an area per page would cut it where the pages meet.
     charted = any(area.first_row <= c.anchor[0] <= area.last_row and area.first_col <= c.anchor[1] <= area.last_col
                   for c in charts)
-    continued = () if charted else continued_areas(area, ends, repeat_rows, repeat_cols, filled, heights, scale, page)
+    areas = () if charted or page.keep_together else print_pages(area, ends, repeat_rows, repeat_cols, filled,
+                                                                   heights, scale, page)
     page = replace(page, print_area=area, fit_width=fit_width, repeat_rows=repeat_rows, repeat_cols=repeat_cols,
-                   footer=page.footer if footer is None else footer, continued=continued)
+                   footer=page.footer if footer is None else footer, areas=areas)
     # 6. No chart cut by a page.
     page = replace(page, row_breaks=chart_breaks(layout, area, heights, widths, page))
     return replace(layout, column_widths=widths, row_heights=heights, formats=tuple(formats), merges=tuple(merges),

@@ -252,9 +252,10 @@ class Page:
     footer: str = ""  # the middle of the footer (the as-of month); the sheet's name and "page n of m" flank it
     paper: str = "A4"  # "A4" | "A3"
     row_breaks: tuple[int, ...] = ()  # rows that start a printed page (before a chart the page would cut)
-    # The pages after the first across, each printed as an area of its own from the repeated header row down: on
-    # them the repeated columns' title and notes above the header would print cut at those columns' edge.
-    continued: tuple[Area, ...] = ()
+    # The print area as areas printed in turn, one per page, over then down (fit.print_pages): the pages right of
+    # the first from the repeated header row down, so the title and notes above it, which the repeated columns
+    # would print cut at their edge ("Portfol"), print once. Empty: the print area as one.
+    areas: tuple[Area, ...] = ()
     # Rows (first, last) a page must not cut, e.g. a transition matrix with its "MOB m → m+1" label: one that would
     # run over the bottom of a page starts the next instead (as a chart does; fit.chart_breaks).
     keep_together: tuple[tuple[int, int], ...] = ()
@@ -263,11 +264,8 @@ class Page:
 
     @property
     def print_areas(self) -> tuple[Area, ...]:
-        """What prints: the print area, or its first page across and the continued pages."""
-        area = self.print_area
-        if area is None or not self.continued:
-            return () if area is None else (area,)
-        return Area(area.first_row, area.first_col, area.last_row, self.continued[0].first_col - 1), *self.continued
+        """What prints: the areas a page each, else the print area."""
+        return self.areas or (() if self.print_area is None else (self.print_area,))
 
 
 @dataclass(frozen=True, eq=False)

@@ -238,7 +238,7 @@ def mixed_sheet(result: DelResult, segment: str, del_type: str, name: str, flags
     widths = {1: COHORT_WIDTH} | {left + i: MOB_WIDTH for i in range(n_cols)} | size_widths
     table_end = last_col + len(COHORT_COLUMNS)
     # The printed page spans the table, or the title if that is wider; fit-to-width then scales to it. The legend
-    # stays within the first page across, the only one that prints the rows above the header (fit.continued_areas).
+    # stays within the first page across, the only one that prints the rows above the header (fit.print_pages).
     print_cols = max(table_end, columns_spanning(widths, text_width(blocks[0].values[0, 0], 20)))
     _, _, page_ends = print_plan(widths, Area(1, 1, 1, print_cols), (1, 1), DEFAULT_SIZE, Page())
     legend_blocks, legend_formats, legend_end = legend_cells(legend, widths, min(table_end, page_ends[0]),

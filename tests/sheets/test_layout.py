@@ -209,18 +209,23 @@ def _wide_table(note_col: int | None = None, chart: bool = False, rows: int = 20
                        page=Page(repeat_rows=(3, 3), repeat_cols=(1, 1), print_area=Area(1, 1, 3 + rows, 41)))
 
 
-def test_a_wide_page_tall_sheet_prints_its_later_pages_from_the_header_row():
-    """The repeated column A printed the title's first letters on the second page ("A wi"): that page is an area
-    of its own from the header row down. Not where it would lose a note above the header beyond the first page,
-    cut a chart, or break a sheet taller than a page."""
-    fitted = fit.fit_sheet(_wide_table())
-    assert fitted.page.continued and all(a.first_row == 3 for a in fitted.page.continued)
-    first = fitted.page.print_areas[0]
-    assert (first.first_row, first.first_col) == (1, 1) and first.last_col + 1 == fitted.page.continued[0].first_col
-    assert fitted.page.print_areas[-1].last_col == 41
-    assert fit.fit_sheet(_wide_table(note_col=38)).page.continued == ()
-    assert fit.fit_sheet(_wide_table(chart=True)).page.continued == ()
-    assert fit.fit_sheet(_wide_table(rows=60)).page.continued == ()
+def test_a_wide_sheet_prints_its_pages_right_of_the_first_from_the_header_row():
+    """The repeated column A printed the title's first letters on the pages right of the first ("A wi"): each page
+    is an area of its own, over then down, those right of the first from the header row down, those below from the
+    row after the page above. Not where it would lose a note above the header beyond the first page, or cut a
+    chart."""
+    first, *right = fit.fit_sheet(_wide_table()).page.areas
+    assert (first.first_row, first.first_col) == (1, 1) and right and right[-1].last_col == 41
+    assert all(a.first_row == 3 and a.last_row == 23 for a in right)
+    assert [a.first_col for a in right] == [b.last_col + 1 for b in [first, *right][:-1]]
+    assert fit.fit_sheet(_wide_table(note_col=38)).page.areas == ()
+    assert fit.fit_sheet(_wide_table(chart=True)).page.areas == ()
+    tall = fit.fit_sheet(_wide_table(rows=90)).page.areas
+    across = 1 + len(right)
+    assert len(tall) % across == 0 and len(tall) > across  # whole bands of pages across, over then down
+    assert tall[across].first_row == tall[0].last_row + 1 and tall[across].first_col == 1
+    assert all(a.last_row == tall[0].last_row for a in tall[:across])
+    assert tall[-1].last_row == 93 and all(a.last_row - a.first_row < 50 for a in tall)
 
 
 def test_rows_kept_together_start_the_next_page_instead_of_being_cut():

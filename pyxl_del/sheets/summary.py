@@ -71,6 +71,9 @@ class SheetWriter:
     charts: list = field(default_factory=list)
     links: list = field(default_factory=list)
     row: int = 1
+    # (first, last) rows a printed page must not cut: each table with the section heading right above it.
+    kept: list = field(default_factory=list)
+    heading: int = 0  # the row of the last section heading
 
     def text(self, text: str, style: Style, col: int = 1) -> int:
         self.blocks.append(cell_block(self.row, col, text))
@@ -84,7 +87,8 @@ class SheetWriter:
 
     def section(self, heading: str) -> int:
         self.row += 1
-        return self.text(heading, SECTION_STYLE)
+        self.heading = self.text(heading, SECTION_STYLE)
+        return self.heading
 
     def figures(self, figures: Sequence[Figure]) -> None:
         for figure in figures:
@@ -101,6 +105,8 @@ class SheetWriter:
         self.blocks += blocks
         self.formats += formats
         self.row = area.last_row + 1
+        # A table whole on a page with its heading (the 12th of 12 segments had printed alone on the next page).
+        self.kept.append((self.heading if self.heading == area.first_row - 1 else area.first_row, area.last_row))
         return area
 
     def chart(self, chart: LineChart | ScatterChart, rows: int) -> None:
@@ -153,7 +159,7 @@ def summary_sheet(owner: str, title: str, as_of: str, intro: Sequence[str], writ
         column_widths={1: LABEL_WIDTH} | {c: VALUE_WIDTH for c in range(2, 2 + VALUE_COLUMNS)},
         row_heights={1: 30.0}, tab_color=SUMMARY_TAB_COLOR,
         # The contents on one page with their heading (a page had held one stray row of them).
-        page=Page(print_area=Area(1, 1, last, 1 + VALUE_COLUMNS), keep_together=((heading, last),)),
+        page=Page(print_area=Area(1, 1, last, 1 + VALUE_COLUMNS), keep_together=(*writer.kept, (heading, last))),
     )
 
 

@@ -475,9 +475,12 @@ def test_print_setup(loaded):
 def test_the_summarys_contents_and_each_matrix_print_whole(sample_result):
     """A page held one stray row of the contents; a matrix was cut between pages, its label left at a page's foot."""
     summary = layout_of(sample_result, "Summary")
-    (first, last), = summary.page.keep_together
+    first, last = summary.page.keep_together[-1]
     assert summary.blocks and any(b.row == first and b.values[0, 0] == "Contents" for b in summary.blocks)
     assert last == summary.page.print_area.last_row
+    # Each table with its heading (the 12th of 12 segments had printed alone on the next page).
+    headings = {b.row: b.values[0, 0] for b in summary.blocks if b.values.shape == (1, 1)}
+    assert {"Portfolio DEL", "Segments"} <= {headings.get(first) for first, _ in summary.page.keep_together}
     matrices = layout_of(sample_result, "CD_matrices")
     labels = [b.row + i for b in matrices.blocks if b.col == 1 for i, v in enumerate(b.values[:, 0])
               if isinstance(v, str) and "→" in v]

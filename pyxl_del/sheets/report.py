@@ -614,10 +614,7 @@ def calibration_sheet(result: DelResult) -> SheetLayout:
         # cohort table, without its Segment and Cohort columns.
         page=Page(landscape=cohorts is not None, paper="A3" if cohorts is not None else "A4",
                   repeat_rows=(header_row, header_row),
-                  print_area=Area(1, 1, print_row, print_col),
-                  # Where long segment names make even A3 too narrow, the cohort table starts a page, with its own
-                  # Segment and Cohort columns (a page had begun inside it, without them).
-                  break_before=(first,) if cohorts is not None else ()),
+                  print_area=Area(1, 1, print_row, print_col)),
         autofilter=table_area, areas=areas,
     )
 

@@ -259,7 +259,8 @@ class Page:
     # Rows (first, last) a page must not cut, e.g. a transition matrix with its "MOB m → m+1" label: one that would
     # run over the bottom of a page starts the next instead (as a chart does; fit.chart_breaks).
     keep_together: tuple[tuple[int, int], ...] = ()
-    # Columns a page across should start at (a group's first: a segment's Current, Recommended, Change together).
+    # Columns a page across should start at (a group's first: a segment's Current, Recommended, Change together);
+    # it steers the pages of a sheet printed as areas (`areas`), a sheet printed whole breaks where the renderer fits.
     break_before: tuple[int, ...] = ()
 
     @property

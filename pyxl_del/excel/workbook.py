@@ -297,10 +297,15 @@ class OpenpyxlBook:
         return self.path
 
 
+def _whole_columns(address: str) -> bool:
+    """An address of whole columns ("A:F"), as `Ref.parse` keeps one."""
+    return re.fullmatch(r"[A-Za-z]{1,3}:[A-Za-z]{1,3}", address) is not None
+
+
 def _absolute(address: str | None) -> str:
     if address is None:
         raise WorkbookError("a name can only refer to a range, not a whole sheet")
-    if re.fullmatch(r"[A-Za-z]{1,3}:[A-Za-z]{1,3}", address):  # whole columns: relative, a name would move them
+    if _whole_columns(address):  # relative, a name would move them
         return "$" + address.replace(":", ":$")
     return re.sub(r"([A-Za-z]+)(\d+)", r"$\1$\2", address)
 
@@ -337,7 +342,7 @@ class XlwingsBook:
             raise WorkbookError(f"{self.name} has no sheet {ref.sheet!r}")
         sheet = self.book.sheets[ref.sheet]
         address = ref.address
-        if address is not None and re.fullmatch(r"[A-Z]{1,3}:[A-Z]{1,3}", address):
+        if address is not None and _whole_columns(address):
             # Whole columns to the used area's last row: COM would hand over all 1,048,576 rows of them.
             first, last = address.split(":")
             address = f"{first}1:{last}{max(sheet.used_range.last_cell.row, 1)}"

@@ -207,7 +207,7 @@ PAGE_FILL = 0.93
 def print_pages(area: Area, ends: list[int], repeat_rows: tuple[int, int] | None,
                 repeat_cols: tuple[int, int] | None, occupied: np.ndarray, heights: dict[int, float],
                 scale: float, page) -> tuple[Area, ...]:
-    """Page.areas: the print area cut into one area a page, over then down, where the sheet prints several pages
+    """Page.areas: the print area cut into one area a page, where the sheet prints several pages
     wide with repeated columns below rows of its own (a title, notes): repeated, the text those rows hold in the
     repeated columns is cut at their edge ("Portfol"), as is a note under the table. The pages right of the first
     start at the repeated header row, the pages below the first at the row after the page above (the header row

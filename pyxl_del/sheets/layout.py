@@ -252,9 +252,10 @@ class Page:
     footer: str = ""  # the middle of the footer (the as-of month); the sheet's name and "page n of m" flank it
     paper: str = "A4"  # "A4" | "A3"
     row_breaks: tuple[int, ...] = ()  # rows that start a printed page (before a chart the page would cut)
-    # The print area as areas printed in turn, one per page, over then down (fit.print_pages): the pages right of
-    # the first from the repeated header row down, so the title and notes above it, which the repeated columns
-    # would print cut at their edge ("Portfol"), print once. Empty: the print area as one.
+    # The print area as areas printed in turn, one per page (fit.print_pages; openpyxl writes them sorted, so a
+    # sheet taller than a page prints a band of columns down, then the next): the pages right of the first from the
+    # repeated header row down, so the title and notes above it, which the repeated columns would print cut at their
+    # edge ("Portfol"), print once. Empty: the print area as one.
     areas: tuple[Area, ...] = ()
     # Rows (first, last) a page must not cut, e.g. a transition matrix with its "MOB m → m+1" label: one that would
     # run over the bottom of a page starts the next instead (as a chart does; fit.chart_breaks).
